@@ -1,0 +1,66 @@
+_become__root() {
+    local i cur prev opts cmd
+    COMPREPLY=()
+    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+        cur="$2"
+    else
+        cur="${COMP_WORDS[COMP_CWORD]}"
+    fi
+    prev="$3"
+    cmd=""
+    opts=""
+
+    for i in "${COMP_WORDS[@]:0:COMP_CWORD}"
+    do
+        case "${cmd},${i}" in
+            ",$1")
+                cmd="become__root"
+                ;;
+            *)
+                ;;
+        esac
+    done
+
+    case "${cmd}" in
+        become__root)
+            opts="-m -n -u -i -a -q -h -V --map --subid-source --mount --propagation --net --pid --uts --ipc --cgroup --all --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --map)
+                    COMPREPLY=($(compgen -W "auto full single" -- "${cur}"))
+                    return 0
+                    ;;
+                --subid-source)
+                    COMPREPLY=($(compgen -W "auto files getsubids" -- "${cur}"))
+                    return 0
+                    ;;
+                --propagation)
+                    COMPREPLY=($(compgen -W "private slave" -- "${cur}"))
+                    return 0
+                    ;;
+                --net)
+                    COMPREPLY=($(compgen -W "none" -- "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -W "none" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+    esac
+}
+
+if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
+    complete -F _become__root -o nosort -o bashdefault -o default become-root
+else
+    complete -F _become__root -o bashdefault -o default become-root
+fi

@@ -1,0 +1,18 @@
+complete -c become-root -l map -d 'How ids are mapped: full (caller and every subordinate range), single (only the caller, like unshare -r), auto (full when possible, else single with a warning)' -r -f -a "auto\t'full when possible, else single with a warning that says why'
+full\t'the caller as 0, then every subordinate range; an error when that cannot be done'
+single\t'only the caller, as 0'"
+complete -c become-root -l subid-source -d 'Where subordinate ranges come from: files (/etc/subuid, /etc/subgid), getsubids (libsubid, e.g. SSSD or LDAP), auto (getsubids when /etc/nsswitch.conf has a subid line)' -r -f -a "auto\t'getsubids when /etc/nsswitch.conf has a subid line, else the files'
+files\t'/etc/subuid and /etc/subgid'
+getsubids\t'the getsubids program (libsubid)'"
+complete -c become-root -l propagation -d 'Mount propagation of / in the new mount namespace: private, or slave to keep receiving mounts made on the host' -r -f -a "private\t'no mount events in either direction'
+slave\t'receive mounts made on the host, send none back'"
+complete -c become-root -s n -l net -d 'New network namespace with loopback up. MODE is taken only with \'=\' (-n=none); none is the default' -r -f -a "none\t'loopback only'"
+complete -c become-root -s m -l mount -d 'New mount namespace; / is made recursively private (see --propagation)'
+complete -c become-root -l pid -d 'New pid namespace with become-root as its init and a fresh /proc (implies --mount)'
+complete -c become-root -s u -l uts -d 'New uts namespace (hostname and domain name)'
+complete -c become-root -s i -l ipc -d 'New ipc namespace (System V IPC, POSIX message queues)'
+complete -c become-root -l cgroup -d 'New cgroup namespace'
+complete -c become-root -s a -l all -d 'Every namespace: mount, net (mode none), pid, uts, ipc and cgroup'
+complete -c become-root -s q -l quiet -d 'Print no warnings (errors are still printed)'
+complete -c become-root -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c become-root -s V -l version -d 'Print version'

@@ -1,0 +1,141 @@
+//! The command line of `become-root`, as clap definitions and nothing else.
+//!
+//! The launcher never reads argv: `bin/become-root.rs` parses into [`Cli`] and hands the
+//! result over. The same definition generates `man/` and `completions/` (see
+//! `tests/docs.rs`), so help, man page and completions cannot drift apart.
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+
+use clap::{Parser, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit status: the command's own; 128+N when it was killed by signal N (become-root dies
+of the same signal); 125 when become-root itself failed; 126 when COMMAND could not be
+executed; 127 when COMMAND was not found.";
+
+/// Run a command as root in a new user namespace with all subordinate ids mapped.
+#[derive(Debug, Parser)]
+#[command(
+    name = "become-root",
+    version,
+    about = "Run a command as root in a new user namespace with all subordinate ids mapped",
+    long_about = "Run COMMAND (default: $SHELL, else /bin/sh) as uid 0 in a new user namespace \
+in which the caller and all of the caller's subordinate ids from /etc/subuid and /etc/subgid \
+are mapped, optionally in new mount, network, pid, uts, ipc and cgroup namespaces. \
+become-root is not setuid: the id maps are written by the setuid helpers newuidmap and \
+newgidmap, which the administrator configures through /etc/subuid and /etc/subgid.",
+    after_help = AFTER_HELP,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// How ids are mapped: full (caller and every subordinate range), single (only the
+    /// caller, like unshare -r), auto (full when possible, else single with a warning)
+    #[arg(long, value_enum, default_value_t = MapMode::Auto, value_name = "MODE")]
+    pub map: MapMode,
+
+    /// Where subordinate ranges come from: files (/etc/subuid, /etc/subgid), getsubids
+    /// (libsubid, e.g. SSSD or LDAP), auto (getsubids when /etc/nsswitch.conf has a subid line)
+    #[arg(long, value_enum, default_value_t = SubidSource::Auto, value_name = "SOURCE")]
+    pub subid_source: SubidSource,
+
+    /// New mount namespace; / is made recursively private (see --propagation)
+    #[arg(short = 'm', long)]
+    pub mount: bool,
+
+    /// Mount propagation of / in the new mount namespace: private, or slave to keep
+    /// receiving mounts made on the host
+    #[arg(long, value_enum, default_value_t = Propagation::Private, value_name = "MODE")]
+    pub propagation: Propagation,
+
+    /// New network namespace with loopback up. MODE is taken only with '=' (-n=none);
+    /// none is the default
+    #[arg(
+        short = 'n',
+        long,
+        value_enum,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "none"
+    )]
+    pub net: Option<NetMode>,
+
+    /// New pid namespace with become-root as its init and a fresh /proc (implies --mount)
+    #[arg(long)]
+    pub pid: bool,
+
+    /// New uts namespace (hostname and domain name)
+    #[arg(short = 'u', long)]
+    pub uts: bool,
+
+    /// New ipc namespace (System V IPC, POSIX message queues)
+    #[arg(short = 'i', long)]
+    pub ipc: bool,
+
+    /// New cgroup namespace
+    #[arg(long)]
+    pub cgroup: bool,
+
+    /// Every namespace: mount, net (mode none), pid, uts, ipc and cgroup
+    #[arg(short = 'a', long)]
+    pub all: bool,
+
+    /// Print no warnings (errors are still printed)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// The command to run and its arguments, passed verbatim; default: $SHELL, else /bin/sh
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        num_args = 0..,
+        value_parser = clap::value_parser!(OsString)
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// `--map`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MapMode {
+    /// full when possible, else single with a warning that says why
+    Auto,
+    /// the caller as 0, then every subordinate range; an error when that cannot be done
+    Full,
+    /// only the caller, as 0
+    Single,
+}
+
+/// `--subid-source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SubidSource {
+    /// getsubids when /etc/nsswitch.conf has a subid line, else the files
+    Auto,
+    /// /etc/subuid and /etc/subgid
+    Files,
+    /// the getsubids program (libsubid)
+    Getsubids,
+}
+
+/// `--propagation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Propagation {
+    /// no mount events in either direction
+    Private,
+    /// receive mounts made on the host, send none back
+    Slave,
+}
+
+/// `--net=MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetMode {
+    /// loopback only
+    None,
+}
+
+impl Cli {
+    /// The clap command, for generating man pages and completions.
+    pub fn command() -> clap::Command {
+        <Self as clap::CommandFactory>::command()
+    }
+}

@@ -1,0 +1,830 @@
+//! Id ranges and id maps: the `inside outside count` extents of /proc/PID/uid_map and gid_map,
+//! built from the caller's id and subordinate ranges (`full`), for one id (`single`), for real
+//! root (`host_identity`) or from a parent map (`pass_through`), checked against the kernel's
+//! rules before anything is written. Pure: no file I/O, no syscalls.
+//!
+//! Kernel rules enforced here (kernel/user_namespace.c, `map_write`): every extent maps at
+//! least one id; `first + count` must not wrap 32 bits on either side, so id 4294967295
+//! ((uid_t)-1) is never mapped; extents must not overlap on the inside or on the outside; at
+//! most 340 extents (Linux 4.15 and later); and the whole map is written in one write(2) of
+//! fewer than PAGE_SIZE bytes, which newuidmap also does.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use crate::subid::SubRange;
+
+/// `start + count` may be at most this: the last mappable id is 4294967294.
+const ID_LIMIT: u64 = u32::MAX as u64;
+
+/// map_write refuses a write of PAGE_SIZE bytes or more; 4096 is the smallest page size Linux
+/// runs with, so a map that fits here fits everywhere.
+const MAX_WRITE: usize = 4095;
+
+/// Which side of an extent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Ids as seen in the new namespace.
+    Inside,
+    /// Ids as seen in the parent namespace.
+    Outside,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Inside => "inside",
+            Side::Outside => "outside",
+        })
+    }
+}
+
+/// Why a range or map cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    #[error("extent '{inside} {outside} 0' maps no ids (count is 0)")]
+    ZeroCount { inside: u32, outside: u32 },
+    #[error(
+        "extent '{inside} {outside} {count}' runs past id 4294967294 on the {side} side \
+         (the kernel never maps 4294967295)"
+    )]
+    PastEnd {
+        side: Side,
+        inside: u32,
+        outside: u32,
+        count: u32,
+    },
+    #[error("subordinate range {start}+{count} is empty or runs past id 4294967294")]
+    BadSubRange { start: u32, count: u32 },
+    #[error("extents '{first}' and '{second}' overlap on the {side} side")]
+    Overlap {
+        side: Side,
+        first: IdRange,
+        second: IdRange,
+    },
+    #[error("the map needs {0} extents; the kernel accepts at most 340 (Linux 4.15 and later)")]
+    TooManyExtents(usize),
+    #[error("the map is {0} bytes long; the kernel takes it in one write of at most 4095 bytes")]
+    TooLong(usize),
+    #[error("the map would hold {0} ids; at most 4294967295 fit")]
+    TooManyIds(u64),
+    #[error("line {line} of the map: expected 'inside outside count', found '{text}'")]
+    BadProcLine { line: usize, text: String },
+    #[error("the map is empty (not written yet?)")]
+    Empty,
+}
+
+/// One extent: `count` ids starting at `inside` in the namespace are `outside` ids outside.
+/// Half-open on both sides; fields are private so a valid range stays valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    inside: u32,
+    outside: u32,
+    count: u32,
+}
+
+impl IdRange {
+    /// An extent the kernel accepts: `count > 0` and neither `inside + count` nor
+    /// `outside + count` above 4294967295.
+    pub fn new(inside: u32, outside: u32, count: u32) -> Result<IdRange, MapError> {
+        if count == 0 {
+            return Err(MapError::ZeroCount { inside, outside });
+        }
+        for (side, start) in [(Side::Inside, inside), (Side::Outside, outside)] {
+            if u64::from(start) + u64::from(count) > ID_LIMIT {
+                return Err(MapError::PastEnd {
+                    side,
+                    inside,
+                    outside,
+                    count,
+                });
+            }
+        }
+        Ok(IdRange {
+            inside,
+            outside,
+            count,
+        })
+    }
+
+    pub fn inside(&self) -> u32 {
+        self.inside
+    }
+
+    pub fn outside(&self) -> u32 {
+        self.outside
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Where `side` starts and ends (exclusive), widened so the end cannot overflow.
+    fn span(&self, side: Side) -> (u64, u64) {
+        let start = match side {
+            Side::Inside => self.inside,
+            Side::Outside => self.outside,
+        };
+        (u64::from(start), u64::from(start) + u64::from(self.count))
+    }
+
+    /// The id on the other side, if `id` is in this extent's `from` side.
+    fn translate(&self, from: Side, id: u32) -> Option<u32> {
+        let (start, end) = self.span(from);
+        let id = u64::from(id);
+        if id < start || id >= end {
+            return None;
+        }
+        let to = match from {
+            Side::Inside => self.outside,
+            Side::Outside => self.inside,
+        };
+        // In range by construction: to + (id - start) < to + count <= 4294967295.
+        u32::try_from(u64::from(to) + (id - start)).ok()
+    }
+}
+
+impl fmt::Display for IdRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.inside, self.outside, self.count)
+    }
+}
+
+/// A whole uid_map or gid_map: non-overlapping extents, at most [`IdMap::MAX_EXTENTS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMap {
+    ranges: Vec<IdRange>,
+}
+
+impl IdMap {
+    /// UID_GID_MAP_MAX_EXTENTS since Linux 4.15 (5 before).
+    pub const MAX_EXTENTS: usize = 340;
+
+    /// `0 caller 1`: the caller is root inside and nothing else is mapped, like `unshare -r`.
+    ///
+    /// # Panics
+    ///
+    /// If `caller` is 4294967295, which is (uid_t)-1 and never a process's id.
+    pub fn single(caller: u32) -> IdMap {
+        let range = IdRange::new(0, caller, 1).expect("(uid_t)-1 is not a process's id");
+        IdMap {
+            ranges: vec![range],
+        }
+    }
+
+    /// `0 0 4294967295`: the initial namespace's own map, for real root.
+    pub fn host_identity() -> IdMap {
+        IdMap {
+            ranges: vec![IdRange {
+                inside: 0,
+                outside: 0,
+                count: u32::MAX,
+            }],
+        }
+    }
+
+    /// The caller at 0, then the subordinate ranges in file order at 1, 2, ... with no gaps
+    /// inside (ranges of 1000 and 5000 ids give `0 uid 1`, `1 200000 1000`,
+    /// `1001 300000 5000`).
+    ///
+    /// The kernel rejects overlap on either side, so each range contributes only the ids no
+    /// earlier range (and not the caller's own id) already took, possibly in several pieces.
+    /// Pieces contiguous on both sides merge into one extent, except into the caller's
+    /// `0 caller 1`: newuidmap lets a user map their own id only as an extent of exactly one
+    /// id (newuidmap.c, `verify_range`), so it must stay alone. An empty `subordinate` gives
+    /// the single map. Fails on a bad subordinate range, on more than 340 extents, and on a
+    /// map too long for one write (about 300 extents of 6-digit ids already are).
+    pub fn full(caller: u32, subordinate: &[SubRange]) -> Result<IdMap, MapError> {
+        let own = IdRange::new(0, caller, 1)?;
+        // Outside ids already mapped: sorted, disjoint, half-open.
+        let mut taken: Vec<(u64, u64)> = vec![own.span(Side::Outside)];
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        for sub in subordinate {
+            let (start, end) = (
+                u64::from(sub.start),
+                u64::from(sub.start) + u64::from(sub.count),
+            );
+            if sub.count == 0 || end > ID_LIMIT {
+                return Err(MapError::BadSubRange {
+                    start: sub.start,
+                    count: sub.count,
+                });
+            }
+            let mut cursor = start;
+            for &(t_start, t_end) in &taken {
+                if t_end <= cursor {
+                    continue;
+                }
+                if t_start >= end {
+                    break;
+                }
+                if t_start > cursor {
+                    pieces.push((cursor, t_start));
+                }
+                cursor = cursor.max(t_end);
+            }
+            if cursor < end {
+                pieces.push((cursor, end));
+            }
+            insert_interval(&mut taken, (start, end));
+        }
+
+        // Pieces are disjoint outside ids other than the caller's, so this cannot exceed
+        // 4294967295; checked anyway because the inside ids are computed from it.
+        let total = 1 + pieces.iter().map(|(s, e)| e - s).sum::<u64>();
+        if total > ID_LIMIT {
+            return Err(MapError::TooManyIds(total));
+        }
+
+        let mut ranges = vec![own];
+        let mut inside: u64 = 1;
+        let mut merged: Vec<(u64, u64, u64)> = Vec::new(); // (inside, outside, count)
+        for (start, end) in pieces {
+            let count = end - start;
+            match merged.last_mut() {
+                Some(last) if last.1 + last.2 == start => last.2 += count,
+                _ => merged.push((inside, start, count)),
+            }
+            inside += count;
+        }
+        for (inside, outside, count) in merged {
+            let narrow = |n: u64| u32::try_from(n).map_err(|_| MapError::TooManyIds(total));
+            ranges.push(IdRange::new(
+                narrow(inside)?,
+                narrow(outside)?,
+                narrow(count)?,
+            )?);
+        }
+        IdMap::from_ranges(ranges)
+    }
+
+    /// A map of these extents, in this order, checked: at least one extent, at most
+    /// [`IdMap::MAX_EXTENTS`], no overlap on either side, and short enough to be written in
+    /// one write on any page size.
+    pub fn from_ranges(ranges: Vec<IdRange>) -> Result<IdMap, MapError> {
+        let map = IdMap::checked(ranges)?;
+        let bytes = map.proc_format().len();
+        if bytes > MAX_WRITE {
+            return Err(MapError::TooLong(bytes));
+        }
+        Ok(map)
+    }
+
+    /// [`IdMap::from_ranges`] without the length limit, which depends on the page size: a map
+    /// the kernel already holds was short enough for this machine.
+    fn checked(ranges: Vec<IdRange>) -> Result<IdMap, MapError> {
+        if ranges.is_empty() {
+            return Err(MapError::Empty);
+        }
+        if ranges.len() > Self::MAX_EXTENTS {
+            return Err(MapError::TooManyExtents(ranges.len()));
+        }
+        for side in [Side::Inside, Side::Outside] {
+            let mut sorted = ranges.clone();
+            sorted.sort_by_key(|r| r.span(side));
+            for pair in sorted.windows(2) {
+                if pair[0].span(side).1 > pair[1].span(side).0 {
+                    return Err(MapError::Overlap {
+                        side,
+                        first: pair[0],
+                        second: pair[1],
+                    });
+                }
+            }
+        }
+        Ok(IdMap { ranges })
+    }
+
+    /// Parse /proc/PID/uid_map or gid_map as the kernel prints it: one extent a line, three
+    /// decimal numbers right-aligned in columns of 10 (`"%10u %10u %10u\n"`).
+    pub fn parse_proc(text: &str) -> Result<IdMap, MapError> {
+        let mut ranges = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let bad = || MapError::BadProcLine {
+                line: i + 1,
+                text: line.to_string(),
+            };
+            let numbers: Vec<u32> = line
+                .split_ascii_whitespace()
+                .map(|n| {
+                    if n.bytes().all(|b| b.is_ascii_digit()) {
+                        n.parse().ok()
+                    } else {
+                        None
+                    }
+                })
+                .collect::<Option<_>>()
+                .ok_or_else(bad)?;
+            let [inside, outside, count] = numbers[..] else {
+                return Err(bad());
+            };
+            ranges.push(IdRange::new(inside, outside, count)?);
+        }
+        IdMap::checked(ranges)
+    }
+
+    /// The identity over this map's inside ids (`inside inside count` for each extent,
+    /// adjacent extents merged): what a process that is root in this namespace writes for a
+    /// nested one, so every id it has stays the same id below it.
+    pub fn pass_through(&self) -> IdMap {
+        // One extent per parent extent, never merged: map_write checks each new extent's
+        // outside range with map_id_range_down, which requires it to lie within a single
+        // extent of the parent map, so `0 0 1` + `1 1 65536` must not become `0 0 65537`.
+        let mut ranges: Vec<IdRange> = self
+            .ranges
+            .iter()
+            .map(|r| IdRange {
+                inside: r.inside,
+                outside: r.inside,
+                count: r.count,
+            })
+            .collect();
+        ranges.sort_unstable_by_key(|r| r.inside);
+        IdMap { ranges }
+    }
+
+    /// The text to write to /proc/PID/uid_map in one write: `inside outside count\n` each.
+    pub fn proc_format(&self) -> String {
+        self.ranges.iter().map(|r| format!("{r}\n")).collect()
+    }
+
+    /// The extents as newuidmap/newgidmap take them after the pid: `inside outside count`...
+    pub fn helper_args(&self) -> Vec<String> {
+        self.ranges
+            .iter()
+            .flat_map(|r| [r.inside, r.outside, r.count])
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    pub fn ranges(&self) -> &[IdRange] {
+        &self.ranges
+    }
+
+    /// How many ids are mapped in all.
+    pub fn len(&self) -> u64 {
+        self.ranges.iter().map(|r| u64::from(r.count)).sum()
+    }
+
+    /// Whether no id is mapped (only an unchecked map can be empty; kept for `len`).
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The namespace's id for parent id `outside`, if it is mapped.
+    pub fn to_inside(&self, outside: u32) -> Option<u32> {
+        self.ranges
+            .iter()
+            .find_map(|r| r.translate(Side::Outside, outside))
+    }
+
+    /// The parent's id for namespace id `inside`, if it is mapped.
+    pub fn to_outside(&self, inside: u32) -> Option<u32> {
+        self.ranges
+            .iter()
+            .find_map(|r| r.translate(Side::Inside, inside))
+    }
+}
+
+/// Add `new` to sorted disjoint `set`, merging what it overlaps or touches.
+fn insert_interval(set: &mut Vec<(u64, u64)>, new: (u64, u64)) {
+    let (mut start, mut end) = new;
+    set.retain(|&(s, e)| {
+        if e < start || s > end {
+            true
+        } else {
+            start = start.min(s);
+            end = end.max(e);
+            false
+        }
+    });
+    let at = set.partition_point(|&(s, _)| s < start);
+    set.insert(at, (start, end));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(start: u32, count: u32) -> SubRange {
+        SubRange { start, count }
+    }
+
+    fn text(map: &IdMap) -> String {
+        map.proc_format()
+    }
+
+    #[test]
+    fn full_table() {
+        // (rule, caller, subordinate ranges, expected proc_format)
+        let rows: Vec<(&str, u32, Vec<SubRange>, &str)> = vec![
+            (
+                "DESIGN.md example",
+                4242,
+                vec![sub(200000, 1000), sub(300000, 5000)],
+                "0 4242 1\n1 200000 1000\n1001 300000 5000\n",
+            ),
+            (
+                "no subordinate ranges is the single map",
+                4242,
+                vec![],
+                "0 4242 1\n",
+            ),
+            (
+                "file order, not sorted",
+                1000,
+                vec![sub(300000, 5000), sub(200000, 1000)],
+                "0 1000 1\n1 300000 5000\n5001 200000 1000\n",
+            ),
+            (
+                "duplicates count once",
+                1000,
+                vec![sub(100000, 65536), sub(100000, 65536)],
+                "0 1000 1\n1 100000 65536\n",
+            ),
+            (
+                "overlap keeps only the new ids, which continue the extent",
+                1000,
+                vec![sub(100000, 10), sub(100005, 10)],
+                "0 1000 1\n1 100000 15\n",
+            ),
+            (
+                "overlap at the start of an earlier range",
+                1000,
+                vec![sub(100005, 10), sub(100000, 10)],
+                "0 1000 1\n1 100005 10\n11 100000 5\n",
+            ),
+            (
+                "contained range adds nothing",
+                1000,
+                vec![sub(100000, 100), sub(100010, 10)],
+                "0 1000 1\n1 100000 100\n",
+            ),
+            (
+                "containing range splits around the earlier one",
+                1000,
+                vec![sub(100010, 10), sub(100000, 100)],
+                "0 1000 1\n1 100010 10\n11 100000 10\n21 100020 80\n",
+            ),
+            (
+                "caller inside a range: split around it",
+                100005,
+                vec![sub(100000, 10)],
+                "0 100005 1\n1 100000 5\n6 100006 4\n",
+            ),
+            (
+                "caller at the start of a range",
+                100000,
+                vec![sub(100000, 10)],
+                "0 100000 1\n1 100001 9\n",
+            ),
+            (
+                "range right after the caller does not merge into 0 caller 1",
+                1000,
+                vec![sub(1001, 10)],
+                "0 1000 1\n1 1001 10\n",
+            ),
+            (
+                "range that is only the caller adds nothing",
+                1000,
+                vec![sub(1000, 1)],
+                "0 1000 1\n",
+            ),
+            (
+                "adjacent ranges merge",
+                1000,
+                vec![sub(100000, 10), sub(100010, 10), sub(100020, 5)],
+                "0 1000 1\n1 100000 25\n",
+            ),
+            (
+                "adjacent outside but in reverse order do not merge",
+                1000,
+                vec![sub(100010, 10), sub(100000, 10)],
+                "0 1000 1\n1 100010 10\n11 100000 10\n",
+            ),
+            (
+                "the last mappable id",
+                1000,
+                vec![sub(4294967290, 5)],
+                "0 1000 1\n1 4294967290 5\n",
+            ),
+            (
+                "every id: the inside total is exactly 4294967295",
+                4294967294,
+                vec![sub(0, 4294967295)],
+                "0 4294967294 1\n1 0 4294967294\n",
+            ),
+        ];
+        for (rule, caller, subs, expected) in rows {
+            let map = IdMap::full(caller, &subs).unwrap_or_else(|e| panic!("{rule}: {e}"));
+            assert_eq!(text(&map), expected, "{rule}");
+        }
+    }
+
+    #[test]
+    fn full_errors() {
+        // 339 separated ranges plus the caller's extent make 340; one more is too many. Short
+        // ids, so that 340 extents fit in the 4095 bytes of one write.
+        let spaced = |n: u32| -> Vec<SubRange> { (0..n).map(|i| sub(2000 + 2 * i, 1)).collect() };
+        // (rule, caller, subordinate ranges, number of extents or the error)
+        type Row = (&'static str, u32, Vec<SubRange>, Result<usize, MapError>);
+        let rows: Vec<Row> = vec![
+            ("340 extents", 1000, spaced(339), Ok(340)),
+            (
+                "341 extents",
+                1000,
+                spaced(340),
+                Err(MapError::TooManyExtents(341)),
+            ),
+            (
+                "zero count",
+                1000,
+                vec![sub(5, 0)],
+                Err(MapError::BadSubRange { start: 5, count: 0 }),
+            ),
+            (
+                "range reaching 4294967295",
+                1000,
+                vec![sub(4294967290, 6)],
+                Err(MapError::BadSubRange {
+                    start: 4294967290,
+                    count: 6,
+                }),
+            ),
+            (
+                "caller 4294967295",
+                u32::MAX,
+                vec![],
+                Err(MapError::PastEnd {
+                    side: Side::Outside,
+                    inside: 0,
+                    outside: u32::MAX,
+                    count: 1,
+                }),
+            ),
+            (
+                "too long for one write: 300 extents of 10-digit ids",
+                1000,
+                (0..299).map(|i| sub(4000000000 + 2 * i, 1)).collect(),
+                // 9 bytes for "0 1000 1\n", then 14 + digits(inside) for each.
+                Err(MapError::TooLong(4984)),
+            ),
+        ];
+        for (rule, caller, subs, expected) in rows {
+            let got = IdMap::full(caller, &subs).map(|m| m.ranges().len());
+            assert_eq!(got, expected, "{rule}");
+        }
+    }
+
+    #[test]
+    fn id_range_new_table() {
+        let rows: Vec<(u32, u32, u32, Result<(), MapError>)> = vec![
+            (0, 1000, 1, Ok(())),
+            (0, 0, u32::MAX, Ok(())),
+            (1, 4294967290, 5, Ok(())),
+            (
+                0,
+                1000,
+                0,
+                Err(MapError::ZeroCount {
+                    inside: 0,
+                    outside: 1000,
+                }),
+            ),
+            (
+                4294967290,
+                0,
+                6,
+                Err(MapError::PastEnd {
+                    side: Side::Inside,
+                    inside: 4294967290,
+                    outside: 0,
+                    count: 6,
+                }),
+            ),
+            (
+                0,
+                4294967295,
+                1,
+                Err(MapError::PastEnd {
+                    side: Side::Outside,
+                    inside: 0,
+                    outside: 4294967295,
+                    count: 1,
+                }),
+            ),
+            (
+                1,
+                0,
+                u32::MAX,
+                Err(MapError::PastEnd {
+                    side: Side::Inside,
+                    inside: 1,
+                    outside: 0,
+                    count: u32::MAX,
+                }),
+            ),
+        ];
+        for (inside, outside, count, expected) in rows {
+            let got = IdRange::new(inside, outside, count).map(|r| {
+                assert_eq!(
+                    (r.inside(), r.outside(), r.count()),
+                    (inside, outside, count)
+                );
+            });
+            assert_eq!(got, expected, "{inside} {outside} {count}");
+        }
+    }
+
+    #[test]
+    fn error_messages() {
+        let r = |i, o, c| IdRange::new(i, o, c).unwrap();
+        let rows: Vec<(MapError, &str)> = vec![
+            (
+                IdRange::new(0, 1000, 0).unwrap_err(),
+                "extent '0 1000 0' maps no ids (count is 0)",
+            ),
+            (
+                IdRange::new(0, 4294967295, 1).unwrap_err(),
+                "extent '0 4294967295 1' runs past id 4294967294 on the outside side \
+                 (the kernel never maps 4294967295)",
+            ),
+            (
+                MapError::Overlap {
+                    side: Side::Inside,
+                    first: r(0, 1000, 10),
+                    second: r(5, 2000, 10),
+                },
+                "extents '0 1000 10' and '5 2000 10' overlap on the inside side",
+            ),
+            (
+                MapError::TooManyExtents(341),
+                "the map needs 341 extents; the kernel accepts at most 340 (Linux 4.15 and later)",
+            ),
+        ];
+        for (error, message) in rows {
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn parse_proc_table() {
+        let rows: Vec<(&str, &str, Result<&str, MapError>)> = vec![
+            (
+                "kernel column padding",
+                "         0       1000          1\n         1     100000      65536\n",
+                Ok("0 1000 1\n1 100000 65536\n"),
+            ),
+            (
+                "host identity",
+                "         0          0 4294967295\n",
+                Ok("0 0 4294967295\n"),
+            ),
+            ("no final newline", "0 1000 1", Ok("0 1000 1\n")),
+            ("empty map (not written yet)", "", Err(MapError::Empty)),
+            (
+                "two numbers",
+                "0 1000\n",
+                Err(MapError::BadProcLine {
+                    line: 1,
+                    text: "0 1000".into(),
+                }),
+            ),
+            (
+                "a sign",
+                "0 +1000 1\n",
+                Err(MapError::BadProcLine {
+                    line: 1,
+                    text: "0 +1000 1".into(),
+                }),
+            ),
+            (
+                "not a number on line 2",
+                "0 1000 1\n1 x 1\n",
+                Err(MapError::BadProcLine {
+                    line: 2,
+                    text: "1 x 1".into(),
+                }),
+            ),
+            (
+                "overlap inside",
+                "0 1000 10\n5 2000 10\n",
+                Err(MapError::Overlap {
+                    side: Side::Inside,
+                    first: IdRange::new(0, 1000, 10).unwrap(),
+                    second: IdRange::new(5, 2000, 10).unwrap(),
+                }),
+            ),
+            (
+                "overlap outside",
+                "0 1000 10\n100 1009 10\n",
+                Err(MapError::Overlap {
+                    side: Side::Outside,
+                    first: IdRange::new(0, 1000, 10).unwrap(),
+                    second: IdRange::new(100, 1009, 10).unwrap(),
+                }),
+            ),
+            (
+                "zero count",
+                "0 1000 0\n",
+                Err(MapError::ZeroCount {
+                    inside: 0,
+                    outside: 1000,
+                }),
+            ),
+        ];
+        for (rule, input, expected) in rows {
+            let got = IdMap::parse_proc(input);
+            assert_eq!(got.map(|m| text(&m)), expected.map(String::from), "{rule}");
+        }
+    }
+
+    #[test]
+    fn write_length_limit_applies_to_new_maps_only() {
+        // 300 extents of 10-digit ids: too long for one 4 KiB write (EINVAL on x86_64), but a
+        // map the kernel already holds (bigger pages) is still read.
+        let ranges: Vec<IdRange> = (0..300)
+            .map(|i| IdRange::new(i, 4000000000 + 2 * i, 1).unwrap())
+            .collect();
+        let long: String = ranges.iter().map(|r| format!("{r}\n")).collect();
+        assert_eq!(
+            IdMap::from_ranges(ranges),
+            Err(MapError::TooLong(long.len()))
+        );
+        assert_eq!(IdMap::parse_proc(&long).map(|m| m.ranges().len()), Ok(300));
+    }
+
+    #[test]
+    fn pass_through_table() {
+        let rows: Vec<(&str, &str, &str)> = vec![
+            (
+                "one identity extent per parent extent (map_id_range_down)",
+                "0 1000 1\n1 100000 65536\n",
+                "0 0 1\n1 1 65536\n",
+            ),
+            ("single", "0 1000 1\n", "0 0 1\n"),
+            ("host identity", "0 0 4294967295\n", "0 0 4294967295\n"),
+            (
+                "gaps inside stay gaps, out-of-order extents are sorted",
+                "10 200000 5\n0 1000 1\n",
+                "0 0 1\n10 10 5\n",
+            ),
+            (
+                "adjacent extents never merge: each must fit one parent extent",
+                "0 1000 1\n1 100000 10\n11 300000 10\n40 400000 1\n",
+                "0 0 1\n1 1 10\n11 11 10\n40 40 1\n",
+            ),
+        ];
+        for (rule, input, expected) in rows {
+            let map = IdMap::parse_proc(input).unwrap();
+            assert_eq!(text(&map.pass_through()), expected, "{rule}");
+        }
+    }
+
+    #[test]
+    fn output_formats_and_lookups() {
+        let map = IdMap::full(4242, &[sub(200000, 1000), sub(300000, 5000)]).unwrap();
+        assert_eq!(
+            map.proc_format(),
+            "0 4242 1\n1 200000 1000\n1001 300000 5000\n"
+        );
+        assert_eq!(
+            map.helper_args(),
+            [
+                "0", "4242", "1", "1", "200000", "1000", "1001", "300000", "5000"
+            ]
+        );
+        assert_eq!(map.len(), 6001);
+        assert!(!map.is_empty());
+        assert_eq!(IdMap::single(4242).proc_format(), "0 4242 1\n");
+        assert_eq!(IdMap::host_identity().proc_format(), "0 0 4294967295\n");
+        assert_eq!(IdMap::host_identity().len(), 4294967295);
+
+        let rows: Vec<(u32, Option<u32>)> = vec![
+            (4242, Some(0)),
+            (200000, Some(1)),
+            (200999, Some(1000)),
+            (201000, None),
+            (300000, Some(1001)),
+            (304999, Some(6000)),
+            (305000, None),
+            (0, None),
+        ];
+        for (outside, inside) in rows {
+            assert_eq!(map.to_inside(outside), inside, "to_inside({outside})");
+            if let Some(inside) = inside {
+                assert_eq!(
+                    map.to_outside(inside),
+                    Some(outside),
+                    "to_outside({inside})"
+                );
+            }
+        }
+        assert_eq!(map.to_outside(6001), None);
+        assert_eq!(
+            IdMap::host_identity().to_inside(4294967294),
+            Some(4294967294)
+        );
+        assert_eq!(IdMap::host_identity().to_inside(4294967295), None);
+    }
+}

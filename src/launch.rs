@@ -1,0 +1,500 @@
+//! The launcher: from a parsed command line to COMMAND running in its namespaces.
+//!
+//! Two shapes, chosen by what must live outside the namespaces (DESIGN.md, process model):
+//! - exec in place: a helper child stays in the parent user namespace to write the maps while
+//!   become-root itself unshares and then execs COMMAND, which keeps become-root's pid;
+//! - supervise (`--pid`): become-root clones the namespace process (pid 1 of the new pid
+//!   namespace), writes its maps from outside, and waits, forwarding signals.
+//!
+//! Inside, the steps always come in the same order: maps written, ids set to 0, mounts,
+//! loopback, exec. [`Ops`] is the seam that lets a unit test check that order.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
+
+use crate::cli::{Cli, NetMode};
+use crate::error::{Error, UsernsError};
+use crate::mounts::{self, MountStep};
+use crate::process::{self, Command};
+use crate::sys::{self, Forked};
+use crate::userns::{self, Mapping};
+
+/// Everything decided before any namespace exists.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Namespaces other than the user namespace.
+    pub namespaces: CloneFlags,
+    pub mounts: Vec<MountStep>,
+    pub net: Option<NetMode>,
+    pub mapping: Mapping,
+    pub command: Command,
+}
+
+impl Plan {
+    /// Whether become-root must stay outside to supervise.
+    pub fn supervised(&self) -> bool {
+        self.namespaces.contains(CloneFlags::CLONE_NEWPID)
+    }
+}
+
+/// The entry point of the `become-root` executable: parse, run, and return the exit status
+/// (which is returned only on failure: on success COMMAND has replaced this process, or this
+/// process ended the way COMMAND did).
+pub fn main(args: Vec<OsString>) -> i32 {
+    let cli = match <Cli as clap::Parser>::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let quiet = cli.quiet;
+    match run(cli) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let _ = quiet;
+            e.report();
+            e.exit_code()
+        }
+    }
+}
+
+fn usage_error(e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return 0;
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let why = lines
+        .next()
+        .unwrap_or("bad usage")
+        .trim_start_matches("error: ")
+        .to_string();
+    let tip = lines.find_map(|l| l.trim().strip_prefix("tip: ").map(str::to_string));
+    let hint = match tip {
+        Some(tip) => format!("{tip}; see 'become-root --help'"),
+        None => "see 'become-root --help'".into(),
+    };
+    let err = Error::Usage { why, hint };
+    err.report();
+    err.exit_code()
+}
+
+/// Decide everything that can be decided without side effects.
+pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
+    userns::refuse_privileged()?;
+    let pid = cli.pid || cli.all;
+    let net = cli.net.or(cli.all.then_some(NetMode::None));
+    let mount = cli.mount || pid || cli.all;
+    let mut namespaces = CloneFlags::empty();
+    for (on, flag) in [
+        (mount, CloneFlags::CLONE_NEWNS),
+        (net.is_some(), CloneFlags::CLONE_NEWNET),
+        (pid, CloneFlags::CLONE_NEWPID),
+        (cli.uts || cli.all, CloneFlags::CLONE_NEWUTS),
+        (cli.ipc || cli.all, CloneFlags::CLONE_NEWIPC),
+        (cli.cgroup || cli.all, CloneFlags::CLONE_NEWCGROUP),
+    ] {
+        if on {
+            namespaces |= flag;
+        }
+    }
+    let caller = userns::caller()?;
+    let mut warnings = Vec::new();
+    let mapping = userns::plan_mapping(cli.map, cli.subid_source, &caller, &mut warnings)?;
+    let command = Command::new(cli.command, userns::containers_env(&caller))?;
+    let mounts = mounts::plan(mount, pid, cli.propagation);
+    Ok((
+        Plan {
+            namespaces,
+            mounts,
+            net,
+            mapping,
+            command,
+        },
+        warnings,
+    ))
+}
+
+fn run(cli: Cli) -> Result<std::convert::Infallible, Error> {
+    let quiet = cli.quiet;
+    let (plan, warnings) = plan(cli)?;
+    if !quiet {
+        for w in &warnings {
+            eprint!("{w}");
+        }
+    }
+    if plan.supervised() {
+        supervise(&plan)
+    } else {
+        exec_in_place(&plan)
+    }
+}
+
+/// What the namespace process does to the system, in order. The real implementation is
+/// [`Real`]; a test records the calls.
+pub trait Ops {
+    /// Make the new namespaces (exec in place only; a cloned child already has them).
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error>;
+    /// Wait until the maps are written from outside.
+    fn wait_for_maps(&mut self) -> Result<(), Error>;
+    /// Set every id to 0 inside.
+    fn become_root(&mut self) -> Result<(), Error>;
+    fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
+    fn loopback_up(&mut self) -> Result<(), Error>;
+}
+
+/// The steps inside the namespaces, after they exist and before COMMAND runs.
+pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
+    ops.wait_for_maps()?;
+    ops.become_root()?;
+    for step in &plan.mounts {
+        ops.mount(step)?;
+    }
+    if plan.net.is_some() {
+        ops.loopback_up()?;
+    }
+    Ok(())
+}
+
+/// The real system.
+struct Real {
+    /// Exec in place: the helper child and the pipes to it. Supervise: only `go`.
+    helper: Option<Pid>,
+    go: Option<std::fs::File>,
+    report: Option<std::fs::File>,
+}
+
+impl Ops for Real {
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error> {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER | flags)
+            .map_err(|e| Error::from(userns::diagnose_unshare(e)))?;
+        // Tell the helper the namespace exists.
+        if let Some(mut go) = self.go.take() {
+            go.write_all(b"1")
+                .map_err(|e| Error::sys("signalling the map helper", io_errno(&e)))?;
+        }
+        Ok(())
+    }
+
+    fn wait_for_maps(&mut self) -> Result<(), Error> {
+        let mut report = Vec::new();
+        if let Some(mut pipe) = self.report.take() {
+            let _ = pipe.read_to_end(&mut report);
+        }
+        if let Some(helper) = self.helper.take() {
+            let _ = waitpid(helper, None);
+        }
+        decode_report(&report)
+    }
+
+    fn become_root(&mut self) -> Result<(), Error> {
+        // Our kernel ids are unchanged (the caller's ids are now mapped to 0), so this moves no
+        // privilege: it only makes real, effective and saved ids read 0 inside.
+        let zero_gid = Gid::from_raw(0);
+        let zero_uid = Uid::from_raw(0);
+        nix::unistd::setresgid(zero_gid, zero_gid, zero_gid)
+            .map_err(|e| Error::sys("setting gid 0", e))?;
+        nix::unistd::setresuid(zero_uid, zero_uid, zero_uid)
+            .map_err(|e| Error::sys("setting uid 0", e))
+    }
+
+    fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
+        mounts::apply(step)
+    }
+
+    fn loopback_up(&mut self) -> Result<(), Error> {
+        sys::loopback_up().map_err(|e| Error::sys("bringing up loopback", e))
+    }
+}
+
+/// Encode the helper's result for the pipe: empty means the helper died, `ok` success,
+/// otherwise `what \0 why \0 hint`.
+fn encode_report(result: &Result<(), UsernsError>) -> Vec<u8> {
+    match result {
+        Ok(()) => b"ok".to_vec(),
+        Err(e) => {
+            let e = Error::Userns(clone_error(e));
+            let mut hint = e.hint().unwrap_or_default();
+            if hint.is_empty() && userns::apparmor_restricts() {
+                hint = userns::apparmor_hint();
+            }
+            [e.what(), e.why(), hint].join("\0").into_bytes()
+        }
+    }
+}
+
+fn clone_error(e: &UsernsError) -> UsernsError {
+    match e {
+        UsernsError::HelperFailed {
+            program,
+            status,
+            stderr,
+        } => UsernsError::HelperFailed {
+            program: program.clone(),
+            status: status.clone(),
+            stderr: stderr.clone(),
+        },
+        UsernsError::HelperMissing { path } => UsernsError::HelperMissing { path: path.clone() },
+        UsernsError::WriteMap { path, errno } => UsernsError::WriteMap {
+            path: path.clone(),
+            errno: *errno,
+        },
+        other => UsernsError::Refuse(other.to_string()),
+    }
+}
+
+fn decode_report(report: &[u8]) -> Result<(), Error> {
+    if report == b"ok" {
+        return Ok(());
+    }
+    if report.is_empty() {
+        return Err(Error::Relayed {
+            what: "id mapping".into(),
+            why: "the map helper process died before writing the maps".into(),
+            hint: None,
+        });
+    }
+    let text = String::from_utf8_lossy(report);
+    let mut parts = text.splitn(3, '\0');
+    let what = parts.next().unwrap_or_default().to_string();
+    let why = parts.next().unwrap_or_default().to_string();
+    let hint = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
+    Err(Error::Relayed { what, why, hint })
+}
+
+fn io_errno(e: &std::io::Error) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error().unwrap_or(0))
+}
+
+/// Exec in place: fork a helper that stays outside, unshare, let it write the maps, exec.
+fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Error> {
+    let (go_r, go_w) = process::pipe()?;
+    let (report_r, report_w) = process::pipe()?;
+    let target = getpid();
+    match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
+        Forked::Child => {
+            drop((go_w, report_r));
+            map_helper(target, go_r, report_w, &plan.mapping)
+        }
+        Forked::Parent(helper) => {
+            drop((go_r, report_w));
+            let mut real = Real {
+                helper: Some(helper),
+                go: Some(go_w),
+                report: Some(report_r),
+            };
+            let result = real
+                .unshare(plan.namespaces)
+                .and_then(|()| setup_inside(&mut real, plan));
+            if let Err(e) = result {
+                // Closing `go` without writing tells the helper to leave; reap it.
+                drop(real.go.take());
+                if let Some(helper) = real.helper.take() {
+                    let _ = waitpid(helper, None);
+                }
+                return Err(e);
+            }
+            Err(plan.command.exec())
+        }
+    }
+}
+
+/// The helper child of exec-in-place mode: wait until `target` has unshared, write its maps
+/// from the parent user namespace, report, exit. Never returns.
+fn map_helper(
+    target: Pid,
+    mut go: std::fs::File,
+    mut report: std::fs::File,
+    mapping: &Mapping,
+) -> ! {
+    // If become-root dies, so does the helper, and it never writes maps for a stranger: the
+    // parent-death signal is checked against a race by comparing the parent pid afterwards.
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != target {
+        sys::exit_now(1);
+    }
+    let mut byte = [0u8; 1];
+    if !matches!(go.read(&mut byte), Ok(1)) {
+        sys::exit_now(0); // become-root failed to unshare and reports that itself
+    }
+    let result = userns::write_maps(target, mapping);
+    let _ = report.write_all(&encode_report(&result));
+    sys::exit_now(0)
+}
+
+/// Supervise: clone the namespace process (pid 1 of a new pid namespace), write its maps from
+/// here, wait and forward signals, end as COMMAND ended.
+fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
+    let terminal = process::Terminal::foreground();
+    process::block_forwarded_signals()?;
+    let (go_r, go_w) = process::pipe()?;
+    let (ending_r, ending_w) = process::pipe()?;
+    let flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
+    match sys::clone_process(flags).map_err(|e| Error::from(userns::diagnose_unshare(e)))? {
+        Forked::Child => {
+            drop((go_w, ending_r));
+            let code = match namespace_child(plan, go_r, ending_w, terminal) {
+                Ok(()) => 0,
+                Err(e) => {
+                    e.report();
+                    e.exit_code()
+                }
+            };
+            sys::exit_now(code)
+        }
+        Forked::Parent(child) => {
+            drop((go_r, ending_w));
+            if let Err(e) = userns::write_maps(child, &plan.mapping) {
+                let _ = kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                let mut e = Error::Userns(e);
+                if e.hint().is_none() && userns::apparmor_restricts() {
+                    e = Error::Relayed {
+                        what: e.what(),
+                        why: e.why(),
+                        hint: Some(userns::apparmor_hint()),
+                    };
+                }
+                return Err(e);
+            }
+            let mut go = go_w;
+            go.write_all(b"ok")
+                .map_err(|e| Error::sys("starting the namespace process", io_errno(&e)))?;
+            drop(go);
+            let ending = process::supervise(child, Some(ending_r), terminal)?;
+            ending.finish()
+        }
+    }
+}
+
+/// The cloned namespace process: wait for its maps, set up, then be init for COMMAND.
+fn namespace_child(
+    plan: &Plan,
+    go: std::fs::File,
+    ending: std::fs::File,
+    terminal: Option<process::Terminal>,
+) -> Result<(), Error> {
+    // Die with become-root. No race: if become-root died before this line, `go` is at EOF
+    // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
+    // an ancestor pid namespace).
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::sys("prctl", e))?;
+    let mut real = Real {
+        helper: None,
+        go: None,
+        report: Some(go),
+    };
+    setup_inside(&mut real, plan)?;
+    if let Some(terminal) = terminal {
+        terminal.lead_inside();
+    }
+    match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
+        Forked::Child => {
+            drop(ending);
+            let e = plan.command.exec();
+            e.report();
+            sys::exit_now(e.exit_code())
+        }
+        Forked::Parent(main) => process::init(main, ending),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Propagation;
+    use crate::idmap::IdMap;
+    use crate::userns::Writer;
+
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl Ops for Recorder {
+        fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error> {
+            self.0.push(format!(
+                "unshare {:?}",
+                flags.contains(CloneFlags::CLONE_NEWNS)
+            ));
+            Ok(())
+        }
+        fn wait_for_maps(&mut self) -> Result<(), Error> {
+            self.0.push("maps".into());
+            Ok(())
+        }
+        fn become_root(&mut self) -> Result<(), Error> {
+            self.0.push("root".into());
+            Ok(())
+        }
+        fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
+            self.0.push(format!("mount {step:?}"));
+            Ok(())
+        }
+        fn loopback_up(&mut self) -> Result<(), Error> {
+            self.0.push("lo".into());
+            Ok(())
+        }
+    }
+
+    fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
+        Plan {
+            namespaces: CloneFlags::CLONE_NEWNS,
+            mounts,
+            net,
+            mapping: Mapping {
+                uid: IdMap::single(1000),
+                gid: IdMap::single(1000),
+                writer: Writer::Direct {
+                    deny_setgroups: true,
+                },
+            },
+            command: Command::new(vec!["true".into()], Vec::new()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn inside_steps_in_order() {
+        let steps = vec![
+            MountStep::SetPropagation(Propagation::Private),
+            MountStep::FreshProc,
+        ];
+        let plan = plan_with(steps, Some(NetMode::None));
+        let mut ops = Recorder::default();
+        ops.unshare(plan.namespaces).unwrap();
+        setup_inside(&mut ops, &plan).unwrap();
+        assert_eq!(
+            ops.0,
+            [
+                "unshare true",
+                "maps",
+                "root",
+                "mount SetPropagation(Private)",
+                "mount FreshProc",
+                "lo"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_loopback_without_net() {
+        let mut ops = Recorder::default();
+        setup_inside(&mut ops, &plan_with(Vec::new(), None)).unwrap();
+        assert_eq!(ops.0, ["maps", "root"]);
+    }
+
+    #[test]
+    fn report_round_trip() {
+        assert!(decode_report(&encode_report(&Ok(()))).is_ok());
+        let err = UsernsError::HelperFailed {
+            program: "newuidmap 1 0 1000 1".into(),
+            status: "exit status: 1".into(),
+            stderr: "newuidmap: uid range not allowed".into(),
+        };
+        let got = decode_report(&encode_report(&Err(err))).unwrap_err();
+        assert!(got.why().contains("uid range not allowed"), "{got}");
+        assert!(got.hint().is_some());
+        assert!(decode_report(b"").is_err(), "a dead helper is an error");
+    }
+}

@@ -1,0 +1,43 @@
+//! become-root: run a command as root in a new user namespace with every subordinate id
+//! mapped. The binaries in `src/bin/` are thin; everything lives here.
+//!
+//! Pure modules (`subid`, `idmap`, `mounts`' planning) forbid `unsafe`; `sys` is the only
+//! module with `unsafe`, and every block there says why it is sound.
+
+pub mod cli;
+pub mod error;
+pub mod idmap;
+pub mod launch;
+pub mod mounts;
+pub mod process;
+pub mod subid;
+pub mod sys;
+pub mod userns;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+/// The programs this library implements, chosen by the name the executable runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    BecomeRoot,
+}
+
+impl Program {
+    /// `become-root` for any name not claimed by another program (`subid` will be, with its
+    /// own issue), so a renamed copy still works.
+    pub fn from_argv0(argv0: Option<&OsString>) -> Program {
+        let name = argv0.and_then(|a| Path::new(a).file_name());
+        match name.and_then(|n| n.to_str()) {
+            Some(_) | None => Program::BecomeRoot,
+        }
+    }
+}
+
+/// Dispatch on the name the executable was started under, then run it; returns the exit
+/// status.
+pub fn main(args: Vec<OsString>) -> i32 {
+    match Program::from_argv0(args.first()) {
+        Program::BecomeRoot => launch::main(args),
+    }
+}

@@ -1,0 +1,432 @@
+//! Starting COMMAND and, when become-root must stay around, supervising it.
+//!
+//! Exec in place is the default: COMMAND takes over become-root's pid, so signals, job control
+//! and the exit status are its own. When something must live outside the namespaces (a pid
+//! namespace's init, later network helpers), become-root supervises: it forwards signals that
+//! the terminal did not already deliver to the whole process group, reaps, and ends the way
+//! COMMAND ended, dying of the same signal if COMMAND was killed.
+
+use std::ffi::{CString, OsString};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::error::{Error, ExecError};
+use crate::sys;
+
+/// si_code of signals the kernel sends on its own behalf, notably the terminal's SIGINT,
+/// SIGQUIT, SIGTSTP, SIGHUP and SIGWINCH, which reach the whole foreground process group: the
+/// command got its own copy, so forwarding it again would deliver it twice.
+const SI_KERNEL: i32 = 0x80;
+
+/// COMMAND, ready for execve.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub name: OsString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+}
+
+impl Command {
+    /// Build from the words after the options (empty: `$SHELL`, else /bin/sh), with the
+    /// environment unchanged but for `extra_env`.
+    pub fn new(words: Vec<OsString>, extra_env: Vec<(OsString, OsString)>) -> Result<Self, Error> {
+        let words = if words.is_empty() {
+            let shell = std::env::var_os("SHELL").filter(|s| !s.is_empty());
+            vec![shell.unwrap_or_else(|| "/bin/sh".into())]
+        } else {
+            words
+        };
+        let name = words[0].clone();
+        let nul = |what: &OsString| Error::Usage {
+            why: format!("{}: contains a NUL byte", what.to_string_lossy()),
+            hint: "arguments cannot contain NUL bytes".into(),
+        };
+        let argv = words
+            .iter()
+            .map(|w| CString::new(w.as_bytes()).map_err(|_| nul(w)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys: Vec<OsString> = extra_env.iter().map(|(k, _)| k.clone()).collect();
+        let mut env: Vec<CString> = std::env::vars_os()
+            .filter(|(k, _)| !keys.contains(k))
+            .chain(extra_env)
+            .filter_map(|(k, v)| {
+                let mut kv = k.into_vec();
+                kv.push(b'=');
+                kv.extend(v.into_vec());
+                CString::new(kv).ok()
+            })
+            .collect();
+        env.shrink_to_fit();
+        Ok(Command { name, argv, env })
+    }
+
+    /// execvpe(3) COMMAND with the signal state the caller gave become-root: every signal
+    /// unblocked and SIGPIPE at its default (Rust's runtime ignores it, and an ignored signal
+    /// survives exec, which would make `become-root yes | head -1` print EPIPE errors).
+    /// Returns only on failure.
+    pub fn exec(&self) -> Error {
+        sys::default_signal(Signal::SIGPIPE);
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+        let Err(errno) = nix::unistd::execvpe(&self.argv[0], &self.argv, &self.env);
+        let has_slash = self.name.as_bytes().contains(&b'/');
+        let error = match errno {
+            Errno::ENOENT if !has_slash => ExecError::NotFound,
+            errno => ExecError::Other(errno),
+        };
+        Error::Exec {
+            command: self.name.clone(),
+            error,
+        }
+    }
+}
+
+/// The signals become-root (and an init it starts) takes over from their default actions in
+/// supervise mode, to forward them. SIGTSTP, SIGTTIN and SIGTTOU keep their defaults so that
+/// become-root stops with the job; SIGKILL and SIGSTOP cannot be caught; synchronous faults
+/// stay fatal.
+pub fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGALRM,
+        Signal::SIGTERM,
+        Signal::SIGCHLD,
+        Signal::SIGCONT,
+        Signal::SIGWINCH,
+        Signal::SIGURG,
+        Signal::SIGPWR,
+    ] {
+        set.add(sig);
+    }
+    set
+}
+
+/// Block the forwarded signals; they are read from a signalfd later. Called before the
+/// namespace process is cloned, so nothing arrives unhandled in between.
+pub fn block_forwarded_signals() -> Result<(), Error> {
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_signals()), None)
+        .map_err(|e| Error::sys("blocking signals", e))
+}
+
+/// What happened to COMMAND, sent by a pid namespace's init to become-root over a pipe
+/// (become-root cannot wait for a grandchild, and init cannot die of a signal sent by itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Exited(i32),
+    Killed(Signal),
+    /// Stopped (Ctrl-Z): become-root stops too, so the caller's shell sees a stopped job.
+    Stopped(Signal),
+}
+
+impl Ending {
+    fn from_wait(status: WaitStatus) -> Option<Self> {
+        match status {
+            WaitStatus::Exited(_, code) => Some(Ending::Exited(code)),
+            WaitStatus::Signaled(_, sig, _) => Some(Ending::Killed(sig)),
+            WaitStatus::Stopped(_, sig) => Some(Ending::Stopped(sig)),
+            _ => None,
+        }
+    }
+
+    fn encode(self) -> [u8; 5] {
+        let (kind, value) = match self {
+            Ending::Exited(code) => (0u8, code),
+            Ending::Killed(sig) => (1u8, sig as i32),
+            Ending::Stopped(sig) => (2u8, sig as i32),
+        };
+        let mut out = [kind, 0, 0, 0, 0];
+        out[1..].copy_from_slice(&value.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let value = i32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?);
+        match bytes[0] {
+            0 => Some(Ending::Exited(value)),
+            1 => Signal::try_from(value).ok().map(Ending::Killed),
+            2 => Signal::try_from(value).ok().map(Ending::Stopped),
+            _ => None,
+        }
+    }
+
+    /// End become-root the same way.
+    pub fn finish(self) -> ! {
+        match self {
+            Ending::Exited(code) => std::process::exit(code),
+            Ending::Killed(sig) | Ending::Stopped(sig) => sys::die_of(sig),
+        }
+    }
+}
+
+fn signalfd() -> Result<SignalFd, Error> {
+    SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| Error::sys("creating a signalfd", e))
+}
+
+/// Supervise `child` (outside every namespace): forward signals, wait for it, and return how
+/// COMMAND ended: as `reports` says when an init sends reports, else as `child` itself ended.
+/// With `terminal`, a stop of COMMAND is relayed: become-root takes the terminal back and
+/// stops itself; when continued, it gives the terminal back and continues COMMAND.
+pub fn supervise(
+    child: Pid,
+    mut reports: Option<std::fs::File>,
+    terminal: Option<Terminal>,
+) -> Result<Ending, Error> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let sfd = signalfd()?;
+    let mut reported = None;
+    let status = loop {
+        let (signal_ready, report_ready) = {
+            let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(pipe) = reports.as_ref() {
+                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("waiting for events", e)),
+            }
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+        };
+        if report_ready && let Some(pipe) = reports.as_mut() {
+            let mut msg = [0u8; 5];
+            match pipe
+                .read_exact(&mut msg)
+                .ok()
+                .and_then(|()| Ending::decode(&msg))
+            {
+                Some(Ending::Stopped(sig)) => suspend_like(sig, child, terminal),
+                Some(ending) => reported = Some(ending),
+                None => reports = None, // init is gone; its own status tells the rest
+            }
+        }
+        if !signal_ready {
+            continue;
+        }
+        let info = match sfd.read_signal() {
+            Ok(Some(info)) => info,
+            Ok(None) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("reading signals", e)),
+        };
+        let sig = Signal::try_from(info.ssi_signo as i32).ok();
+        if sig == Some(Signal::SIGCHLD) {
+            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => continue,
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break status,
+                Ok(_) => continue,
+                Err(e) => return Err(Error::sys("waiting for the namespace process", e)),
+            }
+        }
+        if let Some(sig) = sig
+            && info.ssi_code != SI_KERNEL
+        {
+            let _ = kill(child, sig);
+        }
+    };
+    if let Some(terminal) = terminal {
+        terminal.take_back();
+    }
+    if reported.is_none()
+        && let Some(pipe) = reports.as_mut()
+    {
+        let mut rest = Vec::new();
+        let _ = pipe.read_to_end(&mut rest);
+        reported = rest
+            .chunks(5)
+            .filter_map(Ending::decode)
+            .rfind(|e| !matches!(e, Ending::Stopped(_)));
+    }
+    let own = Ending::from_wait(status).expect("exited or killed");
+    Ok(reported.unwrap_or(own))
+}
+
+/// COMMAND stopped: stop become-root the same way, so that the caller's shell sees a
+/// stopped job; once continued, hand the terminal back and continue COMMAND's group.
+fn suspend_like(sig: Signal, child: Pid, terminal: Option<Terminal>) {
+    if let Some(terminal) = terminal {
+        terminal.take_back();
+    }
+    // SIGTSTP keeps its default action in become-root; the others stop it with SIGSTOP.
+    let stop = if sig == Signal::SIGTSTP {
+        Signal::SIGTSTP
+    } else {
+        Signal::SIGSTOP
+    };
+    let _ = nix::sys::signal::raise(stop);
+    // Continued.
+    if let Some(terminal) = terminal {
+        terminal.give_to(child);
+    }
+    let _ = nix::sys::signal::killpg(child, Signal::SIGCONT);
+}
+
+/// The controlling terminal, when become-root runs in its foreground process group.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal {
+    fd: i32,
+    own_group: Pid,
+}
+
+impl Terminal {
+    /// The first of stdin, stdout, stderr that is a terminal whose foreground group is ours.
+    pub fn foreground() -> Option<Terminal> {
+        let own_group = nix::unistd::getpgrp();
+        [0, 1, 2].into_iter().find_map(|fd| {
+            // A descriptor that is not a terminal fails with ENOTTY.
+            let group = nix::unistd::tcgetpgrp(sys::std_fd(fd)).ok()?;
+            (group == own_group).then_some(Terminal { fd, own_group })
+        })
+    }
+
+    /// Make `group` the foreground process group.
+    pub fn give_to(self, group: Pid) {
+        with_sigttou_blocked(|| {
+            let _ = nix::unistd::tcsetpgrp(sys::std_fd(self.fd), group);
+        });
+    }
+
+    /// Make become-root's own group the foreground again.
+    pub fn take_back(self) {
+        self.give_to(self.own_group);
+    }
+
+    /// In init: lead a process group of its own (visible inside the pid namespace, unlike
+    /// become-root's) and take the foreground, so that COMMAND's shell finds a valid group
+    /// to return the terminal to.
+    pub fn lead_inside(self) {
+        if nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).is_ok() {
+            self.give_to(nix::unistd::getpgrp());
+        }
+    }
+}
+
+/// tcsetpgrp from a background group raises SIGTTOU unless it is blocked.
+fn with_sigttou_blocked(f: impl FnOnce()) {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old));
+    f();
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+}
+
+/// Be init of a new pid namespace: reap every orphan, forward signals to `main` (COMMAND),
+/// and when `main` ends, report how over `report` and return. The kernel then kills whatever
+/// else is left in the namespace.
+pub fn init(main: Pid, mut report: std::fs::File) -> Result<(), Error> {
+    let sfd = signalfd()?;
+    loop {
+        let info = match sfd.read_signal() {
+            Ok(Some(info)) => info,
+            Ok(None) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("reading signals", e)),
+        };
+        let sig = Signal::try_from(info.ssi_signo as i32).ok();
+        if sig == Some(Signal::SIGCHLD) {
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
+                    Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(Error::sys("reaping", e)),
+                    Ok(status) if status.pid() == Some(main) => match Ending::from_wait(status) {
+                        Some(stop @ Ending::Stopped(_)) => {
+                            let _ = report.write_all(&stop.encode());
+                        }
+                        Some(ending) => {
+                            let _ = report.write_all(&ending.encode());
+                            return Ok(());
+                        }
+                        None => {}
+                    },
+                    Ok(_) => {}
+                }
+            }
+            continue;
+        }
+        // Signals from become-root arrive with SI_USER; the terminal's have SI_KERNEL and
+        // already reached COMMAND's process group.
+        if let Some(sig) = sig
+            && info.ssi_code != SI_KERNEL
+        {
+            let _ = kill(main, sig);
+        }
+    }
+}
+
+/// A pipe whose ends are both close-on-exec, as `File`s.
+pub fn pipe() -> Result<(std::fs::File, std::fs::File), Error> {
+    let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::sys("creating a pipe", e))?;
+    Ok((r.into(), w.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ending_round_trips() {
+        for ending in [
+            Ending::Exited(0),
+            Ending::Exited(42),
+            Ending::Exited(255),
+            Ending::Killed(Signal::SIGTERM),
+            Ending::Killed(Signal::SIGKILL),
+        ] {
+            assert_eq!(Ending::decode(&ending.encode()), Some(ending));
+        }
+        assert_eq!(Ending::decode(&[]), None, "no report: init died first");
+        assert_eq!(Ending::decode(&[1, 0xff, 0, 0, 0]), None, "not a signal");
+    }
+
+    #[test]
+    fn default_command_is_shell() {
+        let cmd = Command::new(Vec::new(), Vec::new()).unwrap();
+        let want = std::env::var_os("SHELL")
+            .filter(|s| !s.is_empty())
+            .unwrap_or("/bin/sh".into());
+        assert_eq!(cmd.name, want);
+    }
+
+    #[test]
+    fn extra_env_replaces() {
+        let cmd = Command::new(
+            vec!["true".into()],
+            vec![
+                ("PATH".into(), "/x".into()),
+                ("_CONTAINERS_USERNS_CONFIGURED".into(), "done".into()),
+            ],
+        )
+        .unwrap();
+        let paths: Vec<_> = cmd
+            .env
+            .iter()
+            .filter(|e| e.as_bytes().starts_with(b"PATH="))
+            .collect();
+        assert_eq!(paths.len(), 1);
+        assert_eq!(paths[0].as_bytes(), b"PATH=/x");
+        assert!(
+            cmd.env
+                .iter()
+                .any(|e| e.as_bytes() == b"_CONTAINERS_USERNS_CONFIGURED=done")
+        );
+    }
+
+    #[test]
+    fn nul_in_argument_is_usage_error() {
+        let err = Command::new(vec!["a\0b".into()], Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 125);
+    }
+}

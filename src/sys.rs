@@ -1,0 +1,183 @@
+//! The only module with `unsafe`: thin wrappers over the system calls nix does not cover
+//! safely (fork, clone, ioctl, raw syscalls, signal dispositions). Every block says why it is
+//! sound. Callers see safe functions with the preconditions spelled out.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::unistd::Pid;
+
+/// What `fork_process` and `clone_process` return in each process.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// fork(2).
+///
+/// Precondition: the process is single-threaded (become-root never starts threads), so the
+/// child may run any code, not only async-signal-safe code.
+pub fn fork_process() -> nix::Result<Forked> {
+    // SAFETY: become-root is single-threaded when it forks, so no lock can be held by a thread
+    // that does not exist in the child; the child continues with ordinary Rust code.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// clone(2) with fork semantics (a copy of the address space, SIGCHLD to the parent) plus
+/// namespace flags, so that with CLONE_NEWPID the child is pid 1 of the new namespace, which
+/// unshare(2) cannot do for the caller itself.
+///
+/// Precondition: as for [`fork_process`], the process is single-threaded.
+pub fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: with a null stack pointer clone(2) behaves like fork(2): the child runs on a
+    // copy of the parent's stack. No CLONE_VM, CLONE_SETTLS or CLONE_*TID flag is passed, so
+    // nothing is shared that libc's fork would have set up differently; the process is
+    // single-threaded (see the precondition), so no lock can be held by another thread.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as libc::pid_t))),
+    }
+}
+
+/// Leave now, without running exit handlers or flushing stdio buffers inherited from the
+/// parent: for forked children that must not run the parent's clean-up twice.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Mark every descriptor from 3 up close-on-exec. Used just before exec in helpers so that
+/// descriptors the caller gave become-root (a make jobserver) never reach newuidmap,
+/// slirp4netns and the like, while COMMAND still gets them.
+///
+/// Async-signal-safe, so it may run in a `pre_exec` hook.
+pub fn cloexec_from_3() {
+    // SAFETY: close_range(2) takes only integers; CLOSE_RANGE_CLOEXEC (Linux 5.11) marks
+    // descriptors instead of closing them, so std's own exec-error pipe keeps working.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret != 0 {
+        // Older kernel: walk the usual descriptor range one by one.
+        for fd in 3..4096 {
+            // SAFETY: fcntl on a closed descriptor just fails with EBADF.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+}
+
+/// A `Command` for a helper program (newuidmap, newgidmap, ...): no inherited descriptor above
+/// stderr reaches it.
+pub fn helper_command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    // SAFETY: the hook calls only cloexec_from_3, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            cloexec_from_3();
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Bring the loopback interface of the current network namespace up.
+pub fn loopback_up() -> nix::Result<()> {
+    // SAFETY: socket(2) takes only integers; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes ifru_flags inside `req`, which lives for
+    // the whole call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: ifru_flags was just written by the kernel (union member of ifreq).
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Whether `path` carries file capabilities (the `security.capability` extended attribute).
+pub fn has_file_caps(path: &Path) -> bool {
+    let Ok(cpath) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: both strings are NUL-terminated and live for the call; a null buffer with size
+    // 0 asks only for the attribute's length.
+    let len = unsafe {
+        libc::getxattr(
+            cpath.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    len > 0
+}
+
+/// Standard input, output or error (0, 1, 2) as a borrowed descriptor.
+pub fn std_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    assert!((0..=2).contains(&fd), "only the standard streams");
+    // SAFETY: become-root never closes 0, 1 or 2, so they stay open for the life of the
+    // process; an fd that was not open at start simply makes the terminal calls fail (EBADF).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Set `sig` back to its default disposition.
+pub fn default_signal(sig: Signal) {
+    // SAFETY: SIG_DFL installs no Rust code as a handler, so nothing can run in signal context.
+    let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+}
+
+/// Die of `sig` as the supervised command did, so that the caller sees the same death.
+/// Falls back to exit status 128+N for signals whose default action is not to terminate.
+pub fn die_of(sig: Signal) -> ! {
+    // A core dump of become-root would only mislead: the command is the one that crashed.
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    default_signal(sig);
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let _ = nix::sys::signal::raise(sig);
+    exit_now(128 + sig as i32)
+}

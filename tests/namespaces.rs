@@ -1,0 +1,799 @@
+//! Namespace tests: become-root run as an unprivileged user through the hermetic harness
+//! (tests/common). Each test builds its own world (test user, subid files) and throws it away.
+
+mod common;
+
+use common::{World, map_lines};
+
+fn world() -> Option<World> {
+    World::new()
+}
+
+fn maps(w: &World, args: &[&str]) -> (Vec<String>, Vec<String>, common::Out) {
+    let mut argv: Vec<&str> = args.to_vec();
+    argv.extend([
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; echo --; cat /proc/self/gid_map",
+    ]);
+    let out = w.run(&argv);
+    let text = out.stdout.clone();
+    let (u, g) = text.split_once("--").unwrap_or((&text, ""));
+    (map_lines(u), map_lines(g), out)
+}
+
+// ---- identity and maps ----------------------------------------------------------------
+
+#[test]
+fn single_range_is_mapped_whole() {
+    let Some(w) = world() else { return };
+    let (uid, gid, out) = maps(&w, &[]);
+    assert!(out.status.success(), "{out:#?}");
+    assert_eq!(uid, [format!("0 {} 1", w.uid), "1 100000 65536".into()]);
+    assert_eq!(gid, [format!("0 {} 1", w.gid), "1 100000 65536".into()]);
+    assert_eq!(out.stderr, "", "no warning when the full map works");
+}
+
+#[test]
+fn every_range_is_mapped_contiguously_including_numeric_entries() {
+    let Some(mut w) = world() else { return };
+    w.subuid = format!("tuser:200000:1000\n{}:300000:5000\n", w.uid);
+    w.subgid = format!("tuser:200000:1000\n{}:300000:5000\n", w.gid);
+    let (uid, gid, out) = maps(&w, &["--map=full"]);
+    assert!(out.status.success(), "{out:#?}");
+    let want = [
+        format!("0 {} 1", w.uid),
+        "1 200000 1000".into(),
+        "1001 300000 5000".into(),
+    ];
+    assert_eq!(uid, want);
+    assert_eq!(gid[1..], want[1..]);
+}
+
+#[test]
+fn junk_lines_of_other_users_are_ignored() {
+    let Some(mut w) = world() else { return };
+    let text =
+        "other:abc:1\nbroken line\nx:1:2:3\n\nother2:5:0 \ntuser:100000:65536\n1000abc:1:1\n";
+    w.subuid = text.into();
+    w.subgid = text.into();
+    let (uid, _, out) = maps(&w, &["--map=full"]);
+    assert!(out.status.success(), "{out:#?}");
+    assert_eq!(uid[1], "1 100000 65536");
+    assert_eq!(uid.len(), 2);
+}
+
+#[test]
+fn trailing_space_on_callers_line_is_reported() {
+    let Some(mut w) = world() else { return };
+    w.subuid = "tuser:100000:65536 \n".into();
+    let out = w.run(&["--map=full", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.contains("/etc/subuid:1"),
+        "names path:line: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+
+    // auto: a warning naming the line, then a single mapping (it was the only range)
+    let (uid, _, out) = maps(&w, &[]);
+    assert!(out.status.success(), "{out:#?}");
+    assert!(out.stderr.contains("/etc/subuid:1"), "{}", out.stderr);
+    assert_eq!(uid, [format!("0 {} 1", w.uid)]);
+}
+
+#[test]
+fn crlf_on_callers_line_is_reported_not_repaired() {
+    let Some(mut w) = world() else { return };
+    w.subuid = "tuser:100000:65536\r\ntuser:300000:10\n".into();
+    let out = w.run(&["--map=full", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(out.stderr.contains("/etc/subuid:1"), "{}", out.stderr);
+    // auto maps the valid line only, with one warning about the other
+    let (uid, _, out) = maps(&w, &[]);
+    assert!(out.status.success(), "{out:#?}");
+    assert!(out.stderr.contains("/etc/subuid:1"), "{}", out.stderr);
+    assert_eq!(uid, [format!("0 {} 1", w.uid), "1 300000 10".into()]);
+}
+
+#[test]
+fn no_entry_auto_warns_and_maps_single_full_fails() {
+    let Some(mut w) = world() else { return };
+    w.subuid = "someone:100000:65536\n".into();
+    let (uid, gid, out) = maps(&w, &[]);
+    assert!(out.status.success(), "{out:#?}");
+    assert_eq!(uid, [format!("0 {} 1", w.uid)]);
+    assert_eq!(gid, [format!("0 {} 1", w.gid)]);
+    let warnings = out.stderr.matches("warning:").count();
+    assert_eq!(warnings, 1, "exactly one warning: {}", out.stderr);
+    assert!(
+        out.stderr.contains("tuser") && out.stderr.contains("/etc/subuid"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("usermod"),
+        "says how to fix: {}",
+        out.stderr
+    );
+
+    let quiet = w.run(&["-q", "true"]);
+    assert!(quiet.status.success());
+    assert_eq!(quiet.stderr, "", "--quiet silences the warning");
+
+    let out = w.run(&["--map=full", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(out.stderr.starts_with("become-root: "), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no entry for tuser in /etc/subuid"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: "), "{}", out.stderr);
+}
+
+#[test]
+fn range_overflowing_32_bits_is_rejected() {
+    let Some(mut w) = world() else { return };
+    w.subuid = "tuser:4294967290:100\n".into();
+    let out = w.run(&["--map=full", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(out.stderr.contains("/etc/subuid:1"), "{}", out.stderr);
+}
+
+#[test]
+fn missing_helper() {
+    let Some(mut w) = world() else { return };
+    w.env
+        .push(("NEWUIDMAP".into(), "/nonexistent/newuidmap".into()));
+    let out = w.run(&["--map=full", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.contains("/nonexistent/newuidmap"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("uidmap"),
+        "names the package: {}",
+        out.stderr
+    );
+    let (uid, _, out) = maps(&w, &[]);
+    assert!(out.status.success(), "{out:#?}");
+    assert!(out.stderr.contains("warning:"), "{}", out.stderr);
+    assert_eq!(uid, [format!("0 {} 1", w.uid)]);
+}
+
+#[test]
+fn helper_without_privilege_is_diagnosed() {
+    let Some(w) = world() else { return };
+    // A copy of newuidmap without its set-user-ID bit.
+    let copy = w.dir.join("newuidmap");
+    std::fs::copy(common::which("newuidmap").unwrap(), &copy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut w = w;
+    w.env.push(("NEWUIDMAP".into(), copy.display().to_string()));
+    let out = w.run(&["--map=full", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(out.stderr.contains("set-user-ID"), "{}", out.stderr);
+    assert!(out.stderr.contains("chmod u+s"), "{}", out.stderr);
+}
+
+#[test]
+fn no_new_privs_is_diagnosed() {
+    let Some(w) = world() else { return };
+    let out = w.sh("setpriv --no-new-privs \"$BR\" --map=full true");
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(out.stderr.contains("no_new_privs"), "{}", out.stderr);
+    let out = w.sh("setpriv --no-new-privs \"$BR\" id -u");
+    assert_eq!(out.ok().trim(), "0", "auto falls back to a single mapping");
+}
+
+#[test]
+fn newuidmap_refusal_is_reported_with_its_stderr() {
+    let Some(mut w) = world() else { return };
+    // The caller's line says one thing, newgidmap reads another file: simulate a refusal by
+    // mapping a range the subgid file does not grant (both read the same file, so give
+    // become-root a different view via getsubids-free path: a range newgidmap rejects).
+    w.subgid = "tuser:100000:65536\n".into();
+    w.subuid = "tuser:100000:65536\n".into();
+    // newuidmap refuses to map ids of a process that is not the caller's: point it at a
+    // helper path that is a wrapper changing the range.
+    let wrapper = w.dir.join("fake-newuidmap");
+    std::fs::write(&wrapper, "#!/bin/sh\necho 'newuidmap: uid range [1-65537) -> [100000-165536) not allowed' >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    w.env
+        .push(("NEWUIDMAP".into(), wrapper.display().to_string()));
+    let out = w.run(&["true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.contains("not allowed"),
+        "keeps the helper's stderr: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("exit status: 1"), "{}", out.stderr);
+    assert!(w.wait_no_leftovers().is_empty());
+}
+
+#[test]
+fn real_root_gets_the_identity_map() {
+    if !nix::unistd::Uid::effective().is_root() {
+        common::skip("real root case needs root");
+        return;
+    }
+    let out = common::run_with_timeout({
+        let mut c = std::process::Command::new(common::BIN);
+        c.args(["cat", "/proc/self/uid_map", "/proc/self/gid_map"]);
+        c
+    });
+    assert_eq!(map_lines(out.ok()), ["0 0 4294967295", "0 0 4294967295"]);
+}
+
+#[test]
+fn nested_passes_the_current_map_through() {
+    let Some(w) = world() else { return };
+    let out = w.sh("\"$BR\" \"$BR\" sh -c 'cat /proc/self/uid_map; id -u'");
+    let lines = map_lines(out.ok());
+    assert_eq!(lines, ["0 0 1", "1 1 65536", "0"], "{out:#?}");
+    let out = w.sh("\"$BR\" --map=single \"$BR\" cat /proc/self/uid_map");
+    assert_eq!(map_lines(out.ok()), ["0 0 1"]);
+}
+
+#[test]
+fn map_single_maps_only_the_caller() {
+    let Some(w) = world() else { return };
+    let (uid, gid, out) = maps(&w, &["--map=single"]);
+    assert!(out.status.success(), "{out:#?}");
+    assert_eq!(uid, [format!("0 {} 1", w.uid)]);
+    assert_eq!(gid, [format!("0 {} 1", w.gid)]);
+    assert_eq!(out.stderr, "");
+    let out = w.run(&["--map=single", "cat", "/proc/self/setgroups"]);
+    assert_eq!(
+        out.ok().trim(),
+        "deny",
+        "CVE-2014-8989: setgroups denied for a self-written gid map"
+    );
+}
+
+#[test]
+fn ids_are_zero_and_capabilities_full_inside() {
+    let Some(w) = world() else { return };
+    let out = w.run(&["sh", "-c", "id -u; id -g; grep CapEff /proc/self/status"]);
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(lines[1], "0");
+    assert!(
+        lines[2].ends_with("000001ffffffffff") || lines[2].contains("ffffffff"),
+        "{text}"
+    );
+}
+
+#[test]
+fn chown_lands_on_the_right_host_ids() {
+    let Some(w) = world() else { return };
+    let f = w.home().join("owned");
+    let out = w.run(&[
+        "sh",
+        "-c",
+        &format!("touch {0}; chown 1000:1000 {0}", f.display()),
+    ]);
+    out.ok();
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&f).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (100999, 100999),
+        "inside 1000 is 100000+999 outside"
+    );
+    let g = w.home().join("root-owned");
+    w.run(&["touch", &g.display().to_string()]).ok();
+    let meta = std::fs::metadata(&g).unwrap();
+    assert_eq!(meta.uid(), w.uid, "inside 0 is the caller outside");
+}
+
+// ---- namespaces ---------------------------------------------------------------------------
+
+fn ns_inodes(w: &World, args: &[&str]) -> Vec<(String, bool)> {
+    let kinds = ["mnt", "net", "pid", "uts", "ipc", "cgroup", "user"];
+    let script = kinds
+        .iter()
+        .map(|k| format!("readlink /proc/self/ns/{k}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    // Outside and inside in one harness run: each run has a mount namespace of its own.
+    let out = w.sh(&format!(
+        "{script}; echo --; \"$BR\" {} sh -c {}",
+        args.join(" "),
+        common::shell_quote(&script)
+    ));
+    let text = out.ok();
+    let (outside, inside) = text.split_once("--\n").expect("two halves");
+    kinds
+        .iter()
+        .zip(outside.lines().zip(inside.lines()))
+        .map(|(k, (o, i))| (k.to_string(), o != i))
+        .collect()
+}
+
+#[test]
+fn each_namespace_flag_makes_exactly_its_namespace() {
+    let Some(w) = world() else { return };
+    let rows: &[(&[&str], &[&str])] = &[
+        (&[], &["user"]),
+        (&["-m"], &["user", "mnt"]),
+        (&["--mount"], &["user", "mnt"]),
+        (&["-n"], &["user", "net"]),
+        (&["--net=none"], &["user", "net"]),
+        (&["--pid"], &["user", "pid", "mnt"]),
+        (&["-u"], &["user", "uts"]),
+        (&["-i"], &["user", "ipc"]),
+        (&["--cgroup"], &["user", "cgroup"]),
+        (
+            &["-a"],
+            &["user", "mnt", "net", "pid", "uts", "ipc", "cgroup"],
+        ),
+    ];
+    for (args, want) in rows {
+        let got: Vec<String> = ns_inodes(&w, args)
+            .into_iter()
+            .filter(|(_, new)| *new)
+            .map(|(k, _)| k)
+            .collect();
+        let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        assert_eq!(got_sorted, want, "flags {args:?}");
+    }
+}
+
+#[test]
+fn net_none_has_loopback_up_and_nothing_else() {
+    let Some(w) = world() else { return };
+    let out = w.run(&["-n", "ip", "-o", "link"]);
+    let text = out.ok();
+    assert_eq!(text.lines().count(), 1, "only lo: {text}");
+    assert!(text.contains("lo:") && text.contains(",UP"), "{text}");
+    // -n does not take the next word as its mode
+    let out = w.run(&["-n", "echo", "ran"]);
+    assert_eq!(out.ok().trim(), "ran");
+}
+
+#[test]
+fn mount_namespace_is_private_and_leaves_no_mount_on_the_host() {
+    let Some(mut w) = world() else { return };
+    // As on a systemd host: / shared, so that private and slave differ.
+    w.propagation = "shared";
+    // The host's mount table, read from the test process itself (outside every namespace).
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    // Through a shell that stays in the harness's namespace: if become-root were the last
+    // process there, the namespace would die with its peer group and every mount would read
+    // private whatever become-root did.
+    let out = w.sh("\"$BR\" -m sh -c 'mount -t tmpfs none \"$HOME\" && grep -c \" $HOME \" /proc/self/mountinfo; head -1 /proc/self/mountinfo'");
+    let text = out.ok();
+    assert!(text.starts_with("1\n"), "the mount exists inside: {text}");
+    let root = text.lines().nth(1).unwrap();
+    assert!(
+        !root.contains("shared:") && !root.contains("master:"),
+        "/ is private: {root}"
+    );
+    let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(before, after, "no mount reached the outside");
+    let out = w.sh("\"$BR\" -m --propagation=slave head -1 /proc/self/mountinfo");
+    assert!(
+        out.ok().contains(" master:"),
+        "a slave of the outside's peer group: {out:#?}"
+    );
+    // the default keeps even the harness's own namespace untouched
+    let out = w.sh("\"$BR\" -m mount -t tmpfs none \"$HOME\"; grep -c \" $HOME \" /proc/self/mountinfo || true");
+    assert_eq!(out.ok().trim(), "0", "a mount inside did not propagate out");
+}
+
+#[test]
+fn ctrl_z_under_pid_stops_and_fg_resumes() {
+    let Some(w) = world() else { return };
+    if !script_available() {
+        return;
+    }
+    // An interactive outer shell runs become-root --pid; ^Z must stop the whole job (the
+    // outer shell regains the terminal and lists it as stopped), fg must resume it.
+    let cmd = "\"$BR\" --pid sh -c 'sleep 1; echo WOKE $(id -u)'";
+    let script = format!(
+        "(sleep 0.3; echo {}; sleep 0.5; printf '\\032'; sleep 0.3; echo jobs; sleep 0.2; \
+         echo fg; sleep 2; echo 'echo OUTER-DONE'; echo exit) | script -qec 'sh -i' /dev/null",
+        common::shell_quote(cmd)
+    );
+    let out = w.sh(&script);
+    let text = &out.stdout;
+    assert!(
+        text.contains("Stopped"),
+        "the outer shell saw a stopped job: {out:#?}"
+    );
+    assert!(text.contains("WOKE 0"), "fg resumed it: {out:#?}");
+    assert!(text.contains("OUTER-DONE"), "{out:#?}");
+    assert!(!text.contains("Cannot set tty"), "{out:#?}");
+}
+
+#[test]
+fn pid_namespace_has_become_root_as_init_and_fresh_proc() {
+    let Some(w) = world() else { return };
+    let out = w.run(&[
+        "--pid",
+        "sh",
+        "-c",
+        "echo $$; cat /proc/1/comm; ls /proc | grep -c '^[0-9]'",
+    ]);
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "2",
+        "COMMAND is pid 2 under become-root's init: {text}"
+    );
+    assert_eq!(lines[1], "become-root");
+    let count: u32 = lines[2].parse().unwrap();
+    assert!(count <= 4, "fresh /proc shows only this namespace: {text}");
+}
+
+#[test]
+fn pid_namespace_init_reaps_orphans() {
+    let Some(w) = world() else { return };
+    // A grandchild orphaned to init must not linger as a zombie.
+    let script = "sh -c 'sleep 0.1 & exit 0'; sleep 0.5; ps -eo stat= | grep -c '^Z' || true";
+    let out = w.run(&["--pid", "sh", "-c", script]);
+    assert_eq!(out.ok().trim(), "0", "{out:#?}");
+}
+
+// ---- exit statuses and signals ------------------------------------------------------------
+
+#[test]
+fn exit_statuses_pass_through() {
+    let Some(w) = world() else { return };
+    for mode in [&[][..], &["--pid"][..]] {
+        for code in [0, 1, 42, 255] {
+            let mut argv = mode.to_vec();
+            let script = format!("exit {code}");
+            argv.extend(["sh", "-c", &script]);
+            let out = w.run(&argv);
+            assert_eq!(out.code(), Some(code), "{mode:?} {out:#?}");
+        }
+    }
+}
+
+#[test]
+fn death_by_signal_is_the_same_death() {
+    let Some(w) = world() else { return };
+    for mode in [&[][..], &["--pid"][..]] {
+        for sig in ["TERM", "KILL", "INT"] {
+            let mut argv = mode.to_vec();
+            let script = format!("kill -{sig} $$");
+            argv.extend(["sh", "-c", &script]);
+            let out = w.run(&argv);
+            let want = match sig {
+                "TERM" => 15,
+                "KILL" => 9,
+                _ => 2,
+            };
+            assert_eq!(out.signal(), Some(want), "{mode:?} {sig}: {out:#?}");
+        }
+    }
+}
+
+#[test]
+fn not_executable_is_126_not_found_is_127() {
+    let Some(w) = world() else { return };
+    let file = w.home().join("not-exec");
+    std::fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
+    for mode in [&[][..], &["--pid"][..]] {
+        let mut argv = mode.to_vec();
+        let path = file.display().to_string();
+        argv.push(&path);
+        let out = w.run(&argv);
+        assert_eq!(out.code(), Some(126), "{out:#?}");
+        assert!(
+            out.stderr.starts_with(&format!("become-root: {path}: ")),
+            "{}",
+            out.stderr
+        );
+        let mut argv = mode.to_vec();
+        argv.push("no-such-command-xyz");
+        let out = w.run(&argv);
+        assert_eq!(out.code(), Some(127), "{out:#?}");
+        assert!(
+            out.stderr
+                .contains("no-such-command-xyz: command not found"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn sigterm_and_sigkill_to_supervising_become_root_leave_nothing() {
+    let Some(w) = world() else { return };
+    let script = r#"
+"$BR" --pid sh -c 'sleep 300 & sleep 301' & pid=$!
+sleep 0.5
+kill -TERM $pid; wait $pid; echo term=$?
+"$BR" --pid sh -c 'sleep 302 & sleep 303' & pid=$!
+sleep 0.5
+kill -KILL $pid; wait $pid; echo kill=$?
+sleep 0.3
+ps -eo args | grep -c '^sleep 30[0-3]' || true
+"#;
+    let out = w.sh(script);
+    let text = out.ok();
+    assert!(
+        text.contains("term=143"),
+        "SIGTERM forwarded, same death: {text}"
+    );
+    assert!(text.contains("kill=137"), "{text}");
+    assert_eq!(text.lines().last(), Some("0"), "no sleep left: {text}");
+    assert!(
+        w.wait_no_leftovers().is_empty(),
+        "{:?}",
+        w.leftover_processes()
+    );
+}
+
+#[test]
+fn sigkill_to_exec_in_place_kills_the_command_like_any_process() {
+    let Some(w) = world() else { return };
+    // In exec-in-place mode COMMAND is become-root's pid: the signal reaches it directly.
+    let out = w.sh("\"$BR\" sleep 300 & pid=$!; sleep 0.3; kill -KILL $pid; wait $pid; echo $?");
+    assert_eq!(out.ok().trim(), "137");
+    assert!(w.wait_no_leftovers().is_empty());
+}
+
+// ---- transparency -------------------------------------------------------------------------
+
+#[test]
+fn usage_error_is_125() {
+    let Some(w) = world() else { return };
+    let out = w.run(&["--no-such-flag", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.starts_with("become-root: usage: "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: "), "{}", out.stderr);
+}
+
+#[test]
+fn options_after_command_and_after_double_dash_pass_through() {
+    let Some(w) = world() else { return };
+    let out = w.run(&["echo", "-la", "--help", "--pid"]);
+    assert_eq!(out.ok(), "-la --help --pid\n");
+    let out = w.run(&["--", "printf", "%s\n", "--version"]);
+    assert_eq!(out.ok(), "--version\n");
+    let out = w.run(&["-m", "--", "--help"]);
+    assert_eq!(
+        out.code(),
+        Some(127),
+        "'--help' after -- is the command: {out:#?}"
+    );
+}
+
+#[test]
+fn default_command_is_shell_then_bin_sh() {
+    let Some(mut w) = world() else { return };
+    let shell = w.home().join("myshell");
+    std::fs::write(&shell, "#!/bin/sh\necho my-shell-ran \"$#\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shell, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w.env.push(("SHELL".into(), shell.display().to_string()));
+    assert_eq!(w.run::<&str>(&[]).ok(), "my-shell-ran 0\n");
+    let out = w.sh("unset SHELL; echo 'echo from-sh $(id -u)' | \"$BR\"");
+    assert_eq!(out.ok(), "from-sh 0\n");
+}
+
+#[test]
+fn stdin_and_environment_pass_through() {
+    let Some(mut w) = world() else { return };
+    w.env.push(("FOO".into(), "bar baz".into()));
+    let out = w.sh("printf 'line1\\nline2\\n' | \"$BR\" cat");
+    assert_eq!(out.ok(), "line1\nline2\n");
+    let out = w.run(&["env"]);
+    let env = out.ok();
+    assert!(env.lines().any(|l| l == "FOO=bar baz"), "{env}");
+    assert!(
+        env.lines()
+            .any(|l| l == "_CONTAINERS_USERNS_CONFIGURED=done"),
+        "{env}"
+    );
+    assert!(
+        env.lines()
+            .any(|l| l == format!("_CONTAINERS_ROOTLESS_UID={}", w.uid)),
+        "{env}"
+    );
+    assert!(
+        env.lines()
+            .any(|l| l == format!("_CONTAINERS_ROOTLESS_GID={}", w.gid)),
+        "{env}"
+    );
+    let outside = w.sh("env | sort").ok().to_string();
+    let inside: Vec<&str> = env
+        .lines()
+        .filter(|l| !l.starts_with("_CONTAINERS_"))
+        .collect();
+    let mut inside: Vec<String> = inside.iter().map(|s| s.to_string()).collect();
+    inside.sort();
+    let outside: Vec<String> = outside
+        .lines()
+        .filter(|l| !l.starts_with("_=") && !l.starts_with("PWD=") && !l.starts_with("SHLVL="))
+        .map(String::from)
+        .collect();
+    let inside: Vec<String> = inside
+        .into_iter()
+        .filter(|l| !l.starts_with("_=") && !l.starts_with("PWD=") && !l.starts_with("SHLVL="))
+        .collect();
+    assert_eq!(inside, outside, "environment otherwise unchanged");
+}
+
+#[test]
+fn file_descriptors_are_the_same_with_and_without() {
+    let Some(w) = world() else { return };
+    for mode in ["", "--pid"] {
+        let script = format!(
+            "exec 5</dev/null 7>/dev/null 9<>/dev/null; \
+             a=$(ls /proc/self/fd | sort | tr '\\n' ' '); \
+             b=$(\"$BR\" {mode} ls /proc/self/fd | sort | tr '\\n' ' '); \
+             echo \"$a\"; echo \"$b\""
+        );
+        let out = w.sh(&script);
+        let text = out.ok();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0], lines[1], "mode {mode:?}: fd sets differ");
+        assert!(lines[0].contains('5') && lines[0].contains('9'), "{text}");
+    }
+}
+
+#[test]
+fn sigpipe_is_default_for_the_command() {
+    let Some(w) = world() else { return };
+    for mode in ["", "--pid"] {
+        let out = w.sh(&format!("\"$BR\" {mode} yes | head -1"));
+        assert_eq!(out.stdout, "y\n", "{out:#?}");
+        assert_eq!(out.stderr, "", "no EPIPE error: {out:#?}");
+        let out = w.sh(&format!(
+            "grep SigIgn /proc/self/status; \"$BR\" {mode} grep SigIgn /proc/self/status"
+        ));
+        let text = out.ok();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0], lines[1],
+            "{mode:?}: ignored signals as the caller left them"
+        );
+    }
+}
+
+#[test]
+fn makefile_builds_a_tarball_with_root_and_user_owners() {
+    let Some(w) = world() else { return };
+    if common::which("make").is_none() {
+        common::skip("make is not installed");
+        return;
+    }
+    let makefile = "all:\n\t+$(BR) $(MAKE) pkg\n\npkg:\n\trm -rf root && mkdir -p root/etc root/home/u\n\techo hi > root/etc/f\n\techo hi > root/home/u/g\n\tchown -R 1000:1000 root/home/u\n\ttar --numeric-owner -cf out.tar -C root .\n";
+    std::fs::write(w.home().join("Makefile"), makefile).unwrap();
+    nix::unistd::chown(&w.home().join("Makefile"), Some(w.uid.into()), None).unwrap();
+    let out = w.sh("cd \"$HOME\" && make -s && tar --numeric-owner -tvf out.tar");
+    let text = out.ok();
+    let owner = |name: &str| {
+        text.lines()
+            .find(|l| l.ends_with(name))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+    };
+    assert_eq!(owner("./etc/f").as_deref(), Some("0/0"), "{text}");
+    assert_eq!(owner("./home/u/g").as_deref(), Some("1000/1000"), "{text}");
+}
+
+#[test]
+fn make_jobserver_reaches_the_command() {
+    let Some(w) = world() else { return };
+    if common::which("make").is_none() {
+        common::skip("make is not installed");
+        return;
+    }
+    let makefile = "all:\n\t@+$(BR) $(MAKE) sub\n\nsub: a b c d\na b c d:\n\t@sleep 0.2; echo $@\n";
+    std::fs::write(w.home().join("Makefile"), makefile).unwrap();
+    let out = w.sh("cd \"$HOME\" && make -j4 --no-print-directory");
+    assert!(out.status.success(), "{out:#?}");
+    assert!(
+        !out.stderr.contains("jobserver"),
+        "the jobserver fds arrived: {}",
+        out.stderr
+    );
+    assert_eq!(out.stdout.lines().count(), 4, "{out:#?}");
+}
+
+#[test]
+fn fifty_parallel_runs() {
+    let Some(w) = world() else { return };
+    let script = "pids=; i=0; while [ $i -lt 50 ]; do \"$BR\" sh -c 'test $(id -u) = 0' & pids=\"$pids $!\"; i=$((i+1)); done; \
+                  ok=0; for p in $pids; do wait $p && ok=$((ok+1)); done; echo $ok";
+    let out = w.sh(script);
+    assert_eq!(out.ok().trim(), "50", "{out:#?}");
+    assert!(w.wait_no_leftovers().is_empty());
+}
+
+#[test]
+fn refuses_to_run_setuid() {
+    let Some(w) = world() else { return };
+    let copy = w.dir.join("become-root-suid");
+    std::fs::copy(w.bin(), &copy).unwrap();
+    nix::unistd::chown(&copy, Some(12345.into()), None).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let out = w.sh(&format!("{} true", copy.display()));
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(out.stderr.contains("set-user-ID"), "{}", out.stderr);
+}
+
+// ---- terminals ----------------------------------------------------------------------------
+
+fn script_available() -> bool {
+    if common::which("script").is_none() {
+        common::skip("script(1) is not installed (Debian: bsdutils)");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn terminal_and_job_control_under_script() {
+    let Some(w) = world() else { return };
+    if !script_available() {
+        return;
+    }
+    for mode in ["", "--pid"] {
+        // An interactive shell on a pty: it must own the terminal (job control on), run a
+        // background job, list it, and bring one to the foreground.
+        let input = "tty >/dev/null && echo IS-TTY; case $- in *m*) echo MONITOR-ON;; esac; \
+                     sleep 5 & jobs; kill $!; wait; (sleep 0.2; echo FG-DONE) & fg; exit 3\n";
+        let script = format!(
+            "printf '%s' {} | script -qec '\"$BR\" {mode} sh -i' /dev/null; echo status=$?",
+            common::shell_quote(input)
+        );
+        let out = w.sh(&script);
+        let text = &out.stdout;
+        assert!(text.contains("IS-TTY"), "{mode}: {out:#?}");
+        assert!(
+            text.contains("MONITOR-ON"),
+            "{mode}: job control on: {out:#?}"
+        );
+        assert!(text.contains("[1]"), "{mode}: jobs listed: {out:#?}");
+        assert!(text.contains("FG-DONE"), "{mode}: fg worked: {out:#?}");
+        assert!(!text.contains("no job control"), "{mode}: {out:#?}");
+        assert!(text.contains("status=3"), "{mode}: {out:#?}");
+    }
+}
+
+#[test]
+fn ctrl_c_on_the_terminal_kills_the_command_once() {
+    let Some(w) = world() else { return };
+    if !script_available() {
+        return;
+    }
+    for mode in ["", "--pid"] {
+        // The command counts SIGINTs; ^C from the pty must arrive exactly once.
+        let inner =
+            "trap 'n=$((n+1)); echo INT$n' INT; n=0; echo READY; sleep 1; sleep 1; echo N=$n";
+        let cmd = format!("\"$BR\" {mode} sh -c {}", common::shell_quote(inner));
+        let script = format!(
+            "(sleep 0.6; printf '\\003'; sleep 2) | script -qec {} /dev/null",
+            common::shell_quote(&cmd)
+        );
+        let out = w.sh(&script);
+        assert!(
+            out.stdout.contains("N=1"),
+            "{mode}: exactly one SIGINT: {out:#?}"
+        );
+    }
+}
