@@ -22,7 +22,7 @@ use crate::error::{Error, UsernsError};
 use crate::mounts::{self, MountStep};
 use crate::process::{self, Command};
 use crate::sys::{self, Forked};
-use crate::userns::{self, Mapping};
+use crate::userns::{self, Mapping, Writer};
 
 /// Everything decided before any namespace exists.
 #[derive(Debug, Clone)]
@@ -161,35 +161,99 @@ pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     Ok(())
 }
 
+/// Who writes the maps of the namespace process, as seen from inside it.
+enum MapsFrom {
+    /// The namespace process itself, right after unshare (a single self map).
+    Myself(Mapping),
+    /// newuidmap and newgidmap, forked ahead and waiting on `go`.
+    Helpers {
+        go: Option<std::fs::File>,
+        helpers: Vec<userns::PendingHelper>,
+    },
+    /// A privileged helper child in the parent namespace, reporting on `report`.
+    Parent {
+        go: Option<std::fs::File>,
+        report: std::fs::File,
+        helper: Pid,
+    },
+    /// become-root, supervising from outside; `go` carries its word that the maps are written.
+    Supervisor { go: std::fs::File },
+}
+
 /// The real system.
 struct Real {
-    /// Exec in place: the helper child and the pipes to it. Supervise: only `go`.
-    helper: Option<Pid>,
-    go: Option<std::fs::File>,
-    report: Option<std::fs::File>,
+    maps: Option<MapsFrom>,
+}
+
+impl Real {
+    /// The write end of the go pipe, if any: closing it unwritten tells the waiting helpers
+    /// that no namespace will come.
+    fn abandon(&mut self) {
+        match self.maps.take() {
+            Some(MapsFrom::Helpers { go, helpers }) => {
+                drop(go);
+                for helper in helpers {
+                    let _ = helper.finish();
+                }
+            }
+            Some(MapsFrom::Parent { go, helper, .. }) => {
+                drop(go);
+                let _ = waitpid(helper, None);
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Ops for Real {
     fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error> {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER | flags)
             .map_err(|e| Error::from(userns::diagnose_unshare(e)))?;
-        // Tell the helper the namespace exists.
-        if let Some(mut go) = self.go.take() {
-            go.write_all(b"1")
-                .map_err(|e| Error::sys("signalling the map helper", io_errno(&e)))?;
+        // Tell the waiting helpers the namespace exists: one byte each.
+        let go = match &mut self.maps {
+            Some(MapsFrom::Helpers { go, helpers }) => go.take().map(|g| (g, helpers.len())),
+            Some(MapsFrom::Parent { go, .. }) => go.take().map(|g| (g, 1)),
+            _ => None,
+        };
+        if let Some((mut go, n)) = go {
+            go.write_all(&vec![b'1'; n])
+                .map_err(|e| Error::sys("signalling the map helpers", io_errno(&e)))?;
         }
         Ok(())
     }
 
     fn wait_for_maps(&mut self) -> Result<(), Error> {
-        let mut report = Vec::new();
-        if let Some(mut pipe) = self.report.take() {
-            let _ = pipe.read_to_end(&mut report);
+        match self.maps.take() {
+            None => Ok(()),
+            Some(MapsFrom::Myself(mapping)) => {
+                userns::write_maps(getpid(), &mapping).map_err(with_apparmor_hint)
+            }
+            Some(MapsFrom::Helpers { helpers, .. }) => {
+                // Both ran concurrently; collect both, report the first failure.
+                let results: Vec<_> = helpers.into_iter().map(|h| h.finish()).collect();
+                results
+                    .into_iter()
+                    .collect::<Result<(), _>>()
+                    .map_err(with_apparmor_hint)
+            }
+            Some(MapsFrom::Parent {
+                mut report, helper, ..
+            }) => {
+                let mut bytes = Vec::new();
+                let _ = report.read_to_end(&mut bytes);
+                let _ = waitpid(helper, None);
+                decode_report(&bytes)
+            }
+            Some(MapsFrom::Supervisor { mut go }) => {
+                let mut bytes = Vec::new();
+                let _ = go.read_to_end(&mut bytes);
+                match bytes.as_slice() {
+                    b"ok" => Ok(()),
+                    // become-root failed to map us and reports that itself.
+                    _ => sys::exit_now(crate::error::EXIT_FAILURE),
+                }
+            }
         }
-        if let Some(helper) = self.helper.take() {
-            let _ = waitpid(helper, None);
-        }
-        decode_report(&report)
     }
 
     fn become_root(&mut self) -> Result<(), Error> {
@@ -209,6 +273,20 @@ impl Ops for Real {
 
     fn loopback_up(&mut self) -> Result<(), Error> {
         sys::loopback_up().map_err(|e| Error::sys("bringing up loopback", e))
+    }
+}
+
+/// A mapping error, with AppArmor named where its user-namespace restriction is on (it makes
+/// every privileged step inside fail with EPERM).
+fn with_apparmor_hint(e: UsernsError) -> Error {
+    let e = Error::Userns(e);
+    match e.hint() {
+        None if userns::apparmor_restricts() => Error::Relayed {
+            what: e.what(),
+            why: e.why(),
+            hint: Some(userns::apparmor_hint()),
+        },
+        _ => e,
     }
 }
 
@@ -271,37 +349,61 @@ fn io_errno(e: &std::io::Error) -> nix::Error {
     nix::Error::from_raw(e.raw_os_error().unwrap_or(0))
 }
 
-/// Exec in place: fork a helper that stays outside, unshare, let it write the maps, exec.
+/// Exec in place: arrange for the maps to be written (by ourselves, by helpers forked ahead,
+/// or by a privileged child that stays outside), unshare, set up, exec.
 fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Error> {
-    let (go_r, go_w) = process::pipe()?;
-    let (report_r, report_w) = process::pipe()?;
     let target = getpid();
-    match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
-        Forked::Child => {
-            drop((go_w, report_r));
-            map_helper(target, go_r, report_w, &plan.mapping)
-        }
-        Forked::Parent(helper) => {
-            drop((go_r, report_w));
-            let mut real = Real {
-                helper: Some(helper),
-                go: Some(go_w),
-                report: Some(report_r),
-            };
-            let result = real
-                .unshare(plan.namespaces)
-                .and_then(|()| setup_inside(&mut real, plan));
-            if let Err(e) = result {
-                // Closing `go` without writing tells the helper to leave; reap it.
-                drop(real.go.take());
-                if let Some(helper) = real.helper.take() {
-                    let _ = waitpid(helper, None);
+    let maps = match &plan.mapping.writer {
+        Writer::SelfMap => MapsFrom::Myself(plan.mapping.clone()),
+        Writer::Helpers {
+            newuidmap,
+            newgidmap,
+        } => {
+            let (go_r, go_w) = process::pipe()?;
+            let mut helpers = Vec::with_capacity(2);
+            for (program, map) in [
+                (newuidmap, &plan.mapping.uid),
+                (newgidmap, &plan.mapping.gid),
+            ] {
+                match userns::PendingHelper::fork(program, target, map, &go_r) {
+                    Ok(helper) => helpers.push(helper),
+                    Err(e) => {
+                        drop(go_w);
+                        helpers.into_iter().for_each(|h| drop(h.finish()));
+                        return Err(e.into());
+                    }
                 }
-                return Err(e);
             }
-            Err(plan.command.exec())
+            MapsFrom::Helpers {
+                go: Some(go_w),
+                helpers,
+            }
         }
+        Writer::Privileged => {
+            let (go_r, go_w) = process::pipe()?;
+            let (report_r, report_w) = process::pipe()?;
+            match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
+                Forked::Child => {
+                    drop((go_w, report_r));
+                    map_helper(target, go_r, report_w, &plan.mapping)
+                }
+                Forked::Parent(helper) => MapsFrom::Parent {
+                    go: Some(go_w),
+                    report: report_r,
+                    helper,
+                },
+            }
+        }
+    };
+    let mut real = Real { maps: Some(maps) };
+    if let Err(e) = real
+        .unshare(plan.namespaces)
+        .and_then(|()| setup_inside(&mut real, plan))
+    {
+        real.abandon();
+        return Err(e);
     }
+    Err(plan.command.exec())
 }
 
 /// The helper child of exec-in-place mode: wait until `target` has unshared, write its maps
@@ -383,9 +485,7 @@ fn namespace_child(
     // an ancestor pid namespace).
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::sys("prctl", e))?;
     let mut real = Real {
-        helper: None,
-        go: None,
-        report: Some(go),
+        maps: Some(MapsFrom::Supervisor { go }),
     };
     setup_inside(&mut real, plan)?;
     if let Some(terminal) = terminal {
@@ -407,7 +507,6 @@ mod tests {
     use super::*;
     use crate::cli::Propagation;
     use crate::idmap::IdMap;
-    use crate::userns::Writer;
 
     #[derive(Default)]
     struct Recorder(Vec<String>);
@@ -446,9 +545,7 @@ mod tests {
             mapping: Mapping {
                 uid: IdMap::single(1000),
                 gid: IdMap::single(1000),
-                writer: Writer::Direct {
-                    deny_setgroups: true,
-                },
+                writer: Writer::SelfMap,
             },
             command: Command::new(vec!["true".into()], Vec::new()).unwrap(),
         }

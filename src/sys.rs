@@ -109,6 +109,25 @@ pub fn helper_command(program: &Path) -> Command {
     cmd
 }
 
+/// In a forked helper just before exec: stdin and stdout from /dev/null, stderr to `stderr`,
+/// and every other descriptor close-on-exec (so a make jobserver never reaches a helper).
+pub fn redirect_for_helper(stderr: &impl AsRawFd) -> nix::Result<()> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    let null = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
+    // SAFETY: dup2 on descriptors this process owns; 0, 1 and 2 are replaced atomically.
+    let ok = unsafe {
+        libc::dup2(null.as_raw_fd(), 0) >= 0
+            && libc::dup2(null.as_raw_fd(), 1) >= 0
+            && libc::dup2(stderr.as_raw_fd(), 2) >= 0
+    };
+    if !ok {
+        return Err(Errno::last());
+    }
+    cloexec_from_3();
+    Ok(())
+}
+
 /// Bring the loopback interface of the current network namespace up.
 pub fn loopback_up() -> nix::Result<()> {
     // SAFETY: socket(2) takes only integers; the result is checked before use.

@@ -59,10 +59,12 @@ pub enum Writer {
         newuidmap: PathBuf,
         newgidmap: PathBuf,
     },
-    /// Written straight to /proc/PID/{uid,gid}_map by the process in the parent namespace:
-    /// allowed for a single mapping of the writer's own ids, and for a writer with
-    /// CAP_SETUID/CAP_SETGID over the parent namespace (real root, nested root).
-    Direct { deny_setgroups: bool },
+    /// Written to /proc/PID/{uid,gid}_map from the parent namespace by a process with
+    /// CAP_SETUID and CAP_SETGID over it: real root, or root in the namespace become-root runs in.
+    Privileged,
+    /// One id each, the namespace owner's own. The kernel lets the owner write such a map
+    /// without privilege, even from inside the new namespace, once setgroups(2) is denied.
+    SelfMap,
 }
 
 /// The maps for the new namespace and how they get written.
@@ -161,9 +163,7 @@ pub fn plan_mapping(
         gid: IdMap::single(caller.gid),
         // The kernel lets an unprivileged writer map its own gid only once setgroups is
         // denied, or a dropped supplementary group could be regained (CVE-2014-8989).
-        writer: Writer::Direct {
-            deny_setgroups: !caller.is_real_root() && caller.nested.is_none(),
-        },
+        writer: Writer::SelfMap,
     };
     if let Some((uid_map, gid_map)) = &caller.nested {
         // Already root in a user namespace: map what we have, as it is.
@@ -173,9 +173,7 @@ pub fn plan_mapping(
         return Ok(Mapping {
             uid: uid_map.pass_through(),
             gid: gid_map.pass_through(),
-            writer: Writer::Direct {
-                deny_setgroups: false,
-            },
+            writer: Writer::Privileged,
         });
     }
     if caller.uid == 0 {
@@ -185,9 +183,7 @@ pub fn plan_mapping(
         return Ok(Mapping {
             uid: IdMap::host_identity(),
             gid: IdMap::host_identity(),
-            writer: Writer::Direct {
-                deny_setgroups: false,
-            },
+            writer: Writer::Privileged,
         });
     }
     match mode {
@@ -396,17 +392,131 @@ pub fn write_maps(pid: Pid, mapping: &Mapping) -> Result<(), UsernsError> {
             let gid_result = gid_child.and_then(|c| finish_helper(newgidmap, pid, &mapping.gid, c));
             uid_result.and(gid_result)
         }
-        Writer::Direct { deny_setgroups } => {
+        Writer::Privileged => {
             write_proc(pid, "uid_map", &mapping.uid.proc_format())?;
-            if *deny_setgroups {
-                // CVE-2014-8989: without privilege over the parent namespace, gid_map may be
-                // written only after setgroups(2) is denied, so that dropping a group with
-                // setgroups cannot be undone inside the namespace.
-                write_proc(pid, "setgroups", "deny")?;
-            }
+            write_proc(pid, "gid_map", &mapping.gid.proc_format())
+        }
+        Writer::SelfMap => {
+            write_proc(pid, "uid_map", &mapping.uid.proc_format())?;
+            // CVE-2014-8989: without privilege over the parent namespace, gid_map may be
+            // written only after setgroups(2) is denied, so that dropping a group with
+            // setgroups cannot be undone inside the namespace.
+            write_proc(pid, "setgroups", "deny")?;
             write_proc(pid, "gid_map", &mapping.gid.proc_format())
         }
     }
+}
+
+/// newuidmap or newgidmap forked ahead of unshare(2), waiting to be told the namespace
+/// exists, then exec'd straight away: one fork per helper and no process in between, since
+/// the namespace process itself can no longer start a set-user-ID program that works (its
+/// root is not mapped in the new namespace, so the kernel ignores the bit).
+pub struct PendingHelper {
+    pid: Pid,
+    program: PathBuf,
+    args: Vec<String>,
+    stderr: std::fs::File,
+}
+
+impl PendingHelper {
+    /// Fork the helper for `target`; it execs `program` when it reads a byte from `go` and
+    /// leaves quietly at end of file (become-root failed to unshare and says so itself).
+    pub fn fork(
+        program: &Path,
+        target: Pid,
+        map: &IdMap,
+        go: &std::fs::File,
+    ) -> Result<PendingHelper, UsernsError> {
+        let sys_err = |what: &str| {
+            let what = what.to_string();
+            move |errno| UsernsError::Sys { what, errno }
+        };
+        let mut args = vec![target.to_string()];
+        args.extend(map.helper_args());
+        let (stderr_r, stderr_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("create a pipe"))?;
+        let argv: Vec<std::ffi::CString> = std::iter::once(program.as_os_str())
+            .chain(args.iter().map(|a| std::ffi::OsStr::new(a.as_str())))
+            .map(|a| {
+                std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a)).expect("no NUL")
+            })
+            .collect();
+        match sys::fork_process().map_err(sys_err("fork"))? {
+            sys::Forked::Child => {
+                drop(stderr_r);
+                helper_child(target, go, stderr_w, &argv)
+            }
+            sys::Forked::Parent(pid) => Ok(PendingHelper {
+                pid,
+                program: program.into(),
+                args,
+                stderr: stderr_r.into(),
+            }),
+        }
+    }
+
+    /// Wait for the helper and check how it ended, keeping its stderr for the message.
+    pub fn finish(mut self) -> Result<(), UsernsError> {
+        let mut stderr = String::new();
+        let _ = self.stderr.read_to_string(&mut stderr);
+        let status = loop {
+            match nix::sys::wait::waitpid(self.pid, None) {
+                Err(nix::Error::EINTR) => continue,
+                other => break other,
+            }
+        };
+        let failed = |status: String| UsernsError::HelperFailed {
+            program: format!("{} {}", self.program.display(), self.args.join(" ")),
+            status,
+            stderr: stderr.clone(),
+        };
+        match status {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => {
+                Err(failed(format!("exit status: {code}")))
+            }
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {
+                Err(failed(format!("killed by {sig}")))
+            }
+            Ok(other) => Err(failed(format!("{other:?}"))),
+            Err(errno) => Err(UsernsError::Sys {
+                what: "wait for the helper".into(),
+                errno,
+            }),
+        }
+    }
+}
+
+/// The forked helper: wait for the go byte, then become newuidmap/newgidmap.
+fn helper_child(
+    target: Pid,
+    go: &std::fs::File,
+    stderr: std::os::fd::OwnedFd,
+    argv: &[std::ffi::CString],
+) -> ! {
+    // Die with become-root, and never act for a stranger that reused its pid: the check
+    // after prctl closes the race with become-root dying first.
+    if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err()
+        || nix::unistd::getppid() != target
+    {
+        sys::exit_now(1);
+    }
+    let mut byte = [0u8; 1];
+    if !matches!((&*go).read(&mut byte), Ok(1)) {
+        sys::exit_now(0);
+    }
+    let mut stderr = std::fs::File::from(stderr);
+    if sys::redirect_for_helper(&stderr).is_err() {
+        sys::exit_now(126);
+    }
+    let Err(errno) = nix::unistd::execv(&argv[0], argv);
+    use std::io::Write;
+    let _ = writeln!(
+        stderr,
+        "cannot execute {}: {errno}",
+        argv[0].to_string_lossy()
+    );
+    sys::exit_now(127)
 }
 
 fn spawn_helper(program: &Path, pid: Pid, map: &IdMap) -> Result<Child, UsernsError> {
