@@ -56,7 +56,7 @@ pub enum UsernsError {
     },
     #[error("getsubids: {0}")]
     Getsubids(String),
-    #[error("cannot create the {what} namespace: {errno}")]
+    #[error("cannot create it: {errno}")]
     Unshare {
         what: &'static str,
         errno: nix::Error,

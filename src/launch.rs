@@ -74,7 +74,13 @@ fn usage_error(e: clap::Error) -> i32 {
         .unwrap_or("bad usage")
         .trim_start_matches("error: ")
         .to_string();
-    let tip = lines.find_map(|l| l.trim().strip_prefix("tip: ").map(str::to_string));
+    let tip = lines.find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("tip: ").map(str::to_string).or_else(|| {
+            let values = l.strip_prefix("[possible values: ")?.strip_suffix(']')?;
+            Some(format!("use one of: {values}"))
+        })
+    });
     let hint = match tip {
         Some(tip) => format!("{tip}; see 'become-root --help'"),
         None => "see 'become-root --help'".into(),

@@ -62,6 +62,70 @@ const PAGES: &[Page] = &[Page {
 
 const BECOME_ROOT_SECTIONS: &[Section] = &[
     Section {
+        title: "ID MAPS",
+        body: &[
+            Para(
+                "With --map=full (and auto, when it can), the caller is uid and gid 0 inside and \
+                 every subordinate range of the caller follows at 1, 2, ... in file order, \
+                 contiguously: ranges of 1000 and 5000 ids give the maps 0 UID 1, 1 200000 1000, \
+                 1001 300000 5000. Lines naming the caller by login name or by numeric uid both \
+                 count. Overlapping or repeated ranges are merged, a range containing the \
+                 caller's own id is split around it, and more than 340 extents (the kernel's \
+                 limit) is an error. The caller's lines are parsed as newuidmap parses them; \
+                 a malformed line (a trailing space, a CRLF line ending, count 0, a range past \
+                 4294967295) is reported with its file and line number and never repaired: \
+                 --map=full fails, --map=auto warns and maps the valid ranges, or only the \
+                 caller when none is left.",
+            ),
+            Para(
+                "--map=auto falls back to a single mapping, with one warning that says why and \
+                 how to fix it, when the caller has no subordinate ids, newuidmap or newgidmap \
+                 is missing, not set-user-ID, on a nosuid mount, or no_new_privs is set. \
+                 --map=full makes each of these an error (status 125); --quiet silences the \
+                 warning. A single mapping denies setgroups(2) inside, as the kernel requires \
+                 (CVE-2014-8989).",
+            ),
+            Para(
+                "Real root (uid 0 in the initial user namespace) gets the identity map \
+                 0 0 4294967295, written directly. Root inside a user namespace (become-root \
+                 run by become-root) passes the current map through as identity, one extent \
+                 per extent of the current map. Supplementary groups are kept; those not \
+                 mapped show as the overflow group (nogroup) inside, as with unshare and podman.",
+            ),
+        ],
+    },
+    Section {
+        title: "PROCESSES AND SIGNALS",
+        body: &[
+            Para(
+                "Without --pid, COMMAND replaces become-root (exec in place): it keeps \
+                 become-root's process id, so signals, terminal job control and the exit \
+                 status are COMMAND's own and no process sits in between. The maps are \
+                 written by newuidmap and newgidmap, run concurrently from short-lived \
+                 children that are gone before COMMAND starts.",
+            ),
+            Para(
+                "With --pid, become-root stays outside and supervises. The namespace's init \
+                 (pid 1, named become-root) reaps orphans and runs COMMAND as pid 2. Signals \
+                 sent to become-root with kill(1) are forwarded to COMMAND once; signals the \
+                 terminal sends to the whole foreground process group (Ctrl-C, Ctrl-\\, \
+                 window size) are not forwarded again. When become-root owns the terminal, \
+                 init takes a process group of its own so that shells inside find a valid \
+                 group to hand the terminal back to; Ctrl-Z stops COMMAND and then \
+                 become-root, so the caller's shell sees a stopped job, and fg resumes both. \
+                 become-root never calls setsid(2). If become-root is killed, even with \
+                 SIGKILL, init and with it everything in the namespace are killed too.",
+            ),
+            Para(
+                "COMMAND starts with every signal unblocked and SIGPIPE at its default \
+                 action (so become-root yes | head -1 ends quietly); other ignored signals \
+                 are passed on as the caller left them. Descriptors inherited by become-root, \
+                 such as a make jobserver's, reach COMMAND unchanged; become-root's own are \
+                 close-on-exec, and the helpers get none of the inherited ones.",
+            ),
+        ],
+    },
+    Section {
         title: "EXIT STATUS",
         body: &[
             Item(

@@ -219,6 +219,140 @@ fn newuidmap_refusal_is_reported_with_its_stderr() {
 }
 
 #[test]
+fn helper_on_a_nosuid_mount_is_diagnosed() {
+    let Some(mut w) = world() else { return };
+    let dir = w.dir.join("nosuid");
+    std::fs::create_dir(&dir).unwrap();
+    // A set-user-ID copy of newuidmap on a nosuid tmpfs, made in the harness's namespace.
+    w.root_setup = format!(
+        "mount -t tmpfs -o nosuid,mode=755 none {0} && cp -p $(command -v newuidmap) {0}/",
+        dir.display()
+    );
+    w.env.push((
+        "NEWUIDMAP".into(),
+        dir.join("newuidmap").display().to_string(),
+    ));
+    let out = w.run(&["--map=full", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(out.stderr.contains("nosuid"), "{}", out.stderr);
+    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+}
+
+#[test]
+fn getsubids_source_reads_the_same_ranges() {
+    let Some(mut w) = world() else { return };
+    if common::which("getsubids").is_none() {
+        common::skip("getsubids is not installed (Debian: uidmap)");
+        return;
+    }
+    w.subuid = "tuser:200000:1000\ntuser:300000:10\n".into();
+    w.subgid = "tuser:200000:1000\n".into();
+    let want_uid = [
+        format!("0 {} 1", w.uid),
+        "1 200000 1000".into(),
+        "1001 300000 10".into(),
+    ];
+    let (uid, gid, out) = maps(&w, &["--map=full", "--subid-source=getsubids"]);
+    assert!(out.status.success(), "{out:#?}");
+    assert_eq!(uid, want_uid);
+    assert_eq!(gid, [format!("0 {} 1", w.gid), "1 200000 1000".into()]);
+    // auto picks getsubids when nsswitch.conf has a subid line: prove it by breaking getsubids
+    let mut nsswitch = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
+    nsswitch.push_str("subid: files\n");
+    w.nsswitch = Some(nsswitch);
+    w.env.push((
+        "PATH".into(),
+        format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", w.home().display()),
+    ));
+    let fake = w.home().join("getsubids");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'getsubids: fake failure' >&2; exit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = w.run(&["--map=full", "true"]);
+    assert_eq!(out.code(), Some(125), "auto used getsubids: {out:#?}");
+    assert!(out.stderr.contains("fake failure"), "{}", out.stderr);
+    let out = w.run(&["--map=full", "--subid-source=files", "true"]);
+    assert!(out.status.success(), "files ignores nsswitch: {out:#?}");
+}
+
+#[test]
+fn max_user_namespaces_zero_is_diagnosed() {
+    if !nix::unistd::Uid::effective().is_root() {
+        common::skip("needs root to make a user namespace with its own limit");
+        return;
+    }
+    // user.max_user_namespaces is per user namespace: lower it in a throwaway one, so the
+    // machine's own value never changes.
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec {} true",
+        common::BIN
+    );
+    let out = common::run_with_timeout({
+        let mut c = std::process::Command::new("unshare");
+        c.args(["-U", "-r", "sh", "-c", &script]);
+        c
+    });
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr
+            .starts_with("become-root: user namespace: cannot create it: ENOSPC"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("max_user_namespaces = 0"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: "), "{}", out.stderr);
+}
+
+#[test]
+fn non_utf8_arguments_pass_through() {
+    let Some(w) = world() else { return };
+    use std::os::unix::ffi::OsStrExt;
+    let arg = std::ffi::OsStr::from_bytes(b"caf\xe9-\xff");
+    let out = w.run(&[
+        std::ffi::OsStr::new("printf"),
+        std::ffi::OsStr::new("%s"),
+        arg,
+    ]);
+    assert!(out.status.success(), "{out:#?}");
+    let mut cmd = w.command(&[
+        w.bin().as_os_str(),
+        std::ffi::OsStr::new("printf"),
+        std::ffi::OsStr::new("%s"),
+        arg,
+    ]);
+    let raw = cmd.output().unwrap();
+    assert_eq!(raw.stdout, b"caf\xe9-\xff");
+}
+
+#[test]
+fn refuses_to_run_with_file_capabilities() {
+    let Some(w) = world() else { return };
+    let Some(setcap) = common::which("setcap") else {
+        common::skip("setcap is not installed (Debian: libcap2-bin)");
+        return;
+    };
+    let copy = w.dir.join("become-root-caps");
+    std::fs::copy(w.bin(), &copy).unwrap();
+    let status = std::process::Command::new(setcap)
+        .args(["cap_net_admin+ep"])
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = w.sh(&format!("{} true", copy.display()));
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(out.stderr.contains("capabilities"), "{}", out.stderr);
+}
+
+#[test]
 fn real_root_gets_the_identity_map() {
     if !nix::unistd::Uid::effective().is_root() {
         common::skip("real root case needs root");

@@ -80,6 +80,8 @@ pub struct World {
     /// Propagation of / in the harness's mount namespace: private, or shared as on a
     /// systemd host (where --propagation=slave makes a difference).
     pub propagation: &'static str,
+    /// Shell lines run as root inside the harness's namespace before dropping to the user.
+    pub root_setup: String,
 }
 
 impl World {
@@ -122,6 +124,7 @@ impl World {
             env: Vec::new(),
             nsswitch: None,
             propagation: "private",
+            root_setup: String::new(),
         })
     }
 
@@ -180,12 +183,14 @@ impl World {
 mkdir -p {d}/etc-up {d}/etc-work
 mount -t overlay overlay -o lowerdir=/etc,upperdir={d}/etc-up,workdir={d}/etc-work /etc
 for f in {etc}/*; do cat "$f" > "/etc/${{f##*/}}"; done
+{setup}
 cd {d}/home
 exec setpriv --reuid={uid} --regid={gid} --clear-groups -- env -i {env} "$@"
 "#,
             etc = etc.display(),
             uid = self.uid,
             gid = self.gid,
+            setup = self.root_setup,
         );
         let path = self.dir.join("enter.sh");
         fs::write(&path, script).unwrap();
@@ -205,7 +210,8 @@ exec setpriv --reuid={uid} --regid={gid} --clear-groups -- env -i {env} "$@"
 
     /// Run become-root with `args` as the test user.
     pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Out {
-        let mut argv: Vec<&OsStr> = vec![self.bin().into_os_string().leak()];
+        let bin = self.bin();
+        let mut argv: Vec<&OsStr> = vec![bin.as_os_str()];
         argv.extend(args.iter().map(|a| a.as_ref()));
         run_with_timeout(self.command(&argv))
     }
