@@ -20,7 +20,7 @@ pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// Creating the user namespace and writing its id maps.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UsernsError {
     #[error("{path}: not found")]
     HelperMissing { path: PathBuf },
@@ -48,12 +48,8 @@ pub enum UsernsError {
         #[source]
         source: MapError,
     },
-    #[error("{path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("reading {path}: {errno}")]
+    Read { path: PathBuf, errno: nix::Error },
     #[error("getsubids: {0}")]
     Getsubids(String),
     #[error("cannot create it: {errno}")]
@@ -80,7 +76,7 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 /// Starting COMMAND.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ExecError {
     #[error("command not found")]
     NotFound,

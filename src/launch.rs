@@ -128,7 +128,8 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
 
 fn run(cli: Cli) -> Result<std::convert::Infallible, Error> {
     let quiet = cli.quiet;
-    let (plan, warnings) = plan(cli)?;
+    let (mut plan, warnings) = plan(cli)?;
+    plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     if !quiet {
         for w in &warnings {
             eprint!("{w}");
@@ -223,7 +224,7 @@ impl Ops for Real {
         };
         if let Some((mut go, n)) = go {
             go.write_all(&vec![b'1'; n])
-                .map_err(|e| Error::sys("signalling the map helpers", io_errno(&e)))?;
+                .map_err(|e| Error::sys("signalling the map helpers", userns::io_errno(&e)))?;
         }
         Ok(())
     }
@@ -302,33 +303,13 @@ fn encode_report(result: &Result<(), UsernsError>) -> Vec<u8> {
     match result {
         Ok(()) => b"ok".to_vec(),
         Err(e) => {
-            let e = Error::Userns(clone_error(e));
+            let e = Error::Userns(e.clone());
             let mut hint = e.hint().unwrap_or_default();
             if hint.is_empty() && userns::apparmor_restricts() {
                 hint = userns::apparmor_hint();
             }
             [e.what(), e.why(), hint].join("\0").into_bytes()
         }
-    }
-}
-
-fn clone_error(e: &UsernsError) -> UsernsError {
-    match e {
-        UsernsError::HelperFailed {
-            program,
-            status,
-            stderr,
-        } => UsernsError::HelperFailed {
-            program: program.clone(),
-            status: status.clone(),
-            stderr: stderr.clone(),
-        },
-        UsernsError::HelperMissing { path } => UsernsError::HelperMissing { path: path.clone() },
-        UsernsError::WriteMap { path, errno } => UsernsError::WriteMap {
-            path: path.clone(),
-            errno: *errno,
-        },
-        other => UsernsError::Refuse(other.to_string()),
     }
 }
 
@@ -349,10 +330,6 @@ fn decode_report(report: &[u8]) -> Result<(), Error> {
     let why = parts.next().unwrap_or_default().to_string();
     let hint = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
     Err(Error::Relayed { what, why, hint })
-}
-
-fn io_errno(e: &std::io::Error) -> nix::Error {
-    nix::Error::from_raw(e.raw_os_error().unwrap_or(0))
 }
 
 /// Exec in place: arrange for the maps to be written (by ourselves, by helpers forked ahead,
@@ -471,7 +448,7 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
             }
             let mut go = go_w;
             go.write_all(b"ok")
-                .map_err(|e| Error::sys("starting the namespace process", io_errno(&e)))?;
+                .map_err(|e| Error::sys("starting the namespace process", userns::io_errno(&e)))?;
             drop(go);
             let ending = process::supervise(child, Some(ending_r), terminal)?;
             ending.finish()

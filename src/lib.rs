@@ -1,8 +1,9 @@
 //! become-root: run a command as root in a new user namespace with every subordinate id
 //! mapped. The binaries in `src/bin/` are thin; everything lives here.
 //!
-//! Pure modules (`subid`, `idmap`, `mounts`' planning) forbid `unsafe`; `sys` is the only
-//! module with `unsafe`, and every block there says why it is sound.
+//! Pure modules (`cli`, `subid`, `idmap`) forbid `unsafe`; `sys` is the only module allowed
+//! `unsafe` at all, and every block there says why it is sound.
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod error;

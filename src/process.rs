@@ -31,6 +31,10 @@ pub struct Command {
     pub name: OsString,
     argv: Vec<CString>,
     env: Vec<CString>,
+    /// The caller had SIGCHLD ignored: become-root works with it at its default (an ignored
+    /// SIGCHLD makes the kernel reap children, and waitpid fails) and ignores it again for
+    /// COMMAND.
+    pub sigchld_ignored: bool,
 }
 
 impl Command {
@@ -64,15 +68,23 @@ impl Command {
             })
             .collect();
         env.shrink_to_fit();
-        Ok(Command { name, argv, env })
+        Ok(Command {
+            name,
+            argv,
+            env,
+            sigchld_ignored: false,
+        })
     }
 
     /// execvpe(3) COMMAND with the signal state the caller gave become-root: every signal
-    /// unblocked and SIGPIPE at its default (Rust's runtime ignores it, and an ignored signal
+    /// unblocked, SIGCHLD as the caller had it, and SIGPIPE at its default (Rust's runtime ignores it, and an ignored signal
     /// survives exec, which would make `become-root yes | head -1` print EPIPE errors).
     /// Returns only on failure.
     pub fn exec(&self) -> Error {
         sys::default_signal(Signal::SIGPIPE);
+        if self.sigchld_ignored {
+            sys::ignore_signal(Signal::SIGCHLD);
+        }
         let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
         let Err(errno) = nix::unistd::execvpe(&self.argv[0], &self.argv, &self.env);
         let has_slash = self.name.as_bytes().contains(&b'/');

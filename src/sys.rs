@@ -1,6 +1,7 @@
 //! The only module with `unsafe`: thin wrappers over the system calls nix does not cover
 //! safely (fork, clone, ioctl, raw syscalls, signal dispositions). Every block says why it is
 //! sound. Callers see safe functions with the preconditions spelled out.
+#![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::CString;
@@ -180,6 +181,19 @@ pub fn std_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     // SAFETY: become-root never closes 0, 1 or 2, so they stay open for the life of the
     // process; an fd that was not open at start simply makes the terminal calls fail (EBADF).
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Set `sig` to its default disposition and say whether the caller had it ignored.
+pub fn default_signal_was_ignored(sig: Signal) -> bool {
+    // SAFETY: SIG_DFL installs no Rust code as a handler, so nothing can run in signal context.
+    let old = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    matches!(old, Ok(SigHandler::SigIgn))
+}
+
+/// Ignore `sig` (to hand an ignored signal on to COMMAND as the caller left it).
+pub fn ignore_signal(sig: Signal) {
+    // SAFETY: SIG_IGN installs no Rust code as a handler.
+    let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) };
 }
 
 /// Set `sig` back to its default disposition.

@@ -116,9 +116,9 @@ pub fn caller() -> Result<Caller, UsernsError> {
 }
 
 fn read_proc_map(path: &str) -> Result<IdMap, UsernsError> {
-    let text = fs::read_to_string(path).map_err(|source| UsernsError::Read {
+    let text = fs::read_to_string(path).map_err(|e| UsernsError::Read {
         path: path.into(),
-        source,
+        errno: io_errno(&e),
     })?;
     IdMap::parse_proc(&text).map_err(|source| UsernsError::Map {
         path: path.into(),
@@ -206,35 +206,13 @@ pub fn plan_mapping(
 }
 
 fn fallback_warning(e: &UsernsError, caller: &Caller) -> Warning {
-    let hint = crate::error::Error::Userns(clone_for_hint(e)).hint();
+    let hint = crate::error::Error::Userns(e.clone()).hint();
     Warning {
         why: format!(
             "{e}; mapping only uid {} and gid {} (as 0); use --map=full to make this an error",
             caller.uid, caller.gid
         ),
         hint,
-    }
-}
-
-/// The parts of an error the hint depends on (errors holding io::Error do not clone).
-fn clone_for_hint(e: &UsernsError) -> UsernsError {
-    match e {
-        UsernsError::HelperMissing { path } => UsernsError::HelperMissing { path: path.clone() },
-        UsernsError::HelperNotPrivileged { path } => {
-            UsernsError::HelperNotPrivileged { path: path.clone() }
-        }
-        UsernsError::HelperNosuid { path } => UsernsError::HelperNosuid { path: path.clone() },
-        UsernsError::NoNewPrivs => UsernsError::NoNewPrivs,
-        UsernsError::NoSubordinateIds { user, path } => UsernsError::NoSubordinateIds {
-            user: user.clone(),
-            path: path.clone(),
-        },
-        UsernsError::Getsubids(s) => UsernsError::Getsubids(s.clone()),
-        UsernsError::Map { path, source } => UsernsError::Map {
-            path: path.clone(),
-            source: source.clone(),
-        },
-        other => UsernsError::Refuse(other.to_string()),
     }
 }
 
@@ -264,10 +242,10 @@ fn full_mapping(
             let text = match fs::read(path) {
                 Ok(text) => text,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(source) => {
+                Err(e) => {
                     return Err(UsernsError::Read {
                         path: path.into(),
-                        source,
+                        errno: io_errno(&e),
                     });
                 }
             };
@@ -393,6 +371,10 @@ pub fn write_maps(pid: Pid, mapping: &Mapping) -> Result<(), UsernsError> {
             uid_result.and(gid_result)
         }
         Writer::Privileged => {
+            // The writer holds CAP_SETUID and CAP_SETGID over the parent namespace, so the
+            // kernel (new_idmap_permitted) only checks that every outside id is mapped there
+            // and that mapping root is backed by CAP_SETFCAP (verify_root_map, since Linux
+            // 5.12): the new namespace gets no id its creator does not already have.
             write_proc(pid, "uid_map", &mapping.uid.proc_format())?;
             write_proc(pid, "gid_map", &mapping.gid.proc_format())
         }
@@ -576,8 +558,13 @@ fn write_proc(pid: Pid, file: &str, text: &str) -> Result<(), UsernsError> {
     // One write(2) with the whole text: the kernel accepts a map file only once, whole.
     fs::write(&path, text).map_err(|e| UsernsError::WriteMap {
         path,
-        errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+        errno: io_errno(&e),
     })
+}
+
+/// The errno behind an I/O error from the standard library (EIO when there is none).
+pub fn io_errno(e: &std::io::Error) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
 }
 
 /// Explain why unshare(CLONE_NEWUSER | ...) failed, from the sysctls that cause each errno.

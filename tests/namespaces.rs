@@ -808,6 +808,32 @@ fn sigpipe_is_default_for_the_command() {
 }
 
 #[test]
+fn works_when_the_caller_ignores_sigchld_and_passes_that_on() {
+    let Some(w) = world() else { return };
+    // An ignored SIGCHLD makes the kernel reap children itself, so waitpid(2) would fail;
+    // become-root must still check its helpers, and COMMAND still inherit the ignore.
+    for mode in ["", "--pid"] {
+        // bash passes an ignored SIGCHLD on to what it runs (dash does not)
+        let out = w.sh(&format!(
+            "bash -c 'trap \"\" CHLD; \"$BR\" {mode} grep SigIgn /proc/self/status'"
+        ));
+        let text = out.ok();
+        let mask = u64::from_str_radix(text.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_ne!(
+            mask & (1 << (17 - 1)),
+            0,
+            "{mode:?}: SIGCHLD still ignored in COMMAND: {text}"
+        );
+    }
+    let out = w.sh("bash -c 'trap \"\" CHLD; NEWUIDMAP=/bin/false \"$BR\" --map=full true'");
+    assert_eq!(
+        out.code(),
+        Some(125),
+        "a failing helper is still caught: {out:#?}"
+    );
+}
+
+#[test]
 fn makefile_builds_a_tarball_with_root_and_user_owners() {
     let Some(w) = world() else { return };
     if common::which("make").is_none() {
