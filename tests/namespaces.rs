@@ -353,6 +353,35 @@ fn refuses_to_run_with_file_capabilities() {
 }
 
 #[test]
+fn helpers_never_get_the_callers_descriptors() {
+    let Some(mut w) = world() else { return };
+    // A stand-in newuidmap that records its descriptors and refuses. The set-user-ID bit on
+    // a script is ignored by the kernel but satisfies become-root's check of the helper.
+    let record = w.home().join("helper-fds");
+    let fake = w.dir.join("fake-newuidmap");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nls /proc/self/fd > {}\nexit 1\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    w.env.push(("NEWUIDMAP".into(), fake.display().to_string()));
+    let out = w.sh("exec 7</dev/null 9>/dev/null; \"$BR\" --map=full true");
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    let fds = std::fs::read_to_string(&record).unwrap();
+    let fds: Vec<&str> = fds.lines().collect();
+    assert!(
+        !fds.contains(&"7") && !fds.contains(&"9"),
+        "inherited fds reached the helper: {fds:?}"
+    );
+    assert!(fds.contains(&"0") && fds.contains(&"2"), "{fds:?}");
+}
+
+#[test]
 fn real_root_gets_the_identity_map() {
     if !nix::unistd::Uid::effective().is_root() {
         common::skip("real root case needs root");
