@@ -227,24 +227,16 @@ pub fn supervise(
         if !signal_ready {
             continue;
         }
-        let info = match sfd.read_signal() {
-            Ok(Some(info)) => info,
-            Ok(None) | Err(Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("reading signals", e)),
-        };
-        let sig = Signal::try_from(info.ssi_signo as i32).ok();
-        if sig == Some(Signal::SIGCHLD) {
-            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => continue,
+        match receive(&sfd)? {
+            Received::Child => match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
                 Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break status,
-                Ok(_) => continue,
+                Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(Error::sys("waiting for the namespace process", e)),
+            },
+            Received::Forward(sig) => {
+                let _ = kill(child, sig);
             }
-        }
-        if let Some(sig) = sig
-            && info.ssi_code != SI_KERNEL
-        {
-            let _ = kill(child, sig);
+            Received::Nothing => {}
         }
     };
     if let Some(terminal) = terminal {
@@ -340,14 +332,12 @@ fn with_sigttou_blocked(f: impl FnOnce()) {
 pub fn init(main: Pid, mut report: std::fs::File) -> Result<(), Error> {
     let sfd = signalfd()?;
     loop {
-        let info = match sfd.read_signal() {
-            Ok(Some(info)) => info,
-            Ok(None) | Err(Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("reading signals", e)),
-        };
-        let sig = Signal::try_from(info.ssi_signo as i32).ok();
-        if sig == Some(Signal::SIGCHLD) {
-            loop {
+        match receive(&sfd)? {
+            Received::Forward(sig) => {
+                let _ = kill(main, sig);
+            }
+            Received::Nothing => {}
+            Received::Child => loop {
                 match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
                     Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
                     Err(Errno::EINTR) => continue,
@@ -362,19 +352,35 @@ pub fn init(main: Pid, mut report: std::fs::File) -> Result<(), Error> {
                         }
                         None => {}
                     },
-                    Ok(_) => {}
+                    Ok(_) => {} // an orphan, reaped
                 }
-            }
-            continue;
-        }
-        // Signals from become-root arrive with SI_USER; the terminal's have SI_KERNEL and
-        // already reached COMMAND's process group.
-        if let Some(sig) = sig
-            && info.ssi_code != SI_KERNEL
-        {
-            let _ = kill(main, sig);
+            },
         }
     }
+}
+
+/// What a read from the signalfd asks for.
+enum Received {
+    /// SIGCHLD: a child changed state.
+    Child,
+    /// A signal to pass on to COMMAND.
+    Forward(Signal),
+    /// Nothing to do: an interrupted read, or a signal the terminal already sent to COMMAND's
+    /// whole process group (si_code SI_KERNEL; forwarded ones arrive with SI_USER).
+    Nothing,
+}
+
+fn receive(sfd: &SignalFd) -> Result<Received, Error> {
+    let info = match sfd.read_signal() {
+        Ok(Some(info)) => info,
+        Ok(None) | Err(Errno::EINTR) => return Ok(Received::Nothing),
+        Err(e) => return Err(Error::sys("reading signals", e)),
+    };
+    Ok(match Signal::try_from(info.ssi_signo as i32) {
+        Ok(Signal::SIGCHLD) => Received::Child,
+        Ok(sig) if info.ssi_code != SI_KERNEL => Received::Forward(sig),
+        _ => Received::Nothing,
+    })
 }
 
 /// A pipe whose ends are both close-on-exec, as `File`s.
