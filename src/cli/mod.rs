@@ -1,4 +1,5 @@
-//! The command line of `become-root`, as clap definitions and nothing else.
+//! The command lines, as clap definitions and nothing else: `become-root` here, `subid` in
+//! `subid.rs` (when it exists).
 //!
 //! The launcher never reads argv: `bin/become-root.rs` parses into [`Cli`] and hands the
 //! result over. The same definition generates `man/` and `completions/` (see
