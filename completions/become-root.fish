@@ -6,8 +6,13 @@ files\t'/etc/subuid and /etc/subgid'
 getsubids\t'the getsubids program (libsubid)'"
 complete -c become-root -l propagation -d 'Mount propagation of / in the new mount namespace: private, or slave to keep receiving mounts made on the host' -r -f -a "private\t'no mount events in either direction'
 slave\t'receive mounts made on the host, send none back'"
-complete -c become-root -s n -l net -d 'New network namespace with loopback up. MODE is taken only with \'=\' (-n=none); none is the default' -r -f -a "none\t'loopback only'"
+complete -c become-root -s n -l net -d 'New network namespace. MODE (taken only with \'=\', so -n bash runs bash): none (loopback only, the default), slirp4netns, pasta, or auto (pasta when installed, else slirp4netns). A connected mode implies --mount and binds a resolv.conf naming the helper\'s DNS forwarder over /etc/resolv.conf' -r -f -a "none\t'loopback only'
+slirp4netns\t'user-mode networking by slirp4netns (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3)'
+pasta\t'user-mode networking by pasta (the host\'s own addresses and routes)'
+auto\t'pasta when installed, else slirp4netns'"
+complete -c become-root -l mtu -d 'MTU of the connected interface' -r
 complete -c become-root -s m -l mount -d 'New mount namespace; / is made recursively private (see --propagation)'
+complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta). Off by default: the host\'s loopback services stay out of reach'
 complete -c become-root -l pid -d 'New pid namespace with become-root as its init and a fresh /proc (implies --mount)'
 complete -c become-root -s u -l uts -d 'New uts namespace (hostname and domain name)'
 complete -c become-root -s i -l ipc -d 'New ipc namespace (System V IPC, POSIX message queues)'

@@ -93,6 +93,8 @@ pub enum Error {
     Userns(UsernsError),
     /// A mount step failed.
     Mount { what: String, errno: nix::Error },
+    /// Networking: the helper or the TAP device.
+    Net(crate::net::NetError),
     /// COMMAND could not be started.
     Exec { command: OsString, error: ExecError },
     /// Something else that a system call refused, with context.
@@ -103,6 +105,12 @@ pub enum Error {
         why: String,
         hint: Option<String>,
     },
+}
+
+impl From<crate::net::NetError> for Error {
+    fn from(e: crate::net::NetError) -> Self {
+        Error::Net(e)
+    }
 }
 
 impl From<UsernsError> for Error {
@@ -148,6 +156,7 @@ impl Error {
                 _ => "id mapping".into(),
             },
             Error::Mount { what, .. } => what.clone(),
+            Error::Net(_) => "network".into(),
             Error::Exec { command, .. } => command.to_string_lossy().into_owned(),
             Error::Sys { what, .. } => what.clone(),
             Error::Relayed { what, .. } => what.clone(),
@@ -160,6 +169,7 @@ impl Error {
             Error::Usage { why, .. } => why.clone(),
             Error::Userns(e) => e.to_string(),
             Error::Mount { errno, .. } | Error::Sys { errno, .. } => errno.desc().to_string(),
+            Error::Net(e) => e.to_string(),
             Error::Exec {
                 error: ExecError::Other(errno),
                 ..
@@ -185,6 +195,7 @@ impl Error {
                 Some("the file must be executable (chmod +x) and on a mount without noexec".into())
             }
             Error::Relayed { hint, .. } => hint.clone(),
+            Error::Net(e) => e.hint(),
             Error::Mount {
                 errno: nix::Error::EPERM,
                 ..

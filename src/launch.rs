@@ -20,6 +20,7 @@ use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
 use crate::cli::{Cli, NetMode};
 use crate::error::{Error, UsernsError};
 use crate::mounts::{self, MountStep};
+use crate::net::{self, NetPlan};
 use crate::process::{self, Command};
 use crate::sys::{self, Forked};
 use crate::userns::{self, Mapping, Writer};
@@ -31,13 +32,20 @@ pub struct Plan {
     pub namespaces: CloneFlags,
     pub mounts: Vec<MountStep>,
     pub net: Option<NetMode>,
+    /// A connected network: the helper become-root starts and supervises.
+    pub connected: Option<NetPlan>,
     pub mapping: Mapping,
     pub command: Command,
 }
 
 impl Plan {
-    /// Whether become-root must stay outside to supervise.
+    /// Whether become-root must stay outside to supervise: an init for a pid namespace, or a
+    /// network helper to own.
     pub fn supervised(&self) -> bool {
+        self.pid_namespace() || self.connected.is_some()
+    }
+
+    pub fn pid_namespace(&self) -> bool {
         self.namespaces.contains(CloneFlags::CLONE_NEWPID)
     }
 }
@@ -68,12 +76,20 @@ fn usage_error(e: clap::Error) -> i32 {
         return 0;
     }
     let text = e.render().to_string();
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let why = lines
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    let mut why = lines
         .next()
         .unwrap_or("bad usage")
         .trim_start_matches("error: ")
         .to_string();
+    // "the following required arguments were not provided:" lists them on indented lines.
+    if why.ends_with(':') {
+        let mut items = Vec::new();
+        while let Some(item) = lines.next_if(|l| l.starts_with(' ')) {
+            items.push(item.trim());
+        }
+        why = format!("{} {}", why, items.join(", "));
+    }
     let tip = lines.find_map(|l| {
         let l = l.trim();
         l.strip_prefix("tip: ").map(str::to_string).or_else(|| {
@@ -95,7 +111,12 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     userns::refuse_privileged()?;
     let pid = cli.pid || cli.all;
     let net = cli.net.or(cli.all.then_some(NetMode::None));
-    let mount = cli.mount || pid || cli.all;
+    let connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
+    if connected.is_some() {
+        net::check_tun()?;
+    }
+    // A connected network needs its own resolv.conf, hence a mount namespace.
+    let mount = cli.mount || pid || cli.all || connected.is_some();
     let mut namespaces = CloneFlags::empty();
     for (on, flag) in [
         (mount, CloneFlags::CLONE_NEWNS),
@@ -113,12 +134,14 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let mut warnings = Vec::new();
     let mapping = userns::plan_mapping(cli.map, cli.subid_source, &caller, &mut warnings)?;
     let command = Command::new(cli.command, userns::containers_env(&caller))?;
-    let mounts = mounts::plan(mount, pid, cli.propagation);
+    let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
+    let mounts = mounts::plan(mount, pid, cli.propagation, resolv_conf);
     Ok((
         Plan {
             namespaces,
             mounts,
             net,
+            connected,
             mapping,
             command,
         },
@@ -411,52 +434,82 @@ fn map_helper(
     sys::exit_now(0)
 }
 
-/// Supervise: clone the namespace process (pid 1 of a new pid namespace), write its maps from
-/// here, wait and forward signals, end as COMMAND ended.
+/// Supervise: clone the namespace process (pid 1 of a new pid namespace, when asked), write
+/// its maps and start its network helper from here, then wait, forwarding signals, and end
+/// as COMMAND ended.
 fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
-    let terminal = process::Terminal::foreground();
+    // Only an init in a pid namespace needs the terminal handed over (see Terminal).
+    let terminal = if plan.pid_namespace() {
+        process::Terminal::foreground()
+    } else {
+        None
+    };
     process::block_forwarded_signals()?;
+    // Orphans of our children (pasta's short-lived workers, when it is stopped) come back to
+    // us to be reaped, rather than lingering as zombies of the system's init.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let (go_r, go_w) = process::pipe()?;
     let (ending_r, ending_w) = process::pipe()?;
     let flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
-    match sys::clone_process(flags).map_err(|e| Error::from(userns::diagnose_unshare(e)))? {
-        Forked::Child => {
-            drop((go_w, ending_r));
-            let code = match namespace_child(plan, go_r, ending_w, terminal) {
-                Ok(()) => 0,
-                Err(e) => {
-                    e.report();
-                    e.exit_code()
-                }
-            };
-            sys::exit_now(code)
-        }
-        Forked::Parent(child) => {
-            drop((go_r, ending_w));
-            if let Err(e) = userns::write_maps(child, &plan.mapping) {
-                let _ = kill(child, Signal::SIGKILL);
-                let _ = waitpid(child, None);
-                let mut e = Error::Userns(e);
-                if e.hint().is_none() && userns::apparmor_restricts() {
-                    e = Error::Relayed {
-                        what: e.what(),
-                        why: e.why(),
-                        hint: Some(userns::apparmor_hint()),
-                    };
-                }
-                return Err(e);
+    let child =
+        match sys::clone_process(flags).map_err(|e| Error::from(userns::diagnose_unshare(e)))? {
+            Forked::Child => {
+                drop((go_w, ending_r));
+                let code = match namespace_child(plan, go_r, ending_w, terminal) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        e.report();
+                        e.exit_code()
+                    }
+                };
+                sys::exit_now(code)
             }
-            let mut go = go_w;
-            go.write_all(b"ok")
-                .map_err(|e| Error::sys("starting the namespace process", userns::io_errno(&e)))?;
-            drop(go);
-            let ending = process::supervise(child, Some(ending_r), terminal)?;
-            ending.finish()
-        }
+            Forked::Parent(child) => child,
+        };
+    drop((go_r, ending_w));
+    let abandon = |e: Error| {
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        Err(e)
+    };
+    if let Err(e) = userns::write_maps(child, &plan.mapping) {
+        return abandon(with_apparmor_hint(e));
     }
+    let helper = match plan.connected.as_ref().map(|net| start_network(net, child)) {
+        None => None,
+        Some(Ok(helper)) => Some(helper),
+        Some(Err(e)) => return abandon(e.into()),
+    };
+    let mut go = go_w;
+    if let Err(e) = go.write_all(b"ok") {
+        return abandon(Error::sys(
+            "starting the namespace process",
+            userns::io_errno(&e),
+        ));
+    }
+    drop(go);
+    // Only an init reports how COMMAND ended; otherwise the child is COMMAND.
+    let reports = plan.pid_namespace().then_some(ending_r);
+    let ending = process::supervise(child, reports, terminal);
+    if let Some(helper) = helper {
+        helper.stop();
+    }
+    process::reap_zombies();
+    ending?.finish()
 }
 
-/// The cloned namespace process: wait for its maps, set up, then be init for COMMAND.
+/// Start the network helper against the namespace process and wait until it is ready.
+fn start_network(net: &NetPlan, target: Pid) -> Result<net::helper::Running, net::NetError> {
+    let mut helper = net::helper::start(net, target)?;
+    if let Err(e) = helper.wait_ready() {
+        helper.stop();
+        return Err(e);
+    }
+    Ok(helper)
+}
+
+/// The cloned namespace process: wait for its maps (and network), set up, then exec COMMAND,
+/// or, in a new pid namespace, be its init.
 fn namespace_child(
     plan: &Plan,
     go: std::fs::File,
@@ -465,12 +518,16 @@ fn namespace_child(
 ) -> Result<(), Error> {
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
     // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
-    // an ancestor pid namespace).
+    // an ancestor pid namespace). The setting survives the exec of COMMAND.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::sys("prctl", e))?;
     let mut real = Real {
         maps: Some(MapsFrom::Supervisor { go }),
     };
     setup_inside(&mut real, plan)?;
+    if !plan.pid_namespace() {
+        drop(ending);
+        return Err(plan.command.exec());
+    }
     if let Some(terminal) = terminal {
         terminal.lead_inside();
     }
@@ -525,6 +582,7 @@ mod tests {
             namespaces: CloneFlags::CLONE_NEWNS,
             mounts,
             net,
+            connected: None,
             mapping: Mapping {
                 uid: IdMap::single(1000),
                 gid: IdMap::single(1000),

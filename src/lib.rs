@@ -10,6 +10,7 @@ pub mod error;
 pub mod idmap;
 pub mod launch;
 pub mod mounts;
+pub mod net;
 pub mod process;
 pub mod subid;
 pub mod sys;

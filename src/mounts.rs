@@ -15,17 +15,28 @@ pub enum MountStep {
     SetPropagation(Propagation),
     /// A fresh proc filesystem on /proc for the new pid namespace.
     FreshProc,
+    /// A generated, read-only /etc/resolv.conf with this text (naming the network helper's
+    /// DNS forwarder), bound over the file the path leads to, symlinks followed.
+    ResolvConf(String),
 }
 
 /// The steps for a run: `mount_ns` when a mount namespace is made, `pid_ns` when a pid
-/// namespace is made (which needs its own /proc).
-pub fn plan(mount_ns: bool, pid_ns: bool, propagation: Propagation) -> Vec<MountStep> {
+/// namespace is made (which needs its own /proc), `resolv_conf` for a connected network.
+pub fn plan(
+    mount_ns: bool,
+    pid_ns: bool,
+    propagation: Propagation,
+    resolv_conf: Option<String>,
+) -> Vec<MountStep> {
     let mut steps = Vec::new();
     if mount_ns {
         steps.push(MountStep::SetPropagation(propagation));
     }
     if pid_ns {
         steps.push(MountStep::FreshProc);
+    }
+    if let Some(text) = resolv_conf {
+        steps.push(MountStep::ResolvConf(text));
     }
     steps
 }
@@ -67,8 +78,14 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
             )
             .map_err(fail("mounting a fresh /proc"))
         }
+        MountStep::ResolvConf(text) => {
+            crate::sys::mount_generated_file(std::path::Path::new(RESOLV_CONF), text.as_bytes())
+                .map_err(fail("binding a generated /etc/resolv.conf"))
+        }
     }
 }
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 #[cfg(test)]
 mod tests {
@@ -78,23 +95,40 @@ mod tests {
     fn plan_rows() {
         use MountStep::*;
         let private = Propagation::Private;
-        let rows: &[(bool, bool, Propagation, &[MountStep])] = &[
-            (false, false, private, &[]),
-            (true, false, private, &[SetPropagation(private)]),
+        let slave = Propagation::Slave;
+        let dns = || Some("nameserver 10.0.2.3\n".to_string());
+        let resolv = || ResolvConf("nameserver 10.0.2.3\n".into());
+        // (mount ns, pid ns, propagation, resolv.conf) -> steps
+        type Row = (bool, bool, Propagation, Option<String>, Vec<MountStep>);
+        let rows: Vec<Row> = vec![
+            (false, false, private, None, vec![]),
+            (true, false, private, None, vec![SetPropagation(private)]),
+            (true, false, slave, None, vec![SetPropagation(slave)]),
+            (
+                true,
+                true,
+                private,
+                None,
+                vec![SetPropagation(private), FreshProc],
+            ),
             (
                 true,
                 false,
-                Propagation::Slave,
-                &[SetPropagation(Propagation::Slave)],
+                private,
+                dns(),
+                vec![SetPropagation(private), resolv()],
             ),
-            (true, true, private, &[SetPropagation(private), FreshProc]),
+            (
+                true,
+                true,
+                private,
+                dns(),
+                vec![SetPropagation(private), FreshProc, resolv()],
+            ),
         ];
-        for (mount_ns, pid_ns, prop, want) in rows {
-            assert_eq!(
-                plan(*mount_ns, *pid_ns, *prop),
-                *want,
-                "{mount_ns} {pid_ns} {prop:?}"
-            );
+        for (mount_ns, pid_ns, prop, text, want) in rows {
+            let got = plan(mount_ns, pid_ns, prop, text.clone());
+            assert_eq!(got, want, "{mount_ns} {pid_ns} {prop:?} {text:?}");
         }
     }
 }

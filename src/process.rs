@@ -383,6 +383,15 @@ fn receive(sfd: &SignalFd) -> Result<Received, Error> {
     })
 }
 
+/// Reap every child that has already ended, without waiting for any still running.
+pub fn reap_zombies() {
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
 /// A pipe whose ends are both close-on-exec, as `File`s.
 pub fn pipe() -> Result<(std::fs::File, std::fs::File), Error> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)

@@ -5,6 +5,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::CString;
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
@@ -129,6 +130,63 @@ pub fn redirect_for_helper(stderr: &impl AsRawFd) -> nix::Result<()> {
     Ok(())
 }
 
+/// An anonymous file in memory (memfd_create, close-on-exec): somewhere for a helper's stderr
+/// that never blocks the writer and never leaves a file behind.
+pub fn memfd(name: &std::ffi::CStr) -> nix::Result<std::fs::File> {
+    // SAFETY: `name` is NUL-terminated and lives for the call.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Prepare `cmd` (a network helper) to receive exactly `fds`, renumbered 3, 4, ... in order,
+/// and no other inherited descriptor; and to get SIGKILL when become-root dies (the setting
+/// survives exec of a program that is not set-user-ID), checked against the race of
+/// become-root dying before the setting took.
+pub fn hand_fds_to_helper(cmd: &mut Command, fds: Vec<i32>) {
+    assert!(fds.len() <= 8, "a helper takes a handful of descriptors");
+    let mut table = [-1i32; 8];
+    table[..fds.len()].copy_from_slice(&fds);
+    let count = fds.len();
+    let parent = nix::unistd::getpid().as_raw();
+    // SAFETY: the hook calls only async-signal-safe functions (prctl, getppid, fcntl, dup2,
+    // close_range) on integers it owns, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent
+            {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            // Move every descriptor out of the way first (close-on-exec copies above 100),
+            // so that renumbering cannot overwrite one still to be moved.
+            let mut high = [-1i32; 8];
+            for i in 0..count {
+                high[i] = libc::fcntl(table[i], libc::F_DUPFD_CLOEXEC, 100);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in high.iter().take(count).enumerate() {
+                // dup2 leaves the new descriptor without close-on-exec.
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            let first_other = 3 + count as u32;
+            libc::syscall(
+                libc::SYS_close_range,
+                first_other,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
+}
+
 /// Bring the loopback interface of the current network namespace up.
 pub fn loopback_up() -> nix::Result<()> {
     // SAFETY: socket(2) takes only integers; the result is checked before use.
@@ -154,6 +212,95 @@ pub fn loopback_up() -> nix::Result<()> {
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
         return Err(Errno::last());
     }
+    Ok(())
+}
+
+/// Mount a read-only file holding `content` over `target` (following symlinks to the file they
+/// name), with nothing on any disk: the file lives on a private tmpfs that is never attached
+/// to the tree (new mount API, Linux 5.2), and only the file itself is bound over `target`.
+/// Runs inside a mount namespace owned by the caller's user namespace.
+pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+    const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
+    const MOUNT_ATTR_RDONLY: libc::c_uint = 0x01;
+    let check = |ret: libc::c_long| if ret < 0 { Err(Errno::last()) } else { Ok(ret) };
+    let owned = |ret: libc::c_long| {
+        // SAFETY: `ret` is a descriptor the kernel just returned to us and nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(ret as i32) }
+    };
+    // SAFETY: the name is NUL-terminated and lives for the call; the flags are integers.
+    let fs = owned(check(unsafe {
+        libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::FSOPEN_CLOEXEC)
+    })?);
+    // SAFETY: a command without key or value pointers (they are null, as CMD_CREATE wants).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: only integers; the result is a new descriptor for a detached mount.
+    let mnt = owned(check(unsafe {
+        libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, 0)
+    })?);
+    let name = c"generated";
+    // SAFETY: `name` is NUL-terminated and lives for the call.
+    let file = owned(check(unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            mnt.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o644,
+        )
+    })?);
+    std::fs::File::from(file)
+        .write_all(content)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    // SAFETY: `name` as above; the result is a detached bind mount of just that file.
+    let tree = owned(check(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            mnt.as_raw_fd(),
+            name.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    })?);
+    let attr = libc::mount_attr {
+        attr_set: MOUNT_ATTR_RDONLY as u64,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `attr` is a valid mount_attr that lives for the call, its size passed with it.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })?;
+    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: both paths are NUL-terminated and live for the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
+        )
+    })?;
     Ok(())
 }
 

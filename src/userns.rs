@@ -318,10 +318,21 @@ fn getsubids(name: &str, groups: bool) -> Result<Vec<SubRange>, UsernsError> {
         .map_err(UsernsError::Getsubids)
 }
 
+/// The first `name` on PATH, then in the usual system directories (newuidmap often lives in
+/// an sbin directory that a user's PATH lacks).
 fn find_program(name: &str) -> Option<PathBuf> {
+    find_on_path(name).or_else(|| {
+        HELPER_DIRS
+            .iter()
+            .map(|dir| Path::new(dir).join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The first `name` on PATH, as a shell would find it.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(HELPER_DIRS.iter().map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }

@@ -945,7 +945,7 @@ fn terminal_and_job_control_under_script() {
         // An interactive shell on a pty: it must own the terminal (job control on), run a
         // background job, list it, and bring one to the foreground.
         let input = "tty >/dev/null && echo IS-TTY; case $- in *m*) echo MONITOR-ON;; esac; \
-                     sleep 5 & jobs; kill $!; wait; (sleep 0.2; echo FG-DONE) & fg; exit 3\n";
+                     sleep 0.3 & jobs; wait; (sleep 0.2; echo FG-DONE) & fg; exit 3\n";
         let script = format!(
             "printf '%s' {} | script -qec '\"$BR\" {mode} sh -i' /dev/null; echo status=$?",
             common::shell_quote(input)

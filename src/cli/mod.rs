@@ -49,8 +49,10 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Propagation::Private, value_name = "MODE")]
     pub propagation: Propagation,
 
-    /// New network namespace with loopback up. MODE is taken only with '=' (-n=none);
-    /// none is the default
+    /// New network namespace. MODE (taken only with '=', so -n bash runs bash): none
+    /// (loopback only, the default), slirp4netns, pasta, or auto (pasta when installed, else
+    /// slirp4netns). A connected mode implies --mount and binds a resolv.conf naming the
+    /// helper's DNS forwarder over /etc/resolv.conf
     #[arg(
         short = 'n',
         long,
@@ -61,6 +63,16 @@ pub struct Cli {
         default_missing_value = "none"
     )]
     pub net: Option<NetMode>,
+
+    /// Let the namespace reach the host's loopback (127.0.0.1) through the gateway
+    /// (10.0.2.2 with slirp4netns, the host's gateway address with pasta). Off by default:
+    /// the host's loopback services stay out of reach
+    #[arg(long, requires = "net")]
+    pub allow_host_loopback: bool,
+
+    /// MTU of the connected interface
+    #[arg(long, value_name = "N", default_value_t = 65520, value_parser = clap::value_parser!(u32).range(1280..=65520))]
+    pub mtu: u32,
 
     /// New pid namespace with become-root as its init and a fresh /proc (implies --mount)
     #[arg(long)]
@@ -132,6 +144,12 @@ pub enum Propagation {
 pub enum NetMode {
     /// loopback only
     None,
+    /// user-mode networking by slirp4netns (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3)
+    Slirp4netns,
+    /// user-mode networking by pasta (the host's own addresses and routes)
+    Pasta,
+    /// pasta when installed, else slirp4netns
+    Auto,
 }
 
 impl Cli {

@@ -82,6 +82,13 @@ pub struct World {
     pub propagation: &'static str,
     /// Shell lines run as root inside the harness's namespace before dropping to the user.
     pub root_setup: String,
+    /// Give the harness a network namespace of its own (loopback up, an uplink 192.0.2.2/24
+    /// on a veth pair, gateway 192.0.2.1), so that "the host's" loopback and resolver are
+    /// the test's own.
+    pub own_network: bool,
+    /// Commands run as root in the background inside the harness (servers on its loopback),
+    /// killed when the run ends.
+    pub services: Vec<String>,
 }
 
 impl World {
@@ -125,7 +132,14 @@ impl World {
             nsswitch: None,
             propagation: "private",
             root_setup: String::new(),
+            own_network: false,
+            services: Vec::new(),
         })
+    }
+
+    /// A test helper script from tests/helpers, by name.
+    pub fn helper(name: &str) -> String {
+        format!("{}/tests/helpers/{name}", env!("CARGO_MANIFEST_DIR"))
     }
 
     /// Path of the copy of become-root the test user runs.
@@ -178,18 +192,53 @@ impl World {
         for (k, v) in &self.env {
             env.push_str(&format!(" {k}={}", shell_quote(v)));
         }
+        let network = if self.own_network {
+            "ip link set lo up
+ip link add uplink0 type veth peer name uplink1
+ip addr add 192.0.2.2/24 dev uplink0
+ip link set uplink1 up
+ip link set uplink0 up
+ip route add default via 192.0.2.1"
+        } else {
+            ""
+        };
+        let services: String = self
+            .services
+            .iter()
+            .map(|s| format!("{s} & services=\"$services $!\"\n"))
+            .collect();
+        let user = format!(
+            "setpriv --reuid={} --regid={} --clear-groups -- env -i {env} \"$@\"",
+            self.uid, self.gid
+        );
+        // With services to stop afterwards the harness waits; without, it execs, so that a
+        // death by signal reaches the test as such.
+        let launch = if self.services.is_empty() {
+            format!("exec {user}")
+        } else {
+            format!(
+                "sleep 0.3\nset +e\n{user}\nstatus=$?\nkill $services 2>/dev/null\nexit $status"
+            )
+        };
+        // Usable copies of the TAP and FUSE devices (0600 on the machine), bound over the
+        // real nodes in this namespace only.
         let script = format!(
             r#"set -e
 mkdir -p {d}/etc-up {d}/etc-work
 mount -t overlay overlay -o lowerdir=/etc,upperdir={d}/etc-up,workdir={d}/etc-work /etc
 for f in {etc}/*; do cat "$f" > "/etc/${{f##*/}}"; done
+[ -e {d}/tun ] || mknod -m 666 {d}/tun c 10 200
+mount --bind {d}/tun /dev/net/tun
+[ -e {d}/fuse ] || mknod -m 666 {d}/fuse c 10 229
+mount --bind {d}/fuse /dev/fuse
+{network}
 {setup}
+services=
+{services}
 cd {d}/home
-exec setpriv --reuid={uid} --regid={gid} --clear-groups -- env -i {env} "$@"
+{launch}
 "#,
             etc = etc.display(),
-            uid = self.uid,
-            gid = self.gid,
             setup = self.root_setup,
         );
         let path = self.dir.join("enter.sh");
@@ -200,7 +249,11 @@ exec setpriv --reuid={uid} --regid={gid} --clear-groups -- env -i {env} "$@"
     /// A `Command` that runs `argv` as the test user inside the world.
     pub fn command<S: AsRef<OsStr>>(&self, argv: &[S]) -> Command {
         let mut cmd = Command::new("unshare");
-        cmd.args(["-m", "--propagation", self.propagation, "--", "/bin/sh"])
+        cmd.args(["-m", "--propagation", self.propagation]);
+        if self.own_network {
+            cmd.arg("-n");
+        }
+        cmd.args(["--", "/bin/sh"])
             .arg(self.enter_script())
             .args(argv)
             .stdin(Stdio::null())
