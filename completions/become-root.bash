@@ -23,7 +23,7 @@ _become__root() {
 
     case "${cmd}" in
         become__root)
-            opts="-m -n -u -i -a -q -h -V --map --subid-source --mount --propagation --net --allow-host-loopback --mtu --pid --uts --ipc --cgroup --all --quiet --help --version"
+            opts="-m -n -p -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --allow-host-loopback --mtu --pid --uts --ipc --cgroup --all --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -47,6 +47,14 @@ _become__root() {
                     ;;
                 -n)
                     COMPREPLY=($(compgen -W "none slirp4netns pasta auto" -- "${cur}"))
+                    return 0
+                    ;;
+                --publish)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --mtu)

@@ -20,6 +20,7 @@ use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
 use crate::cli::{Cli, NetMode};
 use crate::error::{Error, UsernsError};
 use crate::mounts::{self, MountStep};
+use crate::net::ports::Publish;
 use crate::net::{self, NetPlan};
 use crate::process::{self, Command};
 use crate::sys::{self, Forked};
@@ -34,15 +35,19 @@ pub struct Plan {
     pub net: Option<NetMode>,
     /// A connected network: the helper become-root starts and supervises.
     pub connected: Option<NetPlan>,
+    /// Ports published on the host by become-root's forwarder.
+    pub publish: Vec<Publish>,
     pub mapping: Mapping,
     pub command: Command,
+    /// --quiet: no warnings or notices.
+    pub quiet: bool,
 }
 
 impl Plan {
     /// Whether become-root must stay outside to supervise: an init for a pid namespace, or a
     /// network helper to own.
     pub fn supervised(&self) -> bool {
-        self.pid_namespace() || self.connected.is_some()
+        self.pid_namespace() || self.connected.is_some() || !self.publish.is_empty()
     }
 
     pub fn pid_namespace(&self) -> bool {
@@ -112,6 +117,7 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let pid = cli.pid || cli.all;
     let net = cli.net.or(cli.all.then_some(NetMode::None));
     let connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
+    let publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
     if connected.is_some() {
         net::check_tun()?;
     }
@@ -142,8 +148,10 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
             mounts,
             net,
             connected,
+            publish,
             mapping,
             command,
+            quiet: cli.quiet,
         },
         warnings,
     ))
@@ -450,23 +458,23 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let (go_r, go_w) = process::pipe()?;
     let (ending_r, ending_w) = process::pipe()?;
+    // The channel to the socket provider that will live inside, for published ports.
+    let channel = match plan.publish.is_empty() {
+        true => None,
+        false => Some(net::forward::provider_channel().map_err(|e| Error::sys("socketpair", e))?),
+    };
     let flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
-    let child =
-        match sys::clone_process(flags).map_err(|e| Error::from(userns::diagnose_unshare(e)))? {
-            Forked::Child => {
-                drop((go_w, ending_r));
-                let code = match namespace_child(plan, go_r, ending_w, terminal) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        e.report();
-                        e.exit_code()
-                    }
-                };
-                sys::exit_now(code)
-            }
-            Forked::Parent(child) => child,
-        };
+    let clone = sys::clone_process(flags).map_err(|e| Error::from(userns::diagnose_unshare(e)))?;
+    let child = match clone {
+        Forked::Child => {
+            drop((go_w, ending_r));
+            let inside = channel.map(|(_outside, inside)| inside);
+            exit_with(namespace_child(plan, go_r, ending_w, terminal, inside))
+        }
+        Forked::Parent(child) => child,
+    };
     drop((go_r, ending_w));
+    let provider = channel.map(|(outside, _inside)| outside);
     let abandon = |e: Error| {
         let _ = kill(child, Signal::SIGKILL);
         let _ = waitpid(child, None);
@@ -480,6 +488,17 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         Some(Ok(helper)) => Some(helper),
         Some(Err(e)) => return abandon(e.into()),
     };
+    // Host ports are bound before COMMAND runs, so that a port in use is an error up front.
+    let bound = match net::forward::bind(&plan.publish) {
+        Ok(bound) => bound,
+        Err(e) => return abandon(e.into()),
+    };
+    for b in bound
+        .iter()
+        .filter(|b| b.publish.host_port == 0 && !plan.quiet)
+    {
+        eprintln!("become-root: published {}", b.describe());
+    }
     let mut go = go_w;
     if let Err(e) = go.write_all(b"ok") {
         return abandon(Error::sys(
@@ -488,6 +507,12 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         ));
     }
     drop(go);
+    if let Some(provider) = provider {
+        net::forward::start(
+            bound,
+            std::sync::Arc::new(net::forward::Provider::new(provider)),
+        );
+    }
     // Only an init reports how COMMAND ended; otherwise the child is COMMAND.
     let reports = plan.pid_namespace().then_some(ending_r);
     let ending = process::supervise(child, reports, terminal);
@@ -496,6 +521,18 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     }
     process::reap_zombies();
     ending?.finish()
+}
+
+/// End a forked process with `result`: 0, or the error reported and its status.
+fn exit_with(result: Result<(), Error>) -> ! {
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => {
+            e.report();
+            e.exit_code()
+        }
+    };
+    sys::exit_now(code)
 }
 
 /// Start the network helper against the namespace process and wait until it is ready.
@@ -515,6 +552,7 @@ fn namespace_child(
     go: std::fs::File,
     ending: std::fs::File,
     terminal: Option<process::Terminal>,
+    provider: Option<std::os::fd::OwnedFd>,
 ) -> Result<(), Error> {
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
     // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
@@ -524,6 +562,9 @@ fn namespace_child(
         maps: Some(MapsFrom::Supervisor { go }),
     };
     setup_inside(&mut real, plan)?;
+    if let Some(channel) = provider {
+        net::forward::spawn_provider(channel, plan.pid_namespace())?;
+    }
     if !plan.pid_namespace() {
         drop(ending);
         return Err(plan.command.exec());
@@ -583,12 +624,14 @@ mod tests {
             mounts,
             net,
             connected: None,
+            publish: Vec::new(),
             mapping: Mapping {
                 uid: IdMap::single(1000),
                 gid: IdMap::single(1000),
                 writer: Writer::SelfMap,
             },
             command: Command::new(vec!["true".into()], Vec::new()).unwrap(),
+            quiet: false,
         }
     }
 

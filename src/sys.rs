@@ -187,6 +187,36 @@ pub fn hand_fds_to_helper(cmd: &mut Command, fds: Vec<i32>) {
     }
 }
 
+/// Take ownership of a descriptor received with SCM_RIGHTS.
+pub fn own_received_fd(fd: i32) -> OwnedFd {
+    // SAFETY: the kernel installed `fd` in this process for this message only; nothing else
+    // in the process knows of it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// In a forked child that will not exec: stdin, stdout and stderr to /dev/null (so that it
+/// never holds a caller's pipe or terminal open) and every other descriptor but `keep` closed.
+pub fn keep_only_fd(keep: i32) {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    if let Ok(null) = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which this process owns.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let keep = keep as u32;
+    // SAFETY: close_range(2) on integer ranges; the descriptors closed are this forked
+    // child's copies, and the Rust objects owning them are never used or dropped again (the
+    // child ends with _exit).
+    unsafe {
+        if keep > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
+    }
+}
+
 /// Bring the loopback interface of the current network namespace up.
 pub fn loopback_up() -> nix::Result<()> {
     // SAFETY: socket(2) takes only integers; the result is checked before use.

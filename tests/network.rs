@@ -344,3 +344,141 @@ fn ctrl_c_ends_the_run_and_leaves_no_helper_and_job_control_works() {
         no_helper_left(&w, mode);
     }
 }
+
+// ---- published ports ------------------------------------------------------------------------
+
+/// Run a server inside become-root with `args`, then `client` from outside (the test user's
+/// side), and return what the client printed and become-root's stderr.
+fn publish_and_call(w: &World, args: &str, server: &str, client: &str) -> (Out, String) {
+    let err = w.home().join("become-root.err");
+    let script = format!(
+        "\"$BR\" {args} {server} 2>{err} & pid=$!; {client}; status=$?; \
+         kill -TERM $pid; wait $pid; exit $status",
+        err = err.display()
+    );
+    let out = w.sh(&script);
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    (out, stderr)
+}
+
+fn helper(name: &str) -> String {
+    format!("python3 {}", World::helper(name))
+}
+
+#[test]
+fn published_tcp_and_udp_ports_serve_requests_in_every_mode() {
+    let Some(mut w) = world() else { return };
+    w.own_network = true;
+    for mode in ["none", "slirp4netns", "pasta"] {
+        let tcp = format!("{} 127.0.0.1 8000 8", helper("tcp-echo.py"));
+        let (out, err) = publish_and_call(
+            &w,
+            &format!("--net={mode} -p 18080:8000"),
+            &tcp,
+            &format!("{} tcp 127.0.0.1 18080", helper("client.py")),
+        );
+        assert_eq!(
+            out.stdout, "hello from 127.0.0.1\n",
+            "{mode}/tcp: {out:#?} {err}"
+        );
+
+        let udp = format!("{} 127.0.0.1 5300 8", helper("udp-echo.py"));
+        let (out, err) = publish_and_call(
+            &w,
+            &format!("--net={mode} -p 15300:5300/udp"),
+            &udp,
+            &format!("{} udp 127.0.0.1 15300 hi-{mode}", helper("client.py")),
+        );
+        assert_eq!(
+            out.stdout,
+            format!("echo: hi-{mode}"),
+            "{mode}/udp: {out:#?} {err}"
+        );
+    }
+    no_helper_left(&w, "after publishing");
+}
+
+#[test]
+fn published_port_on_ipv6_and_to_a_server_on_ipv6_inside() {
+    let Some(w) = world() else { return };
+    let tcp = format!("{} ::1 8000 8", helper("tcp-echo.py"));
+    let (out, err) = publish_and_call(
+        &w,
+        "-n -p [::1]:18086:8000",
+        &tcp,
+        &format!("{} tcp ::1 18086", helper("client.py")),
+    );
+    assert_eq!(out.stdout, "hello from ::1\n", "{out:#?} {err}");
+}
+
+#[test]
+fn host_port_0_picks_a_free_port_and_reports_it() {
+    let Some(w) = world() else { return };
+    let err = w.home().join("err");
+    let script = format!(
+        "\"$BR\" -n -p 0:8000 {server} 2>{err} & pid=$!; \
+         for i in $(seq 50); do grep -q published {err} && break; sleep 0.1; done; \
+         port=$(sed -n 's/.*published 127.0.0.1:\\([0-9]*\\) -> 8000\\/tcp$/\\1/p' {err}); \
+         echo port=$port; {client} tcp 127.0.0.1 $port; wait $pid",
+        server = format_args!("{} 127.0.0.1 8000 5", helper("tcp-echo.py")),
+        client = helper("client.py"),
+        err = err.display()
+    );
+    let out = w.sh(&script);
+    let text = out.ok();
+    let port: u16 = text
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("port=")
+        .parse()
+        .expect(text);
+    assert!(port > 0);
+    assert!(text.ends_with("hello from 127.0.0.1\n"), "{text}");
+    // --quiet keeps it to itself
+    let out = w.run(&["-q", "-n", "-p", "0:8000", "true"]);
+    assert_eq!(out.stderr, "", "{out:#?}");
+}
+
+#[test]
+fn port_errors_come_before_the_command_runs() {
+    let Some(mut w) = world() else { return };
+    // Something already listens on 127.0.0.1:18081 (as root, in the harness's namespace).
+    w.own_network = true;
+    w.services.push(format!(
+        "python3 {} 127.0.0.1 18081 30",
+        World::helper("tcp-echo.py")
+    ));
+    let marker = w.home().join("command-ran");
+    let touch = format!("touch {}", marker.display());
+    let rows: &[(&str, &str)] = &[
+        ("18081:80", "18081:80/tcp: the port is already in use"),
+        ("80:80", "ports below 1024 need privilege"),
+        ("abc", "abc: expected [HOST_IP:]HOST_PORT:NS_PORT"),
+        ("8080:0", "cannot be 0"),
+        ("8080:65536", "'65536' is not a port number"),
+        ("8080:80/sctp", "unknown protocol 'sctp'"),
+        ("::1:8080:80", "must be in brackets"),
+        ("192.0.2.77:8080:80", "no such address"),
+    ];
+    for (spec, want) in rows {
+        let out = w.run(&["-n", "-p", spec, "sh", "-c", &touch]);
+        assert_eq!(out.code(), Some(125), "{spec}: {out:#?}");
+        assert!(
+            out.stderr.starts_with("become-root: network: --publish "),
+            "{spec}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(want), "{spec}: {}", out.stderr);
+        assert!(out.stderr.contains("hint: "), "{spec}: {}", out.stderr);
+        assert!(!marker.exists(), "{spec}: the command ran");
+    }
+    let out = w.run(&["-n", "-p", "8080:80", "-p", "8080:81", "sh", "-c", &touch]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(out.stderr.contains("twice"), "{}", out.stderr);
+    let out = w.run(&["-p", "8080:80", "sh", "-c", &touch]);
+    assert_eq!(out.code(), Some(125), "needs --net: {out:#?}");
+    assert!(out.stderr.contains("--net"), "{}", out.stderr);
+    assert!(!marker.exists());
+    no_helper_left(&w, "after port errors");
+}

@@ -64,6 +64,13 @@ pub struct Cli {
     )]
     pub net: Option<NetMode>,
 
+    /// Publish a port of the namespace on the host: [HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp]
+    /// (repeatable; HOST_IP defaults to 127.0.0.1, an IPv6 one goes in brackets; HOST_PORT
+    /// 0 picks a free port and reports it). Connections reach NS_PORT on the namespace's
+    /// loopback. Needs --net (any mode)
+    #[arg(short = 'p', long, value_name = "SPEC", requires = "net")]
+    pub publish: Vec<String>,
+
     /// Let the namespace reach the host's loopback (127.0.0.1) through the gateway
     /// (10.0.2.2 with slirp4netns, the host's gateway address with pasta). Off by default:
     /// the host's loopback services stay out of reach

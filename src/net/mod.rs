@@ -6,7 +6,9 @@
 //! traffic with ordinary sockets on the host. The host's loopback stays out of reach unless
 //! `--allow-host-loopback` asks for it.
 
+pub mod forward;
 pub mod helper;
+pub mod ports;
 
 use std::path::PathBuf;
 
@@ -88,6 +90,14 @@ pub enum NetError {
         seconds: u64,
         stderr: String,
     },
+    #[error("--publish {0}")]
+    Spec(#[from] ports::SpecError),
+    #[error("--publish {spec}: the port is already in use on the host")]
+    PortInUse { spec: String },
+    #[error("--publish {spec}: ports below {start} need privilege on the host")]
+    PrivilegedPort { spec: String, start: String },
+    #[error("--publish {spec}: {why}")]
+    Bind { spec: String, why: String },
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -118,6 +128,19 @@ impl NetError {
                 "{device} must exist and be readable and writable by you (it is mode 0666 on \
                  most systems: as root, chmod 0666 {device}); or use --net=none"
             ),
+            NetError::Spec(_) => "for example -p 8080:80, -p 127.0.0.1:0:80/udp or \
+                -p [::1]:8443:443/tcp"
+                .into(),
+            NetError::PortInUse { .. } => {
+                "choose another host port, or 0 to let the kernel pick a free one".into()
+            }
+            NetError::PrivilegedPort { start, .. } => format!(
+                "use a host port of {start} or above (the port inside may stay low, e.g. \
+                 -p 8080:80), or as root lower net.ipv4.ip_unprivileged_port_start"
+            ),
+            NetError::Bind { .. } => {
+                "check HOST_IP: it must be an address of this host (127.0.0.1 by default)".into()
+            }
             NetError::Failed { .. } | NetError::NotReady { .. } | NetError::Start { .. } => {
                 "its message is above; --net=none gives a namespace with loopback only".into()
             }
