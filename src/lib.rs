@@ -1,10 +1,11 @@
 //! become-root: run a command as root in a new user namespace with every subordinate id
 //! mapped. The binaries in `src/bin/` are thin; everything lives here.
 //!
-//! Pure modules (`cli`, `subid`, `idmap`) forbid `unsafe`; `sys` is the only module allowed
-//! `unsafe` at all, and every block there says why it is sound.
+//! Pure modules (`cli`, `subid`, `idmap`, `audit`, `net::ports`) forbid `unsafe`; `sys` is the
+//! only module allowed `unsafe` at all, and every block there says why it is sound.
 #![deny(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod idmap;
@@ -13,6 +14,7 @@ pub mod mounts;
 pub mod net;
 pub mod process;
 pub mod subid;
+pub mod subid_cmd;
 pub mod sys;
 pub mod userns;
 
@@ -23,14 +25,17 @@ use std::path::Path;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Program {
     BecomeRoot,
+    /// Inspect and audit subordinate-id allocation (`subid_cmd`).
+    Subid,
 }
 
 impl Program {
-    /// `become-root` for any name not claimed by another program (`subid` will be, with its
-    /// own issue), so a renamed copy still works.
+    /// `subid` for the basename `subid` (a busybox-style symlink), `become-root` for any
+    /// other name, so a renamed copy still works.
     pub fn from_argv0(argv0: Option<&OsString>) -> Program {
         let name = argv0.and_then(|a| Path::new(a).file_name());
         match name.and_then(|n| n.to_str()) {
+            Some("subid") => Program::Subid,
             Some(_) | None => Program::BecomeRoot,
         }
     }
@@ -41,5 +46,6 @@ impl Program {
 pub fn main(args: Vec<OsString>) -> i32 {
     match Program::from_argv0(args.first()) {
         Program::BecomeRoot => launch::main(args),
+        Program::Subid => subid_cmd::main(args),
     }
 }

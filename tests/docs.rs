@@ -47,18 +47,29 @@ enum Block {
 
 use Block::{Item, Para};
 
-/// Every executable that has a man page and completions. `subid` gets its row when its clap
-/// command exists.
-const PAGES: &[Page] = &[Page {
-    command: become_root::cli::Cli::command,
-    man: "man/become-root.1",
-    completions: &[
-        (Shell::Bash, "completions/become-root.bash"),
-        (Shell::Zsh, "completions/_become-root"),
-        (Shell::Fish, "completions/become-root.fish"),
-    ],
-    sections: BECOME_ROOT_SECTIONS,
-}];
+/// Every executable that has a man page and completions.
+const PAGES: &[Page] = &[
+    Page {
+        command: become_root::cli::Cli::command,
+        man: "man/become-root.1",
+        completions: &[
+            (Shell::Bash, "completions/become-root.bash"),
+            (Shell::Zsh, "completions/_become-root"),
+            (Shell::Fish, "completions/become-root.fish"),
+        ],
+        sections: BECOME_ROOT_SECTIONS,
+    },
+    Page {
+        command: become_root::cli::subid::Cli::command,
+        man: "man/subid.1",
+        completions: &[
+            (Shell::Bash, "completions/subid.bash"),
+            (Shell::Zsh, "completions/_subid"),
+            (Shell::Fish, "completions/subid.fish"),
+        ],
+        sections: SUBID_SECTIONS,
+    },
+];
 
 const BECOME_ROOT_SECTIONS: &[Section] = &[
     Section {
@@ -233,6 +244,255 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
     },
 ];
 
+const SUBID_SECTIONS: &[Section] = &[
+    Section {
+        title: "COMMANDS",
+        body: &[
+            Item(
+                "subid show [USER] [--subuid FILE] [--subgid FILE] [--passwd FILE] \
+                 [--subid-source SOURCE]",
+                "Every subordinate uid and gid range of USER (a login name or a uid; default: \
+                 the caller), one per line with its size and where it comes from, then the \
+                 totals. A line counts when its owner field is the login name, the uid in plain \
+                 decimal, or another login name with the same uid, as newuidmap matches them; in \
+                 /etc/subgid too the owner is the user, not a group. Lines of the user that \
+                 newuidmap ignores or reads differently are reported on standard error. A USER \
+                 that is no account is matched by the owner field alone, so the ranges of a \
+                 removed user can still be listed. USER is looked up in the system's account \
+                 database, or only in the --passwd file when one is given. --subid-source is \
+                 files, getsubids (the getsubids program of libsubid, for SSSD or LDAP) or auto, \
+                 the default: getsubids when /etc/nsswitch.conf has a subid: line, as \
+                 become-root decides; --subuid or --subgid mean files.",
+            ),
+            Item(
+                "subid check [--subuid FILE] [--subgid FILE] [--passwd FILE] [--group FILE] \
+                 [--json]",
+                "Audit the two files against each other and against the accounts, one finding \
+                 per line: FILE:LINE: SEVERITY [KIND] MESSAGE, sorted by file and line. The \
+                 message names the owner or owners, the ranges (START-END, both ends included) \
+                 and, for an overlap, the line of the other range. The findings and their KIND \
+                 are listed under FINDINGS. With --json the report is one JSON object, \
+                 {\"files\":{...},\"findings\":[...],\"errors\":N,\"warnings\":N,\"notes\":N}, \
+                 one finding per line; each finding has severity, kind, file, line, owner, \
+                 start, end and count (null when the line has no range newuidmap reads), \
+                 message, and for an overlap other (owner, line, start, end, count), for an \
+                 account finding account (id, name, more). Only the passwd and group files are \
+                 read, not LDAP or SSSD: to check against network accounts too, which is what \
+                 CVE-2024-56433 is about, give --passwd <(getent passwd) --group <(getent \
+                 group). Overlaps and account ids are found by sorting the ranges and sweeping \
+                 once, never by comparing pairs. Files of a million lines each take well under \
+                 a second when owners come in the order of the passwd file, as useradd and \
+                 newusers write them, and a few seconds in random order; memory grows with the \
+                 size of the subordinate id files (the account files are read a line at a \
+                 time).",
+            ),
+            Item(
+                "subid next [USER] [--count N] [--subuid FILE] [--subgid FILE] [--passwd FILE] \
+                 [--group FILE]",
+                "The next range to allocate, printed as START-END, then the usermod command \
+                 that allocates it for both files (USER in that command is the word USER when \
+                 no USER is given). START is the first point of the grid 100000 + k*65536 (the \
+                 ranges useradd allocates with its defaults SUB_UID_MIN=100000 and \
+                 SUB_UID_COUNT=65536) at or above the end of every range ever written in either \
+                 file: a hole left by a removed user is never offered, nor the range of an \
+                 owner that no longer exists, nor one on a line newuidmap ignores (a range on \
+                 such a line is read the way a person reads it too, so 0400000 counts as both \
+                 131072 and 400000). If the range would contain the uid of an account or the \
+                 gid of a group, START moves to the grid point past that id. --count N sets \
+                 the size (default 65536). When no such range ends below 4294967295, nothing \
+                 is printed and the status is 1.",
+            ),
+            Item(
+                "subid scan [--subuid FILE] [--subgid FILE] [--one-file-system] \
+                 [--cross-filesystems] [--follow-symlinks] PATH...",
+                "Walk each PATH and report every regular file that is set-user-ID with an owner \
+                 in a subordinate uid range, or set-group-ID with a group in a subordinate gid \
+                 range, one per line: the file, which bit, its id, and the range with its owner, \
+                 file and line. The ranges are every range written in the files, as for next. \
+                 Files are listed in name order, depth first. Symbolic links below PATH are not \
+                 followed unless --follow-symlinks is given (a PATH that is itself a link is \
+                 followed, as find -H does); directories on another filesystem than their PATH \
+                 are not entered unless --cross-filesystems is given (--one-file-system, the \
+                 default, undoes it). A directory is never entered twice, so links cannot make \
+                 the walk loop. Directories that cannot be read are reported on standard error \
+                 and the walk goes on.",
+            ),
+        ],
+    },
+    Section {
+        title: "FINDINGS",
+        body: &[
+            Para(
+                "Each line is read as newuidmap of shadow 4.13 reads it: what a finding says \
+                 newuidmap does is what the kernel is finally asked to map. An error makes \
+                 check exit with status 1; warnings and notes do not.",
+            ),
+            Item(
+                "overlap (error)",
+                "A range shares ids with a range of another owner (owners are the same when \
+                 they name the same uid, by login name or by number). Each can reach files the \
+                 other creates inside a user namespace. Every range that overlaps an \
+                 earlier-starting range of another owner is reported once, naming the one that \
+                 reaches furthest.",
+            ),
+            Item(
+                "duplicate (warning)",
+                "A range overlaps another range of the same owner: harmless, but redundant.",
+            ),
+            Item(
+                "account (error)",
+                "A subuid range contains the uid of an account in the passwd file, or a subgid \
+                 range the gid of a group in the group file: its owner can map that id and act \
+                 as that account on its files (CVE-2024-56433). The lowest such id is named, \
+                 with how many more there are.",
+            ),
+            Item(
+                "low-range (warning)",
+                "A range starts below 65536, among the ids of system and login accounts \
+                 (login.defs' UID_MAX is 60000 by default) and nobody (65534): an account \
+                 created later may get one of its ids. If one already has, that is an account \
+                 finding too.",
+            ),
+            Item(
+                "too-high (error)",
+                "start+count exceeds 4294967295, so the range reaches the id the kernel never \
+                 maps (or passes 32 bits): newuidmap reads the range, and the kernel refuses a \
+                 map that includes that id. become-root uses none of such a range.",
+            ),
+            Item(
+                "ignored (error)",
+                "newuidmap ignores the line: a CRLF line ending, a trailing space or tab, fewer \
+                 than three fields, an empty field, a number it cannot read (abc, 08, a number \
+                 past 64 bits), a line starting with + or - (taken for NIS), a line of 1024 \
+                 bytes or more. The owner gets nothing from it, and useradd, which skips it \
+                 too, may allocate those ids again: an error, though no id is exposed yet.",
+            ),
+            Item(
+                "nul-byte (error)",
+                "A NUL byte makes newuidmap join the next line to this one; the message shows \
+                 what it reads.",
+            ),
+            Item(
+                "unreadable (error)",
+                "A NUL byte on the last line makes newuidmap fail to read the whole file.",
+            ),
+            Item(
+                "octal (error)",
+                "A number with a leading 0 is octal to newuidmap: 0100000 is 32768, not \
+                 100000. The ranges of the other findings are the ones newuidmap reads.",
+            ),
+            Item(
+                "not-decimal (warning)",
+                "A number newuidmap reads, but not in plain decimal: hexadecimal (0x186a0), a \
+                 sign, leading blanks, or an octal number that means the same in decimal (07). \
+                 The message says the value read.",
+            ),
+            Item(
+                "extra-fields (warning)",
+                "More than three fields: newuidmap reads the first three.",
+            ),
+            Item(
+                "count-zero (warning)",
+                "count is 0: the line grants nothing.",
+            ),
+            Item(
+                "no-final-newline (warning)",
+                "The last line has no newline: newuidmap reads it, but a line appended with \
+                 echo >> would be joined to it.",
+            ),
+            Item(
+                "comment (warning)",
+                "A line starting with #: these files have no comments. newuidmap ignores the \
+                 line, or, when it has three fields, reads a range of an owner named #...",
+            ),
+            Item(
+                "padded-owner (warning)",
+                "A numeric owner with leading zeros (01000): newuidmap matches uids only in \
+                 plain decimal, so the range belongs to no one.",
+            ),
+            Item(
+                "missing-owner (note)",
+                "The owner is no account: keep the range, and never give it to anyone else \
+                 (see NEVER REUSE A RANGE).",
+            ),
+        ],
+    },
+    Section {
+        title: "NEVER REUSE A RANGE",
+        body: &[Para(
+            "Treat a subordinate range as allocated for good, even after its user is \
+                 removed. Inside a user namespace the user can create files, set-user-ID \
+                 programs included, owned by any id of the range, and on disk they keep the \
+                 host id. Whoever gets the range next owns those files and can run those \
+                 programs as themselves; scan finds such files. For the same reason ranges of \
+                 different users must never overlap, and no range may contain the id of a real \
+                 account or group: CVE-2024-56433 is shadow's default ranges (100000 and up) \
+                 meeting network accounts (LDAP, NIS) with uids in that space. useradd picks \
+                 the first free gap, which can be a removed user's range; next never does, and \
+                 check shows removed owners as notes so their ranges are not forgotten.",
+        )],
+    },
+    Section {
+        title: "EXIT STATUS",
+        body: &[
+            Item(
+                "0",
+                "All is well: no error found, no file found, a range proposed.",
+            ),
+            Item(
+                "1",
+                "The answer is no: check found a finding of severity error; scan found a file; \
+                 show found no uid range or no gid range; next found no room.",
+            ),
+            Item(
+                "2",
+                "subid itself failed, bad usage included: it prints \"subid: WHAT: WHY\" and, \
+                 where a fix is known, \"hint: FIX\". (subid runs no command, so unlike \
+                 become-root it needs no status apart from a command's, and uses 2 as grep and \
+                 most administration tools do.) When scan found a file, the status is 1 even if \
+                 some directory could not be read.",
+            ),
+        ],
+    },
+    Section {
+        title: "FILES",
+        body: &[
+            Item(
+                "/etc/subuid, /etc/subgid",
+                "The subordinate uid and gid ranges (subuid(5), subgid(5)); --subuid and \
+                 --subgid name other files. A missing default file is an empty one, as it is to \
+                 newuidmap; a missing file named on the command line is an error.",
+            ),
+            Item(
+                "/etc/passwd, /etc/group",
+                "The accounts and groups ranges must not contain, for check and next; --passwd \
+                 and --group name other files (a pipe such as <(getent passwd) works). show \
+                 uses the passwd file for other login names with the same uid.",
+            ),
+            Item(
+                "/etc/nsswitch.conf",
+                "A subid: line here makes show --subid-source=auto ask getsubids(1).",
+            ),
+        ],
+    },
+    Section {
+        title: "EXAMPLES",
+        body: &[
+            Para("subid show alice"),
+            Para("subid check --passwd <(getent passwd) --group <(getent group)"),
+            Para("subid next carol"),
+            Para("subid scan /home /srv /var/tmp"),
+        ],
+    },
+    Section {
+        title: "SEE ALSO",
+        body: &[Para(
+            "become-root(1), newuidmap(1), newgidmap(1), getsubids(1), usermod(8), \
+             useradd(8), subuid(5), subgid(5), user_namespaces(7)",
+        )],
+    },
+];
+
 #[test]
 fn committed_docs_match_the_cli() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -303,6 +563,45 @@ fn become_root_man_page_has_the_contract_sections() {
     }
 }
 
+/// The same for `subid`: its exit statuses, its files, and the rule it exists for.
+#[test]
+fn subid_man_page_has_the_contract_sections() {
+    let page = &PAGES[1];
+    let man = String::from_utf8(render_man(page)).expect("man page is UTF-8");
+    for heading in [
+        "COMMANDS",
+        "FINDINGS",
+        "NEVER REUSE A RANGE",
+        "EXIT STATUS",
+        "FILES",
+    ] {
+        assert!(
+            man.contains(&format!(".SH \"{heading}\""))
+                || man.contains(&format!(".SH {heading}\n")),
+            "{}: no {heading} section",
+            page.man
+        );
+    }
+    for word in [
+        "CVE-2024-56433",
+        "never give it to anyone else",
+        "/etc/subuid",
+        "/etc/subgid",
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/nsswitch.conf",
+        "--json",
+        "--follow-symlinks",
+        "--cross-filesystems",
+    ] {
+        assert!(
+            man.contains(&word.replace('-', "\\-")),
+            "{}: {word} is not mentioned",
+            page.man
+        );
+    }
+}
+
 /// Every file of one page, as (path relative to the crate root, contents).
 fn render_page(page: &Page) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = vec![(PathBuf::from(page.man), render_man(page))];
@@ -325,7 +624,6 @@ fn render_page(page: &Page) -> Vec<(PathBuf, Vec<u8>)> {
 fn render_man(page: &Page) -> Vec<u8> {
     let cmd = (page.command)();
     let has_args = cmd.get_arguments().any(|a| !a.is_hide_set());
-    let has_subcommands = cmd.has_subcommands();
     let has_version = cmd.get_version().is_some() || cmd.get_long_version().is_some();
     let man = Man::new(cmd).manual("User Commands");
 
@@ -351,9 +649,8 @@ fn render_man(page: &Page) -> Vec<u8> {
     if has_args {
         add(&|w| man.render_options_section(w));
     }
-    if has_subcommands {
-        add(&|w| man.render_subcommands_section(w));
-    }
+    // No render_subcommands_section: it refers to a page per subcommand (subid-show(1)),
+    // which is not generated; a page with subcommands describes them in a section of its own.
     add(&|w| render_sections(page.sections).to_writer(w));
     if has_version {
         add(&|w| man.render_version_section(w));

@@ -1,5 +1,5 @@
 //! The command lines, as clap definitions and nothing else: `become-root` here, `subid` in
-//! `subid.rs` (when it exists).
+//! `subid.rs`.
 //!
 //! The launcher never reads argv: `bin/become-root.rs` parses into [`Cli`] and hands the
 //! result over. The same definition generates `man/` and `completions/` (see
@@ -9,6 +9,8 @@
 use std::ffi::OsString;
 
 use clap::{Parser, ValueEnum};
+
+pub mod subid;
 
 const AFTER_HELP: &str = "\
 Exit status: the command's own; 128+N when it was killed by signal N (become-root dies
