@@ -23,7 +23,7 @@ _become__root() {
 
     case "${cmd}" in
         become__root)
-            opts="-m -n -p -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --allow-host-loopback --mtu --pid --uts --ipc --cgroup --all --quiet --help --version"
+            opts="-m -n -p -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --pid --uts --ipc --cgroup --all --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -55,6 +55,10 @@ _become__root() {
                     ;;
                 -p)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port-driver)
+                    COMPREPLY=($(compgen -W "builtin helper" -- "${cur}"))
                     return 0
                     ;;
                 --mtu)

@@ -11,6 +11,8 @@ slirp4netns\t'user-mode networking by slirp4netns (10.0.2.100/24, gateway 10.0.2
 pasta\t'user-mode networking by pasta (the host\'s own addresses and routes)'
 auto\t'pasta when installed, else slirp4netns'"
 complete -c become-root -s p -l publish -d 'Publish a port of the namespace on the host: [HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp] (repeatable; HOST_IP defaults to 127.0.0.1, an IPv6 one goes in brackets; HOST_PORT 0 picks a free port and reports it). Connections reach NS_PORT on the namespace\'s loopback. Needs --net (any mode)' -r
+complete -c become-root -l port-driver -d 'Who forwards published ports: builtin (become-root\'s own splice forwarder, any --net mode) or helper (slirp4netns\'s API or pasta\'s own forwarding; needs slirp4netns or pasta, and a server inside listening on all addresses)' -r -f -a "builtin\t'become-root\'s own forwarder: splice(2) between a host socket and one made inside'
+helper\t'the network helper\'s own forwarding (slirp4netns add_hostfwd, pasta -t/-u)'"
 complete -c become-root -l mtu -d 'MTU of the connected interface' -r
 complete -c become-root -s m -l mount -d 'New mount namespace; / is made recursively private (see --propagation)'
 complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta). Off by default: the host\'s loopback services stay out of reach'

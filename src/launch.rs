@@ -17,7 +17,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
 
-use crate::cli::{Cli, NetMode};
+use crate::cli::{Cli, NetMode, PortDriver};
 use crate::error::{Error, UsernsError};
 use crate::mounts::{self, MountStep};
 use crate::net::ports::Publish;
@@ -41,6 +41,8 @@ pub struct Plan {
     pub command: Command,
     /// --quiet: no warnings or notices.
     pub quiet: bool,
+    /// What to tell the user once the namespace is ready (ports chosen for host port 0).
+    pub notices: Vec<String>,
 }
 
 impl Plan {
@@ -116,8 +118,23 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     userns::refuse_privileged()?;
     let pid = cli.pid || cli.all;
     let net = cli.net.or(cli.all.then_some(NetMode::None));
-    let connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
-    let publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
+    let mut notices = Vec::new();
+    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
+    let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
+    if cli.port_driver == PortDriver::Helper && !publish.is_empty() {
+        // The network helper forwards; become-root's own forwarder has nothing to do.
+        let helper = connected
+            .as_mut()
+            .ok_or(net::NetError::HelperDriverWithoutHelper)?;
+        helper.forwards = net::helper_forwards(helper, &publish)?;
+        for (asked, got) in publish.iter().zip(&helper.forwards) {
+            if asked.host_port == 0 {
+                let host = std::net::SocketAddr::new(got.host_ip, got.host_port);
+                notices.push(format!("published {host} -> {}/{}", got.ns_port, got.proto));
+            }
+        }
+        publish.clear();
+    }
     if connected.is_some() {
         net::check_tun()?;
     }
@@ -152,6 +169,7 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
             mapping,
             command,
             quiet: cli.quiet,
+            notices,
         },
         warnings,
     ))
@@ -493,11 +511,12 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         Ok(bound) => bound,
         Err(e) => return abandon(e.into()),
     };
-    for b in bound
-        .iter()
-        .filter(|b| b.publish.host_port == 0 && !plan.quiet)
-    {
-        eprintln!("become-root: published {}", b.describe());
+    if !plan.quiet {
+        let chosen = bound.iter().filter(|b| b.publish.host_port == 0);
+        let chosen = chosen.map(|b| format!("published {}", b.describe()));
+        for notice in plan.notices.iter().cloned().chain(chosen) {
+            eprintln!("become-root: {notice}");
+        }
     }
     let mut go = go_w;
     if let Err(e) = go.write_all(b"ok") {
@@ -632,6 +651,7 @@ mod tests {
             },
             command: Command::new(vec!["true".into()], Vec::new()).unwrap(),
             quiet: false,
+            notices: Vec::new(),
         }
     }
 

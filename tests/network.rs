@@ -482,3 +482,125 @@ fn port_errors_come_before_the_command_runs() {
     assert!(!marker.exists());
     no_helper_left(&w, "after port errors");
 }
+
+#[test]
+fn helper_port_driver_serves_tcp_and_udp_with_each_helper() {
+    let Some(mut w) = world() else { return };
+    w.own_network = true;
+    // slirp4netns's API socket goes in a private directory here, which must be empty after.
+    let runtime = w.home().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    nix::unistd::chown(&runtime, Some(w.uid.into()), Some(w.gid.into())).unwrap();
+    w.env
+        .push(("XDG_RUNTIME_DIR".into(), runtime.display().to_string()));
+    let err = w.home().join("err");
+    for mode in ["slirp4netns", "pasta"] {
+        // The helpers forward to the namespace's interface: the servers listen on 0.0.0.0.
+        let servers = format!(
+            "sh -c '{tcp} 0.0.0.0 8000 20 & {udp} 0.0.0.0 5300 20; wait'",
+            tcp = helper("tcp-echo.py"),
+            udp = helper("udp-echo.py")
+        );
+        // (slirp4netns answers forwarded UDP only with host loopback open, pasta not at all;
+        // see the errors test)
+        let udp = if mode == "slirp4netns" {
+            "-p 0:5300/udp"
+        } else {
+            ""
+        };
+        let script = format!(
+            "\"$BR\" --pid --net={mode} --allow-host-loopback --port-driver=helper -p 18089:8000 \
+             {udp} {servers} \
+             2>{err} & pid=$!; \
+             for i in $(seq 50); do grep -q published {err} && break; sleep 0.1; done; \
+             port=$(sed -n 's/.*published 127.0.0.1:\\([0-9]*\\) -> 5300\\/udp$/\\1/p' {err}); \
+             {client} tcp 127.0.0.1 18089; [ -z \"$port\" ] || {client} udp 127.0.0.1 $port via-{mode}; \
+             kill -TERM $pid; wait $pid",
+            err = err.display(),
+            client = helper("client.py"),
+        );
+        let out = w.sh(&script);
+        let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+        let want = match mode {
+            "slirp4netns" => "hello from 0.0.0.0\necho: via-slirp4netns",
+            _ => "hello from 0.0.0.0\n",
+        };
+        assert_eq!(out.stdout, want, "{mode}: {out:#?} {stderr}");
+        let left: Vec<_> = std::fs::read_dir(&runtime).unwrap().collect();
+        assert!(left.is_empty(), "{mode}: API socket left behind: {left:?}");
+    }
+    no_helper_left(&w, "helper driver");
+}
+
+#[test]
+fn helper_port_driver_errors() {
+    let Some(mut w) = world() else { return };
+    w.own_network = true;
+    w.services.push(format!(
+        "python3 {} 127.0.0.1 18082 30",
+        World::helper("tcp-echo.py")
+    ));
+    let out = w.run(&["-n", "--port-driver=helper", "-p", "8080:80", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("--port-driver=helper needs --net=slirp4netns, pasta or auto"),
+        "{}",
+        out.stderr
+    );
+    for mode in ["slirp4netns", "pasta"] {
+        let out = w.run(&[
+            &format!("--net={mode}"),
+            "--port-driver=helper",
+            "-p",
+            "18082:80",
+            "true",
+        ]);
+        assert_eq!(out.code(), Some(125), "{mode}: {out:#?}");
+        assert!(
+            out.stderr.contains("already in use"),
+            "{mode}: {}",
+            out.stderr
+        );
+    }
+    let out = w.run(&[
+        "--net=slirp4netns",
+        "--port-driver=helper",
+        "-p",
+        "0:53/udp",
+        "true",
+    ]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.contains("drops the replies of forwarded UDP"),
+        "{}",
+        out.stderr
+    );
+    let out = w.run(&[
+        "--net=pasta",
+        "--port-driver=helper",
+        "-p",
+        "0:53/udp",
+        "true",
+    ]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.contains("--port-driver=builtin"),
+        "{}",
+        out.stderr
+    );
+    let out = w.run(&[
+        "--net=slirp4netns",
+        "--port-driver=helper",
+        "-p",
+        "[::1]:18083:80",
+        "true",
+    ]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.contains("IPv4 host addresses only"),
+        "{}",
+        out.stderr
+    );
+    no_helper_left(&w, "helper driver errors");
+}

@@ -73,6 +73,12 @@ pub struct Cli {
     #[arg(short = 'p', long, value_name = "SPEC", requires = "net")]
     pub publish: Vec<String>,
 
+    /// Who forwards published ports: builtin (become-root's own splice forwarder, any --net
+    /// mode) or helper (slirp4netns's API or pasta's own forwarding; needs slirp4netns or
+    /// pasta, and a server inside listening on all addresses)
+    #[arg(long, value_enum, default_value_t = PortDriver::Builtin, value_name = "DRIVER", requires = "net")]
+    pub port_driver: PortDriver,
+
     /// Let the namespace reach the host's loopback (127.0.0.1) through the gateway
     /// (10.0.2.2 with slirp4netns, the host's gateway address with pasta). Off by default:
     /// the host's loopback services stay out of reach
@@ -146,6 +152,15 @@ pub enum Propagation {
     Private,
     /// receive mounts made on the host, send none back
     Slave,
+}
+
+/// `--port-driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PortDriver {
+    /// become-root's own forwarder: splice(2) between a host socket and one made inside
+    Builtin,
+    /// the network helper's own forwarding (slirp4netns add_hostfwd, pasta -t/-u)
+    Helper,
 }
 
 /// `--net=MODE`.

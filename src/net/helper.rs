@@ -10,12 +10,14 @@
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
 
+use super::ports::{Proto, Publish};
 use super::{Driver, NetError, NetPlan};
 use crate::sys;
 
@@ -30,6 +32,10 @@ pub struct Running {
     /// slirp4netns leaves when this closes.
     exit: Option<File>,
     stderr: File,
+    /// slirp4netns's API socket directory, while it exists.
+    api_dir: Option<PathBuf>,
+    /// Ports to add through the API once ready (slirp4netns; pasta took them as options).
+    forwards: Vec<Publish>,
 }
 
 /// Start the helper for `plan` against the namespace process `target`.
@@ -46,6 +52,7 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
     // Descriptors the helper gets, at fixed numbers from 3 up; every other one is closed.
     let mut give: Vec<OwnedFd> = vec![ready_w];
     let mut exit = None;
+    let mut api_dir = None;
     let mut cmd = Command::new(&plan.program);
     match plan.driver {
         Driver::Slirp4netns => {
@@ -64,6 +71,14 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
             // Its own mount namespace without capabilities, and a seccomp filter: a bug in
             // the user-mode TCP/IP stack then reaches less.
             cmd.args(["--enable-sandbox", "--enable-seccomp"]);
+            if !plan.forwards.is_empty() {
+                // Its API socket needs a path: a private directory, removed as soon as the
+                // forwards are added (see `add_forwards`).
+                let dir = private_dir()
+                    .map_err(|e| fail(format!("a directory for its API socket: {e}")))?;
+                cmd.arg(format!("--api-socket={}", dir.join("api.sock").display()));
+                api_dir = Some(dir);
+            }
             cmd.arg(target.to_string()).arg("tap0");
         }
         Driver::Pasta => {
@@ -77,7 +92,20 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
             // No port is forwarded in either direction unless published: pasta's default
             // (auto) would forward every port bound inside to the host and every port bound
             // on the host into the namespace.
-            cmd.args(["-t", "none", "-u", "none", "-T", "none", "-U", "none"]);
+            for (flag, proto) in [("-t", Proto::Tcp), ("-u", Proto::Udp)] {
+                let specs: Vec<String> = plan
+                    .forwards
+                    .iter()
+                    .filter(|p| p.proto == proto)
+                    .map(|p| format!("{}/{}:{}", p.host_ip, p.host_port, p.ns_port))
+                    .collect();
+                cmd.arg(flag).arg(if specs.is_empty() {
+                    "none".into()
+                } else {
+                    specs.join(",")
+                });
+            }
+            cmd.args(["-T", "none", "-U", "none"]);
             if !plan.allow_host_loopback {
                 cmd.arg("--no-map-gw");
             }
@@ -93,7 +121,13 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
         .stdout(Stdio::null())
         .stderr(stderr_fd);
     sys::hand_fds_to_helper(&mut cmd, give.iter().map(|fd| fd.as_raw_fd()).collect());
-    let child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            remove_dir(api_dir.as_deref());
+            return Err(fail(e.to_string()));
+        }
+    };
     drop(give);
     Ok(Running {
         program,
@@ -101,7 +135,26 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
         ready: File::from(ready_r),
         exit,
         stderr,
+        api_dir,
+        forwards: plan.forwards.clone(),
     })
+}
+
+/// A fresh directory only the caller can enter: under $XDG_RUNTIME_DIR (per user, on a
+/// tmpfs) when set, else under /tmp with an unpredictable name.
+fn private_dir() -> nix::Result<PathBuf> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    nix::unistd::mkdtemp(&base.join("become-root.XXXXXX"))
+}
+
+fn remove_dir(dir: Option<&Path>) {
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_file(dir.join("api.sock"));
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 impl Running {
@@ -134,7 +187,7 @@ impl Running {
         }
         let mut byte = [0u8; 1];
         if matches!(self.ready.read(&mut byte), Ok(1)) {
-            return Ok(());
+            return self.add_forwards();
         }
         // End of file without a word: the helper died.
         let status = self
@@ -146,6 +199,36 @@ impl Running {
             program: self.program.clone(),
             status,
             stderr: self.stderr_text(),
+        })
+    }
+
+    /// slirp4netns: add each forward through the API socket, then remove the socket and its
+    /// directory at once (nothing else needs them; a run killed in these few milliseconds is
+    /// the only way they could stay behind).
+    fn add_forwards(&mut self) -> Result<(), NetError> {
+        let Some(dir) = self.api_dir.take() else {
+            return Ok(());
+        };
+        let result = self.forwards.iter().try_for_each(|p| {
+            let request = format!(
+                "{{\"execute\": \"add_hostfwd\", \"arguments\": {{\"proto\": \"{}\", \
+                 \"host_addr\": \"{}\", \"host_port\": {}, \"guest_port\": {}}}}}",
+                p.proto, p.host_ip, p.host_port, p.ns_port
+            );
+            let reply = api_call(&dir.join("api.sock"), &request)
+                .map_err(|e| format!("its API socket: {e}"))?;
+            if reply.contains("\"error\"") || !reply.contains("\"return\"") {
+                return Err(format!("add_hostfwd {p}: {}", reply.trim()));
+            }
+            Ok(())
+        });
+        remove_dir(Some(&dir));
+        result.map_err(|why| {
+            self.kill();
+            NetError::Start {
+                program: self.program.clone(),
+                why,
+            }
         })
     }
 
@@ -166,7 +249,20 @@ impl Running {
     /// grace period (about 20 ms here, measured), which would only delay COMMAND's caller. The
     /// dying process is reaped by whoever inherits it.
     pub fn stop(mut self) {
+        remove_dir(self.api_dir.take().as_deref());
         drop(self.exit.take());
         let _ = self.child.kill();
     }
+}
+
+/// One request to slirp4netns's API: write it, read the reply until the socket closes.
+fn api_call(socket: &Path, request: &str) -> std::io::Result<String> {
+    use std::io::Write;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(request.as_bytes())?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
 }
