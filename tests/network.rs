@@ -604,3 +604,38 @@ fn helper_port_driver_errors() {
     );
     no_helper_left(&w, "helper driver errors");
 }
+
+#[test]
+fn network_helpers_get_only_their_own_descriptors() {
+    // A stand-in helper records its descriptors, then fails. The caller's 7 and 9 (say, a make
+    // jobserver) must not be there; slirp4netns gets exactly its ready (3) and exit (4) pipes.
+    let record = "/proc/self/fd";
+    let Some(w) = world_with_path(&[
+        (
+            "slirp4netns",
+            &format!("/bin/ls {record} > \"$HOME/slirp4netns-fds\"; exit 1"),
+        ),
+        (
+            "pasta",
+            &format!("/bin/ls {record} > \"$HOME/pasta-fds\"; exit 1"),
+        ),
+    ]) else {
+        return;
+    };
+    for mode in ["slirp4netns", "pasta"] {
+        let out = w.sh(&format!(
+            "exec 7</dev/null 9>/dev/null; \"$BR\" --net={mode} /bin/true"
+        ));
+        assert_eq!(out.code(), Some(125), "{mode}: {out:#?}");
+        let fds = std::fs::read_to_string(w.home().join(format!("{mode}-fds"))).unwrap();
+        let mut fds: Vec<u32> = fds.lines().map(|l| l.parse().unwrap()).collect();
+        fds.sort();
+        // (ls opens one more for the directory it lists)
+        let want: &[u32] = if mode == "slirp4netns" {
+            &[0, 1, 2, 3, 4, 5]
+        } else {
+            &[0, 1, 2, 3, 4]
+        };
+        assert_eq!(fds, want, "{mode}: descriptors of the helper");
+    }
+}
