@@ -23,7 +23,7 @@ _become__root() {
 
     case "${cmd}" in
         become__root)
-            opts="-m -n -p -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --pid --uts --ipc --cgroup --all --quiet --help --version"
+            opts="-m -n -p -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --chdir --pid --uts --ipc --cgroup --all --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -62,6 +62,38 @@ _become__root() {
                     return 0
                     ;;
                 --mtu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ro-bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tmpfs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --copy-up)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --overlay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --overlay-driver)
+                    COMPREPLY=($(compgen -W "auto native fuse" -- "${cur}"))
+                    return 0
+                    ;;
+                --rootfs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --chdir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

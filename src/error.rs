@@ -80,6 +80,8 @@ fn stderr_suffix(stderr: &str) -> String {
 pub enum ExecError {
     #[error("command not found")]
     NotFound,
+    #[error("not found in the new root {0}")]
+    NotInRootfs(PathBuf),
     #[error("{0}")]
     Other(nix::Error),
 }
@@ -131,7 +133,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Exec {
-                error: ExecError::NotFound,
+                error: ExecError::NotFound | ExecError::NotInRootfs(_),
                 ..
             } => EXIT_NOT_FOUND,
             Error::Exec {
@@ -188,6 +190,14 @@ impl Error {
                 error: ExecError::NotFound,
                 ..
             } => Some("check the spelling, or give the full path of the command".into()),
+            Error::Exec {
+                error: ExecError::NotInRootfs(_),
+                ..
+            } => Some(
+                "COMMAND is looked up inside --rootfs (PATH searched there): install it in that \
+                 tree, or give its path inside it"
+                    .into(),
+            ),
             Error::Exec {
                 error: ExecError::Other(nix::Error::EACCES),
                 ..

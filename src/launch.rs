@@ -11,6 +11,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
@@ -61,7 +62,7 @@ impl Plan {
 /// (which is returned only on failure: on success COMMAND has replaced this process, or this
 /// process ended the way COMMAND did).
 pub fn main(args: Vec<OsString>) -> i32 {
-    let cli = match <Cli as clap::Parser>::try_parse_from(args) {
+    let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -158,7 +159,44 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let mapping = userns::plan_mapping(cli.map, cli.subid_source, &caller, &mut warnings)?;
     let command = Command::new(cli.command, userns::containers_env(&caller))?;
     let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
-    let mounts = mounts::plan(mount, pid, cli.propagation, resolv_conf);
+    let filesystem = cli
+        .filesystem
+        .iter()
+        .map(mounts::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let rootfs = match &cli.rootfs {
+        None => None,
+        Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| Error::Mount {
+            what: format!("--rootfs {dir}"),
+            errno: userns::io_errno(&e),
+        })?),
+    };
+    let options = mounts::Options {
+        mount_ns: mount || !filesystem.is_empty() || rootfs.is_some() || cli.chdir.is_some(),
+        pid_ns: pid,
+        own_net: net.is_some(),
+        propagation: Some(cli.propagation),
+        resolv_conf,
+        filesystem,
+        rootfs,
+        overlay_driver: Some(cli.overlay_driver),
+        chdir: cli.chdir.as_ref().map(PathBuf::from),
+    };
+    // Every path is checked before anything is mounted.
+    mounts::check(&options)?;
+    if let Some(root) = &options.rootfs
+        && !mounts::command_in_rootfs(root, &command.name)
+    {
+        let error = crate::error::ExecError::NotInRootfs(root.clone());
+        return Err(Error::Exec {
+            command: command.name.clone(),
+            error,
+        });
+    }
+    if options.mount_ns {
+        namespaces |= CloneFlags::CLONE_NEWNS;
+    }
+    let mounts = mounts::plan(&options);
     Ok((
         Plan {
             namespaces,
@@ -659,7 +697,7 @@ mod tests {
     fn inside_steps_in_order() {
         let steps = vec![
             MountStep::SetPropagation(Propagation::Private),
-            MountStep::FreshProc,
+            MountStep::FreshProc { at: "/proc".into() },
         ];
         let plan = plan_with(steps, Some(NetMode::None));
         let mut ops = Recorder::default();
@@ -672,7 +710,7 @@ mod tests {
                 "maps",
                 "root",
                 "mount SetPropagation(Private)",
-                "mount FreshProc",
+                "mount FreshProc { at: \"/proc\" }",
                 "lo"
             ]
         );

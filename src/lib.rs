@@ -12,6 +12,7 @@ pub mod idmap;
 pub mod launch;
 pub mod mounts;
 pub mod net;
+pub mod overlay;
 pub mod process;
 pub mod subid;
 pub mod subid_cmd;

@@ -1,10 +1,20 @@
-//! Mounts: first a plan (plain data, decided from the options), then applied in order inside
-//! the new mount namespace. Keeping the plan pure lets its order be a unit test, and lets the
-//! filesystem options (bind, tmpfs, overlay, rootfs) add steps without touching the launcher.
+//! Mounts: first a plan (plain data, decided and checked from the options before any
+//! namespace exists), then applied in order inside the new mount namespace. Keeping the plan
+//! pure makes its order a unit test, and every path error an error before anything is
+//! mounted.
+//!
+//! Filesystem options apply in command-line order. With `--rootfs`, destinations are inside
+//! the new root, which is assembled (itself bound, /proc, a minimal /dev, /sys, /tmp) before
+//! the options and entered with pivot_root(2) after them.
 
-use nix::mount::{MsFlags, mount};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
-use crate::cli::Propagation;
+use nix::fcntl::{OFlag, open};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
+
+use crate::cli::{FsArg, OverlayDriver, Propagation};
 use crate::error::Error;
 
 /// One step of the mount plan.
@@ -13,40 +23,385 @@ pub enum MountStep {
     /// Set the propagation of every mount below / (recursively), so that nothing done in the
     /// namespace reaches the host (private), or host mounts still arrive (slave).
     SetPropagation(Propagation),
-    /// A fresh proc filesystem on /proc for the new pid namespace.
-    FreshProc,
-    /// A generated, read-only /etc/resolv.conf with this text (naming the network helper's
-    /// DNS forwarder), bound over the file the path leads to, symlinks followed.
-    ResolvConf(String),
+    /// A fresh proc filesystem for the new pid namespace.
+    FreshProc { at: PathBuf },
+    /// A generated, read-only resolv.conf with this text (naming the network helper's DNS
+    /// forwarder), bound over the file `at` leads to, symlinks followed.
+    ResolvConf { at: PathBuf, text: String },
+    /// Bind `src` to `dst`, recursively; read-only on every mount below when asked.
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        readonly: bool,
+    },
+    /// A fresh tmpfs.
+    Tmpfs { dir: PathBuf, mode: u32 },
+    /// An overlay of `lowers` (top first) on `target`; changes go to `upper` (with `work`
+    /// beside it), or to a throwaway tmpfs.
+    Overlay {
+        lowers: Vec<PathBuf>,
+        target: PathBuf,
+        upper: Option<PathBuf>,
+        driver: OverlayDriver,
+    },
+    /// Bind the new root onto itself (pivot_root wants a mount point).
+    RootfsSelfBind { dir: PathBuf },
+    /// A minimal /dev in the new root: tmpfs with null, zero, full, random, urandom and tty
+    /// bound from the host, a private devpts, and /dev/shm.
+    RootfsDev { dir: PathBuf },
+    /// /sys in the new root: fresh when the network namespace is ours, else a read-only bind.
+    RootfsSys { dir: PathBuf, fresh: bool },
+    /// Enter the new root and detach the old one.
+    PivotRoot { dir: PathBuf },
+    /// Change to the directory COMMAND runs in (last: it may be on a mount above).
+    Chdir { dir: PathBuf },
 }
 
-/// The steps for a run: `mount_ns` when a mount namespace is made, `pid_ns` when a pid
-/// namespace is made (which needs its own /proc), `resolv_conf` for a connected network.
-pub fn plan(
-    mount_ns: bool,
-    pid_ns: bool,
-    propagation: Propagation,
-    resolv_conf: Option<String>,
-) -> Vec<MountStep> {
+/// A filesystem option, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsSpec {
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        readonly: bool,
+    },
+    Tmpfs {
+        dir: PathBuf,
+    },
+    Overlay {
+        lowers: Vec<PathBuf>,
+        target: PathBuf,
+        upper: Option<PathBuf>,
+    },
+}
+
+/// Everything the plan depends on.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub mount_ns: bool,
+    pub pid_ns: bool,
+    pub own_net: bool,
+    pub propagation: Option<Propagation>,
+    pub resolv_conf: Option<String>,
+    pub filesystem: Vec<FsSpec>,
+    pub rootfs: Option<PathBuf>,
+    pub overlay_driver: Option<OverlayDriver>,
+    /// --chdir, or / with --rootfs.
+    pub chdir: Option<PathBuf>,
+}
+
+/// Split `text` on unescaped `sep`, keeping escapes (`\` before any character) in the
+/// fields, so that they can be split again on another separator.
+fn split_raw(text: &str, sep: char) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().expect("one");
+        match c {
+            '\\' => {
+                field.push('\\');
+                field.extend(chars.next());
+            }
+            c if c == sep => fields.push(String::new()),
+            c => field.push(c),
+        }
+    }
+    fields
+}
+
+/// Remove escapes: `\x` is `x`.
+fn unescape(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Split `text` on unescaped `sep` into unescaped fields.
+pub fn split_escaped(text: &str, sep: char) -> Vec<String> {
+    split_raw(text, sep).iter().map(|f| unescape(f)).collect()
+}
+
+/// Parse one filesystem option.
+pub fn parse(arg: &FsArg) -> Result<FsSpec, Error> {
+    let bad = |option: &str, value: &str, why: &str| Error::Usage {
+        why: format!("--{option}={value}: {why}"),
+        hint: "see 'become-root --help' (Filesystem)".into(),
+    };
+    let path = |p: &str| PathBuf::from(p);
+    match arg {
+        FsArg::Bind(v) | FsArg::RoBind(v) => {
+            let option = if matches!(arg, FsArg::Bind(_)) {
+                "bind"
+            } else {
+                "ro-bind"
+            };
+            let fields = split_escaped(v, ':');
+            let (src, dst) = match fields.as_slice() {
+                [src] if !src.is_empty() => (src.clone(), src.clone()),
+                [src, dst] if !src.is_empty() && !dst.is_empty() => (src.clone(), dst.clone()),
+                _ => return Err(bad(option, v, "expected SRC or SRC:DST")),
+            };
+            Ok(FsSpec::Bind {
+                src: path(&src),
+                dst: path(&dst),
+                readonly: option == "ro-bind",
+            })
+        }
+        FsArg::Tmpfs(v) | FsArg::CopyUp(v) if v.is_empty() => Err(bad("tmpfs", v, "empty path")),
+        FsArg::Tmpfs(v) => Ok(FsSpec::Tmpfs { dir: path(v) }),
+        FsArg::CopyUp(v) => Ok(FsSpec::Overlay {
+            lowers: vec![path(v)],
+            target: path(v),
+            upper: None,
+        }),
+        FsArg::Overlay(v) => {
+            let fields = split_raw(v, ':');
+            let (lowers, target, upper) = match fields.as_slice() {
+                [lowers, target] => (lowers, target, None),
+                [lowers, target, upper] => (lowers, target, Some(upper)),
+                _ => {
+                    return Err(bad(
+                        "overlay",
+                        v,
+                        "expected LOWER[,LOWER...]:TARGET[:UPPER]",
+                    ));
+                }
+            };
+            let lowers: Vec<PathBuf> = split_escaped(lowers, ',').iter().map(|l| path(l)).collect();
+            let (target, upper) = (unescape(target), upper.map(|u| unescape(u)));
+            if lowers.iter().any(|l| l.as_os_str().is_empty())
+                || target.is_empty()
+                || upper.as_ref().is_some_and(|u| u.is_empty())
+            {
+                return Err(bad("overlay", v, "an empty path"));
+            }
+            Ok(FsSpec::Overlay {
+                lowers,
+                target: path(&target),
+                upper: upper.map(|u| path(&u)),
+            })
+        }
+    }
+}
+
+/// Where a destination lies before pivot_root: inside the new root when there is one.
+fn inside(rootfs: &Option<PathBuf>, path: &Path) -> PathBuf {
+    match rootfs {
+        Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
+        None => path.to_path_buf(),
+    }
+}
+
+/// The steps for a run, in order.
+pub fn plan(o: &Options) -> Vec<MountStep> {
     let mut steps = Vec::new();
-    if mount_ns {
-        steps.push(MountStep::SetPropagation(propagation));
+    if o.mount_ns {
+        steps.push(MountStep::SetPropagation(
+            o.propagation.unwrap_or(Propagation::Private),
+        ));
     }
-    if pid_ns {
-        steps.push(MountStep::FreshProc);
+    match &o.rootfs {
+        None => {
+            if o.pid_ns {
+                steps.push(MountStep::FreshProc { at: "/proc".into() });
+            }
+            if let Some(text) = &o.resolv_conf {
+                let at = "/etc/resolv.conf".into();
+                steps.push(MountStep::ResolvConf {
+                    at,
+                    text: text.clone(),
+                });
+            }
+        }
+        Some(dir) => {
+            steps.push(MountStep::RootfsSelfBind { dir: dir.clone() });
+            if o.pid_ns {
+                steps.push(MountStep::FreshProc {
+                    at: dir.join("proc"),
+                });
+            } else {
+                let (src, dst) = ("/proc".into(), dir.join("proc"));
+                steps.push(MountStep::Bind {
+                    src,
+                    dst,
+                    readonly: false,
+                });
+            }
+            steps.push(MountStep::RootfsDev { dir: dir.clone() });
+            steps.push(MountStep::RootfsSys {
+                dir: dir.clone(),
+                fresh: o.own_net,
+            });
+            steps.push(MountStep::Tmpfs {
+                dir: dir.join("tmp"),
+                mode: 0o1777,
+            });
+            if let Some(text) = &o.resolv_conf {
+                let at = dir.join("etc/resolv.conf");
+                steps.push(MountStep::ResolvConf {
+                    at,
+                    text: text.clone(),
+                });
+            }
+        }
     }
-    if let Some(text) = resolv_conf {
-        steps.push(MountStep::ResolvConf(text));
+    let driver = o.overlay_driver.unwrap_or(OverlayDriver::Auto);
+    for spec in &o.filesystem {
+        steps.push(match spec {
+            FsSpec::Bind { src, dst, readonly } => MountStep::Bind {
+                src: src.clone(),
+                dst: inside(&o.rootfs, dst),
+                readonly: *readonly,
+            },
+            FsSpec::Tmpfs { dir } => MountStep::Tmpfs {
+                dir: inside(&o.rootfs, dir),
+                mode: 0o755,
+            },
+            FsSpec::Overlay {
+                lowers,
+                target,
+                upper,
+            } => MountStep::Overlay {
+                lowers: lowers.clone(),
+                target: inside(&o.rootfs, target),
+                upper: upper.clone(),
+                driver,
+            },
+        });
+    }
+    if let Some(dir) = &o.rootfs {
+        steps.push(MountStep::PivotRoot { dir: dir.clone() });
+    }
+    if let Some(dir) = o
+        .chdir
+        .clone()
+        .or_else(|| o.rootfs.as_ref().map(|_| "/".into()))
+    {
+        steps.push(MountStep::Chdir { dir });
     }
     steps
 }
 
+fn not_found(what: &str, path: &Path) -> Error {
+    Error::Mount {
+        what: format!("{what} {}", path.display()),
+        errno: nix::Error::ENOENT,
+    }
+}
+
+/// Check every path the plan names, as the caller sees them, before anything is mounted.
+/// Creates nothing but a missing overlay UPPER and its work directory (beside it, so on the
+/// same filesystem), each with one mkdir.
+pub fn check(o: &Options) -> Result<(), Error> {
+    let is_dir = |p: &Path| p.is_dir();
+    if let Some(root) = &o.rootfs
+        && !is_dir(root)
+    {
+        return Err(not_found("--rootfs", root));
+    }
+    for spec in &o.filesystem {
+        match spec {
+            FsSpec::Bind { src, dst, .. } => {
+                if !src.exists() {
+                    return Err(not_found("bind source", src));
+                }
+                if !inside(&o.rootfs, dst).exists() {
+                    return Err(not_found("bind destination", &inside(&o.rootfs, dst)));
+                }
+            }
+            FsSpec::Tmpfs { dir } => {
+                if !is_dir(&inside(&o.rootfs, dir)) {
+                    return Err(not_found("tmpfs directory", &inside(&o.rootfs, dir)));
+                }
+            }
+            FsSpec::Overlay {
+                lowers,
+                target,
+                upper,
+            } => {
+                for lower in lowers {
+                    if !is_dir(lower) {
+                        return Err(not_a_dir("overlay lower", lower));
+                    }
+                }
+                if !is_dir(&inside(&o.rootfs, target)) {
+                    return Err(not_a_dir("overlay target", &inside(&o.rootfs, target)));
+                }
+                if let Some(upper) = upper {
+                    prepare_upper(upper)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn not_a_dir(what: &str, path: &Path) -> Error {
+    let errno = if path.exists() {
+        nix::Error::ENOTDIR
+    } else {
+        nix::Error::ENOENT
+    };
+    Error::Mount {
+        what: format!("{what} {}", path.display()),
+        errno,
+    }
+}
+
+/// The work directory overlayfs needs, kept beside UPPER so that both are on one
+/// filesystem: `.NAME.work` in UPPER's parent.
+pub fn work_dir(upper: &Path) -> PathBuf {
+    let name = upper
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    upper.with_file_name(format!(".{name}.work"))
+}
+
+fn prepare_upper(upper: &Path) -> Result<(), Error> {
+    let fail = |what: String| {
+        move |e: std::io::Error| Error::Mount {
+            what,
+            errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
+        }
+    };
+    let work = work_dir(upper);
+    for dir in [upper, work.as_path()] {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(format!("creating {}", dir.display()))(e)),
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev());
+    let (u, w) = (
+        dev(upper).map_err(fail(upper.display().to_string()))?,
+        dev(&work).map_err(fail(work.display().to_string()))?,
+    );
+    if u != w {
+        return Err(Error::Relayed {
+            what: format!("overlay upper {}", upper.display()),
+            why: format!(
+                "its work directory {} is on another filesystem (UPPER is a mount point), and \
+                 overlayfs needs both on one",
+                work.display()
+            ),
+            hint: Some("give as UPPER a directory inside that filesystem, not its root".into()),
+        });
+    }
+    Ok(())
+}
+
 /// Carry out one step. Runs inside the new user and mount namespaces, as root there.
 pub fn apply(step: &MountStep) -> Result<(), Error> {
-    let fail = |what: &str| {
-        let what = what.to_string();
-        move |errno| Error::Mount { what, errno }
-    };
+    let fail = |what: String| move |errno| Error::Mount { what, errno };
     match step {
         MountStep::SetPropagation(p) => {
             // A mount namespace made together with a user namespace is "less privileged": the
@@ -63,72 +418,413 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
                 kind | MsFlags::MS_REC,
                 None::<&str>,
             )
-            .map_err(fail("making / recursively private"))
+            .map_err(fail("making / recursively private".into()))
         }
-        MountStep::FreshProc => {
+        MountStep::FreshProc { at } => {
             // Allowed in a user namespace only because this process owns the new pid
             // namespace and a fully visible /proc is already mounted (mnt_already_visible in
             // fs/namespace.c); nosuid,nodev,noexec as on the host.
             mount(
                 Some("proc"),
-                "/proc",
+                at,
                 Some("proc"),
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
                 None::<&str>,
             )
-            .map_err(fail("mounting a fresh /proc"))
+            .map_err(fail(format!("mounting a fresh proc on {}", at.display())))
         }
-        MountStep::ResolvConf(text) => {
-            crate::sys::mount_generated_file(std::path::Path::new(RESOLV_CONF), text.as_bytes())
-                .map_err(fail("binding a generated /etc/resolv.conf"))
+        MountStep::ResolvConf { at, text } => crate::sys::mount_generated_file(at, text.as_bytes())
+            .map_err(fail(format!("binding a generated {}", at.display()))),
+        MountStep::Bind { src, dst, readonly } => {
+            mount(
+                Some(src),
+                dst,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(fail(format!(
+                "binding {} to {}",
+                src.display(),
+                dst.display()
+            )))?;
+            if *readonly {
+                // mount_setattr with AT_RECURSIVE: every mount below dst, not only the top.
+                crate::sys::make_readonly_recursive(dst)
+                    .map_err(fail(format!("making {} read-only", dst.display())))?;
+            }
+            Ok(())
+        }
+        MountStep::Tmpfs { dir, mode } => mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(format!("mode={mode:o}").as_str()),
+        )
+        .map_err(fail(format!("mounting a tmpfs on {}", dir.display()))),
+        MountStep::Overlay {
+            lowers,
+            target,
+            upper,
+            driver,
+        } => crate::overlay::mount_overlay(lowers, target, upper.as_deref(), *driver),
+        MountStep::RootfsSelfBind { dir } => mount(
+            Some(dir),
+            dir,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(fail(format!("binding the new root {}", dir.display()))),
+        MountStep::RootfsDev { dir } => rootfs_dev(&dir.join("dev")),
+        MountStep::RootfsSys { dir, fresh } => {
+            let at = dir.join("sys");
+            if *fresh {
+                // A network namespace of our own may have its own sysfs.
+                mount(
+                    Some("sysfs"),
+                    &at,
+                    Some("sysfs"),
+                    MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC
+                        | MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+                .map_err(fail(format!("mounting sysfs on {}", at.display())))
+            } else {
+                mount(
+                    Some("/sys"),
+                    &at,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(fail(format!("binding /sys to {}", at.display())))?;
+                crate::sys::make_readonly_recursive(&at)
+                    .map_err(fail(format!("making {} read-only", at.display())))
+            }
+        }
+        MountStep::PivotRoot { dir } => {
+            // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
+            // only the new root visible (the trick documented in pivot_root(2)).
+            nix::unistd::chdir(dir).map_err(fail(format!("entering {}", dir.display())))?;
+            nix::unistd::pivot_root(".", ".").map_err(fail("pivot_root".into()))?;
+            umount2(".", MntFlags::MNT_DETACH).map_err(fail("detaching the old root".into()))?;
+            nix::unistd::chdir("/").map_err(fail("entering /".into()))
+        }
+        MountStep::Chdir { dir } => {
+            nix::unistd::chdir(dir).map_err(fail(format!("--chdir {}", dir.display())))
         }
     }
 }
 
-const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// Whether COMMAND can be found inside the new root: an absolute path, or a bare name on
+/// PATH (searched inside the root). A relative path with a slash cannot be judged here.
+pub fn command_in_rootfs(root: &Path, name: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_bytes();
+    let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+    if bytes.starts_with(b"/") {
+        return inside(Path::new(name)).symlink_metadata().is_ok();
+    }
+    if bytes.contains(&b'/') {
+        return true;
+    }
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path).any(|dir| inside(&dir).join(name).symlink_metadata().is_ok())
+}
+
+/// A minimal /dev: a tmpfs with the harmless character devices bound from the host (a user
+/// namespace cannot create device nodes), a private devpts instance, and /dev/shm.
+fn rootfs_dev(dev: &Path) -> Result<(), Error> {
+    let fail = |what: String| move |errno| Error::Mount { what, errno };
+    mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=755"),
+    )
+    .map_err(fail(format!("mounting a tmpfs on {}", dev.display())))?;
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let node = dev.join(name);
+        let file = open(
+            &node,
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o666),
+        )
+        .map_err(fail(format!("creating {}", node.display())))?;
+        drop(file);
+        mount(
+            Some(&Path::new("/dev").join(name)),
+            &node,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(fail(format!("binding /dev/{name}")))?;
+    }
+    for dir in ["pts", "shm"] {
+        nix::unistd::mkdir(&dev.join(dir), Mode::from_bits_truncate(0o755))
+            .map_err(fail(format!("creating {}/{dir}", dev.display())))?;
+    }
+    // A devpts of our own: terminals opened inside are not the host's, and ptmx works.
+    mount(
+        Some("devpts"),
+        &dev.join("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=620"),
+    )
+    .map_err(fail("mounting devpts".into()))?;
+    mount(
+        Some("tmpfs"),
+        &dev.join("shm"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )
+    .map_err(fail("mounting /dev/shm".into()))?;
+    for (link, to) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| Error::Mount {
+            what: format!("creating {}/{link}", dev.display()),
+            errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
+        })?;
+    }
+    Ok(())
+}
+
+/// Open `path` as an O_PATH descriptor (to name it later as /proc/self/fd/N, even once
+/// something is mounted over it).
+pub fn open_path(path: &Path) -> nix::Result<OwnedFd> {
+    open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn split_escaped_rows() {
+        let rows: &[(&str, char, &[&str])] = &[
+            ("a:b", ':', &["a", "b"]),
+            ("a\\:b:c", ':', &["a:b", "c"]),
+            ("a\\\\:b", ':', &["a\\", "b"]),
+            ("a,b\\,c", ',', &["a", "b,c"]),
+            ("", ':', &[""]),
+            ("a:", ':', &["a", ""]),
+        ];
+        for (text, sep, want) in rows {
+            assert_eq!(split_escaped(text, *sep), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn parse_rows() {
+        let p = PathBuf::from;
+        let ok: Vec<(FsArg, FsSpec)> = vec![
+            (
+                FsArg::Bind("/a".into()),
+                FsSpec::Bind {
+                    src: p("/a"),
+                    dst: p("/a"),
+                    readonly: false,
+                },
+            ),
+            (
+                FsArg::Bind("/a:/b".into()),
+                FsSpec::Bind {
+                    src: p("/a"),
+                    dst: p("/b"),
+                    readonly: false,
+                },
+            ),
+            (
+                FsArg::RoBind("/a\\:x:/b".into()),
+                FsSpec::Bind {
+                    src: p("/a:x"),
+                    dst: p("/b"),
+                    readonly: true,
+                },
+            ),
+            (FsArg::Tmpfs("/t".into()), FsSpec::Tmpfs { dir: p("/t") }),
+            (
+                FsArg::CopyUp("/etc".into()),
+                FsSpec::Overlay {
+                    lowers: vec![p("/etc")],
+                    target: p("/etc"),
+                    upper: None,
+                },
+            ),
+            (
+                FsArg::Overlay("/l:/t".into()),
+                FsSpec::Overlay {
+                    lowers: vec![p("/l")],
+                    target: p("/t"),
+                    upper: None,
+                },
+            ),
+            (
+                FsArg::Overlay("/l1,/l2:/t:/u".into()),
+                FsSpec::Overlay {
+                    lowers: vec![p("/l1"), p("/l2")],
+                    target: p("/t"),
+                    upper: Some(p("/u")),
+                },
+            ),
+            (
+                FsArg::Overlay("/a\\,b:/t".into()),
+                FsSpec::Overlay {
+                    lowers: vec![p("/a,b")],
+                    target: p("/t"),
+                    upper: None,
+                },
+            ),
+        ];
+        for (arg, want) in ok {
+            assert_eq!(parse(&arg).unwrap(), want, "{arg:?}");
+        }
+        let bad = [
+            FsArg::Bind(":/b".into()),
+            FsArg::Bind("/a:".into()),
+            FsArg::Bind("/a:/b:/c".into()),
+            FsArg::Tmpfs("".into()),
+            FsArg::Overlay("/l".into()),
+            FsArg::Overlay("/l:/t:/u:/x".into()),
+            FsArg::Overlay(",/l:/t".into()),
+            FsArg::Overlay("/l::/u".into()),
+        ];
+        for arg in bad {
+            let err = parse(&arg).expect_err(&format!("{arg:?}"));
+            assert_eq!(err.exit_code(), 125);
+        }
+    }
+
+    #[test]
     fn plan_rows() {
         use MountStep::*;
         let private = Propagation::Private;
-        let slave = Propagation::Slave;
-        let dns = || Some("nameserver 10.0.2.3\n".to_string());
-        let resolv = || ResolvConf("nameserver 10.0.2.3\n".into());
-        // (mount ns, pid ns, propagation, resolv.conf) -> steps
-        type Row = (bool, bool, Propagation, Option<String>, Vec<MountStep>);
-        let rows: Vec<Row> = vec![
-            (false, false, private, None, vec![]),
-            (true, false, private, None, vec![SetPropagation(private)]),
-            (true, false, slave, None, vec![SetPropagation(slave)]),
-            (
-                true,
-                true,
-                private,
-                None,
-                vec![SetPropagation(private), FreshProc],
-            ),
-            (
-                true,
-                false,
-                private,
-                dns(),
-                vec![SetPropagation(private), resolv()],
-            ),
-            (
-                true,
-                true,
-                private,
-                dns(),
-                vec![SetPropagation(private), FreshProc, resolv()],
-            ),
-        ];
-        for (mount_ns, pid_ns, prop, text, want) in rows {
-            let got = plan(mount_ns, pid_ns, prop, text.clone());
-            assert_eq!(got, want, "{mount_ns} {pid_ns} {prop:?} {text:?}");
-        }
+        let base = Options {
+            mount_ns: true,
+            propagation: Some(private),
+            ..Options::default()
+        };
+        assert_eq!(plan(&Options::default()), vec![]);
+        assert_eq!(plan(&base), vec![SetPropagation(private)]);
+        let pid = Options {
+            pid_ns: true,
+            ..base.clone()
+        };
+        assert_eq!(
+            plan(&pid),
+            vec![SetPropagation(private), FreshProc { at: "/proc".into() }]
+        );
+        let dns = Options {
+            resolv_conf: Some("x".into()),
+            ..base.clone()
+        };
+        assert_eq!(
+            plan(&dns)[1],
+            ResolvConf {
+                at: "/etc/resolv.conf".into(),
+                text: "x".into()
+            }
+        );
+        // command-line order is kept, destinations move into the new root, pivot comes last
+        let root = Options {
+            rootfs: Some("/r".into()),
+            filesystem: vec![
+                FsSpec::Tmpfs {
+                    dir: "/scratch".into(),
+                },
+                FsSpec::Bind {
+                    src: "/h".into(),
+                    dst: "/scratch/h".into(),
+                    readonly: true,
+                },
+            ],
+            ..base.clone()
+        };
+        let steps = plan(&root);
+        assert_eq!(steps[1], RootfsSelfBind { dir: "/r".into() });
+        assert_eq!(
+            steps[2],
+            Bind {
+                src: "/proc".into(),
+                dst: "/r/proc".into(),
+                readonly: false
+            }
+        );
+        assert_eq!(steps[3], RootfsDev { dir: "/r".into() });
+        assert_eq!(
+            steps[4],
+            RootfsSys {
+                dir: "/r".into(),
+                fresh: false
+            }
+        );
+        assert_eq!(
+            steps[5],
+            Tmpfs {
+                dir: "/r/tmp".into(),
+                mode: 0o1777
+            }
+        );
+        assert_eq!(
+            steps[6],
+            Tmpfs {
+                dir: "/r/scratch".into(),
+                mode: 0o755
+            }
+        );
+        assert_eq!(
+            steps[7],
+            Bind {
+                src: "/h".into(),
+                dst: "/r/scratch/h".into(),
+                readonly: true
+            }
+        );
+        assert_eq!(steps[8], PivotRoot { dir: "/r".into() });
+        let root_pid = Options {
+            pid_ns: true,
+            own_net: true,
+            ..root
+        };
+        let steps = plan(&root_pid);
+        assert_eq!(
+            steps[2],
+            FreshProc {
+                at: "/r/proc".into()
+            }
+        );
+        assert_eq!(
+            steps[4],
+            RootfsSys {
+                dir: "/r".into(),
+                fresh: true
+            }
+        );
+    }
+
+    #[test]
+    fn work_dir_is_beside_upper() {
+        assert_eq!(
+            work_dir(Path::new("/data/upper")),
+            PathBuf::from("/data/.upper.work")
+        );
     }
 }

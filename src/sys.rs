@@ -245,27 +245,27 @@ pub fn loopback_up() -> nix::Result<()> {
     Ok(())
 }
 
-/// Mount a read-only file holding `content` over `target` (following symlinks to the file they
-/// name), with nothing on any disk: the file lives on a private tmpfs that is never attached
-/// to the tree (new mount API, Linux 5.2), and only the file itself is bound over `target`.
-/// Runs inside a mount namespace owned by the caller's user namespace.
-pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
+const MOUNT_ATTR_RDONLY: u64 = 0x01;
+
+fn check_ret(ret: libc::c_long) -> nix::Result<libc::c_long> {
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
+}
+
+fn own_fd(ret: libc::c_long) -> OwnedFd {
+    // SAFETY: `ret` is a descriptor the kernel just returned to us and nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(ret as i32) }
+}
+
+/// A tmpfs that is mounted but attached nowhere in the tree (new mount API, Linux 5.2): reach
+/// it through the returned descriptor only. It goes away with the last reference.
+pub fn detached_tmpfs() -> nix::Result<OwnedFd> {
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
-    const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
-    const MOUNT_ATTR_RDONLY: libc::c_uint = 0x01;
-    let check = |ret: libc::c_long| if ret < 0 { Err(Errno::last()) } else { Ok(ret) };
-    let owned = |ret: libc::c_long| {
-        // SAFETY: `ret` is a descriptor the kernel just returned to us and nothing else owns.
-        unsafe { OwnedFd::from_raw_fd(ret as i32) }
-    };
     // SAFETY: the name is NUL-terminated and lives for the call; the flags are integers.
-    let fs = owned(check(unsafe {
+    let fs = own_fd(check_ret(unsafe {
         libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::FSOPEN_CLOEXEC)
     })?);
     // SAFETY: a command without key or value pointers (they are null, as CMD_CREATE wants).
-    check(unsafe {
+    check_ret(unsafe {
         libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
@@ -276,12 +276,78 @@ pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
         )
     })?;
     // SAFETY: only integers; the result is a new descriptor for a detached mount.
-    let mnt = owned(check(unsafe {
+    Ok(own_fd(check_ret(unsafe {
         libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, 0)
-    })?);
+    })?))
+}
+
+/// Attach the detached mount `mnt` (from [`detached_tmpfs`]) at `target`.
+pub fn attach_mount(mnt: &OwnedFd, target: &Path) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: both paths are NUL-terminated and live for the call.
+    check_ret(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// Set `attr_set` on the mount at `fd` (+ `path`), and with `recursive` on every mount below.
+fn mount_setattr(
+    fd: i32,
+    path: &std::ffi::CStr,
+    recursive: bool,
+    attr_set: u64,
+) -> nix::Result<()> {
+    let attr = libc::mount_attr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `path` is NUL-terminated and `attr` a valid mount_attr; both live for the call,
+    // and the size passed is the size of `attr`.
+    check_ret(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            path.as_ptr(),
+            flags,
+            &attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Make the mount at `path` and every mount below it read-only (mount_setattr(2) with
+/// AT_RECURSIVE, Linux 5.12): a read-only bind that submounts cannot escape. Adding
+/// restrictions is allowed even on mounts locked by a user namespace.
+pub fn make_readonly_recursive(path: &Path) -> nix::Result<()> {
+    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    mount_setattr(libc::AT_FDCWD, &cpath, true, MOUNT_ATTR_RDONLY)
+}
+
+/// Mount a read-only file holding `content` over `target` (following symlinks to the file they
+/// name), with nothing on any disk: the file lives on a detached tmpfs that is never attached
+/// to the tree, and only the file itself is bound over `target`. Runs inside a mount
+/// namespace owned by the caller's user namespace.
+pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+    const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
+    let mnt = detached_tmpfs()?;
     let name = c"generated";
     // SAFETY: `name` is NUL-terminated and lives for the call.
-    let file = owned(check(unsafe {
+    let file = own_fd(check_ret(unsafe {
         libc::syscall(
             libc::SYS_openat,
             mnt.as_raw_fd(),
@@ -294,7 +360,7 @@ pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
         .write_all(content)
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
     // SAFETY: `name` as above; the result is a detached bind mount of just that file.
-    let tree = owned(check(unsafe {
+    let tree = own_fd(check_ret(unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             mnt.as_raw_fd(),
@@ -302,26 +368,10 @@ pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
             OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
         )
     })?);
-    let attr = libc::mount_attr {
-        attr_set: MOUNT_ATTR_RDONLY as u64,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: `attr` is a valid mount_attr that lives for the call, its size passed with it.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    })?;
+    mount_setattr(tree.as_raw_fd(), c"", false, MOUNT_ATTR_RDONLY)?;
     let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     // SAFETY: both paths are NUL-terminated and live for the call.
-    check(unsafe {
+    check_ret(unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             tree.as_raw_fd(),

@@ -89,6 +89,79 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 65520, value_parser = clap::value_parser!(u32).range(1280..=65520))]
     pub mtu: u32,
 
+    /// Bind SRC (a host path) to DST (default: the same path; inside --rootfs when given),
+    /// recursively. Filesystem options apply in command-line order; write '\:' for a ':' in
+    /// a path
+    #[arg(
+        long,
+        value_name = "SRC[:DST]",
+        help_heading = "Filesystem (each implies --mount)"
+    )]
+    pub bind: Vec<String>,
+
+    /// As --bind, read-only, enforced recursively on every mount below DST
+    #[arg(
+        long,
+        value_name = "SRC[:DST]",
+        help_heading = "Filesystem (each implies --mount)"
+    )]
+    pub ro_bind: Vec<String>,
+
+    /// A fresh tmpfs on DIR
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Filesystem (each implies --mount)"
+    )]
+    pub tmpfs: Vec<String>,
+
+    /// DIR becomes a writable copy whose changes stay inside (an overlay with a throwaway
+    /// upper layer). New and replaced files work; files owned by ids outside the map stay
+    /// read-only, as on the host
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Filesystem (each implies --mount)"
+    )]
+    pub copy_up: Vec<String>,
+
+    /// Overlay LOWER directories (top first, separated by ',') on TARGET; changes go to UPPER
+    /// (created if missing; become-root keeps its work directory beside it) or, without
+    /// UPPER, to a tmpfs and are thrown away. Write '\:' and '\,' for those characters
+    #[arg(
+        long,
+        value_name = "LOWER[,LOWER...]:TARGET[:UPPER]",
+        help_heading = "Filesystem (each implies --mount)"
+    )]
+    pub overlay: Vec<String>,
+
+    /// How --overlay and --copy-up are mounted: native overlayfs in the user namespace
+    /// (Linux 5.11+), fuse-overlayfs, or auto (native, else fuse-overlayfs)
+    #[arg(long, value_enum, default_value_t = OverlayDriver::Auto, value_name = "DRIVER", help_heading = "Filesystem (each implies --mount)")]
+    pub overlay_driver: OverlayDriver,
+
+    /// Make DIR the root (pivot_root) with /proc, a minimal /dev, /sys, /tmp and, with a
+    /// connected network, /etc/resolv.conf; DSTs of the other options are inside it
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Filesystem (each implies --mount)"
+    )]
+    pub rootfs: Option<String>,
+
+    /// Run COMMAND in DIR (inside --rootfs when given; default: the current directory, or /
+    /// with --rootfs)
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Filesystem (each implies --mount)"
+    )]
+    pub chdir: Option<String>,
+
+    /// The filesystem options in command-line order (filled by [`Cli::parse_args`]).
+    #[arg(skip)]
+    pub filesystem: Vec<FsArg>,
+
     /// New pid namespace with become-root as its init and a fresh /proc (implies --mount)
     #[arg(long)]
     pub pid: bool,
@@ -154,6 +227,27 @@ pub enum Propagation {
     Slave,
 }
 
+/// One filesystem option, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsArg {
+    Bind(String),
+    RoBind(String),
+    Tmpfs(String),
+    CopyUp(String),
+    Overlay(String),
+}
+
+/// `--overlay-driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverlayDriver {
+    /// native overlayfs, else fuse-overlayfs
+    Auto,
+    /// overlayfs in the user namespace
+    Native,
+    /// fuse-overlayfs
+    Fuse,
+}
+
 /// `--port-driver`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PortDriver {
@@ -177,6 +271,31 @@ pub enum NetMode {
 }
 
 impl Cli {
+    /// Parse like `Parser::try_parse_from`, and also record the filesystem options in the
+    /// order they were given (later mounts may build on earlier ones).
+    pub fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+        use clap::FromArgMatches;
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        let mut ordered: Vec<(usize, FsArg)> = Vec::new();
+        type Kind<'a> = (&'a str, &'a Vec<String>, fn(String) -> FsArg);
+        let kinds: [Kind; 5] = [
+            ("bind", &cli.bind, FsArg::Bind),
+            ("ro_bind", &cli.ro_bind, FsArg::RoBind),
+            ("tmpfs", &cli.tmpfs, FsArg::Tmpfs),
+            ("copy_up", &cli.copy_up, FsArg::CopyUp),
+            ("overlay", &cli.overlay, FsArg::Overlay),
+        ];
+        for (id, values, make) in kinds {
+            if let Some(indices) = matches.indices_of(id) {
+                ordered.extend(indices.zip(values.iter().cloned().map(make)));
+            }
+        }
+        ordered.sort_by_key(|(index, _)| *index);
+        cli.filesystem = ordered.into_iter().map(|(_, arg)| arg).collect();
+        Ok(cli)
+    }
+
     /// The clap command, for generating man pages and completions.
     pub fn command() -> clap::Command {
         <Self as clap::CommandFactory>::command()

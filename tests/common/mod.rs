@@ -226,6 +226,9 @@ ip route add default via 192.0.2.1"
             r#"set -e
 mkdir -p {d}/etc-up {d}/etc-work
 mount -t overlay overlay -o lowerdir=/etc,upperdir={d}/etc-up,workdir={d}/etc-work /etc
+# Never write to the machine's own /etc: only to the throwaway overlay just mounted.
+grep -q " /etc .* - overlay overlay .*upperdir={d}/etc-up" /proc/self/mountinfo || {{
+    echo "harness: /etc is not the test overlay; refusing to write to it" >&2; exit 1; }}
 for f in {etc}/*; do cat "$f" > "/etc/${{f##*/}}"; done
 [ -e {d}/tun ] || mknod -m 666 {d}/tun c 10 200
 mount --bind {d}/tun /dev/net/tun
