@@ -23,7 +23,7 @@ _become__root() {
 
     case "${cmd}" in
         become__root)
-            opts="-m -n -p -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --chdir --pid --uts --ipc --cgroup --all --quiet --help --version"
+            opts="-m -n -p -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --chdir --pid --uts --ipc --cgroup --all --check --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

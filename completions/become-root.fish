@@ -31,6 +31,7 @@ complete -c become-root -s u -l uts -d 'New uts namespace (hostname and domain n
 complete -c become-root -s i -l ipc -d 'New ipc namespace (System V IPC, POSIX message queues)'
 complete -c become-root -l cgroup -d 'New cgroup namespace'
 complete -c become-root -s a -l all -d 'Every namespace: mount, net (mode none), pid, uts, ipc and cgroup'
+complete -c become-root -l check -d 'Report whether become-root can work here, one line per item: ok, warn (an optional feature is unavailable) or FAIL, each with its fix. Exit status 0 when a command could run with the --map given (--map=auto may map only your own ids), 1 when it could not'
 complete -c become-root -s q -l quiet -d 'Print no warnings (errors are still printed)'
 complete -c become-root -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c become-root -s V -l version -d 'Print version'

@@ -66,6 +66,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if cli.check {
+        return crate::check::run(&cli);
+    }
     let quiet = cli.quiet;
     match run(cli) {
         Ok(never) => match never {},

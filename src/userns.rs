@@ -287,14 +287,14 @@ fn full_mapping(
     })
 }
 
-fn nsswitch_has_subid() -> bool {
+pub fn nsswitch_has_subid() -> bool {
     fs::read_to_string(NSSWITCH)
         .map(|text| text.lines().any(|l| l.trim_start().starts_with("subid:")))
         .unwrap_or(false)
 }
 
 /// Ask libsubid through the getsubids program (shadow): `getsubids [-g] USER`.
-fn getsubids(name: &str, groups: bool) -> Result<Vec<SubRange>, UsernsError> {
+pub fn getsubids(name: &str, groups: bool) -> Result<Vec<SubRange>, UsernsError> {
     let program = find_program("getsubids")
         .ok_or_else(|| UsernsError::Getsubids("the getsubids program is not installed".into()))?;
     let mut cmd = sys::helper_command(&program);
@@ -339,7 +339,7 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
 
 /// Locate newuidmap or newgidmap (`env` overrides) and check that it can work: present,
 /// privileged (set-user-ID root or file capabilities) and not on a nosuid mount.
-fn find_helper(env: &str, name: &str) -> Result<PathBuf, UsernsError> {
+pub fn find_helper(env: &str, name: &str) -> Result<PathBuf, UsernsError> {
     let path = match std::env::var_os(env).filter(|v| !v.is_empty()) {
         Some(value) => PathBuf::from(value),
         None => {

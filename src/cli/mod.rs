@@ -182,6 +182,12 @@ pub struct Cli {
     #[arg(short = 'a', long)]
     pub all: bool,
 
+    /// Report whether become-root can work here, one line per item: ok, warn (an optional
+    /// feature is unavailable) or FAIL, each with its fix. Exit status 0 when a command could
+    /// run with the --map given (--map=auto may map only your own ids), 1 when it could not
+    #[arg(long, conflicts_with = "command")]
+    pub check: bool,
+
     /// Print no warnings (errors are still printed)
     #[arg(short = 'q', long)]
     pub quiet: bool,
