@@ -23,7 +23,7 @@ _become__root() {
 
     case "${cmd}" in
         become__root)
-            opts="-m -n -p -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --chdir --pid --uts --ipc --cgroup --all --check --quiet --help --version"
+            opts="-m -n -p -v -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --chdir --cap-add --cap-drop --uid --gid --no-new-privs --info-fd --verbose --pid --uts --ipc --cgroup --all --check --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -94,6 +94,26 @@ _become__root() {
                     return 0
                     ;;
                 --chdir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cap-add)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cap-drop)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --info-fd)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -24,8 +24,15 @@ native\t'overlayfs in the user namespace'
 fuse\t'fuse-overlayfs'"
 complete -c become-root -l rootfs -d 'Make DIR the root (pivot_root) with /proc, a minimal /dev, /sys, /tmp and, with a connected network, /etc/resolv.conf; DSTs of the other options are inside it' -r
 complete -c become-root -l chdir -d 'Run COMMAND in DIR (inside --rootfs when given; default: the current directory, or / with --rootfs)' -r
+complete -c become-root -l cap-add -d 'Give COMMAND capability CAP over the namespace (repeatable; NET_ADMIN, net_admin and CAP_NET_ADMIN are the same). With --uid, the only capabilities COMMAND gets' -r
+complete -c become-root -l cap-drop -d 'Take capability CAP away from COMMAND, or ALL (repeatable; --cap-add wins). Dropped from the bounding set too, so no exec inside can regain it' -r
+complete -c become-root -l uid -d 'Run COMMAND as uid N inside (a mapped id) instead of 0, after every mount is made' -r
+complete -c become-root -l gid -d 'Run COMMAND as gid N inside (a mapped id) instead of 0' -r
+complete -c become-root -l info-fd -d 'When the namespaces are ready, write one JSON object to file descriptor FD (pid, id maps, namespace inodes, network, published ports); when COMMAND ends, a second one with how it ended. FD is not passed to COMMAND' -r
 complete -c become-root -s m -l mount -d 'New mount namespace; / is made recursively private (see --propagation)'
 complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta). Off by default: the host\'s loopback services stay out of reach'
+complete -c become-root -l no-new-privs -d 'Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and file capabilities are ignored)'
+complete -c become-root -s v -l verbose -d 'Say what become-root chose (id maps, overlay driver) on standard error'
 complete -c become-root -l pid -d 'New pid namespace with become-root as its init and a fresh /proc (implies --mount)'
 complete -c become-root -s u -l uts -d 'New uts namespace (hostname and domain name)'
 complete -c become-root -s i -l ipc -d 'New ipc namespace (System V IPC, POSIX message queues)'

@@ -20,6 +20,7 @@ use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
 
 use crate::cli::{Cli, NetMode, PortDriver};
 use crate::error::{Error, UsernsError};
+use crate::identity::Identity;
 use crate::mounts::{self, MountStep};
 use crate::net::ports::Publish;
 use crate::net::{self, NetPlan};
@@ -44,13 +45,22 @@ pub struct Plan {
     pub quiet: bool,
     /// What to tell the user once the namespace is ready (ports chosen for host port 0).
     pub notices: Vec<String>,
+    /// Who COMMAND runs as inside, with which capabilities.
+    pub identity: Identity,
+    /// `--info-fd`: where to write what was set up, and how COMMAND ended.
+    pub info_fd: Option<i32>,
+    /// `--verbose`.
+    pub verbose: bool,
 }
 
 impl Plan {
     /// Whether become-root must stay outside to supervise: an init for a pid namespace, or a
     /// network helper to own.
     pub fn supervised(&self) -> bool {
-        self.pid_namespace() || self.connected.is_some() || !self.publish.is_empty()
+        self.pid_namespace()
+            || self.connected.is_some()
+            || !self.publish.is_empty()
+            || self.info_fd.is_some()
     }
 
     pub fn pid_namespace(&self) -> bool {
@@ -160,6 +170,33 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let caller = userns::caller()?;
     let mut warnings = Vec::new();
     let mapping = userns::plan_mapping(cli.map, cli.subid_source, &caller, &mut warnings)?;
+    let identity = Identity::new(
+        cli.uid,
+        cli.gid,
+        &cli.cap_add,
+        &cli.cap_drop,
+        cli.no_new_privs,
+    )?;
+    if let Some(fd) = cli.info_fd {
+        crate::info::claim(fd)?;
+    }
+    for (kind, id, map) in [
+        ("uid", cli.uid, &mapping.uid),
+        ("gid", cli.gid, &mapping.gid),
+    ] {
+        if let Some(id) = id
+            && map.to_outside(id).is_none()
+        {
+            return Err(Error::Usage {
+                why: format!(
+                    "--{kind}={id}: not mapped in the new namespace (it maps {} ids from 0)",
+                    map.len()
+                ),
+                hint: "choose an id below that, or give the user subordinate ids (--map=full)"
+                    .into(),
+            });
+        }
+    }
     let command = Command::new(cli.command, userns::containers_env(&caller))?;
     let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
     let filesystem = cli
@@ -184,6 +221,7 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
         rootfs,
         overlay_driver: Some(cli.overlay_driver),
         chdir: cli.chdir.as_ref().map(PathBuf::from),
+        verbose: cli.verbose,
     };
     // Every path is checked before anything is mounted.
     mounts::check(&options)?;
@@ -211,6 +249,9 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
             command,
             quiet: cli.quiet,
             notices,
+            identity,
+            info_fd: cli.info_fd,
+            verbose: cli.verbose,
         },
         warnings,
     ))
@@ -219,6 +260,14 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
 fn run(cli: Cli) -> Result<std::convert::Infallible, Error> {
     let quiet = cli.quiet;
     let (mut plan, warnings) = plan(cli)?;
+    if plan.verbose {
+        let show = |map: &crate::idmap::IdMap| {
+            let extents: Vec<String> = map.ranges().iter().map(|r| r.to_string()).collect();
+            extents.join(", ")
+        };
+        eprintln!("become-root: uid map: {}", show(&plan.mapping.uid));
+        eprintln!("become-root: gid map: {}", show(&plan.mapping.gid));
+    }
     plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     if !quiet {
         for w in &warnings {
@@ -476,7 +525,7 @@ fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         real.abandon();
         return Err(e);
     }
-    Err(plan.command.exec())
+    Err(run_command(plan))
 }
 
 /// The helper child of exec-in-place mode: wait until `target` has unshared, write its maps
@@ -567,20 +616,84 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         ));
     }
     drop(go);
+    // The published ports as the user reaches them, chosen ports included.
+    let mut ports: Vec<(String, u16, String)> = bound
+        .iter()
+        .map(|b| {
+            (
+                b.local.to_string(),
+                b.publish.ns_port,
+                b.publish.proto.to_string(),
+            )
+        })
+        .collect();
+    if let Some(net) = &plan.connected {
+        ports.extend(net.forwards.iter().map(|p| {
+            let host = std::net::SocketAddr::new(p.host_ip, p.host_port).to_string();
+            (host, p.ns_port, p.proto.to_string())
+        }));
+    }
     if let Some(provider) = provider {
         net::forward::start(
             bound,
             std::sync::Arc::new(net::forward::Provider::new(provider)),
         );
     }
-    // Only an init reports how COMMAND ended; otherwise the child is COMMAND.
-    let reports = plan.pid_namespace().then_some(ending_r);
-    let ending = process::supervise(child, reports, terminal);
+    // An init reports how COMMAND ended (otherwise the child is COMMAND), and the namespace
+    // process says when its setup is done, for --info-fd.
+    let reports = (plan.pid_namespace() || plan.info_fd.is_some()).then_some(ending_r);
+    let mut on_ready = || {
+        if let Some(fd) = plan.info_fd {
+            let ready = crate::info::Ready {
+                pid: child,
+                uid_map: &plan.mapping.uid,
+                gid_map: &plan.mapping.gid,
+                namespaces: &namespace_kinds(plan.namespaces),
+                net_mode: plan.net.map(|_| {
+                    plan.connected
+                        .as_ref()
+                        .map_or("none", |c| c.driver.program())
+                }),
+                ports: ports.clone(),
+            };
+            crate::info::write_line(fd, &ready.to_json());
+        }
+    };
+    let ending = process::supervise(child, reports, terminal, &mut on_ready);
+    if let (Some(fd), Ok(ending)) = (plan.info_fd, &ending) {
+        crate::info::write_line(fd, &crate::info::ended_json(*ending));
+    }
     if let Some(helper) = helper {
         helper.stop();
     }
     process::reap_zombies();
     ending?.finish()
+}
+
+/// The namespace kinds a run has, as named in /proc/PID/ns.
+fn namespace_kinds(flags: CloneFlags) -> Vec<&'static str> {
+    let mut kinds = vec!["user"];
+    for (flag, kind) in [
+        (CloneFlags::CLONE_NEWNS, "mnt"),
+        (CloneFlags::CLONE_NEWNET, "net"),
+        (CloneFlags::CLONE_NEWPID, "pid"),
+        (CloneFlags::CLONE_NEWUTS, "uts"),
+        (CloneFlags::CLONE_NEWIPC, "ipc"),
+        (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+    ] {
+        if flags.contains(flag) {
+            kinds.push(kind);
+        }
+    }
+    kinds
+}
+
+/// Take the identity asked for, then exec COMMAND; returns only on failure.
+fn run_command(plan: &Plan) -> Error {
+    match plan.identity.apply() {
+        Ok(()) => plan.command.exec(),
+        Err(e) => e,
+    }
 }
 
 /// End a forked process with `result`: 0, or the error reported and its status.
@@ -625,9 +738,12 @@ fn namespace_child(
     if let Some(channel) = provider {
         net::forward::spawn_provider(channel, plan.pid_namespace())?;
     }
+    if plan.info_fd.is_some() {
+        let _ = (&ending).write_all(&process::Ending::Ready.encode());
+    }
     if !plan.pid_namespace() {
         drop(ending);
-        return Err(plan.command.exec());
+        return Err(run_command(plan));
     }
     if let Some(terminal) = terminal {
         terminal.lead_inside();
@@ -635,7 +751,7 @@ fn namespace_child(
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
             drop(ending);
-            let e = plan.command.exec();
+            let e = run_command(plan);
             e.report();
             sys::exit_now(e.exit_code())
         }
@@ -693,6 +809,9 @@ mod tests {
             command: Command::new(vec!["true".into()], Vec::new()).unwrap(),
             quiet: false,
             notices: Vec::new(),
+            identity: Identity::default(),
+            info_fd: None,
+            verbose: false,
         }
     }
 

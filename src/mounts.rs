@@ -43,6 +43,8 @@ pub enum MountStep {
         target: PathBuf,
         upper: Option<PathBuf>,
         driver: OverlayDriver,
+        /// Say which driver mounted it (`--verbose`).
+        report: bool,
     },
     /// Bind the new root onto itself (pivot_root wants a mount point).
     RootfsSelfBind { dir: PathBuf },
@@ -88,6 +90,8 @@ pub struct Options {
     pub overlay_driver: Option<OverlayDriver>,
     /// --chdir, or / with --rootfs.
     pub chdir: Option<PathBuf>,
+    /// --verbose: say which overlay driver was used.
+    pub verbose: bool,
 }
 
 /// Split `text` on unescaped `sep`, keeping escapes (`\` before any character) in the
@@ -272,6 +276,7 @@ pub fn plan(o: &Options) -> Vec<MountStep> {
                 target: inside(&o.rootfs, target),
                 upper: upper.clone(),
                 driver,
+                report: o.verbose,
             },
         });
     }
@@ -468,7 +473,14 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
             target,
             upper,
             driver,
-        } => crate::overlay::mount_overlay(lowers, target, upper.as_deref(), *driver),
+            report,
+        } => {
+            let used = crate::overlay::mount_overlay(lowers, target, upper.as_deref(), *driver)?;
+            if *report {
+                eprintln!("become-root: overlay on {}: {used}", target.display());
+            }
+            Ok(())
+        }
         MountStep::RootfsSelfBind { dir } => mount(
             Some(dir),
             dir,

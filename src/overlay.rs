@@ -90,15 +90,15 @@ impl Layers {
     }
 }
 
-/// Mount an overlay of `lowers` (top first) on `target`.
+/// Mount an overlay of `lowers` (top first) on `target`; says which driver did.
 pub fn mount_overlay(
     lowers: &[PathBuf],
     target: &Path,
     upper: Option<&Path>,
     driver: OverlayDriver,
-) -> Result<(), Error> {
+) -> Result<String, Error> {
     let layers = Layers::open(lowers, upper)?;
-    let native = || -> Result<(), nix::Error> {
+    let native = || -> Result<String, nix::Error> {
         // userxattr: the overlay keeps its metadata in user.overlay.* attributes, which an
         // unprivileged mounter may write (trusted.* needs CAP_SYS_ADMIN in the initial user
         // namespace); kernels before 5.11 do not know the option and refuse the mount.
@@ -110,6 +110,7 @@ pub fn mount_overlay(
             MsFlags::empty(),
             Some(layers.options(proc, true).as_str()),
         )
+        .map(|()| "native overlayfs (userxattr)".to_string())
         .or_else(|_| {
             mount(
                 Some("overlay"),
@@ -118,6 +119,7 @@ pub fn mount_overlay(
                 MsFlags::empty(),
                 Some(layers.options(proc, false).as_str()),
             )
+            .map(|()| "native overlayfs".to_string())
         })
     };
     let what = || format!("overlay on {}", target.display());
@@ -126,11 +128,19 @@ pub fn mount_overlay(
             what: what(),
             errno,
         }),
-        OverlayDriver::Fuse => fuse_overlayfs(lowers, upper, &layers, target),
+        OverlayDriver::Fuse => {
+            fuse_overlayfs(lowers, upper, &layers, target).map(|()| "fuse-overlayfs".into())
+        }
         OverlayDriver::Auto => match native() {
-            Ok(()) => Ok(()),
-            Err(native_errno) => {
-                fuse_overlayfs(lowers, upper, &layers, target).map_err(|fuse| Error::Relayed {
+            Ok(used) => Ok(used),
+            Err(native_errno) => fuse_overlayfs(lowers, upper, &layers, target)
+                .map(|()| {
+                    format!(
+                        "fuse-overlayfs (native overlayfs refused: {})",
+                        native_errno.desc()
+                    )
+                })
+                .map_err(|fuse| Error::Relayed {
                     what: what(),
                     why: format!(
                         "native overlayfs refused ({}), and fuse-overlayfs: {}",
@@ -138,8 +148,7 @@ pub fn mount_overlay(
                         fuse.why()
                     ),
                     hint: fuse.hint(),
-                })
-            }
+                }),
         },
     }
 }

@@ -139,6 +139,8 @@ pub enum Ending {
     Killed(Signal),
     /// Stopped (Ctrl-Z): become-root stops too, so the caller's shell sees a stopped job.
     Stopped(Signal),
+    /// Not an ending: the namespace process finished its setup (for `--info-fd`).
+    Ready,
 }
 
 impl Ending {
@@ -151,11 +153,12 @@ impl Ending {
         }
     }
 
-    fn encode(self) -> [u8; 5] {
+    pub fn encode(self) -> [u8; 5] {
         let (kind, value) = match self {
             Ending::Exited(code) => (0u8, code),
             Ending::Killed(sig) => (1u8, sig as i32),
             Ending::Stopped(sig) => (2u8, sig as i32),
+            Ending::Ready => (3u8, 0),
         };
         let mut out = [kind, 0, 0, 0, 0];
         out[1..].copy_from_slice(&value.to_le_bytes());
@@ -168,6 +171,7 @@ impl Ending {
             0 => Some(Ending::Exited(value)),
             1 => Signal::try_from(value).ok().map(Ending::Killed),
             2 => Signal::try_from(value).ok().map(Ending::Stopped),
+            3 => Some(Ending::Ready),
             _ => None,
         }
     }
@@ -177,6 +181,7 @@ impl Ending {
         match self {
             Ending::Exited(code) => std::process::exit(code),
             Ending::Killed(sig) | Ending::Stopped(sig) => sys::die_of(sig),
+            Ending::Ready => std::process::exit(0),
         }
     }
 }
@@ -194,6 +199,7 @@ pub fn supervise(
     child: Pid,
     mut reports: Option<std::fs::File>,
     terminal: Option<Terminal>,
+    on_ready: &mut dyn FnMut(),
 ) -> Result<Ending, Error> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
@@ -220,6 +226,7 @@ pub fn supervise(
                 .and_then(|()| Ending::decode(&msg))
             {
                 Some(Ending::Stopped(sig)) => suspend_like(sig, child, terminal),
+                Some(Ending::Ready) => on_ready(),
                 Some(ending) => reported = Some(ending),
                 None => reports = None, // init is gone; its own status tells the rest
             }
@@ -247,10 +254,13 @@ pub fn supervise(
     {
         let mut rest = Vec::new();
         let _ = pipe.read_to_end(&mut rest);
-        reported = rest
-            .chunks(5)
-            .filter_map(Ending::decode)
-            .rfind(|e| !matches!(e, Ending::Stopped(_)));
+        let messages: Vec<Ending> = rest.chunks(5).filter_map(Ending::decode).collect();
+        if messages.contains(&Ending::Ready) {
+            on_ready();
+        }
+        reported = messages
+            .into_iter()
+            .rfind(|e| matches!(e, Ending::Exited(_) | Ending::Killed(_)));
     }
     let own = Ending::from_wait(status).expect("exited or killed");
     Ok(reported.unwrap_or(own))

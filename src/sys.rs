@@ -410,6 +410,13 @@ pub fn std_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
+/// A descriptor the caller handed to become-root by number (`--info-fd`).
+pub fn borrow_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: become-root never closes a descriptor it was given by number, so it stays open
+    // for the life of the process; one that was never open only makes calls fail with EBADF.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
 /// Set `sig` to its default disposition and say whether the caller had it ignored.
 pub fn default_signal_was_ignored(sig: Signal) -> bool {
     // SAFETY: SIG_DFL installs no Rust code as a handler, so nothing can run in signal context.

@@ -686,7 +686,7 @@ kill -TERM $pid; wait $pid; echo term=$?
 sleep 0.5
 kill -KILL $pid; wait $pid; echo kill=$?
 sleep 0.3
-ps -eo args | grep -c '^sleep 30[0-3]' || true
+ps -u "$(id -u)" -o args= | grep -c '^sleep 30[0-3]' || true
 "#;
     let out = w.sh(script);
     let text = out.ok();

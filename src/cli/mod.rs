@@ -158,6 +158,39 @@ pub struct Cli {
     )]
     pub chdir: Option<String>,
 
+    /// Give COMMAND capability CAP over the namespace (repeatable; NET_ADMIN, net_admin and
+    /// CAP_NET_ADMIN are the same). With --uid, the only capabilities COMMAND gets
+    #[arg(long, value_name = "CAP", help_heading = "Identity inside")]
+    pub cap_add: Vec<String>,
+
+    /// Take capability CAP away from COMMAND, or ALL (repeatable; --cap-add wins). Dropped
+    /// from the bounding set too, so no exec inside can regain it
+    #[arg(long, value_name = "CAP|ALL", help_heading = "Identity inside")]
+    pub cap_drop: Vec<String>,
+
+    /// Run COMMAND as uid N inside (a mapped id) instead of 0, after every mount is made
+    #[arg(long, value_name = "N", help_heading = "Identity inside")]
+    pub uid: Option<u32>,
+
+    /// Run COMMAND as gid N inside (a mapped id) instead of 0
+    #[arg(long, value_name = "N", help_heading = "Identity inside")]
+    pub gid: Option<u32>,
+
+    /// Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and
+    /// file capabilities are ignored)
+    #[arg(long, help_heading = "Identity inside")]
+    pub no_new_privs: bool,
+
+    /// When the namespaces are ready, write one JSON object to file descriptor FD (pid, id
+    /// maps, namespace inodes, network, published ports); when COMMAND ends, a second one
+    /// with how it ended. FD is not passed to COMMAND
+    #[arg(long, value_name = "FD")]
+    pub info_fd: Option<i32>,
+
+    /// Say what become-root chose (id maps, overlay driver) on standard error
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
     /// The filesystem options in command-line order (filled by [`Cli::parse_args`]).
     #[arg(skip)]
     pub filesystem: Vec<FsArg>,

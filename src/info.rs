@@ -1,0 +1,196 @@
+//! `--info-fd`: a machine-readable account of what was set up, written as one JSON object per
+//! line when the namespaces are ready, and a second one when COMMAND ends. JSON is written
+//! by hand (a few fields of known shape do not need a serializer dependency).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::fd::{BorrowedFd, RawFd};
+
+use nix::unistd::Pid;
+
+use crate::idmap::IdMap;
+use crate::process::Ending;
+
+/// Check that `fd` is open, and keep it from COMMAND and every helper (close-on-exec).
+pub fn claim(fd: RawFd) -> Result<(), crate::error::Error> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let bad = || crate::error::Error::Usage {
+        why: format!("--info-fd={fd}: not an open file descriptor"),
+        hint: format!(
+            "open it for become-root, e.g. become-root --info-fd={fd} ... {fd}>info.json"
+        ),
+    };
+    if fd < 0 {
+        return Err(bad());
+    }
+    // fcntl on a number that is not open fails with EBADF, which is the check.
+    let borrowed = crate::sys::borrow_fd(fd);
+    fcntl(borrowed, FcntlArg::F_GETFD).map_err(|_| bad())?;
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|_| bad())?;
+    Ok(())
+}
+
+/// A JSON string.
+pub fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn map_json(map: &IdMap) -> String {
+    let extents: Vec<String> = map
+        .ranges()
+        .iter()
+        .map(|r| format!("[{},{},{}]", r.inside(), r.outside(), r.count()))
+        .collect();
+    format!("[{}]", extents.join(","))
+}
+
+/// The namespace inode numbers of `pid`, for the kinds named.
+fn namespaces_json(pid: Pid, kinds: &[&str]) -> String {
+    let fields: Vec<String> = kinds
+        .iter()
+        .filter_map(|kind| {
+            let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()?;
+            let text = link.to_string_lossy().into_owned();
+            let inode = text.rsplit_once('[')?.1.trim_end_matches(']').to_string();
+            Some(format!("{}:{inode}", string(kind)))
+        })
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// The first IPv4 address of `pid`'s network namespace other than loopback, from
+/// /proc/PID/net/fib_trie (a LOCAL /32 entry follows its address).
+pub fn address_of(pid: Pid) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/fib_trie")).ok()?;
+    let mut last = None;
+    for line in text.lines() {
+        let line = line.trim_start_matches([' ', '|', '+', '-']).trim();
+        if line.starts_with("/32 host LOCAL") {
+            if let Some(addr) = last.take().filter(|a: &String| !a.starts_with("127.")) {
+                return Some(addr);
+            }
+        } else if line.split('.').count() == 4 && !line.contains(' ') {
+            last = Some(line.to_string());
+        }
+    }
+    None
+}
+
+/// What is known once the namespaces are ready.
+pub struct Ready<'a> {
+    pub pid: Pid,
+    pub uid_map: &'a IdMap,
+    pub gid_map: &'a IdMap,
+    pub namespaces: &'a [&'a str],
+    pub net_mode: Option<&'a str>,
+    /// (host address, port inside, protocol) of each published port, ports chosen.
+    pub ports: Vec<(String, u16, String)>,
+}
+
+impl Ready<'_> {
+    pub fn to_json(&self) -> String {
+        let network = match self.net_mode {
+            None => "null".to_string(),
+            Some(mode) => {
+                let address = address_of(self.pid)
+                    .map(|a| string(&a))
+                    .unwrap_or_else(|| "null".into());
+                let ports: Vec<String> = self
+                    .ports
+                    .iter()
+                    .map(|(host, ns_port, proto)| {
+                        format!(
+                            "{{\"host\":{},\"ns_port\":{ns_port},\"proto\":{}}}",
+                            string(host),
+                            string(proto)
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{{\"mode\":{},\"address\":{address},\"ports\":[{}]}}",
+                    string(mode),
+                    ports.join(",")
+                )
+            }
+        };
+        format!(
+            "{{\"event\":\"ready\",\"pid\":{},\"uid_map\":{},\"gid_map\":{},\"namespaces\":{},\"network\":{network},\"session\":null,\"state_dir\":null}}",
+            self.pid,
+            map_json(self.uid_map),
+            map_json(self.gid_map),
+            namespaces_json(self.pid, self.namespaces),
+        )
+    }
+}
+
+/// The second object: how COMMAND ended.
+pub fn ended_json(ending: Ending) -> String {
+    match ending {
+        Ending::Exited(code) => format!("{{\"event\":\"exited\",\"exit_status\":{code}}}"),
+        Ending::Killed(sig) | Ending::Stopped(sig) => format!(
+            "{{\"event\":\"killed\",\"signal\":{},\"signal_name\":{},\"exit_status\":{}}}",
+            sig as i32,
+            string(sig.as_str()),
+            128 + sig as i32
+        ),
+        Ending::Ready => "{\"event\":\"ready\"}".into(),
+    }
+}
+
+/// Write one line to the info descriptor; a reader that went away is not an error of ours.
+pub fn write_line(fd: RawFd, json: &str) {
+    let borrowed: BorrowedFd<'_> = crate::sys::borrow_fd(fd);
+    if let Ok(owned) = borrowed.try_clone_to_owned() {
+        let mut file = std::fs::File::from(owned);
+        let _ = file.write_all(format!("{json}\n").as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped() {
+        assert_eq!(string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+
+    #[test]
+    fn ended_objects() {
+        assert_eq!(
+            ended_json(Ending::Exited(42)),
+            "{\"event\":\"exited\",\"exit_status\":42}"
+        );
+        assert_eq!(
+            ended_json(Ending::Killed(nix::sys::signal::Signal::SIGTERM)),
+            "{\"event\":\"killed\",\"signal\":15,\"signal_name\":\"SIGTERM\",\"exit_status\":143}"
+        );
+    }
+
+    #[test]
+    fn maps_as_arrays() {
+        let map = IdMap::full(
+            4242,
+            &[crate::subid::SubRange {
+                start: 100000,
+                count: 65536,
+            }],
+        )
+        .unwrap();
+        assert_eq!(map_json(&map), "[[0,4242,1],[1,100000,65536]]");
+    }
+}
