@@ -2,12 +2,12 @@
 //! line when the namespaces are ready, and a second one when COMMAND ends. JSON is written
 //! by hand (a few fields of known shape do not need a serializer dependency).
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::fd::{BorrowedFd, RawFd};
 
 use nix::unistd::Pid;
 
+use crate::audit::json_string;
 use crate::idmap::IdMap;
 use crate::process::Ending;
 
@@ -30,25 +30,6 @@ pub fn claim(fd: RawFd) -> Result<(), crate::error::Error> {
     Ok(())
 }
 
-/// A JSON string.
-pub fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn map_json(map: &IdMap) -> String {
     let extents: Vec<String> = map
         .ranges()
@@ -66,7 +47,7 @@ fn namespaces_json(pid: Pid, kinds: &[&str]) -> String {
             let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()?;
             let text = link.to_string_lossy().into_owned();
             let inode = text.rsplit_once('[')?.1.trim_end_matches(']').to_string();
-            Some(format!("{}:{inode}", string(kind)))
+            Some(format!("{}:{inode}", json_string(kind)))
         })
         .collect();
     format!("{{{}}}", fields.join(","))
@@ -107,7 +88,7 @@ impl Ready<'_> {
             None => "null".to_string(),
             Some(mode) => {
                 let address = address_of(self.pid)
-                    .map(|a| string(&a))
+                    .map(|a| json_string(&a))
                     .unwrap_or_else(|| "null".into());
                 let ports: Vec<String> = self
                     .ports
@@ -115,14 +96,14 @@ impl Ready<'_> {
                     .map(|(host, ns_port, proto)| {
                         format!(
                             "{{\"host\":{},\"ns_port\":{ns_port},\"proto\":{}}}",
-                            string(host),
-                            string(proto)
+                            json_string(host),
+                            json_string(proto)
                         )
                     })
                     .collect();
                 format!(
                     "{{\"mode\":{},\"address\":{address},\"ports\":[{}]}}",
-                    string(mode),
+                    json_string(mode),
                     ports.join(",")
                 )
             }
@@ -144,7 +125,7 @@ pub fn ended_json(ending: Ending) -> String {
         Ending::Killed(sig) | Ending::Stopped(sig) => format!(
             "{{\"event\":\"killed\",\"signal\":{},\"signal_name\":{},\"exit_status\":{}}}",
             sig as i32,
-            string(sig.as_str()),
+            json_string(sig.as_str()),
             128 + sig as i32
         ),
         Ending::Ready => "{\"event\":\"ready\"}".into(),
@@ -163,11 +144,6 @@ pub fn write_line(fd: RawFd, json: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strings_are_escaped() {
-        assert_eq!(string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-    }
 
     #[test]
     fn ended_objects() {

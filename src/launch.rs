@@ -96,32 +96,7 @@ fn usage_error(e: clap::Error) -> i32 {
         let _ = e.print();
         return 0;
     }
-    let text = e.render().to_string();
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
-    let mut why = lines
-        .next()
-        .unwrap_or("bad usage")
-        .trim_start_matches("error: ")
-        .to_string();
-    // "the following required arguments were not provided:" lists them on indented lines.
-    if why.ends_with(':') {
-        let mut items = Vec::new();
-        while let Some(item) = lines.next_if(|l| l.starts_with(' ')) {
-            items.push(item.trim());
-        }
-        why = format!("{} {}", why, items.join(", "));
-    }
-    let tip = lines.find_map(|l| {
-        let l = l.trim();
-        l.strip_prefix("tip: ").map(str::to_string).or_else(|| {
-            let values = l.strip_prefix("[possible values: ")?.strip_suffix(']')?;
-            Some(format!("use one of: {values}"))
-        })
-    });
-    let hint = match tip {
-        Some(tip) => format!("{tip}; see 'become-root --help'"),
-        None => "see 'become-root --help'".into(),
-    };
+    let (why, hint) = crate::error::clap_usage(&e, "become-root");
     let err = Error::Usage { why, hint };
     err.report();
     err.exit_code()

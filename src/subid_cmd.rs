@@ -16,8 +16,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
+use std::path::Path;
 
 use crate::audit::{self, Accounts, RangeIndex, Table, Which};
 use crate::cli::SubidSource;
@@ -36,9 +35,6 @@ const SUBUID: &str = "/etc/subuid";
 const SUBGID: &str = "/etc/subgid";
 const PASSWD: &str = "/etc/passwd";
 const GROUP: &str = "/etc/group";
-const NSSWITCH: &str = "/etc/nsswitch.conf";
-/// Where getsubids is looked for after $PATH.
-const PROGRAM_DIRS: &[&str] = &["/usr/bin", "/bin", "/usr/sbin", "/sbin"];
 
 /// subid's own failure, printed as `subid: <what>: <why>` and `hint: <fix>`.
 #[derive(Debug)]
@@ -120,35 +116,7 @@ fn usage_error(e: clap::Error) -> i32 {
         }
         _ => {}
     }
-    let text = e.render().to_string();
-    let mut lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .peekable();
-    let mut why = lines
-        .next()
-        .unwrap_or("bad usage")
-        .trim_start_matches("error: ")
-        .to_string();
-    // "the following required arguments were not provided:" lists them on the next lines.
-    if why.ends_with(':') {
-        let mut missing = Vec::new();
-        while let Some(line) = lines.next_if(|l| !l.starts_with("Usage:") && !l.contains(": ")) {
-            missing.push(line);
-        }
-        why = format!("{why} {}", missing.join(", "));
-    }
-    let tip = lines.find_map(|l| {
-        l.strip_prefix("tip: ").map(str::to_string).or_else(|| {
-            let values = l.strip_prefix("[possible values: ")?.strip_suffix(']')?;
-            Some(format!("use one of: {values}"))
-        })
-    });
-    let hint = match tip {
-        Some(tip) => format!("{tip}; see 'subid --help'"),
-        None => "see 'subid --help'".to_string(),
-    };
+    let (why, hint) = crate::error::clap_usage(&e, "subid");
     eprint!("{}", Failure::new("usage", why).hint(hint));
     EXIT_FAILURE
 }
@@ -383,7 +351,7 @@ fn show(args: ShowArgs) -> Result<i32, Failure> {
         _ if files_given => false,
         SubidSource::Files => false,
         SubidSource::Getsubids => true,
-        SubidSource::Auto => nsswitch_has_subid(),
+        SubidSource::Auto => crate::userns::nsswitch_has_subid(),
     };
     let passwd = read_input(args.passwd.as_deref(), PASSWD, true)?;
     let user = resolve_user(args.user.as_ref(), &passwd, args.passwd.is_some());
@@ -492,50 +460,10 @@ fn show(args: ShowArgs) -> Result<i32, Failure> {
     Ok(EXIT_OK)
 }
 
-fn nsswitch_has_subid() -> bool {
-    fs::read_to_string(NSSWITCH)
-        .map(|text| text.lines().any(|l| l.trim_start().starts_with("subid:")))
-        .unwrap_or(false)
-}
-
-/// `getsubids [-g] NAME` (shadow), parsed by `subid::parse_getsubids`. It exits 1 with no
-/// output when the user has no ranges: that is an empty list, not a failure.
+/// `getsubids [-g] NAME` (shadow), as become-root asks it.
 fn getsubids(name: &str, groups: bool) -> Result<Vec<crate::subid::SubRange>, Failure> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let program = std::env::split_paths(&path)
-        .chain(PROGRAM_DIRS.iter().map(PathBuf::from))
-        .map(|dir| dir.join("getsubids"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Failure::new("getsubids", "the getsubids program is not installed")
-                .hint("install it (Debian: apt install uidmap), or use --subid-source=files")
-        })?;
-    let mut cmd = Process::new(&program);
-    if groups {
-        cmd.arg("-g");
-    }
-    let out = cmd
-        .arg(name)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Failure::io(program.display().to_string(), &e))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // Status 1 and nothing printed: the user has no ranges.
-    let no_ranges = out.status.code() == Some(1) && stdout.trim().is_empty();
-    if !out.status.success() && !no_ranges {
-        return Err(Failure::new(
-            "getsubids",
-            format!(
-                "{} {name} failed ({}): {}",
-                program.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        )
-        .hint("check /etc/nsswitch.conf's subid line, or use --subid-source=files"));
-    }
-    crate::subid::parse_getsubids(&stdout, name).map_err(|why| {
-        Failure::new("getsubids", why)
+    crate::userns::getsubids(name, groups).map_err(|e| {
+        Failure::new("getsubids", e.to_string())
             .hint("check /etc/nsswitch.conf's subid line, or use --subid-source=files")
     })
 }

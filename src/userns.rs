@@ -264,9 +264,15 @@ fn full_mapping(
             parsed.ranges
         };
         if ranges.is_empty() {
+            // Name the source that was asked: with getsubids, not the file.
+            let source = if use_getsubids {
+                format!("getsubids{}", if path == SUBGID { " -g" } else { "" })
+            } else {
+                path.to_string()
+            };
             return Err(UsernsError::NoSubordinateIds {
                 user: name,
-                path: path.into(),
+                path: source.into(),
             });
         }
         let map = IdMap::full(id, &ranges).map_err(|source| UsernsError::Map {
@@ -306,7 +312,9 @@ pub fn getsubids(name: &str, groups: bool) -> Result<Vec<SubRange>, UsernsError>
         .stdin(Stdio::null())
         .output()
         .map_err(|e| UsernsError::Getsubids(format!("{}: {e}", program.display())))?;
-    if !out.status.success() {
+    // Status 1 with nothing printed: the user has no ranges, which is an empty list.
+    let no_ranges = out.status.code() == Some(1) && out.stdout.iter().all(u8::is_ascii_whitespace);
+    if !out.status.success() && !no_ranges {
         return Err(UsernsError::Getsubids(format!(
             "{} {name} failed ({}): {}",
             program.display(),

@@ -267,7 +267,7 @@ fn getsubids_source_reads_the_same_ranges() {
     let fake = w.home().join("getsubids");
     std::fs::write(
         &fake,
-        "#!/bin/sh\necho 'getsubids: fake failure' >&2; exit 1\n",
+        "#!/bin/sh\necho 'getsubids: fake failure' >&2; exit 2\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
