@@ -23,7 +23,7 @@ _become__root() {
 
     case "${cmd}" in
         become__root)
-            opts="-m -n -p -v -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --chdir --cap-add --cap-drop --uid --gid --no-new-privs --info-fd --verbose --pid --uts --ipc --cgroup --all --check --quiet --help --version"
+            opts="-m -n -p -v -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --chdir --cap-add --cap-drop --uid --gid --no-new-privs --info-fd --verbose --pid --uts --ipc --cgroup --all --name --detach --join --list --json --stop --check --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,6 +114,18 @@ _become__root() {
                     return 0
                     ;;
                 --info-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --join)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stop)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

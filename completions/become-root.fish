@@ -29,6 +29,9 @@ complete -c become-root -l cap-drop -d 'Take capability CAP away from COMMAND, o
 complete -c become-root -l uid -d 'Run COMMAND as uid N inside (a mapped id) instead of 0, after every mount is made' -r
 complete -c become-root -l gid -d 'Run COMMAND as gid N inside (a mapped id) instead of 0' -r
 complete -c become-root -l info-fd -d 'When the namespaces are ready, write one JSON object to file descriptor FD (pid, id maps, namespace inodes, network, published ports); when COMMAND ends, a second one with how it ended. FD is not passed to COMMAND' -r
+complete -c become-root -l name -d 'Give this run a NAME, making it a session that --join can enter while it runs (letters, digits, \'_\', \'.\' and \'-\', starting with a letter or digit, not all digits). Its state is kept under $XDG_RUNTIME_DIR/become-root/ (else /tmp/become-root-UID/) until it ends' -r
+complete -c become-root -l join -d 'Run COMMAND (default: $SHELL, else /bin/sh) as root in the namespaces of session NAME, or of process PID: its user namespace first, then the others it made. No map is written and no helper runs. The working directory is --chdir, else the current one; --uid, --gid and the capability options apply as in a new run' -r
+complete -c become-root -l stop -d 'End session NAME and everything in it (SIGTERM, then SIGKILL after 5 seconds) and remove its state' -r
 complete -c become-root -s m -l mount -d 'New mount namespace; / is made recursively private (see --propagation)'
 complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta). Off by default: the host\'s loopback services stay out of reach'
 complete -c become-root -l no-new-privs -d 'Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and file capabilities are ignored)'
@@ -38,6 +41,9 @@ complete -c become-root -s u -l uts -d 'New uts namespace (hostname and domain n
 complete -c become-root -s i -l ipc -d 'New ipc namespace (System V IPC, POSIX message queues)'
 complete -c become-root -l cgroup -d 'New cgroup namespace'
 complete -c become-root -s a -l all -d 'Every namespace: mount, net (mode none), pid, uts, ipc and cgroup'
+complete -c become-root -l detach -d 'Return once the namespaces are ready (maps written, mounts done, network up) and keep the session in the background: without COMMAND a pause process holds it until --stop, with COMMAND it lasts as long as COMMAND, whose output goes to NAME.log in the state directory. Needs --name'
+complete -c become-root -l list -d 'List the running sessions: name, pid, creation time, namespaces, network, state file'
+complete -c become-root -l json -d 'With --list: print one JSON object {"state_dir": ..., "sessions": [...]}'
 complete -c become-root -l check -d 'Report whether become-root can work here, one line per item: ok, warn (an optional feature is unavailable) or FAIL, each with its fix. Exit status 0 when a command could run with the --map given (--map=auto may map only your own ids), 1 when it could not'
 complete -c become-root -s q -l quiet -d 'Print no warnings (errors are still printed)'
 complete -c become-root -s h -l help -d 'Print help (see more with \'--help\')'

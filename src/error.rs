@@ -101,6 +101,8 @@ pub enum Error {
     Exec { command: OsString, error: ExecError },
     /// Something else that a system call refused, with context.
     Sys { what: String, errno: nix::Error },
+    /// A session: --name, --detach, --join, --list, --stop (session.rs).
+    Session(crate::session::SessionError),
     /// An error that was formatted in another process (the map helper) and sent over a pipe.
     Relayed {
         what: String,
@@ -112,6 +114,12 @@ pub enum Error {
 impl From<crate::net::NetError> for Error {
     fn from(e: crate::net::NetError) -> Self {
         Error::Net(e)
+    }
+}
+
+impl From<crate::session::SessionError> for Error {
+    fn from(e: crate::session::SessionError) -> Self {
+        Error::Session(e)
     }
 }
 
@@ -162,6 +170,7 @@ impl Error {
             Error::Exec { command, .. } => command.to_string_lossy().into_owned(),
             Error::Sys { what, .. } => what.clone(),
             Error::Relayed { what, .. } => what.clone(),
+            Error::Session(e) => e.what(),
         }
     }
 
@@ -178,6 +187,7 @@ impl Error {
             } => errno.desc().to_string(),
             Error::Exec { error, .. } => error.to_string(),
             Error::Relayed { why, .. } => why.clone(),
+            Error::Session(e) => e.to_string(),
         }
     }
 
@@ -205,6 +215,7 @@ impl Error {
                 Some("the file must be executable (chmod +x) and on a mount without noexec".into())
             }
             Error::Relayed { hint, .. } => hint.clone(),
+            Error::Session(e) => e.hint(),
             Error::Net(e) => e.hint(),
             Error::Mount {
                 errno: nix::Error::EPERM,

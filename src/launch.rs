@@ -51,6 +51,8 @@ pub struct Plan {
     pub info_fd: Option<i32>,
     /// `--verbose`.
     pub verbose: bool,
+    /// --name/--detach: a session that --join can enter (session.rs).
+    pub session: Option<crate::session::Request>,
 }
 
 impl Plan {
@@ -61,6 +63,7 @@ impl Plan {
             || self.connected.is_some()
             || !self.publish.is_empty()
             || self.info_fd.is_some()
+            || self.session.is_some()
     }
 
     pub fn pid_namespace(&self) -> bool {
@@ -72,12 +75,20 @@ impl Plan {
 /// (which is returned only on failure: on success COMMAND has replaced this process, or this
 /// process ended the way COMMAND did).
 pub fn main(args: Vec<OsString>) -> i32 {
+    // Sessions (session.rs): the plain `--join=NAME [COMMAND...]` needs no clap.
+    if let Some(code) = crate::session::main_plain_join(&args) {
+        return code;
+    }
     let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
     if cli.check {
         return crate::check::run(&cli);
+    }
+    // Sessions (session.rs): --join, --list and --stop make no namespace of their own.
+    if crate::session::handles(&cli) {
+        return crate::session::main(cli);
     }
     let quiet = cli.quiet;
     match run(cli) {
@@ -172,6 +183,7 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
             });
         }
     }
+    let session = crate::session::Request::from_cli(&cli)?;
     let command = Command::new(cli.command, userns::containers_env(&caller))?;
     let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
     let filesystem = cli
@@ -201,6 +213,7 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     // Every path is checked before anything is mounted.
     mounts::check(&options)?;
     if let Some(root) = &options.rootfs
+        && !session.as_ref().is_some_and(|s| s.pause) // (session.rs: runs no COMMAND)
         && !mounts::command_in_rootfs(root, &command.name)
     {
         let error = crate::error::ExecError::NotInRootfs(root.clone());
@@ -227,6 +240,7 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
             identity,
             info_fd: cli.info_fd,
             verbose: cli.verbose,
+            session,
         },
         warnings,
     ))
@@ -529,6 +543,8 @@ fn map_helper(
 /// its maps and start its network helper from here, then wait, forwarding signals, and end
 /// as COMMAND ended.
 fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
+    // Sessions (session.rs): claim the name; with --detach, go on in the background.
+    let mut session = crate::session::Session::start(plan)?;
     // Only an init in a pid namespace needs the terminal handed over (see Terminal).
     let terminal = if plan.pid_namespace() {
         process::Terminal::foreground()
@@ -552,7 +568,10 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         Forked::Child => {
             drop((go_w, ending_r));
             let inside = channel.map(|(_outside, inside)| inside);
-            exit_with(namespace_child(plan, go_r, ending_w, terminal, inside))
+            let session = session.as_ref();
+            exit_with(namespace_child(
+                plan, go_r, ending_w, terminal, inside, session,
+            ))
         }
         Forked::Parent(child) => child,
     };
@@ -614,6 +633,10 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
             std::sync::Arc::new(net::forward::Provider::new(provider)),
         );
     }
+    // Sessions: wait until the namespaces are ready, record them, let a --detach caller go.
+    if let Some(Err(e)) = session.as_mut().map(|s| s.namespaces_ready(child)) {
+        return abandon(e);
+    }
     // An init reports how COMMAND ended (otherwise the child is COMMAND), and the namespace
     // process says when its setup is done, for --info-fd.
     let reports = (plan.pid_namespace() || plan.info_fd.is_some()).then_some(ending_r);
@@ -642,6 +665,7 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         helper.stop();
     }
     process::reap_zombies();
+    drop(session); // removes the session's state
     ending?.finish()
 }
 
@@ -701,6 +725,7 @@ fn namespace_child(
     ending: std::fs::File,
     terminal: Option<process::Terminal>,
     provider: Option<std::os::fd::OwnedFd>,
+    session: Option<&crate::session::Session>,
 ) -> Result<(), Error> {
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
     // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
@@ -715,6 +740,10 @@ fn namespace_child(
     }
     if plan.info_fd.is_some() {
         let _ = (&ending).write_all(&process::Ending::Ready.encode());
+    }
+    // Sessions: tell become-root the namespaces are ready (a pause process holds here).
+    if let Some(session) = session {
+        session.ready_inside()?;
     }
     if !plan.pid_namespace() {
         drop(ending);
@@ -787,6 +816,7 @@ mod tests {
             identity: Identity::default(),
             info_fd: None,
             verbose: false,
+            session: None,
         }
     }
 

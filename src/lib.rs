@@ -17,6 +17,7 @@ pub mod mounts;
 pub mod net;
 pub mod overlay;
 pub mod process;
+pub mod session;
 pub mod subid;
 pub mod subid_cmd;
 pub mod sys;

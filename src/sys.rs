@@ -448,3 +448,73 @@ pub fn die_of(sig: Signal) -> ! {
     let _ = nix::sys::signal::raise(sig);
     exit_now(128 + sig as i32)
 }
+
+// ---- sessions (session.rs) -----------------------------------------------------------------
+
+/// pidfd_open(2) (Linux 5.3): a descriptor that refers to process `pid` for as long as it is
+/// open, so that a signal sent through it can never reach a process that reused the pid.
+pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    // SAFETY: only integers; a non-negative result is a new descriptor nothing else owns.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0u32) };
+    check_ret(ret).map(own_fd)
+}
+
+/// pidfd_send_signal(2): send `sig` to the process `pidfd` refers to, as kill(2) would.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: Signal) -> nix::Result<()> {
+    // SAFETY: a null siginfo pointer asks for the information kill(2) sends; the descriptor is
+    // borrowed for the call and the rest are integers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    check_ret(ret).map(drop)
+}
+
+/// The parent of the user namespace `ns` (ioctl NS_GET_PARENT, linux/nsfs.h). Fails with
+/// EPERM at the caller's own user namespace, which it may not leave.
+pub fn namespace_parent(ns: &OwnedFd) -> nix::Result<OwnedFd> {
+    const NS_GET_PARENT: libc::c_ulong = 0xb702; // _IO(0xb7, 0x2)
+    // SAFETY: NS_GET_PARENT takes no argument; a non-negative result is a new descriptor
+    // nothing else owns.
+    let ret = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT as _) };
+    check_ret(ret as libc::c_long).map(own_fd)
+}
+
+/// The user namespace that owns the namespace `ns` (ioctl NS_GET_USERNS, linux/nsfs.h).
+pub fn namespace_owner(ns: &OwnedFd) -> nix::Result<OwnedFd> {
+    const NS_GET_USERNS: libc::c_ulong = 0xb701; // _IO(0xb7, 0x1)
+    // SAFETY: NS_GET_USERNS takes no argument; a non-negative result is a new descriptor
+    // nothing else owns.
+    let ret = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS as _) };
+    check_ret(ret as libc::c_long).map(own_fd)
+}
+
+/// Close every descriptor from 3 up except those in `keep`: become-root going into the
+/// background (`--detach`) lets go of whatever its caller handed it (a make jobserver, the
+/// write end of a `$(...)` capture), which a session could otherwise hold open for days.
+///
+/// Precondition: no Rust object owns a descriptor that is closed (the caller lists every one
+/// it owns in `keep`).
+pub fn close_fds_except(keep: &[i32]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&fd| fd >= 3)
+        .map(|&fd| fd as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for fd in keep.into_iter().chain([u32::MAX]) {
+        if fd > first {
+            // SAFETY: close_range(2) takes only integers; by the precondition nothing in this
+            // process owns the descriptors closed.
+            unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0u32) };
+        }
+        first = fd.saturating_add(1);
+    }
+}

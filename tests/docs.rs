@@ -137,6 +137,32 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        title: "SESSIONS",
+        body: &[
+            Para(
+                "--name gives a run a name. With --detach, become-root returns (status 0) as soon \
+                 as the namespaces are ready: maps written, mounts made, network and published \
+                 ports up, state written. A background become-root keeps supervising, with \
+                 standard input from /dev/null and its output in NAME.log in the state \
+                 directory; without COMMAND a pause process holds the namespaces until --stop.",
+            ),
+            Para(
+                "--join=NAME|PID runs COMMAND (default $SHELL) in that session's namespaces: the \
+                 user namespace first, then those the session made, as uid 0 there, in the \
+                 current directory when it exists inside. No map is written and no helper runs. \
+                 With a pid namespace become-root forks, so that COMMAND is inside it, and \
+                 supervises. --list (--json) shows the sessions; --stop=NAME sends SIGTERM to \
+                 everything in the session, SIGKILL after 5 seconds, and removes its state.",
+            ),
+            Para(
+                "State lives in $XDG_RUNTIME_DIR/become-root/, else /tmp/become-root-UID/: a \
+                 directory that must be the caller's own, mode 0700, not a symbolic link. A \
+                 session whose processes are gone, or whose pid was reused, is detected and its \
+                 state removed.",
+            ),
+        ],
+    },
+    Section {
         title: "EXIT STATUS",
         body: &[
             Item(

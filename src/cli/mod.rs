@@ -215,6 +215,70 @@ pub struct Cli {
     #[arg(short = 'a', long)]
     pub all: bool,
 
+    /// Give this run a NAME, making it a session that --join can enter while it runs (letters,
+    /// digits, '_', '.' and '-', starting with a letter or digit, not all digits). Its state is
+    /// kept under $XDG_RUNTIME_DIR/become-root/ (else /tmp/become-root-UID/) until it ends
+    #[arg(long, value_name = "NAME", help_heading = "Sessions")]
+    pub name: Option<String>,
+
+    /// Return once the namespaces are ready (maps written, mounts done, network up) and keep
+    /// the session in the background: without COMMAND a pause process holds it until --stop,
+    /// with COMMAND it lasts as long as COMMAND, whose output goes to NAME.log in the state
+    /// directory. Needs --name
+    #[arg(long, requires = "name", help_heading = "Sessions")]
+    pub detach: bool,
+
+    /// Run COMMAND (default: $SHELL, else /bin/sh) as root in the namespaces of session NAME,
+    /// or of process PID: its user namespace first, then the others it made. No map is
+    /// written and no helper runs. The working directory is --chdir, else the current one;
+    /// --uid, --gid and the capability options apply as in a new run
+    #[arg(
+        long,
+        value_name = "NAME|PID",
+        help_heading = "Sessions",
+        conflicts_with_all = [
+            "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
+            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
+            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "pid", "uts",
+            "ipc", "cgroup", "all", "info_fd",
+        ]
+    )]
+    pub join: Option<String>,
+
+    /// List the running sessions: name, pid, creation time, namespaces, network, state file
+    #[arg(
+        long,
+        help_heading = "Sessions",
+        conflicts_with_all = [
+            "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
+            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
+            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid",
+            "uts", "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "info_fd",
+        ]
+    )]
+    pub list: bool,
+
+    /// With --list: print one JSON object {"state_dir": ..., "sessions": [...]}
+    #[arg(long, requires = "list", help_heading = "Sessions")]
+    pub json: bool,
+
+    /// End session NAME and everything in it (SIGTERM, then SIGKILL after 5 seconds) and
+    /// remove its state
+    #[arg(
+        long,
+        value_name = "NAME",
+        help_heading = "Sessions",
+        conflicts_with_all = [
+            "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
+            "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind", "ro_bind",
+            "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid", "uts",
+            "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "info_fd",
+        ]
+    )]
+    pub stop: Option<String>,
+
     /// Report whether become-root can work here, one line per item: ok, warn (an optional
     /// feature is unavailable) or FAIL, each with its fix. Exit status 0 when a command could
     /// run with the --map given (--map=auto may map only your own ids), 1 when it could not

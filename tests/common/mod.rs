@@ -113,12 +113,9 @@ impl World {
         let uid = 20000 + pid % 40000;
         let dir = std::env::temp_dir().join(format!("become-root-test-{pid}-{}", unique()));
         fs::create_dir_all(dir.join("home")).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        nix::unistd::chown(&dir.join("home"), Some(uid.into()), Some(uid.into())).unwrap();
-        // A copy the test user can execute wherever the build tree lives (/root is 0700).
-        fs::copy(BIN, dir.join("become-root")).unwrap();
         let name = "tuser".to_string();
-        Some(World {
+        // The World exists (and its Drop removes the directory) before anything else can fail.
+        let world = World {
             subuid: format!("{name}:100000:65536\n"),
             subgid: format!("{name}:100000:65536\n"),
             dir,
@@ -134,7 +131,12 @@ impl World {
             root_setup: String::new(),
             own_network: false,
             services: Vec::new(),
-        })
+        };
+        fs::set_permissions(&world.dir, fs::Permissions::from_mode(0o755)).unwrap();
+        nix::unistd::chown(&world.home(), Some(uid.into()), Some(uid.into())).unwrap();
+        // A copy the test user can execute wherever the build tree lives (/root is 0700).
+        fs::copy(BIN, world.bin()).unwrap();
+        Some(world)
     }
 
     /// A test helper script from tests/helpers, by name.
