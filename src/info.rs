@@ -80,6 +80,8 @@ pub struct Ready<'a> {
     pub net_mode: Option<&'a str>,
     /// (host address, port inside, protocol) of each published port, ports chosen.
     pub ports: Vec<(String, u16, String)>,
+    /// The session's name and state directory, for a named run.
+    pub session: Option<(String, String)>,
 }
 
 impl Ready<'_> {
@@ -109,11 +111,17 @@ impl Ready<'_> {
             }
         };
         format!(
-            "{{\"event\":\"ready\",\"pid\":{},\"uid_map\":{},\"gid_map\":{},\"namespaces\":{},\"network\":{network},\"session\":null,\"state_dir\":null}}",
+            "{{\"event\":\"ready\",\"pid\":{},\"uid_map\":{},\"gid_map\":{},\"namespaces\":{},\"network\":{network},\"session\":{},\"state_dir\":{}}}",
             self.pid,
             map_json(self.uid_map),
             map_json(self.gid_map),
             namespaces_json(self.pid, self.namespaces),
+            self.session
+                .as_ref()
+                .map_or("null".into(), |(name, _)| json_string(name)),
+            self.session
+                .as_ref()
+                .map_or("null".into(), |(_, dir)| json_string(dir)),
         )
     }
 }

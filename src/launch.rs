@@ -653,6 +653,10 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
                         .map_or("none", |c| c.driver.program())
                 }),
                 ports: ports.clone(),
+                session: plan.session.as_ref().map(|request| {
+                    let dir = crate::session::state_dir_location();
+                    (request.name.clone(), dir.display().to_string())
+                }),
             };
             crate::info::write_line(fd, &ready.to_json());
         }

@@ -517,7 +517,7 @@ pub fn state_dir_for(xdg_runtime_dir: Option<&std::ffi::OsStr>, uid: u32) -> Pat
 /// Where the state lives for the caller. As root in a user namespace (inside a session, say)
 /// the fallback is named after the uid outside, so that a nested become-root finds the same
 /// directory as its caller (which it sees owned by uid 0).
-fn state_dir_location() -> PathBuf {
+pub fn state_dir_location() -> PathBuf {
     let mut uid = Uid::current().as_raw();
     if uid == 0
         && let Ok(map) = std::fs::read_to_string("/proc/self/uid_map")

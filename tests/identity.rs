@@ -155,7 +155,18 @@ fn info(w: &World, args: &str) -> (common::Out, Vec<String>) {
 
 #[test]
 fn info_fd_reports_the_setup_and_the_ending() {
-    let Some(w) = World::new() else { return };
+    let Some(mut w) = World::new() else { return };
+    // Session state goes in the world, not in a /tmp fallback that would outlive the test.
+    let runtime = w.home().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    nix::unistd::chown(&runtime, Some(w.uid.into()), Some(w.gid.into())).unwrap();
+    w.env
+        .push(("XDG_RUNTIME_DIR".into(), runtime.display().to_string()));
     let (out, lines) = info(
         &w,
         "-n -p 0:8000 sh -c 'ls /proc/self/fd | tr \"\\n\" \" \"; exit 7'",
@@ -193,6 +204,18 @@ fn info_fd_reports_the_setup_and_the_ending() {
     }
     assert!(ready.contains("\"pid\": "), "{ready}");
     assert_eq!(lines[1], "{\"event\": \"exited\", \"exit_status\": 7}");
+
+    assert!(ready.contains("\"session\": null"), "{ready}");
+
+    // A named run says its name and where its state lives.
+    let (out, lines) = info(&w, "--name=info-test sh -c 'exit 0'");
+    assert!(out.stdout.contains("status=0"), "{out:#?}");
+    assert!(lines[0].contains("\"session\": \"info-test\""), "{lines:?}");
+    let state = runtime.join("become-root");
+    assert!(
+        lines[0].contains(&format!("\"state_dir\": \"{}\"", state.display())),
+        "{lines:?}"
+    );
 
     let (out, lines) = info(&w, "--pid --net=slirp4netns sh -c 'kill -TERM $$'");
     assert!(out.stdout.contains("status=143"), "{out:#?}");
