@@ -224,6 +224,26 @@ impl Error {
                 "the kernel refused the mount inside the user namespace; see user_namespaces(7)"
                     .into(),
             ),
+            Error::Mount {
+                errno: nix::Error::ENOENT,
+                ..
+            } => Some(
+                "create it first, or correct the path; with --rootfs, destinations (DST, \
+                 TARGET, --tmpfs DIR, --chdir) are inside the new root and must exist there"
+                    .into(),
+            ),
+            Error::Mount {
+                errno: nix::Error::ENOTDIR,
+                ..
+            } => Some("overlay layers and targets, and --tmpfs, need directories".into()),
+            Error::Mount {
+                errno: nix::Error::EACCES,
+                ..
+            } => Some(
+                "you need search and read access to it (root inside is you outside, and \
+                 cannot reach what you cannot)"
+                    .into(),
+            ),
             _ => None,
         }
     }

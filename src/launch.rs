@@ -582,6 +582,12 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         let _ = waitpid(child, None);
         Err(e)
     };
+    // Host ports first: they depend on nothing inside, so a port in use is an error before
+    // any map is written or helper started, and leaves nothing to undo.
+    let bound = match net::forward::bind(&plan.publish) {
+        Ok(bound) => bound,
+        Err(e) => return abandon(e.into()),
+    };
     if let Err(e) = userns::write_maps(child, &plan.mapping) {
         return abandon(with_apparmor_hint(e));
     }
@@ -589,11 +595,6 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         None => None,
         Some(Ok(helper)) => Some(helper),
         Some(Err(e)) => return abandon(e.into()),
-    };
-    // Host ports are bound before COMMAND runs, so that a port in use is an error up front.
-    let bound = match net::forward::bind(&plan.publish) {
-        Ok(bound) => bound,
-        Err(e) => return abandon(e.into()),
     };
     if !plan.quiet {
         let chosen = bound.iter().filter(|b| b.publish.host_port == 0);
@@ -604,6 +605,9 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     }
     let mut go = go_w;
     if let Err(e) = go.write_all(b"ok") {
+        if let Some(helper) = helper {
+            helper.stop();
+        }
         return abandon(Error::sys(
             "starting the namespace process",
             userns::io_errno(&e),

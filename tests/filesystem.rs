@@ -404,6 +404,11 @@ fn errors_come_before_anything_is_mounted() {
             out.stderr
         );
         assert!(out.stderr.contains(&want), "{arg}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("\nhint: "),
+            "{arg}: says how to fix it: {}",
+            out.stderr
+        );
         assert!(!marker.exists(), "{arg}: the command ran");
     }
 }
