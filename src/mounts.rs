@@ -455,7 +455,7 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
             )))?;
             if *readonly {
                 // mount_setattr with AT_RECURSIVE: every mount below dst, not only the top.
-                crate::sys::make_readonly_recursive(dst)
+                readonly_recursive(dst)
                     .map_err(fail(format!("making {} read-only", dst.display())))?;
             }
             Ok(())
@@ -514,8 +514,7 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
                     None::<&str>,
                 )
                 .map_err(fail(format!("binding /sys to {}", at.display())))?;
-                crate::sys::make_readonly_recursive(&at)
-                    .map_err(fail(format!("making {} read-only", at.display())))
+                readonly_recursive(&at).map_err(fail(format!("making {} read-only", at.display())))
             }
         }
         MountStep::PivotRoot { dir } => {
@@ -530,6 +529,77 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
             nix::unistd::chdir(dir).map_err(fail(format!("--chdir {}", dir.display())))
         }
     }
+}
+
+/// Make `path` and every mount below it read-only: one mount_setattr(2) with AT_RECURSIVE
+/// (Linux 5.12), or on older kernels a read-only remount of each mount a lookup at or below
+/// `path` reaches, as /proc/self/mountinfo lists them. Each remount repeats the flags a user
+/// namespace locks (nosuid, nodev, noexec; the kernel keeps the atime flags of a remount that
+/// names none), because clearing a locked flag is refused with EPERM
+/// (can_change_locked_flags(), fs/namespace.c). A mount that is hidden under another cannot
+/// be reached by any path, so it is left as it is.
+fn readonly_recursive(path: &Path) -> nix::Result<()> {
+    match crate::sys::make_readonly_recursive(path) {
+        Err(nix::Error::ENOSYS) => {}
+        done => return done,
+    }
+    let io = |e: std::io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO));
+    let path = std::fs::canonicalize(path).map_err(io)?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(io)?;
+    let entries = crate::mountinfo::parse(&text);
+    for entry in reachable_at_or_below(&entries, &path) {
+        let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        for (name, flag) in [
+            ("nosuid", MsFlags::MS_NOSUID),
+            ("nodev", MsFlags::MS_NODEV),
+            ("noexec", MsFlags::MS_NOEXEC),
+        ] {
+            if entry.has(name) {
+                flags |= flag;
+            }
+        }
+        mount(
+            None::<&str>,
+            &entry.mount_point,
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )?;
+    }
+    Ok(())
+}
+
+/// The mounts at or below `path` that a path lookup reaches: the topmost at `path`, then,
+/// below a reached mount, the topmost at each mount point.
+fn reachable_at_or_below<'a>(
+    entries: &'a [crate::mountinfo::Entry],
+    path: &Path,
+) -> Vec<&'a crate::mountinfo::Entry> {
+    use crate::mountinfo::{at_or_below, top_at};
+    let Some(root) = top_at(entries, path) else {
+        return Vec::new();
+    };
+    let candidates = at_or_below(entries, path);
+    let mut reached = vec![root];
+    // Parents come before their children unless mounts were moved; repeat until stable.
+    loop {
+        let before = reached.len();
+        for e in &candidates {
+            if !reached.contains(&e.id)
+                && reached.contains(&e.parent)
+                && top_at(entries, &e.mount_point) == Some(e.id)
+            {
+                reached.push(e.id);
+            }
+        }
+        if reached.len() == before {
+            break;
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|e| reached.contains(&e.id))
+        .collect()
 }
 
 /// Whether COMMAND can be found inside the new root: an absolute path, or a bare name on
@@ -830,6 +900,39 @@ mod tests {
                 fresh: true
             }
         );
+    }
+
+    #[test]
+    fn readonly_fallback_reaches_what_a_lookup_reaches() {
+        let text = "\
+1 0 8:1 / / rw - ext4 /dev/vda rw
+2 1 0:20 / /data rw,nosuid - ext4 /dev/vdb rw
+3 2 0:21 / /data/sub rw,nodev - tmpfs t rw
+4 2 0:22 / /data/hidden rw - tmpfs t rw
+5 2 0:23 / /data/hidden rw - tmpfs t rw
+6 1 0:24 / /database rw - tmpfs t rw
+7 1 0:25 / /data rw - tmpfs t rw
+8 7 0:26 / /data/new rw - tmpfs t rw
+";
+        let entries = crate::mountinfo::parse(text);
+        let ids = |path: &str| -> Vec<u64> {
+            reachable_at_or_below(&entries, Path::new(path))
+                .iter()
+                .map(|e| e.id)
+                .collect()
+        };
+        // Mount 7 covers 2 and everything on it; 8 is on 7.
+        assert_eq!(ids("/data"), [7, 8]);
+        assert_eq!(ids("/database"), [6]);
+        assert_eq!(ids("/nowhere"), Vec::<u64>::new());
+        let before_cover =
+            crate::mountinfo::parse(&text.lines().take(6).collect::<Vec<_>>().join("\n"));
+        let ids: Vec<u64> = reachable_at_or_below(&before_cover, Path::new("/data"))
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        // Of the two at /data/hidden only the top one (5) is reached.
+        assert_eq!(ids, [2, 3, 5]);
     }
 
     #[test]

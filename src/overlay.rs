@@ -103,37 +103,37 @@ pub fn mount_overlay(
         // unprivileged mounter may write (trusted.* needs CAP_SYS_ADMIN in the initial user
         // namespace); kernels before 5.11 do not know the option and refuse the mount.
         let proc = "/proc/self/fd";
-        mount(
-            Some("overlay"),
-            target,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(layers.options(proc, true).as_str()),
-        )
-        .map(|()| "native overlayfs (userxattr)".to_string())
-        .or_else(|_| {
+        let mount_with = |userxattr: bool| {
             mount(
                 Some("overlay"),
                 target,
                 Some("overlay"),
                 MsFlags::empty(),
-                Some(layers.options(proc, false).as_str()),
+                Some(layers.options(proc, userxattr).as_str()),
             )
-            .map(|()| "native overlayfs".to_string())
-        })
+        };
+        let mount_both = || {
+            mount_with(true)
+                .map(|()| "native overlayfs (userxattr)".to_string())
+                .or_else(|_| mount_with(false).map(|()| "native overlayfs".to_string()))
+        };
+        // overlayfs clones its upper layer with clone_private_mount(), which before Linux
+        // 6.15 refuses a mount outside the caller's namespace: attach the scratch tmpfs for
+        // the moment of the mount (the overlay keeps its own private clone of it).
+        match &layers._scratch {
+            Some(scratch) => crate::sys::while_attached(scratch, mount_both),
+            None => mount_both(),
+        }
     };
     let what = || format!("overlay on {}", target.display());
     match driver {
-        OverlayDriver::Native => native().map_err(|errno| Error::Mount {
-            what: what(),
-            errno,
-        }),
+        OverlayDriver::Native => native().map_err(|errno| native_refused(what(), errno)),
         OverlayDriver::Fuse => {
-            fuse_overlayfs(lowers, upper, &layers, target).map(|()| "fuse-overlayfs".into())
+            fuse_overlayfs(lowers, upper, target).map(|()| "fuse-overlayfs".into())
         }
         OverlayDriver::Auto => match native() {
             Ok(used) => Ok(used),
-            Err(native_errno) => fuse_overlayfs(lowers, upper, &layers, target)
+            Err(native_errno) => fuse_overlayfs(lowers, upper, target)
                 .map(|()| {
                     format!(
                         "fuse-overlayfs (native overlayfs refused: {})",
@@ -153,6 +153,28 @@ pub fn mount_overlay(
     }
 }
 
+/// The error for `--overlay-driver=native` when the kernel refuses: on a kernel older than
+/// overlayfs in user namespaces, say which version is needed and what works meanwhile.
+fn native_refused(what: String, errno: nix::Error) -> Error {
+    use crate::kernel::{Facility, needs, older_than, running};
+    if !older_than(Facility::OverlayInUserns) {
+        return Error::Mount { what, errno };
+    }
+    Error::Relayed {
+        what,
+        why: format!(
+            "{}: native overlayfs {}",
+            errno.desc(),
+            needs(Facility::OverlayInUserns, &running().0)
+        ),
+        hint: Some(
+            "use --overlay-driver=auto or fuse (fuse-overlayfs; Debian/Ubuntu: apt install \
+             fuse-overlayfs)"
+                .into(),
+        ),
+    }
+}
+
 /// Run fuse-overlayfs in the foreground, as our child with a parent-death signal (so it never
 /// outlives COMMAND, which takes over this process), and wait until its mount appears.
 ///
@@ -160,12 +182,7 @@ pub fn mount_overlay(
 /// given by path: the lowers as given, a persistent upper as given, and a throwaway upper on
 /// the scratch tmpfs mounted for the moment on a fresh private directory, detached and removed
 /// as soon as fuse-overlayfs holds it open.
-fn fuse_overlayfs(
-    lowers: &[PathBuf],
-    upper: Option<&Path>,
-    layers: &Layers,
-    target: &Path,
-) -> Result<(), Error> {
+fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Path>, target: &Path) -> Result<(), Error> {
     let Some(program) = crate::userns::find_on_path("fuse-overlayfs") else {
         return Err(Error::Relayed {
             what: format!("overlay on {}", target.display()),
@@ -180,7 +197,13 @@ fn fuse_overlayfs(
         errno,
     };
     let mut staging = None;
-    let (upper, work) = match (upper, &layers._scratch) {
+    // A scratch tmpfs of its own: the native attempt's was attached and detached again, and
+    // a mount once unmounted can never be attached anywhere (move_mount: EINVAL).
+    let scratch = match upper {
+        Some(_) => None,
+        None => Some(crate::sys::detached_tmpfs().map_err(sys_err)?),
+    };
+    let (upper, work) = match (upper, &scratch) {
         (Some(upper), _) => (upper.to_path_buf(), work_dir(upper)),
         (None, Some(scratch)) => {
             let base = std::env::var_os("XDG_RUNTIME_DIR")
@@ -191,6 +214,13 @@ fn fuse_overlayfs(
                 nix::unistd::mkdtemp(&base.join("become-root-overlay.XXXXXX")).map_err(sys_err)?;
             crate::sys::attach_mount(scratch, &dir).map_err(sys_err)?;
             staging = Some(dir.clone());
+            for layer in ["upper", "work"] {
+                nix::unistd::mkdir(
+                    &dir.join(layer),
+                    nix::sys::stat::Mode::from_bits_truncate(0o755),
+                )
+                .map_err(sys_err)?;
+            }
             (dir.join("upper"), dir.join("work"))
         }
         (None, None) => unreachable!("a throwaway upper always has its scratch tmpfs"),
@@ -261,22 +291,5 @@ fn fuse_overlayfs(
 fn mount_id(path: &Path) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let target = std::fs::canonicalize(path).ok()?;
-    text.lines()
-        .rev()
-        .filter(|l| {
-            l.split(' ')
-                .nth(4)
-                .is_some_and(|m| Path::new(&unescape(m)) == target)
-        })
-        .filter_map(|l| l.split(' ').next()?.parse().ok())
-        .next()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    crate::mountinfo::top_at(&crate::mountinfo::parse(&text), &target)
 }

@@ -78,23 +78,115 @@ pub fn exit_now(code: i32) -> ! {
 ///
 /// Async-signal-safe, so it may run in a `pre_exec` hook.
 pub fn cloexec_from_3() {
-    // SAFETY: close_range(2) takes only integers; CLOSE_RANGE_CLOEXEC (Linux 5.11) marks
-    // descriptors instead of closing them, so std's own exec-error pipe keeps working.
+    cloexec_from(3);
+}
+
+/// Mark every descriptor from `first` up close-on-exec: close_range(2) with
+/// CLOSE_RANGE_CLOEXEC (Linux 5.11), or on older kernels fcntl on each descriptor below the
+/// soft RLIMIT_NOFILE (no descriptor can be open at or above it unless the limit was lowered
+/// after it was opened). Marking instead of closing keeps std's own exec-error pipe working.
+///
+/// Async-signal-safe (only system calls, no allocation), so it may run in a `pre_exec` hook.
+pub fn cloexec_from(first: u32) {
+    // SAFETY: close_range(2) takes only integers.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            first,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
     if ret != 0 {
-        // Older kernel: walk the usual descriptor range one by one.
-        for fd in 3..4096 {
+        for fd in first..descriptor_limit() {
             // SAFETY: fcntl on a closed descriptor just fails with EBADF.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            unsafe { libc::fcntl(fd as i32, libc::F_SETFD, libc::FD_CLOEXEC) };
         }
     }
+}
+
+/// Close the descriptors `first..=last`: close_range(2) (Linux 5.9), or one by one up to the
+/// soft RLIMIT_NOFILE where the kernel lacks it.
+///
+/// Precondition: no Rust object owns a descriptor in the range, or it is never used or
+/// dropped again (a forked child that ends with _exit).
+fn close_fds(first: u32, last: u32) {
+    // SAFETY: close_range(2) takes only integers; by the precondition nothing in this process
+    // owns the descriptors closed.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if ret != 0 {
+        for fd in first..=last.min(descriptor_limit()) {
+            // SAFETY: as above; close of a descriptor that is not open fails with EBADF.
+            unsafe { libc::close(fd as i32) };
+        }
+    }
+}
+
+/// One more than the highest descriptor number a process may open (the soft RLIMIT_NOFILE),
+/// capped so that a fallback loop stays short. Async-signal-safe.
+fn descriptor_limit() -> u32 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into `limit`, which lives for the call.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if ok {
+        limit.rlim_cur.min(1 << 20) as u32
+    } else {
+        4096
+    }
+}
+
+// ---- kernel facility probes (kernel.rs) ------------------------------------------------------
+// Each makes a call that the kernel refuses with ENOSYS (or EINVAL, for a flag) when it lacks
+// the facility and with another answer when it has it; nothing is changed by any of them.
+
+/// fsopen(2) and the rest of the new mount API (Linux 5.2).
+pub fn probe_mount_api() -> bool {
+    // SAFETY: the name is NUL-terminated and lives for the call; a descriptor returned (to
+    // real root) is closed at once.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::FSOPEN_CLOEXEC) };
+    if ret >= 0 {
+        drop(own_fd(ret));
+        return true;
+    }
+    Errno::last() != Errno::ENOSYS
+}
+
+/// pidfd_open(2) (Linux 5.3), on this process.
+pub fn probe_pidfd() -> bool {
+    pidfd_open(nix::unistd::getpid()).is_ok()
+}
+
+/// close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11), on an empty range.
+pub fn probe_close_range_cloexec() -> bool {
+    // SAFETY: only integers; the range holds no descriptor a process can have.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            u32::MAX,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    ret == 0
+}
+
+/// mount_setattr(2) (Linux 5.12), with a size it must refuse.
+pub fn probe_mount_setattr() -> bool {
+    // SAFETY: a null attribute pointer with size 0 is refused before it is read.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            std::ptr::null::<libc::mount_attr>(),
+            0usize,
+        )
+    };
+    ret == 0 || Errno::last() != Errno::ENOSYS
 }
 
 /// A `Command` for a helper program (newuidmap, newgidmap, ...): no inherited descriptor above
@@ -175,13 +267,7 @@ pub fn hand_fds_to_helper(cmd: &mut Command, fds: Vec<i32>) {
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            let first_other = 3 + count as u32;
-            libc::syscall(
-                libc::SYS_close_range,
-                first_other,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
+            cloexec_from(3 + count as u32);
             Ok(())
         });
     }
@@ -206,15 +292,12 @@ pub fn keep_only_fd(keep: i32) {
         }
     }
     let keep = keep as u32;
-    // SAFETY: close_range(2) on integer ranges; the descriptors closed are this forked
-    // child's copies, and the Rust objects owning them are never used or dropped again (the
-    // child ends with _exit).
-    unsafe {
-        if keep > 3 {
-            libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32);
-        }
-        libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
+    // The descriptors closed are this forked child's copies, and the Rust objects owning them
+    // are never used or dropped again (the child ends with _exit).
+    if keep > 3 {
+        close_fds(3, keep - 1);
     }
+    close_fds(keep + 1, u32::MAX);
 }
 
 /// Bring the loopback interface of the current network namespace up.
@@ -330,20 +413,59 @@ fn mount_setattr(
 
 /// Make the mount at `path` and every mount below it read-only (mount_setattr(2) with
 /// AT_RECURSIVE, Linux 5.12): a read-only bind that submounts cannot escape. Adding
-/// restrictions is allowed even on mounts locked by a user namespace.
+/// restrictions is allowed even on mounts locked by a user namespace. ENOSYS on older
+/// kernels (`mounts` then remounts one by one).
 pub fn make_readonly_recursive(path: &Path) -> nix::Result<()> {
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     mount_setattr(libc::AT_FDCWD, &cpath, true, MOUNT_ATTR_RDONLY)
 }
 
-/// Mount a read-only file holding `content` over `target` (following symlinks to the file they
-/// name), with nothing on any disk: the file lives on a detached tmpfs that is never attached
-/// to the tree, and only the file itself is bound over `target`. Runs inside a mount
-/// namespace owned by the caller's user namespace.
-pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// Run `f` while the detached mount `mnt` (from [`detached_tmpfs`]) is attached, stacked over
+/// `/` of this mount namespace, then detach it again.
+///
+/// Why: before Linux 6.15 the kernel binds or clones only from a mount of the caller's own
+/// mount namespace (`check_mnt()` in `__do_loopback()` and `clone_private_mount()`,
+/// fs/namespace.c). A mount from fsmount(2) is in an anonymous namespace until attached, so a
+/// bind of a file on it, or an overlay with its upper layer on it, fails with EINVAL there.
+/// Attached over `/`, it is in our namespace, yet no path reaches it: lookups start at the
+/// process's root, which lies below what is stacked on it, so nothing of the tree is hidden
+/// even for the moment. Reach it through descriptors (`/proc/self/fd/N`) only.
+///
+/// Precondition: this process is in a mount namespace of its own (nothing attached here is
+/// seen outside, and it vanishes with the namespace if become-root is killed meanwhile).
+pub fn while_attached<T>(mnt: &OwnedFd, f: impl FnOnce() -> nix::Result<T>) -> nix::Result<T> {
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
-    const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
+    // SAFETY: both paths are NUL-terminated and live for the call; the descriptor is borrowed.
+    check_ret(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
+    let result = f();
+    // The root of `mnt`, named through its descriptor: the one path that reaches it.
+    let detached = nix::mount::umount2(
+        format!("/proc/self/fd/{}", mnt.as_raw_fd()).as_str(),
+        nix::mount::MntFlags::MNT_DETACH,
+    );
+    let value = result?;
+    detached.map(|()| value)
+}
+
+/// Mount a read-only file holding `content` over `target` (following symlinks to the file they
+/// name), with nothing on any disk: the file lives on a tmpfs of its own, attached only for the
+/// moment of the bind (see [`while_attached`]); afterwards only the file itself is bound, over
+/// `target`. Runs inside a mount namespace owned by the caller's user namespace.
+///
+/// Classic mount(2) calls throughout, so that every supported kernel takes them: a bind
+/// follows symlinks in the target (systemd-resolved's /etc/resolv.conf is one), and the
+/// read-only flag comes from a remount of that bind, which is ours and locks nothing.
+pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
+    use nix::mount::{MsFlags, mount};
     let mnt = detached_tmpfs()?;
     let name = c"generated";
     // SAFETY: `name` is NUL-terminated and lives for the call.
@@ -356,32 +478,31 @@ pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
             0o644,
         )
     })?);
-    std::fs::File::from(file)
-        .write_all(content)
+    let mut file = std::fs::File::from(file);
+    file.write_all(content)
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    // SAFETY: `name` as above; the result is a detached bind mount of just that file.
-    let tree = own_fd(check_ret(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            mnt.as_raw_fd(),
-            name.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+    let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+    while_attached(&mnt, || {
+        mount(
+            Some(source.as_str()),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None::<&str>,
         )
-    })?);
-    mount_setattr(tree.as_raw_fd(), c"", false, MOUNT_ATTR_RDONLY)?;
-    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: both paths are NUL-terminated and live for the call.
-    check_ret(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
-        )
-    })?;
-    Ok(())
+    })
 }
 
 /// Whether `path` carries file capabilities (the `security.capability` extended attribute).
@@ -511,9 +632,8 @@ pub fn close_fds_except(keep: &[i32]) {
     let mut first = 3u32;
     for fd in keep.into_iter().chain([u32::MAX]) {
         if fd > first {
-            // SAFETY: close_range(2) takes only integers; by the precondition nothing in this
-            // process owns the descriptors closed.
-            unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0u32) };
+            // By the precondition nothing in this process owns the descriptors closed.
+            close_fds(first, fd - 1);
         }
         first = fd.saturating_add(1);
     }

@@ -11,6 +11,11 @@ use common::{BIN, Out, World};
 
 /// Every line the report prints, in order, by what it names.
 const ITEMS: &[&str] = &[
+    "kernel",
+    "new mount API (fsopen, fsmount, move_mount)",
+    "pidfd_open",
+    "close_range with CLOSE_RANGE_CLOEXEC",
+    "mount_setattr with AT_RECURSIVE",
     "user namespaces",
     "newuidmap",
     "newgidmap",
@@ -143,6 +148,14 @@ fn ready_setup_is_ok_and_leaves_nothing_behind() {
         let (level, rest) = item(&out, what);
         assert_eq!(level, "ok", "{what}: {rest}");
         assert!(!rest.contains("; fix: "), "no fix on an ok line: {rest}");
+    }
+    // This machine's kernel has every facility; the VM tier sees the warnings of 5.10.
+    let (release, _) = become_root::kernel::running();
+    assert_level(&out, "kernel", "ok", &[&release, "supports 5.10 and later"]);
+    for facility in become_root::kernel::FACILITIES {
+        if become_root::kernel::probe(facility).is_some() {
+            assert_level(&out, facility.name(), "ok", &["available (Linux "]);
+        }
     }
     assert_level(
         &out,

@@ -251,6 +251,46 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        title: "KERNEL",
+        body: &[
+            Para(
+                "become-root supports Linux 5.10 and later (the kernel of Debian 11). Its \
+                 real-machine test tier boots Debian 11 (5.10), Debian 12 (6.1) and Debian 13 \
+                 (6.12) and runs every scenario on each. Facilities newer than that are probed \
+                 when they are needed (distributions backport, so the version alone decides \
+                 nothing), and each has a fallback:",
+            ),
+            Item(
+                "close_range with CLOSE_RANGE_CLOEXEC (Linux 5.11)",
+                "Keeps inherited descriptors from the helpers. Without it, become-root marks \
+                 them close-on-exec one by one.",
+            ),
+            Item(
+                "overlayfs in a user namespace (userxattr) (Linux 5.11)",
+                "Native --overlay and --copy-up. Without it, --overlay-driver=auto uses \
+                 fuse-overlayfs, and --overlay-driver=native fails with an error naming the \
+                 version it needs.",
+            ),
+            Item(
+                "mount_setattr with AT_RECURSIVE (Linux 5.12)",
+                "Makes --ro-bind read-only on every mount below its destination in one call. \
+                 Without it, become-root remounts each mount that a path below the destination \
+                 reaches read-only, keeping the flags the namespace locks.",
+            ),
+            Para(
+                "The new mount API (fsopen, fsmount, move_mount; Linux 5.2) and pidfd_open \
+                 (Linux 5.3) are older than any supported kernel; without them connected \
+                 networks, throwaway overlays and --stop fail with an error naming the version. \
+                 A tmpfs of become-root's own (the generated resolv.conf, a throwaway upper \
+                 layer) is attached inside the new mount namespace for the moment of the bind or \
+                 the overlay mount, because kernels before 6.15 bind only from mounts of the \
+                 caller's namespace; it is stacked over /, where no path reaches it, and \
+                 detached again at once. become-root --check prints the kernel's version and \
+                 each of these facilities as ok or warn.",
+            ),
+        ],
+    },
+    Section {
         title: "SECURITY",
         body: &[Para(
             "become-root is never installed setuid and needs no file capabilities; it has no \
@@ -554,11 +594,31 @@ fn committed_docs_match_the_cli() {
 /// The hand-written sections are where the man page keeps its promises: check they are there,
 /// so a careless edit of the table cannot drop one and regenerate quietly.
 #[test]
+fn man_page_names_every_kernel_facility_with_its_version() {
+    use become_root::kernel::{FACILITIES, MINIMUM};
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man/become-root.1"),
+    )
+    .unwrap()
+    .replace("\\-", "-");
+    assert!(page.contains(&format!("Linux {MINIMUM} and later")), "no minimum");
+    for facility in FACILITIES {
+        let name = facility.name().split(" (").next().unwrap();
+        assert!(page.contains(name), "the KERNEL section misses {name}");
+        assert!(
+            page.contains(&format!("Linux {}", facility.since())),
+            "the KERNEL section misses Linux {} for {name}",
+            facility.since()
+        );
+    }
+}
+
+#[test]
 fn become_root_man_page_has_the_contract_sections() {
     let page = &PAGES[0];
     let man = render_man(page);
     let man = String::from_utf8(man).expect("man page is UTF-8");
-    for heading in ["EXIT STATUS", "ENVIRONMENT", "FILES", "SECURITY"] {
+    for heading in ["EXIT STATUS", "ENVIRONMENT", "FILES", "KERNEL", "SECURITY"] {
         assert!(
             man.contains(&format!(".SH \"{heading}\""))
                 || man.contains(&format!(".SH {heading}\n")),

@@ -28,11 +28,15 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Running {
     program: String,
     child: Child,
+    /// Ends when the helper does: waited on beside `ready`, which for pasta is a FIFO that
+    /// sees no end of file until pasta has opened it.
+    pidfd: OwnedFd,
     ready: File,
     /// slirp4netns leaves when this closes.
     exit: Option<File>,
     stderr: File,
-    /// slirp4netns's API socket directory, while it exists.
+    /// The private directory of slirp4netns's API socket or pasta's pid file, while it
+    /// exists.
     api_dir: Option<PathBuf>,
     /// Ports to add through the API once ready (slirp4netns; pasta took them as options).
     forwards: Vec<Publish>,
@@ -50,13 +54,15 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
     let (ready_r, ready_w) = pipe()?;
     let stderr = sys::memfd(c"helper-stderr").map_err(|e| fail(e.desc().to_string()))?;
     // Descriptors the helper gets, at fixed numbers from 3 up; every other one is closed.
-    let mut give: Vec<OwnedFd> = vec![ready_w];
+    let mut give: Vec<OwnedFd> = Vec::new();
+    let mut ready = File::from(ready_r);
     let mut exit = None;
     let mut api_dir = None;
     let mut cmd = Command::new(&plan.program);
     match plan.driver {
         Driver::Slirp4netns => {
             let (exit_r, exit_w) = pipe()?;
+            give.push(ready_w);
             give.push(exit_r);
             exit = Some(File::from(exit_w));
             cmd.args([
@@ -111,8 +117,38 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
             }
             cmd.args(["--dns-forward", plan.driver.dns_forwarder()]);
             // pasta writes its pid file once the namespace is configured: that is its
-            // readiness, delivered into our pipe.
-            cmd.args(["--pid", "/proc/self/fd/3"]);
+            // readiness. The file is a FIFO in a private directory, read here, removed as
+            // soon as pasta has written. Not a /proc/.../fd path to a pipe: pasta since 2024
+            // closes every descriptor it inherits first (so its own fd 3 names nothing),
+            // Debian 12's opens the file only after joining the new user namespace (where
+            // ptrace rules deny it another process's /proc/PID/fd), and the AppArmor profile
+            // Debian ships for pasta allows pid files under /run/user/UID and /tmp only.
+            drop(ready_w);
+            let dir =
+                private_dir().map_err(|e| fail(format!("a directory for its pid file: {e}")))?;
+            let fifo = dir.join("pasta.pid");
+            let opened = nix::unistd::mkfifo(
+                &fifo,
+                nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+            )
+            .and_then(|()| {
+                nix::fcntl::open(
+                    &fifo,
+                    nix::fcntl::OFlag::O_RDONLY
+                        | nix::fcntl::OFlag::O_NONBLOCK
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+            });
+            match opened {
+                Ok(fd) => ready = File::from(fd),
+                Err(e) => {
+                    remove_dir(Some(&dir));
+                    return Err(fail(format!("its pid file {}: {e}", fifo.display())));
+                }
+            }
+            cmd.arg("--pid").arg(&fifo);
+            api_dir = Some(dir);
             cmd.arg(target.to_string());
         }
     }
@@ -121,7 +157,7 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
         .stdout(Stdio::null())
         .stderr(stderr_fd);
     sys::hand_fds_to_helper(&mut cmd, give.iter().map(|fd| fd.as_raw_fd()).collect());
-    let child = match cmd.spawn() {
+    let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
             remove_dir(api_dir.as_deref());
@@ -129,10 +165,20 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
         }
     };
     drop(give);
+    let pidfd = match sys::pidfd_open(Pid::from_raw(child.id() as i32)) {
+        Ok(pidfd) => pidfd,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            remove_dir(api_dir.as_deref());
+            return Err(fail(format!("pidfd_open: {e}")));
+        }
+    };
     Ok(Running {
         program,
         child,
-        ready: File::from(ready_r),
+        pidfd,
+        ready,
         exit,
         stderr,
         api_dir,
@@ -150,9 +196,12 @@ fn private_dir() -> nix::Result<PathBuf> {
     nix::unistd::mkdtemp(&base.join("become-root.XXXXXX"))
 }
 
+/// Remove a private directory of [`private_dir`] and what a helper made in it.
 fn remove_dir(dir: Option<&Path>) {
     if let Some(dir) = dir {
-        let _ = std::fs::remove_file(dir.join("api.sock"));
+        for name in ["api.sock", "pasta.pid"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
         let _ = std::fs::remove_dir(dir);
     }
 }
@@ -173,7 +222,10 @@ impl Running {
                 });
             }
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(self.ready.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [
+                PollFd::new(self.ready.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
+            ];
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(0) | Err(nix::Error::EINTR) => continue,
                 Ok(_) => break,
@@ -185,11 +237,15 @@ impl Running {
                 }
             }
         }
+        // A word on the pipe is readiness, even from a helper that ended right after it.
         let mut byte = [0u8; 1];
-        if matches!(self.ready.read(&mut byte), Ok(1)) {
+        let mut fds = [PollFd::new(self.ready.as_fd(), PollFlags::POLLIN)];
+        if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+            && matches!(self.ready.read(&mut byte), Ok(1))
+        {
             return self.add_forwards();
         }
-        // End of file without a word: the helper died.
+        // End of file, or the helper ended, without a word: it died.
         let status = self
             .child
             .wait()
@@ -204,11 +260,15 @@ impl Running {
 
     /// slirp4netns: add each forward through the API socket, then remove the socket and its
     /// directory at once (nothing else needs them; a run killed in these few milliseconds is
-    /// the only way they could stay behind).
+    /// the only way they could stay behind). pasta: remove its pid file's directory.
     fn add_forwards(&mut self) -> Result<(), NetError> {
         let Some(dir) = self.api_dir.take() else {
             return Ok(());
         };
+        if self.forwards.is_empty() || self.program == Driver::Pasta.program() {
+            remove_dir(Some(&dir));
+            return Ok(());
+        }
         let result = self.forwards.iter().try_for_each(|p| {
             let request = format!(
                 "{{\"execute\": \"add_hostfwd\", \"arguments\": {{\"proto\": \"{}\", \
