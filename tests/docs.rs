@@ -601,7 +601,10 @@ fn man_page_names_every_kernel_facility_with_its_version() {
     )
     .unwrap()
     .replace("\\-", "-");
-    assert!(page.contains(&format!("Linux {MINIMUM} and later")), "no minimum");
+    assert!(
+        page.contains(&format!("Linux {MINIMUM} and later")),
+        "no minimum"
+    );
     for facility in FACILITIES {
         let name = facility.name().split(" (").next().unwrap();
         assert!(page.contains(name), "the KERNEL section misses {name}");
