@@ -11,6 +11,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
@@ -53,6 +54,8 @@ pub struct Plan {
     pub verbose: bool,
     /// --name/--detach: a session that --join can enter (session.rs).
     pub session: Option<crate::session::Request>,
+    /// The directories `mounts::check` opened for the mount steps (overlay upper layers).
+    pub prepared: std::sync::Arc<mounts::Prepared>,
 }
 
 impl Plan {
@@ -210,8 +213,11 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
         chdir: cli.chdir.as_ref().map(PathBuf::from),
         verbose: cli.verbose,
     };
-    // Every path is checked before anything is mounted.
-    mounts::check(&options)?;
+    // Every path is checked before anything is mounted; the overlay directories to write to
+    // are made or checked and kept open. Only a directory of the caller's own ids (outside)
+    // may be one.
+    let owns = |uid: u32| uid == caller.uid || mapping.uid.to_inside(uid).is_some();
+    let prepared = mounts::check(&options, &owns)?;
     if let Some(root) = &options.rootfs
         && !session.as_ref().is_some_and(|s| s.pause) // (session.rs: runs no COMMAND)
         && !mounts::command_in_rootfs(root, &command.name)
@@ -225,7 +231,7 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     if options.mount_ns {
         namespaces |= CloneFlags::CLONE_NEWNS;
     }
-    let mounts = mounts::plan(&options);
+    let mounts = mounts::plan(&options, &prepared);
     Ok((
         Plan {
             namespaces,
@@ -241,6 +247,7 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
             info_fd: cli.info_fd,
             verbose: cli.verbose,
             session,
+            prepared: std::sync::Arc::new(prepared),
         },
         warnings,
     ))
@@ -749,6 +756,15 @@ fn namespace_child(
     if plan.info_fd.is_some() {
         let _ = (&ending).write_all(&process::Ending::Ready.encode());
     }
+    // From here on this process holds nothing of become-root's but the pipes it still
+    // speaks on: no overlay layer, state directory or --info-fd stays in the namespaces
+    // (this process may live on as init or as a pause process, visible to COMMAND). It ends
+    // by exec or _exit, so the Rust owners of what is closed never run again.
+    let mut keep = vec![ending.as_raw_fd()];
+    if let Some(session) = session {
+        keep.extend(session.fds_inside());
+    }
+    sys::close_own_fds_except(&keep);
     // Sessions: tell become-root the namespaces are ready (a pause process holds here).
     if let Some(session) = session {
         session.ready_inside()?;
@@ -767,7 +783,11 @@ fn namespace_child(
             e.report();
             sys::exit_now(e.exit_code())
         }
-        Forked::Parent(main) => process::init(main, ending),
+        Forked::Parent(main) => {
+            // init lives as long as the namespace: it keeps the pipe to become-root only.
+            sys::close_own_fds_except(&[ending.as_raw_fd()]);
+            process::init(main, ending)
+        }
     }
 }
 
@@ -825,6 +845,7 @@ mod tests {
             info_fd: None,
             verbose: false,
             session: None,
+            prepared: Default::default(),
         }
     }
 

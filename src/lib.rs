@@ -51,7 +51,27 @@ impl Program {
 /// Dispatch on the name the executable was started under, then run it; returns the exit
 /// status.
 pub fn main(args: Vec<OsString>) -> i32 {
-    match Program::from_argv0(args.first()) {
+    run(Program::from_argv0(args.first()), args)
+}
+
+/// Run `program`. Before anything else (any parsing, any entry point: a run, --join,
+/// --check, --list, --stop, subid): refuse to run with privilege. A set-user-ID or
+/// file-capability copy would otherwise act with that privilege on files any user can write
+/// (a forged session state file made --stop signal another user's process).
+pub fn run(program: Program, args: Vec<OsString>) -> i32 {
+    if let Err(e) = userns::refuse_privileged() {
+        let name = match program {
+            Program::BecomeRoot => "become-root",
+            Program::Subid => "subid",
+        };
+        eprintln!("{name}: refusing to run: {e}");
+        eprintln!("hint: install it as a plain executable: chmod u-s,g-s FILE; setcap -r FILE");
+        return match program {
+            Program::BecomeRoot => error::EXIT_FAILURE,
+            Program::Subid => subid_cmd::EXIT_FAILURE,
+        };
+    }
+    match program {
         Program::BecomeRoot => launch::main(args),
         Program::Subid => subid_cmd::main(args),
     }

@@ -3,31 +3,65 @@
 //!
 //! Every layer is opened (O_PATH) before anything is mounted and named to the kernel as
 //! /proc/self/fd/N, so a lower may be the target itself (`--copy-up=/etc`) and no path needs
-//! escaping. A throwaway upper layer lives on a tmpfs that is never attached to the tree: the
-//! overlay keeps it alive, and it vanishes with the overlay.
+//! escaping. A persistent upper layer and its work directory were made or checked by
+//! `mounts::check` and arrive here as descriptors, never looked up by path again. A throwaway
+//! upper layer lives on a tmpfs of its own that the overlay keeps alive; it is attached to the
+//! tree only for a moment, inside the new mount namespace.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{Read, Seek};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::mount::{MsFlags, mount};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
 
 use crate::cli::OverlayDriver;
 use crate::error::Error;
-use crate::mounts::{open_path, work_dir};
+use crate::mounts::{Upper, open_path};
+
+/// How long fuse-overlayfs may take to mount.
+const FUSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A throwaway upper layer: a tmpfs attached nowhere, with `upper` and `work` made in it.
+struct Scratch {
+    tmpfs: OwnedFd,
+    upper: OwnedFd,
+    work: OwnedFd,
+}
+
+impl Scratch {
+    fn new() -> nix::Result<Scratch> {
+        let tmpfs = crate::sys::detached_tmpfs()?;
+        let dir = |name: &str| {
+            nix::sys::stat::mkdirat(&tmpfs, name, Mode::from_bits_truncate(0o755))?;
+            nix::fcntl::openat(
+                &tmpfs,
+                name,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let (upper, work) = (dir("upper")?, dir("work")?);
+        Ok(Scratch { tmpfs, upper, work })
+    }
+}
 
 /// The layers, held open while the overlay is mounted.
 struct Layers {
     lowers: Vec<OwnedFd>,
-    upper: OwnedFd,
-    work: OwnedFd,
-    /// The detached tmpfs of a throwaway upper layer.
-    _scratch: Option<OwnedFd>,
+    /// The upper layer and its work directory: a persistent one's descriptors (owned by the
+    /// run's `mounts::Prepared`), or the scratch's.
+    upper: RawFd,
+    work: RawFd,
+    scratch: Option<Scratch>,
 }
 
 impl Layers {
-    fn open(lowers: &[PathBuf], upper: Option<&Path>) -> Result<Layers, Error> {
+    fn open(lowers: &[PathBuf], upper: Option<&Upper>) -> Result<Layers, Error> {
         let fail = |what: String| move |errno| Error::Mount { what, errno };
         let lowers = lowers
             .iter()
@@ -36,52 +70,32 @@ impl Layers {
         Ok(match upper {
             Some(upper) => Layers {
                 lowers,
-                upper: open_path(upper).map_err(fail(format!("opening {}", upper.display())))?,
-                work: open_path(&work_dir(upper))
-                    .map_err(fail(format!("opening {}", work_dir(upper).display())))?,
-                _scratch: None,
+                upper: upper.dir,
+                work: upper.work,
+                scratch: None,
             },
             None => {
-                let scratch = crate::sys::detached_tmpfs()
-                    .map_err(fail("making a tmpfs for the upper layer".into()))?;
-                let mkdir = |name: &str| {
-                    nix::sys::stat::mkdirat(
-                        &scratch,
-                        name,
-                        nix::sys::stat::Mode::from_bits_truncate(0o755),
-                    )
-                    .and_then(|()| {
-                        nix::fcntl::openat(
-                            &scratch,
-                            name,
-                            nix::fcntl::OFlag::O_PATH
-                                | nix::fcntl::OFlag::O_DIRECTORY
-                                | nix::fcntl::OFlag::O_CLOEXEC,
-                            nix::sys::stat::Mode::empty(),
-                        )
-                    })
-                    .map_err(fail(format!("creating the {name} layer")))
-                };
-                let (upper, work) = (mkdir("upper")?, mkdir("work")?);
+                let scratch =
+                    Scratch::new().map_err(fail("making a tmpfs for the upper layer".into()))?;
                 Layers {
                     lowers,
-                    upper,
-                    work,
-                    _scratch: Some(scratch),
+                    upper: scratch.upper.as_raw_fd(),
+                    work: scratch.work.as_raw_fd(),
+                    scratch: Some(scratch),
                 }
             }
         })
     }
 
-    /// Layer paths as seen by `pid` (this process for the kernel, our pid for fuse-overlayfs).
-    fn options(&self, proc: &str, userxattr: bool) -> String {
-        let path = |fd: &OwnedFd| format!("{proc}/{}", fd.as_raw_fd());
-        let lowers: Vec<String> = self.lowers.iter().map(path).collect();
+    /// The mount options, every layer named through this process's descriptors.
+    fn options(&self, userxattr: bool) -> String {
+        let path = |fd: RawFd| format!("/proc/self/fd/{fd}");
+        let lowers: Vec<String> = self.lowers.iter().map(|l| path(l.as_raw_fd())).collect();
         let mut options = format!(
             "lowerdir={},upperdir={},workdir={}",
             lowers.join(":"),
-            path(&self.upper),
-            path(&self.work)
+            path(self.upper),
+            path(self.work)
         );
         if userxattr {
             options.push_str(",userxattr");
@@ -94,7 +108,7 @@ impl Layers {
 pub fn mount_overlay(
     lowers: &[PathBuf],
     target: &Path,
-    upper: Option<&Path>,
+    upper: Option<&Upper>,
     driver: OverlayDriver,
 ) -> Result<String, Error> {
     let layers = Layers::open(lowers, upper)?;
@@ -102,14 +116,13 @@ pub fn mount_overlay(
         // userxattr: the overlay keeps its metadata in user.overlay.* attributes, which an
         // unprivileged mounter may write (trusted.* needs CAP_SYS_ADMIN in the initial user
         // namespace); kernels before 5.11 do not know the option and refuse the mount.
-        let proc = "/proc/self/fd";
         let mount_with = |userxattr: bool| {
             mount(
                 Some("overlay"),
                 target,
                 Some("overlay"),
                 MsFlags::empty(),
-                Some(layers.options(proc, userxattr).as_str()),
+                Some(layers.options(userxattr).as_str()),
             )
         };
         let mount_both = || {
@@ -120,8 +133,8 @@ pub fn mount_overlay(
         // overlayfs clones its upper layer with clone_private_mount(), which before Linux
         // 6.15 refuses a mount outside the caller's namespace: attach the scratch tmpfs for
         // the moment of the mount (the overlay keeps its own private clone of it).
-        match &layers._scratch {
-            Some(scratch) => crate::sys::while_attached(scratch, mount_both),
+        match &layers.scratch {
+            Some(scratch) => crate::sys::while_attached(&scratch.tmpfs, mount_both),
             None => mount_both(),
         }
     };
@@ -175,95 +188,116 @@ fn native_refused(what: String, errno: nix::Error) -> Error {
     }
 }
 
+/// The characters fuse-overlayfs's option string cannot carry in a path: `,` separates
+/// options (libfuse), `:` separates lower layers, and `\` starts an escape. A path holding
+/// one would turn the rest of it into options of its own (`x,squash_to_root`).
+fn fuse_safe(what: &str, path: &Path) -> Result<String, Error> {
+    let text = path.to_str().ok_or_else(|| Error::Relayed {
+        what: format!("{what} {}", path.display()),
+        why: "is not valid UTF-8, which fuse-overlayfs's option string cannot carry".into(),
+        hint: Some("rename it, or use --overlay-driver=native".into()),
+    })?;
+    match text.chars().find(|c| [',', ':', '\\'].contains(c)) {
+        None => Ok(text.to_string()),
+        Some(c) => Err(Error::Relayed {
+            what: format!("{what} {text}"),
+            why: format!(
+                "holds '{c}', which fuse-overlayfs would read as a separator of its options"
+            ),
+            hint: Some(
+                "rename it without ',', ':' and '\\', or use --overlay-driver=native (which \
+                 names layers by descriptor)"
+                    .into(),
+            ),
+        }),
+    }
+}
+
 /// Run fuse-overlayfs in the foreground, as our child with a parent-death signal (so it never
 /// outlives COMMAND, which takes over this process), and wait until its mount appears.
 ///
 /// fuse-overlayfs resolves every layer to a path (realpath) before opening it, so layers are
-/// given by path: the lowers as given, a persistent upper as given, and a throwaway upper on
-/// the scratch tmpfs mounted for the moment on a fresh private directory, detached and removed
-/// as soon as fuse-overlayfs holds it open.
-fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Path>, target: &Path) -> Result<(), Error> {
+/// given by path: the lowers as given, a persistent upper by the path its checked descriptor
+/// has now (its directory lets nobody else rename it), and a throwaway upper on a scratch tmpfs
+/// attached for the moment in this mount namespace (see [`Staging`]) and detached as soon as
+/// fuse-overlayfs holds it open.
+fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Upper>, target: &Path) -> Result<(), Error> {
+    let what = || format!("overlay on {}", target.display());
     let Some(program) = crate::userns::find_on_path("fuse-overlayfs") else {
         return Err(Error::Relayed {
-            what: format!("overlay on {}", target.display()),
+            what: what(),
             why: "fuse-overlayfs is not installed".into(),
             hint: Some("install it (Debian/Ubuntu: apt install fuse-overlayfs)".into()),
         });
     };
-    let before = mount_id(target);
-    let what = || format!("overlay on {}", target.display());
     let sys_err = |errno: nix::Error| Error::Mount {
         what: what(),
         errno,
     };
-    let mut staging = None;
-    // A scratch tmpfs of its own: the native attempt's was attached and detached again, and
-    // a mount once unmounted can never be attached anywhere (move_mount: EINVAL).
-    let scratch = match upper {
-        Some(_) => None,
-        None => Some(crate::sys::detached_tmpfs().map_err(sys_err)?),
-    };
-    let (upper, work) = match (upper, &scratch) {
-        (Some(upper), _) => (upper.to_path_buf(), work_dir(upper)),
-        (None, Some(scratch)) => {
-            let base = std::env::var_os("XDG_RUNTIME_DIR")
-                .map(PathBuf::from)
-                .filter(|d| d.is_dir())
-                .unwrap_or_else(|| "/tmp".into());
-            let dir =
-                nix::unistd::mkdtemp(&base.join("become-root-overlay.XXXXXX")).map_err(sys_err)?;
-            crate::sys::attach_mount(scratch, &dir).map_err(sys_err)?;
-            staging = Some(dir.clone());
-            for layer in ["upper", "work"] {
-                nix::unistd::mkdir(
-                    &dir.join(layer),
-                    nix::sys::stat::Mode::from_bits_truncate(0o755),
-                )
-                .map_err(sys_err)?;
-            }
-            (dir.join("upper"), dir.join("work"))
+    let lower_paths = lowers
+        .iter()
+        .map(|l| fuse_safe("overlay lower", l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let target_path = std::fs::canonicalize(target).map_err(|e| Error::Mount {
+        what: what(),
+        errno: crate::userns::io_errno(&e),
+    })?;
+    fuse_safe("overlay target", &target_path)?;
+    // Read mountinfo through a descriptor opened now: once the FUSE mount exists, a path
+    // lookup could have to be served by fuse-overlayfs itself, and must never be needed.
+    let mut mountinfo = std::fs::File::open("/proc/self/mountinfo").map_err(|e| Error::Mount {
+        what: what(),
+        errno: crate::userns::io_errno(&e),
+    })?;
+    let before = mount_id(&mut mountinfo, &target_path);
+    let (staging, upper_path, work_path) = match upper {
+        Some(upper) => {
+            let path = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}"));
+            let io = |e: std::io::Error| sys_err(crate::userns::io_errno(&e));
+            let (dir, work) = (path(upper.dir).map_err(io)?, path(upper.work).map_err(io)?);
+            (
+                None,
+                fuse_safe("overlay upper", &dir)?,
+                fuse_safe("overlay work directory", &work)?,
+            )
         }
-        (None, None) => unreachable!("a throwaway upper always has its scratch tmpfs"),
-    };
-    let cleanup = |staging: &Option<PathBuf>| {
-        if let Some(dir) = staging {
-            let _ = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_dir(dir);
+        None => {
+            let mut avoid: Vec<PathBuf> = lowers
+                .iter()
+                .filter_map(|l| std::fs::canonicalize(l).ok())
+                .collect();
+            avoid.push(target_path.clone());
+            avoid.push(program.clone());
+            let staging = Staging::attach(&avoid).map_err(sys_err)?;
+            let dir = staging.dir.clone();
+            let upper = fuse_safe("overlay staging", &dir.join("upper"))?;
+            let work = fuse_safe("overlay staging", &dir.join("work"))?;
+            (Some(staging), upper, work)
         }
     };
-    let joined: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        joined.join(":"),
-        upper.display(),
-        work.display()
+        "lowerdir={},upperdir={upper_path},workdir={work_path}",
+        lower_paths.join(":")
     );
     let mut cmd = Command::new(&program);
-    cmd.arg("-f").arg("-o").arg(options).arg(target);
+    cmd.arg("-f").arg("-o").arg(options).arg(&target_path);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     crate::sys::hand_fds_to_helper(&mut cmd, Vec::new());
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            cleanup(&staging);
-            return Err(Error::Relayed {
-                what: what(),
-                why: format!("cannot start {}: {e}", program.display()),
-                hint: None,
-            });
-        }
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut child = cmd.spawn().map_err(|e| Error::Relayed {
+        what: what(),
+        why: format!("cannot start {}: {e}", program.display()),
+        hint: None,
+    })?;
+    let deadline = Instant::now() + FUSE_TIMEOUT;
     let result = loop {
-        if mount_id(target) != before {
+        if mount_id(&mut mountinfo, &target_path) != before {
             break Ok(()); // mounted; fuse-overlayfs keeps running for the life of COMMAND
         }
         if let Ok(Some(status)) = child.try_wait() {
             let mut stderr = String::new();
             if let Some(mut pipe) = child.stderr.take() {
-                use std::io::Read;
                 let _ = pipe.read_to_string(&mut stderr);
             }
             break Err(Error::Relayed {
@@ -277,19 +311,85 @@ fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Path>, target: &Path) -> Re
             let _ = child.wait();
             break Err(Error::Relayed {
                 what: what(),
-                why: "fuse-overlayfs did not mount within 10 s".into(),
+                why: format!(
+                    "fuse-overlayfs did not mount within {} s",
+                    FUSE_TIMEOUT.as_secs()
+                ),
                 hint: None,
             });
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    cleanup(&staging);
+    drop(staging);
     result
 }
 
-/// The id of the mount `path` is on (changes when something is mounted on it).
-fn mount_id(path: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let target = std::fs::canonicalize(path).ok()?;
-    crate::mountinfo::top_at(&crate::mountinfo::parse(&text), &target)
+/// Where a throwaway upper layer is visible by path while fuse-overlayfs starts: the scratch
+/// tmpfs, attached over a directory of the new mount namespace that no layer, the target
+/// or fuse-overlayfs itself is under, and detached on drop. Nothing is created on any disk,
+/// and if become-root is killed meanwhile the mount vanishes with its namespace. Only where
+/// every such directory is in the way does it fall back to a fresh directory under
+/// XDG_RUNTIME_DIR or /tmp, removed on drop.
+struct Staging {
+    dir: PathBuf,
+    /// The fallback directory made on disk, to remove.
+    made: bool,
+    _scratch: Scratch,
+}
+
+/// Directories that exist on most systems and that fuse-overlayfs does not need to start.
+const STAGING_CANDIDATES: [&str; 8] = [
+    "/tmp", "/var/tmp", "/mnt", "/media", "/srv", "/opt", "/run", "/home",
+];
+
+impl Staging {
+    fn attach(avoid: &[PathBuf]) -> nix::Result<Staging> {
+        let scratch = Scratch::new()?;
+        let usable = |dir: &Path| {
+            dir.symlink_metadata().is_ok_and(|m| m.is_dir())
+                && !avoid.iter().any(|p| p.starts_with(dir))
+        };
+        let (dir, made) = match STAGING_CANDIDATES.iter().map(Path::new).find(|d| usable(d)) {
+            Some(dir) => (dir.to_path_buf(), false),
+            None => {
+                let base = std::env::var_os("XDG_RUNTIME_DIR")
+                    .map(PathBuf::from)
+                    .filter(|d| d.is_dir())
+                    .unwrap_or_else(|| "/tmp".into());
+                (
+                    nix::unistd::mkdtemp(&base.join("become-root-overlay.XXXXXX"))?,
+                    true,
+                )
+            }
+        };
+        if let Err(e) = crate::sys::attach_mount(&scratch.tmpfs, &dir) {
+            if made {
+                let _ = std::fs::remove_dir(&dir);
+            }
+            return Err(e);
+        }
+        Ok(Staging {
+            dir,
+            made,
+            _scratch: scratch,
+        })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = umount2(&self.dir, MntFlags::MNT_DETACH);
+        if self.made {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// The id of the topmost mount at `target` (an absolute, canonical path), read from the
+/// mountinfo descriptor `file` (changes when something is mounted there).
+fn mount_id(file: &mut std::fs::File, target: &Path) -> Option<u64> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    crate::mountinfo::top_at(&crate::mountinfo::parse(&text), target)
 }

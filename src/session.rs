@@ -933,6 +933,13 @@ impl Session {
         .map_err(|e| self.dir.error(&file, "create", e).into())
     }
 
+    /// The descriptors the namespace process still needs for [`Session::ready_inside`].
+    pub fn fds_inside(&self) -> Vec<i32> {
+        let ready = self.ready_w.as_ref().map(|f| f.as_raw_fd());
+        let log = self.log.as_ref().map(|f| f.as_raw_fd());
+        ready.into_iter().chain(log).collect()
+    }
+
     /// In the namespace process, once setup is done (maps, ids, mounts, loopback, port
     /// provider) and before COMMAND: say so. A detached session's output goes to the log from
     /// here on. Without COMMAND (`--detach` alone) this process becomes the pause process that
@@ -947,6 +954,9 @@ impl Session {
                 .map_err(|e| Error::sys("reporting readiness", userns::io_errno(&e)))?;
         }
         if self.request.pause {
+            // The pause process holds the namespaces and nothing else: not even the pipe and
+            // the log it just used (its stdout and stderr are the log already).
+            sys::close_own_fds_except(&[]);
             hold();
         }
         Ok(())

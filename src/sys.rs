@@ -300,6 +300,36 @@ pub fn keep_only_fd(keep: i32) {
     close_fds(keep + 1, u32::MAX);
 }
 
+/// Close every descriptor of become-root's own (close-on-exec: all of them are) except those
+/// in `keep`; the caller's inherited descriptors, which are not close-on-exec and go to
+/// COMMAND anyway, stay. For a process inside the namespaces that will not exec (an init, a
+/// pause process) or not yet: it must hold nothing of the host that COMMAND could reach
+/// through /proc/PID/fd, such as the session's state directory, an overlay's upper layer
+/// or the caller's --info-fd (a directory descriptor of the host is a way out of --rootfs:
+/// the pattern of CVE-2024-21626).
+///
+/// Precondition: the process never again uses or drops a Rust object owning a closed
+/// descriptor (it execs or ends with _exit).
+pub fn close_own_fds_except(keep: &[i32]) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        // SAFETY: fcntl(F_GETFD) and close(2) take integers; by the precondition nothing owns
+        // what is closed (read_dir's own descriptor is gone already, and fails with EBADF).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
 /// Bring the loopback interface of the current network namespace up.
 pub fn loopback_up() -> nix::Result<()> {
     // SAFETY: socket(2) takes only integers; the result is checked before use.
@@ -503,6 +533,14 @@ pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
             None::<&str>,
         )
     })
+}
+
+/// Whether the kernel ran this program with privilege it did not have before the exec: a
+/// set-user-ID or set-group-ID file, or file capabilities (AT_SECURE in the auxiliary vector,
+/// which the kernel sets for exactly these cases; getauxval(3)).
+pub fn exec_was_privileged() -> bool {
+    // SAFETY: getauxval takes an integer and returns an integer; it cannot fail unsafely.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
 /// Whether `path` carries file capabilities (the `security.capability` extended attribute).

@@ -129,6 +129,14 @@ fn read_proc_map(path: &str) -> Result<IdMap, UsernsError> {
 /// become-root must never be a source of privilege itself: refuse to run set-user-ID,
 /// set-group-ID or with file capabilities (only newuidmap/newgidmap may be privileged).
 pub fn refuse_privileged() -> Result<(), UsernsError> {
+    if crate::sys::exec_was_privileged() {
+        return Err(UsernsError::Refuse(
+            "this executable was started with privilege (it is set-user-ID, set-group-ID \
+             or has file capabilities), which it must never have: privilege comes only from \
+             newuidmap and newgidmap"
+                .into(),
+        ));
+    }
     let (ruid, euid) = (Uid::current(), Uid::effective());
     let (rgid, egid) = (Gid::current(), Gid::effective());
     if ruid != euid || rgid != egid {

@@ -325,8 +325,14 @@ fn errors_come_before_anything_is_mounted() {
     let mounted_upper = w.home().join("mounted-upper");
     std::fs::create_dir(&mounted_upper).unwrap();
     chown_tree(&mounted_upper, w.uid);
-    // An upper that is a mount point of its own: the work directory beside it is elsewhere.
-    w.root_setup = format!("mount -t tmpfs -o mode=777 none {}", p(&mounted_upper));
+    // An upper that is a mount point of its own (the user's, mode 0755): the work directory
+    // beside it is elsewhere.
+    w.root_setup = format!(
+        "mount -t tmpfs -o mode=755,uid={},gid={} none {}",
+        w.uid,
+        w.gid,
+        p(&mounted_upper)
+    );
     let root = busybox_rootfs(&w, w.uid);
     let marker = w.home().join("ran");
     let touch = format!("touch {}", p(&marker));

@@ -3,5 +3,5 @@
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    std::process::exit(become_root::subid_cmd::main(args));
+    std::process::exit(become_root::run(become_root::Program::Subid, args));
 }
