@@ -80,6 +80,8 @@ fn stderr_suffix(stderr: &str) -> String {
 pub enum ExecError {
     #[error("command not found")]
     NotFound,
+    #[error("command not found (PATH entry {unsearchable} could not be searched)")]
+    NotFoundSearching { unsearchable: String },
     #[error("not found in the new root {0}")]
     NotInRootfs(PathBuf),
     #[error("{0}")]
@@ -141,7 +143,10 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Exec {
-                error: ExecError::NotFound | ExecError::NotInRootfs(_),
+                error:
+                    ExecError::NotFound
+                    | ExecError::NotFoundSearching { .. }
+                    | ExecError::NotInRootfs(_),
                 ..
             } => EXIT_NOT_FOUND,
             Error::Exec {
@@ -200,6 +205,13 @@ impl Error {
                 error: ExecError::NotFound,
                 ..
             } => Some("check the spelling, or give the full path of the command".into()),
+            Error::Exec {
+                error: ExecError::NotFoundSearching { unsearchable },
+                ..
+            } => Some(format!(
+                "check the spelling, or give the full path; you may not search {unsearchable} \
+                 (chmod +x it, or take it out of PATH)"
+            )),
             Error::Exec {
                 error: ExecError::NotInRootfs(_),
                 ..

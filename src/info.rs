@@ -26,6 +26,14 @@ pub fn claim(fd: RawFd) -> Result<(), crate::error::Error> {
     // fcntl on a number that is not open fails with EBADF, which is the check.
     let borrowed = crate::sys::borrow_fd(fd);
     fcntl(borrowed, FcntlArg::F_GETFD).map_err(|_| bad())?;
+    // Refused now rather than found out when the namespaces are ready, with nothing said.
+    let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|_| bad())?;
+    if flags & nix::libc::O_ACCMODE == nix::libc::O_RDONLY {
+        return Err(crate::error::Error::Usage {
+            why: format!("--info-fd={fd}: open for reading only, so nothing can be written to it"),
+            hint: format!("open it for writing: {fd}>FILE, or {fd}>&1"),
+        });
+    }
     fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|_| bad())?;
     Ok(())
 }

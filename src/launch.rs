@@ -672,7 +672,19 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
             crate::info::write_line(fd, &ready.to_json());
         }
     };
-    let ending = process::supervise(child, reports, terminal, &mut on_ready);
+    // A network helper that dies leaves the namespace without a network while COMMAND runs
+    // on: say so at once (in a detached session's log), and record it for --list.
+    let mut helper = helper;
+    let mut on_child = || {
+        if let Some(down) = helper.as_mut().and_then(|h| h.ended()) {
+            eprintln!("become-root: network: {down}; the namespace has no network now");
+            if let Some(session) = session.as_mut() {
+                session.network_down(&down);
+            }
+        }
+    };
+    let ending = process::supervise(child, reports, terminal, &mut on_ready, &mut on_child);
+    on_child(); // a helper that ended just before COMMAND did
     if let (Some(fd), Ok(ending)) = (plan.info_fd, &ending) {
         crate::info::write_line(fd, &crate::info::ended_json(*ending));
     }

@@ -188,7 +188,8 @@ pub fn parse(arg: &FsArg) -> Result<FsSpec, Error> {
                 readonly: option == "ro-bind",
             })
         }
-        FsArg::Tmpfs(v) | FsArg::CopyUp(v) if v.is_empty() => Err(bad("tmpfs", v, "empty path")),
+        FsArg::Tmpfs(v) if v.is_empty() => Err(bad("tmpfs", v, "empty path")),
+        FsArg::CopyUp(v) if v.is_empty() => Err(bad("copy-up", v, "empty path")),
         FsArg::Tmpfs(v) => Ok(FsSpec::Tmpfs { dir: path(v) }),
         FsArg::CopyUp(v) => Ok(FsSpec::Overlay {
             lowers: vec![path(v)],
@@ -1033,6 +1034,7 @@ mod tests {
             FsArg::Bind("/a:".into()),
             FsArg::Bind("/a:/b:/c".into()),
             FsArg::Tmpfs("".into()),
+            FsArg::CopyUp("".into()),
             FsArg::Overlay("/l".into()),
             FsArg::Overlay("/l:/t:/u:/x".into()),
             FsArg::Overlay(",/l:/t".into()),
@@ -1041,6 +1043,15 @@ mod tests {
         for arg in bad {
             let err = parse(&arg).expect_err(&format!("{arg:?}"));
             assert_eq!(err.exit_code(), 125);
+            // The message names the option given (an empty --copy-up is not a --tmpfs).
+            let option = match &arg {
+                FsArg::Bind(_) => "--bind=",
+                FsArg::RoBind(_) => "--ro-bind=",
+                FsArg::Tmpfs(_) => "--tmpfs=",
+                FsArg::CopyUp(_) => "--copy-up=",
+                FsArg::Overlay(_) => "--overlay=",
+            };
+            assert!(err.why().starts_with(option), "{arg:?}: {}", err.why());
         }
     }
 

@@ -90,12 +90,53 @@ impl Command {
         let has_slash = self.name.as_bytes().contains(&b'/');
         let error = match errno {
             Errno::ENOENT if !has_slash => ExecError::NotFound,
+            // execvp(3) says EACCES when any PATH entry refused a search, found or not; a
+            // shell says "command not found" unless a file of that name is there.
+            Errno::EACCES if !has_slash => match search_path(&self.name) {
+                PathSearch::Found => ExecError::Other(errno),
+                PathSearch::NotFound { unsearchable } => ExecError::NotFoundSearching {
+                    unsearchable: unsearchable.display().to_string(),
+                },
+            },
             errno => ExecError::Other(errno),
         };
         Error::Exec {
             command: self.name.clone(),
             error,
         }
+    }
+}
+
+/// What a search of PATH for a command name found.
+enum PathSearch {
+    /// A file of that name is in a PATH directory.
+    Found,
+    /// None is; `unsearchable` is the first directory that could not be searched.
+    NotFound { unsearchable: std::path::PathBuf },
+}
+
+/// Look for `name` in the directories of PATH as execvp(3) does (the default path when PATH is
+/// unset), after it failed with EACCES.
+fn search_path(name: &std::ffi::OsStr) -> PathSearch {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    let mut unsearchable = None;
+    for dir in std::env::split_paths(&path) {
+        let dir = if dir.as_os_str().is_empty() {
+            ".".into()
+        } else {
+            dir
+        };
+        match dir.join(name).symlink_metadata() {
+            Ok(_) => return PathSearch::Found,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                unsearchable.get_or_insert(dir);
+            }
+            Err(_) => {}
+        }
+    }
+    match unsearchable {
+        Some(dir) => PathSearch::NotFound { unsearchable: dir },
+        None => PathSearch::Found,
     }
 }
 
@@ -193,6 +234,8 @@ fn signalfd() -> Result<SignalFd, Error> {
 
 /// Supervise `child` (outside every namespace): forward signals, wait for it, and return how
 /// COMMAND ended: as `reports` says when an init sends reports, else as `child` itself ended.
+/// `on_child` runs whenever some child of become-root changes state (a network helper that
+/// died, say).
 /// With `terminal`, a stop of COMMAND is relayed: become-root takes the terminal back and
 /// stops itself; when continued, it gives the terminal back and continues COMMAND.
 pub fn supervise(
@@ -200,6 +243,7 @@ pub fn supervise(
     mut reports: Option<std::fs::File>,
     terminal: Option<Terminal>,
     on_ready: &mut dyn FnMut(),
+    on_child: &mut dyn FnMut(),
 ) -> Result<Ending, Error> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
@@ -235,7 +279,9 @@ pub fn supervise(
             continue;
         }
         match receive(&sfd)? {
-            Received::Child => match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            // Some child of ours changed state: the namespace process, or a helper
+            // (`on_child` looks at those).
+            Received::Child => match (on_child(), waitpid(child, Some(WaitPidFlag::WNOHANG))).1 {
                 Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break status,
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(Error::sys("waiting for the namespace process", e)),

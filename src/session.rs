@@ -152,6 +152,14 @@ pub enum SessionError {
     },
     #[error("--detach: {0}")]
     Detach(String),
+    #[error("cannot signal its process {pid}: {errno}; nothing was stopped")]
+    CannotSignal {
+        name: String,
+        pid: i32,
+        errno: Errno,
+    },
+    #[error("its processes {pids:?} are still alive after SIGKILL")]
+    StillAlive { name: String, pids: Vec<i32> },
 }
 
 impl SessionError {
@@ -163,7 +171,9 @@ impl SessionError {
             | SessionError::Exists { name, .. }
             | SessionError::NotReady { name }
             | SessionError::ForeignPidNamespace { name }
-            | SessionError::Left { name, .. } => format!("session {name}"),
+            | SessionError::Left { name, .. }
+            | SessionError::CannotSignal { name, .. }
+            | SessionError::StillAlive { name, .. } => format!("session {name}"),
             SessionError::NoProcess { pid } => format!("process {pid}"),
             SessionError::NotInUserns { target } | SessionError::Enter { target, .. } => {
                 target.clone()
@@ -198,6 +208,22 @@ impl SessionError {
             SessionError::StateDir { .. } => "remove it, or set XDG_RUNTIME_DIR to a directory \
                 of your own with mode 0700"
                 .into(),
+            SessionError::CannotSignal { name, .. } => format!(
+                "the state file names a process that is not yours (was it forged or copied?); \
+                 remove {name}.session from the state directory ('become-root --list --json' \
+                 says where)"
+            ),
+            SessionError::State {
+                errno: Errno::EFBIG,
+                ..
+            } => "the file size limit (ulimit -f) is too small for become-root's state files; \
+                 raise it"
+                .into(),
+            SessionError::StillAlive { .. } => {
+                "a process that survives SIGKILL is stuck in the kernel (D state, often on a \
+                 file system); see ps -o pid,stat,wchan"
+                    .into()
+            }
             _ => return None,
         })
     }
@@ -409,6 +435,8 @@ pub struct Record {
     pub namespaces: Vec<(String, u64)>,
     /// `none`, `slirp4netns` or `pasta`, with a network namespace.
     pub net: Option<String>,
+    /// How the network helper ended, if it died while the session ran.
+    pub net_down: Option<String>,
     pub detached: bool,
 }
 
@@ -432,6 +460,9 @@ impl Record {
         if let Some(net) = &self.net {
             let _ = writeln!(out, "net={net}");
         }
+        if let Some(down) = &self.net_down {
+            let _ = writeln!(out, "net_down={}", down.replace('\n', " "));
+        }
         let _ = writeln!(out, "detached={}", if self.detached { "yes" } else { "no" });
         out
     }
@@ -454,6 +485,7 @@ impl Record {
             (None, None, None, None, None);
         let mut namespaces = Vec::new();
         let mut net = None;
+        let mut net_down = None;
         let mut detached = false;
         for line in lines {
             let Some((key, value)) = line.split_once('=') else {
@@ -472,6 +504,7 @@ impl Record {
                     }
                 }
                 "net" => net = Some(value.to_string()),
+                "net_down" => net_down = Some(value.to_string()),
                 "detached" => detached = value == "yes",
                 _ => {}
             }
@@ -484,8 +517,18 @@ impl Record {
             created: created.unwrap_or(0),
             namespaces,
             net,
+            net_down,
             detached,
         })
+    }
+
+    /// What --list says of the session: starting, running, or that its network is down.
+    pub fn status(&self) -> String {
+        match (&self.net_down, self.created) {
+            (Some(down), _) => format!("network down: {down}"),
+            (None, 0) => "starting".into(),
+            (None, _) => "running".into(),
+        }
     }
 
     /// Whether the session still runs: its holder lives, or while it is being set up, its
@@ -683,6 +726,7 @@ impl StateDir {
                     created: 0,
                     namespaces: Vec::new(),
                     net: None,
+                    net_down: None,
                     detached: false,
                 },
                 text,
@@ -737,9 +781,14 @@ impl StateDir {
                     Mode::from_bits_truncate(0o600),
                 ) {
                     Ok(fd) => {
-                        File::from(fd)
-                            .write_all(text.as_bytes())
-                            .map_err(|e| self.error(&file, "write", userns::io_errno(&e)))?;
+                        let written = sys::with_signal_ignored(Signal::SIGXFSZ, || {
+                            File::from(fd).write_all(text.as_bytes())
+                        });
+                        if let Err(e) = written {
+                            // A half-written claim is no claim: leave nothing.
+                            self.unlink(&file);
+                            return Err(self.error(&file, "write", userns::io_errno(&e)));
+                        }
                         return Ok(text.clone());
                     }
                     Err(Errno::EEXIST) => {}
@@ -780,7 +829,9 @@ impl StateDir {
             Mode::from_bits_truncate(0o600),
         )
         .map_err(|e| self.error(&tmp, "create", e))?;
-        let written = File::from(fd).write_all(text.as_bytes());
+        let written = sys::with_signal_ignored(Signal::SIGXFSZ, || {
+            File::from(fd).write_all(text.as_bytes())
+        });
         let renamed = written
             .map_err(|e| userns::io_errno(&e))
             .and_then(|()| renameat(&self.fd, tmp.as_str(), &self.fd, file.as_str()));
@@ -886,6 +937,7 @@ impl Session {
             created: 0,
             namespaces: Vec::new(),
             net,
+            net_down: None,
             detached: request.detach,
         };
         let written = dir.reserve(&record)?;
@@ -931,6 +983,15 @@ impl Session {
         )
         .map(File::from)
         .map_err(|e| self.dir.error(&file, "create", e).into())
+    }
+
+    /// Record that the network helper ended (`why`: which and how), for --list. A failure to
+    /// write it is not worth ending the session for; the message on stderr stands.
+    pub fn network_down(&mut self, why: &str) {
+        self.record.net_down = Some(why.to_string());
+        if let Ok(written) = self.dir.replace(&self.record) {
+            self.written = written;
+        }
     }
 
     /// The descriptors the namespace process still needs for [`Session::ready_inside`].
@@ -1019,10 +1080,22 @@ fn go_to_background(keep: &[i32]) -> Result<File, Error> {
             if matches!(ready_r.read(&mut byte), Ok(1)) {
                 std::process::exit(0);
             }
-            // The background process failed and reported why on our stderr.
+            // The background process failed and reported why on our stderr, unless a signal
+            // ended it before it could.
             let code = match waitpid(background, None) {
                 Ok(WaitStatus::Exited(_, code)) => code,
-                _ => crate::error::EXIT_FAILURE,
+                other => {
+                    let how = match other {
+                        Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
+                        Ok(status) => format!("{status:?}"),
+                        Err(e) => e.desc().to_string(),
+                    };
+                    let e = SessionError::Detach(format!(
+                        "the background process ended before the session was ready ({how})"
+                    ));
+                    Error::from(e).report();
+                    crate::error::EXIT_FAILURE
+                }
             };
             std::process::exit(code)
         }
@@ -1280,7 +1353,7 @@ fn join(
         }
         Forked::Parent(child) => {
             drop(alive_r);
-            let ending = process::supervise(child, None, None, &mut || {})?;
+            let ending = process::supervise(child, None, None, &mut || {}, &mut || {})?;
             drop(alive_w);
             ending.finish()
         }
@@ -1300,7 +1373,7 @@ fn list(json: bool) -> Result<(), Error> {
     let text = if json {
         render_json(&path, &sessions)
     } else {
-        render_table(&path, &sessions)
+        render_table(&sessions)
     };
     std::io::stdout()
         .write_all(text.as_bytes())
@@ -1308,14 +1381,14 @@ fn list(json: bool) -> Result<(), Error> {
 }
 
 /// The text table of `--list`: a header, then one line per session.
-pub fn render_table(dir: &Path, sessions: &[Record]) -> String {
+pub fn render_table(sessions: &[Record]) -> String {
     let mut rows = vec![[
         "NAME".to_string(),
         "PID".into(),
         "CREATED".into(),
         "NAMESPACES".into(),
         "NET".into(),
-        "STATE".into(),
+        "STATUS".into(),
     ]];
     for s in sessions {
         let kinds: Vec<&str> = s.namespaces.iter().map(|(k, _)| k.as_str()).collect();
@@ -1333,9 +1406,7 @@ pub fn render_table(dir: &Path, sessions: &[Record]) -> String {
                 kinds.join(",")
             },
             s.net.clone().unwrap_or_else(|| "-".into()),
-            dir.join(StateDir::state_file(&s.name))
-                .display()
-                .to_string(),
+            s.status(),
         ]);
     }
     let mut widths = [0usize; 6];
@@ -1382,7 +1453,8 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
         let _ = write!(
             out,
             "{{\"name\":{},\"pid\":{},\"supervisor_pid\":{},\"created\":{},\"created_unix\":{},\
-             \"namespaces\":{{{}}},\"net\":{},\"detached\":{},\"state\":{},\"log\":{log}}}",
+             \"namespaces\":{{{}}},\"net\":{},\"net_down\":{},\"detached\":{},\"status\":{},\
+             \"state_file\":{},\"log\":{log}}}",
             json_string(&s.name),
             s.holder.map_or("null".into(), |h| h.pid.to_string()),
             s.supervisor.pid,
@@ -1394,7 +1466,9 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
             s.created,
             namespaces.join(","),
             s.net.as_deref().map_or("null".into(), json_string),
+            s.net_down.as_deref().map_or("null".into(), json_string),
             s.detached,
+            json_string(&s.status()),
             path(&dir.join(StateDir::state_file(&s.name))),
         );
     }
@@ -1470,20 +1544,44 @@ fn stop(name: &str) -> Result<(), Error> {
             }
         }
     }
-    if doomed.is_empty()
-        && let Some(s) = &supervisor
-    {
+    // Signal the session; if not one of its processes could be signalled (EPERM: the state
+    // file names processes that are not the caller's), say so at once instead of waiting.
+    let first: Vec<&Doomed> = if doomed.is_empty() {
         // Still being set up: the supervisor passes SIGTERM on to the namespace process.
-        let _ = sys::pidfd_send_signal(&s.pidfd, Signal::SIGTERM);
-    }
-    for d in &doomed {
-        let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGTERM);
+        supervisor.iter().collect()
+    } else {
+        doomed.iter().collect()
+    };
+    let refused: Vec<(i32, Errno)> = first
+        .iter()
+        .filter_map(|d| {
+            sys::pidfd_send_signal(&d.pidfd, Signal::SIGTERM)
+                .err()
+                .filter(|e| *e != Errno::ESRCH)
+                .map(|e| (d.pid, e))
+        })
+        .collect();
+    if !first.is_empty() && refused.len() == first.len() {
+        let (pid, errno) = refused[0];
+        return Err(SessionError::CannotSignal {
+            name: name.into(),
+            pid,
+            errno,
+        }
+        .into());
     }
     let left = wait_for_exit(doomed, Instant::now() + STOP_GRACE);
     for d in &left {
         let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);
     }
-    wait_for_exit(left, Instant::now() + Duration::from_secs(2));
+    let stuck = wait_for_exit(left, Instant::now() + Duration::from_secs(2));
+    if !stuck.is_empty() {
+        return Err(SessionError::StillAlive {
+            name: name.into(),
+            pids: stuck.iter().map(|d| d.pid).collect(),
+        }
+        .into());
+    }
     // become-root's background part stops the network helper and removes the state itself
     // once the holder has ended; if it does not, it dies (and its helpers with it).
     if let Some(s) = supervisor {
@@ -1696,6 +1794,7 @@ mod tests {
             created: 1_700_000_000,
             namespaces: vec![("user".into(), 4026532001), ("mnt".into(), 4026532002)],
             net: Some("slirp4netns".into()),
+            net_down: None,
             detached: true,
         }
     }
@@ -1779,23 +1878,36 @@ mod tests {
     #[test]
     fn list_renderings() {
         let dir = Path::new("/run/user/1000/become-root");
-        let table = render_table(dir, &[record()]);
+        let table = render_table(&[record()]);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("NAME   PID  CREATED "), "{table}");
         assert!(
             lines[1].contains("build  11   2023-11-14T22:13:20Z  user,mnt    slirp4netns"),
             "{table}"
         );
-        assert!(lines[1].ends_with("/run/user/1000/become-root/build.session"));
-        assert_eq!(render_table(dir, &[]).lines().count(), 1, "a header only");
+        assert!(lines[1].ends_with("  running"), "{table}");
+        let mut down = record();
+        down.net_down = Some("slirp4netns was killed by signal 9".into());
+        assert!(
+            render_table(&[down.clone()])
+                .lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("  network down: slirp4netns was killed by signal 9"),
+            "{}",
+            render_table(&[down.clone()])
+        );
+        assert_eq!(Record::parse(&down.render()), Ok(down));
+        assert_eq!(render_table(&[]).lines().count(), 1, "a header only");
         let json = render_json(dir, &[record()]);
         assert_eq!(
             json,
             "{\"state_dir\":\"/run/user/1000/become-root\",\"sessions\":[{\"name\":\"build\",\
              \"pid\":11,\"supervisor_pid\":10,\"created\":\"2023-11-14T22:13:20Z\",\
              \"created_unix\":1700000000,\"namespaces\":{\"user\":4026532001,\"mnt\":4026532002},\
-             \"net\":\"slirp4netns\",\"detached\":true,\
-             \"state\":\"/run/user/1000/become-root/build.session\",\
+             \"net\":\"slirp4netns\",\"net_down\":null,\"detached\":true,\
+             \"status\":\"running\",\
+             \"state_file\":\"/run/user/1000/become-root/build.session\",\
              \"log\":\"/run/user/1000/become-root/build.log\"}]}\n"
         );
     }

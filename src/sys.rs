@@ -589,6 +589,21 @@ pub fn ignore_signal(sig: Signal) {
     let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) };
 }
 
+/// Run `f` with `sig` ignored, then put back what the disposition was. For SIGXFSZ around
+/// writes of become-root's own files: over the file size limit (ulimit -f) the write then
+/// fails with EFBIG, which is reported, instead of killing become-root halfway.
+pub fn with_signal_ignored<T>(sig: Signal, f: impl FnOnce() -> T) -> T {
+    // SAFETY: SIG_IGN installs no Rust code as a handler.
+    let old = unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) };
+    let out = f();
+    if let Ok(old) = old {
+        // SAFETY: `old` is the disposition the kernel reported for `sig` (SIG_DFL, SIG_IGN, or
+        // a handler installed before, which is installed again as it was).
+        let _ = unsafe { nix::sys::signal::signal(sig, old) };
+    }
+    out
+}
+
 /// Set `sig` back to its default disposition.
 pub fn default_signal(sig: Signal) {
     // SAFETY: SIG_DFL installs no Rust code as a handler, so nothing can run in signal context.

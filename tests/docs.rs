@@ -134,6 +134,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  such as a make jobserver's, reach COMMAND unchanged; become-root's own are \
                  close-on-exec, and the helpers get none of the inherited ones.",
             ),
+            Para(
+                "If the network helper (slirp4netns or pasta) dies while COMMAND runs, \
+                 become-root says so at once on standard error (become-root: network: \
+                 slirp4netns was killed by signal 9; the namespace has no network now; in a \
+                 detached session, in its log), records it for --list (STATUS network down) \
+                 and lets COMMAND run on; the exit status is still COMMAND's.",
+            ),
         ],
     },
     Section {
@@ -151,8 +158,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  user namespace first, then those the session made, as uid 0 there, in the \
                  current directory when it exists inside. No map is written and no helper runs. \
                  With a pid namespace become-root forks, so that COMMAND is inside it, and \
-                 supervises. --list (--json) shows the sessions; --stop=NAME sends SIGTERM to \
-                 everything in the session, SIGKILL after 5 seconds, and removes its state.",
+                 supervises. --list (--json) shows the sessions and their status (starting, \
+                 running, or network down with how the helper ended); --stop=NAME sends SIGTERM \
+                 to everything in the session, SIGKILL after 5 seconds, and removes its state. \
+                 When it can signal none of the session's processes (EPERM: the state file \
+                 names processes that are not the caller's) or some survive SIGKILL, --stop \
+                 says so and exits 125.",
             ),
             Para(
                 "State lives in $XDG_RUNTIME_DIR/become-root/, else /tmp/become-root-UID/: a \
@@ -292,14 +303,58 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
     },
     Section {
         title: "SECURITY",
-        body: &[Para(
-            "become-root is never installed setuid and needs no file capabilities; it has no \
-             privilege of its own. The only privileged step is writing the id maps, done by the \
-             setuid helpers newuidmap(1) and newgidmap(1), which map exactly the ranges the \
-             administrator granted to the caller in /etc/subuid and /etc/subgid. Root inside \
-             the new user namespace is root only over that namespace's resources and over files \
-             owned by mapped ids; it gains nothing over the rest of the system.",
-        )],
+        body: &[
+            Para(
+                "become-root is never installed setuid and needs no file capabilities; it has \
+                 no privilege of its own. The only privileged step is writing the id maps, done \
+                 by the setuid helpers newuidmap(1) and newgidmap(1), which map exactly the \
+                 ranges the administrator granted to the caller in /etc/subuid and /etc/subgid. \
+                 Root inside the new user namespace is root only over that namespace's resources \
+                 and over files owned by mapped ids; it gains nothing over the rest of the system.",
+            ),
+            Item(
+                "Privileged copies are refused",
+                "At every entry point (a run, --join, --check, --list, --stop, subid under \
+                 either name), before anything else, become-root refuses to run when the kernel \
+                 started it with privilege: set-user-ID, set-group-ID or file capabilities \
+                 (AT_SECURE). Status 125 (2 for subid).",
+            ),
+            Item(
+                "Paths are opened without following symbolic links",
+                "The directories become-root writes to, an overlay's UPPER and its work \
+                 directory .UPPER.work, are made and opened relative to a descriptor of their \
+                 parent with O_NOFOLLOW, and refused unless they belong to the caller (or to one \
+                 of its subordinate ids) and nobody else can write to them; their parent must \
+                 not let others rename them (not writable by others, or sticky, as /tmp). The \
+                 overlay is then given these descriptors, not the paths. --rootfs must be a \
+                 directory that only its owner (the caller, a subordinate id, or root) can \
+                 write to. The session state directory must be the caller's, mode 0700, and is \
+                 opened without following a link. Bind sources follow symbolic links, as \
+                 mount --bind does: they are the caller's own choice and nothing is written there.",
+            ),
+            Item(
+                "No descriptor crosses into the namespaces",
+                "Every descriptor become-root opens is close-on-exec, and the namespace process \
+                 closes all of them but its pipes to become-root before it becomes the \
+                 namespace's init or a session's pause process: no process inside holds the \
+                 state directory, an overlay layer or --info-fd, which would lead out of \
+                 --rootfs through /proc/PID/fd (the pattern of CVE-2024-21626). Only \
+                 fuse-overlayfs, which serves an overlay from inside, holds its layers. \
+                 Descriptors the caller passed on (a make jobserver) reach COMMAND as they are.",
+            ),
+            Item(
+                "Hostile input",
+                "fuse-overlayfs is given no path holding ',', ':' or '\\', which its option \
+                 string would read as separators; pseudo filesystems (proc, sysfs, devpts, \
+                 cgroup) are refused as overlay layers and targets; a file size limit makes \
+                 state writes fail with a message (EFBIG) and leaves no state file.",
+            ),
+            Para(
+                "overlayfs leaves a directory work with mode 000 in .UPPER.work, owned by the \
+                 caller (uid 0 inside). Remove the work directory with become-root rm -rf \
+                 .UPPER.work, or chmod -R u+rwx .UPPER.work first.",
+            ),
+        ],
     },
     Section {
         title: "SEE ALSO",

@@ -463,3 +463,190 @@ fn a_throwaway_fuse_overlay_stages_nothing_on_disk_even_when_killed() {
     assert!(!out.stdout.contains("LEFT"), "left on disk: {out:#?}");
     assert!(w.wait_no_leftovers().is_empty());
 }
+
+// ---- 6. a dead network helper is noticed ----------------------------------------------------
+
+#[test]
+fn a_killed_network_helper_is_reported_recorded_and_commands_status_kept() {
+    let Some(mut w) = World::new() else { return };
+    let run = w.home().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    chown_tree(&run, w.uid);
+    w.env.push(("XDG_RUNTIME_DIR".into(), p(&run)));
+    // pasta runs as passt.avx2 on Debian where the CPU has AVX2 (pasta is a link to passt).
+    for (helper, comm) in [("slirp4netns", "^slirp4netns$"), ("pasta", "^pas(ta|st)")] {
+        // Wait for the helper, kill it, let COMMAND finish with a status of its own.
+        // The message must come while COMMAND still runs: COMMAND goes on only once it is
+        // there.
+        let out = w.sh(&format!(
+            "\"$BR\" --net={helper} sh -c 'touch $HOME/started
+               while [ ! -e $HOME/killed ]; do sleep 0.02; done; exit 7' 2>$HOME/err &
+             pid=$!
+             for i in $(seq 500); do [ -e $HOME/started ] && break; sleep 0.02; done
+             pkill -9 -u $(id -u) '{comm}' || echo NO-HELPER
+             for i in $(seq 500); do grep -q 'network:' $HOME/err && break; sleep 0.02; done
+             touch $HOME/killed
+             wait $pid; echo status=$?; rm $HOME/killed $HOME/started; cat $HOME/err >&2"
+        ));
+        assert!(out.stdout.contains("status=7"), "{helper}: {out:#?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "become-root: network: {helper} was killed by signal 9; the namespace has no \
+                 network now"
+            )),
+            "{helper}: {}",
+            out.stderr
+        );
+        // A detached session records it; --list shows it.
+        let out = w.sh(&format!(
+            "\"$BR\" --name=n --detach --net={helper} || exit 1
+             pkill -9 -u $(id -u) '{comm}'
+             for i in $(seq 200); do \"$BR\" --list | grep -q 'network down' && break; sleep 0.02; done
+             \"$BR\" --list; \"$BR\" --list --json; \"$BR\" --stop=n"
+        ));
+        assert!(
+            out.stdout
+                .contains(&format!("network down: {helper} was killed by signal 9")),
+            "{helper}: {out:#?}"
+        );
+        assert!(
+            out.stdout
+                .contains(&format!("\"net_down\":\"{helper} was killed by signal 9\"")),
+            "{helper}: {out:#?}"
+        );
+        assert!(out.status.success(), "{helper}: --stop: {out:#?}");
+    }
+    assert!(w.wait_no_leftovers().is_empty());
+}
+
+// ---- 9. --stop says when it could stop nothing ----------------------------------------------
+
+#[test]
+fn stop_of_processes_that_are_not_yours_fails_at_once_and_harms_nothing() {
+    let Some(mut w) = World::new() else { return };
+    let run = w.home().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    chown_tree(&run, w.uid);
+    w.env.push(("XDG_RUNTIME_DIR".into(), p(&run)));
+    w.services = vec!["sleep 300".into()];
+    // A state file in the right format naming a root process, with its start time and this
+    // pid namespace: as if forged, or copied from another user's.
+    let out = w.sh(
+        "victim=$(pgrep -u 0 -x sleep | head -n1)
+         start=$(awk '{print $22}' /proc/$victim/stat)
+         pidns=$(stat -L -c %i /proc/self/ns/pid)
+         dir=$XDG_RUNTIME_DIR/become-root; mkdir -p -m 700 $dir
+         printf 'become-root session 1\\nname=forged\\nsupervisor=%s %s\\nholder=%s %s\\npid_ns=%s\\ncreated=1\\nnamespaces=\\ndetached=yes\\n' \
+           $victim $start $victim $start $pidns > $dir/forged.session
+         t0=$(date +%s%N); \"$BR\" --stop=forged; echo status=$?; t1=$(date +%s%N)
+         echo ms=$(( (t1 - t0) / 1000000 ))
+         [ -d /proc/$victim ] && echo VICTIM-ALIVE",
+    );
+    assert!(out.stdout.contains("status=125"), "{out:#?}");
+    assert!(out.stdout.contains("VICTIM-ALIVE"), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("become-root: session forged: cannot signal its process"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("\nhint: "), "{}", out.stderr);
+    let ms: u64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ms="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        ms < 2000,
+        "--stop waited {ms} ms for processes it could not signal"
+    );
+}
+
+// ---- 10. a file size limit is an error with a message, and leaves nothing -------------------
+
+#[test]
+fn a_file_size_limit_fails_detach_with_a_message_and_leaves_no_state() {
+    let Some(mut w) = World::new() else { return };
+    if common::which("prlimit").is_none() {
+        common::skip("prlimit is not installed (Debian: util-linux)");
+        return;
+    }
+    let run = w.home().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    chown_tree(&run, w.uid);
+    w.env.push(("XDG_RUNTIME_DIR".into(), p(&run)));
+    let out = w.sh("prlimit --fsize=0 \"$BR\" --name=fs --detach; echo status=$?; ls -A $XDG_RUNTIME_DIR/become-root");
+    assert!(out.stdout.starts_with("status=125\n"), "{out:#?}");
+    assert_eq!(out.stdout, "status=125\n", "state left behind: {out:#?}");
+    assert!(out.stderr.contains("File too large"), "{}", out.stderr);
+    assert!(out.stderr.contains("ulimit -f"), "{}", out.stderr);
+    assert!(w.wait_no_leftovers().is_empty());
+}
+
+// ---- 11. messages that said the wrong thing --------------------------------------------------
+
+#[test]
+fn messages_name_what_is_wrong() {
+    let Some(w) = world() else { return };
+    let home = w.home();
+    let file = home.join("file");
+    std::fs::write(&file, "").unwrap();
+    chown_tree(&home, w.uid);
+    // A PATH directory root (unmapped inside) keeps to itself: root inside the namespace
+    // has no capability over it, as it would over one of the caller's own.
+    let locked = w.dir.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let rows: Vec<(String, i32, Vec<String>)> = vec![
+        (
+            format!("\"$BR\" --rootfs={} true", p(&file)),
+            125,
+            vec![format!("--rootfs {}: Not a directory", p(&file))],
+        ),
+        (
+            "\"$BR\" --rootfs=/ true".into(),
+            125,
+            vec!["--rootfs /: is the root already".into()],
+        ),
+        (
+            "\"$BR\" --copy-up= true".into(),
+            125,
+            vec!["--copy-up=: empty path".into()],
+        ),
+        (
+            "\"$BR\" --info-fd=3 true 3</dev/null".into(),
+            125,
+            vec!["--info-fd=3: open for reading only".into()],
+        ),
+        (
+            format!("PATH={}:/usr/bin:/bin \"$BR\" no-such-command", p(&locked)),
+            127,
+            vec![format!(
+                "no-such-command: command not found (PATH entry {} could not be searched)",
+                p(&locked)
+            )],
+        ),
+    ];
+    for (cmd, code, wants) in rows {
+        let out = w.sh(&cmd);
+        assert_eq!(out.code(), Some(code), "{cmd}: {out:#?}");
+        for want in wants {
+            assert!(
+                out.stderr.contains(&want),
+                "{cmd}: want {want:?}: {}",
+                out.stderr
+            );
+        }
+        assert!(out.stderr.contains("\nhint: "), "{cmd}: {}", out.stderr);
+    }
+    // A command that is there still runs past an unsearchable PATH entry.
+    let out = w.sh(&format!("PATH={}:/usr/bin:/bin \"$BR\" true", p(&locked)));
+    assert!(out.status.success(), "{out:#?}");
+}

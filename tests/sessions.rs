@@ -230,7 +230,7 @@ fn list_shows_the_sessions_and_its_json_parses() {
     }
     assert_eq!(
         s.w.run(&["--list"]).ok(),
-        "NAME  PID  CREATED  NAMESPACES  NET  STATE\n"
+        "NAME  PID  CREATED  NAMESPACES  NET  STATUS\n"
     );
     s.detach("one", &["--net"]).ok();
     s.detach("two", &["--mount", "--pid"]).ok();
@@ -259,7 +259,8 @@ assert sorted(one["namespaces"]) == ["net", "user"], one
 assert sorted(two["namespaces"]) == ["mnt", "pid", "user"], two
 assert one["net"] == "none" and two["net"] is None, d
 assert re.fullmatch(r"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ", one["created"]), one
-assert one["state"] == "{dir}/one.session" and one["log"] == "{dir}/one.log", one
+assert one["state_file"] == "{dir}/one.session" and one["log"] == "{dir}/one.log", one
+assert one["status"] == "running" and one["net_down"] is None, one
 assert one["detached"] is True
 print(one["pid"], two["pid"])
 "#,

@@ -40,6 +40,8 @@ pub struct Running {
     api_dir: Option<PathBuf>,
     /// Ports to add through the API once ready (slirp4netns; pasta took them as options).
     forwards: Vec<Publish>,
+    /// It ended and was reaped ([`Running::ended`]): its pid may belong to another process.
+    gone: bool,
 }
 
 /// Start the helper for `plan` against the namespace process `target`.
@@ -183,6 +185,7 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
         stderr,
         api_dir,
         forwards: plan.forwards.clone(),
+        gone: false,
     })
 }
 
@@ -304,6 +307,23 @@ impl Running {
         let _ = self.child.wait();
     }
 
+    /// If the helper has ended since it was ready, how (once: the next call says nothing).
+    /// The namespace then has no network, but COMMAND runs on; the caller must hear of it.
+    pub fn ended(&mut self) -> Option<String> {
+        if self.gone {
+            return None;
+        }
+        let status = self.child.try_wait().ok()??;
+        self.gone = true;
+        use std::os::unix::process::ExitStatusExt;
+        let how = match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            _ => status.to_string(),
+        };
+        Some(format!("{} {how}", self.program))
+    }
+
     /// End the helper. Once SIGKILL is delivered it runs no more code, so become-root does
     /// not wait: closing the TAP device makes the kernel unregister it and wait for an RCU
     /// grace period (about 20 ms here, measured), which would only delay COMMAND's caller. The
@@ -311,7 +331,9 @@ impl Running {
     pub fn stop(mut self) {
         remove_dir(self.api_dir.take().as_deref());
         drop(self.exit.take());
-        let _ = self.child.kill();
+        if !self.gone {
+            let _ = self.child.kill();
+        }
     }
 }
 
