@@ -325,6 +325,9 @@ enum MapsFrom {
 /// The real system.
 struct Real {
     maps: Option<MapsFrom>,
+    /// The resolv.conf to bind instead of the plan's: the network helper become-root fell
+    /// back to has another DNS forwarder.
+    resolv_conf: Option<String>,
 }
 
 impl Real {
@@ -389,8 +392,12 @@ impl Ops for Real {
             Some(MapsFrom::Supervisor { mut go }) => {
                 let mut bytes = Vec::new();
                 let _ = go.read_to_end(&mut bytes);
-                match bytes.as_slice() {
-                    b"ok" => Ok(()),
+                match bytes.strip_prefix(b"ok") {
+                    Some(b"") => Ok(()),
+                    Some(b"slirp4netns") => {
+                        self.resolv_conf = Some(net::Driver::Slirp4netns.resolv_conf());
+                        Ok(())
+                    }
                     // become-root failed to map us and reports that itself.
                     _ => sys::exit_now(crate::error::EXIT_FAILURE),
                 }
@@ -410,7 +417,15 @@ impl Ops for Real {
     }
 
     fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
-        mounts::apply(step)
+        match (step, &self.resolv_conf) {
+            (MountStep::ResolvConf { at, .. }, Some(text)) => {
+                mounts::apply(&MountStep::ResolvConf {
+                    at: at.clone(),
+                    text: text.clone(),
+                })
+            }
+            _ => mounts::apply(step),
+        }
     }
 
     fn loopback_up(&mut self) -> Result<(), Error> {
@@ -513,7 +528,10 @@ fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Error> {
             }
         }
     };
-    let mut real = Real { maps: Some(maps) };
+    let mut real = Real {
+        maps: Some(maps),
+        resolv_conf: None,
+    };
     if let Err(e) = real
         .unshare(plan.namespaces)
         .and_then(|()| setup_inside(&mut real, plan))
@@ -598,11 +616,34 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     if let Err(e) = userns::write_maps(child, &plan.mapping) {
         return abandon(with_apparmor_hint(e));
     }
-    let helper = match plan.connected.as_ref().map(|net| start_network(net, child)) {
+    // The helper that runs: pasta, or under --net=auto slirp4netns if pasta fails to start.
+    let mut driver = plan.connected.as_ref().map(|net| net.driver);
+    let helper = match plan
+        .connected
+        .as_ref()
+        .map(|net| (net, start_network(net, child)))
+    {
         None => None,
-        Some(Ok(helper)) => Some(helper),
-        Some(Err(e)) => return abandon(e.into()),
+        Some((_, Ok(helper))) => Some(helper),
+        Some((net, Err(e))) => match net.fall_back() {
+            None => return abandon(e.into()),
+            Some(fallback) => {
+                if !plan.quiet {
+                    eprintln!("become-root: warning: --net=auto: {e}; using slirp4netns instead");
+                }
+                match start_network(&fallback, child) {
+                    Ok(helper) => {
+                        driver = Some(fallback.driver);
+                        Some(helper)
+                    }
+                    Err(e) => return abandon(e.into()),
+                }
+            }
+        },
     };
+    if let (Some(session), Some(driver)) = (session.as_mut(), driver) {
+        session.network_is(driver.program());
+    }
     if !plan.quiet {
         let chosen = bound.iter().filter(|b| b.publish.host_port == 0);
         let chosen = chosen.map(|b| format!("published {}", b.describe()));
@@ -610,8 +651,14 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
             eprintln!("become-root: {notice}");
         }
     }
+    // "ok", or "ok" and the helper that runs instead of the one planned (its DNS forwarder,
+    // hence the resolv.conf inside, differs).
+    let mut word = b"ok".to_vec();
+    if driver != plan.connected.as_ref().map(|net| net.driver) {
+        word.extend(driver.map_or("", |d| d.program()).as_bytes());
+    }
     let mut go = go_w;
-    if let Err(e) = go.write_all(b"ok") {
+    if let Err(e) = go.write_all(&word) {
         if let Some(helper) = helper {
             helper.stop();
         }
@@ -658,11 +705,7 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
                 uid_map: &plan.mapping.uid,
                 gid_map: &plan.mapping.gid,
                 namespaces: &namespace_kinds(plan.namespaces),
-                net_mode: plan.net.map(|_| {
-                    plan.connected
-                        .as_ref()
-                        .map_or("none", |c| c.driver.program())
-                }),
+                net_mode: plan.net.map(|_| driver.map_or("none", |d| d.program())),
                 ports: ports.clone(),
                 session: plan.session.as_ref().map(|request| {
                     let dir = crate::session::state_dir_location();
@@ -760,6 +803,7 @@ fn namespace_child(
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::sys("prctl", e))?;
     let mut real = Real {
         maps: Some(MapsFrom::Supervisor { go }),
+        resolv_conf: None,
     };
     setup_inside(&mut real, plan)?;
     if let Some(channel) = provider {

@@ -985,6 +985,11 @@ impl Session {
         .map_err(|e| self.dir.error(&file, "create", e).into())
     }
 
+    /// Record which network helper runs (`--net=auto` may fall back to another).
+    pub fn network_is(&mut self, program: &str) {
+        self.record.net = Some(program.to_string());
+    }
+
     /// Record that the network helper ended (`why`: which and how), for --list. A failure to
     /// write it is not worth ending the session for; the message on stderr stands.
     pub fn network_down(&mut self, why: &str) {

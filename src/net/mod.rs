@@ -67,6 +67,21 @@ pub struct NetPlan {
     pub allow_host_loopback: bool,
     /// Ports the helper itself forwards (`--port-driver=helper`), host ports resolved.
     pub forwards: Vec<ports::Publish>,
+    /// `--net=auto` chose pasta: slirp4netns, when installed, to use if pasta fails to start
+    /// (Debian 12's AppArmor profile for pasta, for one, forbids what it needs).
+    pub fallback: Option<PathBuf>,
+}
+
+impl NetPlan {
+    /// The plan with the fallback helper instead.
+    pub fn fall_back(&self) -> Option<NetPlan> {
+        Some(NetPlan {
+            driver: Driver::Slirp4netns,
+            program: self.fallback.clone()?,
+            fallback: None,
+            ..self.clone()
+        })
+    }
 }
 
 /// Networking failures, each naming the helper or device.
@@ -149,6 +164,18 @@ impl NetError {
             NetError::Bind { .. } => {
                 "check HOST_IP: it must be an address of this host (127.0.0.1 by default)".into()
             }
+            NetError::Failed {
+                program, stderr, ..
+            } if program == "pasta"
+                && stderr.contains("Couldn't open user namespace")
+                && stderr.contains("Permission denied") =>
+            {
+                "pasta was not let open the new namespace: Debian 12's AppArmor profile for \
+                 pasta lacks 'ptrace (read),' (later ones have it). Use --net=slirp4netns (or \
+                 --net=auto, which falls back to it), or add that rule to the passt profile in \
+                 /etc/apparmor.d"
+                    .into()
+            }
             NetError::Failed { .. } | NetError::NotReady { .. } | NetError::Start { .. } => {
                 "its message is above; --net=none gives a namespace with loopback only".into()
             }
@@ -184,12 +211,19 @@ pub fn plan(
             program: driver.program().into(),
             package: driver.package().into(),
         })?;
+    let fallback = match (mode, driver) {
+        (Some(NetMode::Auto), Driver::Pasta) => {
+            crate::userns::find_on_path(Driver::Slirp4netns.program())
+        }
+        _ => None,
+    };
     Ok(Some(NetPlan {
         driver,
         program,
         mtu,
         allow_host_loopback,
         forwards: Vec::new(),
+        fallback,
     }))
 }
 

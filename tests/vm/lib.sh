@@ -20,13 +20,15 @@ vm_packages_common=(
     python3 make curl procps util-linux libcap2-bin kmod e2fsprogs tar gzip man-db
 )
 
-# What a release adds or lacks (passt, hence pasta, came with Debian 12).
+# What a release adds or lacks (passt, hence pasta, came with Debian 12). AppArmor as a
+# desktop install has it (loading, among others, Debian's profile for pasta), on the releases
+# the .deb installs on, where its postinst is tested against AppArmor 3 and 4.
 vm_packages() {
     local release=$1
     printf '%s\n' "${vm_packages_common[@]}"
     case $release in
     bullseye) ;;
-    *) echo passt ;;
+    *) printf '%s\n' passt apparmor ;;
     esac
 }
 
