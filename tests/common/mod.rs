@@ -608,8 +608,12 @@ ip route add default via 192.0.2.1"
                 ready.display()
             ));
         }
+        // Default signal dispositions too, as in a fresh login: a test binary started in the
+        // background of a script inherits SIGINT and SIGQUIT ignored, and the terminal and
+        // signal tests would see that instead of what become-root does.
         let user = format!(
-            "setpriv --reuid={} --regid={} --clear-groups -- env -i {env} \"$@\"",
+            "setpriv --reuid={} --regid={} --clear-groups -- \
+             env --default-signal -i {env} \"$@\"",
             self.uid, self.gid
         );
         // With services to stop afterwards the harness waits; without, it execs, so that a
