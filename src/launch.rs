@@ -657,6 +657,10 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     if driver != plan.connected.as_ref().map(|net| net.driver) {
         word.extend(driver.map_or("", |d| d.program()).as_bytes());
     }
+    // For --info-fd, what /proc shows of the namespace process now, while it cannot end.
+    let observed = plan
+        .info_fd
+        .map(|_| crate::info::observe(child, &namespace_kinds(plan.namespaces)));
     let mut go = go_w;
     if let Err(e) = go.write_all(&word) {
         if let Some(helper) = helper {
@@ -699,12 +703,12 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     // process says when its setup is done, for --info-fd.
     let reports = (plan.pid_namespace() || plan.info_fd.is_some()).then_some(ending_r);
     let mut on_ready = || {
-        if let Some(fd) = plan.info_fd {
+        if let (Some(fd), Some(observed)) = (plan.info_fd, observed.as_ref()) {
             let ready = crate::info::Ready {
                 pid: child,
                 uid_map: &plan.mapping.uid,
                 gid_map: &plan.mapping.gid,
-                namespaces: &namespace_kinds(plan.namespaces),
+                observed,
                 net_mode: plan.net.map(|_| driver.map_or("none", |d| d.program())),
                 ports: ports.clone(),
                 session: plan.session.as_ref().map(|request| {

@@ -9,6 +9,25 @@ mod common;
 
 use common::{BIN, Out, World};
 
+common::tests! {
+    [] check_takes_no_command, help_states_the_exit_status_rule;
+    [Harness]
+        ready_setup_is_ok_and_leaves_nothing_behind,
+        overlay_verdict_matches_what_unshare_can_mount,
+        missing_subid_entry_fails_its_line_but_single_mapping_still_works,
+        numeric_owner_counts_as_the_caller,
+        malformed_lines_of_the_caller_are_reported,
+        unequal_subuid_and_subgid_warn,
+        newuidmap_without_set_user_id_fails_with_the_chmod_hint,
+        newuidmap_on_a_nosuid_mount_fails,
+        set_user_id_newuidmap_from_newuidmap_variable_is_ok,
+        no_new_privs_fails,
+        unusable_tun_device_warns,
+        unusable_fuse_device_warns,
+        missing_programs_warn_naming_their_packages;
+    [Root, Tool("unshare")] max_user_namespaces_zero_fails_and_exits_1;
+}
+
 /// Every line the report prints, in order, by what it names.
 const ITEMS: &[&str] = &[
     "kernel",
@@ -70,8 +89,8 @@ fn assert_level(out: &Out, what: &str, level: &str, contains: &[&str]) {
 }
 
 /// A world whose newuidmap is a copy on a tmpfs mounted with `options`, installed with `mode`.
-fn world_with_newuidmap_copy(options: &str, mode: &str) -> Option<(World, String)> {
-    let mut w = World::new()?;
+fn world_with_newuidmap_copy(options: &str, mode: &str) -> (World, String) {
+    let mut w = World::new();
     let d = w.dir.display().to_string();
     let newuidmap = common::which("newuidmap").unwrap();
     w.root_setup = format!(
@@ -81,12 +100,11 @@ fn world_with_newuidmap_copy(options: &str, mode: &str) -> Option<(World, String
     );
     let copy = format!("{d}/helpers/newuidmap");
     w.env.push(("NEWUIDMAP".into(), copy.clone()));
-    Some((w, copy))
+    (w, copy)
 }
 
 // ---- command line --------------------------------------------------------------------
 
-#[test]
 fn check_takes_no_command() {
     let out = common::run_with_timeout({
         let mut c = std::process::Command::new(BIN);
@@ -102,7 +120,6 @@ fn check_takes_no_command() {
     assert_eq!(out.stdout, "");
 }
 
-#[test]
 fn help_states_the_exit_status_rule() {
     let out = common::run_with_timeout({
         let mut c = std::process::Command::new(BIN);
@@ -120,9 +137,8 @@ fn help_states_the_exit_status_rule() {
 
 // ---- ready -----------------------------------------------------------------------------
 
-#[test]
 fn ready_setup_is_ok_and_leaves_nothing_behind() {
-    let Some(mut w) = World::new() else { return };
+    let mut w = World::new();
     // The probe's scratch tmpfs covers TMPDIR in a namespace of its own: nothing may
     // appear in the real directory.
     let tmp = w.dir.join("tmp");
@@ -161,7 +177,11 @@ fn ready_setup_is_ok_and_leaves_nothing_behind() {
         &out,
         "subuid",
         "ok",
-        &["65536 ids for tuser in /etc/subuid: 100000-165535"],
+        &[&format!(
+            "65536 ids for tuser in /etc/subuid: {}-{}",
+            w.sub_start(),
+            w.sub_start() + 65535
+        )],
     );
     assert_level(
         &out,
@@ -181,9 +201,8 @@ fn ready_setup_is_ok_and_leaves_nothing_behind() {
     eprintln!("--check took {took:?} through the harness\n{}", out.stdout);
 }
 
-#[test]
 fn overlay_verdict_matches_what_unshare_can_mount() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     // The same test by util-linux's unshare, as the test user.
     let direct = w.sh(
         "unshare -Urm sh -c 'mount -t tmpfs tmpfs \"$HOME\" && cd \"$HOME\" && \
@@ -204,11 +223,10 @@ fn overlay_verdict_matches_what_unshare_can_mount() {
 
 // ---- the mapping ---------------------------------------------------------------------
 
-#[test]
 fn missing_subid_entry_fails_its_line_but_single_mapping_still_works() {
-    let Some(mut w) = World::new() else { return };
-    w.subuid = "other:100000:65536\n".into();
-    w.subgid = "other:100000:65536\n".into();
+    let mut w = World::new();
+    w.subuid = format!("other:{}:65536\n", w.sub_start());
+    w.subgid = w.subuid.clone();
     let out = w.run(&["--check"]);
     assert_eq!(out.code(), Some(0), "--map=auto falls back: {out:#?}");
     for what in ["subuid", "subgid"] {
@@ -246,30 +264,33 @@ fn missing_subid_entry_fails_its_line_but_single_mapping_still_works() {
     assert_level(&out, "id mapping", "ok", &["--map=single"]);
 }
 
-#[test]
 fn numeric_owner_counts_as_the_caller() {
-    let Some(mut w) = World::new() else { return };
+    let mut w = World::new();
     // A name of its own: newuidmap matches a numeric owner against getpwnam(name)'s uid, so
     // another account of the same name earlier in /etc/passwd would make it refuse.
     w.name = format!("num{}", w.uid);
-    w.subuid = format!("{}:200000:1000\n", w.uid);
-    w.subgid = format!("{}:200000:1000\n", w.uid);
+    let spare = w.spare_range(1);
+    w.subuid = format!("{}:{spare}:1000\n", w.uid);
+    w.subgid = format!("{}:{spare}:1000\n", w.uid);
     let out = w.run(&["--check"]);
     assert_eq!(out.code(), Some(0), "{out:#?}");
     assert_level(
         &out,
         "subuid",
         "ok",
-        &[&format!("1000 ids for {}", w.name), "200000-200999"],
+        &[
+            &format!("1000 ids for {}", w.name),
+            &format!("{spare}-{}", spare + 999),
+        ],
     );
     assert_level(&out, "id mapping", "ok", &["1001 uids and 1001 gids"]);
 }
 
-#[test]
 fn malformed_lines_of_the_caller_are_reported() {
-    let Some(mut w) = World::new() else { return };
-    w.subuid = "tuser:100000:65536\ntuser:300000:0\nother:1:0\n".into();
-    w.subgid = "tuser:100000:abc\n".into();
+    let mut w = World::new();
+    let (start, spare) = (w.sub_start(), w.spare_range(2));
+    w.subuid = format!("tuser:{start}:65536\ntuser:{spare}:0\nother:1:0\n");
+    w.subgid = format!("tuser:{start}:abc\n");
     let out = w.run(&["--check"]);
     assert_eq!(out.code(), Some(0), "{out:#?}");
     assert_level(
@@ -295,10 +316,9 @@ fn malformed_lines_of_the_caller_are_reported() {
     assert_level(&out, "id mapping", "warn", &["only uid"]);
 }
 
-#[test]
 fn unequal_subuid_and_subgid_warn() {
-    let Some(mut w) = World::new() else { return };
-    w.subgid = "tuser:100000:1000\n".into();
+    let mut w = World::new();
+    w.subgid = format!("tuser:{}:1000\n", w.sub_start());
     let out = w.run(&["--check"]);
     assert_eq!(out.code(), Some(0), "{out:#?}");
     assert_level(
@@ -310,11 +330,8 @@ fn unequal_subuid_and_subgid_warn() {
     assert_level(&out, "id mapping", "ok", &["65537 uids and 1001 gids"]);
 }
 
-#[test]
 fn newuidmap_without_set_user_id_fails_with_the_chmod_hint() {
-    let Some((w, copy)) = world_with_newuidmap_copy("suid", "755") else {
-        return;
-    };
+    let (w, copy) = world_with_newuidmap_copy("suid", "755");
     let out = w.run(&["--check"]);
     assert_eq!(out.code(), Some(0), "--map=auto falls back: {out:#?}");
     assert_level(
@@ -330,11 +347,8 @@ fn newuidmap_without_set_user_id_fails_with_the_chmod_hint() {
     assert_level(&out, "id mapping", "warn", &["not possible", &copy]);
 }
 
-#[test]
 fn newuidmap_on_a_nosuid_mount_fails() {
-    let Some((w, copy)) = world_with_newuidmap_copy("nosuid", "4755") else {
-        return;
-    };
+    let (w, copy) = world_with_newuidmap_copy("nosuid", "4755");
     let out = w.run(&["--check"]);
     assert_eq!(out.code(), Some(0), "{out:#?}");
     assert_level(
@@ -345,11 +359,8 @@ fn newuidmap_on_a_nosuid_mount_fails() {
     );
 }
 
-#[test]
 fn set_user_id_newuidmap_from_newuidmap_variable_is_ok() {
-    let Some((w, copy)) = world_with_newuidmap_copy("suid", "4755") else {
-        return;
-    };
+    let (w, copy) = world_with_newuidmap_copy("suid", "4755");
     let out = w.run(&["--check"]);
     assert_eq!(out.code(), Some(0), "{out:#?}");
     assert_level(
@@ -361,9 +372,8 @@ fn set_user_id_newuidmap_from_newuidmap_variable_is_ok() {
     assert_level(&out, "id mapping", "ok", &["by newuidmap and newgidmap"]);
 }
 
-#[test]
 fn no_new_privs_fails() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     let out = w.sh("exec setpriv --no-new-privs \"$BR\" --check");
     assert_eq!(out.code(), Some(0), "{out:#?}");
     assert_level(
@@ -378,12 +388,7 @@ fn no_new_privs_fails() {
 
 // ---- user namespaces -------------------------------------------------------------------
 
-#[test]
 fn max_user_namespaces_zero_fails_and_exits_1() {
-    if !nix::unistd::Uid::effective().is_root() {
-        common::skip("needs root to make a user namespace with its own limit");
-        return;
-    }
     // Lowered in a throwaway user namespace, so the machine's own value never changes.
     let script = format!("echo 0 > /proc/sys/user/max_user_namespaces && exec {BIN} --check");
     let out = common::run_with_timeout({
@@ -408,9 +413,8 @@ fn max_user_namespaces_zero_fails_and_exits_1() {
 
 // ---- optional features -----------------------------------------------------------------
 
-#[test]
 fn unusable_tun_device_warns() {
-    let Some(mut w) = World::new() else { return };
+    let mut w = World::new();
     let d = w.dir.display().to_string();
     w.root_setup =
         format!("mknod -m 600 {d}/tun600 c 10 200 && mount --bind {d}/tun600 /dev/net/tun");
@@ -425,9 +429,8 @@ fn unusable_tun_device_warns() {
     assert_level(&out, "/dev/fuse", "ok", &[]);
 }
 
-#[test]
 fn unusable_fuse_device_warns() {
-    let Some(mut w) = World::new() else { return };
+    let mut w = World::new();
     let d = w.dir.display().to_string();
     w.root_setup =
         format!("mknod -m 600 {d}/fuse600 c 10 229 && mount --bind {d}/fuse600 /dev/fuse");
@@ -441,9 +444,8 @@ fn unusable_fuse_device_warns() {
     );
 }
 
-#[test]
 fn missing_programs_warn_naming_their_packages() {
-    let Some(mut w) = World::new() else { return };
+    let mut w = World::new();
     // newuidmap and newgidmap are still found in /usr/bin, off PATH.
     w.env
         .push(("PATH".into(), w.dir.join("empty").display().to_string()));

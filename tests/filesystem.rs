@@ -8,15 +8,33 @@ use std::path::{Path, PathBuf};
 
 use common::World;
 
+common::tests! {
+    [Harness]
+        bind_and_tmpfs_and_chdir,
+        ro_bind_is_read_only_recursively,
+        copy_up_etc_keeps_changes_inside,
+        order_of_options_is_the_command_lines,
+        overlay_throwaway_and_persistent_with_ownership_on_disk,
+        overlay_with_several_lowers_top_first_and_escaped_paths;
+    [Harness, Tool("fuse-overlayfs")] fuse_overlayfs_driver_works_and_leaves_nothing;
+    [Harness, Tool("fuse-overlayfs"), Tool("ps")]
+        killing_become_root_leaves_no_mount_and_no_fuse_process;
+    [Harness, Tool("busybox")]
+        rootfs_with_pid_runs_busybox_in_a_minimal_system,
+        errors_come_before_anything_is_mounted;
+    [Harness, Tool("busybox"), Tool("slirp4netns")]
+        rootfs_owned_by_a_subordinate_uid_and_with_network_resolv_conf;
+}
+
 /// A world with a directory tree of the test user's: `data/` holding `f` ("base").
-fn world() -> Option<(World, PathBuf)> {
-    let w = World::new()?;
+fn world() -> (World, PathBuf) {
+    let w = World::new();
     let data = w.home().join("data");
     std::fs::create_dir_all(data.join("sub")).unwrap();
     std::fs::write(data.join("f"), "base\n").unwrap();
     std::fs::create_dir_all(w.home().join("target")).unwrap();
     chown_tree(&w.home(), w.uid);
-    Some((w, data))
+    (w, data)
 }
 
 fn chown_tree(path: &Path, uid: u32) {
@@ -48,9 +66,8 @@ fn sh_keeping_mounts(w: &World, script: &str) -> common::Out {
     out
 }
 
-#[test]
 fn bind_and_tmpfs_and_chdir() {
-    let Some((w, data)) = world() else { return };
+    let (w, data) = world();
     let target = w.home().join("target");
     let out = sh_keeping_mounts(
         &w,
@@ -64,9 +81,8 @@ fn bind_and_tmpfs_and_chdir() {
     assert_eq!(out.ok(), format!("{}\nbase\nmore\n0\nx\n", p(&target)));
 }
 
-#[test]
 fn ro_bind_is_read_only_recursively() {
-    let Some((mut w, data)) = world() else { return };
+    let (mut w, data) = world();
     // A submount below the source, made in the harness's namespace: it must be read-only too.
     w.root_setup = format!("mount -t tmpfs -o mode=777 none {}", p(&data.join("sub")));
     let t = w.home().join("target");
@@ -85,9 +101,8 @@ fn ro_bind_is_read_only_recursively() {
     );
 }
 
-#[test]
 fn copy_up_etc_keeps_changes_inside() {
-    let Some((w, _)) = world() else { return };
+    let (w, _) = world();
     let out = sh_keeping_mounts(
         &w,
         "\"$BR\" --copy-up=/etc sh -c 'echo inside > /etc/become-root-test && cat /etc/become-root-test && \
@@ -97,9 +112,8 @@ fn copy_up_etc_keeps_changes_inside() {
     assert_eq!(out.ok(), "inside\ninside\nnot-outside\nhostname-kept\n");
 }
 
-#[test]
 fn order_of_options_is_the_command_lines() {
-    let Some((w, data)) = world() else { return };
+    let (w, data) = world();
     let t = w.home().join("target");
     // A tmpfs, then a bind into it: the bind is visible.
     let out = w.sh(&format!(
@@ -117,9 +131,8 @@ fn order_of_options_is_the_command_lines() {
     assert_eq!(out.ok().trim(), "0");
 }
 
-#[test]
 fn overlay_throwaway_and_persistent_with_ownership_on_disk() {
-    let Some((w, data)) = world() else { return };
+    let (w, data) = world();
     let t = w.home().join("target");
     let upper = w.home().join("upper");
     // Throwaway: changes are gone afterwards, the lower is untouched.
@@ -133,7 +146,8 @@ fn overlay_throwaway_and_persistent_with_ownership_on_disk() {
         ),
     );
     assert_eq!(out.ok(), "changed\nbase\n0\n");
-    // Persistent: files created as 0 and as 1000 inside land on disk as the caller and 100999.
+    // Persistent: files created as 0 and as 1000 inside land on disk as the caller and the
+    // range's start + 999.
     let out = sh_keeping_mounts(
         &w,
         &format!(
@@ -150,7 +164,8 @@ fn overlay_throwaway_and_persistent_with_ownership_on_disk() {
         (m.uid(), m.gid())
     };
     assert_eq!(owner("by-root"), (w.uid, w.gid));
-    assert_eq!(owner("by-user"), (100999, 100999));
+    let outside = w.sub_start() + 999;
+    assert_eq!(owner("by-user"), (outside, outside));
     assert_eq!(
         std::fs::read_to_string(upper.join("f")).unwrap(),
         "changed\n"
@@ -173,9 +188,8 @@ fn overlay_throwaway_and_persistent_with_ownership_on_disk() {
     assert_eq!(out.ok(), "changed\n");
 }
 
-#[test]
 fn overlay_with_several_lowers_top_first_and_escaped_paths() {
-    let Some((w, data)) = world() else { return };
+    let (w, data) = world();
     let top = w.home().join("top:most");
     std::fs::create_dir(&top).unwrap();
     std::fs::write(top.join("f"), "top\n").unwrap();
@@ -192,13 +206,8 @@ fn overlay_with_several_lowers_top_first_and_escaped_paths() {
     assert_eq!(out.ok(), "top\nf\nonly-top\nsub\n");
 }
 
-#[test]
 fn fuse_overlayfs_driver_works_and_leaves_nothing() {
-    let Some((w, data)) = world() else { return };
-    if common::which("fuse-overlayfs").is_none() {
-        common::skip("fuse-overlayfs is not installed (Debian: fuse-overlayfs)");
-        return;
-    }
+    let (w, data) = world();
     let t = w.home().join("target");
     let upper = w.home().join("fuse-upper");
     let out = sh_keeping_mounts(
@@ -216,6 +225,8 @@ fn fuse_overlayfs_driver_works_and_leaves_nothing() {
     assert_eq!(out.ok(), "1\nbase\n0\nkept\n");
     let left = w.wait_no_leftovers();
     assert!(left.is_empty(), "fuse-overlayfs outlived the run: {left:?}");
+    // This world's staging directories: become-root makes them as the test user, and tests
+    // running alongside have users of their own.
     let staging: Vec<_> = std::fs::read_dir("/tmp")
         .unwrap()
         .flatten()
@@ -223,17 +234,15 @@ fn fuse_overlayfs_driver_works_and_leaves_nothing() {
             e.file_name()
                 .to_string_lossy()
                 .starts_with("become-root-overlay.")
+                && e.metadata().is_ok_and(|m| m.uid() == w.uid)
         })
         .collect();
     assert!(staging.is_empty(), "staging directory left: {staging:?}");
 }
 
 /// A busybox root filesystem owned by `uid`.
-fn busybox_rootfs(w: &World, uid: u32) -> Option<PathBuf> {
-    let Some(busybox) = common::which("busybox") else {
-        common::skip("busybox is not installed (Debian: busybox-static)");
-        return None;
-    };
+fn busybox_rootfs(w: &World, uid: u32) -> PathBuf {
+    let busybox = common::which("busybox").unwrap();
     let root = w.home().join("rootfs");
     for dir in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -251,15 +260,12 @@ fn busybox_rootfs(w: &World, uid: u32) -> Option<PathBuf> {
     }
     std::fs::write(root.join("etc/resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
     chown_tree(&root, uid);
-    Some(root)
+    root
 }
 
-#[test]
 fn rootfs_with_pid_runs_busybox_in_a_minimal_system() {
-    let Some((w, _)) = world() else { return };
-    let Some(root) = busybox_rootfs(&w, w.uid) else {
-        return;
-    };
+    let (w, _) = world();
+    let root = busybox_rootfs(&w, w.uid);
     let script = "ls /; cat /proc/1/comm; ls /dev; id -u; echo x > /tmp/t && cat /tmp/t; \
                   echo y > /dev/null && echo null-ok; head -c 4 /dev/zero | wc -c; pwd; \
                   ls /sys | head -1; grep -c . /proc/mounts";
@@ -286,14 +292,11 @@ fn rootfs_with_pid_runs_busybox_in_a_minimal_system() {
     assert_ne!(out.code(), Some(0), "the old root is gone: {out:#?}");
 }
 
-#[test]
 fn rootfs_owned_by_a_subordinate_uid_and_with_network_resolv_conf() {
-    let Some((w, _)) = world() else { return };
+    let (w, _) = world();
     // As an unpacked image would be: owned by root inside, i.e. the caller... and by
     // subordinate ids for the rest.
-    let Some(root) = busybox_rootfs(&w, 100000) else {
-        return;
-    };
+    let root = busybox_rootfs(&w, w.sub_start());
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = w.run(&[
         &format!("--rootfs={}", p(&root)),
@@ -305,7 +308,7 @@ fn rootfs_owned_by_a_subordinate_uid_and_with_network_resolv_conf() {
     assert_eq!(
         out.ok(),
         "1\n",
-        "owned by inside uid 1 (subordinate 100000)"
+        "owned by inside uid 1 (the first subordinate id)"
     );
     let out = w.run(&[
         &format!("--rootfs={}", p(&root)),
@@ -316,9 +319,8 @@ fn rootfs_owned_by_a_subordinate_uid_and_with_network_resolv_conf() {
     assert!(out.ok().contains("nameserver 10.0.2.3"), "{out:#?}");
 }
 
-#[test]
 fn errors_come_before_anything_is_mounted() {
-    let Some((mut w, data)) = world() else { return };
+    let (mut w, data) = world();
     let t = w.home().join("target");
     let missing = w.home().join("missing");
     let file = data.join("f");
@@ -389,13 +391,11 @@ fn errors_come_before_anything_is_mounted() {
             "expected SRC or SRC:DST".into(),
         ),
     ];
-    if let Some(root) = &root {
-        rows.push((
-            format!("--rootfs={}", p(root)),
-            127,
-            "not found in the new root".into(),
-        ));
-    }
+    rows.push((
+        format!("--rootfs={}", p(&root)),
+        127,
+        "not found in the new root".into(),
+    ));
     for (arg, code, want) in rows {
         let command: &str = if code == 127 {
             "/usr/bin/no-such-thing"
@@ -419,17 +419,19 @@ fn errors_come_before_anything_is_mounted() {
     }
 }
 
-#[test]
 fn killing_become_root_leaves_no_mount_and_no_fuse_process() {
-    let Some((w, data)) = world() else { return };
+    let (w, data) = world();
     let t = w.home().join("target");
     for extra in ["", "--pid", "--overlay-driver=fuse"] {
+        // Killed once COMMAND runs, every mount made.
         let script = format!(
-            "\"$BR\" {extra} --overlay={d}:{t} --tmpfs={h} sleep 300 & pid=$!; sleep 0.5; \
+            "\"$BR\" {extra} --overlay={d}:{t} --tmpfs={h} sleep 300 & pid=$!; \
+             {until} sh -c 'ps -u \"$(id -u)\" -o args= | grep -qx \"sleep 300\"'; \
              kill -KILL $pid; wait $pid; echo status=$?",
             d = p(&data),
             t = p(&t),
-            h = p(&data.join("sub"))
+            h = p(&data.join("sub")),
+            until = World::until()
         );
         let out = sh_keeping_mounts(&w, &script);
         assert!(out.ok().contains("status=137"), "{extra}: {out:#?}");

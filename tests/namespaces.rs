@@ -5,7 +5,60 @@ mod common;
 
 use common::{World, map_lines};
 
-fn world() -> Option<World> {
+common::tests! {
+    [Harness]
+        single_range_is_mapped_whole,
+        every_range_is_mapped_contiguously_including_numeric_entries,
+        junk_lines_of_other_users_are_ignored,
+        trailing_space_on_callers_line_is_reported,
+        crlf_on_callers_line_is_reported_not_repaired,
+        no_entry_auto_warns_and_maps_single_full_fails,
+        range_overflowing_32_bits_is_rejected,
+        missing_helper,
+        helper_without_privilege_is_diagnosed,
+        no_new_privs_is_diagnosed,
+        newuidmap_refusal_is_reported_with_its_stderr,
+        helper_on_a_nosuid_mount_is_diagnosed,
+        non_utf8_arguments_pass_through,
+        helpers_never_get_the_callers_descriptors,
+        nested_passes_the_current_map_through,
+        map_single_maps_only_the_caller,
+        ids_are_zero_and_capabilities_full_inside,
+        chown_lands_on_the_right_host_ids,
+        each_namespace_flag_makes_exactly_its_namespace,
+        mount_namespace_is_private_and_leaves_no_mount_on_the_host,
+        pid_namespace_has_become_root_as_init_and_fresh_proc,
+        exit_statuses_pass_through,
+        death_by_signal_is_the_same_death,
+        not_executable_is_126_not_found_is_127,
+        usage_error_is_125,
+        options_after_command_and_after_double_dash_pass_through,
+        default_command_is_shell_then_bin_sh,
+        stdin_and_environment_pass_through,
+        file_descriptors_are_the_same_with_and_without,
+        sigpipe_is_default_for_the_command,
+        works_when_the_caller_ignores_sigchld_and_passes_that_on,
+        fifty_parallel_runs,
+        sigkill_to_exec_in_place_kills_the_command_like_any_process,
+        refuses_to_run_setuid;
+    [Harness, Tool("ip")] net_none_has_loopback_up_and_nothing_else;
+    [Harness, Tool("ps")]
+        pid_namespace_init_reaps_orphans,
+        sigterm_and_sigkill_to_supervising_become_root_leave_nothing;
+    [Harness, Tool("getsubids")] getsubids_source_reads_the_same_ranges;
+    [Harness, Tool("setcap")] refuses_to_run_with_file_capabilities;
+    [Harness, Tool("make")]
+        makefile_builds_a_tarball_with_root_and_user_owners,
+        make_jobserver_reaches_the_command;
+    [Harness, Tool("script")]
+        ctrl_z_under_pid_stops_and_fg_resumes,
+        terminal_and_job_control_under_script,
+        ctrl_c_on_the_terminal_kills_the_command_once;
+    [Root, Tool("unshare")] max_user_namespaces_zero_is_diagnosed;
+    [Root] real_root_gets_the_identity_map;
+}
+
+fn world() -> World {
     World::new()
 }
 
@@ -24,49 +77,49 @@ fn maps(w: &World, args: &[&str]) -> (Vec<String>, Vec<String>, common::Out) {
 
 // ---- identity and maps ----------------------------------------------------------------
 
-#[test]
 fn single_range_is_mapped_whole() {
-    let Some(w) = world() else { return };
+    let w = world();
     let (uid, gid, out) = maps(&w, &[]);
     assert!(out.status.success(), "{out:#?}");
-    assert_eq!(uid, [format!("0 {} 1", w.uid), "1 100000 65536".into()]);
-    assert_eq!(gid, [format!("0 {} 1", w.gid), "1 100000 65536".into()]);
+    let range = format!("1 {} 65536", w.sub_start());
+    assert_eq!(uid, [format!("0 {} 1", w.uid), range.clone()]);
+    assert_eq!(gid, [format!("0 {} 1", w.gid), range]);
     assert_eq!(out.stderr, "", "no warning when the full map works");
 }
 
-#[test]
 fn every_range_is_mapped_contiguously_including_numeric_entries() {
-    let Some(mut w) = world() else { return };
-    w.subuid = format!("tuser:200000:1000\n{}:300000:5000\n", w.uid);
-    w.subgid = format!("tuser:200000:1000\n{}:300000:5000\n", w.gid);
+    let mut w = world();
+    let (a, b) = (w.spare_range(1), w.spare_range(2));
+    w.subuid = format!("tuser:{a}:1000\n{}:{b}:5000\n", w.uid);
+    w.subgid = format!("tuser:{a}:1000\n{}:{b}:5000\n", w.gid);
     let (uid, gid, out) = maps(&w, &["--map=full"]);
     assert!(out.status.success(), "{out:#?}");
     let want = [
         format!("0 {} 1", w.uid),
-        "1 200000 1000".into(),
-        "1001 300000 5000".into(),
+        format!("1 {a} 1000"),
+        format!("1001 {b} 5000"),
     ];
     assert_eq!(uid, want);
     assert_eq!(gid[1..], want[1..]);
 }
 
-#[test]
 fn junk_lines_of_other_users_are_ignored() {
-    let Some(mut w) = world() else { return };
-    let text =
-        "other:abc:1\nbroken line\nx:1:2:3\n\nother2:5:0 \ntuser:100000:65536\n1000abc:1:1\n";
-    w.subuid = text.into();
-    w.subgid = text.into();
+    let mut w = world();
+    let start = w.sub_start();
+    let text = format!(
+        "other:abc:1\nbroken line\nx:1:2:3\n\nother2:5:0 \ntuser:{start}:65536\n1000abc:1:1\n"
+    );
+    w.subuid = text.clone();
+    w.subgid = text;
     let (uid, _, out) = maps(&w, &["--map=full"]);
     assert!(out.status.success(), "{out:#?}");
-    assert_eq!(uid[1], "1 100000 65536");
+    assert_eq!(uid[1], format!("1 {start} 65536"));
     assert_eq!(uid.len(), 2);
 }
 
-#[test]
 fn trailing_space_on_callers_line_is_reported() {
-    let Some(mut w) = world() else { return };
-    w.subuid = "tuser:100000:65536 \n".into();
+    let mut w = world();
+    w.subuid = format!("tuser:{}:65536 \n", w.sub_start());
     let out = w.run(&["--map=full", "true"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(
@@ -83,10 +136,10 @@ fn trailing_space_on_callers_line_is_reported() {
     assert_eq!(uid, [format!("0 {} 1", w.uid)]);
 }
 
-#[test]
 fn crlf_on_callers_line_is_reported_not_repaired() {
-    let Some(mut w) = world() else { return };
-    w.subuid = "tuser:100000:65536\r\ntuser:300000:10\n".into();
+    let mut w = world();
+    let spare = w.spare_range(2);
+    w.subuid = format!("tuser:{}:65536\r\ntuser:{spare}:10\n", w.sub_start());
     let out = w.run(&["--map=full", "true"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(out.stderr.contains("/etc/subuid:1"), "{}", out.stderr);
@@ -94,13 +147,12 @@ fn crlf_on_callers_line_is_reported_not_repaired() {
     let (uid, _, out) = maps(&w, &[]);
     assert!(out.status.success(), "{out:#?}");
     assert!(out.stderr.contains("/etc/subuid:1"), "{}", out.stderr);
-    assert_eq!(uid, [format!("0 {} 1", w.uid), "1 300000 10".into()]);
+    assert_eq!(uid, [format!("0 {} 1", w.uid), format!("1 {spare} 10")]);
 }
 
-#[test]
 fn no_entry_auto_warns_and_maps_single_full_fails() {
-    let Some(mut w) = world() else { return };
-    w.subuid = "someone:100000:65536\n".into();
+    let mut w = world();
+    w.subuid = format!("someone:{}:65536\n", w.sub_start());
     let (uid, gid, out) = maps(&w, &[]);
     assert!(out.status.success(), "{out:#?}");
     assert_eq!(uid, [format!("0 {} 1", w.uid)]);
@@ -133,18 +185,16 @@ fn no_entry_auto_warns_and_maps_single_full_fails() {
     assert!(out.stderr.contains("hint: "), "{}", out.stderr);
 }
 
-#[test]
 fn range_overflowing_32_bits_is_rejected() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.subuid = "tuser:4294967290:100\n".into();
     let out = w.run(&["--map=full", "true"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(out.stderr.contains("/etc/subuid:1"), "{}", out.stderr);
 }
 
-#[test]
 fn missing_helper() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.env
         .push(("NEWUIDMAP".into(), "/nonexistent/newuidmap".into()));
     let out = w.run(&["--map=full", "true"]);
@@ -165,9 +215,8 @@ fn missing_helper() {
     assert_eq!(uid, [format!("0 {} 1", w.uid)]);
 }
 
-#[test]
 fn helper_without_privilege_is_diagnosed() {
-    let Some(w) = world() else { return };
+    let w = world();
     // A copy of newuidmap without its set-user-ID bit.
     let copy = w.dir.join("newuidmap");
     std::fs::copy(common::which("newuidmap").unwrap(), &copy).unwrap();
@@ -181,9 +230,8 @@ fn helper_without_privilege_is_diagnosed() {
     assert!(out.stderr.contains("chmod u+s"), "{}", out.stderr);
 }
 
-#[test]
 fn no_new_privs_is_diagnosed() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.sh("setpriv --no-new-privs \"$BR\" --map=full true");
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(out.stderr.contains("no_new_privs"), "{}", out.stderr);
@@ -191,18 +239,25 @@ fn no_new_privs_is_diagnosed() {
     assert_eq!(out.ok().trim(), "0", "auto falls back to a single mapping");
 }
 
-#[test]
 fn newuidmap_refusal_is_reported_with_its_stderr() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     // The caller's line says one thing, newgidmap reads another file: simulate a refusal by
     // mapping a range the subgid file does not grant (both read the same file, so give
     // become-root a different view via getsubids-free path: a range newgidmap rejects).
-    w.subgid = "tuser:100000:65536\n".into();
-    w.subuid = "tuser:100000:65536\n".into();
+    let start = w.sub_start();
+    w.subgid = format!("tuser:{start}:65536\n");
+    w.subuid = format!("tuser:{start}:65536\n");
     // newuidmap refuses to map ids of a process that is not the caller's: point it at a
     // helper path that is a wrapper changing the range.
     let wrapper = w.dir.join("fake-newuidmap");
-    std::fs::write(&wrapper, "#!/bin/sh\necho 'newuidmap: uid range [1-65537) -> [100000-165536) not allowed' >&2\nexit 1\n").unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho 'newuidmap: uid range [1-65537) -> [{start}-{}) not allowed' >&2\nexit 1\n",
+            start + 65536
+        ),
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o4755)).unwrap();
     w.env
@@ -218,9 +273,8 @@ fn newuidmap_refusal_is_reported_with_its_stderr() {
     assert!(w.wait_no_leftovers().is_empty());
 }
 
-#[test]
 fn helper_on_a_nosuid_mount_is_diagnosed() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     let dir = w.dir.join("nosuid");
     std::fs::create_dir(&dir).unwrap();
     // A set-user-ID copy of newuidmap on a nosuid tmpfs, made in the harness's namespace.
@@ -238,24 +292,20 @@ fn helper_on_a_nosuid_mount_is_diagnosed() {
     assert!(out.stderr.contains("hint:"), "{}", out.stderr);
 }
 
-#[test]
 fn getsubids_source_reads_the_same_ranges() {
-    let Some(mut w) = world() else { return };
-    if common::which("getsubids").is_none() {
-        common::skip("getsubids is not installed (Debian: uidmap)");
-        return;
-    }
-    w.subuid = "tuser:200000:1000\ntuser:300000:10\n".into();
-    w.subgid = "tuser:200000:1000\n".into();
+    let mut w = world();
+    let (a, b) = (w.spare_range(1), w.spare_range(2));
+    w.subuid = format!("tuser:{a}:1000\ntuser:{b}:10\n");
+    w.subgid = format!("tuser:{a}:1000\n");
     let want_uid = [
         format!("0 {} 1", w.uid),
-        "1 200000 1000".into(),
-        "1001 300000 10".into(),
+        format!("1 {a} 1000"),
+        format!("1001 {b} 10"),
     ];
     let (uid, gid, out) = maps(&w, &["--map=full", "--subid-source=getsubids"]);
     assert!(out.status.success(), "{out:#?}");
     assert_eq!(uid, want_uid);
-    assert_eq!(gid, [format!("0 {} 1", w.gid), "1 200000 1000".into()]);
+    assert_eq!(gid, [format!("0 {} 1", w.gid), format!("1 {a} 1000")]);
     // auto picks getsubids when nsswitch.conf has a subid line: prove it by breaking getsubids
     let mut nsswitch = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
     nsswitch.push_str("subid: files\n");
@@ -279,12 +329,7 @@ fn getsubids_source_reads_the_same_ranges() {
     assert!(out.status.success(), "files ignores nsswitch: {out:#?}");
 }
 
-#[test]
 fn max_user_namespaces_zero_is_diagnosed() {
-    if !nix::unistd::Uid::effective().is_root() {
-        common::skip("needs root to make a user namespace with its own limit");
-        return;
-    }
     // user.max_user_namespaces is per user namespace: lower it in a throwaway one, so the
     // machine's own value never changes.
     let script = format!(
@@ -311,9 +356,8 @@ fn max_user_namespaces_zero_is_diagnosed() {
     assert!(out.stderr.contains("hint: "), "{}", out.stderr);
 }
 
-#[test]
 fn non_utf8_arguments_pass_through() {
-    let Some(w) = world() else { return };
+    let w = world();
     use std::os::unix::ffi::OsStrExt;
     let arg = std::ffi::OsStr::from_bytes(b"caf\xe9-\xff");
     let out = w.run(&[
@@ -332,13 +376,9 @@ fn non_utf8_arguments_pass_through() {
     assert_eq!(raw.stdout, b"caf\xe9-\xff");
 }
 
-#[test]
 fn refuses_to_run_with_file_capabilities() {
-    let Some(w) = world() else { return };
-    let Some(setcap) = common::which("setcap") else {
-        common::skip("setcap is not installed (Debian: libcap2-bin)");
-        return;
-    };
+    let w = world();
+    let setcap = common::which("setcap").unwrap();
     let copy = w.dir.join("become-root-caps");
     std::fs::copy(w.bin(), &copy).unwrap();
     let status = std::process::Command::new(setcap)
@@ -352,9 +392,8 @@ fn refuses_to_run_with_file_capabilities() {
     assert!(out.stderr.contains("capabilities"), "{}", out.stderr);
 }
 
-#[test]
 fn helpers_never_get_the_callers_descriptors() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     // A stand-in newuidmap that records its descriptors and refuses. The set-user-ID bit on
     // a script is ignored by the kernel but satisfies become-root's check of the helper.
     let record = w.home().join("helper-fds");
@@ -381,12 +420,7 @@ fn helpers_never_get_the_callers_descriptors() {
     assert!(fds.contains(&"0") && fds.contains(&"2"), "{fds:?}");
 }
 
-#[test]
 fn real_root_gets_the_identity_map() {
-    if !nix::unistd::Uid::effective().is_root() {
-        common::skip("real root case needs root");
-        return;
-    }
     let out = common::run_with_timeout({
         let mut c = std::process::Command::new(common::BIN);
         c.args(["cat", "/proc/self/uid_map", "/proc/self/gid_map"]);
@@ -395,9 +429,8 @@ fn real_root_gets_the_identity_map() {
     assert_eq!(map_lines(out.ok()), ["0 0 4294967295", "0 0 4294967295"]);
 }
 
-#[test]
 fn nested_passes_the_current_map_through() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.sh("\"$BR\" \"$BR\" sh -c 'cat /proc/self/uid_map; id -u'");
     let lines = map_lines(out.ok());
     assert_eq!(lines, ["0 0 1", "1 1 65536", "0"], "{out:#?}");
@@ -405,9 +438,8 @@ fn nested_passes_the_current_map_through() {
     assert_eq!(map_lines(out.ok()), ["0 0 1"]);
 }
 
-#[test]
 fn map_single_maps_only_the_caller() {
-    let Some(w) = world() else { return };
+    let w = world();
     let (uid, gid, out) = maps(&w, &["--map=single"]);
     assert!(out.status.success(), "{out:#?}");
     assert_eq!(uid, [format!("0 {} 1", w.uid)]);
@@ -421,9 +453,8 @@ fn map_single_maps_only_the_caller() {
     );
 }
 
-#[test]
 fn ids_are_zero_and_capabilities_full_inside() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.run(&["sh", "-c", "id -u; id -g; grep CapEff /proc/self/status"]);
     let text = out.ok();
     let lines: Vec<&str> = text.lines().collect();
@@ -435,9 +466,8 @@ fn ids_are_zero_and_capabilities_full_inside() {
     );
 }
 
-#[test]
 fn chown_lands_on_the_right_host_ids() {
-    let Some(w) = world() else { return };
+    let w = world();
     let f = w.home().join("owned");
     let out = w.run(&[
         "sh",
@@ -447,10 +477,11 @@ fn chown_lands_on_the_right_host_ids() {
     out.ok();
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(&f).unwrap();
+    let outside = w.sub_start() + 999;
     assert_eq!(
         (meta.uid(), meta.gid()),
-        (100999, 100999),
-        "inside 1000 is 100000+999 outside"
+        (outside, outside),
+        "inside 1000 is the range's start + 999 outside"
     );
     let g = w.home().join("root-owned");
     w.run(&["touch", &g.display().to_string()]).ok();
@@ -482,9 +513,8 @@ fn ns_inodes(w: &World, args: &[&str]) -> Vec<(String, bool)> {
         .collect()
 }
 
-#[test]
 fn each_namespace_flag_makes_exactly_its_namespace() {
-    let Some(w) = world() else { return };
+    let w = world();
     let rows: &[(&[&str], &[&str])] = &[
         (&[], &["user"]),
         (&["-m"], &["user", "mnt"]),
@@ -514,9 +544,8 @@ fn each_namespace_flag_makes_exactly_its_namespace() {
     }
 }
 
-#[test]
 fn net_none_has_loopback_up_and_nothing_else() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.run(&["-n", "ip", "-o", "link"]);
     let text = out.ok();
     assert_eq!(text.lines().count(), 1, "only lo: {text}");
@@ -526,9 +555,8 @@ fn net_none_has_loopback_up_and_nothing_else() {
     assert_eq!(out.ok().trim(), "ran");
 }
 
-#[test]
 fn mount_namespace_is_private_and_leaves_no_mount_on_the_host() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     // As on a systemd host: / shared, so that private and slave differ.
     w.propagation = "shared";
     // The host's mount table, read from the test process itself (outside every namespace).
@@ -556,19 +584,23 @@ fn mount_namespace_is_private_and_leaves_no_mount_on_the_host() {
     assert_eq!(out.ok().trim(), "0", "a mount inside did not propagate out");
 }
 
-#[test]
 fn ctrl_z_under_pid_stops_and_fg_resumes() {
-    let Some(w) = world() else { return };
-    if !script_available() {
-        return;
-    }
+    let w = world();
     // An interactive outer shell runs become-root --pid; ^Z must stop the whole job (the
-    // outer shell regains the terminal and lists it as stopped), fg must resume it.
-    let cmd = "\"$BR\" --pid sh -c 'sleep 1; echo WOKE $(id -u)'";
+    // outer shell regains the terminal and lists it as stopped), fg must resume it. The
+    // command says when it runs, and then waits for a file that only the outer shell makes,
+    // typed after ^Z: the outer shell reads it only once it has the terminal back, the job
+    // stopped. (Typed lines wait in the terminal until a shell reads them.)
+    let (running, go) = (w.home().join("running"), w.home().join("go"));
+    let (running, go) = (running.display(), go.display());
+    let until = World::until();
+    let cmd =
+        format!("\"$BR\" --pid sh -c 'touch {running}; {until} test -e {go}; echo WOKE $(id -u)'");
     let script = format!(
-        "(sleep 0.3; echo {}; sleep 0.5; printf '\\032'; sleep 0.3; echo jobs; sleep 0.2; \
-         echo fg; sleep 2; echo 'echo OUTER-DONE'; echo exit) | script -qec 'sh -i' /dev/null",
-        common::shell_quote(cmd)
+        "(echo {}; {until} test -e {running}; printf '\\032'; echo jobs; echo {}; echo fg; \
+         echo 'echo OUTER-DONE'; echo exit) | script -qec 'sh -i' /dev/null",
+        common::shell_quote(&cmd),
+        common::shell_quote(&format!("touch {go}"))
     );
     let out = w.sh(&script);
     let text = &out.stdout;
@@ -581,9 +613,8 @@ fn ctrl_z_under_pid_stops_and_fg_resumes() {
     assert!(!text.contains("Cannot set tty"), "{out:#?}");
 }
 
-#[test]
 fn pid_namespace_has_become_root_as_init_and_fresh_proc() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.run(&[
         "--pid",
         "sh",
@@ -601,20 +632,23 @@ fn pid_namespace_has_become_root_as_init_and_fresh_proc() {
     assert!(count <= 4, "fresh /proc shows only this namespace: {text}");
 }
 
-#[test]
 fn pid_namespace_init_reaps_orphans() {
-    let Some(w) = world() else { return };
-    // A grandchild orphaned to init must not linger as a zombie.
-    let script = "sh -c 'sleep 0.1 & exit 0'; sleep 0.5; ps -eo stat= | grep -c '^Z' || true";
-    let out = w.run(&["--pid", "sh", "-c", script]);
+    let w = world();
+    // A grandchild orphaned to init must not linger as a zombie: once it is gone from /proc
+    // (exited and reaped), no zombie is left.
+    let script = format!(
+        "pid=$(sh -c 'sleep 0.1 >/dev/null & echo $!'); {} test ! -e /proc/$pid; \
+         ps -eo stat= | grep -c '^Z' || true",
+        World::until()
+    );
+    let out = w.run(&["--pid", "sh", "-c", &script]);
     assert_eq!(out.ok().trim(), "0", "{out:#?}");
 }
 
 // ---- exit statuses and signals ------------------------------------------------------------
 
-#[test]
 fn exit_statuses_pass_through() {
-    let Some(w) = world() else { return };
+    let w = world();
     for mode in [&[][..], &["--pid"][..]] {
         for code in [0, 1, 42, 255] {
             let mut argv = mode.to_vec();
@@ -626,9 +660,8 @@ fn exit_statuses_pass_through() {
     }
 }
 
-#[test]
 fn death_by_signal_is_the_same_death() {
-    let Some(w) = world() else { return };
+    let w = world();
     for mode in [&[][..], &["--pid"][..]] {
         for sig in ["TERM", "KILL", "INT"] {
             let mut argv = mode.to_vec();
@@ -645,9 +678,8 @@ fn death_by_signal_is_the_same_death() {
     }
 }
 
-#[test]
 fn not_executable_is_126_not_found_is_127() {
-    let Some(w) = world() else { return };
+    let w = world();
     let file = w.home().join("not-exec");
     std::fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
     for mode in [&[][..], &["--pid"][..]] {
@@ -675,20 +707,24 @@ fn not_executable_is_126_not_found_is_127() {
     }
 }
 
-#[test]
 fn sigterm_and_sigkill_to_supervising_become_root_leave_nothing() {
-    let Some(w) = world() else { return };
-    let script = r#"
+    let w = world();
+    // Each kill comes once the command runs (its last sleep has started, the first one is
+    // forked before it); then the sleeps must go.
+    let script = format!(
+        r#"
 "$BR" --pid sh -c 'sleep 300 & sleep 301' & pid=$!
-sleep 0.5
+{until} sh -c 'ps -u "$(id -u)" -o args= | grep -qx "sleep 301"'
 kill -TERM $pid; wait $pid; echo term=$?
 "$BR" --pid sh -c 'sleep 302 & sleep 303' & pid=$!
-sleep 0.5
+{until} sh -c 'ps -u "$(id -u)" -o args= | grep -qx "sleep 303"'
 kill -KILL $pid; wait $pid; echo kill=$?
-sleep 0.3
+{until} sh -c '! ps -u "$(id -u)" -o args= | grep -q "^sleep 30[0-3]"'
 ps -u "$(id -u)" -o args= | grep -c '^sleep 30[0-3]' || true
-"#;
-    let out = w.sh(script);
+"#,
+        until = World::until()
+    );
+    let out = w.sh(&script);
     let text = out.ok();
     assert!(
         text.contains("term=143"),
@@ -703,20 +739,23 @@ ps -u "$(id -u)" -o args= | grep -c '^sleep 30[0-3]' || true
     );
 }
 
-#[test]
 fn sigkill_to_exec_in_place_kills_the_command_like_any_process() {
-    let Some(w) = world() else { return };
-    // In exec-in-place mode COMMAND is become-root's pid: the signal reaches it directly.
-    let out = w.sh("\"$BR\" sleep 300 & pid=$!; sleep 0.3; kill -KILL $pid; wait $pid; echo $?");
+    let w = world();
+    // In exec-in-place mode COMMAND is become-root's pid: the signal reaches it directly
+    // (sent once that pid is COMMAND).
+    let out = w.sh(&format!(
+        "\"$BR\" sleep 300 & pid=$!; {} grep -qx sleep /proc/$pid/comm; \
+         kill -KILL $pid; wait $pid; echo $?",
+        World::until()
+    ));
     assert_eq!(out.ok().trim(), "137");
     assert!(w.wait_no_leftovers().is_empty());
 }
 
 // ---- transparency -------------------------------------------------------------------------
 
-#[test]
 fn usage_error_is_125() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.run(&["--no-such-flag", "true"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(
@@ -727,9 +766,8 @@ fn usage_error_is_125() {
     assert!(out.stderr.contains("hint: "), "{}", out.stderr);
 }
 
-#[test]
 fn options_after_command_and_after_double_dash_pass_through() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.run(&["echo", "-la", "--help", "--pid"]);
     assert_eq!(out.ok(), "-la --help --pid\n");
     let out = w.run(&["--", "printf", "%s\n", "--version"]);
@@ -742,9 +780,8 @@ fn options_after_command_and_after_double_dash_pass_through() {
     );
 }
 
-#[test]
 fn default_command_is_shell_then_bin_sh() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     let shell = w.home().join("myshell");
     std::fs::write(&shell, "#!/bin/sh\necho my-shell-ran \"$#\"\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -755,9 +792,8 @@ fn default_command_is_shell_then_bin_sh() {
     assert_eq!(out.ok(), "from-sh 0\n");
 }
 
-#[test]
 fn stdin_and_environment_pass_through() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.env.push(("FOO".into(), "bar baz".into()));
     let out = w.sh("printf 'line1\\nline2\\n' | \"$BR\" cat");
     assert_eq!(out.ok(), "line1\nline2\n");
@@ -798,9 +834,8 @@ fn stdin_and_environment_pass_through() {
     assert_eq!(inside, outside, "environment otherwise unchanged");
 }
 
-#[test]
 fn file_descriptors_are_the_same_with_and_without() {
-    let Some(w) = world() else { return };
+    let w = world();
     for mode in ["", "--pid"] {
         let script = format!(
             "exec 5</dev/null 7>/dev/null 9<>/dev/null; \
@@ -817,9 +852,8 @@ fn file_descriptors_are_the_same_with_and_without() {
     }
 }
 
-#[test]
 fn sigpipe_is_default_for_the_command() {
-    let Some(w) = world() else { return };
+    let w = world();
     for mode in ["", "--pid"] {
         let out = w.sh(&format!("\"$BR\" {mode} yes | head -1"));
         assert_eq!(out.stdout, "y\n", "{out:#?}");
@@ -836,9 +870,8 @@ fn sigpipe_is_default_for_the_command() {
     }
 }
 
-#[test]
 fn works_when_the_caller_ignores_sigchld_and_passes_that_on() {
-    let Some(w) = world() else { return };
+    let w = world();
     // An ignored SIGCHLD makes the kernel reap children itself, so waitpid(2) would fail;
     // become-root must still check its helpers, and COMMAND still inherit the ignore.
     for mode in ["", "--pid"] {
@@ -862,13 +895,8 @@ fn works_when_the_caller_ignores_sigchld_and_passes_that_on() {
     );
 }
 
-#[test]
 fn makefile_builds_a_tarball_with_root_and_user_owners() {
-    let Some(w) = world() else { return };
-    if common::which("make").is_none() {
-        common::skip("make is not installed");
-        return;
-    }
+    let w = world();
     let makefile = "all:\n\t+$(BR) $(MAKE) pkg\n\npkg:\n\trm -rf root && mkdir -p root/etc root/home/u\n\techo hi > root/etc/f\n\techo hi > root/home/u/g\n\tchown -R 1000:1000 root/home/u\n\ttar --numeric-owner -cf out.tar -C root .\n";
     std::fs::write(w.home().join("Makefile"), makefile).unwrap();
     nix::unistd::chown(&w.home().join("Makefile"), Some(w.uid.into()), None).unwrap();
@@ -883,13 +911,8 @@ fn makefile_builds_a_tarball_with_root_and_user_owners() {
     assert_eq!(owner("./home/u/g").as_deref(), Some("1000/1000"), "{text}");
 }
 
-#[test]
 fn make_jobserver_reaches_the_command() {
-    let Some(w) = world() else { return };
-    if common::which("make").is_none() {
-        common::skip("make is not installed");
-        return;
-    }
+    let w = world();
     let makefile = "all:\n\t@+$(BR) $(MAKE) sub\n\nsub: a b c d\na b c d:\n\t@sleep 0.2; echo $@\n";
     std::fs::write(w.home().join("Makefile"), makefile).unwrap();
     let out = w.sh("cd \"$HOME\" && make -j4 --no-print-directory");
@@ -902,9 +925,8 @@ fn make_jobserver_reaches_the_command() {
     assert_eq!(out.stdout.lines().count(), 4, "{out:#?}");
 }
 
-#[test]
 fn fifty_parallel_runs() {
-    let Some(w) = world() else { return };
+    let w = world();
     let script = "pids=; i=0; while [ $i -lt 50 ]; do \"$BR\" sh -c 'test $(id -u) = 0' & pids=\"$pids $!\"; i=$((i+1)); done; \
                   ok=0; for p in $pids; do wait $p && ok=$((ok+1)); done; echo $ok";
     let out = w.sh(script);
@@ -912,9 +934,8 @@ fn fifty_parallel_runs() {
     assert!(w.wait_no_leftovers().is_empty());
 }
 
-#[test]
 fn refuses_to_run_setuid() {
-    let Some(w) = world() else { return };
+    let w = world();
     let copy = w.dir.join("become-root-suid");
     std::fs::copy(w.bin(), &copy).unwrap();
     nix::unistd::chown(&copy, Some(12345.into()), None).unwrap();
@@ -927,20 +948,8 @@ fn refuses_to_run_setuid() {
 
 // ---- terminals ----------------------------------------------------------------------------
 
-fn script_available() -> bool {
-    if common::which("script").is_none() {
-        common::skip("script(1) is not installed (Debian: bsdutils)");
-        return false;
-    }
-    true
-}
-
-#[test]
 fn terminal_and_job_control_under_script() {
-    let Some(w) = world() else { return };
-    if !script_available() {
-        return;
-    }
+    let w = world();
     for mode in ["", "--pid"] {
         // An interactive shell on a pty: it must own the terminal (job control on), run a
         // background job, list it, and bring one to the foreground.
@@ -964,19 +973,21 @@ fn terminal_and_job_control_under_script() {
     }
 }
 
-#[test]
 fn ctrl_c_on_the_terminal_kills_the_command_once() {
-    let Some(w) = world() else { return };
-    if !script_available() {
-        return;
-    }
+    let w = world();
     for mode in ["", "--pid"] {
-        // The command counts SIGINTs; ^C from the pty must arrive exactly once.
-        let inner =
-            "trap 'n=$((n+1)); echo INT$n' INT; n=0; echo READY; sleep 1; sleep 1; echo N=$n";
-        let cmd = format!("\"$BR\" {mode} sh -c {}", common::shell_quote(inner));
+        // The command counts SIGINTs; ^C from the pty, typed once the trap is set, must
+        // arrive exactly once (script(1) waits for its command after its input ends).
+        let ready = w.home().join(format!("ready{mode}"));
+        let ready = ready.display();
+        let inner = format!(
+            "trap 'n=$((n+1)); echo INT$n' INT; n=0; touch {ready}; echo READY; sleep 1; sleep 1; \
+             echo N=$n"
+        );
+        let cmd = format!("\"$BR\" {mode} sh -c {}", common::shell_quote(&inner));
         let script = format!(
-            "(sleep 0.6; printf '\\003'; sleep 2) | script -qec {} /dev/null",
+            "({} test -e {ready}; printf '\\003') | script -qec {} /dev/null",
+            World::until(),
             common::shell_quote(&cmd)
         );
         let out = w.sh(&script);

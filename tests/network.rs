@@ -7,24 +7,42 @@ mod common;
 
 use common::{Out, World};
 
+common::tests! {
+    [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip")]
+        each_mode_has_an_address_a_default_route_and_its_resolv_conf,
+        resolv_conf_is_replaced_through_a_symlink_and_only_inside,
+        dns_works_through_the_helpers_forwarder_when_the_host_uses_127_0_0_53,
+        host_loopback_is_refused_by_default_and_reachable_with_the_flag,
+        allow_host_loopback_needs_net,
+        missing_helper_names_it_and_its_package,
+        a_failing_helper_is_reported_with_its_stderr_and_nothing_is_left,
+        a_helper_that_never_gets_ready_times_out_and_is_killed,
+        an_inaccessible_tun_device_is_named,
+        exit_status_signals_and_descriptors_are_unchanged_in_supervise_mode,
+        published_tcp_and_udp_ports_serve_requests_in_every_mode,
+        published_port_on_ipv6_and_to_a_server_on_ipv6_inside,
+        host_port_0_picks_a_free_port_and_reports_it,
+        port_errors_come_before_the_command_runs,
+        helper_port_driver_serves_tcp_and_udp_with_each_helper,
+        helper_port_driver_errors,
+        network_helpers_get_only_their_own_descriptors;
+    [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps")]
+        sigterm_and_sigkill_to_become_root_leave_no_helper;
+    [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps"), Tool("script")]
+        ctrl_c_ends_the_run_and_leaves_no_helper_and_job_control_works;
+}
+
 /// The connected modes, with the gateway address through which the host is reached.
 const MODES: &[(&str, &str)] = &[("slirp4netns", "10.0.2.2"), ("pasta", "192.0.2.1")];
 
-fn world() -> Option<World> {
-    let w = World::new()?;
-    for tool in ["slirp4netns", "pasta", "python3", "ip"] {
-        if common::which(tool).is_none() {
-            common::skip(&format!("{tool} is not installed (.ci/run installs it)"));
-            return None;
-        }
-    }
-    Some(w)
+fn world() -> World {
+    World::new()
 }
 
 /// A world with a network namespace of its own, a resolver on 127.0.0.53 answering every
 /// name with 10.9.8.7, and a TCP server on 127.0.0.1:8999.
-fn world_with_host_services() -> Option<World> {
-    let mut w = world()?;
+fn world_with_host_services() -> World {
+    let mut w = world();
     w.own_network = true;
     w.root_setup = "echo 'nameserver 127.0.0.53' > /etc/resolv.conf".into();
     w.services.push(format!(
@@ -35,12 +53,11 @@ fn world_with_host_services() -> Option<World> {
         "python3 {} 127.0.0.1 8999 60",
         World::helper("tcp-echo.py")
     ));
-    Some(w)
+    w
 }
 
-#[test]
 fn each_mode_has_an_address_a_default_route_and_its_resolv_conf() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.own_network = true; // pasta copies the uplink; give it the harness's dummy one
     for (mode, forwarder) in [
         ("slirp4netns", "10.0.2.3"),
@@ -82,9 +99,8 @@ fn each_mode_has_an_address_a_default_route_and_its_resolv_conf() {
     }
 }
 
-#[test]
 fn resolv_conf_is_replaced_through_a_symlink_and_only_inside() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.own_network = true;
     let stub = w.dir.join("stub-resolv.conf");
     std::fs::write(&stub, "nameserver 127.0.0.53\n").unwrap();
@@ -110,22 +126,16 @@ fn resolv_conf_is_replaced_through_a_symlink_and_only_inside() {
     );
 }
 
-#[test]
 fn dns_works_through_the_helpers_forwarder_when_the_host_uses_127_0_0_53() {
-    let Some(w) = world_with_host_services() else {
-        return;
-    };
+    let w = world_with_host_services();
     for (mode, _) in MODES {
         let out = w.run(&[&format!("--net={mode}"), "getent", "hosts", "example.test"]);
         assert!(out.ok().starts_with("10.9.8.7"), "{mode}: {out:#?}");
     }
 }
 
-#[test]
 fn host_loopback_is_refused_by_default_and_reachable_with_the_flag() {
-    let Some(w) = world_with_host_services() else {
-        return;
-    };
+    let w = world_with_host_services();
     for (mode, gateway) in MODES {
         let connect = format!("timeout 5 bash -c 'cat < /dev/tcp/{gateway}/8999'");
         let closed = w.run(&[&format!("--net={mode}"), "sh", "-c", &connect]);
@@ -145,17 +155,16 @@ fn host_loopback_is_refused_by_default_and_reachable_with_the_flag() {
     }
 }
 
-#[test]
 fn allow_host_loopback_needs_net() {
-    let Some(w) = world() else { return };
+    let w = world();
     let out = w.run(&["--allow-host-loopback", "true"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(out.stderr.contains("--net"), "{}", out.stderr);
 }
 
 /// A world whose PATH has only a directory of stand-ins (`bin` in the user's home).
-fn world_with_path(stand_ins: &[(&str, &str)]) -> Option<World> {
-    let mut w = world()?;
+fn world_with_path(stand_ins: &[(&str, &str)]) -> World {
+    let mut w = world();
     let bin = w.home().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -165,14 +174,11 @@ fn world_with_path(stand_ins: &[(&str, &str)]) -> Option<World> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     w.env.push(("PATH".into(), bin.display().to_string()));
-    Some(w)
+    w
 }
 
-#[test]
 fn missing_helper_names_it_and_its_package() {
-    let Some(w) = world_with_path(&[]) else {
-        return;
-    };
+    let w = world_with_path(&[]);
     for (mode, program, package) in [
         ("slirp4netns", "slirp4netns", "slirp4netns"),
         ("pasta", "pasta", "passt"),
@@ -194,14 +200,11 @@ fn missing_helper_names_it_and_its_package() {
     }
 }
 
-#[test]
 fn a_failing_helper_is_reported_with_its_stderr_and_nothing_is_left() {
-    let Some(w) = world_with_path(&[
+    let w = world_with_path(&[
         ("slirp4netns", "echo 'cannot open tap: boom' >&2; exit 3"),
         ("pasta", "echo 'pasta: boom' >&2; exit 4"),
-    ]) else {
-        return;
-    };
+    ]);
     for (mode, status) in [("slirp4netns", "3"), ("pasta", "4")] {
         let out = w.run(&[&format!("--net={mode}"), "/bin/true"]);
         assert_eq!(out.code(), Some(125), "{mode}: {out:#?}");
@@ -224,11 +227,8 @@ fn a_failing_helper_is_reported_with_its_stderr_and_nothing_is_left() {
     );
 }
 
-#[test]
 fn a_helper_that_never_gets_ready_times_out_and_is_killed() {
-    let Some(w) = world_with_path(&[("slirp4netns", "exec /bin/sleep 300")]) else {
-        return;
-    };
+    let w = world_with_path(&[("slirp4netns", "exec /bin/sleep 300")]);
     let out = w.run(&["--net=slirp4netns", "/bin/true"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(
@@ -243,9 +243,8 @@ fn a_helper_that_never_gets_ready_times_out_and_is_killed() {
     );
 }
 
-#[test]
 fn an_inaccessible_tun_device_is_named() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     // A 0600 root-owned copy over the usable one, as on this machine before the harness.
     w.root_setup = format!(
         "mknod -m 600 {0}/tun600 c 10 200 && mount --bind {0}/tun600 /dev/net/tun",
@@ -270,9 +269,8 @@ fn no_helper_left(w: &World, text: &str) {
     assert!(left.is_empty(), "left behind: {left:?}; {text}");
 }
 
-#[test]
 fn exit_status_signals_and_descriptors_are_unchanged_in_supervise_mode() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.own_network = true;
     for (mode, _) in MODES {
         let net = format!("--net={mode}");
@@ -295,14 +293,19 @@ fn exit_status_signals_and_descriptors_are_unchanged_in_supervise_mode() {
     }
 }
 
-#[test]
 fn sigterm_and_sigkill_to_become_root_leave_no_helper() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.own_network = true;
     for (mode, _) in MODES {
+        // Each kill comes once COMMAND runs, the network set up.
         let script = format!(
-            "\"$BR\" --net={mode} sleep 300 & pid=$!; sleep 1; kill -TERM $pid; wait $pid; echo term=$?
-             \"$BR\" --net={mode} sleep 301 & pid=$!; sleep 1; kill -KILL $pid; wait $pid; echo kill=$?"
+            r#""$BR" --net={mode} sleep 300 & pid=$!
+{until} sh -c 'ps -u "$(id -u)" -o args= | grep -qx "sleep 300"'
+kill -TERM $pid; wait $pid; echo term=$?
+"$BR" --net={mode} sleep 301 & pid=$!
+{until} sh -c 'ps -u "$(id -u)" -o args= | grep -qx "sleep 301"'
+kill -KILL $pid; wait $pid; echo kill=$?"#,
+            until = World::until()
         );
         let out = w.sh(&script);
         let text = out.ok();
@@ -316,21 +319,26 @@ fn script_run(w: &World, input_script: &str) -> Out {
     w.sh(&format!("{input_script} | script -qec \"$CMD\" /dev/null"))
 }
 
-#[test]
 fn ctrl_c_ends_the_run_and_leaves_no_helper_and_job_control_works() {
-    let Some(mut w) = world() else { return };
-    if common::which("script").is_none() {
-        common::skip("script(1) is not installed (Debian: bsdutils)");
-        return;
-    }
+    let mut w = world();
     w.own_network = true;
+    // Input is typed once what it is for runs: ^C once the command sleeps, the lines once the
+    // interactive shell inside has started (script(1) waits for its command after its input
+    // ends).
+    let until = World::until();
     for (mode, _) in MODES {
         w.env.retain(|(k, _)| k != "CMD");
         w.env.push((
             "CMD".into(),
             format!("\"$BR\" --net={mode} sh -c 'echo READY; sleep 300'"),
         ));
-        let out = script_run(&w, "(sleep 1.5; printf '\\003'; sleep 1)");
+        let out = script_run(
+            &w,
+            &format!(
+                "({until} sh -c 'ps -u \"$(id -u)\" -o args= | grep -qx \"sleep 300\"'; \
+                 printf '\\003')"
+            ),
+        );
         assert!(out.stdout.contains("READY"), "{mode}: {out:#?}");
         no_helper_left(&w, mode);
 
@@ -342,7 +350,10 @@ fn ctrl_c_ends_the_run_and_leaves_no_helper_and_job_control_works() {
                      (sleep 0.2; echo FG-DONE) & fg; exit 3";
         let out = script_run(
             &w,
-            &format!("(sleep 1; echo {})", common::shell_quote(input)),
+            &format!(
+                "({until} sh -c 'ps -u \"$(id -u)\" -o args= | grep -qx \"sh -i\"'; echo {})",
+                common::shell_quote(input)
+            ),
         );
         let text = &out.stdout;
         assert!(text.contains("MONITOR-ON"), "{mode}: {out:#?}");
@@ -373,9 +384,8 @@ fn helper(name: &str) -> String {
     format!("python3 {}", World::helper(name))
 }
 
-#[test]
 fn published_tcp_and_udp_ports_serve_requests_in_every_mode() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.own_network = true;
     for mode in ["none", "slirp4netns", "pasta"] {
         let tcp = format!("{} 127.0.0.1 8000 8", helper("tcp-echo.py"));
@@ -406,9 +416,11 @@ fn published_tcp_and_udp_ports_serve_requests_in_every_mode() {
     no_helper_left(&w, "after publishing");
 }
 
-#[test]
 fn published_port_on_ipv6_and_to_a_server_on_ipv6_inside() {
-    let Some(w) = world() else { return };
+    let mut w = world();
+    // "The host's" [::1]:18086 is the harness's own, not the machine's, which other tests
+    // (another checkout's) may be using.
+    w.own_network = true;
     let tcp = format!("{} ::1 8000 8", helper("tcp-echo.py"));
     let (out, err) = publish_and_call(
         &w,
@@ -419,18 +431,18 @@ fn published_port_on_ipv6_and_to_a_server_on_ipv6_inside() {
     assert_eq!(out.stdout, "hello from ::1\n", "{out:#?} {err}");
 }
 
-#[test]
 fn host_port_0_picks_a_free_port_and_reports_it() {
-    let Some(w) = world() else { return };
+    let w = world();
     let err = w.home().join("err");
     let script = format!(
         "\"$BR\" -n -p 0:8000 {server} 2>{err} & pid=$!; \
-         for i in $(seq 50); do grep -q published {err} && break; sleep 0.1; done; \
+         {until} grep -q published {err}; \
          port=$(sed -n 's/.*published 127.0.0.1:\\([0-9]*\\) -> 8000\\/tcp$/\\1/p' {err}); \
          echo port=$port; {client} tcp 127.0.0.1 $port; wait $pid",
         server = format_args!("{} 127.0.0.1 8000 5", helper("tcp-echo.py")),
         client = helper("client.py"),
-        err = err.display()
+        err = err.display(),
+        until = World::until(),
     );
     let out = w.sh(&script);
     let text = out.ok();
@@ -448,9 +460,8 @@ fn host_port_0_picks_a_free_port_and_reports_it() {
     assert_eq!(out.stderr, "", "{out:#?}");
 }
 
-#[test]
 fn port_errors_come_before_the_command_runs() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     // Something already listens on 127.0.0.1:18081 (as root, in the harness's namespace).
     w.own_network = true;
     w.services.push(format!(
@@ -491,9 +502,8 @@ fn port_errors_come_before_the_command_runs() {
     no_helper_left(&w, "after port errors");
 }
 
-#[test]
 fn helper_port_driver_serves_tcp_and_udp_with_each_helper() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.own_network = true;
     // slirp4netns's API socket goes in a private directory here, which must be empty after.
     let runtime = w.home().join("runtime");
@@ -520,12 +530,13 @@ fn helper_port_driver_serves_tcp_and_udp_with_each_helper() {
             "\"$BR\" --pid --net={mode} --allow-host-loopback --port-driver=helper -p 18089:8000 \
              {udp} {servers} \
              2>{err} & pid=$!; \
-             for i in $(seq 50); do grep -q published {err} && break; sleep 0.1; done; \
+             {until} grep -q published {err}; \
              port=$(sed -n 's/.*published 127.0.0.1:\\([0-9]*\\) -> 5300\\/udp$/\\1/p' {err}); \
              {client} tcp 127.0.0.1 18089; [ -z \"$port\" ] || {client} udp 127.0.0.1 $port via-{mode}; \
              kill -TERM $pid; wait $pid",
             err = err.display(),
             client = helper("client.py"),
+            until = World::until(),
         );
         let out = w.sh(&script);
         let stderr = std::fs::read_to_string(&err).unwrap_or_default();
@@ -540,9 +551,8 @@ fn helper_port_driver_serves_tcp_and_udp_with_each_helper() {
     no_helper_left(&w, "helper driver");
 }
 
-#[test]
 fn helper_port_driver_errors() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     w.own_network = true;
     w.services.push(format!(
         "python3 {} 127.0.0.1 18082 30",
@@ -613,13 +623,12 @@ fn helper_port_driver_errors() {
     no_helper_left(&w, "helper driver errors");
 }
 
-#[test]
 fn network_helpers_get_only_their_own_descriptors() {
     // A stand-in helper records its descriptors, then fails. The caller's 7 and 9 (say, a make
     // jobserver) must not be there; slirp4netns gets exactly its ready (3) and exit (4) pipes,
     // and pasta none (its readiness is a pid file it opens by path).
     let record = "/proc/self/fd";
-    let Some(w) = world_with_path(&[
+    let w = world_with_path(&[
         (
             "slirp4netns",
             &format!("/bin/ls {record} > \"$HOME/slirp4netns-fds\"; exit 1"),
@@ -628,9 +637,7 @@ fn network_helpers_get_only_their_own_descriptors() {
             "pasta",
             &format!("/bin/ls {record} > \"$HOME/pasta-fds\"; exit 1"),
         ),
-    ]) else {
-        return;
-    };
+    ]);
     for mode in ["slirp4netns", "pasta"] {
         let out = w.sh(&format!(
             "exec 7</dev/null 9>/dev/null; \"$BR\" --net={mode} /bin/true"

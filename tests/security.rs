@@ -9,6 +9,25 @@ use std::path::{Path, PathBuf};
 
 use common::World;
 
+common::tests! {
+    [Harness, Tool("setcap")] setuid_and_setcap_copies_refuse_every_entry_point_before_anything_else;
+    [Harness]
+        a_planted_work_directory_link_is_refused_and_its_target_untouched,
+        foreign_or_shared_overlay_directories_are_refused,
+        an_upper_that_is_a_file_or_the_root_is_refused_and_nothing_is_made,
+        copy_up_of_a_pseudo_filesystem_is_refused_at_once,
+        stop_of_processes_that_are_not_yours_fails_at_once_and_harms_nothing,
+        messages_name_what_is_wrong;
+    [Harness, Tool("busybox"), Tool("slirp4netns"), Tool("fuse-overlayfs")]
+        no_process_inside_holds_a_descriptor_of_the_host;
+    [Harness, Tool("fuse-overlayfs")]
+        a_path_cannot_inject_fuse_overlayfs_options,
+        a_throwaway_fuse_overlay_stages_nothing_on_disk_even_when_killed;
+    [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("pkill")]
+        a_killed_network_helper_is_reported_recorded_and_commands_status_kept;
+    [Harness, Tool("prlimit")] a_file_size_limit_fails_detach_with_a_message_and_leaves_no_state;
+}
+
 fn p(path: &Path) -> String {
     path.display().to_string()
 }
@@ -23,21 +42,18 @@ fn chown_tree(path: &Path, uid: u32) {
 }
 
 /// A world whose home has `lower/f` and an empty `target`, all the test user's.
-fn world() -> Option<World> {
-    let w = World::new()?;
+fn world() -> World {
+    let w = World::new();
     std::fs::create_dir_all(w.home().join("lower")).unwrap();
     std::fs::write(w.home().join("lower/f"), "base\n").unwrap();
     std::fs::create_dir_all(w.home().join("target")).unwrap();
     chown_tree(&w.home(), w.uid);
-    Some(w)
+    w
 }
 
 /// A busybox root filesystem owned by the test user, with the applets the tests use.
-fn busybox_rootfs(w: &World) -> Option<PathBuf> {
-    let Some(busybox) = common::which("busybox") else {
-        common::skip("busybox is not installed (Debian: busybox-static)");
-        return None;
-    };
+fn busybox_rootfs(w: &World) -> PathBuf {
+    let busybox = common::which("busybox").expect("declared as needed");
     let root = w.home().join("rootfs");
     for dir in ["bin", "etc", "proc", "dev", "sys", "tmp", "mnt"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -56,22 +72,17 @@ fn busybox_rootfs(w: &World) -> Option<PathBuf> {
     // A connected network binds its resolv.conf over this one.
     std::fs::write(root.join("etc/resolv.conf"), "").unwrap();
     chown_tree(&root, w.uid);
-    Some(root)
+    root
 }
 
 // ---- 1. no privileged copy runs, whatever the entry point ---------------------------------
 
-#[test]
 fn setuid_and_setcap_copies_refuse_every_entry_point_before_anything_else() {
-    let Some(mut w) = World::new() else { return };
-    if common::which("setcap").is_none() {
-        common::skip("setcap is not installed (Debian: libcap2-bin)");
-        return;
-    }
+    let mut w = World::new();
     let d = p(&w.dir);
     let err = p(&w.home().join("err"));
     // A root process the forged session names: --stop must never reach it.
-    w.services = vec!["sleep 300".into()];
+    w.services = vec!["sh -c 'touch $READY; exec sleep 300'".into()];
     let subid = env!("CARGO_BIN_EXE_subid");
     w.root_setup = format!(
         "install -m 4755 -o root {d}/become-root {d}/suid-become-root
@@ -151,9 +162,8 @@ printf 'name forged\\nsupervisor %s %s\\nholder %s %s\\n' $victim $start $victim
 
 // ---- 2. overlay directories are never reached through links or foreign directories ---------
 
-#[test]
 fn a_planted_work_directory_link_is_refused_and_its_target_untouched() {
-    let Some(w) = world() else { return };
+    let w = world();
     let home = w.home();
     // The victim's precious directory, and another user's planted link where the victim's
     // overlay will want its work directory (`.up.work` beside `up`).
@@ -188,9 +198,8 @@ fn a_planted_work_directory_link_is_refused_and_its_target_untouched() {
     );
 }
 
-#[test]
 fn foreign_or_shared_overlay_directories_are_refused() {
-    let Some(w) = world() else { return };
+    let w = world();
     let home = w.home();
     let d = p(&w.dir);
     let lower = p(&home.join("lower"));
@@ -239,9 +248,8 @@ chown 4343:4343 {d}/shared/theirs {d}/shared/.mine.work; chown {uid}:{uid} {d}/s
     assert_eq!(std::fs::read_to_string(upper.join("new")).unwrap(), "x\n");
 }
 
-#[test]
 fn an_upper_that_is_a_file_or_the_root_is_refused_and_nothing_is_made() {
-    let Some(w) = world() else { return };
+    let w = world();
     let home = w.home();
     let file = home.join("file");
     std::fs::write(&file, "").unwrap();
@@ -306,12 +314,9 @@ fn assert_no_leak(what: &str, out: &common::Out, at_least: usize) {
     );
 }
 
-#[test]
 fn no_process_inside_holds_a_descriptor_of_the_host() {
-    let Some(mut w) = world() else { return };
-    let Some(root) = busybox_rootfs(&w) else {
-        return;
-    };
+    let mut w = world();
+    let root = busybox_rootfs(&w);
     w.env
         .push(("XDG_RUNTIME_DIR".into(), p(&w.home().join("run"))));
     std::fs::create_dir_all(w.home().join("run")).unwrap();
@@ -386,9 +391,8 @@ fn no_process_inside_holds_a_descriptor_of_the_host() {
 
 // ---- 4. fuse-overlayfs options cannot be injected through a path ---------------------------
 
-#[test]
 fn a_path_cannot_inject_fuse_overlayfs_options() {
-    let Some(w) = world() else { return };
+    let w = world();
     let home = w.home();
     let odd = home.join("x,squash_to_root");
     std::fs::create_dir(&odd).unwrap();
@@ -410,9 +414,8 @@ fn a_path_cannot_inject_fuse_overlayfs_options() {
 
 // ---- 7. pseudo filesystems are refused as layers -------------------------------------------
 
-#[test]
 fn copy_up_of_a_pseudo_filesystem_is_refused_at_once() {
-    let Some(w) = world() else { return };
+    let w = world();
     for (arg, fs) in [
         ("--copy-up=/proc", "proc"),
         ("--copy-up=/sys", "sysfs"),
@@ -435,9 +438,8 @@ fn copy_up_of_a_pseudo_filesystem_is_refused_at_once() {
 
 // ---- 8. no staging directory is left on disk ------------------------------------------------
 
-#[test]
 fn a_throwaway_fuse_overlay_stages_nothing_on_disk_even_when_killed() {
-    let Some(mut w) = world() else { return };
+    let mut w = world();
     let run = w.home().join("run");
     std::fs::create_dir_all(&run).unwrap();
     chown_tree(&run, w.uid);
@@ -466,9 +468,8 @@ fn a_throwaway_fuse_overlay_stages_nothing_on_disk_even_when_killed() {
 
 // ---- 6. a dead network helper is noticed ----------------------------------------------------
 
-#[test]
 fn a_killed_network_helper_is_reported_recorded_and_commands_status_kept() {
-    let Some(mut w) = World::new() else { return };
+    let mut w = World::new();
     let run = w.home().join("run");
     std::fs::create_dir_all(&run).unwrap();
     chown_tree(&run, w.uid);
@@ -521,14 +522,13 @@ fn a_killed_network_helper_is_reported_recorded_and_commands_status_kept() {
 
 // ---- 9. --stop says when it could stop nothing ----------------------------------------------
 
-#[test]
 fn stop_of_processes_that_are_not_yours_fails_at_once_and_harms_nothing() {
-    let Some(mut w) = World::new() else { return };
+    let mut w = World::new();
     let run = w.home().join("run");
     std::fs::create_dir_all(&run).unwrap();
     chown_tree(&run, w.uid);
     w.env.push(("XDG_RUNTIME_DIR".into(), p(&run)));
-    w.services = vec!["sleep 300".into()];
+    w.services = vec!["sh -c 'touch $READY; exec sleep 300'".into()];
     // A state file in the right format naming a root process, with its start time and this
     // pid namespace: as if forged, or copied from another user's.
     let out = w.sh(
@@ -571,13 +571,8 @@ fn stop_of_processes_that_are_not_yours_fails_at_once_and_harms_nothing() {
 
 // ---- 10. a file size limit is an error with a message, and leaves nothing -------------------
 
-#[test]
 fn a_file_size_limit_fails_detach_with_a_message_and_leaves_no_state() {
-    let Some(mut w) = World::new() else { return };
-    if common::which("prlimit").is_none() {
-        common::skip("prlimit is not installed (Debian: util-linux)");
-        return;
-    }
+    let mut w = World::new();
     let run = w.home().join("run");
     std::fs::create_dir_all(&run).unwrap();
     chown_tree(&run, w.uid);
@@ -592,9 +587,8 @@ fn a_file_size_limit_fails_detach_with_a_message_and_leaves_no_state() {
 
 // ---- 11. messages that said the wrong thing --------------------------------------------------
 
-#[test]
 fn messages_name_what_is_wrong() {
-    let Some(w) = world() else { return };
+    let w = world();
     let home = w.home();
     let file = home.join("file");
     std::fs::write(&file, "").unwrap();

@@ -1,7 +1,7 @@
 //! Sessions (--name, --detach, --join, --list, --stop) through the hermetic harness, as an
 //! unprivileged user. Every test keeps its state in a directory of the test user's
-//! (XDG_RUNTIME_DIR in the world's home), and kills whatever of that user is still running
-//! when it ends, so a failing test leaves no pause process behind.
+//! (XDG_RUNTIME_DIR in the world's home); the World kills whatever of that user is still
+//! running when it ends, so a failing test leaves no pause process behind.
 
 mod common;
 
@@ -12,21 +12,42 @@ use std::time::{Duration, Instant};
 
 use common::{Out, World};
 
+common::tests! {
+    [Harness]
+        detach_returns_promptly_and_leaves_a_holder,
+        two_joins_see_the_same_mounts_and_the_host_does_not,
+        join_runs_as_root_in_the_callers_directory_and_returns_the_status,
+        join_enters_the_pid_namespace,
+        stop_ends_everything_inside_and_removes_the_state,
+        a_session_with_a_command_ends_with_it_and_logs_its_output,
+        a_named_run_in_the_foreground_is_listed_while_it_runs,
+        a_live_name_cannot_be_taken_twice,
+        stale_state_is_detected_and_cleaned,
+        the_state_directory_must_be_private_and_the_callers,
+        without_xdg_runtime_dir_state_lives_in_a_checked_directory_in_tmp,
+        bad_usage_is_refused_before_anything_starts;
+    [Harness, Tool("python3")] list_shows_the_sessions_and_its_json_parses;
+    [Harness, Tool("slirp4netns"), Tool("python3"), Tool("ip")]
+        joining_a_slirp4netns_session_keeps_its_network_and_published_ports;
+    [Harness, Tool("busybox")]
+        a_rootfs_session_needs_no_shell_inside_and_joins_start_in_its_directory;
+}
+
 /// A world whose user keeps session state in `home/xdg/become-root`.
 struct Sessions {
     w: World,
 }
 
 impl Sessions {
-    fn new() -> Option<Sessions> {
-        let mut w = World::new()?;
+    fn new() -> Sessions {
+        let mut w = World::new();
         let xdg = w.home().join("xdg");
         fs::create_dir(&xdg).unwrap();
         fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
         nix::unistd::chown(&xdg, Some(w.uid.into()), Some(w.gid.into())).unwrap();
         w.env
             .push(("XDG_RUNTIME_DIR".into(), xdg.display().to_string()));
-        Some(Sessions { w })
+        Sessions { w }
     }
 
     fn state_dir(&self) -> PathBuf {
@@ -63,20 +84,6 @@ impl Sessions {
     }
 }
 
-impl Drop for Sessions {
-    fn drop(&mut self) {
-        // Whatever a failed test left running: processes of this test's own user only.
-        for line in self.w.leftover_processes() {
-            if let Some(pid) = line.split(':').next().and_then(|p| p.parse().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
-}
-
 fn alive(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
@@ -87,9 +94,8 @@ fn own_pid_ns() -> u64 {
     fs::metadata("/proc/self/ns/pid").unwrap().ino()
 }
 
-#[test]
 fn detach_returns_promptly_and_leaves_a_holder() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     let started = Instant::now();
     let out = s.detach("hold", &["--mount"]);
     let took = started.elapsed();
@@ -126,9 +132,8 @@ fn detach_returns_promptly_and_leaves_a_holder() {
     assert_eq!(s.w.run(&["--stop=hold"]).code(), Some(0));
 }
 
-#[test]
 fn two_joins_see_the_same_mounts_and_the_host_does_not() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     let scratch = s.w.home().join("scratch");
     fs::create_dir(&scratch).unwrap();
     nix::unistd::chown(&scratch, Some(s.w.uid.into()), None).unwrap();
@@ -154,9 +159,8 @@ fn two_joins_see_the_same_mounts_and_the_host_does_not() {
     assert_eq!(s.w.run(&["--stop=mnt"]).code(), Some(0));
 }
 
-#[test]
 fn join_runs_as_root_in_the_callers_directory_and_returns_the_status() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     s.detach("id", &["--mount", "--uts"]).ok();
     let out = s.w.sh("mkdir -p here && cd here && $BR --join=id sh -c \
          'id -u; id -g; pwd; hostname inside; cat /proc/self/uid_map; exit 7'");
@@ -165,7 +169,13 @@ fn join_runs_as_root_in_the_callers_directory_and_returns_the_status() {
     assert_eq!(lines[..2], ["0", "0"]);
     assert_eq!(lines[2], s.w.home().join("here").display().to_string());
     let map = common::map_lines(&lines[3..].join("\n"));
-    assert_eq!(map, [format!("0 {} 1", s.w.uid), "1 100000 65536".into()]);
+    assert_eq!(
+        map,
+        [
+            format!("0 {} 1", s.w.uid),
+            format!("1 {} 65536", s.w.sub_start())
+        ]
+    );
     // The uts namespace is the session's: the hostname set by one join is seen by the next.
     let out = s.w.run(&["--join=id", "hostname"]);
     assert_eq!(out.ok(), "inside\n");
@@ -189,9 +199,8 @@ fn join_runs_as_root_in_the_callers_directory_and_returns_the_status() {
     assert_eq!(s.w.run(&["--stop=id"]).code(), Some(0));
 }
 
-#[test]
 fn join_enters_the_pid_namespace() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     s.detach("pid", &["--pid"]).ok();
     let out = s.w.run(&[
         "--join=pid",
@@ -221,13 +230,8 @@ fn join_enters_the_pid_namespace() {
     );
 }
 
-#[test]
 fn list_shows_the_sessions_and_its_json_parses() {
-    let Some(s) = Sessions::new() else { return };
-    if common::which("python3").is_none() {
-        common::skip("python3 is not installed");
-        return;
-    }
+    let s = Sessions::new();
     assert_eq!(
         s.w.run(&["--list"]).ok(),
         "NAME  PID  CREATED  NAMESPACES  NET  STATUS\n"
@@ -284,9 +288,8 @@ print(one["pid"], two["pid"])
     );
 }
 
-#[test]
 fn stop_ends_everything_inside_and_removes_the_state() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     // Without a pid namespace, what a join started lives on its own: --stop finds it by
     // its user namespace, nested ones included.
     s.detach("stop", &["--mount"]).ok();
@@ -344,9 +347,8 @@ fn stop_ends_everything_inside_and_removes_the_state() {
     );
 }
 
-#[test]
 fn a_session_with_a_command_ends_with_it_and_logs_its_output() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     let out = s.detach(
         "cmd",
         &["sh", "-c", "echo out; echo err >&2; exec sleep 1000"],
@@ -384,9 +386,8 @@ fn a_session_with_a_command_ends_with_it_and_logs_its_output() {
     assert!(s.state_files().is_empty(), "{:?}", s.state_files());
 }
 
-#[test]
 fn a_named_run_in_the_foreground_is_listed_while_it_runs() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     let out =
         s.w.run(&["--name=fg", "sh", "-c", "$BR --list; $BR --join=fg id -u"]);
     let text = out.ok();
@@ -402,9 +403,8 @@ fn a_named_run_in_the_foreground_is_listed_while_it_runs() {
     );
 }
 
-#[test]
 fn a_live_name_cannot_be_taken_twice() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     s.detach("dup", &[]).ok();
     let holder = s.holder("dup");
     for args in [vec!["--name=dup", "--detach"], vec!["--name=dup", "true"]] {
@@ -426,9 +426,8 @@ fn a_live_name_cannot_be_taken_twice() {
     assert_eq!(s.w.run(&["--stop=dup"]).code(), Some(0));
 }
 
-#[test]
 fn stale_state_is_detected_and_cleaned() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     let dir = s.state_dir();
     fs::create_dir(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
@@ -477,9 +476,8 @@ fn stale_state_is_detected_and_cleaned() {
     assert!(s.state_files().is_empty(), "{:?}", s.state_files());
 }
 
-#[test]
 fn the_state_directory_must_be_private_and_the_callers() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     let dir = s.state_dir();
     fs::create_dir(&dir).unwrap();
     nix::unistd::chown(&dir, Some(s.w.uid.into()), None).unwrap();
@@ -515,12 +513,11 @@ fn the_state_directory_must_be_private_and_the_callers() {
     assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
 }
 
-#[test]
 fn without_xdg_runtime_dir_state_lives_in_a_checked_directory_in_tmp() {
-    let Some(mut s) = Sessions::new() else { return };
+    let mut s = Sessions::new();
     s.w.env.retain(|(k, _)| k != "XDG_RUNTIME_DIR");
     let dir = PathBuf::from(format!("/tmp/become-root-{}", s.w.uid));
-    // The uid is this test process's own (see World::new), so the name is too.
+    // The uid is this World's own (see World::new), so the name is too.
     let _ = fs::remove_dir_all(&dir);
     let out = s.w.run(&["--name=tmp", "sh", "-c", "$BR --list --json"]);
     let text = out.ok().to_string();
@@ -535,9 +532,8 @@ fn without_xdg_runtime_dir_state_lives_in_a_checked_directory_in_tmp() {
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (s.w.uid, 0o700));
 }
 
-#[test]
 fn bad_usage_is_refused_before_anything_starts() {
-    let Some(s) = Sessions::new() else { return };
+    let s = Sessions::new();
     for args in [
         vec!["--detach", "true"],
         vec!["--join=x", "--net"],
@@ -561,15 +557,8 @@ fn bad_usage_is_refused_before_anything_starts() {
     assert!(s.state_files().is_empty(), "{:?}", s.state_files());
 }
 
-#[test]
 fn joining_a_slirp4netns_session_keeps_its_network_and_published_ports() {
-    let Some(mut s) = Sessions::new() else { return };
-    for tool in ["slirp4netns", "python3", "ip"] {
-        if common::which(tool).is_none() {
-            common::skip(&format!("{tool} is not installed (.ci/run installs it)"));
-            return;
-        }
-    }
+    let mut s = Sessions::new();
     s.w.own_network = true;
     s.w.services.push(format!(
         "python3 {} 192.0.2.2 8999 60",
@@ -605,13 +594,9 @@ wait",
     assert!(s.state_files().is_empty(), "{:?}", s.state_files());
 }
 
-#[test]
 fn a_rootfs_session_needs_no_shell_inside_and_joins_start_in_its_directory() {
-    let Some(s) = Sessions::new() else { return };
-    let Some(busybox) = common::which("busybox") else {
-        common::skip("busybox is not installed (Debian: busybox-static)");
-        return;
-    };
+    let s = Sessions::new();
+    let busybox = common::which("busybox").unwrap();
     let root = s.w.home().join("rootfs");
     for dir in ["bin", "proc", "dev", "sys", "tmp"] {
         fs::create_dir_all(root.join(dir)).unwrap();

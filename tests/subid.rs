@@ -4,8 +4,11 @@
 //! `show` with `--subid-source=getsubids`, which only reads.
 //!
 //! `scan` needs files owned by subordinate ids, which only root can create: run as root, those
-//! tests build a tree in a temporary directory (removed at the end); otherwise they print why
-//! and skip, unless `BECOME_ROOT_MUST_WORK=1` makes the skip a failure.
+//! tests build a tree in a temporary directory (removed at the end); otherwise the runner reports
+//! them as ignored, with the reason, unless `BECOME_ROOT_MUST_WORK=1` makes that a failure
+//! (tests/common, `tests!`).
+
+mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -14,6 +17,40 @@ use std::process::Command;
 
 const SUBID: &str = env!("CARGO_BIN_EXE_subid");
 const BECOME_ROOT: &str = env!("CARGO_BIN_EXE_become-root");
+
+common::tests! {
+    []
+        clean_stock_files_have_no_findings,
+        every_crafted_file_has_its_finding,
+        each_case_has_a_kind_and_status_follows_severity,
+        every_crafted_file_is_tested,
+        every_kind_is_covered,
+        json_is_well_formed_and_says_what_the_text_says,
+        json_of_an_overlap_in_full,
+        json_escapes_what_json_must,
+        json::the_parser_itself,
+        next_table,
+        next_names_the_user_in_the_command,
+        next_with_no_room_left_says_so,
+        show_by_name_lists_lines_by_name_uid_and_other_login,
+        show_by_uid_is_the_same,
+        show_without_gids_exits_1_with_a_hint,
+        show_an_owner_that_is_no_account,
+        show_defaults_to_the_caller,
+        show_getsubids_reads_no_files,
+        scan_of_a_missing_path_exits_2,
+        become_root_named_subid_is_subid,
+        help_and_version_exit_0,
+        usage_errors_exit_2_with_what_why_and_hint,
+        a_file_named_but_missing_exits_2,
+        man_page_names_every_option;
+    [Tool("getsubids")] show_through_getsubids;
+    [Root]
+        scan_finds_set_id_files_owned_by_subordinate_ids,
+        scan_follows_links_only_when_asked,
+        scan_of_a_clean_tree_exits_0;
+    [MountNs] scan_stays_on_one_filesystem;
+}
 
 /// What a run printed and how it ended.
 #[derive(Debug)]
@@ -44,19 +81,6 @@ fn run_with(program: &Path, args: &[&str]) -> Out {
 
 fn subid(args: &[&str]) -> Out {
     run_with(Path::new(SUBID), args)
-}
-
-fn must_work() -> bool {
-    std::env::var_os("BECOME_ROOT_MUST_WORK").is_some_and(|v| v == "1")
-}
-
-/// Skip the calling test with a printed reason, or fail it under BECOME_ROOT_MUST_WORK=1.
-fn skip(why: &str) {
-    assert!(
-        !must_work(),
-        "cannot run (BECOME_ROOT_MUST_WORK=1 forbids skipping): {why}"
-    );
-    eprintln!("SKIPPED: {why}");
 }
 
 /// A temporary directory, removed when dropped.
@@ -431,7 +455,6 @@ const CHECK_CASES: &[Case] = &[
     },
 ];
 
-#[test]
 fn clean_stock_files_have_no_findings() {
     let args = [
         "check", "--subuid", "subuid", "--subgid", "subgid", "--passwd", "passwd", "--group",
@@ -451,7 +474,6 @@ fn clean_stock_files_have_no_findings() {
     );
 }
 
-#[test]
 fn every_crafted_file_has_its_finding() {
     assert!(CHECK_CASES.len() >= 30);
     let mut failures = Vec::new();
@@ -475,7 +497,6 @@ fn every_crafted_file_has_its_finding() {
 
 /// Each case is about one kind of trouble: its first finding names it, and the exit status
 /// follows the worst severity.
-#[test]
 fn each_case_has_a_kind_and_status_follows_severity() {
     for case in CHECK_CASES {
         let first = case
@@ -489,7 +510,6 @@ fn each_case_has_a_kind_and_status_follows_severity() {
 }
 
 /// Every crafted file is in the table, so none is forgotten.
-#[test]
 fn every_crafted_file_is_tested() {
     let mut files: Vec<String> = fs::read_dir(data().join("bad"))
         .unwrap()
@@ -514,7 +534,6 @@ fn every_crafted_file_is_tested() {
 }
 
 /// The kinds the man page promises all occur in the table.
-#[test]
 fn every_kind_is_covered() {
     for kind in [
         "overlap",
@@ -544,7 +563,6 @@ fn every_kind_is_covered() {
     }
 }
 
-#[test]
 fn json_is_well_formed_and_says_what_the_text_says() {
     for case in CHECK_CASES {
         let out = case.run(&["--json"]);
@@ -583,7 +601,6 @@ fn json_is_well_formed_and_says_what_the_text_says() {
     }
 }
 
-#[test]
 fn json_of_an_overlap_in_full() {
     let case = CHECK_CASES
         .iter()
@@ -603,7 +620,6 @@ fn json_of_an_overlap_in_full() {
     );
 }
 
-#[test]
 fn json_escapes_what_json_must() {
     let dir = TempDir::new("json");
     let subuid = dir.0.join("subuid");
@@ -863,8 +879,7 @@ mod json {
         }
     }
 
-    #[test]
-    fn the_parser_itself() {
+    pub fn the_parser_itself() {
         assert!(parse(r#"{"a":[1,-2.5e3,true,null,"x\"\u00e9"]}"#).is_ok());
         for bad in [
             r#"{"a":}"#,
@@ -899,7 +914,6 @@ fn next(args: &[&str]) -> Out {
     subid(&all)
 }
 
-#[test]
 fn next_table() {
     // (what the row checks, arguments, the range expected)
     let rows: &[(&str, &[&str], &str)] = &[
@@ -974,7 +988,6 @@ fn next_table() {
     }
 }
 
-#[test]
 fn next_names_the_user_in_the_command() {
     let out = next(&["dave"]);
     assert_eq!(
@@ -983,7 +996,6 @@ fn next_names_the_user_in_the_command() {
     );
 }
 
-#[test]
 fn next_with_no_room_left_says_so() {
     let out = next(&["--subuid", "next/full.subuid"]);
     assert_eq!(out.status, Some(1), "{out:#?}");
@@ -1028,7 +1040,6 @@ total   70546 uids in 3 ranges, 65536 gids in 1 range
 const ALICE_WARNING: &str =
     "warning: show/subuid:5: count is 0; skipped (newuidmap reads it, become-root does not)\n";
 
-#[test]
 fn show_by_name_lists_lines_by_name_uid_and_other_login() {
     let out = show(Some("alice"));
     assert_eq!(out.status, Some(0), "{out:#?}");
@@ -1036,7 +1047,6 @@ fn show_by_name_lists_lines_by_name_uid_and_other_login() {
     assert_eq!(out.stderr, ALICE_WARNING);
 }
 
-#[test]
 fn show_by_uid_is_the_same() {
     let out = show(Some("1000"));
     assert_eq!(out.status, Some(0), "{out:#?}");
@@ -1044,7 +1054,6 @@ fn show_by_uid_is_the_same() {
     assert_eq!(out.stderr, ALICE_WARNING);
 }
 
-#[test]
 fn show_without_gids_exits_1_with_a_hint() {
     let out = show(Some("bob"));
     assert_eq!(out.status, Some(1), "{out:#?}");
@@ -1063,7 +1072,6 @@ fn show_without_gids_exits_1_with_a_hint() {
     );
 }
 
-#[test]
 fn show_an_owner_that_is_no_account() {
     let out = show(Some("dave"));
     assert_eq!(out.status, Some(1), "{out:#?}");
@@ -1077,7 +1085,6 @@ fn show_an_owner_that_is_no_account() {
     );
 }
 
-#[test]
 fn show_defaults_to_the_caller() {
     let uid = nix::unistd::getuid().as_raw();
     let out = show(None);
@@ -1090,7 +1097,6 @@ fn show_defaults_to_the_caller() {
     assert_eq!(out.status, Some(1), "{out:#?}");
 }
 
-#[test]
 fn show_getsubids_reads_no_files() {
     let out = subid(&[
         "show",
@@ -1108,12 +1114,7 @@ fn show_getsubids_reads_no_files() {
 }
 
 /// Asks the machine's libsubid about root, read-only: only the shape of the answer is checked.
-#[test]
 fn show_through_getsubids() {
-    if !Path::new("/usr/bin/getsubids").exists() {
-        skip("getsubids is not installed (Debian package uidmap)");
-        return;
-    }
     let out = subid(&["show", "root", "--subid-source=getsubids"]);
     assert!(matches!(out.status, Some(0 | 1)), "{out:#?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -1131,12 +1132,8 @@ fn show_through_getsubids() {
 // ---- scan -----------------------------------------------------------------------------------
 
 /// A tree with set-user-ID and set-group-ID files, owned by subordinate ids or not. Needs root
-/// (chown); None, after saying why, when not root.
-fn scan_tree(name: &str) -> Option<TempDir> {
-    if !nix::unistd::geteuid().is_root() {
-        skip("scan tests create files owned by subordinate ids, which needs root");
-        return None;
-    }
+/// (chown).
+fn scan_tree(name: &str) -> TempDir {
     let dir = TempDir::new(name);
     let make = |path: &str, uid: u32, gid: u32, mode: u32| {
         let path = dir.0.join(path);
@@ -1153,7 +1150,7 @@ fn scan_tree(name: &str) -> Option<TempDir> {
     make("tree/d/setuid-other", 70000, 0, 0o4755); // no one's range
     make("outside/setuid", 231100, 0, 0o4755); // carol's range, only through a link
     std::os::unix::fs::symlink(dir.0.join("outside"), dir.0.join("tree/link")).unwrap();
-    Some(dir)
+    dir
 }
 
 fn scan(dir: &TempDir, args: &[&str]) -> Out {
@@ -1164,9 +1161,8 @@ fn scan(dir: &TempDir, args: &[&str]) -> Out {
     subid(&all)
 }
 
-#[test]
 fn scan_finds_set_id_files_owned_by_subordinate_ids() {
-    let Some(dir) = scan_tree("find") else { return };
+    let dir = scan_tree("find");
     let out = scan(&dir, &[]);
     let tree = dir.0.join("tree");
     let tree = tree.display();
@@ -1183,11 +1179,8 @@ fn scan_finds_set_id_files_owned_by_subordinate_ids() {
     assert_eq!(out.stderr, "");
 }
 
-#[test]
 fn scan_follows_links_only_when_asked() {
-    let Some(dir) = scan_tree("links") else {
-        return;
-    };
+    let dir = scan_tree("links");
     let out = scan(&dir, &["--follow-symlinks"]);
     assert_eq!(out.status, Some(1), "{out:#?}");
     let through_link = format!(
@@ -1199,11 +1192,8 @@ fn scan_follows_links_only_when_asked() {
     assert_eq!(out.stdout.lines().count(), 3, "{out:#?}");
 }
 
-#[test]
 fn scan_of_a_clean_tree_exits_0() {
-    let Some(dir) = scan_tree("clean") else {
-        return;
-    };
+    let dir = scan_tree("clean");
     let d = dir.0.join("tree/d");
     let out = subid(&[
         "scan",
@@ -1217,7 +1207,6 @@ fn scan_of_a_clean_tree_exits_0() {
     assert_eq!(out.stdout, "");
 }
 
-#[test]
 fn scan_of_a_missing_path_exits_2() {
     let out = subid(&[
         "scan",
@@ -1236,9 +1225,8 @@ fn scan_of_a_missing_path_exits_2() {
 
 /// A filesystem mounted inside the tree is skipped unless --cross-filesystems. The mount is
 /// made in a private mount namespace (unshare -m), so it vanishes with the test.
-#[test]
 fn scan_stays_on_one_filesystem() {
-    let Some(dir) = scan_tree("xdev") else { return };
+    let dir = scan_tree("xdev");
     let script = r#"
         set -e
         mkdir "$1/mnt"
@@ -1252,33 +1240,26 @@ fn scan_stays_on_one_filesystem() {
         "$2" scan --subuid subuid --subgid subgid --cross-filesystems "$1" | grep -c /mnt/setuid
     "#;
     let tree = dir.0.join("tree");
+    // (A private mount namespace is known to work here: the test needs Need::MountNs.)
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
         .arg(&tree)
         .arg(SUBID)
         .current_dir(data())
-        .output();
-    let out = match out {
-        Ok(out) if out.status.success() => out,
-        Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            return skip(&format!(
-                "cannot mount a tmpfs in a new mount namespace: {err}"
-            ));
-        }
-        Err(e) => return skip(&format!("unshare: {e}")),
-    };
+        .output()
+        .expect("unshare");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         // 1: the tree's own files are found; the one on the tmpfs only when crossing.
-        "one filesystem: 1\n1\n"
+        "one filesystem: 1\n1\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
 // ---- the command line -----------------------------------------------------------------------
 
 /// busybox-style: `become-root` started as `subid` is subid.
-#[test]
 fn become_root_named_subid_is_subid() {
     let dir = TempDir::new("argv0");
     let link = dir.0.join("subid");
@@ -1300,7 +1281,6 @@ fn become_root_named_subid_is_subid() {
     );
 }
 
-#[test]
 fn help_and_version_exit_0() {
     let out = subid(&["--help"]);
     assert_eq!(out.status, Some(0));
@@ -1319,7 +1299,6 @@ fn help_and_version_exit_0() {
 }
 
 /// Bad usage exits 2 (as grep and most administration tools do), in the one error format.
-#[test]
 fn usage_errors_exit_2_with_what_why_and_hint() {
     let rows: &[(&[&str], &str)] = &[
         (&["check", "--bogus"], "--bogus"),
@@ -1357,7 +1336,6 @@ fn usage_errors_exit_2_with_what_why_and_hint() {
     assert!(out.stderr.contains("Usage: subid"), "{}", out.stderr);
 }
 
-#[test]
 fn a_file_named_but_missing_exits_2() {
     let out = subid(&["check", "--subuid", "no/such/file"]);
     assert_eq!(out.status, Some(2), "{out:#?}");
@@ -1369,7 +1347,6 @@ fn a_file_named_but_missing_exits_2() {
 
 /// The man page describes each command's options by hand (clap_mangen lists only the top
 /// level's): every option of every command must be there.
-#[test]
 fn man_page_names_every_option() {
     let man = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/subid.1"))
         .expect("man/subid.1");

@@ -7,35 +7,397 @@
 //! test files, so every subid case can be tested; nothing on the machine changes (the overlay
 //! and the namespace vanish with the run).
 //!
-//! A test that cannot run this way (not root) prints why and passes as skipped, unless
-//! `BECOME_ROOT_MUST_WORK=1`, which turns every skip into a failure.
+//! Every World has a test uid and subordinate ranges of its own ([`Slot`]), unique among all
+//! the Worlds alive on the machine, whichever process made them: cargo test runs the tests of a
+//! file as threads of one process, nextest runs each test in a process of its own, and other
+//! checkouts may be testing at the same time. A test that looks for processes left behind
+//! therefore sees only its own.
+//!
+//! A test says what it needs ([`Need`]) where it is registered ([`tests!`]). The test binary
+//! decides once, when it starts, what this machine lacks: a test that cannot run here is
+//! reported by the runner as ignored, its reason shown as the test's kind and printed once to
+//! stderr, unless `BECOME_ROOT_MUST_WORK=1`, which makes it run and fail with that reason.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_become-root");
 
 /// How long one run may take before the harness kills it (and the test fails).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a readiness wait or a wait for processes to go may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
 pub fn must_work() -> bool {
     std::env::var_os("BECOME_ROOT_MUST_WORK").is_some_and(|v| v == "1")
 }
 
-/// Skip the calling test with a printed reason, or fail it under BECOME_ROOT_MUST_WORK=1.
-pub fn skip(why: &str) {
-    if must_work() {
-        panic!("cannot run (BECOME_ROOT_MUST_WORK=1 forbids skipping): {why}");
-    }
-    eprintln!("SKIPPED: {why}");
+// ---- what a test needs, decided once per test binary ---------------------------------------
+
+/// Something a test needs from the machine.
+#[derive(Clone, Copy, Debug)]
+pub enum Need {
+    /// Root: the test makes namespaces, or files owned by other users, itself.
+    Root,
+    /// A private mount namespace: root, unshare, and a mount in a new namespace succeeds.
+    MountNs,
+    /// The hermetic harness ([`World`]): a private mount namespace, setpriv, newuidmap and
+    /// newgidmap.
+    Harness,
+    /// A program on PATH (or in /usr/sbin, /sbin, /usr/bin), as [`which`] finds it.
+    Tool(&'static str),
 }
+
+/// Why a [`Need`] is not met here: a short form for the test's kind, and the whole reason.
+#[derive(Clone, Debug)]
+pub struct Unmet {
+    pub short: String,
+    pub why: String,
+}
+
+impl Need {
+    /// None when the need is met on this machine, else why not.
+    pub fn unmet(self) -> Option<Unmet> {
+        let not_root = |why: &str| {
+            (!is_root()).then(|| Unmet {
+                short: "needs root".into(),
+                why: format!("not root: {why}"),
+            })
+        };
+        match self {
+            Need::Root => not_root("this test makes namespaces, or files of other users, itself"),
+            Need::MountNs => not_root("this test mounts in a mount namespace of its own")
+                .or_else(|| mount_ns_unmet().clone()),
+            Need::Harness => not_root(
+                "the hermetic harness (tests/common) builds a mount namespace and a test user",
+            )
+            .or_else(|| harness_unmet().clone()),
+            Need::Tool(tool) => tool_unmet(tool),
+        }
+    }
+}
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// The Debian package of each program the tests use, for the reason a test is skipped.
+fn package_of(tool: &str) -> &'static str {
+    match tool {
+        "unshare" | "setpriv" => "util-linux",
+        "newuidmap" | "newgidmap" | "getsubids" => "uidmap",
+        "pasta" => "passt",
+        "ip" => "iproute2",
+        "script" => "bsdutils",
+        "busybox" => "busybox-static",
+        "setcap" => "libcap2-bin",
+        "slirp4netns" => "slirp4netns",
+        "fuse-overlayfs" => "fuse-overlayfs",
+        "python3" => "python3",
+        "ps" | "pkill" => "procps",
+        "prlimit" => "util-linux",
+        "make" => "make",
+        _ => "the package that has it",
+    }
+}
+
+fn tool_unmet(tool: &str) -> Option<Unmet> {
+    which(tool).is_none().then(|| Unmet {
+        short: format!("needs {tool}"),
+        why: format!(
+            "{tool} is not installed (Debian: {}; .ci/run installs it)",
+            package_of(tool)
+        ),
+    })
+}
+
+/// (As root) unshare, and an actual mount in a new private mount namespace: root without
+/// CAP_SYS_ADMIN (a container's) cannot build the world either.
+fn mount_ns_unmet() -> &'static Option<Unmet> {
+    static RESULT: OnceLock<Option<Unmet>> = OnceLock::new();
+    RESULT.get_or_init(|| {
+        if let Some(unmet) = tool_unmet("unshare") {
+            return Some(unmet);
+        }
+        // A tmpfs over /tmp, in a namespace that dies with the command: nothing outside sees it.
+        let probe = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "--"])
+            .args(["mount", "-t", "tmpfs", "become-root-probe", "/tmp"])
+            .stdin(Stdio::null())
+            .output();
+        match probe {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(Unmet {
+                short: "no mount namespace".into(),
+                why: format!(
+                    "cannot mount in a private mount namespace here: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            }),
+            Err(e) => Some(Unmet {
+                short: "no mount namespace".into(),
+                why: format!("cannot run unshare: {e}"),
+            }),
+        }
+    })
+}
+
+fn harness_unmet() -> &'static Option<Unmet> {
+    static RESULT: OnceLock<Option<Unmet>> = OnceLock::new();
+    RESULT.get_or_init(|| {
+        mount_ns_unmet().clone().or_else(|| {
+            ["setpriv", "newuidmap", "newgidmap"]
+                .into_iter()
+                .find_map(tool_unmet)
+        })
+    })
+}
+
+/// One registered test: its name, what it needs, and its body.
+pub type Case = (&'static str, &'static [Need], fn());
+
+/// The `main` of a test binary (see [`tests!`]): each case becomes a libtest-mimic trial,
+/// ignored with its reason when a need is unmet here, or failing with it under
+/// `BECOME_ROOT_MUST_WORK=1`.
+pub fn run_tests(binary: &str, cases: &[Case]) -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let must_work = must_work();
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    let trials = cases
+        .iter()
+        .map(|&(name, needs, test)| {
+            let unmet: Vec<Unmet> = needs.iter().filter_map(|n| n.unmet()).collect();
+            if unmet.is_empty() {
+                return libtest_mimic::Trial::test(name, move || {
+                    test();
+                    Ok(())
+                });
+            }
+            let mut shorts: Vec<&str> = unmet.iter().map(|u| u.short.as_str()).collect();
+            shorts.dedup();
+            let kind = join(shorts.into_iter());
+            let why = join(unmet.iter().map(|u| u.why.as_str()));
+            *skipped.entry(why.clone()).or_default() += 1;
+            // Run anyway (--include-ignored), the body fails where the world cannot be built:
+            // World::new says why.
+            let trial = libtest_mimic::Trial::test(name, move || {
+                if must_work {
+                    return Err(format!(
+                        "cannot run here (BECOME_ROOT_MUST_WORK=1 forbids skipping): {why}"
+                    )
+                    .into());
+                }
+                test();
+                Ok(())
+            });
+            trial.with_kind(kind).with_ignored_flag(!must_work)
+        })
+        .collect();
+    if !args.list && !skipped.is_empty() {
+        let total: usize = skipped.values().sum();
+        let verdict = if must_work {
+            "failing, as BECOME_ROOT_MUST_WORK=1 forbids skipping"
+        } else {
+            "reported as ignored; BECOME_ROOT_MUST_WORK=1 makes them fail"
+        };
+        eprintln!(
+            "{binary}: {total} of {} tests cannot run here ({verdict}):",
+            cases.len()
+        );
+        for (why, count) in &skipped {
+            eprintln!("  {count} test(s): {why}");
+        }
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn join<'a>(parts: impl Iterator<Item = &'a str>) -> String {
+    parts.collect::<Vec<_>>().join("; ")
+}
+
+/// The `main` of a test binary with `harness = false`: each line lists what its tests need,
+/// in brackets, then the tests, plain `fn name()`s of the file:
+///
+/// ```ignore
+/// common::tests! {
+///     [Harness] single_range_is_mapped_whole, map_single_maps_only_the_caller;
+///     [Harness, Tool("make")] make_jobserver_reaches_the_command;
+///     [] pure_table_test;
+/// }
+/// ```
+///
+/// A test function left out is dead code, which the lint gate refuses.
+macro_rules! tests {
+    ($( [$($need:expr),* $(,)?] $($test:path),+ $(,)? );* $(;)?) => {
+        fn main() -> std::process::ExitCode {
+            #[allow(unused_imports)]
+            use $crate::common::Need::*;
+            let mut cases: Vec<$crate::common::Case> = Vec::new();
+            $(
+                let needs: &'static [$crate::common::Need] = &[$($need),*];
+                $( cases.push((stringify!($test), needs, $test as fn())); )+
+            )*
+            $crate::common::run_tests(env!("CARGO_CRATE_NAME"), &cases)
+        }
+    };
+}
+pub(crate) use tests;
+
+// ---- ids of one's own: slots ----------------------------------------------------------------
+
+/// The lock files of the slots: one directory for the whole machine, so that every test process
+/// draws from the same set.
+const SLOT_DIR: &str = "/tmp/become-root-test-slots";
+const SLOTS: u32 = 4096;
+/// Slot n's test user is uid (and gid) UID_BASE + n: far from the 1000s of real users, from the
+/// 20000-59999 an older harness used, and from the 100000s that useradd hands out as
+/// subordinate ranges.
+const UID_BASE: u32 = 2_000_000;
+/// Slot n owns the subordinate ids SUB_BASE + n * SUB_BLOCK onwards, SUB_BLOCK of them: its
+/// default range and spare ones for tests that write ranges of their own. The last slot ends
+/// below 2^31, clear of tools that take ids as signed.
+const SUB_BASE: u32 = 1_000_000_000;
+pub const SUB_COUNT: u32 = 65536;
+const SUB_BLOCK: u32 = 4 * SUB_COUNT;
+
+/// A claim on slot `index`: an exclusive flock(2) on its lock file. The kernel drops the lock
+/// with the last descriptor, so a test process that dies (a nextest timeout, SIGKILL) frees its
+/// slots too; and flock's locks belong to open files, not processes, so two threads of one
+/// process exclude each other as two processes do.
+struct Slot {
+    index: u32,
+    _lock: nix::fcntl::Flock<fs::File>,
+}
+
+impl Slot {
+    fn uid(&self) -> u32 {
+        UID_BASE + self.index
+    }
+    fn sub_start(&self) -> u32 {
+        SUB_BASE + self.index * SUB_BLOCK
+    }
+    fn owns(&self, id: u32) -> bool {
+        id == self.uid() || (self.sub_start()..self.sub_start() + SUB_BLOCK).contains(&id)
+    }
+
+    /// The first free slot. Its ids are cleared of any process a World of a test process that
+    /// died left behind: a free slot has no owner.
+    fn claim() -> Slot {
+        let dir = Path::new(SLOT_DIR);
+        match fs::create_dir(dir) {
+            Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => panic!("{SLOT_DIR}: {e}"),
+        }
+        // The lock files decide who may kill what: they must be root's.
+        let meta = fs::symlink_metadata(dir).unwrap();
+        assert!(
+            meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0,
+            "{SLOT_DIR} must be a directory of root's that only root can write to"
+        );
+        let taken = ids_of_the_machine();
+        for index in 0..SLOTS {
+            if taken.contains(&(UID_BASE + index)) {
+                continue;
+            }
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o644)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(dir.join(index.to_string()))
+                .unwrap_or_else(|e| panic!("{SLOT_DIR}/{index}: {e}"));
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => {
+                    let slot = Slot { index, _lock: lock };
+                    kill_and_wait(&|id| slot.owns(id));
+                    return slot;
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
+                Err((_, e)) => panic!("flock {SLOT_DIR}/{index}: {e}"),
+            }
+        }
+        panic!("all {SLOTS} test slots in {SLOT_DIR} are taken");
+    }
+}
+
+/// The uids and gids of the machine's own accounts, which a test user must not take.
+fn ids_of_the_machine() -> Vec<u32> {
+    let mut ids = Vec::new();
+    for (file, fields) in [("/etc/passwd", 2..4), ("/etc/group", 2..3)] {
+        for line in fs::read_to_string(file).unwrap_or_default().lines() {
+            let parts: Vec<&str> = line.split(':').collect();
+            ids.extend(
+                parts
+                    .get(fields.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|f| f.parse::<u32>().ok()),
+            );
+        }
+    }
+    ids
+}
+
+/// The processes (other than zombies) whose real uid `ours` accepts, as "PID: NAME".
+fn processes_of(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        let uid: Option<u32> =
+            field("Uid:").and_then(|v| v.split_whitespace().next().map(|s| s.parse().unwrap()));
+        let zombie = field("State:").is_some_and(|s| s.starts_with('Z'));
+        if uid.is_some_and(ours) && !zombie {
+            found.push(format!(
+                "{}: {}",
+                entry.file_name().to_string_lossy(),
+                field("Name:").unwrap_or_default()
+            ));
+        }
+    }
+    found
+}
+
+/// SIGKILL every process `ours` accepts, until none is left or the [`DEADLINE`] passes.
+fn kill_and_wait(ours: &dyn Fn(u32) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = processes_of(ours);
+        if left.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for line in left {
+            if let Some(pid) = line.split(':').next().and_then(|p| p.parse().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---- worlds ---------------------------------------------------------------------------------
 
 /// What a run printed and how it ended.
 #[derive(Debug)]
@@ -86,38 +448,36 @@ pub struct World {
     /// on a veth pair, gateway 192.0.2.1), so that "the host's" loopback and resolver are
     /// the test's own.
     pub own_network: bool,
-    /// Commands run as root in the background inside the harness (servers on its loopback),
-    /// killed when the run ends.
+    /// Simple commands run as root in the background inside the harness (servers on its
+    /// loopback), killed when the run ends. Each must create the file named by $READY once it
+    /// serves (the helpers in tests/helpers do): the run starts when all have.
     pub services: Vec<String>,
+    /// The slot whose ids these are; dropped last, once nothing of them runs.
+    slot: Slot,
 }
 
 impl World {
-    /// A fresh world with a test user that owns `name:100000:65536` in both files, or None
-    /// (with the reason printed) when the harness cannot run here.
-    pub fn new() -> Option<World> {
-        if !nix::unistd::Uid::effective().is_root() {
-            skip("the hermetic harness needs root to build its mount namespace and test user");
-            return None;
+    /// A fresh world with a test user of its own that owns `name:START:65536` in both files,
+    /// START being [`World::sub_start`]. Panics, saying why, when the harness cannot run here
+    /// (a test registered with [`Need::Harness`] is not run then).
+    pub fn new() -> World {
+        if let Some(unmet) = Need::Harness.unmet() {
+            panic!("the hermetic harness cannot run here: {}", unmet.why);
         }
-        for tool in ["unshare", "setpriv", "newuidmap", "newgidmap"] {
-            if which(tool).is_none() {
-                skip(&format!(
-                    "{tool} is not installed (Debian: util-linux, uidmap)"
-                ));
-                return None;
-            }
-        }
-        // A uid of its own per test process, so that a test can look for processes left
-        // behind by its user without seeing another test's.
-        let pid = std::process::id();
-        let uid = 20000 + pid % 40000;
-        let dir = std::env::temp_dir().join(format!("become-root-test-{pid}-{}", unique()));
+        let slot = Slot::claim();
+        let uid = slot.uid();
+        let dir = std::env::temp_dir().join(format!(
+            "become-root-test-{}-{}",
+            std::process::id(),
+            unique()
+        ));
         fs::create_dir_all(dir.join("home")).unwrap();
         let name = "tuser".to_string();
+        let range = format!("{name}:{}:{SUB_COUNT}\n", slot.sub_start());
         // The World exists (and its Drop removes the directory) before anything else can fail.
         let world = World {
-            subuid: format!("{name}:100000:65536\n"),
-            subgid: format!("{name}:100000:65536\n"),
+            subuid: range.clone(),
+            subgid: range,
             dir,
             uid,
             gid: uid,
@@ -131,17 +491,44 @@ impl World {
             root_setup: String::new(),
             own_network: false,
             services: Vec::new(),
+            slot,
         };
         fs::set_permissions(&world.dir, fs::Permissions::from_mode(0o755)).unwrap();
         nix::unistd::chown(&world.home(), Some(uid.into()), Some(uid.into())).unwrap();
         // A copy the test user can execute wherever the build tree lives (/root is 0700).
         fs::copy(BIN, world.bin()).unwrap();
-        Some(world)
+        world
+    }
+
+    /// The first id of the test user's default subordinate ranges (the same in subuid and
+    /// subgid): inside id 1 is this id outside.
+    pub fn sub_start(&self) -> u32 {
+        self.slot.sub_start()
+    }
+
+    /// The first id of the n-th spare range of this world (n = 1, 2 or 3, [`SUB_COUNT`] ids
+    /// each), for a test that writes subordinate ranges of its own.
+    pub fn spare_range(&self, n: u32) -> u32 {
+        assert!(
+            (1..SUB_BLOCK / SUB_COUNT).contains(&n),
+            "no spare range {n}"
+        );
+        self.sub_start() + n * SUB_COUNT
     }
 
     /// A test helper script from tests/helpers, by name.
     pub fn helper(name: &str) -> String {
         format!("{}/tests/helpers/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The readiness wait for scripts: `{until} COMMAND...` polls COMMAND until it succeeds,
+    /// failing after [`DEADLINE`] (tests/helpers/wait-until).
+    pub fn until() -> String {
+        format!(
+            "WAIT_UNTIL_SECONDS={} {}",
+            DEADLINE.as_secs(),
+            World::helper("wait-until")
+        )
     }
 
     /// Path of the copy of become-root the test user runs.
@@ -204,13 +591,30 @@ ip route add default via 192.0.2.1"
         } else {
             ""
         };
-        let services: String = self
-            .services
-            .iter()
-            .map(|s| format!("{s} & services=\"$services $!\"\n"))
-            .collect();
+        // Each service says when it serves by creating its ready file; the run waits for all
+        // of them (a server still starting would refuse the test's first connection).
+        let mut services = String::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let ready = self.dir.join(format!("service-{i}.ready"));
+            let ready = ready.display();
+            services.push_str(&format!(
+                "rm -f {ready}\nREADY={ready} {s} & services=\"$services $!\"\n"
+            ));
+        }
+        for i in 0..self.services.len() {
+            let ready = self.dir.join(format!("service-{i}.ready"));
+            services.push_str(&format!(
+                "{} test -e {} || {{ kill $services; exit 1; }}\n",
+                World::until(),
+                ready.display()
+            ));
+        }
+        // Default signal dispositions too, as in a fresh login: a test binary started in the
+        // background of a script inherits SIGINT and SIGQUIT ignored, and the terminal and
+        // signal tests would see that instead of what become-root does.
         let user = format!(
-            "setpriv --reuid={} --regid={} --clear-groups -- env -i {env} \"$@\"",
+            "setpriv --reuid={} --regid={} --clear-groups -- \
+             env --default-signal -i {env} \"$@\"",
             self.uid, self.gid
         );
         // With services to stop afterwards the harness waits; without, it execs, so that a
@@ -218,9 +622,7 @@ ip route add default via 192.0.2.1"
         let launch = if self.services.is_empty() {
             format!("exec {user}")
         } else {
-            format!(
-                "sleep 0.3\nset +e\n{user}\nstatus=$?\nkill $services 2>/dev/null\nexit $status"
-            )
+            format!("set +e\n{user}\nstatus=$?\nkill $services 2>/dev/null\nexit $status")
         };
         // Usable copies of the TAP and FUSE devices (0600 on the machine), bound over the
         // real nodes in this namespace only.
@@ -279,49 +681,31 @@ cd {d}/home
         run_with_timeout(self.command(&["/bin/sh", "-c", script]))
     }
 
-    /// Processes (other than zombies) whose real uid is the test user's or in its ranges.
+    /// Processes (other than zombies) whose real uid is the test user's or in this world's
+    /// subordinate ids: this world's own, whatever else runs on the machine.
     pub fn leftover_processes(&self) -> Vec<String> {
-        let mut found = Vec::new();
-        for entry in fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
-                continue;
-            };
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .map(|v| v.trim().to_string())
-            };
-            let uid: Option<u32> =
-                field("Uid:").and_then(|v| v.split_whitespace().next().map(|s| s.parse().unwrap()));
-            let is_ours = uid.is_some_and(|u| u == self.uid || (100000..165536).contains(&u));
-            let zombie = field("State:").is_some_and(|s| s.starts_with('Z'));
-            if is_ours && !zombie {
-                found.push(format!(
-                    "{}: {}",
-                    entry.file_name().to_string_lossy(),
-                    field("Name:").unwrap_or_default()
-                ));
-            }
-        }
-        found
+        processes_of(&|id| self.slot.owns(id))
     }
 
-    /// Wait (a little) until no process of the test user is left, and return those that are.
+    /// Wait (up to [`DEADLINE`]) until no process of the test user is left, and return those
+    /// that are.
     pub fn wait_no_leftovers(&self) -> Vec<String> {
-        for _ in 0..100 {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
             let left = self.leftover_processes();
-            if left.is_empty() {
+            if left.is_empty() || Instant::now() > deadline {
                 return left;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.leftover_processes()
     }
 }
 
 impl Drop for World {
     fn drop(&mut self) {
+        // Whatever a failed test left running, so that the slot is free of it for the next
+        // World (the slot's lock goes when this returns).
+        kill_and_wait(&|id| self.slot.owns(id));
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -2,8 +2,9 @@
 """A stand-in DNS resolver for the network tests: answers every A query with 10.9.8.7.
 
 Runs as root inside the test harness's own network namespace, on ADDRESS:53 (UDP), and
-stops by itself after LIFETIME seconds.
+stops by itself after LIFETIME seconds. With $READY set, creates that file once it serves.
 """
+import os
 import socket
 import sys
 
@@ -12,6 +13,9 @@ lifetime = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
 
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind((address, 53))
+# Serving from here on: tell the harness, which waits for this file (World::services).
+if os.environ.get("READY"):
+    open(os.environ["READY"], "w").close()
 sock.settimeout(lifetime)
 try:
     while True:
