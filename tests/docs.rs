@@ -322,7 +322,8 @@ const SUBID_SECTIONS: &[Section] = &[
                  totals. A line counts when its owner field is the login name, the uid in plain \
                  decimal, or another login name with the same uid, as newuidmap matches them; in \
                  /etc/subgid too the owner is the user, not a group. Lines of the user that \
-                 newuidmap ignores or reads differently are reported on standard error. A USER \
+                 newuidmap ignores or reads differently are reported on standard error, and so \
+                 are lines it grants to another account too (see ambiguous-owner). A USER \
                  that is no account is matched by the owner field alone, so the ranges of a \
                  removed user can still be listed. USER is looked up in the system's account \
                  database, or only in the --passwd file when one is given. --subid-source is \
@@ -413,6 +414,15 @@ const SUBID_SECTIONS: &[Section] = &[
                  with how many more there are.",
             ),
             Item(
+                "ambiguous-owner (error)",
+                "The owner field is the login name of one account and, in plain decimal, the uid \
+                 of another (a user named 4343, and another user with uid 4343). newuidmap \
+                 matches a line by login name or by uid, so it grants the range to both, and \
+                 show lists it for both: each can act on files the other creates inside a user \
+                 namespace. Write the login name or the uid of the one account meant, whichever \
+                 is no other account's. For overlap and duplicate the line is the login name's.",
+            ),
+            Item(
                 "low-range (warning)",
                 "A range starts below 65536, among the ids of system and login accounts \
                  (login.defs' UID_MAX is 60000 by default) and nobody (65534): an account \
@@ -473,8 +483,8 @@ const SUBID_SECTIONS: &[Section] = &[
             ),
             Item(
                 "padded-owner (warning)",
-                "A numeric owner with leading zeros (01000): newuidmap matches uids only in \
-                 plain decimal, so the range belongs to no one.",
+                "A numeric owner with leading zeros (01000) that is no login name: newuidmap \
+                 matches uids only in plain decimal, so the range belongs to no one.",
             ),
             Item(
                 "missing-owner (note)",

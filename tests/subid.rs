@@ -148,6 +148,13 @@ const CHECK_CASES: &[Case] = &[
         ],
     },
     Case {
+        file: "bad/ambiguous-owner.subuid",
+        status: 1,
+        expected: &[
+            "bad/ambiguous-owner.subuid:4: error [ambiguous-owner] 4343: newuidmap grants range 500000-565535 both to 4343 (uid 5000), by login name, and to dave (uid 4343), by uid; each can act on files the other creates in a user namespace: write dave or 5000 instead, whichever is meant",
+        ],
+    },
+    Case {
         file: "bad/comment-parsed.subuid",
         status: 0,
         expected: &[
@@ -520,6 +527,7 @@ fn every_kind_is_covered() {
         "overlap",
         "duplicate",
         "account",
+        "ambiguous-owner",
         "low-range",
         "too-high",
         "ignored",
@@ -1075,6 +1083,49 @@ fn show_an_owner_that_is_no_account() {
          gid     none\n\
          total   65536 uids in 1 range, 0 gids in 0 ranges\n"
     );
+}
+
+/// Issue 8, item 5: a line whose owner is one account's login name and another's uid is
+/// granted to both. `show` lists it for each, and says who else gets it; `check` reports the
+/// line (`every_crafted_file_has_its_finding`).
+#[test]
+fn show_lists_an_ambiguous_line_for_both_accounts() {
+    let files = [
+        "--subuid",
+        "bad/ambiguous-owner.subuid",
+        "--subgid",
+        "subgid",
+        "--passwd",
+        "bad/ambiguous-owner.passwd",
+    ];
+    let rows = [
+        (
+            "4343",
+            "user    4343 (uid 5000)\n",
+            "bad/ambiguous-owner.subuid:4\n",
+            "dave (uid 4343) too, by uid",
+        ),
+        (
+            "dave",
+            "user    dave (uid 4343)\n",
+            "bad/ambiguous-owner.subuid:4 (as 4343)\n",
+            "4343 (uid 5000) too, by login name",
+        ),
+    ];
+    for (user, first, listed, other) in rows {
+        let out = subid(&[&["show", user][..], &files].concat());
+        assert!(out.stdout.starts_with(first), "{user}: {out:#?}");
+        assert!(
+            out.stdout
+                .contains(&format!("500000-565535  65536 ids  {listed}")),
+            "{user}: {out:#?}"
+        );
+        let warning = format!(
+            "warning: bad/ambiguous-owner.subuid:4: newuidmap grants this range to {other}: \
+             owner '4343' is one account's login name and another's uid\n"
+        );
+        assert!(out.stderr.starts_with(&warning), "{user}: {out:#?}");
+    }
 }
 
 #[test]

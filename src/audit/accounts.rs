@@ -10,6 +10,7 @@ use std::io;
 
 use super::Which;
 use super::lines::decimal;
+use super::render::show_bytes;
 
 /// FxHash's multiply-rotate, then a finalizer: the name tables hold a line per account, so a million-line passwd
 /// is hashed a million times, and an administrator's own files need no protection from keys
@@ -56,8 +57,8 @@ pub(super) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Account and group names and ids, from passwd(5) and group(5) text. Only the name and the id
 /// field of each line are kept (lines that have no number there, and NIS `+`/`-` lines, are
-/// skipped), in one buffer of names and 12 bytes per account: a passwd of a million accounts
-/// takes about a third of its own size.
+/// skipped), in one buffer of names and 12 bytes per account (4 more for `check` when a uid
+/// has two login names): a passwd of a million accounts takes about a third of its own size.
 #[derive(Debug, Default)]
 pub struct Accounts {
     /// Every name, one after the other.
@@ -73,6 +74,11 @@ pub struct Accounts {
     /// Login name to index in `users`. Built on first use: see
     /// [`Owners::resolve`](super::owners::Owners::resolve) for why it is often never needed.
     by_name: OnceCell<NameTable>,
+    /// For each index in `users`, the first index with the same uid: one number per uid, the
+    /// same for every login name of it, that `check` keys owners by and indexes vectors with.
+    /// Built on first use, and only when some uid has two login names (`None` otherwise: each
+    /// index is its own).
+    first_of_uid: OnceCell<Option<Vec<u32>>>,
 }
 
 /// Which account file.
@@ -178,9 +184,42 @@ impl Accounts {
         self.names_of(uid).first().copied()
     }
 
-    pub(super) fn has_uid(&self, uid: u32) -> bool {
+    /// Index in `users` of the first account with uid `uid`.
+    pub(super) fn account_with_uid(&self, uid: u32) -> Option<usize> {
         let i = self.uids.partition_point(|&(u, _)| u < uid);
-        self.uids.get(i).is_some_and(|&(u, _)| u == uid)
+        // Sorted by (uid, index): the first of a uid is its first line.
+        match self.uids.get(i) {
+            Some(&(u, index)) if u == uid => Some(index as usize),
+            _ => None,
+        }
+    }
+
+    /// [`Accounts::account_with_uid`] of the uid of `users[index]`, without a search.
+    pub(super) fn first_of_uid(&self, index: usize) -> usize {
+        let first = self.first_of_uid.get_or_init(|| {
+            if !self.uids.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+                return None;
+            }
+            let mut first = vec![0; self.users.len()];
+            let mut run = (None, 0);
+            for &(uid, index) in &self.uids {
+                if run.0 != Some(uid) {
+                    run = (Some(uid), index);
+                }
+                first[index as usize] = run.1;
+            }
+            Some(first)
+        });
+        match first {
+            Some(first) => first[index] as usize,
+            None => index,
+        }
+    }
+
+    /// The account at `index` in `users`, as `name (uid N)`, for messages.
+    pub(super) fn describe(&self, index: usize) -> String {
+        let account = self.users[index];
+        format!("{} (uid {})", show_bytes(self.name(account)), account.id)
     }
 
     /// The sorted uids (for the subuid file) or gids (subgid), with the accounts they index.

@@ -105,6 +105,8 @@ pub enum Kind {
     Duplicate,
     /// A range contains the id of an account or group (CVE-2024-56433).
     Account,
+    /// The owner is one account's login name and another's uid: both are granted the range.
+    AmbiguousOwner,
     /// A range starts below 65536.
     LowRange,
     /// start+count > 4294967295.
@@ -139,6 +141,7 @@ impl Kind {
             Kind::Overlap => "overlap",
             Kind::Duplicate => "duplicate",
             Kind::Account => "account",
+            Kind::AmbiguousOwner => "ambiguous-owner",
             Kind::LowRange => "low-range",
             Kind::TooHigh => "too-high",
             Kind::Ignored => "ignored",
@@ -159,6 +162,7 @@ impl Kind {
         match self {
             Kind::Overlap
             | Kind::Account
+            | Kind::AmbiguousOwner
             | Kind::TooHigh
             | Kind::Ignored
             | Kind::NulByte
@@ -318,7 +322,12 @@ mod tests {
 
     /// The (line, kind) of each finding about `subuid`, checked with the clean STOCK subgid.
     pub(super) fn kinds(subuid: &[u8]) -> Vec<(usize, &'static str)> {
-        let accounts = Accounts::parse(PASSWD, GROUP);
+        kinds_with(PASSWD, subuid)
+    }
+
+    /// [`kinds`] with another passwd file.
+    pub(super) fn kinds_with(passwd: &[u8], subuid: &[u8]) -> Vec<(usize, &'static str)> {
+        let accounts = Accounts::parse(passwd, GROUP);
         check(subuid, STOCK, &accounts)
             .iter()
             .map(|f| (f.line, f.kind.as_str()))
