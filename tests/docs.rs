@@ -420,7 +420,24 @@ const SUBID_SECTIONS: &[Section] = &[
                  matches a line by login name or by uid, so it grants the range to both, and \
                  show lists it for both: each can act on files the other creates inside a user \
                  namespace. Write the login name or the uid of the one account meant, whichever \
-                 is no other account's. For overlap and duplicate the line is the login name's.",
+                 is no other account's. For overlap and duplicate the line is the login name's; \
+                 for too-many-ranges it counts for both.",
+            ),
+            Item(
+                "too-many-ranges (error)",
+                "The ranges granted to one account in one file (by every login name of its uid, \
+                 and by the uid) do not fit in one id map beside the account's own id, laid out \
+                 as become-root --map=full lays them out: 0 ID 1, then each range in file \
+                 order, one extent each, merged with the one before when it follows on from it. \
+                 The kernel takes at most 340 extents (Linux 4.15 and later), written in one \
+                 write of at most 4095 bytes; with ids of six digits and more the write fills \
+                 first, at about 180 ranges of 65536 ids. become-root --map=full refuses such a \
+                 map and --map=auto maps the caller's own id alone, so the owner has the use of \
+                 none of its ranges: an error. Reported once per owner and file, on the line of \
+                 the first range that does not fit, with the number of ranges and what the \
+                 whole map would need; the uid stands for the account's own id in the subgid \
+                 file too. Owners that are no account (missing-owner) are not checked. Fewer, \
+                 larger ranges fix it.",
             ),
             Item(
                 "low-range (warning)",

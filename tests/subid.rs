@@ -395,6 +395,20 @@ const CHECK_CASES: &[Case] = &[
         ],
     },
     Case {
+        file: "bad/too-many-ranges.subuid",
+        status: 1,
+        expected: &[
+            "bad/too-many-ranges.subuid:340: error [too-many-ranges] alice: the 340 ranges granted to alice (uid 1000) in this file do not fit in one map beside the owner's own id, from this line's on: the map needs 341 extents; the kernel accepts at most 340 (Linux 4.15 and later); become-root --map=full refuses it, and --map=auto maps the owner's own id alone",
+        ],
+    },
+    Case {
+        file: "bad/too-many-ranges-long.subuid",
+        status: 1,
+        expected: &[
+            "bad/too-many-ranges-long.subuid:182: error [too-many-ranges] alice: the 200 ranges granted to alice (uid 1000) in this file do not fit in one map beside the owner's own id, from this line's on: the map is 4551 bytes long; the kernel takes it in one write of at most 4095 bytes; become-root --map=full refuses it, and --map=auto maps the owner's own id alone",
+        ],
+    },
+    Case {
         file: "bad/trailing-space.subuid",
         status: 1,
         expected: &[
@@ -528,6 +542,7 @@ fn every_kind_is_covered() {
         "duplicate",
         "account",
         "ambiguous-owner",
+        "too-many-ranges",
         "low-range",
         "too-high",
         "ignored",

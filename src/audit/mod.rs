@@ -24,6 +24,7 @@
 //! - `accounts`: the passwd and group tables ([`Accounts`]);
 //! - `lines`: how newuidmap reads a line, and the findings about one line's text;
 //! - `owners`: whom a line grants ids to, and the findings about its owner;
+//! - `maps`: whether each owner's ranges fit in one id map;
 //! - `overlaps`: the sort-and-sweep over granted ranges (overlaps, account ids);
 //! - `render`: the text and JSON reports;
 //! - `next`: the allocated view and `subid next`;
@@ -32,6 +33,7 @@
 
 mod accounts;
 mod lines;
+mod maps;
 mod next;
 mod overlaps;
 mod owners;
@@ -48,6 +50,7 @@ pub use render::{Paths, counts, json_string, render_json, render_text, show_byte
 pub use users::{RangeIndex, UserProblem, UserRange, user_ranges};
 
 use lines::check_line;
+use maps::check_maps;
 use overlaps::{Granted, sweep_accounts, sweep_overlaps};
 use owners::Owners;
 
@@ -107,6 +110,8 @@ pub enum Kind {
     Account,
     /// The owner is one account's login name and another's uid: both are granted the range.
     AmbiguousOwner,
+    /// One owner's ranges do not fit in one id map beside its own id.
+    TooManyRanges,
     /// A range starts below 65536.
     LowRange,
     /// start+count > 4294967295.
@@ -142,6 +147,7 @@ impl Kind {
             Kind::Duplicate => "duplicate",
             Kind::Account => "account",
             Kind::AmbiguousOwner => "ambiguous-owner",
+            Kind::TooManyRanges => "too-many-ranges",
             Kind::LowRange => "low-range",
             Kind::TooHigh => "too-high",
             Kind::Ignored => "ignored",
@@ -163,6 +169,7 @@ impl Kind {
             Kind::Overlap
             | Kind::Account
             | Kind::AmbiguousOwner
+            | Kind::TooManyRanges
             | Kind::TooHigh
             | Kind::Ignored
             | Kind::NulByte
@@ -264,7 +271,7 @@ struct FileCheck<'a, 'r> {
 }
 
 /// One file's steps: each line's own checks and its owner's (`lines`, `owners`), the findings
-/// about the whole file, then the sweeps over what the lines grant (`overlaps`).
+/// about the whole file, then the passes over what the lines grant (`maps`, `overlaps`).
 fn check_file<'a>(
     which: Which,
     text: &'a [u8],
@@ -283,7 +290,10 @@ fn check_file<'a>(
         check_line(&mut state, number, line, spliced);
     });
     let FileCheck {
-        mut granted, out, ..
+        mut granted,
+        owners,
+        out,
+        ..
     } = state;
     let whole_file = |line, kind| Finding {
         kind,
@@ -301,6 +311,8 @@ fn check_file<'a>(
     if !text.is_empty() && !text.ends_with(b"\n") {
         out.push(whole_file(last_line, Kind::NoFinalNewline));
     }
+    // Before the sweeps sort `granted`: a map takes ranges in file order.
+    check_maps(which, &granted, &owners, accounts, out);
     sweep_overlaps(which, &mut granted, out);
     sweep_accounts(which, &granted, accounts, out);
 }

@@ -1,7 +1,7 @@
 //! Whom a line grants ids to, as newuidmap's `find_range` matches owners (by login name, or by
 //! uid in plain decimal), and the findings about a granted range's owner and start:
 //! ambiguous-owner, padded-owner, missing-owner, low-range. Each granted range is then kept
-//! for the sweeps.
+//! for the sweeps, and counted for its owner (for `maps`).
 //!
 //! `subid show` (`users::user_ranges`) lists a line for every account this module grants it
 //! to: a test holds the two to the same answer.
@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use super::accounts::{Accounts, FastMap};
 use super::lines::{canonical_decimal, decimal};
+use super::maps::MAY_NOT_FIT;
 use super::overlaps::Granted;
 use super::render::show_bytes;
 use super::{FileCheck, Finding, ID_LIMIT, Kind, LOW_LIMIT, Span};
@@ -45,12 +46,22 @@ pub(super) struct Resolved {
     pub(super) also: Option<OwnerKey>,
 }
 
-/// Resolves owner fields to [`OwnerKey`]s, interning the ones that are not accounts.
+/// Resolves owner fields to [`OwnerKey`]s, interning the ones that are not accounts, and counts
+/// the ranges granted to each account.
 pub(super) struct Owners<'a, 'r> {
     accounts: &'r Accounts,
     /// Where in passwd order the next owner is expected.
     cursor: usize,
     texts: FastMap<Cow<'a, [u8]>, u32>,
+    /// Ranges granted so far to each [`OwnerKey::Account`], by its index, counted up to 255:
+    /// only whether there are [`MAY_NOT_FIT`] matters, and a byte an account keeps a million
+    /// accounts at a megabyte.
+    account_ranges: Vec<u8>,
+    /// Whether some owner has [`MAY_NOT_FIT`] ranges or more, so that `maps` has work to do.
+    pub(super) crowded: bool,
+    /// Where in `granted` a line is also granted to a second account ([`Resolved::also`]), in
+    /// order: `maps` lays those ranges out for both.
+    pub(super) shared: Vec<(usize, OwnerKey)>,
 }
 
 impl<'a, 'r> Owners<'a, 'r> {
@@ -59,6 +70,10 @@ impl<'a, 'r> Owners<'a, 'r> {
             accounts,
             cursor: 0,
             texts: FastMap::default(),
+            // Zeroed pages cost nothing until a count touches them.
+            account_ranges: vec![0; accounts.users.len()],
+            crowded: false,
+            shared: Vec::new(),
         }
     }
 
@@ -97,6 +112,26 @@ impl<'a, 'r> Owners<'a, 'r> {
         };
         Resolved { key, also: None }
     }
+
+    /// One more range for `key`. Only accounts are counted: for an owner that is none (a
+    /// missing-owner note; network accounts are accounts with `--passwd <(getent passwd)`)
+    /// there is no own id to lay a map out with, and counting every such number or name would
+    /// take a hash table as large as the file.
+    fn count(&mut self, key: OwnerKey) {
+        if let OwnerKey::Account(i) = key {
+            let n = &mut self.account_ranges[i as usize];
+            *n = n.saturating_add(1);
+            self.crowded |= *n >= MAY_NOT_FIT;
+        }
+    }
+
+    /// Whether `key` has been granted [`MAY_NOT_FIT`] ranges or more.
+    pub(super) fn may_not_fit(&self, key: OwnerKey) -> bool {
+        match key {
+            OwnerKey::Account(i) => self.account_ranges[i as usize] >= MAY_NOT_FIT,
+            OwnerKey::Uid(_) | OwnerKey::Text(_) => false,
+        }
+    }
 }
 
 /// When `owner` is the login name of an account with uid `named_uid`: the first account with
@@ -115,7 +150,7 @@ pub(super) fn second_grantee(accounts: &Accounts, owner: &[u8], named_uid: u32) 
 }
 
 /// The checks on a range newuidmap reads: its owner, where it starts; then keep it for the
-/// sweeps.
+/// sweeps, and count it for its owner.
 pub(super) fn grant<'a>(
     state: &mut FileCheck<'a, '_>,
     number: usize,
@@ -174,6 +209,11 @@ pub(super) fn grant<'a>(
     }
     if start < LOW_LIMIT {
         push(Kind::LowRange, None);
+    }
+    state.owners.count(key);
+    if let Some(second) = also {
+        state.owners.count(second);
+        state.owners.shared.push((state.granted.len(), second));
     }
     state.granted.push(Granted {
         start: start.min(ID_LIMIT + 1),
