@@ -159,6 +159,9 @@ pub struct IdMap {
 impl IdMap {
     /// UID_GID_MAP_MAX_EXTENTS since Linux 4.15 (5 before).
     pub const MAX_EXTENTS: usize = 340;
+    /// The longest map, in bytes of [`IdMap::proc_format`], written in one write on any page
+    /// size.
+    pub const MAX_WRITE: usize = MAX_WRITE;
 
     /// `0 caller 1`: the caller is root inside and nothing else is mapped, like `unshare -r`.
     ///

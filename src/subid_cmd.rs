@@ -263,8 +263,7 @@ struct User {
     is_account: bool,
 }
 
-fn resolve_user(arg: Option<&OsString>, passwd: &Input, passwd_given: bool) -> User {
-    let accounts = Accounts::parse(&passwd.text, b"");
+fn resolve_user(arg: Option<&OsString>, accounts: &Accounts, passwd_given: bool) -> User {
     let nss_by_uid = |uid: u32| {
         if passwd_given {
             return None;
@@ -354,7 +353,8 @@ fn show(args: ShowArgs) -> Result<i32, Failure> {
         SubidSource::Auto => crate::userns::nsswitch_has_subid(),
     };
     let passwd = read_input(args.passwd.as_deref(), PASSWD, true)?;
-    let user = resolve_user(args.user.as_ref(), &passwd, args.passwd.is_some());
+    let accounts = Accounts::parse(&passwd.text, b"");
+    let user = resolve_user(args.user.as_ref(), &accounts, args.passwd.is_some());
     let name = audit::show_bytes(&user.name).into_owned();
 
     let mut out = String::new();
@@ -389,7 +389,7 @@ fn show(args: ShowArgs) -> Result<i32, Failure> {
         let mut names: Vec<&[u8]> = vec![&user.name];
         names.extend(user.aliases.iter().map(Vec::as_slice));
         for (word, input) in [("uid", &subuid), ("gid", &subgid)] {
-            let (ranges, bad) = audit::user_ranges(&input.text, &names, user.uid);
+            let (ranges, bad) = audit::user_ranges(&input.text, &names, user.uid, &accounts);
             let shown = ranges
                 .into_iter()
                 .map(|r| {

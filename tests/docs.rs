@@ -377,7 +377,8 @@ const SUBID_SECTIONS: &[Section] = &[
                  totals. A line counts when its owner field is the login name, the uid in plain \
                  decimal, or another login name with the same uid, as newuidmap matches them; in \
                  /etc/subgid too the owner is the user, not a group. Lines of the user that \
-                 newuidmap ignores or reads differently are reported on standard error. A USER \
+                 newuidmap ignores or reads differently are reported on standard error, and so \
+                 are lines it grants to another account too (see ambiguous-owner). A USER \
                  that is no account is matched by the owner field alone, so the ranges of a \
                  removed user can still be listed. USER is looked up in the system's account \
                  database, or only in the --passwd file when one is given. --subid-source is \
@@ -468,6 +469,32 @@ const SUBID_SECTIONS: &[Section] = &[
                  with how many more there are.",
             ),
             Item(
+                "ambiguous-owner (error)",
+                "The owner field is the login name of one account and, in plain decimal, the uid \
+                 of another (a user named 4343, and another user with uid 4343). newuidmap \
+                 matches a line by login name or by uid, so it grants the range to both, and \
+                 show lists it for both: each can act on files the other creates inside a user \
+                 namespace. Write the login name or the uid of the one account meant, whichever \
+                 is no other account's. For overlap and duplicate the line is the login name's; \
+                 for too-many-ranges it counts for both.",
+            ),
+            Item(
+                "too-many-ranges (error)",
+                "The ranges granted to one account in one file (by every login name of its uid, \
+                 and by the uid) do not fit in one id map beside the account's own id, laid out \
+                 as become-root --map=full lays them out: 0 ID 1, then each range in file \
+                 order, one extent each, merged with the one before when it follows on from it. \
+                 The kernel takes at most 340 extents (Linux 4.15 and later), written in one \
+                 write of at most 4095 bytes; with ids of six digits and more the write fills \
+                 first, at about 180 ranges of 65536 ids. become-root --map=full refuses such a \
+                 map and --map=auto maps the caller's own id alone, so the owner has the use of \
+                 none of its ranges: an error. Reported once per owner and file, on the line of \
+                 the first range that does not fit, with the number of ranges and what the \
+                 whole map would need; the uid stands for the account's own id in the subgid \
+                 file too. Owners that are no account (missing-owner) are not checked. Fewer, \
+                 larger ranges fix it.",
+            ),
+            Item(
                 "low-range (warning)",
                 "A range starts below 65536, among the ids of system and login accounts \
                  (login.defs' UID_MAX is 60000 by default) and nobody (65534): an account \
@@ -528,8 +555,8 @@ const SUBID_SECTIONS: &[Section] = &[
             ),
             Item(
                 "padded-owner (warning)",
-                "A numeric owner with leading zeros (01000): newuidmap matches uids only in \
-                 plain decimal, so the range belongs to no one.",
+                "A numeric owner with leading zeros (01000) that is no login name: newuidmap \
+                 matches uids only in plain decimal, so the range belongs to no one.",
             ),
             Item(
                 "missing-owner (note)",

@@ -36,6 +36,7 @@ common::tests! {
         show_by_uid_is_the_same,
         show_without_gids_exits_1_with_a_hint,
         show_an_owner_that_is_no_account,
+        show_lists_an_ambiguous_line_for_both_accounts,
         show_defaults_to_the_caller,
         show_getsubids_reads_no_files,
         scan_of_a_missing_path_exits_2,
@@ -169,6 +170,13 @@ const CHECK_CASES: &[Case] = &[
         expected: &[
             "bad/account-root.subuid:1: error [account] range 0-65535 of alice contains uid 0 of account root and the uids of 8 more accounts; its owner can map these ids and act as them (CVE-2024-56433)",
             "bad/account-root.subuid:1: warning [low-range] alice: range 0-65535 starts below 65536, where accounts and nobody (65534) live; an account created later may get one of these ids",
+        ],
+    },
+    Case {
+        file: "bad/ambiguous-owner.subuid",
+        status: 1,
+        expected: &[
+            "bad/ambiguous-owner.subuid:4: error [ambiguous-owner] 4343: newuidmap grants range 500000-565535 both to 4343 (uid 5000), by login name, and to dave (uid 4343), by uid; each can act on files the other creates in a user namespace: write dave or 5000 instead, whichever is meant",
         ],
     },
     Case {
@@ -412,6 +420,20 @@ const CHECK_CASES: &[Case] = &[
         ],
     },
     Case {
+        file: "bad/too-many-ranges.subuid",
+        status: 1,
+        expected: &[
+            "bad/too-many-ranges.subuid:340: error [too-many-ranges] alice: the 340 ranges granted to alice (uid 1000) in this file do not fit in one map beside the owner's own id, from this line's on: the map needs 341 extents; the kernel accepts at most 340 (Linux 4.15 and later); become-root --map=full refuses it, and --map=auto maps the owner's own id alone",
+        ],
+    },
+    Case {
+        file: "bad/too-many-ranges-long.subuid",
+        status: 1,
+        expected: &[
+            "bad/too-many-ranges-long.subuid:182: error [too-many-ranges] alice: the 200 ranges granted to alice (uid 1000) in this file do not fit in one map beside the owner's own id, from this line's on: the map is 4551 bytes long; the kernel takes it in one write of at most 4095 bytes; become-root --map=full refuses it, and --map=auto maps the owner's own id alone",
+        ],
+    },
+    Case {
         file: "bad/trailing-space.subuid",
         status: 1,
         expected: &[
@@ -539,6 +561,8 @@ fn every_kind_is_covered() {
         "overlap",
         "duplicate",
         "account",
+        "ambiguous-owner",
+        "too-many-ranges",
         "low-range",
         "too-high",
         "ignored",
@@ -1083,6 +1107,48 @@ fn show_an_owner_that_is_no_account() {
          gid     none\n\
          total   65536 uids in 1 range, 0 gids in 0 ranges\n"
     );
+}
+
+/// Issue 8, item 5: a line whose owner is one account's login name and another's uid is
+/// granted to both. `show` lists it for each, and says who else gets it; `check` reports the
+/// line (`every_crafted_file_has_its_finding`).
+fn show_lists_an_ambiguous_line_for_both_accounts() {
+    let files = [
+        "--subuid",
+        "bad/ambiguous-owner.subuid",
+        "--subgid",
+        "subgid",
+        "--passwd",
+        "bad/ambiguous-owner.passwd",
+    ];
+    let rows = [
+        (
+            "4343",
+            "user    4343 (uid 5000)\n",
+            "bad/ambiguous-owner.subuid:4\n",
+            "dave (uid 4343) too, by uid",
+        ),
+        (
+            "dave",
+            "user    dave (uid 4343)\n",
+            "bad/ambiguous-owner.subuid:4 (as 4343)\n",
+            "4343 (uid 5000) too, by login name",
+        ),
+    ];
+    for (user, first, listed, other) in rows {
+        let out = subid(&[&["show", user][..], &files].concat());
+        assert!(out.stdout.starts_with(first), "{user}: {out:#?}");
+        assert!(
+            out.stdout
+                .contains(&format!("500000-565535  65536 ids  {listed}")),
+            "{user}: {out:#?}"
+        );
+        let warning = format!(
+            "warning: bad/ambiguous-owner.subuid:4: newuidmap grants this range to {other}: \
+             owner '4343' is one account's login name and another's uid\n"
+        );
+        assert!(out.stderr.starts_with(&warning), "{user}: {out:#?}");
+    }
 }
 
 fn show_defaults_to_the_caller() {
