@@ -82,7 +82,12 @@ fn setuid_and_setcap_copies_refuse_every_entry_point_before_anything_else() {
     let d = p(&w.dir);
     let err = p(&w.home().join("err"));
     // A root process the forged session names: --stop must never reach it.
-    w.services = vec!["sh -c 'touch $READY; exec sleep 300'".into()];
+    // (Its pid in a file: other tests' root processes come and go meanwhile.)
+    let victim_pid = w.dir.join("victim.pid");
+    w.services = vec![format!(
+        "sh -c 'echo $$ > {}; touch $READY; exec sleep 300'",
+        p(&victim_pid)
+    )];
     let subid = env!("CARGO_BIN_EXE_subid");
     w.root_setup = format!(
         "install -m 4755 -o root {d}/become-root {d}/suid-become-root
@@ -126,11 +131,14 @@ ln -sf ../suid-become-root {d}/suid/subid; ln -sf ../cap-become-root {d}/cap/sub
     // A forged state file naming a root process with its real start time.
     let forged = format!(
         "dir=$XDG_RUNTIME_DIR/become-root; mkdir -p -m 700 $dir
-victim=$(pgrep -u 0 -x sleep | head -n1)
+victim=$(cat {victim})
 start=$(awk '{{print $22}}' /proc/$victim/stat)
-printf 'name forged\\nsupervisor %s %s\\nholder %s %s\\n' $victim $start $victim $start > $dir/forged.session
+pidns=$(stat -L -c %i /proc/self/ns/pid)
+printf 'become-root session 1\\nname=forged\\nsupervisor=%s %s\\nholder=%s %s\\npid_ns=%s\\n' \\
+  $victim $start $victim $start $pidns > $dir/forged.session
 {script}
-[ -n \"$victim\" ] && [ -d /proc/$victim ] && echo VICTIM-ALIVE"
+[ -n \"$victim\" ] && [ -d /proc/$victim ] && echo VICTIM-ALIVE",
+        victim = p(&victim_pid)
     );
     w.env
         .push(("XDG_RUNTIME_DIR".into(), p(&w.home().join("run"))));
@@ -528,12 +536,17 @@ fn stop_of_processes_that_are_not_yours_fails_at_once_and_harms_nothing() {
     std::fs::create_dir_all(&run).unwrap();
     chown_tree(&run, w.uid);
     w.env.push(("XDG_RUNTIME_DIR".into(), p(&run)));
-    w.services = vec!["sh -c 'touch $READY; exec sleep 300'".into()];
+    // (Its pid in a file: other tests' root processes come and go meanwhile.)
+    let victim_pid = w.dir.join("victim.pid");
+    w.services = vec![format!(
+        "sh -c 'echo $$ > {}; touch $READY; exec sleep 300'",
+        p(&victim_pid)
+    )];
     // A state file in the right format naming a root process, with its start time and this
     // pid namespace: as if forged, or copied from another user's.
-    let out = w.sh(
-        "victim=$(pgrep -u 0 -x sleep | head -n1)
-         start=$(awk '{print $22}' /proc/$victim/stat)
+    let out = w.sh(&format!(
+        "victim=$(cat {victim})
+         start=$(awk '{{print $22}}' /proc/$victim/stat)
          pidns=$(stat -L -c %i /proc/self/ns/pid)
          dir=$XDG_RUNTIME_DIR/become-root; mkdir -p -m 700 $dir
          printf 'become-root session 1\\nname=forged\\nsupervisor=%s %s\\nholder=%s %s\\npid_ns=%s\\ncreated=1\\nnamespaces=\\ndetached=yes\\n' \
@@ -541,7 +554,8 @@ fn stop_of_processes_that_are_not_yours_fails_at_once_and_harms_nothing() {
          t0=$(date +%s%N); \"$BR\" --stop=forged; echo status=$?; t1=$(date +%s%N)
          echo ms=$(( (t1 - t0) / 1000000 ))
          [ -d /proc/$victim ] && echo VICTIM-ALIVE",
-    );
+        victim = p(&victim_pid)
+    ));
     assert!(out.stdout.contains("status=125"), "{out:#?}");
     assert!(out.stdout.contains("VICTIM-ALIVE"), "{out:#?}");
     assert!(
