@@ -28,12 +28,11 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{AccessFlags, Pid, access, getpid};
 
 use crate::cli::{Cli, MapMode, SubidSource};
-use crate::error::{Error, UsernsError};
 use crate::idmap::IdMap;
 use crate::net::{self, Driver, NetError};
 use crate::subid::{self, SubRange};
 use crate::sys::{self, Forked};
-use crate::userns::{self, Caller, Mapping, Writer};
+use crate::userns::{self, Caller, Mapping, UsernsError, Writer};
 
 /// A command could run (see the module documentation).
 pub const EXIT_READY: i32 = 0;
@@ -160,7 +159,7 @@ pub fn report(cli: &Cli) -> Report {
     let caller = match userns::caller() {
         Ok(caller) => caller,
         Err(e) => {
-            let hint = Error::Userns(e.clone()).hint();
+            let hint = e.hint();
             items.push(Item::fail("caller", e.to_string(), hint));
             return Report {
                 items,
@@ -555,7 +554,7 @@ fn helper_items(caller: &Caller) -> Vec<Item> {
             match userns::find_helper(env, name) {
                 Ok(path) => Item::ok(name, describe_helper(&path, env)),
                 Err(e) => {
-                    let hint = Error::Userns(e.clone()).hint();
+                    let hint = e.hint();
                     Item::fail(name, e.to_string(), hint)
                 }
             }
@@ -586,7 +585,7 @@ fn no_new_privs_item(caller: &Caller) -> Item {
         Ok(true) if caller.uid == 0 => Item::ok(WHAT, "set, which does not matter to root"),
         Ok(true) => {
             let e = UsernsError::NoNewPrivs;
-            let hint = Error::Userns(e.clone()).hint();
+            let hint = e.hint();
             Item::fail(WHAT, e.to_string(), hint)
         }
         Err(errno) => Item::warn(WHAT, format!("cannot read it: {errno}"), None),
@@ -665,7 +664,7 @@ fn subid_item(what: &str, origin: &str, user: &str, found: Found) -> (Item, Opti
                 user: user.into(),
                 path: origin.into(),
             };
-            let hint = Error::Userns(e.clone()).hint();
+            let hint = e.hint();
             Item::fail(what, e.to_string(), hint)
         } else {
             Item::fail(what, errors.join("; "), correct.to_string())
@@ -741,7 +740,7 @@ fn mapping_item(cli: &Cli, caller: &Caller, userns_ok: bool) -> Item {
     let mapping = match userns::plan_mapping(cli.map, cli.subid_source, caller, &mut warnings) {
         Ok(mapping) => mapping,
         Err(e) => {
-            let hint = Error::Userns(e.clone()).hint();
+            let hint = e.hint();
             return Item::fail(WHAT, format!("--map=full: {e}"), hint);
         }
     };
@@ -774,7 +773,7 @@ fn mapping_item(cli: &Cli, caller: &Caller, userns_ok: bool) -> Item {
             )
         }
         Err(e) => {
-            let mut hint = Error::Userns(e.clone()).hint();
+            let mut hint = e.hint();
             if userns::apparmor_restricts() {
                 hint = Some(userns::apparmor_hint());
             }

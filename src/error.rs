@@ -1,16 +1,15 @@
-//! One error type for the whole launcher, reported once, in one format.
+//! The one error that leaves become-root: what failed, why, the fix where one is known, and
+//! the exit status (a contract: DESIGN.md). Reported once, in one format:
+//! `become-root: <what>: <why>`, then `hint: <fix>`.
 //!
-//! Each layer has its own enum (`SubidError` in `subid`, `MapError` in `idmap`, `UsernsError`
-//! here for namespace creation and mapping, `ExecError` for starting COMMAND); they fold into
-//! [`Error`], which knows the exit status (a contract: DESIGN.md) and the hint. The message is
-//! always `become-root: <what>: <why>` followed, where a fix is known, by `hint: <fix>`.
+//! This module is at the bottom and depends on nothing of the crate. Each layer has its own
+//! error enum (`SubidError`, `MapError`, `UsernsError`, `NetError`, `SessionError`,
+//! `ExecError`, ...), defined beside its code with its hint, and converts into [`Error`] with
+//! a `From` written there too; mechanisms that fail in one place only build an [`Error`]
+//! directly. An error made in another process (the map helper) crosses a pipe as its three
+//! strings and becomes the same [`Error`] here.
 
-use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
-
-use crate::idmap::MapError;
-use crate::subid::SubidError;
 
 /// become-root itself failed, bad usage included.
 pub const EXIT_FAILURE: i32 = 125;
@@ -19,245 +18,72 @@ pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 /// COMMAND was not found.
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-/// Creating the user namespace and writing its id maps.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum UsernsError {
-    #[error("{path}: not found")]
-    HelperMissing { path: PathBuf },
-    #[error(
-        "{path}: neither set-user-ID root nor has file capabilities, so it cannot write id maps"
-    )]
-    HelperNotPrivileged { path: PathBuf },
-    #[error("{path}: is on a nosuid mount, so its set-user-ID bit is ignored")]
-    HelperNosuid { path: PathBuf },
-    #[error("no_new_privs is set for this process, so setuid helpers cannot gain privilege")]
-    NoNewPrivs,
-    #[error("{program} failed ({status}){}", stderr_suffix(.stderr))]
-    HelperFailed {
-        program: String,
-        status: String,
-        stderr: String,
-    },
-    #[error("no entry for {user} in {path}")]
-    NoSubordinateIds { user: String, path: PathBuf },
-    #[error(transparent)]
-    Subid(#[from] SubidError),
-    #[error("{path}: {source}")]
-    Map {
-        path: PathBuf,
-        #[source]
-        source: MapError,
-    },
-    #[error("reading {path}: {errno}")]
-    Read { path: PathBuf, errno: nix::Error },
-    #[error("getsubids: {0}")]
-    Getsubids(String),
-    #[error("cannot create it: {errno}")]
-    Unshare {
-        what: &'static str,
-        errno: nix::Error,
-        hint: Option<String>,
-    },
-    #[error("writing {path}: {errno}")]
-    WriteMap { path: String, errno: nix::Error },
-    #[error("cannot {what}: {errno}")]
-    Sys { what: String, errno: nix::Error },
-    #[error("{0}")]
-    Refuse(String),
-}
-
-fn stderr_suffix(stderr: &str) -> String {
-    let stderr = stderr.trim();
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", stderr.replace('\n', "; "))
-    }
-}
-
-/// Starting COMMAND.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ExecError {
-    #[error("command not found")]
-    NotFound,
-    #[error("command not found (PATH entry {unsearchable} could not be searched)")]
-    NotFoundSearching { unsearchable: String },
-    #[error("not found in the new root {0}")]
-    NotInRootfs(PathBuf),
-    #[error("{0}")]
-    Other(nix::Error),
-}
-
 /// Everything that makes become-root exit with a status of its own.
-#[derive(Debug)]
-pub enum Error {
-    /// Bad command line (clap's message, first line).
-    Usage { why: String, hint: String },
-    /// The user namespace could not be made or mapped.
-    Userns(UsernsError),
-    /// A mount step failed.
-    Mount { what: String, errno: nix::Error },
-    /// Networking: the helper or the TAP device.
-    Net(crate::net::NetError),
-    /// COMMAND could not be started.
-    Exec { command: OsString, error: ExecError },
-    /// Something else that a system call refused, with context.
-    Sys { what: String, errno: nix::Error },
-    /// A session: --name, --detach, --join, --list, --stop (session.rs).
-    Session(crate::session::SessionError),
-    /// An error that was formatted in another process (the map helper) and sent over a pipe.
-    Relayed {
-        what: String,
-        why: String,
-        hint: Option<String>,
-    },
-}
-
-impl From<crate::net::NetError> for Error {
-    fn from(e: crate::net::NetError) -> Self {
-        Error::Net(e)
-    }
-}
-
-impl From<crate::session::SessionError> for Error {
-    fn from(e: crate::session::SessionError) -> Self {
-        Error::Session(e)
-    }
-}
-
-impl From<UsernsError> for Error {
-    fn from(e: UsernsError) -> Self {
-        Error::Userns(e)
-    }
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    what: String,
+    why: String,
+    hint: Option<String>,
+    status: i32,
 }
 
 impl Error {
-    pub fn sys(what: impl Into<String>, errno: nix::Error) -> Self {
-        Error::Sys {
+    /// `what` failed because `why` (status 125).
+    pub fn new(what: impl Into<String>, why: impl Into<String>) -> Error {
+        Error {
             what: what.into(),
-            errno,
+            why: why.into(),
+            hint: None,
+            status: EXIT_FAILURE,
         }
+    }
+
+    /// A system call refused `what`.
+    pub fn sys(what: impl Into<String>, errno: nix::Error) -> Error {
+        Error::new(what, errno.desc())
+    }
+
+    /// Bad usage: `usage: <why>`, always with a hint.
+    pub fn usage(why: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::new("usage", why).with_hint(hint)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The hint, if there is one (`None` leaves it as it was).
+    pub fn with_hint_maybe(mut self, hint: Option<String>) -> Error {
+        if hint.is_some() {
+            self.hint = hint;
+        }
+        self
+    }
+
+    pub fn with_status(mut self, status: i32) -> Error {
+        self.status = status;
+        self
+    }
+
+    /// `<what>`: the thing that failed.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// `<why>`.
+    pub fn why(&self) -> &str {
+        &self.why
+    }
+
+    /// `<fix>`, where one is known.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
     }
 
     /// The exit status this error stands for.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Exec {
-                error:
-                    ExecError::NotFound
-                    | ExecError::NotFoundSearching { .. }
-                    | ExecError::NotInRootfs(_),
-                ..
-            } => EXIT_NOT_FOUND,
-            Error::Exec {
-                error: ExecError::Other(nix::Error::ENOENT),
-                ..
-            } => EXIT_NOT_FOUND,
-            Error::Exec { .. } => EXIT_CANNOT_EXECUTE,
-            _ => EXIT_FAILURE,
-        }
-    }
-
-    /// `<what>`: the thing that failed.
-    pub fn what(&self) -> String {
-        match self {
-            Error::Usage { .. } => "usage".into(),
-            Error::Userns(e) => match e {
-                UsernsError::Unshare { .. } => "user namespace".into(),
-                UsernsError::Subid(_) | UsernsError::NoSubordinateIds { .. } => {
-                    "subordinate ids".into()
-                }
-                UsernsError::Map { .. } => "id map".into(),
-                _ => "id mapping".into(),
-            },
-            Error::Mount { what, .. } => what.clone(),
-            Error::Net(_) => "network".into(),
-            Error::Exec { command, .. } => command.to_string_lossy().into_owned(),
-            Error::Sys { what, .. } => what.clone(),
-            Error::Relayed { what, .. } => what.clone(),
-            Error::Session(e) => e.what(),
-        }
-    }
-
-    /// `<why>`.
-    pub fn why(&self) -> String {
-        match self {
-            Error::Usage { why, .. } => why.clone(),
-            Error::Userns(e) => e.to_string(),
-            Error::Mount { errno, .. } | Error::Sys { errno, .. } => errno.desc().to_string(),
-            Error::Net(e) => e.to_string(),
-            Error::Exec {
-                error: ExecError::Other(errno),
-                ..
-            } => errno.desc().to_string(),
-            Error::Exec { error, .. } => error.to_string(),
-            Error::Relayed { why, .. } => why.clone(),
-            Error::Session(e) => e.to_string(),
-        }
-    }
-
-    /// `<fix>`, where one is known.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Error::Usage { hint, .. } => Some(hint.clone()),
-            Error::Userns(e) => userns_hint(e),
-            Error::Exec {
-                error: ExecError::NotFound,
-                ..
-            } => Some("check the spelling, or give the full path of the command".into()),
-            Error::Exec {
-                error: ExecError::NotFoundSearching { unsearchable },
-                ..
-            } => Some(format!(
-                "check the spelling, or give the full path; you may not search {unsearchable} \
-                 (chmod +x it, or take it out of PATH)"
-            )),
-            Error::Exec {
-                error: ExecError::NotInRootfs(_),
-                ..
-            } => Some(
-                "COMMAND is looked up inside --rootfs (PATH searched there): install it in that \
-                 tree, or give its path inside it"
-                    .into(),
-            ),
-            Error::Exec {
-                error: ExecError::Other(nix::Error::EACCES),
-                ..
-            } => {
-                Some("the file must be executable (chmod +x) and on a mount without noexec".into())
-            }
-            Error::Relayed { hint, .. } => hint.clone(),
-            Error::Session(e) => e.hint(),
-            Error::Net(e) => e.hint(),
-            Error::Mount {
-                errno: nix::Error::EPERM,
-                ..
-            } => Some(
-                "the kernel refused the mount inside the user namespace; see user_namespaces(7)"
-                    .into(),
-            ),
-            Error::Mount {
-                errno: nix::Error::ENOENT,
-                ..
-            } => Some(
-                "create it first, or correct the path; with --rootfs, destinations (DST, \
-                 TARGET, --tmpfs DIR, --chdir) are inside the new root and must exist there"
-                    .into(),
-            ),
-            Error::Mount {
-                errno: nix::Error::ENOTDIR,
-                ..
-            } => Some("overlay layers and targets, and --tmpfs, need directories".into()),
-            Error::Mount {
-                errno: nix::Error::EACCES,
-                ..
-            } => Some(
-                "you need search and read access to it (root inside is you outside, and \
-                 cannot reach what you cannot)"
-                    .into(),
-            ),
-            _ => None,
-        }
+        self.status
     }
 
     /// Print the error to stderr in the one format.
@@ -268,93 +94,34 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "become-root: {}: {}", self.what(), self.why())?;
-        if let Some(hint) = self.hint() {
+        writeln!(f, "become-root: {}: {}", self.what, self.why)?;
+        if let Some(hint) = &self.hint {
             writeln!(f, "hint: {hint}")?;
         }
         Ok(())
     }
 }
 
-fn userns_hint(e: &UsernsError) -> Option<String> {
-    Some(match e {
-        UsernsError::HelperMissing { .. } => {
-            "install newuidmap and newgidmap (Debian/Ubuntu: apt install uidmap; Fedora: dnf install \
-             shadow-utils), set NEWUIDMAP/NEWGIDMAP to their paths, or use --map=single"
-                .into()
-        }
-        UsernsError::HelperNotPrivileged { path } => format!(
-            "as root: chmod u+s {0} (or setcap cap_setuid,cap_setgid+ep {0}), or reinstall the \
-             uidmap package; or use --map=single",
-            path.display()
-        ),
-        UsernsError::HelperNosuid { .. } => {
-            "use helpers from a filesystem mounted without nosuid (NEWUIDMAP/NEWGIDMAP), or use \
-             --map=single"
-                .into()
-        }
-        UsernsError::NoNewPrivs => "run become-root from a context without no_new_privs \
-             (systemd NoNewPrivileges=, docker --security-opt no-new-privileges, bwrap and \
-             setpriv --no-new-privs set it), or use --map=single"
-            .into(),
-        UsernsError::NoSubordinateIds { user, .. } => format!(
-            "ask an administrator to allocate ids, e.g. usermod --add-subuids 100000-165535 \
-             --add-subgids 100000-165535 {user} (pick a range no one else has ever had), or use \
-             --map=single"
-        ),
-        UsernsError::Subid(_) => {
-            "ask an administrator to correct that line (newuidmap ignores it as it is), or use \
-             --map=auto to map the valid ranges only"
-                .into()
-        }
-        UsernsError::Map { .. } => {
-            "ask an administrator to merge the ranges in that file, or use --map=single".into()
-        }
-        UsernsError::HelperFailed { .. } => {
-            "check that /etc/subuid and /etc/subgid list these ranges for you; `become-root \
-             --map=single` maps only your own id"
-                .into()
-        }
-        UsernsError::Unshare { hint, .. } => return hint.clone(),
-        UsernsError::Getsubids(_) => {
-            "check /etc/nsswitch.conf's subid line, or use --subid-source=files".into()
-        }
-        _ => return None,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// clap's error for bad usage, as `(why, hint)` for `<program>: usage: <why>` and `hint:`:
-/// the first line without clap's "error: ", the missing arguments it lists on the following
-/// lines, and its tip or the possible values as the hint.
-pub fn clap_usage(e: &clap::Error, program: &str) -> (String, String) {
-    let text = e.render().to_string();
-    let mut lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .peekable();
-    let mut why = lines
-        .next()
-        .unwrap_or("bad usage")
-        .trim_start_matches("error: ")
-        .to_string();
-    // "the following required arguments were not provided:" lists them on the next lines.
-    if why.ends_with(':') {
-        let mut missing = Vec::new();
-        while let Some(line) = lines.next_if(|l| !l.starts_with("Usage:") && !l.contains(": ")) {
-            missing.push(line);
-        }
-        why = format!("{why} {}", missing.join(", "));
+    #[test]
+    fn the_one_format() {
+        let e = Error::new("overlay on /x", "Not a directory").with_hint("give a directory");
+        assert_eq!(
+            e.to_string(),
+            "become-root: overlay on /x: Not a directory\nhint: give a directory\n"
+        );
+        assert_eq!(e.exit_code(), EXIT_FAILURE);
+        let e = Error::sys("fork", nix::Error::EAGAIN).with_status(EXIT_NOT_FOUND);
+        assert_eq!(
+            e.to_string(),
+            "become-root: fork: Try again\n"
+        );
+        assert_eq!(e.exit_code(), 127);
+        let usage = Error::usage("no such option", "see --help");
+        assert_eq!(usage.what(), "usage");
+        assert_eq!(usage.hint(), Some("see --help"));
     }
-    let tip = lines.find_map(|l| {
-        l.strip_prefix("tip: ").map(str::to_string).or_else(|| {
-            let values = l.strip_prefix("[possible values: ")?.strip_suffix(']')?;
-            Some(format!("use one of: {values}"))
-        })
-    });
-    let hint = match tip {
-        Some(tip) => format!("{tip}; see '{program} --help'"),
-        None => format!("see '{program} --help'"),
-    };
-    (why, hint)
 }

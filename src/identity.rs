@@ -45,10 +45,10 @@ pub fn parse_cap(name: &str) -> Result<Capability, Error> {
             })
             .collect();
         known.sort();
-        Error::Usage {
-            why: format!("unknown capability '{name}'"),
-            hint: format!("one of: {} (or ALL for --cap-drop)", known.join(", ")),
-        }
+        Error::usage(
+            format!("unknown capability '{name}'"),
+            format!("one of: {} (or ALL for --cap-drop)", known.join(", ")),
+        )
     })
 }
 
@@ -113,11 +113,7 @@ impl Identity {
         }
         let fail = |what: &str| {
             let what = what.to_string();
-            move |e: caps::errors::CapsError| Error::Relayed {
-                what: what.clone(),
-                why: e.to_string(),
-                hint: None,
-            }
+            move |e: caps::errors::CapsError| Error::new(what.clone(), e.to_string())
         };
         let sys = |what: &'static str| move |errno| Error::sys(what, errno);
         let want = self.final_caps();

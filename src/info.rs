@@ -14,11 +14,11 @@ use crate::process::Ending;
 /// Check that `fd` is open, and keep it from COMMAND and every helper (close-on-exec).
 pub fn claim(fd: RawFd) -> Result<(), crate::error::Error> {
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-    let bad = || crate::error::Error::Usage {
-        why: format!("--info-fd={fd}: not an open file descriptor"),
-        hint: format!(
-            "open it for become-root, e.g. become-root --info-fd={fd} ... {fd}>info.json"
-        ),
+    let bad = || {
+        crate::error::Error::usage(
+            format!("--info-fd={fd}: not an open file descriptor"),
+            format!("open it for become-root, e.g. become-root --info-fd={fd} ... {fd}>info.json"),
+        )
     };
     if fd < 0 {
         return Err(bad());
@@ -29,10 +29,10 @@ pub fn claim(fd: RawFd) -> Result<(), crate::error::Error> {
     // Refused now rather than found out when the namespaces are ready, with nothing said.
     let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|_| bad())?;
     if flags & nix::libc::O_ACCMODE == nix::libc::O_RDONLY {
-        return Err(crate::error::Error::Usage {
-            why: format!("--info-fd={fd}: open for reading only, so nothing can be written to it"),
-            hint: format!("open it for writing: {fd}>FILE, or {fd}>&1"),
-        });
+        return Err(crate::error::Error::usage(
+            format!("--info-fd={fd}: open for reading only, so nothing can be written to it"),
+            format!("open it for writing: {fd}>FILE, or {fd}>&1"),
+        ));
     }
     fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|_| bad())?;
     Ok(())

@@ -20,14 +20,14 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
 
 use crate::cli::{Cli, NetMode, PortDriver};
-use crate::error::{Error, UsernsError};
+use crate::error::Error;
 use crate::identity::Identity;
 use crate::mounts::{self, MountStep};
 use crate::net::ports::Publish;
 use crate::net::{self, NetPlan};
 use crate::process::{self, Command};
 use crate::sys::{self, Forked};
-use crate::userns::{self, Mapping, Writer};
+use crate::userns::{self, Mapping, UsernsError, Writer};
 
 /// Everything decided before any namespace exists.
 #[derive(Debug, Clone)]
@@ -110,8 +110,8 @@ fn usage_error(e: clap::Error) -> i32 {
         let _ = e.print();
         return 0;
     }
-    let (why, hint) = crate::error::clap_usage(&e, "become-root");
-    let err = Error::Usage { why, hint };
+    let (why, hint) = crate::cli::clap_usage(&e, "become-root");
+    let err = Error::usage(why, hint);
     err.report();
     err.exit_code()
 }
@@ -176,14 +176,13 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
         if let Some(id) = id
             && map.to_outside(id).is_none()
         {
-            return Err(Error::Usage {
-                why: format!(
+            return Err(Error::usage(
+                format!(
                     "--{kind}={id}: not mapped in the new namespace (it maps {} ids from 0)",
                     map.len()
                 ),
-                hint: "choose an id below that, or give the user subordinate ids (--map=full)"
-                    .into(),
-            });
+                "choose an id below that, or give the user subordinate ids (--map=full)",
+            ));
         }
     }
     let session = crate::session::Request::from_cli(&cli)?;
@@ -194,13 +193,13 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
         .iter()
         .map(mounts::parse)
         .collect::<Result<Vec<_>, _>>()?;
-    let rootfs = match &cli.rootfs {
-        None => None,
-        Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| Error::Mount {
-            what: format!("--rootfs {dir}"),
-            errno: userns::io_errno(&e),
-        })?),
-    };
+    let rootfs =
+        match &cli.rootfs {
+            None => None,
+            Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
+                mounts::mount_error(format!("--rootfs {dir}"), userns::io_errno(&e))
+            })?),
+        };
     let options = mounts::Options {
         mount_ns: mount || !filesystem.is_empty() || rootfs.is_some() || cli.chdir.is_some(),
         pid_ns: pid,
@@ -222,11 +221,8 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
         && !session.as_ref().is_some_and(|s| s.pause) // (session.rs: runs no COMMAND)
         && !mounts::command_in_rootfs(root, &command.name)
     {
-        let error = crate::error::ExecError::NotInRootfs(root.clone());
-        return Err(Error::Exec {
-            command: command.name.clone(),
-            error,
-        });
+        let error = crate::process::ExecError::NotInRootfs(root.clone());
+        return Err(crate::process::exec_error(command.name.clone(), error));
     }
     if options.mount_ns {
         namespaces |= CloneFlags::CLONE_NEWNS;
@@ -436,13 +432,11 @@ impl Ops for Real {
 /// A mapping error, with AppArmor named where its user-namespace restriction is on (it makes
 /// every privileged step inside fail with EPERM).
 fn with_apparmor_hint(e: UsernsError) -> Error {
-    let e = Error::Userns(e);
+    let e = Error::from(e);
     match e.hint() {
-        None if userns::apparmor_restricts() => Error::Relayed {
-            what: e.what(),
-            why: e.why(),
-            hint: Some(userns::apparmor_hint()),
-        },
+        None if userns::apparmor_restricts() => {
+            Error::new(e.what(), e.why()).with_hint(userns::apparmor_hint())
+        }
         _ => e,
     }
 }
@@ -453,12 +447,12 @@ fn encode_report(result: &Result<(), UsernsError>) -> Vec<u8> {
     match result {
         Ok(()) => b"ok".to_vec(),
         Err(e) => {
-            let e = Error::Userns(e.clone());
-            let mut hint = e.hint().unwrap_or_default();
+            let e = Error::from(e.clone());
+            let mut hint = e.hint().map(str::to_string).unwrap_or_default();
             if hint.is_empty() && userns::apparmor_restricts() {
                 hint = userns::apparmor_hint();
             }
-            [e.what(), e.why(), hint].join("\0").into_bytes()
+            [e.what(), e.why(), &hint].join("\0").into_bytes()
         }
     }
 }
@@ -468,18 +462,17 @@ fn decode_report(report: &[u8]) -> Result<(), Error> {
         return Ok(());
     }
     if report.is_empty() {
-        return Err(Error::Relayed {
-            what: "id mapping".into(),
-            why: "the map helper process died before writing the maps".into(),
-            hint: None,
-        });
+        return Err(Error::new(
+            "id mapping",
+            "the map helper process died before writing the maps",
+        ));
     }
     let text = String::from_utf8_lossy(report);
     let mut parts = text.splitn(3, '\0');
     let what = parts.next().unwrap_or_default().to_string();
     let why = parts.next().unwrap_or_default().to_string();
     let hint = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
-    Err(Error::Relayed { what, why, hint })
+    Err(Error::new(what, why).with_hint_maybe(hint))
 }
 
 /// Exec in place: arrange for the maps to be written (by ourselves, by helpers forked ahead,

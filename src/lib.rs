@@ -17,7 +17,6 @@ pub mod launch;
 pub mod mountinfo;
 pub mod mounts;
 pub mod net;
-pub mod overlay;
 pub mod process;
 pub mod session;
 pub mod subid;

@@ -17,7 +17,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::error::{Error, ExecError};
+use crate::error::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, Error};
 use crate::sys;
 
 /// si_code of signals the kernel sends on its own behalf, notably the terminal's SIGINT,
@@ -48,9 +48,11 @@ impl Command {
             words
         };
         let name = words[0].clone();
-        let nul = |what: &OsString| Error::Usage {
-            why: format!("{}: contains a NUL byte", what.to_string_lossy()),
-            hint: "arguments cannot contain NUL bytes".into(),
+        let nul = |what: &OsString| {
+            Error::usage(
+                format!("{}: contains a NUL byte", what.to_string_lossy()),
+                "arguments cannot contain NUL bytes",
+            )
         };
         let argv = words
             .iter()
@@ -100,10 +102,7 @@ impl Command {
             },
             errno => ExecError::Other(errno),
         };
-        Error::Exec {
-            command: self.name.clone(),
-            error,
-        }
+        crate::process::exec_error(self.name.clone(), error)
     }
 }
 
@@ -453,6 +452,59 @@ pub fn pipe() -> Result<(std::fs::File, std::fs::File), Error> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::sys("creating a pipe", e))?;
     Ok((r.into(), w.into()))
+}
+
+/// Starting COMMAND.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ExecError {
+    #[error("command not found")]
+    NotFound,
+    #[error("command not found (PATH entry {unsearchable} could not be searched)")]
+    NotFoundSearching { unsearchable: String },
+    #[error("not found in the new root {0}")]
+    NotInRootfs(std::path::PathBuf),
+    #[error("{0}")]
+    Other(nix::Error),
+}
+
+/// The error of COMMAND not starting: 127 when it was not found, else 126, with the fix.
+pub fn exec_error(command: std::ffi::OsString, error: ExecError) -> Error {
+    let not_found = matches!(
+        error,
+        ExecError::NotFound
+            | ExecError::NotFoundSearching { .. }
+            | ExecError::NotInRootfs(_)
+            | ExecError::Other(Errno::ENOENT)
+    );
+    let why = match &error {
+        ExecError::Other(errno) => errno.desc().to_string(),
+        other => other.to_string(),
+    };
+    let hint = match &error {
+        ExecError::NotFound => {
+            Some("check the spelling, or give the full path of the command".into())
+        }
+        ExecError::NotFoundSearching { unsearchable } => Some(format!(
+            "check the spelling, or give the full path; you may not search {unsearchable} \
+             (chmod +x it, or take it out of PATH)"
+        )),
+        ExecError::NotInRootfs(_) => Some(
+            "COMMAND is looked up inside --rootfs (PATH searched there): install it in that \
+             tree, or give its path inside it"
+                .to_string(),
+        ),
+        ExecError::Other(Errno::EACCES) => {
+            Some("the file must be executable (chmod +x) and on a mount without noexec".to_string())
+        }
+        ExecError::Other(_) => None,
+    };
+    Error::new(command.to_string_lossy(), why)
+        .with_hint_maybe(hint)
+        .with_status(if not_found {
+            EXIT_NOT_FOUND
+        } else {
+            EXIT_CANNOT_EXECUTE
+        })
 }
 
 #[cfg(test)]

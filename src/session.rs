@@ -229,6 +229,12 @@ impl SessionError {
     }
 }
 
+impl From<SessionError> for Error {
+    fn from(e: SessionError) -> Error {
+        Error::new(e.what(), e.to_string()).with_hint_maybe(e.hint())
+    }
+}
+
 // ---- the command line ---------------------------------------------------------------------
 
 /// What `--name` and `--detach` ask of a run that creates namespaces.
@@ -1315,10 +1321,8 @@ fn join(
     nix::unistd::setresuid(zero_uid, zero_uid, zero_uid)
         .map_err(|e| Error::sys("setting uid 0", e))?;
     match chdir {
-        Some(dir) => nix::unistd::chdir(dir).map_err(|errno| Error::Mount {
-            what: format!("--chdir {dir}"),
-            errno,
-        })?,
+        Some(dir) => nix::unistd::chdir(dir)
+            .map_err(|errno| crate::mounts::mount_error(format!("--chdir {dir}"), errno))?,
         None => {
             let by_name = here.is_some_and(|dir| nix::unistd::chdir(&dir).is_ok());
             if !by_name && let Some(cwd) = &target.cwd {

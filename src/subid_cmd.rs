@@ -116,7 +116,7 @@ fn usage_error(e: clap::Error) -> i32 {
         }
         _ => {}
     }
-    let (why, hint) = crate::error::clap_usage(&e, "subid");
+    let (why, hint) = crate::cli::clap_usage(&e, "subid");
     eprint!("{}", Failure::new("usage", why).hint(hint));
     EXIT_FAILURE
 }

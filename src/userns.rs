@@ -17,9 +17,9 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{Gid, Pid, Uid, User};
 
 use crate::cli::{MapMode, SubidSource};
-use crate::error::UsernsError;
-use crate::idmap::IdMap;
-use crate::subid::{self, SubRange};
+use crate::error::Error;
+use crate::idmap::{IdMap, MapError};
+use crate::subid::{self, SubRange, SubidError};
 use crate::sys;
 
 pub const SUBUID: &str = "/etc/subuid";
@@ -214,7 +214,7 @@ pub fn plan_mapping(
 }
 
 fn fallback_warning(e: &UsernsError, caller: &Caller) -> Warning {
-    let hint = crate::error::Error::Userns(e.clone()).hint();
+    let hint = e.hint();
     Warning {
         why: format!(
             "{e}; mapping only uid {} and gid {} (as 0); use --map=full to make this an error",
@@ -674,4 +674,129 @@ pub fn containers_env(caller: &Caller) -> Vec<(OsString, OsString)> {
             caller.gid.to_string().into(),
         ),
     ]
+}
+
+/// Creating the user namespace and writing its id maps.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UsernsError {
+    #[error("{path}: not found")]
+    HelperMissing { path: PathBuf },
+    #[error(
+        "{path}: neither set-user-ID root nor has file capabilities, so it cannot write id maps"
+    )]
+    HelperNotPrivileged { path: PathBuf },
+    #[error("{path}: is on a nosuid mount, so its set-user-ID bit is ignored")]
+    HelperNosuid { path: PathBuf },
+    #[error("no_new_privs is set for this process, so setuid helpers cannot gain privilege")]
+    NoNewPrivs,
+    #[error("{program} failed ({status}){}", stderr_suffix(.stderr))]
+    HelperFailed {
+        program: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("no entry for {user} in {path}")]
+    NoSubordinateIds { user: String, path: PathBuf },
+    #[error(transparent)]
+    Subid(#[from] SubidError),
+    #[error("{path}: {source}")]
+    Map {
+        path: PathBuf,
+        #[source]
+        source: MapError,
+    },
+    #[error("reading {path}: {errno}")]
+    Read { path: PathBuf, errno: nix::Error },
+    #[error("getsubids: {0}")]
+    Getsubids(String),
+    #[error("cannot create it: {errno}")]
+    Unshare {
+        what: &'static str,
+        errno: nix::Error,
+        hint: Option<String>,
+    },
+    #[error("writing {path}: {errno}")]
+    WriteMap { path: String, errno: nix::Error },
+    #[error("cannot {what}: {errno}")]
+    Sys { what: String, errno: nix::Error },
+    #[error("{0}")]
+    Refuse(String),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let stderr = stderr.trim();
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", stderr.replace('\n', "; "))
+    }
+}
+
+impl UsernsError {
+    /// `<what>` of the report.
+    fn what(&self) -> &'static str {
+        match self {
+            UsernsError::Unshare { .. } => "user namespace",
+            UsernsError::Subid(_) | UsernsError::NoSubordinateIds { .. } => "subordinate ids",
+            UsernsError::Map { .. } => "id map",
+            _ => "id mapping",
+        }
+    }
+}
+
+impl From<UsernsError> for Error {
+    fn from(e: UsernsError) -> Error {
+        Error::new(e.what(), e.to_string()).with_hint_maybe(e.hint())
+    }
+}
+
+impl UsernsError {
+    /// How to fix it, where a fix is known.
+    pub fn hint(&self) -> Option<String> {
+        let e = self;
+        Some(match e {
+        UsernsError::HelperMissing { .. } => {
+            "install newuidmap and newgidmap (Debian/Ubuntu: apt install uidmap; Fedora: dnf install \
+             shadow-utils), set NEWUIDMAP/NEWGIDMAP to their paths, or use --map=single"
+                .into()
+        }
+        UsernsError::HelperNotPrivileged { path } => format!(
+            "as root: chmod u+s {0} (or setcap cap_setuid,cap_setgid+ep {0}), or reinstall the \
+             uidmap package; or use --map=single",
+            path.display()
+        ),
+        UsernsError::HelperNosuid { .. } => {
+            "use helpers from a filesystem mounted without nosuid (NEWUIDMAP/NEWGIDMAP), or use \
+             --map=single"
+                .into()
+        }
+        UsernsError::NoNewPrivs => "run become-root from a context without no_new_privs \
+             (systemd NoNewPrivileges=, docker --security-opt no-new-privileges, bwrap and \
+             setpriv --no-new-privs set it), or use --map=single"
+            .into(),
+        UsernsError::NoSubordinateIds { user, .. } => format!(
+            "ask an administrator to allocate ids, e.g. usermod --add-subuids 100000-165535 \
+             --add-subgids 100000-165535 {user} (pick a range no one else has ever had), or use \
+             --map=single"
+        ),
+        UsernsError::Subid(_) => {
+            "ask an administrator to correct that line (newuidmap ignores it as it is), or use \
+             --map=auto to map the valid ranges only"
+                .into()
+        }
+        UsernsError::Map { .. } => {
+            "ask an administrator to merge the ranges in that file, or use --map=single".into()
+        }
+        UsernsError::HelperFailed { .. } => {
+            "check that /etc/subuid and /etc/subgid list these ranges for you; `become-root \
+             --map=single` maps only your own id"
+                .into()
+        }
+        UsernsError::Unshare { hint, .. } => return hint.clone(),
+        UsernsError::Getsubids(_) => {
+            "check /etc/nsswitch.conf's subid line, or use --subid-source=files".into()
+        }
+        _ => return None,
+    })
+    }
 }

@@ -183,6 +183,13 @@ impl NetError {
     }
 }
 
+impl From<NetError> for crate::error::Error {
+    fn from(e: NetError) -> crate::error::Error {
+        let hint = e.hint();
+        crate::error::Error::new("network", e.to_string()).with_hint_maybe(hint)
+    }
+}
+
 /// The TAP device both helpers open inside the namespace, as the caller.
 pub const TUN: &str = "/dev/net/tun";
 

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 
+use super::{Upper, mount_error, open_path};
 use crate::cli::OverlayDriver;
 use crate::error::Error;
-use crate::mounts::{Upper, open_path};
 
 /// How long fuse-overlayfs may take to mount.
 const FUSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,7 +62,7 @@ struct Layers {
 
 impl Layers {
     fn open(lowers: &[PathBuf], upper: Option<&Upper>) -> Result<Layers, Error> {
-        let fail = |what: String| move |errno| Error::Mount { what, errno };
+        let fail = |what: String| move |errno| mount_error(what, errno);
         let lowers = lowers
             .iter()
             .map(|l| open_path(l).map_err(fail(format!("opening overlay lower {}", l.display()))))
@@ -153,14 +153,16 @@ pub fn mount_overlay(
                         native_errno.desc()
                     )
                 })
-                .map_err(|fuse| Error::Relayed {
-                    what: what(),
-                    why: format!(
-                        "native overlayfs refused ({}), and fuse-overlayfs: {}",
-                        native_errno.desc(),
-                        fuse.why()
-                    ),
-                    hint: fuse.hint(),
+                .map_err(|fuse| {
+                    Error::new(
+                        what(),
+                        format!(
+                            "native overlayfs refused ({}), and fuse-overlayfs: {}",
+                            native_errno.desc(),
+                            fuse.why()
+                        ),
+                    )
+                    .with_hint_maybe(fuse.hint().map(str::to_string))
                 }),
         },
     }
@@ -171,45 +173,43 @@ pub fn mount_overlay(
 fn native_refused(what: String, errno: nix::Error) -> Error {
     use crate::kernel::{Facility, needs, older_than, running};
     if !older_than(Facility::OverlayInUserns) {
-        return Error::Mount { what, errno };
+        return mount_error(what, errno);
     }
-    Error::Relayed {
+    Error::new(
         what,
-        why: format!(
+        format!(
             "{}: native overlayfs {}",
             errno.desc(),
             needs(Facility::OverlayInUserns, &running().0)
         ),
-        hint: Some(
-            "use --overlay-driver=auto or fuse (fuse-overlayfs; Debian/Ubuntu: apt install \
-             fuse-overlayfs)"
-                .into(),
-        ),
-    }
+    )
+    .with_hint(
+        "use --overlay-driver=auto or fuse (fuse-overlayfs; Debian/Ubuntu: apt install \
+             fuse-overlayfs)",
+    )
 }
 
 /// The characters fuse-overlayfs's option string cannot carry in a path: `,` separates
 /// options (libfuse), `:` separates lower layers, and `\` starts an escape. A path holding
 /// one would turn the rest of it into options of its own (`x,squash_to_root`).
 fn fuse_safe(what: &str, path: &Path) -> Result<String, Error> {
-    let text = path.to_str().ok_or_else(|| Error::Relayed {
-        what: format!("{what} {}", path.display()),
-        why: "is not valid UTF-8, which fuse-overlayfs's option string cannot carry".into(),
-        hint: Some("rename it, or use --overlay-driver=native".into()),
+    let text = path.to_str().ok_or_else(|| {
+        Error::new(
+            format!("{what} {}", path.display()),
+            "is not valid UTF-8, which fuse-overlayfs's option string cannot carry",
+        )
+        .with_hint("rename it, or use --overlay-driver=native")
     })?;
     match text.chars().find(|c| [',', ':', '\\'].contains(c)) {
         None => Ok(text.to_string()),
-        Some(c) => Err(Error::Relayed {
-            what: format!("{what} {text}"),
-            why: format!(
-                "holds '{c}', which fuse-overlayfs would read as a separator of its options"
-            ),
-            hint: Some(
-                "rename it without ',', ':' and '\\', or use --overlay-driver=native (which \
-                 names layers by descriptor)"
-                    .into(),
-            ),
-        }),
+        Some(c) => Err(Error::new(
+            format!("{what} {text}"),
+            format!("holds '{c}', which fuse-overlayfs would read as a separator of its options"),
+        )
+        .with_hint(
+            "rename it without ',', ':' and '\\', or use --overlay-driver=native (which \
+                 names layers by descriptor)",
+        )),
     }
 }
 
@@ -224,31 +224,21 @@ fn fuse_safe(what: &str, path: &Path) -> Result<String, Error> {
 fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Upper>, target: &Path) -> Result<(), Error> {
     let what = || format!("overlay on {}", target.display());
     let Some(program) = crate::userns::find_on_path("fuse-overlayfs") else {
-        return Err(Error::Relayed {
-            what: what(),
-            why: "fuse-overlayfs is not installed".into(),
-            hint: Some("install it (Debian/Ubuntu: apt install fuse-overlayfs)".into()),
-        });
+        return Err(Error::new(what(), "fuse-overlayfs is not installed")
+            .with_hint("install it (Debian/Ubuntu: apt install fuse-overlayfs)"));
     };
-    let sys_err = |errno: nix::Error| Error::Mount {
-        what: what(),
-        errno,
-    };
+    let sys_err = |errno: nix::Error| mount_error(what(), errno);
     let lower_paths = lowers
         .iter()
         .map(|l| fuse_safe("overlay lower", l))
         .collect::<Result<Vec<_>, _>>()?;
-    let target_path = std::fs::canonicalize(target).map_err(|e| Error::Mount {
-        what: what(),
-        errno: crate::userns::io_errno(&e),
-    })?;
+    let target_path = std::fs::canonicalize(target)
+        .map_err(|e| mount_error(what(), crate::userns::io_errno(&e)))?;
     fuse_safe("overlay target", &target_path)?;
     // Read mountinfo through a descriptor opened now: once the FUSE mount exists, a path
     // lookup could have to be served by fuse-overlayfs itself, and must never be needed.
-    let mut mountinfo = std::fs::File::open("/proc/self/mountinfo").map_err(|e| Error::Mount {
-        what: what(),
-        errno: crate::userns::io_errno(&e),
-    })?;
+    let mut mountinfo = std::fs::File::open("/proc/self/mountinfo")
+        .map_err(|e| mount_error(what(), crate::userns::io_errno(&e)))?;
     let before = mount_id(&mut mountinfo, &target_path);
     let (staging, upper_path, work_path) = match upper {
         Some(upper) => {
@@ -285,11 +275,9 @@ fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Upper>, target: &Path) -> R
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     crate::sys::hand_fds_to_helper(&mut cmd, Vec::new());
-    let mut child = cmd.spawn().map_err(|e| Error::Relayed {
-        what: what(),
-        why: format!("cannot start {}: {e}", program.display()),
-        hint: None,
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::new(what(), format!("cannot start {}: {e}", program.display())))?;
     let deadline = Instant::now() + FUSE_TIMEOUT;
     let result = loop {
         if mount_id(&mut mountinfo, &target_path) != before {
@@ -300,23 +288,22 @@ fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Upper>, target: &Path) -> R
             if let Some(mut pipe) = child.stderr.take() {
                 let _ = pipe.read_to_string(&mut stderr);
             }
-            break Err(Error::Relayed {
-                what: what(),
-                why: format!("fuse-overlayfs failed ({status}): {}", stderr.trim()),
-                hint: Some("fuse-overlayfs needs /dev/fuse readable and writable by you".into()),
-            });
+            break Err(Error::new(
+                what(),
+                format!("fuse-overlayfs failed ({status}): {}", stderr.trim()),
+            )
+            .with_hint("fuse-overlayfs needs /dev/fuse readable and writable by you"));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            break Err(Error::Relayed {
-                what: what(),
-                why: format!(
+            break Err(Error::new(
+                what(),
+                format!(
                     "fuse-overlayfs did not mount within {} s",
                     FUSE_TIMEOUT.as_secs()
                 ),
-                hint: None,
-            });
+            ));
         }
         std::thread::sleep(Duration::from_millis(2));
     };

@@ -17,6 +17,28 @@ use nix::sys::stat::Mode;
 use crate::cli::{FsArg, OverlayDriver, Propagation};
 use crate::error::Error;
 
+pub mod overlay;
+
+/// A mount step that the kernel refused, with the fix for the usual reasons.
+pub fn mount_error(what: impl Into<String>, errno: nix::Error) -> Error {
+    let hint = match errno {
+        nix::Error::EPERM => {
+            "the kernel refused the mount inside the user namespace; see user_namespaces(7)"
+        }
+        nix::Error::ENOENT => {
+            "create it first, or correct the path; with --rootfs, destinations (DST, TARGET, \
+             --tmpfs DIR, --chdir) are inside the new root and must exist there"
+        }
+        nix::Error::ENOTDIR => "overlay layers and targets, and --tmpfs, need directories",
+        nix::Error::EACCES => {
+            "you need search and read access to it (root inside is you outside, and cannot \
+             reach what you cannot)"
+        }
+        _ => return Error::sys(what, errno),
+    };
+    Error::sys(what, errno).with_hint(hint)
+}
+
 /// One step of the mount plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountStep {
@@ -164,9 +186,11 @@ pub fn split_escaped(text: &str, sep: char) -> Vec<String> {
 
 /// Parse one filesystem option.
 pub fn parse(arg: &FsArg) -> Result<FsSpec, Error> {
-    let bad = |option: &str, value: &str, why: &str| Error::Usage {
-        why: format!("--{option}={value}: {why}"),
-        hint: "see 'become-root --help' (Filesystem)".into(),
+    let bad = |option: &str, value: &str, why: &str| {
+        Error::usage(
+            format!("--{option}={value}: {why}"),
+            "see 'become-root --help' (Filesystem)",
+        )
     };
     let path = |p: &str| PathBuf::from(p);
     match arg {
@@ -326,10 +350,7 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
 }
 
 fn not_found(what: &str, path: &Path) -> Error {
-    Error::Mount {
-        what: format!("{what} {}", path.display()),
-        errno: nix::Error::ENOENT,
-    }
+    mount_error(format!("{what} {}", path.display()), nix::Error::ENOENT)
 }
 
 /// Check every path the plan names, as the caller sees them, before anything is mounted.
@@ -391,19 +412,12 @@ fn not_a_dir(what: &str, path: &Path) -> Error {
     } else {
         nix::Error::ENOENT
     };
-    Error::Mount {
-        what: format!("{what} {}", path.display()),
-        errno,
-    }
+    mount_error(format!("{what} {}", path.display()), errno)
 }
 
 /// A refusal of `path`, with why and what to do instead.
 fn refused(what: &str, path: &Path, why: String, hint: &str) -> Error {
-    Error::Relayed {
-        what: format!("{what} {}", path.display()),
-        why,
-        hint: Some(hint.into()),
-    }
+    Error::new(format!("{what} {}", path.display()), why).with_hint(hint)
 }
 
 /// Pseudo filesystems cannot be layers of an overlay: overlayfs refuses them, and
@@ -445,15 +459,17 @@ fn refuse_pseudo_fs(what: &str, path: &Path) -> Result<(), Error> {
 /// change, since become-root runs COMMAND from it as root of the namespace.
 fn check_rootfs(root: &Path, owns: &dyn Fn(u32) -> bool) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(root).map_err(|e| Error::Mount {
-        what: format!("--rootfs {}", root.display()),
-        errno: crate::userns::io_errno(&e),
+    let meta = std::fs::metadata(root).map_err(|e| {
+        mount_error(
+            format!("--rootfs {}", root.display()),
+            crate::userns::io_errno(&e),
+        )
     })?;
     if !meta.is_dir() {
-        return Err(Error::Mount {
-            what: format!("--rootfs {}", root.display()),
-            errno: nix::Error::ENOTDIR,
-        });
+        return Err(mount_error(
+            format!("--rootfs {}", root.display()),
+            nix::Error::ENOTDIR,
+        ));
     }
     if root == Path::new("/") {
         return Err(refused(
@@ -526,15 +542,15 @@ fn prepare_upper(
     use nix::sys::stat::fstat;
     let dev = |fd: &OwnedFd| fstat(fd).map(|st| st.st_dev).unwrap_or(0);
     if dev(&dir) != dev(&work) {
-        return Err(Error::Relayed {
-            what: format!("overlay upper {}", upper.display()),
-            why: format!(
+        return Err(Error::new(
+            format!("overlay upper {}", upper.display()),
+            format!(
                 "its work directory {} is on another filesystem (UPPER is a mount point), and \
                  overlayfs needs both on one",
                 work_dir(upper).display()
             ),
-            hint: Some("give as UPPER a directory inside that filesystem, not its root".into()),
-        });
+        )
+        .with_hint("give as UPPER a directory inside that filesystem, not its root"));
     }
     prepared.uppers.push(Upper {
         path: upper.to_path_buf(),
@@ -555,14 +571,9 @@ fn open_parent(parent: &Path, upper: &Path) -> Result<OwnedFd, Error> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|errno| Error::Mount {
-        what: format!("overlay upper {}", upper.display()),
-        errno,
-    })?;
-    let st = nix::sys::stat::fstat(&fd).map_err(|errno| Error::Mount {
-        what: format!("overlay upper {}", upper.display()),
-        errno,
-    })?;
+    .map_err(|errno| mount_error(format!("overlay upper {}", upper.display()), errno))?;
+    let st = nix::sys::stat::fstat(&fd)
+        .map_err(|errno| mount_error(format!("overlay upper {}", upper.display()), errno))?;
     if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
         return Err(refused(
             "overlay upper",
@@ -594,10 +605,7 @@ pub fn own_dir(
     owns: &dyn Fn(u32) -> bool,
 ) -> Result<(OwnedFd, bool), Error> {
     let path = parent_path.join(name);
-    let fail = |errno| Error::Mount {
-        what: format!("overlay directory {}", path.display()),
-        errno,
-    };
+    let fail = |errno| mount_error(format!("overlay directory {}", path.display()), errno);
     let made = match nix::sys::stat::mkdirat(parent, name, Mode::from_bits_truncate(0o755)) {
         Ok(()) => true,
         Err(nix::Error::EEXIST) => false,
@@ -656,7 +664,7 @@ pub fn own_dir(
 
 /// Carry out one step. Runs inside the new user and mount namespaces, as root there.
 pub fn apply(step: &MountStep) -> Result<(), Error> {
-    let fail = |what: String| move |errno| Error::Mount { what, errno };
+    let fail = |what: String| move |errno| mount_error(what, errno);
     match step {
         MountStep::SetPropagation(p) => {
             // A mount namespace made together with a user namespace is "less privileged": the
@@ -725,7 +733,7 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
             driver,
             report,
         } => {
-            let used = crate::overlay::mount_overlay(lowers, target, upper.as_ref(), *driver)?;
+            let used = overlay::mount_overlay(lowers, target, upper.as_ref(), *driver)?;
             if *report {
                 eprintln!("become-root: overlay on {}: {used}", target.display());
             }
@@ -872,7 +880,7 @@ pub fn command_in_rootfs(root: &Path, name: &std::ffi::OsStr) -> bool {
 /// A minimal /dev: a tmpfs with the harmless character devices bound from the host (a user
 /// namespace cannot create device nodes), a private devpts instance, and /dev/shm.
 fn rootfs_dev(dev: &Path) -> Result<(), Error> {
-    let fail = |what: String| move |errno| Error::Mount { what, errno };
+    let fail = |what: String| move |errno| mount_error(what, errno);
     mount(
         Some("tmpfs"),
         dev,
@@ -927,9 +935,11 @@ fn rootfs_dev(dev: &Path) -> Result<(), Error> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| Error::Mount {
-            what: format!("creating {}/{link}", dev.display()),
-            errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
+        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| {
+            mount_error(
+                format!("creating {}/{link}", dev.display()),
+                nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
+            )
         })?;
     }
     Ok(())
