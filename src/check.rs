@@ -27,9 +27,9 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::wait::waitpid;
 use nix::unistd::{AccessFlags, Pid, access, getpid};
 
-use crate::cli::{Cli, MapMode, SubidSource};
 use crate::idmap::IdMap;
 use crate::net::{self, Driver, NetError};
+use crate::options::{MapMode, SubidSource};
 use crate::subid::{self, SubRange};
 use crate::sys::{self, Forked};
 use crate::userns::{self, Caller, Mapping, UsernsError, Writer};
@@ -136,9 +136,16 @@ impl Report {
     }
 }
 
+/// What `--check` is asked about: the mapping a run would use.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    pub map: MapMode,
+    pub subid_source: SubidSource,
+}
+
 /// `become-root --check`: print the report on stdout and return the exit status.
-pub fn run(cli: &Cli) -> i32 {
-    let report = report(cli);
+pub fn run(asked: Asked) -> i32 {
+    let report = report(asked);
     let mut out = std::io::stdout().lock();
     for item in &report.items {
         let _ = writeln!(out, "{item}");
@@ -149,7 +156,7 @@ pub fn run(cli: &Cli) -> i32 {
 
 /// Check everything, in the order the report prints it: the user namespace and the mapping
 /// (the core), then filesystems, then networking.
-pub fn report(cli: &Cli) -> Report {
+pub fn report(cli: Asked) -> Report {
     let mut items = Vec::new();
     let mut ready = true;
     if let Err(e) = userns::refuse_privileged() {
@@ -720,7 +727,7 @@ fn consistency_item(uids: u64, gids: u64) -> Item {
 
 /// The mapping a run would get with `--map` and `--subid-source` as given, tried for real
 /// when it takes newuidmap/newgidmap or a privileged writer.
-fn mapping_item(cli: &Cli, caller: &Caller, userns_ok: bool) -> Item {
+fn mapping_item(cli: Asked, caller: &Caller, userns_ok: bool) -> Item {
     const WHAT: &str = "id mapping";
     if !userns_ok {
         return Item::fail(
@@ -789,8 +796,8 @@ fn try_mapping(mapping: &Mapping) -> Result<(), UsernsError> {
         what: what.into(),
         errno,
     };
-    let (mut ours, theirs) =
-        UnixStream::pair().map_err(|e| sys_err("create a socket pair", userns::io_errno(&e)))?;
+    let (mut ours, theirs) = UnixStream::pair()
+        .map_err(|e| sys_err("create a socket pair", crate::sys::io_errno(&e)))?;
     let pid = match sys::fork_process().map_err(|e| sys_err("fork", e))? {
         Forked::Child => {
             drop(ours);
@@ -807,7 +814,7 @@ fn try_mapping(mapping: &Mapping) -> Result<(), UsernsError> {
         },
         Err(e) => Err(sys_err(
             "hear from the test namespace",
-            userns::io_errno(&e),
+            crate::sys::io_errno(&e),
         )),
     };
     // End of file on the socket lets the child go.
@@ -833,7 +840,7 @@ fn mapping_child(stream: OwnedFd) -> ! {
 // ---- optional features ---------------------------------------------------------------
 
 fn program_item(program: &str, package: &str, needed_by: &str) -> Item {
-    match userns::find_on_path(program) {
+    match crate::sys::find_on_path(program) {
         Some(path) => Item::ok(program, path.display().to_string()),
         None => Item::warn(
             program,

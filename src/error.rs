@@ -115,10 +115,7 @@ mod tests {
         );
         assert_eq!(e.exit_code(), EXIT_FAILURE);
         let e = Error::sys("fork", nix::Error::EAGAIN).with_status(EXIT_NOT_FOUND);
-        assert_eq!(
-            e.to_string(),
-            "become-root: fork: Try again\n"
-        );
+        assert_eq!(e.to_string(), "become-root: fork: Try again\n");
         assert_eq!(e.exit_code(), 127);
         let usage = Error::usage("no such option", "see --help");
         assert_eq!(usage.what(), "usage");

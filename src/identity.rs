@@ -52,7 +52,29 @@ pub fn parse_cap(name: &str) -> Result<Capability, Error> {
     })
 }
 
+/// Who COMMAND should run as, as the command line says it (parsed by
+/// [`Identity::from_asked`]).
+#[derive(Debug, Clone, Default)]
+pub struct Asked {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub no_new_privs: bool,
+}
+
 impl Identity {
+    /// From what the command line asks.
+    pub fn from_asked(asked: &Asked) -> Result<Identity, Error> {
+        Identity::new(
+            asked.uid,
+            asked.gid,
+            &asked.cap_add,
+            &asked.cap_drop,
+            asked.no_new_privs,
+        )
+    }
+
     /// From the command line's values.
     pub fn new(
         uid: Option<u32>,

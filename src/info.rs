@@ -7,8 +7,8 @@ use std::os::fd::{BorrowedFd, RawFd};
 
 use nix::unistd::Pid;
 
-use crate::audit::json_string;
 use crate::idmap::IdMap;
+use crate::json::json_string;
 use crate::process::Ending;
 
 /// Check that `fd` is open, and keep it from COMMAND and every helper (close-on-exec).

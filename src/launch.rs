@@ -19,12 +19,14 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
 
-use crate::cli::{Cli, NetMode, PortDriver};
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::mounts::{self, MountStep};
 use crate::net::ports::Publish;
 use crate::net::{self, NetPlan};
+use crate::options::{
+    FsArg, MapMode, NetMode, OverlayDriver, PortDriver, Propagation, SubidSource,
+};
 use crate::process::{self, Command};
 use crate::sys::{self, Forked};
 use crate::userns::{self, Mapping, UsernsError, Writer};
@@ -74,50 +76,53 @@ impl Plan {
     }
 }
 
-/// The entry point of the `become-root` executable: parse, run, and return the exit status
-/// (which is returned only on failure: on success COMMAND has replaced this process, or this
-/// process ended the way COMMAND did).
-pub fn main(args: Vec<OsString>) -> i32 {
-    // Sessions (session.rs): the plain `--join=NAME [COMMAND...]` needs no clap.
-    if let Some(code) = crate::session::main_plain_join(&args) {
-        return code;
-    }
-    let cli = match Cli::parse_args(args) {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(e),
-    };
-    if cli.check {
-        return crate::check::run(&cli);
-    }
-    // Sessions (session.rs): --join, --list and --stop make no namespace of their own.
-    if crate::session::handles(&cli) {
-        return crate::session::main(cli);
-    }
-    let quiet = cli.quiet;
-    match run(cli) {
+/// What a run is asked for: the command line's options for a new run, as values (`cli`
+/// parses argv into them; nothing here reads argv).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub map: MapMode,
+    pub subid_source: SubidSource,
+    pub mount: bool,
+    pub propagation: Propagation,
+    pub net: Option<NetMode>,
+    pub publish: Vec<String>,
+    pub port_driver: PortDriver,
+    pub allow_host_loopback: bool,
+    pub mtu: u32,
+    /// The filesystem options in command-line order.
+    pub filesystem: Vec<FsArg>,
+    pub overlay_driver: OverlayDriver,
+    pub rootfs: Option<String>,
+    pub chdir: Option<String>,
+    /// --uid, --gid, --cap-add, --cap-drop, --no-new-privs.
+    pub identity: crate::identity::Asked,
+    pub info_fd: Option<i32>,
+    pub verbose: bool,
+    pub quiet: bool,
+    pub pid: bool,
+    pub uts: bool,
+    pub ipc: bool,
+    pub cgroup: bool,
+    pub all: bool,
+    pub name: Option<String>,
+    pub detach: bool,
+    pub command: Vec<OsString>,
+}
+
+/// Run `request` and return the exit status (which is returned only on failure: on success
+/// COMMAND has replaced this process, or this process ended the way COMMAND did).
+pub fn main(request: Request) -> i32 {
+    match run(request) {
         Ok(never) => match never {},
         Err(e) => {
-            let _ = quiet;
             e.report();
             e.exit_code()
         }
     }
 }
 
-fn usage_error(e: clap::Error) -> i32 {
-    use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return 0;
-    }
-    let (why, hint) = crate::cli::clap_usage(&e, "become-root");
-    let err = Error::usage(why, hint);
-    err.report();
-    err.exit_code()
-}
-
 /// Decide everything that can be decided without side effects.
-pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
+pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     userns::refuse_privileged()?;
     let pid = cli.pid || cli.all;
     let net = cli.net.or(cli.all.then_some(NetMode::None));
@@ -159,19 +164,13 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let caller = userns::caller()?;
     let mut warnings = Vec::new();
     let mapping = userns::plan_mapping(cli.map, cli.subid_source, &caller, &mut warnings)?;
-    let identity = Identity::new(
-        cli.uid,
-        cli.gid,
-        &cli.cap_add,
-        &cli.cap_drop,
-        cli.no_new_privs,
-    )?;
+    let identity = Identity::from_asked(&cli.identity)?;
     if let Some(fd) = cli.info_fd {
         crate::info::claim(fd)?;
     }
     for (kind, id, map) in [
-        ("uid", cli.uid, &mapping.uid),
-        ("gid", cli.gid, &mapping.gid),
+        ("uid", cli.identity.uid, &mapping.uid),
+        ("gid", cli.identity.gid, &mapping.gid),
     ] {
         if let Some(id) = id
             && map.to_outside(id).is_none()
@@ -185,7 +184,8 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
             ));
         }
     }
-    let session = crate::session::Request::from_cli(&cli)?;
+    let session =
+        crate::session::Request::new(cli.name.as_deref(), cli.detach, cli.command.is_empty())?;
     let command = Command::new(cli.command, userns::containers_env(&caller))?;
     let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
     let filesystem = cli
@@ -193,13 +193,12 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
         .iter()
         .map(mounts::parse)
         .collect::<Result<Vec<_>, _>>()?;
-    let rootfs =
-        match &cli.rootfs {
-            None => None,
-            Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
-                mounts::mount_error(format!("--rootfs {dir}"), userns::io_errno(&e))
-            })?),
-        };
+    let rootfs = match &cli.rootfs {
+        None => None,
+        Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
+            mounts::mount_error(format!("--rootfs {dir}"), crate::sys::io_errno(&e))
+        })?),
+    };
     let options = mounts::Options {
         mount_ns: mount || !filesystem.is_empty() || rootfs.is_some() || cli.chdir.is_some(),
         pid_ns: pid,
@@ -249,7 +248,7 @@ pub fn plan(cli: Cli) -> Result<(Plan, Vec<userns::Warning>), Error> {
     ))
 }
 
-fn run(cli: Cli) -> Result<std::convert::Infallible, Error> {
+fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
     let quiet = cli.quiet;
     let (mut plan, warnings) = plan(cli)?;
     if plan.verbose {
@@ -358,7 +357,7 @@ impl Ops for Real {
         };
         if let Some((mut go, n)) = go {
             go.write_all(&vec![b'1'; n])
-                .map_err(|e| Error::sys("signalling the map helpers", userns::io_errno(&e)))?;
+                .map_err(|e| Error::sys("signalling the map helpers", crate::sys::io_errno(&e)))?;
         }
         Ok(())
     }
@@ -562,7 +561,12 @@ fn map_helper(
 /// as COMMAND ended.
 fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     // Sessions (session.rs): claim the name; with --detach, go on in the background.
-    let mut session = crate::session::Session::start(plan)?;
+    let net = plan.net.map(|_| {
+        plan.connected
+            .as_ref()
+            .map_or("none", |c| c.driver.program())
+    });
+    let mut session = crate::session::Session::start(plan.session.as_ref(), net, plan.info_fd)?;
     // Only an init in a pid namespace needs the terminal handed over (see Terminal).
     let terminal = if plan.pid_namespace() {
         process::Terminal::foreground()
@@ -661,7 +665,7 @@ fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
         }
         return abandon(Error::sys(
             "starting the namespace process",
-            userns::io_errno(&e),
+            crate::sys::io_errno(&e),
         ));
     }
     drop(go);
@@ -847,8 +851,8 @@ fn namespace_child(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Propagation;
     use crate::idmap::IdMap;
+    use crate::options::Propagation;
 
     #[derive(Default)]
     struct Recorder(Vec<String>);

@@ -12,11 +12,13 @@ pub mod error;
 pub mod identity;
 pub mod idmap;
 pub mod info;
+pub mod json;
 pub mod kernel;
 pub mod launch;
 pub mod mountinfo;
 pub mod mounts;
 pub mod net;
+pub mod options;
 pub mod process;
 pub mod session;
 pub mod subid;
@@ -71,7 +73,28 @@ pub fn run(program: Program, args: Vec<OsString>) -> i32 {
         };
     }
     match program {
-        Program::BecomeRoot => launch::main(args),
+        Program::BecomeRoot => become_root(args),
         Program::Subid => subid_cmd::main(args),
+    }
+}
+
+/// `become-root`: parse the command line, and hand what it asks for to the layer that does it.
+fn become_root(args: Vec<OsString>) -> i32 {
+    // The plain `--join=NAME [COMMAND...]` needs no clap (joining is meant to be cheap).
+    if let Some((spec, command)) = cli::plain_join(&args) {
+        return session::main(session::SessionCommand::Join {
+            spec,
+            command,
+            chdir: None,
+            identity: identity::Asked::default(),
+        });
+    }
+    match cli::Cli::parse_args(args) {
+        Err(e) => cli::usage_exit(&e, "become-root"),
+        Ok(cli) => match cli.into_action() {
+            cli::Action::Run(request) => launch::main(request),
+            cli::Action::Check(asked) => check::run(asked),
+            cli::Action::Session(command) => session::main(command),
+        },
     }
 }

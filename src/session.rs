@@ -85,7 +85,6 @@ use nix::sys::stat::{Mode, fstat, stat};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid, UnlinkatFlags, getpid, unlinkat};
 
-use crate::cli::Cli;
 use crate::error::Error;
 use crate::process::{self, Command};
 use crate::sys::{self, Forked};
@@ -247,82 +246,64 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn from_cli(cli: &Cli) -> Result<Option<Request>, Error> {
-        let Some(name) = &cli.name else {
+    /// The session a run with `--name` asks for (`--detach` and no COMMAND: a pause process).
+    pub fn new(
+        name: Option<&str>,
+        detach: bool,
+        no_command: bool,
+    ) -> Result<Option<Request>, Error> {
+        let Some(name) = name else {
             return Ok(None);
         };
         check_name(name).map_err(|why| SessionError::BadName {
-            name: name.clone(),
+            name: name.into(),
             why,
         })?;
         Ok(Some(Request {
-            name: name.clone(),
-            detach: cli.detach,
-            pause: cli.detach && cli.command.is_empty(),
+            name: name.into(),
+            detach,
+            pause: detach && no_command,
         }))
     }
 }
 
-/// Whether the command line is for this module alone (`--join`, `--list`, `--stop`): no new
-/// namespace is made.
-pub fn handles(cli: &Cli) -> bool {
-    cli.join.is_some() || cli.list || cli.stop.is_some()
+/// `--join=NAME|PID [COMMAND]`, `--list [--json]` or `--stop=NAME`: the session commands,
+/// which make no namespace of their own.
+#[derive(Debug, Clone)]
+pub enum SessionCommand {
+    Join {
+        spec: String,
+        command: Vec<std::ffi::OsString>,
+        chdir: Option<String>,
+        identity: crate::identity::Asked,
+    },
+    List {
+        json: bool,
+    },
+    Stop {
+        name: String,
+    },
 }
 
-/// Run `--join`, `--list` or `--stop`, and return the exit status (`--join` returns only on
-/// failure: COMMAND replaced become-root, or become-root ended as COMMAND did).
-pub fn main(cli: Cli) -> i32 {
-    let result = if let Some(spec) = &cli.join {
-        let identity = crate::identity::Identity::new(
-            cli.uid,
-            cli.gid,
-            &cli.cap_add,
-            &cli.cap_drop,
-            cli.no_new_privs,
-        );
-        identity
-            .and_then(|identity| join(spec, cli.command, cli.chdir.as_deref(), &identity))
-            .map(|never| match never {})
-    } else if cli.list {
-        list(cli.json).map(|()| 0)
-    } else if let Some(name) = &cli.stop {
-        stop(name).map(|()| 0)
-    } else {
-        unreachable!("handles() said yes")
+/// Run a session command and return the exit status (`--join` returns only on failure:
+/// COMMAND replaced become-root, or become-root ended as COMMAND did).
+pub fn main(command: SessionCommand) -> i32 {
+    let result = match command {
+        SessionCommand::Join {
+            spec,
+            command,
+            chdir,
+            identity,
+        } => crate::identity::Identity::from_asked(&identity)
+            .and_then(|identity| join(&spec, command, chdir.as_deref(), &identity))
+            .map(|never| match never {}),
+        SessionCommand::List { json } => list(json).map(|()| 0),
+        SessionCommand::Stop { name } => stop(&name).map(|()| 0),
     };
     result.unwrap_or_else(|e| {
         e.report();
         e.exit_code()
     })
-}
-
-/// The plain form `become-root --join=NAME [--] [COMMAND [ARG]...]`, with no other option:
-/// the words of COMMAND, parsed without clap. Building the whole command-line definition costs
-/// a tenth of a join (about 0.1 ms here), and joining is meant to be cheap. Any other shape
-/// returns `None` and goes through clap; `plain_join_agrees_with_clap` checks that both read
-/// every accepted command line the same way.
-pub fn plain_join(args: &[std::ffi::OsString]) -> Option<(String, Vec<std::ffi::OsString>)> {
-    let spec = args.get(1)?.to_str()?.strip_prefix("--join=")?;
-    if spec.is_empty() {
-        return None;
-    }
-    let rest = &args[2..];
-    let words = match rest.first() {
-        None => Vec::new(),
-        Some(first) if first == "--" => rest[1..].to_vec(),
-        Some(first) if first.as_bytes().starts_with(b"-") => return None,
-        Some(_) => rest.to_vec(),
-    };
-    Some((spec.to_string(), words))
-}
-
-/// Run the plain form of `--join` (see [`plain_join`]), if that is what `args` is.
-pub fn main_plain_join(args: &[std::ffi::OsString]) -> Option<i32> {
-    let (spec, words) = plain_join(args)?;
-    let identity = crate::identity::Identity::default();
-    let Err(e) = join(&spec, words, None, &identity);
-    e.report();
-    Some(e.exit_code())
 }
 
 /// A session name: 1 to 64 of `[A-Za-z0-9_.-]`, starting with a letter or a digit (no
@@ -670,7 +651,7 @@ impl StateDir {
         let fd = self
             .fd
             .try_clone()
-            .map_err(|e| self.error(".", "lock", userns::io_errno(&e)))?;
+            .map_err(|e| self.error(".", "lock", crate::sys::io_errno(&e)))?;
         let lock = Flock::lock(fd, FlockArg::LockExclusive)
             .map_err(|(_, e)| self.error(".", "lock", e))?;
         let out = f();
@@ -710,7 +691,7 @@ impl StateDir {
         File::from(fd)
             .take(64 * 1024)
             .read_to_string(&mut text)
-            .map_err(|e| self.error(file, "read", userns::io_errno(&e)))?;
+            .map_err(|e| self.error(file, "read", crate::sys::io_errno(&e)))?;
         Ok(Some(text))
     }
 
@@ -793,7 +774,7 @@ impl StateDir {
                         if let Err(e) = written {
                             // A half-written claim is no claim: leave nothing.
                             self.unlink(&file);
-                            return Err(self.error(&file, "write", userns::io_errno(&e)));
+                            return Err(self.error(&file, "write", crate::sys::io_errno(&e)));
                         }
                         return Ok(text.clone());
                     }
@@ -839,7 +820,7 @@ impl StateDir {
             File::from(fd).write_all(text.as_bytes())
         });
         let renamed = written
-            .map_err(|e| userns::io_errno(&e))
+            .map_err(|e| crate::sys::io_errno(&e))
             .and_then(|()| renameat(&self.fd, tmp.as_str(), &self.fd, file.as_str()));
         if let Err(e) = renamed {
             self.unlink(&tmp);
@@ -852,7 +833,7 @@ impl StateDir {
     /// files of dead writers are removed on the way.
     fn sessions(&self) -> Result<Vec<Record>, SessionError> {
         let dir = std::fs::read_dir(&self.path)
-            .map_err(|e| self.error(".", "read", userns::io_errno(&e)))?;
+            .map_err(|e| self.error(".", "read", crate::sys::io_errno(&e)))?;
         let mut names: Vec<String> = Vec::new();
         let mut others: Vec<String> = Vec::new();
         for entry in dir.flatten() {
@@ -915,8 +896,14 @@ pub struct Session {
 impl Session {
     /// Called first thing in supervise mode, before anything is cloned: claim the name and,
     /// with --detach, continue in the background (only the background process returns).
-    pub fn start(plan: &crate::launch::Plan) -> Result<Option<Session>, Error> {
-        let Some(request) = plan.session.clone() else {
+    /// `net` is what the run's network is (`none`, `slirp4netns`, `pasta`), when it has a
+    /// network namespace; `info_fd` a descriptor to keep across --detach.
+    pub fn start(
+        request: Option<&Request>,
+        net: Option<&str>,
+        info_fd: Option<i32>,
+    ) -> Result<Option<Session>, Error> {
+        let Some(request) = request.cloned() else {
             return Ok(None);
         };
         let dir = StateDir::open(true)?
@@ -924,17 +911,14 @@ impl Session {
             .map_err(|e| Error::sys("opening the session state directory", e))?;
         let caller = if request.detach {
             // Kept: the state directory and --info-fd; every other descriptor was inherited.
-            let keep = [dir.fd.as_raw_fd(), plan.info_fd.unwrap_or(-1)];
+            let keep = [dir.fd.as_raw_fd(), info_fd.unwrap_or(-1)];
             Some(go_to_background(&keep)?)
         } else {
             None
         };
         let supervisor =
             Proc::current().ok_or_else(|| Error::sys("reading /proc/self/stat", Errno::ENOENT))?;
-        let net = plan.net.map(|_| match &plan.connected {
-            Some(connected) => connected.driver.program().to_string(),
-            None => "none".to_string(),
-        });
+        let net = net.map(str::to_string);
         let record = Record {
             name: request.name.clone(),
             supervisor,
@@ -965,7 +949,7 @@ impl Session {
             // the caller's until the namespaces are ready, so that a failed setup is reported
             // where the caller sees it.
             let null = File::open("/dev/null")
-                .map_err(|e| Error::sys("opening /dev/null", userns::io_errno(&e)))?;
+                .map_err(|e| Error::sys("opening /dev/null", crate::sys::io_errno(&e)))?;
             nix::unistd::dup2_stdin(&null).map_err(|e| Error::sys("redirecting stdin", e))?;
             nix::unistd::dup2_stdout(&log).map_err(|e| Error::sys("redirecting stdout", e))?;
             session.log = Some(log);
@@ -1023,7 +1007,7 @@ impl Session {
         if let Some(mut ready) = self.ready_w.as_ref() {
             ready
                 .write_all(b"r")
-                .map_err(|e| Error::sys("reporting readiness", userns::io_errno(&e)))?;
+                .map_err(|e| Error::sys("reporting readiness", crate::sys::io_errno(&e)))?;
         }
         if self.request.pause {
             // The pause process holds the namespaces and nothing else: not even the pipe and
@@ -1211,7 +1195,7 @@ impl Target {
         .map(File::from)
         .and_then(|mut f| {
             f.read_to_string(&mut stat_text)
-                .map_err(|e| userns::io_errno(&e))
+                .map_err(|e| crate::sys::io_errno(&e))
         })
         .map_err(|_| gone())?;
         match (parse_stat(&stat_text), &record) {
@@ -1386,7 +1370,7 @@ fn list(json: bool) -> Result<(), Error> {
     };
     std::io::stdout()
         .write_all(text.as_bytes())
-        .map_err(|e| Error::sys("writing the list", userns::io_errno(&e)))
+        .map_err(|e| Error::sys("writing the list", crate::sys::io_errno(&e)))
 }
 
 /// The text table of `--list`: a header, then one line per session.
@@ -1442,7 +1426,7 @@ pub fn render_table(sessions: &[Record]) -> String {
 
 /// The JSON of `--list --json`: `{"state_dir": ..., "sessions": [...]}`.
 pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
-    use crate::audit::json_string;
+    use crate::json::json_string;
     let path = |p: &Path| json_string(&p.display().to_string());
     let mut out = format!("{{\"state_dir\":{},\"sessions\":[", path(dir));
     for (i, s) in sessions.iter().enumerate() {
@@ -1705,55 +1689,6 @@ mod tests {
         ];
         for (name, ok) in table {
             assert_eq!(check_name(name).is_ok(), *ok, "{name:?}");
-        }
-    }
-
-    #[test]
-    fn plain_join_agrees_with_clap() {
-        let table: &[(&[&str], bool)] = &[
-            (&["--join=build"], true),
-            (&["--join=build", "make", "-j4", "--keep-going"], true),
-            (&["--join=build", "--", "-weird-command", "x"], true),
-            (&["--join=build", "--"], true),
-            (&["--join=build", "sh", "-c", "--join=other"], true),
-            (&["--join=1234", "true"], true),
-            (&["--join=a b", "true"], true),
-            (&["--join=build", "--chdir=/", "true"], false),
-            (&["--join=build", "-q", "true"], false),
-            (&["--join=build", "-", "x"], false),
-            (&["--join", "build", "true"], false),
-            (&["--join=", "true"], false),
-            (&["-q", "--join=build", "true"], false),
-            (&["--joint=build", "true"], false),
-            (&["true"], false),
-            (&[], false),
-        ];
-        for (words, plain) in table {
-            let args: Vec<std::ffi::OsString> = std::iter::once("become-root")
-                .chain(words.iter().copied())
-                .map(Into::into)
-                .collect();
-            let fast = plain_join(&args);
-            assert_eq!(fast.is_some(), *plain, "{words:?}");
-            if let Some((spec, command)) = fast {
-                let cli = Cli::parse_args(args.clone()).expect("clap accepts it too");
-                assert_eq!(cli.join.as_deref(), Some(spec.as_str()), "{words:?}");
-                assert_eq!(cli.command, command, "{words:?}");
-                // Nothing else was given: every other option has its default.
-                let default = Cli::parse_args(vec!["become-root".into()]).unwrap();
-                assert_eq!(
-                    format!(
-                        "{:?}",
-                        Cli {
-                            join: None,
-                            command: Vec::new(),
-                            ..cli
-                        }
-                    ),
-                    format!("{default:?}"),
-                    "{words:?}"
-                );
-            }
         }
     }
 

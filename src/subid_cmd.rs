@@ -19,10 +19,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::audit::{self, Accounts, RangeIndex, Table, Which};
-use crate::cli::SubidSource;
 use crate::cli::subid::{
     AccountFiles, CheckArgs, Cli, Command, NextArgs, ScanArgs, ShowArgs, SubidFiles,
 };
+use crate::options::SubidSource;
 
 /// All is well.
 pub const EXIT_OK: i32 = 0;

@@ -691,3 +691,18 @@ pub fn close_fds_except(keep: &[i32]) {
         first = fd.saturating_add(1);
     }
 }
+
+// ---- small helpers without unsafe, used by every layer -------------------------------------
+
+/// The errno behind an I/O error from the standard library (EIO when there is none).
+pub fn io_errno(e: &std::io::Error) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
+}
+
+/// The first `name` on PATH, as a shell would find it.
+pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}

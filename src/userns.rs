@@ -16,9 +16,9 @@ use std::process::{Child, Stdio};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{Gid, Pid, Uid, User};
 
-use crate::cli::{MapMode, SubidSource};
 use crate::error::Error;
 use crate::idmap::{IdMap, MapError};
+use crate::options::{MapMode, SubidSource};
 use crate::subid::{self, SubRange, SubidError};
 use crate::sys;
 
@@ -118,7 +118,7 @@ pub fn caller() -> Result<Caller, UsernsError> {
 fn read_proc_map(path: &str) -> Result<IdMap, UsernsError> {
     let text = fs::read_to_string(path).map_err(|e| UsernsError::Read {
         path: path.into(),
-        errno: io_errno(&e),
+        errno: sys::io_errno(&e),
     })?;
     IdMap::parse_proc(&text).map_err(|source| UsernsError::Map {
         path: path.into(),
@@ -253,7 +253,7 @@ fn full_mapping(
                 Err(e) => {
                     return Err(UsernsError::Read {
                         path: path.into(),
-                        errno: io_errno(&e),
+                        errno: sys::io_errno(&e),
                     });
                 }
             };
@@ -337,20 +337,12 @@ pub fn getsubids(name: &str, groups: bool) -> Result<Vec<SubRange>, UsernsError>
 /// The first `name` on PATH, then in the usual system directories (newuidmap often lives in
 /// an sbin directory that a user's PATH lacks).
 fn find_program(name: &str) -> Option<PathBuf> {
-    find_on_path(name).or_else(|| {
+    sys::find_on_path(name).or_else(|| {
         HELPER_DIRS
             .iter()
             .map(|dir| Path::new(dir).join(name))
             .find(|p| p.is_file())
     })
-}
-
-/// The first `name` on PATH, as a shell would find it.
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
 }
 
 /// Locate newuidmap or newgidmap (`env` overrides) and check that it can work: present,
@@ -585,13 +577,8 @@ fn write_proc(pid: Pid, file: &str, text: &str) -> Result<(), UsernsError> {
     // One write(2) with the whole text: the kernel accepts a map file only once, whole.
     fs::write(&path, text).map_err(|e| UsernsError::WriteMap {
         path,
-        errno: io_errno(&e),
+        errno: sys::io_errno(&e),
     })
-}
-
-/// The errno behind an I/O error from the standard library (EIO when there is none).
-pub fn io_errno(e: &std::io::Error) -> nix::Error {
-    nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
 }
 
 /// Explain why unshare(CLONE_NEWUSER | ...) failed, from the sysctls that cause each errno.

@@ -43,10 +43,11 @@ mod users;
 use std::borrow::Cow;
 use std::fmt;
 
+pub use crate::json::json_string;
 pub use accounts::{Accounts, Table};
 pub use lines::{for_each_line, shadow_reads};
 pub use next::{Allocated, NoRoom, allocated, next_range};
-pub use render::{Paths, counts, json_string, render_json, render_text, show_bytes};
+pub use render::{Paths, counts, render_json, render_text, show_bytes};
 pub use users::{RangeIndex, UserProblem, UserRange, user_ranges};
 
 use lines::check_line;

@@ -2,8 +2,8 @@
 //! finding, or one JSON object for all of them; and the escaping of file bytes for both.
 #![forbid(unsafe_code)]
 
+use crate::json::json_string;
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::io;
 
 use super::{Finding, Kind, LOW_LIMIT, Span, Which};
@@ -217,31 +217,6 @@ fn json_text(bytes: &[u8]) -> Cow<'_, str> {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => Cow::Owned(bytes.escape_ascii().to_string()),
     }
-}
-
-/// A JSON string literal (RFC 8259): quotes and backslashes escaped, control characters as
-/// `\n`, `\t`, ... or `\u00XX`. Everything else, non-ASCII included, is written as is (the
-/// input is a `str`, so the output is valid UTF-8).
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

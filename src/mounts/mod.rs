@@ -14,8 +14,8 @@ use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 
-use crate::cli::{FsArg, OverlayDriver, Propagation};
 use crate::error::Error;
+use crate::options::{FsArg, OverlayDriver, Propagation};
 
 pub mod overlay;
 
@@ -462,7 +462,7 @@ fn check_rootfs(root: &Path, owns: &dyn Fn(u32) -> bool) -> Result<(), Error> {
     let meta = std::fs::metadata(root).map_err(|e| {
         mount_error(
             format!("--rootfs {}", root.display()),
-            crate::userns::io_errno(&e),
+            crate::sys::io_errno(&e),
         )
     })?;
     if !meta.is_dir() {

@@ -18,8 +18,8 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 
 use super::{Upper, mount_error, open_path};
-use crate::cli::OverlayDriver;
 use crate::error::Error;
+use crate::options::OverlayDriver;
 
 /// How long fuse-overlayfs may take to mount.
 const FUSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -223,7 +223,7 @@ fn fuse_safe(what: &str, path: &Path) -> Result<String, Error> {
 /// fuse-overlayfs holds it open.
 fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Upper>, target: &Path) -> Result<(), Error> {
     let what = || format!("overlay on {}", target.display());
-    let Some(program) = crate::userns::find_on_path("fuse-overlayfs") else {
+    let Some(program) = crate::sys::find_on_path("fuse-overlayfs") else {
         return Err(Error::new(what(), "fuse-overlayfs is not installed")
             .with_hint("install it (Debian/Ubuntu: apt install fuse-overlayfs)"));
     };
@@ -232,18 +232,18 @@ fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Upper>, target: &Path) -> R
         .iter()
         .map(|l| fuse_safe("overlay lower", l))
         .collect::<Result<Vec<_>, _>>()?;
-    let target_path = std::fs::canonicalize(target)
-        .map_err(|e| mount_error(what(), crate::userns::io_errno(&e)))?;
+    let target_path =
+        std::fs::canonicalize(target).map_err(|e| mount_error(what(), crate::sys::io_errno(&e)))?;
     fuse_safe("overlay target", &target_path)?;
     // Read mountinfo through a descriptor opened now: once the FUSE mount exists, a path
     // lookup could have to be served by fuse-overlayfs itself, and must never be needed.
     let mut mountinfo = std::fs::File::open("/proc/self/mountinfo")
-        .map_err(|e| mount_error(what(), crate::userns::io_errno(&e)))?;
+        .map_err(|e| mount_error(what(), crate::sys::io_errno(&e)))?;
     let before = mount_id(&mut mountinfo, &target_path);
     let (staging, upper_path, work_path) = match upper {
         Some(upper) => {
             let path = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}"));
-            let io = |e: std::io::Error| sys_err(crate::userns::io_errno(&e));
+            let io = |e: std::io::Error| sys_err(crate::sys::io_errno(&e));
             let (dir, work) = (path(upper.dir).map_err(io)?, path(upper.work).map_err(io)?);
             (
                 None,

@@ -12,7 +12,7 @@ pub mod ports;
 
 use std::path::PathBuf;
 
-use crate::cli::NetMode;
+use crate::options::NetMode;
 
 /// A connected network mode, with `auto` resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,9 +204,9 @@ pub fn plan(
         Some(NetMode::Slirp4netns) => Driver::Slirp4netns,
         Some(NetMode::Pasta) => Driver::Pasta,
         Some(NetMode::Auto) => {
-            if crate::userns::find_on_path("pasta").is_some() {
+            if crate::sys::find_on_path("pasta").is_some() {
                 Driver::Pasta
-            } else if crate::userns::find_on_path("slirp4netns").is_some() {
+            } else if crate::sys::find_on_path("slirp4netns").is_some() {
                 Driver::Slirp4netns
             } else {
                 return Err(NetError::NoHelper);
@@ -214,13 +214,13 @@ pub fn plan(
         }
     };
     let program =
-        crate::userns::find_on_path(driver.program()).ok_or_else(|| NetError::HelperMissing {
+        crate::sys::find_on_path(driver.program()).ok_or_else(|| NetError::HelperMissing {
             program: driver.program().into(),
             package: driver.package().into(),
         })?;
     let fallback = match (mode, driver) {
         (Some(NetMode::Auto), Driver::Pasta) => {
-            crate::userns::find_on_path(Driver::Slirp4netns.program())
+            crate::sys::find_on_path(Driver::Slirp4netns.program())
         }
         _ => None,
     };

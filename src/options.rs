@@ -1,0 +1,81 @@
+//! The choices of the command line that the layers below it act on (`--map`, `--net`, the
+//! filesystem options...), as plain values. `cli` parses into them; mechanisms take them from
+//! here, so that nothing below the command line imports it. The clap derive gives each choice
+//! its name and help text on the command line.
+#![forbid(unsafe_code)]
+
+use clap::ValueEnum;
+
+/// `--map`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MapMode {
+    /// full when possible, else single with a warning that says why
+    Auto,
+    /// the caller as 0, then every subordinate range; an error when that cannot be done
+    Full,
+    /// only the caller, as 0
+    Single,
+}
+
+/// `--subid-source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SubidSource {
+    /// getsubids when /etc/nsswitch.conf has a subid line, else the files
+    Auto,
+    /// /etc/subuid and /etc/subgid
+    Files,
+    /// the getsubids program (libsubid)
+    Getsubids,
+}
+
+/// `--propagation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Propagation {
+    /// no mount events in either direction
+    Private,
+    /// receive mounts made on the host, send none back
+    Slave,
+}
+
+/// One filesystem option, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsArg {
+    Bind(String),
+    RoBind(String),
+    Tmpfs(String),
+    CopyUp(String),
+    Overlay(String),
+}
+
+/// `--overlay-driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverlayDriver {
+    /// native overlayfs, else fuse-overlayfs
+    Auto,
+    /// overlayfs in the user namespace
+    Native,
+    /// fuse-overlayfs
+    Fuse,
+}
+
+/// `--port-driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PortDriver {
+    /// become-root's own forwarder: splice(2) between a host socket and one made inside
+    Builtin,
+    /// the network helper's own forwarding (slirp4netns add_hostfwd, pasta -t/-u)
+    Helper,
+}
+
+/// `--net=MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetMode {
+    /// loopback only
+    None,
+    /// user-mode networking by slirp4netns (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3)
+    Slirp4netns,
+    /// user-mode networking by pasta (the host's own addresses and routes)
+    Pasta,
+    /// pasta when installed, else slirp4netns
+    Auto,
+}
