@@ -3,34 +3,15 @@
 #
 # Images are cached outside the clone, in $BECOME_ROOT_VM_CACHE (default
 # /var/tmp/become-root-vm), one per release and recipe: the file name carries a hash of
-# everything the image is built from (this file, build-image, the guest's boot unit), so a
-# changed recipe builds a new image and an unchanged one is reused.
+# everything the image is built from (recipe.sh and the guest's boot unit), so a changed
+# recipe builds a new image and an unchanged one is reused.
 
 vm_cache=${BECOME_ROOT_VM_CACHE:-/var/tmp/become-root-vm}
 vm_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$vm_dir/recipe.sh"
 
 # The releases of the tier, oldest first, and the kernel each brings.
 vm_releases=(bullseye bookworm trixie)
-
-# Packages every image gets. Everything a scenario uses is installed here, at build time:
-# the VM has no network device.
-vm_packages_common=(
-    systemd systemd-sysv dbus dbus-user-session libpam-systemd linux-image-amd64
-    uidmap slirp4netns fuse-overlayfs podman buildah crun busybox-static iproute2
-    python3 make curl procps util-linux libcap2-bin kmod e2fsprogs tar gzip man-db
-)
-
-# What a release adds or lacks (passt, hence pasta, came with Debian 12). AppArmor as a
-# desktop install has it (loading, among others, Debian's profile for pasta), on the releases
-# the .deb installs on, where its postinst is tested against AppArmor 3 and 4.
-vm_packages() {
-    local release=$1
-    printf '%s\n' "${vm_packages_common[@]}"
-    case $release in
-    bullseye) ;;
-    *) printf '%s\n' passt apparmor ;;
-    esac
-}
 
 # The kernel series a release ships (for the README's table and the results' check).
 vm_kernel_series() {
@@ -46,8 +27,7 @@ vm_recipe_hash() {
     local release=$1
     {
         echo "$release"
-        vm_packages "$release"
-        cat "$vm_dir/lib.sh" "$vm_dir/build-image" "$vm_dir/guest/become-root-vmtest.service"
+        cat "$vm_dir/recipe.sh" "$vm_dir/guest/become-root-vmtest.service"
     } | sha256sum | cut -c1-12
 }
 
