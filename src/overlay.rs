@@ -289,7 +289,7 @@ fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Path>, target: &Path) -> Re
 
 /// The id of the mount `path` is on (changes when something is mounted on it).
 fn mount_id(path: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let text = std::fs::read("/proc/self/mountinfo").ok()?;
     let target = std::fs::canonicalize(path).ok()?;
     crate::mountinfo::top_at(&crate::mountinfo::parse(&text), &target)
 }
