@@ -622,7 +622,8 @@ fn plain_line(line: &[u8]) -> Option<(u64, u64)> {
     let second = rest.iter().position(|&b| b == b':')?;
     let start = canonical_decimal(&rest[..second])?;
     let count = canonical_decimal(&rest[second + 1..])?;
-    if count == 0 || start + count > ID_LIMIT {
+    // Each number may have 19 digits, so the sum may pass 2^64.
+    if count == 0 || start.checked_add(count).is_none_or(|end| end > ID_LIMIT) {
         return None;
     }
     debug_assert!(
@@ -1602,6 +1603,13 @@ mod tests {
             (
                 "reaches the top",
                 b"alice:4294967295:1\n",
+                vec![(1, "too-high")],
+            ),
+            (
+                // Regression: plain_line added start and count unchecked, so this panicked
+                // in debug builds and, in release, wrapped to 0 and passed as a plain range.
+                "start+count past 2^64 is too high, not a sum that wraps",
+                b"alice:9999999999999999999:8446744073709551617\n",
                 vec![(1, "too-high")],
             ),
             (
