@@ -1,9 +1,12 @@
 //! Property tests: the properties the fuzz targets in `fuzz/` check (written once, in
 //! `properties/props.rs`), here over a bounded number of cases from a fixed-seed PRNG, so
-//! that the normal suite on stable Rust checks them too.
+//! that the normal suite on stable Rust checks them too. The committed seed corpus of every
+//! fuzz target runs here as well.
 //!
 //! A failure names its input. `BECOME_ROOT_PROPERTY_CASES=N` runs N cases a property
 //! instead of the default, and `BECOME_ROOT_PROPERTY_SEED=S` starts from another seed.
+
+use std::path::Path;
 
 use nix::libc;
 
@@ -173,4 +176,55 @@ fn kernel_versions() {
         props::kernel::check_version(v, form, &suffix);
         props::kernel::check_release(&rng.string(&['0', '1', '9', '.', '-', 'r', 'c'], 10));
     });
+}
+
+/// The fuzz targets' committed seeds, through the same checks.
+#[test]
+fn seed_corpus() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for (name, check) in props::TARGETS {
+        let dir = corpus.join(name);
+        let seeds: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(!seeds.is_empty(), "{name} has no seeds");
+        for seed in seeds {
+            let data = std::fs::read(&seed).unwrap();
+            let result = std::panic::catch_unwind(|| check(&data));
+            assert!(result.is_ok(), "{name}: seed {} fails", seed.display());
+        }
+    }
+}
+
+/// Every target in `props::TARGETS` is a cargo-fuzz target with a seed corpus, and nothing
+/// else is.
+#[test]
+fn fuzz_targets_match_the_properties() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut files: Vec<String> = std::fs::read_dir(fuzz.join("fuzz_targets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = props::TARGETS
+        .iter()
+        .map(|(name, _)| format!("{name}.rs"))
+        .collect();
+    want.sort();
+    assert_eq!(files, want, "fuzz/fuzz_targets/ and props::TARGETS");
+    let manifest = std::fs::read_to_string(fuzz.join("Cargo.toml")).unwrap();
+    for (name, _) in props::TARGETS {
+        let entry = format!("name = \"{name}\"\npath = \"fuzz_targets/{name}.rs\"");
+        assert!(
+            manifest.contains(&entry),
+            "fuzz/Cargo.toml has no [[bin]] {name}"
+        );
+        let source = std::fs::read_to_string(fuzz.join(format!("fuzz_targets/{name}.rs"))).unwrap();
+        let body = format!("run(\"{name}\", data)");
+        assert!(
+            source.contains(&body),
+            "fuzz_targets/{name}.rs does not {body}"
+        );
+    }
 }
