@@ -1,7 +1,11 @@
 //! /proc/PID/mountinfo, parsed (proc(5)): which mounts there are, where, with which flags.
 //! Pure: the text in, entries out; lines that do not have the documented shape are skipped.
+//! The text is bytes: the kernel writes a mount point as it is, escaping only four
+//! characters, so a mount point need not be UTF-8, and one that is not must not hide the rest.
 #![forbid(unsafe_code)]
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 /// One mount.
@@ -24,37 +28,38 @@ impl Entry {
 }
 
 /// Parse a whole mountinfo text.
-pub fn parse(text: &str) -> Vec<Entry> {
-    text.lines().filter_map(parse_line).collect()
+pub fn parse(text: &[u8]) -> Vec<Entry> {
+    text.split(|&b| b == b'\n').filter_map(parse_line).collect()
 }
 
 /// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`
-fn parse_line(line: &str) -> Option<Entry> {
-    let mut fields = line.split(' ');
-    let id = fields.next()?.parse().ok()?;
-    let parent = fields.next()?.parse().ok()?;
+fn parse_line(line: &[u8]) -> Option<Entry> {
+    let mut fields = line.split(|&b| b == b' ');
+    let number = |field: &[u8]| std::str::from_utf8(field).ok()?.parse().ok();
+    let text = |field: &[u8]| String::from_utf8_lossy(field).into_owned();
+    let id = number(fields.next()?)?;
+    let parent = number(fields.next()?)?;
     let _device = fields.next()?;
     let _root = fields.next()?;
     let mount_point = unescape(fields.next()?);
-    let options = fields.next()?.to_string();
+    let options = text(fields.next()?);
     // Optional fields end at a lone "-"; the file system type follows.
-    let fs_type = fields.find(|f| *f == "-").and_then(|_| fields.next())?;
-    if !mount_point.starts_with('/') {
+    let fs_type = fields.find(|f| *f == b"-").and_then(|_| fields.next())?;
+    if !mount_point.starts_with(b"/") {
         return None;
     }
     Some(Entry {
         id,
         parent,
-        mount_point: PathBuf::from(mount_point),
+        mount_point: PathBuf::from(OsString::from_vec(mount_point)),
         options,
-        fs_type: fs_type.to_string(),
+        fs_type: text(fs_type),
     })
 }
 
 /// The kernel writes space, tab, newline and backslash in paths as `\` and three octal
 /// digits (seq_path with " \t\n\\"); any other `\` is itself.
-pub fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
+pub fn unescape(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -72,7 +77,7 @@ pub fn unescape(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// The mounts at `path` or below it, in the order the kernel lists them.
@@ -109,7 +114,7 @@ garbage line
 
     #[test]
     fn lines_parse_with_optional_fields_and_escapes() {
-        let e = parse(SAMPLE);
+        let e = parse(SAMPLE.as_bytes());
         assert_eq!(e.len(), 6, "{e:#?}");
         assert_eq!(e[0].mount_point, PathBuf::from("/"));
         assert_eq!(e[3].mount_point, PathBuf::from("/srv/with space"));
@@ -131,13 +136,34 @@ garbage line
             ("/\\", "/\\"),
         ];
         for (text, want) in rows {
-            assert_eq!(unescape(text), want, "{text:?}");
+            assert_eq!(unescape(text.as_bytes()), want.as_bytes(), "{text:?}");
         }
+    }
+
+    /// Regression: the text was read as UTF-8, so one mount point that is not (a Latin-1
+    /// "café") made every read of mountinfo fail; it is bytes, kept as they are.
+    #[test]
+    fn a_mount_point_that_is_not_utf8_is_kept_as_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let text = b"22 1 254:0 / / rw - ext4 /dev/vda rw\n\
+                     40 22 0:50 / /srv/caf\xe9\\040x rw - tmpfs \xff rw\n\
+                     41 22 0:51 / /srv/after rw - tmpfs tmpfs rw\n";
+        let e = parse(text);
+        let points: Vec<&[u8]> = e
+            .iter()
+            .map(|e| e.mount_point.as_os_str().as_bytes())
+            .collect();
+        assert_eq!(points, [&b"/"[..], b"/srv/caf\xe9 x", b"/srv/after"]);
+        assert_eq!(
+            e[1].fs_type, "tmpfs",
+            "a source that is not UTF-8 does not matter"
+        );
+        assert_eq!(unescape(b"/caf\xe9\\134"), b"/caf\xe9\\");
     }
 
     #[test]
     fn below_is_by_path_component_not_by_prefix() {
-        let e = parse(SAMPLE);
+        let e = parse(SAMPLE.as_bytes());
         let below: Vec<u64> = at_or_below(&e, Path::new("/srv/with space"))
             .iter()
             .map(|e| e.id)

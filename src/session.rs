@@ -362,15 +362,17 @@ impl Proc {
 }
 
 fn read_stat(pid: i32) -> Option<(char, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
 }
 
-/// The state (field 3) and start time (field 22) from the text of /proc/PID/stat. The command
-/// name (field 2) is in parentheses and may itself contain spaces and parentheses, so the
-/// fields are counted after the last ')'.
-pub fn parse_stat(text: &str) -> Option<(char, u64)> {
-    let rest = &text[text.rfind(')')? + 1..];
+/// The state (field 3) and start time (field 22) from /proc/PID/stat. The command name
+/// (field 2) is in parentheses and may itself contain spaces and parentheses, so the fields
+/// are counted after the last ')'. It is bytes, not text: any 15 bytes a process chose with
+/// PR_SET_NAME, or its executable's name cut at 15 bytes, which can split a UTF-8 character.
+pub fn parse_stat(stat: &[u8]) -> Option<(char, u64)> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
     // fields 4..=21 come between
@@ -1185,7 +1187,7 @@ impl Target {
             Mode::empty(),
         )
         .map_err(|_| gone())?;
-        let mut stat_text = String::new();
+        let mut stat = Vec::new();
         openat(
             &proc_dir,
             "stat",
@@ -1194,11 +1196,11 @@ impl Target {
         )
         .map(File::from)
         .and_then(|mut f| {
-            f.read_to_string(&mut stat_text)
+            f.read_to_end(&mut stat)
                 .map_err(|e| crate::sys::io_errno(&e))
         })
         .map_err(|_| gone())?;
-        match (parse_stat(&stat_text), &record) {
+        match (parse_stat(&stat), &record) {
             (None | Some(('Z' | 'X', _)), _) => return Err(gone()),
             (Some((_, start)), Some(r)) if r.holder.map(|h| h.start) != Some(start) => {
                 return Err(gone());
@@ -1701,12 +1703,59 @@ mod tests {
             )
         };
         for comm in ["sleep", "a b", "x) S 1 2 (y", ")"] {
-            assert_eq!(parse_stat(&line(comm)), Some(('S', 987654)), "{comm:?}");
+            let stat = line(comm);
+            assert_eq!(parse_stat(stat.as_bytes()), Some(('S', 987654)), "{comm:?}");
         }
-        assert_eq!(parse_stat("12 (zombie) Z 1"), None, "too short");
-        assert_eq!(parse_stat("no parenthesis"), None);
-        let me = std::fs::read_to_string("/proc/self/stat").unwrap();
-        assert!(parse_stat(&me).is_some_and(|(_, start)| start > 0), "{me}");
+        // An executable named "ääääääää" is cut at 15 bytes, in the middle of the last "ä".
+        let empty = line("");
+        let (open, rest) = empty.split_at("4242 (".len());
+        let cut = [
+            open.as_bytes(),
+            &"ääääääää".as_bytes()[..15],
+            rest.as_bytes(),
+        ]
+        .concat();
+        assert_eq!(parse_stat(&cut), Some(('S', 987654)), "not UTF-8");
+        assert_eq!(parse_stat(b"12 (zombie) Z 1"), None, "too short");
+        assert_eq!(parse_stat(b"no parenthesis"), None);
+        let me = std::fs::read("/proc/self/stat").unwrap();
+        let start = parse_stat(&me).map(|(_, start)| start);
+        assert!(start.is_some_and(|s| s > 0), "{}", me.escape_ascii());
+    }
+
+    /// Regression: /proc/PID/stat was read as UTF-8, so a process whose command name is not
+    /// (an executable named "ääääääää" is cut at 15 bytes, in the middle of an "ä") looked
+    /// dead: --list and --join removed its live session's state file.
+    #[test]
+    fn a_command_name_that_is_not_utf8_is_alive() {
+        let dir = std::env::temp_dir().join(format!("become-root-stat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("ääääääää");
+        let _ = std::fs::remove_file(&program);
+        std::os::unix::fs::symlink("/bin/sleep", &program).unwrap();
+        let mut child = std::process::Command::new(&program)
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        // The kernel names the process once the exec is done.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stat_path = format!("/proc/{pid}/stat");
+        let named = |s: &[u8]| s.windows(2).any(|w| w == b"(\xc3");
+        while std::fs::read(&stat_path).is_ok_and(|s| !named(&s)) {
+            assert!(Instant::now() < deadline, "the child never ran the program");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stat = std::fs::read(&stat_path).unwrap();
+        let alive = Proc::of(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            std::str::from_utf8(&stat).is_err(),
+            "the name is cut inside a character"
+        );
+        assert!(alive.is_some(), "{}", stat.escape_ascii());
     }
 
     #[test]

@@ -240,6 +240,27 @@ fn fuse_overlayfs_driver_works_and_leaves_nothing() {
     assert!(staging.is_empty(), "staging directory left: {staging:?}");
 }
 
+/// Regression: /proc/self/mountinfo was read as UTF-8, so one mount point anywhere that is not
+/// (here a Latin-1 "café") hid every mount from become-root, and a fuse-overlayfs that had
+/// mounted looked as if it never did: "did not mount within 10 s".
+#[test]
+fn fuse_overlayfs_beside_a_mount_point_that_is_not_utf8() {
+    let Some((mut w, data)) = world() else { return };
+    if common::which("fuse-overlayfs").is_none() {
+        common::skip("fuse-overlayfs is not installed (Debian: fuse-overlayfs)");
+        return;
+    }
+    let latin1 = format!("{}/caf$(printf '\\351')", p(&w.home()));
+    w.root_setup = format!("mkdir -p {latin1} && mount -t tmpfs none {latin1}");
+    let t = w.home().join("target");
+    let out = w.sh(&format!(
+        "\"$BR\" --overlay-driver=fuse --overlay={d}:{t} cat {t}/f",
+        d = p(&data),
+        t = p(&t)
+    ));
+    assert_eq!(out.ok(), "base\n");
+}
+
 /// A busybox root filesystem owned by `uid`.
 fn busybox_rootfs(w: &World, uid: u32) -> PathBuf {
     let busybox = common::which("busybox").unwrap();

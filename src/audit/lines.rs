@@ -72,7 +72,8 @@ fn plain_line(line: &[u8]) -> Option<(u64, u64)> {
     let second = rest.iter().position(|&b| b == b':')?;
     let start = canonical_decimal(&rest[..second])?;
     let count = canonical_decimal(&rest[second + 1..])?;
-    if count == 0 || start + count > ID_LIMIT {
+    // Each number may have 19 digits, so the sum may pass 2^64.
+    if count == 0 || start.checked_add(count).is_none_or(|end| end > ID_LIMIT) {
         return None;
     }
     debug_assert!(

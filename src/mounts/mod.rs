@@ -125,6 +125,22 @@ impl Prepared {
         self.held.iter().map(|fd| fd.as_raw_fd()).collect()
     }
 
+    /// A Prepared that names `uppers` without holding them: for checking what [`plan`] does
+    /// with them (property tests, fuzzing), never for mounting.
+    pub fn naming(uppers: &[PathBuf]) -> Prepared {
+        Prepared {
+            held: Vec::new(),
+            uppers: uppers
+                .iter()
+                .map(|path| Upper {
+                    path: path.clone(),
+                    dir: -1,
+                    work: -1,
+                })
+                .collect(),
+        }
+    }
+
     fn upper(&self, path: &Path) -> Option<Upper> {
         self.uppers.iter().find(|u| u.path == path).cloned()
     }
@@ -803,7 +819,7 @@ fn readonly_recursive(path: &Path) -> nix::Result<()> {
     }
     let io = |e: std::io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO));
     let path = std::fs::canonicalize(path).map_err(io)?;
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(io)?;
+    let text = std::fs::read("/proc/self/mountinfo").map_err(io)?;
     let entries = crate::mountinfo::parse(&text);
     for entry in reachable_at_or_below(&entries, &path) {
         let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
@@ -1187,7 +1203,7 @@ mod tests {
 7 1 0:25 / /data rw - tmpfs t rw
 8 7 0:26 / /data/new rw - tmpfs t rw
 ";
-        let entries = crate::mountinfo::parse(text);
+        let entries = crate::mountinfo::parse(text.as_bytes());
         let ids = |path: &str| -> Vec<u64> {
             reachable_at_or_below(&entries, Path::new(path))
                 .iter()
@@ -1198,8 +1214,13 @@ mod tests {
         assert_eq!(ids("/data"), [7, 8]);
         assert_eq!(ids("/database"), [6]);
         assert_eq!(ids("/nowhere"), Vec::<u64>::new());
-        let before_cover =
-            crate::mountinfo::parse(&text.lines().take(6).collect::<Vec<_>>().join("\n"));
+        let before_cover = crate::mountinfo::parse(
+            text.lines()
+                .take(6)
+                .collect::<Vec<_>>()
+                .join("\n")
+                .as_bytes(),
+        );
         let ids: Vec<u64> = reachable_at_or_below(&before_cover, Path::new("/data"))
             .iter()
             .map(|e| e.id)

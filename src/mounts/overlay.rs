@@ -375,8 +375,8 @@ impl Drop for Staging {
 /// The id of the topmost mount at `target` (an absolute, canonical path), read from the
 /// mountinfo descriptor `file` (changes when something is mounted there).
 fn mount_id(file: &mut std::fs::File, target: &Path) -> Option<u64> {
-    let mut text = String::new();
+    let mut text = Vec::new();
     file.rewind().ok()?;
-    file.read_to_string(&mut text).ok()?;
+    file.read_to_end(&mut text).ok()?;
     crate::mountinfo::top_at(&crate::mountinfo::parse(&text), target)
 }
