@@ -1,0 +1,254 @@
+//! Sessions: creating one (hooks in the launcher): claim the name, go to the background
+//! with --detach, say when the namespaces are ready, remove the state when the run ends.
+
+use super::*;
+
+// ---- creating a session (hooks in launch::supervise) --------------------------------------
+
+/// A session being created or running, owned by become-root's supervising process: it holds
+/// the name, tells the caller of `--detach` when the namespaces are ready, and removes the
+/// state when the run ends (on drop).
+pub struct Session {
+    request: Request,
+    dir: StateDir,
+    /// The process that owns the state (copies in forked children never remove it).
+    owner: Pid,
+    /// The state file as this run last wrote it.
+    written: String,
+    record: Record,
+    /// The namespace process says "ready" on this pipe once its setup is done.
+    ready_r: File,
+    ready_w: Option<File>,
+    /// `--detach`: the caller, waiting in the foreground for the word "ready".
+    caller: Option<File>,
+    /// `--detach`: where the session's output goes.
+    log: Option<File>,
+}
+
+impl Session {
+    /// Called first thing in supervise mode, before anything is cloned: claim the name and,
+    /// with --detach, continue in the background (only the background process returns).
+    /// `net` is what the run's network is (`none`, `slirp4netns`, `pasta`), when it has a
+    /// network namespace; `info_fd` a descriptor to keep across --detach.
+    pub fn start(
+        request: Option<&Request>,
+        net: Option<&str>,
+        info_fd: Option<i32>,
+    ) -> Result<Option<Session>, Error> {
+        let Some(request) = request.cloned() else {
+            return Ok(None);
+        };
+        let dir = StateDir::open(true)?
+            .ok_or(Errno::ENOENT)
+            .map_err(|e| Error::sys("opening the session state directory", e))?;
+        let caller = if request.detach {
+            // Kept: the state directory and --info-fd; every other descriptor was inherited.
+            let keep = [dir.fd.as_raw_fd(), info_fd.unwrap_or(-1)];
+            Some(go_to_background(&keep)?)
+        } else {
+            None
+        };
+        let supervisor =
+            Proc::current().ok_or_else(|| Error::sys("reading /proc/self/stat", Errno::ENOENT))?;
+        let net = net.map(str::to_string);
+        let record = Record {
+            name: request.name.clone(),
+            supervisor,
+            holder: None,
+            pid_ns: dir.pid_ns,
+            created: 0,
+            namespaces: Vec::new(),
+            net,
+            net_down: None,
+            detached: request.detach,
+        };
+        let written = dir.reserve(&record)?;
+        let (ready_r, ready_w) = process::pipe()?;
+        let mut session = Session {
+            dir,
+            owner: getpid(),
+            written,
+            record,
+            ready_r,
+            ready_w: Some(ready_w),
+            caller,
+            log: None,
+            request,
+        };
+        if session.request.detach {
+            let log = session.open_log()?;
+            // COMMAND's stdin is /dev/null and its stdout the log from the start; stderr stays
+            // the caller's until the namespaces are ready, so that a failed setup is reported
+            // where the caller sees it.
+            let null = File::open("/dev/null")
+                .map_err(|e| Error::sys("opening /dev/null", crate::sys::io_errno(&e)))?;
+            nix::unistd::dup2_stdin(&null).map_err(|e| Error::sys("redirecting stdin", e))?;
+            nix::unistd::dup2_stdout(&log).map_err(|e| Error::sys("redirecting stdout", e))?;
+            session.log = Some(log);
+        }
+        Ok(Some(session))
+    }
+
+    fn open_log(&self) -> Result<File, Error> {
+        let file = StateDir::log_file(&self.request.name);
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_CREAT
+            | OFlag::O_TRUNC
+            | OFlag::O_APPEND
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC;
+        openat(
+            &self.dir.fd,
+            file.as_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map(File::from)
+        .map_err(|e| self.dir.error(&file, "create", e).into())
+    }
+
+    /// Record which network helper runs (`--net=auto` may fall back to another).
+    pub fn network_is(&mut self, program: &str) {
+        self.record.net = Some(program.to_string());
+    }
+
+    /// Record that the network helper ended (`why`: which and how), for --list. A failure to
+    /// write it is not worth ending the session for; the message on stderr stands.
+    pub fn network_down(&mut self, why: &str) {
+        self.record.net_down = Some(why.to_string());
+        if let Ok(written) = self.dir.replace(&self.record) {
+            self.written = written;
+        }
+    }
+
+    /// The descriptors the namespace process still needs for [`Session::ready_inside`].
+    pub fn fds_inside(&self) -> Vec<i32> {
+        let ready = self.ready_w.as_ref().map(|f| f.as_raw_fd());
+        let log = self.log.as_ref().map(|f| f.as_raw_fd());
+        ready.into_iter().chain(log).collect()
+    }
+
+    /// In the namespace process, once setup is done (maps, ids, mounts, loopback, port
+    /// provider) and before COMMAND: say so. A detached session's output goes to the log from
+    /// here on. Without COMMAND (`--detach` alone) this process becomes the pause process that
+    /// holds the namespaces, and never returns.
+    pub fn ready_inside(&self) -> Result<(), Error> {
+        if let Some(log) = &self.log {
+            nix::unistd::dup2_stderr(log).map_err(|e| Error::sys("redirecting stderr", e))?;
+        }
+        if let Some(mut ready) = self.ready_w.as_ref() {
+            ready
+                .write_all(b"r")
+                .map_err(|e| Error::sys("reporting readiness", crate::sys::io_errno(&e)))?;
+        }
+        if self.request.pause {
+            // The pause process holds the namespaces and nothing else: not even the pipe and
+            // the log it just used (its stdout and stderr are the log already).
+            sys::close_own_fds_except(&[]);
+            hold();
+        }
+        Ok(())
+    }
+
+    /// In become-root, after the namespace process was told its maps are written: wait until
+    /// it is ready, record the session, and let the caller of `--detach` go. If the namespace
+    /// process fails instead, it reports why and ends; the supervision that follows returns
+    /// its status.
+    pub fn namespaces_ready(&mut self, child: Pid) -> Result<(), Error> {
+        drop(self.ready_w.take());
+        let mut byte = [0u8; 1];
+        if !matches!(self.ready_r.read(&mut byte), Ok(1)) {
+            return Ok(());
+        }
+        // COMMAND may already be over (`become-root --name=x true`): then there is no session
+        // to record, but it was ready, and the caller of --detach hears so.
+        if let Some(holder) = Proc::of(child.as_raw()) {
+            self.record.holder = Some(holder);
+            self.record.namespaces = namespaces_of(holder.pid);
+            self.record.created = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            self.written = self.dir.replace(&self.record)?;
+        }
+        if let Some(mut caller) = self.caller.take() {
+            if let Some(log) = &self.log {
+                let _ = nix::unistd::dup2_stderr(log);
+            }
+            // The caller left (interrupted) before hearing "ready": the session is cancelled.
+            caller.write_all(b"r").map_err(|_| {
+                SessionError::Detach("the caller went away before the session was ready".into())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if getpid() == self.owner {
+            let _ = self
+                .dir
+                .remove_if_unchanged(&self.request.name, &self.written);
+        }
+    }
+}
+
+/// `--detach`: fork. The parent waits until the child says the namespaces are ready and exits
+/// 0, or exits with the child's status if it fails first; the child leaves the caller's
+/// session and process group (setsid, so the terminal's hangup and Ctrl-C never reach the
+/// session), closes the descriptors it inherited but those in `keep`, and returns the pipe on
+/// which to say "ready".
+pub(super) fn go_to_background(keep: &[i32]) -> Result<File, Error> {
+    let (mut ready_r, ready_w) = process::pipe()?;
+    match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
+        Forked::Parent(background) => {
+            drop(ready_w);
+            let mut byte = [0u8; 1];
+            if matches!(ready_r.read(&mut byte), Ok(1)) {
+                std::process::exit(0);
+            }
+            // The background process failed and reported why on our stderr, unless a signal
+            // ended it before it could.
+            let code = match waitpid(background, None) {
+                Ok(WaitStatus::Exited(_, code)) => code,
+                other => {
+                    let how = match other {
+                        Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig}"),
+                        Ok(status) => format!("{status:?}"),
+                        Err(e) => e.desc().to_string(),
+                    };
+                    let e = SessionError::Detach(format!(
+                        "the background process ended before the session was ready ({how})"
+                    ));
+                    Error::from(e).report();
+                    crate::error::EXIT_FAILURE
+                }
+            };
+            std::process::exit(code)
+        }
+        Forked::Child => {
+            drop(ready_r);
+            nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
+            let mut keep = keep.to_vec();
+            keep.push(ready_w.as_raw_fd());
+            sys::close_fds_except(&keep);
+            Ok(ready_w)
+        }
+    }
+}
+
+/// The pause process of a session without COMMAND: hold the namespaces until told to end
+/// (SIGTERM, SIGINT or SIGHUP), reaping whatever is left to it (as pid 1 of a pid namespace,
+/// the orphans of joined commands). Uses sigwait, so that it works as init too, which the
+/// kernel shields from signals without a handler.
+pub(super) fn hold() -> ! {
+    let signals = process::forwarded_signals();
+    let _ = signals.thread_block();
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) => process::reap_zombies(),
+            Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP)) => sys::die_of(sig),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Sessions: `--stop`, ending everything in a session.
+
+use super::*;
+
+// ---- --stop ---------------------------------------------------------------------------------
+
+/// A process to end, held by a pidfd so that no signal can reach a process that reused its
+/// pid.
+pub(super) struct Doomed {
+    pid: i32,
+    pidfd: OwnedFd,
+}
+
+pub(super) fn stop(name: &str) -> Result<(), Error> {
+    check_name(name).map_err(|why| SessionError::BadName {
+        name: name.into(),
+        why,
+    })?;
+    let missing = || SessionError::NoSession { name: name.into() };
+    let dir = StateDir::open(false)?.ok_or_else(missing)?;
+    let loaded = dir.load(name)?.ok_or_else(missing)?;
+    let record = loaded.record;
+    if record.pid_ns != dir.pid_ns {
+        return Err(SessionError::ForeignPidNamespace { name: name.into() }.into());
+    }
+    if !record.alive() {
+        dir.remove_if_unchanged(name, &loaded.text)?;
+        return Err(missing().into());
+    }
+    let open = |proc: &Proc| -> Option<Doomed> {
+        let pidfd = sys::pidfd_open(Pid::from_raw(proc.pid)).ok()?;
+        // Checked after the pidfd is open: it then surely holds this very process.
+        proc.alive().then_some(Doomed {
+            pid: proc.pid,
+            pidfd,
+        })
+    };
+    let supervisor = open(&record.supervisor);
+    let mut doomed: Vec<Doomed> = record.holder.as_ref().and_then(open).into_iter().collect();
+    let user_ns = record.namespace("user");
+    if let Some(user_ns) = user_ns {
+        for pid in members(user_ns) {
+            if doomed.iter().all(|d| d.pid != pid)
+                && let Ok(pidfd) = sys::pidfd_open(Pid::from_raw(pid))
+                && member_of(pid, user_ns)
+            {
+                doomed.push(Doomed { pid, pidfd });
+            }
+        }
+    }
+    // Signal the session; if not one of its processes could be signalled (EPERM: the state
+    // file names processes that are not the caller's), say so at once instead of waiting.
+    let first: Vec<&Doomed> = if doomed.is_empty() {
+        // Still being set up: the supervisor passes SIGTERM on to the namespace process.
+        supervisor.iter().collect()
+    } else {
+        doomed.iter().collect()
+    };
+    let refused: Vec<(i32, Errno)> = first
+        .iter()
+        .filter_map(|d| {
+            sys::pidfd_send_signal(&d.pidfd, Signal::SIGTERM)
+                .err()
+                .filter(|e| *e != Errno::ESRCH)
+                .map(|e| (d.pid, e))
+        })
+        .collect();
+    if !first.is_empty() && refused.len() == first.len() {
+        let (pid, errno) = refused[0];
+        return Err(SessionError::CannotSignal {
+            name: name.into(),
+            pid,
+            errno,
+        }
+        .into());
+    }
+    let left = wait_for_exit(doomed, Instant::now() + STOP_GRACE);
+    for d in &left {
+        let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);
+    }
+    let stuck = wait_for_exit(left, Instant::now() + Duration::from_secs(2));
+    if !stuck.is_empty() {
+        return Err(SessionError::StillAlive {
+            name: name.into(),
+            pids: stuck.iter().map(|d| d.pid).collect(),
+        }
+        .into());
+    }
+    // become-root's background part stops the network helper and removes the state itself
+    // once the holder has ended; if it does not, it dies (and its helpers with it).
+    if let Some(s) = supervisor {
+        for d in wait_for_exit(vec![s], Instant::now() + Duration::from_secs(2)) {
+            let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);
+            wait_for_exit(vec![d], Instant::now() + Duration::from_secs(2));
+        }
+    }
+    dir.remove_if_unchanged(name, &loaded.text)?;
+    Ok(())
+}
+
+/// Wait until every process in `procs` has ended, or `deadline`; return those still alive.
+pub(super) fn wait_for_exit(mut procs: Vec<Doomed>, deadline: Instant) -> Vec<Doomed> {
+    while !procs.is_empty() {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let ms = (deadline - now).as_millis().min(1000) as u16;
+        let exited: Vec<bool> = {
+            let mut fds: Vec<PollFd> = procs
+                .iter()
+                .map(|d| PollFd::new(d.pidfd.as_fd(), PollFlags::POLLIN))
+                .collect();
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+            fds.iter()
+                .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
+        };
+        let mut exited = exited.into_iter();
+        procs.retain(|_| !exited.next().unwrap_or(false));
+    }
+    procs
+}
+
+/// Pids of the processes in user namespace `user_ns` or in one nested in it.
+pub(super) fn members(user_ns: u64) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let own = own_namespace("user");
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            let link = std::fs::read_link(format!("/proc/{pid}/ns/user"));
+            match link
+                .ok()
+                .and_then(|l| parse_ns_link(l.as_os_str().as_bytes()))
+            {
+                Some(ino) if ino == user_ns => true,
+                // Most processes share ours; only the others can be nested in the session.
+                Some(ino) if Some(ino) != own => member_of(pid, user_ns),
+                _ => false,
+            }
+        })
+        .collect()
+}
+
+/// Whether `pid` is in user namespace `user_ns` or in one nested in it (walking up with
+/// NS_GET_PARENT, which stops with EPERM at the caller's own namespace).
+pub(super) fn member_of(pid: i32, user_ns: u64) -> bool {
+    let Ok(mut ns) = openat(
+        AT_FDCWD,
+        format!("/proc/{pid}/ns/user").as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    for _ in 0..33 {
+        // user namespaces nest at most 32 deep
+        match fstat(&ns) {
+            Ok(st) if st.st_ino == user_ns => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        match sys::namespace_parent(&ns) {
+            Ok(parent) => ns = parent,
+            Err(_) => return false,
+        }
+    }
+    false
+}
