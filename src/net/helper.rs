@@ -44,6 +44,17 @@ pub struct Running {
     gone: bool,
 }
 
+/// Start the helper for `plan` against the namespace process `target` and wait until it has
+/// configured the interface; a helper that does not get there is stopped.
+pub fn start_ready(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
+    let mut helper = start(plan, target)?;
+    if let Err(e) = helper.wait_ready() {
+        helper.stop();
+        return Err(e);
+    }
+    Ok(helper)
+}
+
 /// Start the helper for `plan` against the namespace process `target`.
 pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
     let program = plan.driver.program().to_string();

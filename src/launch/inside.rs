@@ -1,0 +1,431 @@
+//! The namespace process's side: the steps inside the new namespaces, from the maps to
+//! COMMAND, in the same order in both shapes of a run ([`setup_inside`] through the [`Ops`]
+//! seam), the map helper of exec-in-place mode, and the cloned process of a supervised run
+//! ([`namespace_child`]).
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::wait::waitpid;
+use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
+
+use super::Plan;
+use crate::error::Error;
+use crate::mounts::{self, MountStep};
+use crate::net;
+use crate::process;
+use crate::sys::{self, Forked};
+use crate::userns::{self, Mapping, UsernsError};
+
+/// What the namespace process does to the system, in order. The real implementation is
+/// [`Real`]; a test records the calls.
+pub trait Ops {
+    /// Make the new namespaces (exec in place only; a cloned child already has them).
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error>;
+    /// Wait until the maps are written from outside.
+    fn wait_for_maps(&mut self) -> Result<(), Error>;
+    /// Set every id to 0 inside.
+    fn become_root(&mut self) -> Result<(), Error>;
+    fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
+    fn loopback_up(&mut self) -> Result<(), Error>;
+}
+
+/// The steps inside the namespaces, after they exist and before COMMAND runs.
+pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
+    ops.wait_for_maps()?;
+    ops.become_root()?;
+    for step in &plan.mounts {
+        ops.mount(step)?;
+    }
+    if plan.net.is_some() {
+        ops.loopback_up()?;
+    }
+    Ok(())
+}
+
+/// Who writes the maps of the namespace process, as seen from inside it.
+pub(super) enum MapsFrom {
+    /// The namespace process itself, right after unshare (a single self map).
+    Myself(Mapping),
+    /// newuidmap and newgidmap, forked ahead and waiting on `go`.
+    Helpers {
+        go: Option<std::fs::File>,
+        helpers: Vec<userns::PendingHelper>,
+    },
+    /// A privileged helper child in the parent namespace, reporting on `report`.
+    Parent {
+        go: Option<std::fs::File>,
+        report: std::fs::File,
+        helper: Pid,
+    },
+    /// become-root, supervising from outside; `go` carries its word that the maps are written.
+    Supervisor { go: std::fs::File },
+}
+
+/// The real system.
+pub(super) struct Real {
+    pub(super) maps: Option<MapsFrom>,
+    /// The resolv.conf to bind instead of the plan's: the network helper become-root fell
+    /// back to has another DNS forwarder.
+    pub(super) resolv_conf: Option<String>,
+}
+
+impl Real {
+    /// The write end of the go pipe, if any: closing it unwritten tells the waiting helpers
+    /// that no namespace will come.
+    pub(super) fn abandon(&mut self) {
+        match self.maps.take() {
+            Some(MapsFrom::Helpers { go, helpers }) => {
+                drop(go);
+                for helper in helpers {
+                    let _ = helper.finish();
+                }
+            }
+            Some(MapsFrom::Parent { go, helper, .. }) => {
+                drop(go);
+                let _ = waitpid(helper, None);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Ops for Real {
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error> {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER | flags)
+            .map_err(|e| Error::from(userns::diagnose_unshare(e)))?;
+        // Tell the waiting helpers the namespace exists: one byte each.
+        let go = match &mut self.maps {
+            Some(MapsFrom::Helpers { go, helpers }) => go.take().map(|g| (g, helpers.len())),
+            Some(MapsFrom::Parent { go, .. }) => go.take().map(|g| (g, 1)),
+            _ => None,
+        };
+        if let Some((mut go, n)) = go {
+            go.write_all(&vec![b'1'; n])
+                .map_err(|e| Error::sys("signalling the map helpers", crate::sys::io_errno(&e)))?;
+        }
+        Ok(())
+    }
+
+    fn wait_for_maps(&mut self) -> Result<(), Error> {
+        match self.maps.take() {
+            None => Ok(()),
+            Some(MapsFrom::Myself(mapping)) => {
+                userns::write_maps(getpid(), &mapping).map_err(with_apparmor_hint)
+            }
+            Some(MapsFrom::Helpers { helpers, .. }) => {
+                // Both ran concurrently; collect both, report the first failure.
+                let results: Vec<_> = helpers.into_iter().map(|h| h.finish()).collect();
+                results
+                    .into_iter()
+                    .collect::<Result<(), _>>()
+                    .map_err(with_apparmor_hint)
+            }
+            Some(MapsFrom::Parent {
+                mut report, helper, ..
+            }) => {
+                let mut bytes = Vec::new();
+                let _ = report.read_to_end(&mut bytes);
+                let _ = waitpid(helper, None);
+                decode_report(&bytes)
+            }
+            Some(MapsFrom::Supervisor { mut go }) => {
+                let mut bytes = Vec::new();
+                let _ = go.read_to_end(&mut bytes);
+                match bytes.strip_prefix(b"ok") {
+                    Some(b"") => Ok(()),
+                    Some(b"slirp4netns") => {
+                        self.resolv_conf = Some(net::Driver::Slirp4netns.resolv_conf());
+                        Ok(())
+                    }
+                    // become-root failed to map us and reports that itself.
+                    _ => sys::exit_now(crate::error::EXIT_FAILURE),
+                }
+            }
+        }
+    }
+
+    fn become_root(&mut self) -> Result<(), Error> {
+        // Our kernel ids are unchanged (the caller's ids are now mapped to 0), so this moves no
+        // privilege: it only makes real, effective and saved ids read 0 inside.
+        let zero_gid = Gid::from_raw(0);
+        let zero_uid = Uid::from_raw(0);
+        nix::unistd::setresgid(zero_gid, zero_gid, zero_gid)
+            .map_err(|e| Error::sys("setting gid 0", e))?;
+        nix::unistd::setresuid(zero_uid, zero_uid, zero_uid)
+            .map_err(|e| Error::sys("setting uid 0", e))
+    }
+
+    fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
+        match (step, &self.resolv_conf) {
+            (MountStep::ResolvConf { at, .. }, Some(text)) => {
+                mounts::apply(&MountStep::ResolvConf {
+                    at: at.clone(),
+                    text: text.clone(),
+                })
+            }
+            _ => mounts::apply(step),
+        }
+    }
+
+    fn loopback_up(&mut self) -> Result<(), Error> {
+        sys::loopback_up().map_err(|e| Error::sys("bringing up loopback", e))
+    }
+}
+
+/// A mapping error, with AppArmor named where its user-namespace restriction is on (it makes
+/// every privileged step inside fail with EPERM).
+pub(super) fn with_apparmor_hint(e: UsernsError) -> Error {
+    let e = Error::from(e);
+    match e.hint() {
+        None if userns::apparmor_restricts() => {
+            Error::new(e.what(), e.why()).with_hint(userns::apparmor_hint())
+        }
+        _ => e,
+    }
+}
+
+/// Encode the helper's result for the pipe: empty means the helper died, `ok` success,
+/// otherwise `what \0 why \0 hint`.
+fn encode_report(result: &Result<(), UsernsError>) -> Vec<u8> {
+    match result {
+        Ok(()) => b"ok".to_vec(),
+        Err(e) => {
+            let e = Error::from(e.clone());
+            let mut hint = e.hint().map(str::to_string).unwrap_or_default();
+            if hint.is_empty() && userns::apparmor_restricts() {
+                hint = userns::apparmor_hint();
+            }
+            [e.what(), e.why(), &hint].join("\0").into_bytes()
+        }
+    }
+}
+
+fn decode_report(report: &[u8]) -> Result<(), Error> {
+    if report == b"ok" {
+        return Ok(());
+    }
+    if report.is_empty() {
+        return Err(Error::new(
+            "id mapping",
+            "the map helper process died before writing the maps",
+        ));
+    }
+    let text = String::from_utf8_lossy(report);
+    let mut parts = text.splitn(3, '\0');
+    let what = parts.next().unwrap_or_default().to_string();
+    let why = parts.next().unwrap_or_default().to_string();
+    let hint = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
+    Err(Error::new(what, why).with_hint_maybe(hint))
+}
+
+/// The helper child of exec-in-place mode: wait until `target` has unshared, write its maps
+/// from the parent user namespace, report, exit. Never returns.
+pub(super) fn map_helper(
+    target: Pid,
+    mut go: std::fs::File,
+    mut report: std::fs::File,
+    mapping: &Mapping,
+) -> ! {
+    // If become-root dies, so does the helper, and it never writes maps for a stranger: the
+    // parent-death signal is checked against a race by comparing the parent pid afterwards.
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != target {
+        sys::exit_now(1);
+    }
+    let mut byte = [0u8; 1];
+    if !matches!(go.read(&mut byte), Ok(1)) {
+        sys::exit_now(0); // become-root failed to unshare and reports that itself
+    }
+    let result = userns::write_maps(target, mapping);
+    let _ = report.write_all(&encode_report(&result));
+    sys::exit_now(0)
+}
+
+/// Take the identity asked for, then exec COMMAND; returns only on failure.
+pub(super) fn run_command(plan: &Plan) -> Error {
+    match plan.identity.apply() {
+        Ok(()) => plan.command.exec(),
+        Err(e) => e,
+    }
+}
+
+/// End a forked process with `result`: 0, or the error reported and its status.
+pub(super) fn exit_with(result: Result<(), Error>) -> ! {
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => {
+            e.report();
+            e.exit_code()
+        }
+    };
+    sys::exit_now(code)
+}
+
+/// The cloned namespace process: wait for its maps (and network), set up, then exec COMMAND,
+/// or, in a new pid namespace, be its init.
+pub(super) fn namespace_child(
+    plan: &Plan,
+    go: std::fs::File,
+    ending: std::fs::File,
+    terminal: Option<process::Terminal>,
+    provider: Option<std::os::fd::OwnedFd>,
+    session: Option<&crate::session::Session>,
+) -> Result<(), Error> {
+    // Die with become-root. No race: if become-root died before this line, `go` is at EOF
+    // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
+    // an ancestor pid namespace). The setting survives the exec of COMMAND.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::sys("prctl", e))?;
+    let mut real = Real {
+        maps: Some(MapsFrom::Supervisor { go }),
+        resolv_conf: None,
+    };
+    setup_inside(&mut real, plan)?;
+    if let Some(channel) = provider {
+        net::forward::spawn_provider(channel, plan.pid_namespace())?;
+    }
+    if plan.info_fd.is_some() {
+        let _ = (&ending).write_all(&process::Ending::Ready.encode());
+    }
+    // From here on this process holds nothing of become-root's but the pipes it still
+    // speaks on: no overlay layer, state directory or --info-fd stays in the namespaces
+    // (this process may live on as init or as a pause process, visible to COMMAND). It ends
+    // by exec or _exit, so the Rust owners of what is closed never run again.
+    let mut keep = vec![ending.as_raw_fd()];
+    if let Some(session) = session {
+        keep.extend(session.fds_inside());
+    }
+    sys::close_own_fds_except(&keep);
+    // Sessions: tell become-root the namespaces are ready (a pause process holds here).
+    if let Some(session) = session {
+        session.ready_inside()?;
+    }
+    if !plan.pid_namespace() {
+        drop(ending);
+        return Err(run_command(plan));
+    }
+    if let Some(terminal) = terminal {
+        terminal.lead_inside();
+    }
+    match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
+        Forked::Child => {
+            drop(ending);
+            let e = run_command(plan);
+            e.report();
+            sys::exit_now(e.exit_code())
+        }
+        Forked::Parent(main) => {
+            // init lives as long as the namespace: it keeps the pipe to become-root only.
+            sys::close_own_fds_except(&[ending.as_raw_fd()]);
+            process::init(main, ending)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::idmap::IdMap;
+    use crate::options::NetMode;
+    use crate::options::Propagation;
+    use crate::process::Command;
+    use crate::userns::Writer;
+
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl Ops for Recorder {
+        fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error> {
+            self.0.push(format!(
+                "unshare {:?}",
+                flags.contains(CloneFlags::CLONE_NEWNS)
+            ));
+            Ok(())
+        }
+        fn wait_for_maps(&mut self) -> Result<(), Error> {
+            self.0.push("maps".into());
+            Ok(())
+        }
+        fn become_root(&mut self) -> Result<(), Error> {
+            self.0.push("root".into());
+            Ok(())
+        }
+        fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
+            self.0.push(format!("mount {step:?}"));
+            Ok(())
+        }
+        fn loopback_up(&mut self) -> Result<(), Error> {
+            self.0.push("lo".into());
+            Ok(())
+        }
+    }
+
+    fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
+        Plan {
+            namespaces: CloneFlags::CLONE_NEWNS,
+            mounts,
+            net,
+            connected: None,
+            publish: Vec::new(),
+            mapping: Mapping {
+                uid: IdMap::single(1000),
+                gid: IdMap::single(1000),
+                writer: Writer::SelfMap,
+            },
+            command: Command::new(vec!["true".into()], Vec::new()).unwrap(),
+            quiet: false,
+            notices: Vec::new(),
+            identity: Identity::default(),
+            info_fd: None,
+            verbose: false,
+            session: None,
+            prepared: Default::default(),
+        }
+    }
+
+    #[test]
+    fn inside_steps_in_order() {
+        let steps = vec![
+            MountStep::SetPropagation(Propagation::Private),
+            MountStep::FreshProc { at: "/proc".into() },
+        ];
+        let plan = plan_with(steps, Some(NetMode::None));
+        let mut ops = Recorder::default();
+        ops.unshare(plan.namespaces).unwrap();
+        setup_inside(&mut ops, &plan).unwrap();
+        assert_eq!(
+            ops.0,
+            [
+                "unshare true",
+                "maps",
+                "root",
+                "mount SetPropagation(Private)",
+                "mount FreshProc { at: \"/proc\" }",
+                "lo"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_loopback_without_net() {
+        let mut ops = Recorder::default();
+        setup_inside(&mut ops, &plan_with(Vec::new(), None)).unwrap();
+        assert_eq!(ops.0, ["maps", "root"]);
+    }
+
+    #[test]
+    fn report_round_trip() {
+        assert!(decode_report(&encode_report(&Ok(()))).is_ok());
+        let err = UsernsError::HelperFailed {
+            program: "newuidmap 1 0 1000 1".into(),
+            status: "exit status: 1".into(),
+            stderr: "newuidmap: uid range not allowed".into(),
+        };
+        let got = decode_report(&encode_report(&Err(err))).unwrap_err();
+        assert!(got.why().contains("uid range not allowed"), "{got}");
+        assert!(got.hint().is_some());
+        assert!(decode_report(b"").is_err(), "a dead helper is an error");
+    }
+}

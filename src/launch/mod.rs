@@ -1,0 +1,119 @@
+//! The launcher: from what the command line asks to COMMAND running in its namespaces.
+//!
+//! Two shapes, chosen by what must live outside the namespaces (DESIGN.md, process model):
+//! - exec in place ([`in_place`]): newuidmap and newgidmap, forked ahead, write the maps
+//!   while become-root itself unshares and then execs COMMAND, which keeps become-root's pid;
+//! - supervise ([`supervise`]: `--pid`, a network helper, published ports, `--info-fd`, a
+//!   session): become-root clones the namespace process, writes its maps and starts its
+//!   helpers from outside, and waits, forwarding signals. That run is a pipeline of named
+//!   steps with one place that undoes them.
+//!
+//! [`plan`] decides everything that can be decided before any namespace exists. Inside,
+//! [`inside`] runs the steps in the same order in both shapes: maps written, ids set to 0,
+//! mounts, loopback, then COMMAND (or an init); its [`inside::Ops`] seam lets a unit test
+//! check that order.
+
+use std::ffi::OsString;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+
+use crate::error::Error;
+use crate::options::{
+    FsArg, MapMode, NetMode, OverlayDriver, PortDriver, Propagation, SubidSource,
+};
+use crate::sys;
+
+mod in_place;
+pub mod inside;
+mod plan;
+mod supervise;
+
+pub use plan::{Plan, plan};
+
+/// What a run is asked for: the command line's options for a new run, as values (`cli`
+/// parses argv into them; nothing here reads argv).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub map: MapMode,
+    pub subid_source: SubidSource,
+    pub mount: bool,
+    pub propagation: Propagation,
+    pub net: Option<NetMode>,
+    pub publish: Vec<String>,
+    pub port_driver: PortDriver,
+    pub allow_host_loopback: bool,
+    pub mtu: u32,
+    /// The filesystem options in command-line order.
+    pub filesystem: Vec<FsArg>,
+    pub overlay_driver: OverlayDriver,
+    pub rootfs: Option<String>,
+    pub chdir: Option<String>,
+    /// --uid, --gid, --cap-add, --cap-drop, --no-new-privs.
+    pub identity: crate::identity::Asked,
+    pub info_fd: Option<i32>,
+    pub verbose: bool,
+    pub quiet: bool,
+    pub pid: bool,
+    pub uts: bool,
+    pub ipc: bool,
+    pub cgroup: bool,
+    pub all: bool,
+    pub name: Option<String>,
+    pub detach: bool,
+    pub command: Vec<OsString>,
+}
+
+/// Run `request` and return the exit status (which is returned only on failure: on success
+/// COMMAND has replaced this process, or this process ended the way COMMAND did).
+pub fn main(request: Request) -> i32 {
+    match run(request) {
+        Ok(never) => match never {},
+        Err(e) => {
+            e.report();
+            e.exit_code()
+        }
+    }
+}
+
+fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
+    let quiet = cli.quiet;
+    let (mut plan, warnings) = plan(cli)?;
+    if plan.verbose {
+        let show = |map: &crate::idmap::IdMap| {
+            let extents: Vec<String> = map.ranges().iter().map(|r| r.to_string()).collect();
+            extents.join(", ")
+        };
+        eprintln!("become-root: uid map: {}", show(&plan.mapping.uid));
+        eprintln!("become-root: gid map: {}", show(&plan.mapping.gid));
+    }
+    plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
+    if !quiet {
+        for w in &warnings {
+            eprint!("{w}");
+        }
+    }
+    if plan.supervised() {
+        supervise::supervise(&plan)
+    } else {
+        in_place::exec_in_place(&plan)
+    }
+}
+
+/// The namespace kinds a run has, as named in /proc/PID/ns.
+pub(crate) fn namespace_kinds(flags: CloneFlags) -> Vec<&'static str> {
+    let mut kinds = vec!["user"];
+    for (flag, kind) in [
+        (CloneFlags::CLONE_NEWNS, "mnt"),
+        (CloneFlags::CLONE_NEWNET, "net"),
+        (CloneFlags::CLONE_NEWPID, "pid"),
+        (CloneFlags::CLONE_NEWUTS, "uts"),
+        (CloneFlags::CLONE_NEWIPC, "ipc"),
+        (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
+    ] {
+        if flags.contains(flag) {
+            kinds.push(kind);
+        }
+    }
+    kinds
+}

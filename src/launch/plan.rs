@@ -1,0 +1,189 @@
+//! What a run will do, decided before any namespace exists: namespaces, maps, mounts,
+//! network, ports, identity, session. Reads the caller's files (passwd, subid) and checks
+//! every path, but changes nothing except a missing overlay UPPER it makes (mounts::check).
+
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+
+use super::Request;
+use crate::error::Error;
+use crate::identity::Identity;
+use crate::mounts::{self, MountStep};
+use crate::net::ports::Publish;
+use crate::net::{self, NetPlan};
+use crate::options::{NetMode, PortDriver};
+use crate::process::Command;
+use crate::userns::{self, Mapping};
+
+/// Everything decided before any namespace exists.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Namespaces other than the user namespace.
+    pub namespaces: CloneFlags,
+    pub mounts: Vec<MountStep>,
+    pub net: Option<NetMode>,
+    /// A connected network: the helper become-root starts and supervises.
+    pub connected: Option<NetPlan>,
+    /// Ports published on the host by become-root's forwarder.
+    pub publish: Vec<Publish>,
+    pub mapping: Mapping,
+    pub command: Command,
+    /// --quiet: no warnings or notices.
+    pub quiet: bool,
+    /// What to tell the user once the namespace is ready (ports chosen for host port 0).
+    pub notices: Vec<String>,
+    /// Who COMMAND runs as inside, with which capabilities.
+    pub identity: Identity,
+    /// `--info-fd`: where to write what was set up, and how COMMAND ended.
+    pub info_fd: Option<i32>,
+    /// `--verbose`.
+    pub verbose: bool,
+    /// --name/--detach: a session that --join can enter (session.rs).
+    pub session: Option<crate::session::Request>,
+    /// The directories `mounts::check` opened for the mount steps (overlay upper layers).
+    pub prepared: std::sync::Arc<mounts::Prepared>,
+}
+
+impl Plan {
+    /// Whether become-root must stay outside to supervise: an init for a pid namespace, or a
+    /// network helper to own.
+    pub fn supervised(&self) -> bool {
+        self.pid_namespace()
+            || self.connected.is_some()
+            || !self.publish.is_empty()
+            || self.info_fd.is_some()
+            || self.session.is_some()
+    }
+
+    pub fn pid_namespace(&self) -> bool {
+        self.namespaces.contains(CloneFlags::CLONE_NEWPID)
+    }
+}
+
+/// Decide everything that can be decided without side effects.
+pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
+    userns::refuse_privileged()?;
+    let pid = cli.pid || cli.all;
+    let net = cli.net.or(cli.all.then_some(NetMode::None));
+    let mut notices = Vec::new();
+    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
+    let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
+    if cli.port_driver == PortDriver::Helper && !publish.is_empty() {
+        // The network helper forwards; become-root's own forwarder has nothing to do.
+        let helper = connected
+            .as_mut()
+            .ok_or(net::NetError::HelperDriverWithoutHelper)?;
+        helper.forwards = net::helper_forwards(helper, &publish)?;
+        for (asked, got) in publish.iter().zip(&helper.forwards) {
+            if asked.host_port == 0 {
+                let host = std::net::SocketAddr::new(got.host_ip, got.host_port);
+                notices.push(format!("published {host} -> {}/{}", got.ns_port, got.proto));
+            }
+        }
+        publish.clear();
+    }
+    if connected.is_some() {
+        net::check_tun()?;
+    }
+    // A connected network needs its own resolv.conf, hence a mount namespace.
+    let mount = cli.mount || pid || cli.all || connected.is_some();
+    let mut namespaces = CloneFlags::empty();
+    for (on, flag) in [
+        (mount, CloneFlags::CLONE_NEWNS),
+        (net.is_some(), CloneFlags::CLONE_NEWNET),
+        (pid, CloneFlags::CLONE_NEWPID),
+        (cli.uts || cli.all, CloneFlags::CLONE_NEWUTS),
+        (cli.ipc || cli.all, CloneFlags::CLONE_NEWIPC),
+        (cli.cgroup || cli.all, CloneFlags::CLONE_NEWCGROUP),
+    ] {
+        if on {
+            namespaces |= flag;
+        }
+    }
+    let caller = userns::caller()?;
+    let mut warnings = Vec::new();
+    let mapping = userns::plan_mapping(cli.map, cli.subid_source, &caller, &mut warnings)?;
+    let identity = Identity::from_asked(&cli.identity)?;
+    if let Some(fd) = cli.info_fd {
+        crate::info::claim(fd)?;
+    }
+    for (kind, id, map) in [
+        ("uid", cli.identity.uid, &mapping.uid),
+        ("gid", cli.identity.gid, &mapping.gid),
+    ] {
+        if let Some(id) = id
+            && map.to_outside(id).is_none()
+        {
+            return Err(Error::usage(
+                format!(
+                    "--{kind}={id}: not mapped in the new namespace (it maps {} ids from 0)",
+                    map.len()
+                ),
+                "choose an id below that, or give the user subordinate ids (--map=full)",
+            ));
+        }
+    }
+    let session =
+        crate::session::Request::new(cli.name.as_deref(), cli.detach, cli.command.is_empty())?;
+    let command = Command::new(cli.command, userns::containers_env(&caller))?;
+    let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
+    let filesystem = cli
+        .filesystem
+        .iter()
+        .map(mounts::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let rootfs = match &cli.rootfs {
+        None => None,
+        Some(dir) => Some(std::fs::canonicalize(dir).map_err(|e| {
+            mounts::mount_error(format!("--rootfs {dir}"), crate::sys::io_errno(&e))
+        })?),
+    };
+    let options = mounts::Options {
+        mount_ns: mount || !filesystem.is_empty() || rootfs.is_some() || cli.chdir.is_some(),
+        pid_ns: pid,
+        own_net: net.is_some(),
+        propagation: Some(cli.propagation),
+        resolv_conf,
+        filesystem,
+        rootfs,
+        overlay_driver: Some(cli.overlay_driver),
+        chdir: cli.chdir.as_ref().map(PathBuf::from),
+        verbose: cli.verbose,
+    };
+    // Every path is checked before anything is mounted; the overlay directories to write to
+    // are made or checked and kept open. Only a directory of the caller's own ids (outside)
+    // may be one.
+    let owns = |uid: u32| uid == caller.uid || mapping.uid.to_inside(uid).is_some();
+    let prepared = mounts::check(&options, &owns)?;
+    if let Some(root) = &options.rootfs
+        && !session.as_ref().is_some_and(|s| s.pause) // (session.rs: runs no COMMAND)
+        && !mounts::command_in_rootfs(root, &command.name)
+    {
+        let error = crate::process::ExecError::NotInRootfs(root.clone());
+        return Err(crate::process::exec_error(command.name.clone(), error));
+    }
+    if options.mount_ns {
+        namespaces |= CloneFlags::CLONE_NEWNS;
+    }
+    let mounts = mounts::plan(&options, &prepared);
+    Ok((
+        Plan {
+            namespaces,
+            mounts,
+            net,
+            connected,
+            publish,
+            mapping,
+            command,
+            quiet: cli.quiet,
+            notices,
+            identity,
+            info_fd: cli.info_fd,
+            verbose: cli.verbose,
+            session,
+            prepared: std::sync::Arc::new(prepared),
+        },
+        warnings,
+    ))
+}

@@ -1,0 +1,327 @@
+//! A supervised run, as a pipeline of named steps over one value, [`Run`], that holds what
+//! the run owns so far:
+//!
+//! ```text
+//! claim the session -> bind the host ports -> clone the namespace process -> write its maps
+//!   -> start the network helper -> release it -> forward the ports -> ready -> supervise
+//! ```
+//!
+//! Each step is a method that calls into the module of its concern (session, net::forward,
+//! userns, net::helper, process) and records what it made. A step that fails returns its error
+//! and the run is dropped: [`Drop`] undoes what the steps before it made, in reverse order, in
+//! one place (the namespace process is killed and reaped, the helper stopped, the host ports
+//! closed, the session's state removed). After supervision, [`Run::finish`] ends the same way
+//! and returns how COMMAND ended.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::Plan;
+use super::inside::{exit_with, namespace_child, with_apparmor_hint};
+use crate::error::Error;
+use crate::net::{self, Driver};
+use crate::process::{self, Ending, Terminal};
+use crate::session::Session;
+use crate::sys::{self, Forked};
+
+/// What a supervised run owns, step by step.
+struct Run<'p> {
+    plan: &'p Plan,
+    /// Claimed first, removed last (its Drop removes the state).
+    session: Option<Session>,
+    /// Only an init in a pid namespace needs the terminal handed over (see Terminal).
+    terminal: Option<Terminal>,
+    /// The host ports, bound; handed to the forwarder once the namespace process runs.
+    bound: Vec<net::forward::Bound>,
+    /// The namespace process, while it has not been reaped.
+    child: Option<Pid>,
+    /// Our ends of its pipes: the word to go, and the reports of an init.
+    go: Option<std::fs::File>,
+    ending: Option<std::fs::File>,
+    /// Our end of the channel to the socket provider inside (published ports).
+    provider: Option<OwnedFd>,
+    helper: Option<net::helper::Running>,
+    /// The network helper that runs: the planned one, or slirp4netns when --net=auto fell
+    /// back from pasta.
+    driver: Option<Driver>,
+    /// --info-fd: what /proc showed of the namespace process while it could not end, and
+    /// the published ports as the user reaches them.
+    observed: Option<crate::info::Observed>,
+    ports: Vec<(String, u16, String)>,
+}
+
+/// Supervise: run the steps, then wait for COMMAND, forwarding signals, and end as it ended.
+pub fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
+    let mut run = Run::new(plan);
+    run.claim_session()?;
+    run.bind_ports()?;
+    run.clone_namespaces()?;
+    run.write_maps()?;
+    run.start_network()?;
+    run.release()?;
+    run.forward_ports();
+    run.ready()?;
+    let ending = run.supervise();
+    run.finish(ending)
+}
+
+impl<'p> Run<'p> {
+    fn new(plan: &'p Plan) -> Run<'p> {
+        Run {
+            plan,
+            session: None,
+            terminal: None,
+            bound: Vec::new(),
+            child: None,
+            go: None,
+            ending: None,
+            provider: None,
+            helper: None,
+            driver: plan.connected.as_ref().map(|net| net.driver),
+            observed: None,
+            ports: Vec::new(),
+        }
+    }
+
+    /// Sessions: claim the name; with --detach, go on in the background (only the background
+    /// process returns from here).
+    fn claim_session(&mut self) -> Result<(), Error> {
+        let plan = self.plan;
+        let net = plan
+            .net
+            .map(|_| self.driver.map_or("none", Driver::program));
+        self.session = Session::start(plan.session.as_ref(), net, plan.info_fd)?;
+        Ok(())
+    }
+
+    /// Host ports first: they depend on nothing inside, so a port in use is an error before
+    /// any namespace exists.
+    fn bind_ports(&mut self) -> Result<(), Error> {
+        self.bound = net::forward::bind(&self.plan.publish)?;
+        Ok(())
+    }
+
+    /// Clone the namespace process (pid 1 of a new pid namespace, when asked). It waits for
+    /// the word to go; become-root supervises from here on, its signals blocked (they are read
+    /// from a signalfd) and as a child subreaper (orphans of its children, pasta's short-lived
+    /// workers, come back to be reaped rather than lingering as zombies of the system's init).
+    fn clone_namespaces(&mut self) -> Result<(), Error> {
+        let plan = self.plan;
+        if plan.pid_namespace() {
+            self.terminal = Terminal::foreground();
+        }
+        process::block_forwarded_signals()?;
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+        let (go_r, go_w) = process::pipe()?;
+        let (ending_r, ending_w) = process::pipe()?;
+        let channel = match plan.publish.is_empty() {
+            true => None,
+            false => {
+                Some(net::forward::provider_channel().map_err(|e| Error::sys("socketpair", e))?)
+            }
+        };
+        let flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
+        match sys::clone_process(flags)
+            .map_err(|e| Error::from(crate::userns::diagnose_unshare(e)))?
+        {
+            Forked::Child => {
+                drop((go_w, ending_r));
+                let inside = channel.map(|(_outside, inside)| inside);
+                exit_with(namespace_child(
+                    plan,
+                    go_r,
+                    ending_w,
+                    self.terminal,
+                    inside,
+                    self.session.as_ref(),
+                ))
+            }
+            Forked::Parent(child) => {
+                self.child = Some(child);
+                self.go = Some(go_w);
+                self.ending = Some(ending_r);
+                self.provider = channel.map(|(outside, _inside)| outside);
+                Ok(())
+            }
+        }
+    }
+
+    fn child(&self) -> Pid {
+        self.child.expect("the namespace process was cloned")
+    }
+
+    /// newuidmap and newgidmap (or become-root itself) write the namespace process's maps.
+    fn write_maps(&mut self) -> Result<(), Error> {
+        crate::userns::write_maps(self.child(), &self.plan.mapping).map_err(with_apparmor_hint)
+    }
+
+    /// Start the network helper against the namespace process and wait until it is ready:
+    /// pasta, or under --net=auto slirp4netns if pasta fails to start.
+    fn start_network(&mut self) -> Result<(), Error> {
+        let Some(planned) = self.plan.connected.as_ref() else {
+            return Ok(());
+        };
+        let child = self.child();
+        let helper = match net::helper::start_ready(planned, child) {
+            Ok(helper) => helper,
+            Err(e) => {
+                let fallback = planned.fall_back().ok_or(e.clone())?;
+                if !self.plan.quiet {
+                    eprintln!("become-root: warning: --net=auto: {e}; using slirp4netns instead");
+                }
+                let helper = net::helper::start_ready(&fallback, child)?;
+                self.driver = Some(fallback.driver);
+                helper
+            }
+        };
+        self.helper = Some(helper);
+        if let (Some(session), Some(driver)) = (self.session.as_mut(), self.driver) {
+            session.network_is(driver.program());
+        }
+        Ok(())
+    }
+
+    /// Tell the user what was chosen for them (ports for host port 0), note what --info-fd
+    /// reports of the namespace process while it cannot end, then let it go: "ok", or "ok"
+    /// and the helper that runs instead of the planned one (its DNS forwarder, hence the
+    /// resolv.conf inside, differs).
+    fn release(&mut self) -> Result<(), Error> {
+        let plan = self.plan;
+        if !plan.quiet {
+            let chosen = self.bound.iter().filter(|b| b.publish.host_port == 0);
+            let chosen = chosen.map(|b| format!("published {}", b.describe()));
+            for notice in plan.notices.iter().cloned().chain(chosen) {
+                eprintln!("become-root: {notice}");
+            }
+        }
+        let mut word = b"ok".to_vec();
+        if self.driver != plan.connected.as_ref().map(|net| net.driver) {
+            word.extend(self.driver.map_or("", Driver::program).as_bytes());
+        }
+        if plan.info_fd.is_some() {
+            let kinds = super::namespace_kinds(plan.namespaces);
+            self.observed = Some(crate::info::observe(self.child(), &kinds));
+            self.ports = self.published();
+        }
+        let mut go = self.go.take().expect("released once");
+        go.write_all(&word)
+            .map_err(|e| Error::sys("starting the namespace process", sys::io_errno(&e)))
+    }
+
+    /// become-root's own forwarder takes the host ports (the provider inside answers once the
+    /// namespace process has set itself up).
+    fn forward_ports(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let provider = std::sync::Arc::new(net::forward::Provider::new(provider));
+            net::forward::start(std::mem::take(&mut self.bound), provider);
+        }
+    }
+
+    /// Sessions: wait until the namespaces are ready, record them, let a --detach caller go.
+    fn ready(&mut self) -> Result<(), Error> {
+        match (self.session.as_mut(), self.child) {
+            (Some(session), Some(child)) => session.namespaces_ready(child),
+            _ => Ok(()),
+        }
+    }
+
+    /// Wait for COMMAND, forwarding signals. An init reports how COMMAND ended (otherwise the
+    /// child is COMMAND), and the namespace process says when its setup is done, for
+    /// --info-fd. A network helper that dies meanwhile leaves the namespace without a
+    /// network while COMMAND runs on: it is said at once (in a detached session's log) and
+    /// recorded for --list.
+    fn supervise(&mut self) -> Result<Ending, Error> {
+        let plan = self.plan;
+        let child = self.child();
+        let reports = (plan.pid_namespace() || plan.info_fd.is_some())
+            .then(|| self.ending.take())
+            .flatten();
+        let (observed, driver, ports) = (self.observed.as_ref(), self.driver, &self.ports);
+        let mut on_ready = || {
+            if let (Some(fd), Some(observed)) = (plan.info_fd, observed) {
+                let ready = crate::info::Ready {
+                    pid: child,
+                    uid_map: &plan.mapping.uid,
+                    gid_map: &plan.mapping.gid,
+                    observed,
+                    net_mode: plan.net.map(|_| driver.map_or("none", Driver::program)),
+                    ports: ports.clone(),
+                    session: plan.session.as_ref().map(|request| {
+                        let dir = crate::session::state_dir_location();
+                        (request.name.clone(), dir.display().to_string())
+                    }),
+                };
+                crate::info::write_line(fd, &ready.to_json());
+            }
+        };
+        let (helper, session) = (&mut self.helper, &mut self.session);
+        let mut on_child = || notice_dead_helper(helper, session);
+        let ending =
+            process::supervise(child, reports, self.terminal, &mut on_ready, &mut on_child);
+        // Reaped by process::supervise: nothing of it is left to undo.
+        self.child = None;
+        notice_dead_helper(&mut self.helper, &mut self.session); // ended just before COMMAND
+        ending
+    }
+
+    /// The published ports as the user reaches them, chosen ports included (for --info-fd).
+    fn published(&self) -> Vec<(String, u16, String)> {
+        let mut ports: Vec<(String, u16, String)> = self
+            .bound
+            .iter()
+            .map(|b| {
+                let proto = b.publish.proto.to_string();
+                (b.local.to_string(), b.publish.ns_port, proto)
+            })
+            .collect();
+        if let Some(net) = &self.plan.connected {
+            ports.extend(net.forwards.iter().map(|p| {
+                let host = std::net::SocketAddr::new(p.host_ip, p.host_port).to_string();
+                (host, p.ns_port, p.proto.to_string())
+            }));
+        }
+        ports
+    }
+
+    /// After supervision: report the ending on --info-fd, undo everything (Drop), and end
+    /// as COMMAND ended.
+    fn finish(self, ending: Result<Ending, Error>) -> Result<std::convert::Infallible, Error> {
+        if let (Some(fd), Ok(ending)) = (self.plan.info_fd, &ending) {
+            crate::info::write_line(fd, &crate::info::ended_json(*ending));
+        }
+        drop(self);
+        ending?.finish()
+    }
+}
+
+/// If the network helper has ended, say so on stderr and record it in the session.
+fn notice_dead_helper(helper: &mut Option<net::helper::Running>, session: &mut Option<Session>) {
+    if let Some(down) = helper.as_mut().and_then(|h| h.ended()) {
+        eprintln!("become-root: network: {down}; the namespace has no network now");
+        if let Some(session) = session.as_mut() {
+            session.network_down(&down);
+        }
+    }
+}
+
+impl Drop for Run<'_> {
+    /// Undo, newest first: the namespace process (killed and reaped, unless supervision
+    /// reaped it), the network helper, the host ports, the session's state.
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            let _ = kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+        }
+        if let Some(helper) = self.helper.take() {
+            helper.stop();
+        }
+        process::reap_zombies();
+        self.bound.clear();
+        self.session.take(); // removes the session's state
+    }
+}
