@@ -1,0 +1,330 @@
+//! Every path of the plan checked before anything is mounted, and the directories an overlay
+//! writes to made or checked without following a symbolic link (see [`own_dir`]).
+
+use super::*;
+
+pub(super) fn not_found(what: &str, path: &Path) -> Error {
+    mount_error(format!("{what} {}", path.display()), nix::Error::ENOENT)
+}
+
+/// Check every path the plan names, as the caller sees them, before anything is mounted.
+/// Creates nothing but a missing overlay UPPER and its work directory (beside it, so on the
+/// same filesystem), each with one mkdir, and returns them open. `owns` says whether a host
+/// uid belongs to the caller (its own, or one its map covers): only such a directory may be
+/// written to.
+pub fn check(o: &Options, owns: &dyn Fn(u32) -> bool) -> Result<Prepared, Error> {
+    let is_dir = |p: &Path| p.is_dir();
+    if let Some(root) = &o.rootfs {
+        check_rootfs(root, owns)?;
+    }
+    let mut prepared = Prepared::default();
+    for spec in &o.filesystem {
+        match spec {
+            FsSpec::Bind { src, dst, .. } => {
+                if !src.exists() {
+                    return Err(not_found("bind source", src));
+                }
+                if !inside(&o.rootfs, dst).exists() {
+                    return Err(not_found("bind destination", &inside(&o.rootfs, dst)));
+                }
+            }
+            FsSpec::Tmpfs { dir } => {
+                if !is_dir(&inside(&o.rootfs, dir)) {
+                    return Err(not_a_dir("tmpfs directory", &inside(&o.rootfs, dir)));
+                }
+            }
+            FsSpec::Overlay {
+                lowers,
+                target,
+                upper,
+            } => {
+                for lower in lowers {
+                    if !is_dir(lower) {
+                        return Err(not_a_dir("overlay lower", lower));
+                    }
+                    refuse_pseudo_fs("overlay lower", lower)?;
+                }
+                let target = inside(&o.rootfs, target);
+                if !is_dir(&target) {
+                    return Err(not_a_dir("overlay target", &target));
+                }
+                refuse_pseudo_fs("overlay target", &target)?;
+                if let Some(upper) = upper
+                    && prepared.upper(upper).is_none()
+                {
+                    prepare_upper(upper, owns, &mut prepared)?;
+                }
+            }
+        }
+    }
+    Ok(prepared)
+}
+
+pub(super) fn not_a_dir(what: &str, path: &Path) -> Error {
+    let errno = if path.exists() {
+        nix::Error::ENOTDIR
+    } else {
+        nix::Error::ENOENT
+    };
+    mount_error(format!("{what} {}", path.display()), errno)
+}
+
+/// A refusal of `path`, with why and what to do instead.
+pub(super) fn refused(what: &str, path: &Path, why: String, hint: &str) -> Error {
+    Error::new(format!("{what} {}", path.display()), why).with_hint(hint)
+}
+
+/// Pseudo filesystems cannot be layers of an overlay: overlayfs refuses them, and
+/// fuse-overlayfs would serve /proc to the very process that waits for it (a deadlock).
+pub(super) fn refuse_pseudo_fs(what: &str, path: &Path) -> Result<(), Error> {
+    use nix::sys::statfs::{
+        CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEBUGFS_MAGIC, DEVPTS_SUPER_MAGIC,
+        PROC_SUPER_MAGIC, SECURITYFS_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC, statfs,
+    };
+    let Ok(fs) = statfs(path) else {
+        return Ok(()); // reported by the mount itself
+    };
+    let name = [
+        (PROC_SUPER_MAGIC, "proc"),
+        (SYSFS_MAGIC, "sysfs"),
+        (DEVPTS_SUPER_MAGIC, "devpts"),
+        (CGROUP_SUPER_MAGIC, "cgroup"),
+        (CGROUP2_SUPER_MAGIC, "cgroup2"),
+        (DEBUGFS_MAGIC, "debugfs"),
+        (TRACEFS_MAGIC, "tracefs"),
+        (SECURITYFS_MAGIC, "securityfs"),
+    ]
+    .into_iter()
+    .find(|(magic, _)| fs.filesystem_type() == *magic)
+    .map(|(_, name)| name);
+    match name {
+        None => Ok(()),
+        Some(name) => Err(refused(
+            what,
+            path,
+            format!("is on {name}, a pseudo filesystem, which cannot be overlaid"),
+            "overlay a directory of a real filesystem; for a private /proc use --pid, for \
+             /sys a network namespace (--net) with --rootfs",
+        )),
+    }
+}
+
+/// --rootfs: a directory (not a file, not `/`) that nobody but the caller (or root) can
+/// change, since become-root runs COMMAND from it as root of the namespace.
+pub(super) fn check_rootfs(root: &Path, owns: &dyn Fn(u32) -> bool) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(root).map_err(|e| {
+        mount_error(
+            format!("--rootfs {}", root.display()),
+            crate::sys::io_errno(&e),
+        )
+    })?;
+    if !meta.is_dir() {
+        return Err(mount_error(
+            format!("--rootfs {}", root.display()),
+            nix::Error::ENOTDIR,
+        ));
+    }
+    if root == Path::new("/") {
+        return Err(refused(
+            "--rootfs",
+            root,
+            "is the root already (pivot_root(2) needs a new root below it)".into(),
+            "give a directory holding the new root's tree, or leave --rootfs out",
+        ));
+    }
+    if !(owns(meta.uid()) || meta.uid() == 0) || meta.mode() & 0o022 != 0 {
+        return Err(refused(
+            "--rootfs",
+            root,
+            format!(
+                "is owned by uid {} with mode {:04o}: others could change the tree COMMAND \
+                 runs from",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+            "use a directory of yours (or of your subordinate ids) that only its owner can \
+             write to",
+        ));
+    }
+    Ok(())
+}
+
+/// The work directory overlayfs needs, kept beside UPPER so that both are on one
+/// filesystem: `.NAME.work` in UPPER's parent.
+pub fn work_dir(upper: &Path) -> PathBuf {
+    let name = upper
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    upper.with_file_name(format!(".{name}.work"))
+}
+
+/// Make or check UPPER and then its work directory, each with [`own_dir`], and keep them.
+/// A directory made here is removed again if the other fails, so that a refused overlay
+/// leaves nothing behind.
+pub(super) fn prepare_upper(
+    upper: &Path,
+    owns: &dyn Fn(u32) -> bool,
+    prepared: &mut Prepared,
+) -> Result<(), Error> {
+    let Some(name) = upper.file_name() else {
+        return Err(refused(
+            "overlay upper",
+            upper,
+            "names no directory of its own (its work directory goes beside it)".into(),
+            "give a directory below another one, such as ./upper",
+        ));
+    };
+    let parent = match upper.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let work_name = format!(".{}.work", name.to_string_lossy());
+    let parent_fd = open_parent(parent, upper)?;
+    let (dir, made_dir) = own_dir(&parent_fd, parent, name, owns)?;
+    let (work, _) = match own_dir(&parent_fd, parent, work_name.as_ref(), owns) {
+        Ok(done) => done,
+        Err(e) => {
+            if made_dir {
+                let _ =
+                    nix::unistd::unlinkat(&parent_fd, name, nix::unistd::UnlinkatFlags::RemoveDir);
+            }
+            return Err(e);
+        }
+    };
+    use nix::sys::stat::fstat;
+    let dev = |fd: &OwnedFd| fstat(fd).map(|st| st.st_dev).unwrap_or(0);
+    if dev(&dir) != dev(&work) {
+        return Err(Error::new(
+            format!("overlay upper {}", upper.display()),
+            format!(
+                "its work directory {} is on another filesystem (UPPER is a mount point), and \
+                 overlayfs needs both on one",
+                work_dir(upper).display()
+            ),
+        )
+        .with_hint("give as UPPER a directory inside that filesystem, not its root"));
+    }
+    prepared.uppers.push(Upper {
+        path: upper.to_path_buf(),
+        dir: dir.as_raw_fd(),
+        work: work.as_raw_fd(),
+    });
+    prepared.held.extend([dir, work]);
+    Ok(())
+}
+
+/// The directory that will hold UPPER and its work directory, opened once: both are made
+/// and opened relative to it. It may be reached through symlinks (the caller named it), but
+/// it must not let others rename what is in it: not group- or world-writable unless sticky
+/// (as /tmp is, where only an entry's owner may remove or rename it).
+pub(super) fn open_parent(parent: &Path, upper: &Path) -> Result<OwnedFd, Error> {
+    let fd = open(
+        parent,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| mount_error(format!("overlay upper {}", upper.display()), errno))?;
+    let st = nix::sys::stat::fstat(&fd)
+        .map_err(|errno| mount_error(format!("overlay upper {}", upper.display()), errno))?;
+    if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
+        return Err(refused(
+            "overlay upper",
+            upper,
+            format!(
+                "its directory {} is writable by others (mode {:04o}) and not sticky: they \
+                 could swap UPPER or its work directory for a link to your files",
+                parent.display(),
+                st.st_mode & 0o7777
+            ),
+            "keep UPPER in a directory only you can write to",
+        ));
+    }
+    Ok(fd)
+}
+
+/// Make `name` in `parent` (mode 0755, if missing) and open it without following a symbolic
+/// link (O_NOFOLLOW on the last component, relative to the parent's descriptor), then check
+/// that it is a directory the caller owns (`owns`) and that nobody else can write to. Says
+/// whether it was made here.
+///
+/// Why: overlayfs empties and rewrites its work directory, and writes whatever COMMAND writes
+/// into UPPER. Another user who could choose what these names lead to (a symlink planted in
+/// /tmp, say) would have the caller's overlay delete or create files in the caller's name.
+pub fn own_dir(
+    parent: &OwnedFd,
+    parent_path: &Path,
+    name: &std::ffi::OsStr,
+    owns: &dyn Fn(u32) -> bool,
+) -> Result<(OwnedFd, bool), Error> {
+    let path = parent_path.join(name);
+    let fail = |errno| mount_error(format!("overlay directory {}", path.display()), errno);
+    let made = match nix::sys::stat::mkdirat(parent, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) => true,
+        Err(nix::Error::EEXIST) => false,
+        Err(errno) => return Err(fail(errno)),
+    };
+    let fd = match nix::fcntl::openat(
+        parent,
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        // O_DIRECTORY with O_NOFOLLOW refuses a symbolic link with ENOTDIR (or ELOOP).
+        Err(nix::Error::ELOOP | nix::Error::ENOTDIR)
+            if nix::sys::stat::fstatat(parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFLNK) =>
+        {
+            return Err(refused(
+                "overlay directory",
+                &path,
+                "is a symbolic link; become-root never follows one there".into(),
+                "remove it (someone else may have planted it), or choose another UPPER",
+            ));
+        }
+        Err(errno) => return Err(fail(errno)),
+    };
+    if made {
+        // Exactly 0755, whatever the umask: through the descriptor, so the very directory
+        // just made (an O_PATH descriptor names it for chmod through /proc/self/fd).
+        let fd_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            fd_path.as_str(),
+            Mode::from_bits_truncate(0o755),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(fail)?;
+    }
+    let st = nix::sys::stat::fstat(&fd).map_err(fail)?;
+    if !owns(st.st_uid) || st.st_mode & 0o022 != 0 {
+        return Err(refused(
+            "overlay directory",
+            &path,
+            format!(
+                "is owned by uid {} with mode {:04o}; it must be yours (or one of your \
+                 subordinate ids') and writable by nobody else",
+                st.st_uid,
+                st.st_mode & 0o7777
+            ),
+            "if it is yours: chmod go-w it; else remove it (someone else may have made \
+             it), or choose another UPPER",
+        ));
+    }
+    Ok((fd, made))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_dir_is_beside_upper() {
+        assert_eq!(
+            work_dir(Path::new("/data/upper")),
+            PathBuf::from("/data/.upper.work")
+        );
+    }
+}

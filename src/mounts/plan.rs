@@ -1,0 +1,282 @@
+//! The mount plan: the steps of a run, in order, from the options (pure). The persistent upper
+//! layers it names were opened by `check`, and are held by [`Prepared`].
+
+use super::*;
+
+/// A persistent upper layer: UPPER and its work directory, made or checked by [`check`] and
+/// held open from then on, so that nothing is looked up by path again (the kernel is given
+/// `/proc/self/fd/N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upper {
+    pub path: PathBuf,
+    /// O_PATH descriptors of UPPER and of its work directory, owned by [`Prepared`].
+    pub dir: RawFd,
+    pub work: RawFd,
+}
+
+/// What [`check`] opened for the run: the directories overlays will write to. They stay open
+/// (close-on-exec) until the mounts are made; the namespace process closes them before it
+/// becomes an init or a pause process (nothing inside may hold a directory of the host).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub(super) held: Vec<OwnedFd>,
+    pub(super) uppers: Vec<Upper>,
+}
+
+impl Prepared {
+    /// The descriptors held, for a process that must keep them across a clean-up.
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        self.held.iter().map(|fd| fd.as_raw_fd()).collect()
+    }
+
+    /// A Prepared that names `uppers` without holding them: for checking what [`plan`] does
+    /// with them (property tests, fuzzing), never for mounting.
+    pub fn naming(uppers: &[PathBuf]) -> Prepared {
+        Prepared {
+            held: Vec::new(),
+            uppers: uppers
+                .iter()
+                .map(|path| Upper {
+                    path: path.clone(),
+                    dir: -1,
+                    work: -1,
+                })
+                .collect(),
+        }
+    }
+
+    pub(super) fn upper(&self, path: &Path) -> Option<Upper> {
+        self.uppers.iter().find(|u| u.path == path).cloned()
+    }
+}
+
+/// Everything the plan depends on.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub mount_ns: bool,
+    pub pid_ns: bool,
+    pub own_net: bool,
+    pub propagation: Option<Propagation>,
+    pub resolv_conf: Option<String>,
+    pub filesystem: Vec<FsSpec>,
+    pub rootfs: Option<PathBuf>,
+    pub overlay_driver: Option<OverlayDriver>,
+    /// --chdir, or / with --rootfs.
+    pub chdir: Option<PathBuf>,
+    /// --verbose: say which overlay driver was used.
+    pub verbose: bool,
+}
+
+/// Where a destination lies before pivot_root: inside the new root when there is one.
+pub(super) fn inside(rootfs: &Option<PathBuf>, path: &Path) -> PathBuf {
+    match rootfs {
+        Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
+        None => path.to_path_buf(),
+    }
+}
+
+/// The steps for a run, in order; `prepared` holds the upper layers [`check`] opened.
+pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
+    let mut steps = Vec::new();
+    if o.mount_ns {
+        steps.push(MountStep::SetPropagation(
+            o.propagation.unwrap_or(Propagation::Private),
+        ));
+    }
+    match &o.rootfs {
+        None => {
+            if o.pid_ns {
+                steps.push(MountStep::FreshProc { at: "/proc".into() });
+            }
+            if let Some(text) = &o.resolv_conf {
+                let at = "/etc/resolv.conf".into();
+                steps.push(MountStep::ResolvConf {
+                    at,
+                    text: text.clone(),
+                });
+            }
+        }
+        Some(dir) => {
+            steps.push(MountStep::RootfsSelfBind { dir: dir.clone() });
+            if o.pid_ns {
+                steps.push(MountStep::FreshProc {
+                    at: dir.join("proc"),
+                });
+            } else {
+                let (src, dst) = ("/proc".into(), dir.join("proc"));
+                steps.push(MountStep::Bind {
+                    src,
+                    dst,
+                    readonly: false,
+                });
+            }
+            steps.push(MountStep::RootfsDev { dir: dir.clone() });
+            steps.push(MountStep::RootfsSys {
+                dir: dir.clone(),
+                fresh: o.own_net,
+            });
+            steps.push(MountStep::Tmpfs {
+                dir: dir.join("tmp"),
+                mode: 0o1777,
+            });
+            if let Some(text) = &o.resolv_conf {
+                let at = dir.join("etc/resolv.conf");
+                steps.push(MountStep::ResolvConf {
+                    at,
+                    text: text.clone(),
+                });
+            }
+        }
+    }
+    let driver = o.overlay_driver.unwrap_or(OverlayDriver::Auto);
+    for spec in &o.filesystem {
+        steps.push(match spec {
+            FsSpec::Bind { src, dst, readonly } => MountStep::Bind {
+                src: src.clone(),
+                dst: inside(&o.rootfs, dst),
+                readonly: *readonly,
+            },
+            FsSpec::Tmpfs { dir } => MountStep::Tmpfs {
+                dir: inside(&o.rootfs, dir),
+                mode: 0o755,
+            },
+            FsSpec::Overlay {
+                lowers,
+                target,
+                upper,
+            } => MountStep::Overlay {
+                lowers: lowers.clone(),
+                target: inside(&o.rootfs, target),
+                upper: upper.as_deref().and_then(|u| prepared.upper(u)),
+                driver,
+                report: o.verbose,
+            },
+        });
+    }
+    if let Some(dir) = &o.rootfs {
+        steps.push(MountStep::PivotRoot { dir: dir.clone() });
+    }
+    if let Some(dir) = o
+        .chdir
+        .clone()
+        .or_else(|| o.rootfs.as_ref().map(|_| "/".into()))
+    {
+        steps.push(MountStep::Chdir { dir });
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_rows() {
+        use MountStep::*;
+        let private = Propagation::Private;
+        let base = Options {
+            mount_ns: true,
+            propagation: Some(private),
+            ..Options::default()
+        };
+        assert_eq!(plan(&Options::default(), &Prepared::default()), vec![]);
+        assert_eq!(
+            plan(&base, &Prepared::default()),
+            vec![SetPropagation(private)]
+        );
+        let pid = Options {
+            pid_ns: true,
+            ..base.clone()
+        };
+        assert_eq!(
+            plan(&pid, &Prepared::default()),
+            vec![SetPropagation(private), FreshProc { at: "/proc".into() }]
+        );
+        let dns = Options {
+            resolv_conf: Some("x".into()),
+            ..base.clone()
+        };
+        assert_eq!(
+            plan(&dns, &Prepared::default())[1],
+            ResolvConf {
+                at: "/etc/resolv.conf".into(),
+                text: "x".into()
+            }
+        );
+        // command-line order is kept, destinations move into the new root, pivot comes last
+        let root = Options {
+            rootfs: Some("/r".into()),
+            filesystem: vec![
+                FsSpec::Tmpfs {
+                    dir: "/scratch".into(),
+                },
+                FsSpec::Bind {
+                    src: "/h".into(),
+                    dst: "/scratch/h".into(),
+                    readonly: true,
+                },
+            ],
+            ..base.clone()
+        };
+        let steps = plan(&root, &Prepared::default());
+        assert_eq!(steps[1], RootfsSelfBind { dir: "/r".into() });
+        assert_eq!(
+            steps[2],
+            Bind {
+                src: "/proc".into(),
+                dst: "/r/proc".into(),
+                readonly: false
+            }
+        );
+        assert_eq!(steps[3], RootfsDev { dir: "/r".into() });
+        assert_eq!(
+            steps[4],
+            RootfsSys {
+                dir: "/r".into(),
+                fresh: false
+            }
+        );
+        assert_eq!(
+            steps[5],
+            Tmpfs {
+                dir: "/r/tmp".into(),
+                mode: 0o1777
+            }
+        );
+        assert_eq!(
+            steps[6],
+            Tmpfs {
+                dir: "/r/scratch".into(),
+                mode: 0o755
+            }
+        );
+        assert_eq!(
+            steps[7],
+            Bind {
+                src: "/h".into(),
+                dst: "/r/scratch/h".into(),
+                readonly: true
+            }
+        );
+        assert_eq!(steps[8], PivotRoot { dir: "/r".into() });
+        let root_pid = Options {
+            pid_ns: true,
+            own_net: true,
+            ..root
+        };
+        let steps = plan(&root_pid, &Prepared::default());
+        assert_eq!(
+            steps[2],
+            FreshProc {
+                at: "/r/proc".into()
+            }
+        );
+        assert_eq!(
+            steps[4],
+            RootfsSys {
+                dir: "/r".into(),
+                fresh: true
+            }
+        );
+    }
+}
