@@ -1,0 +1,62 @@
+//! `--check`: the optional features: the helper programs and the devices they need.
+
+use super::*;
+
+pub(super) fn program_item(program: &str, package: &str, needed_by: &str) -> Item {
+    match crate::sys::find_on_path(program) {
+        Some(path) => Item::ok(program, path.display().to_string()),
+        None => Item::warn(
+            program,
+            "not found on PATH",
+            format!("install it (Debian/Ubuntu: apt install {package}); {needed_by}"),
+        ),
+    }
+}
+
+pub(super) fn device_item(device: &str, access: nix::Result<()>, needed_by: &str) -> Item {
+    match access {
+        Ok(()) => Item::ok(device, "readable and writable"),
+        Err(Errno::ENOENT) => Item::warn(
+            device,
+            "does not exist",
+            format!("as root: modprobe fuse; {needed_by}"),
+        ),
+        Err(errno) => Item::warn(
+            device,
+            format!("not readable and writable by you: {errno}"),
+            format!("as root: chmod 0666 {device} (its usual mode); {needed_by}"),
+        ),
+    }
+}
+
+pub(super) fn tun_item(result: Result<(), NetError>) -> Item {
+    match result {
+        Ok(()) => Item::ok(net::TUN, "readable and writable"),
+        Err(e) => {
+            let found = match &e {
+                NetError::Device { why, .. } => why.clone(),
+                other => other.to_string(),
+            };
+            let fix = e
+                .hint()
+                .map(|h| format!("{h}; slirp4netns and pasta need it"));
+            Item::warn(net::TUN, found, fix)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_and_programs() {
+        assert_eq!(device_item(FUSE, Ok(()), "x").level, Level::Ok);
+        let item = device_item(FUSE, Err(Errno::EACCES), "fuse-overlayfs needs it");
+        assert_eq!(item.level, Level::Warn);
+        assert!(item.fix.unwrap().contains("chmod 0666 /dev/fuse"));
+        let item = program_item("no-such-program-here", "some-package", "x");
+        assert_eq!(item.level, Level::Warn);
+        assert!(item.fix.unwrap().contains("apt install some-package"));
+    }
+}

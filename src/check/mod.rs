@@ -1,0 +1,267 @@
+//! `become-root --check`: can become-root work here, for this user, and if not, what fixes it.
+//!
+//! One line per item, `ok`, `warn` or `FAIL`, then what was found and, when it is not ok, the
+//! fix. The verdicts come from trying where trying is cheap, not only from reading settings:
+//! a forked child creates a user namespace, maps its own ids in it and mounts overlayfs on a
+//! scratch tmpfs; another forked child gets the full mapping written by newuidmap and
+//! newgidmap, exactly as a run would. The caller's own namespaces are never touched, the
+//! scratch tmpfs lives only in the first child's private mount namespace and vanishes with it,
+//! and both children are reaped (and die with become-root), so nothing is left behind.
+//!
+//! Exit status: [`EXIT_READY`] when a command could run with the `--map` given (with
+//! `--map=auto` that may be only the caller's own ids, as 0), [`EXIT_NOT_READY`] when it could
+//! not. `warn` never changes it: it marks an optional feature (networking, overlays) that is
+//! unavailable. A `FAIL` about the full mapping changes it only under `--map=full`, because
+//! `--map=auto` falls back to the single mapping.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::wait::waitpid;
+use nix::unistd::{AccessFlags, Pid, access, getpid};
+
+use crate::idmap::IdMap;
+use crate::net::{self, Driver, NetError};
+use crate::options::{MapMode, SubidSource};
+use crate::subid::{self, SubRange};
+use crate::sys::{self, Forked};
+use crate::userns::{self, Caller, Mapping, UsernsError, Writer};
+
+mod features;
+mod kernel;
+mod mapping;
+mod probe;
+
+use features::{device_item, program_item, tun_item};
+use kernel::kernel_items;
+use mapping::{helper_items, mapping_item, no_new_privs_item, subid_items};
+use probe::{NamespaceProbe, overlay_item, reap, userns_item};
+
+/// A command could run (see the module documentation).
+pub const EXIT_READY: i32 = 0;
+
+/// No command could run: no user namespace, or the mapping asked for fails.
+pub const EXIT_NOT_READY: i32 = 1;
+
+const FUSE: &str = "/dev/fuse";
+
+/// How an item turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    /// An optional feature is unavailable, or something works but is worth fixing.
+    Warn,
+    /// What the item names does not work.
+    Fail,
+}
+
+impl Level {
+    fn label(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub level: Level,
+    /// The thing checked: `newuidmap`, `/dev/net/tun`, ...
+    pub what: String,
+    /// What was found.
+    pub found: String,
+    /// How to fix it (never printed on an ok line).
+    pub fix: Option<String>,
+}
+
+impl Item {
+    fn ok(what: &str, found: impl Into<String>) -> Item {
+        Item {
+            level: Level::Ok,
+            what: what.into(),
+            found: found.into(),
+            fix: None,
+        }
+    }
+
+    fn warn(what: &str, found: impl Into<String>, fix: impl Into<Option<String>>) -> Item {
+        Item {
+            level: Level::Warn,
+            what: what.into(),
+            found: found.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn fail(what: &str, found: impl Into<String>, fix: impl Into<Option<String>>) -> Item {
+        Item {
+            level: Level::Fail,
+            what: what.into(),
+            found: found.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<4}  {}: {}",
+            self.level.label(),
+            self.what,
+            self.found
+        )?;
+        match &self.fix {
+            Some(fix) if self.level != Level::Ok => write!(f, "; fix: {fix}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The whole report and its verdict.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub items: Vec<Item>,
+    /// Whether a command could run (the exit status).
+    pub ready: bool,
+}
+
+impl Report {
+    pub fn exit_status(&self) -> i32 {
+        if self.ready {
+            EXIT_READY
+        } else {
+            EXIT_NOT_READY
+        }
+    }
+}
+
+/// What `--check` is asked about: the mapping a run would use.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    pub map: MapMode,
+    pub subid_source: SubidSource,
+}
+
+/// `become-root --check`: print the report on stdout and return the exit status.
+pub fn run(asked: Asked) -> i32 {
+    let report = report(asked);
+    let mut out = std::io::stdout().lock();
+    for item in &report.items {
+        let _ = writeln!(out, "{item}");
+    }
+    let _ = out.flush();
+    report.exit_status()
+}
+
+/// Check everything, in the order the report prints it: the user namespace and the mapping
+/// (the core), then filesystems, then networking.
+pub fn report(cli: Asked) -> Report {
+    let mut items = Vec::new();
+    let mut ready = true;
+    if let Err(e) = userns::refuse_privileged() {
+        items.push(Item::fail("become-root", e.to_string(), None));
+        ready = false;
+    }
+    let caller = match userns::caller() {
+        Ok(caller) => caller,
+        Err(e) => {
+            let hint = e.hint();
+            items.push(Item::fail("caller", e.to_string(), hint));
+            return Report {
+                items,
+                ready: false,
+            };
+        }
+    };
+
+    // The namespace probe runs while the files are read.
+    let probe = NamespaceProbe::start(&caller);
+    let mut static_items = Vec::new();
+    static_items.extend(helper_items(&caller));
+    static_items.push(no_new_privs_item(&caller));
+    static_items.extend(subid_items(cli.subid_source, &caller));
+    let probed = probe.finish();
+
+    items.extend(kernel_items());
+    let userns_item = userns_item(&probed);
+    let userns_ok = userns_item.level == Level::Ok;
+    ready &= userns_ok;
+    items.push(userns_item);
+    items.extend(static_items);
+    let mapping = mapping_item(cli, &caller, userns_ok);
+    ready &= mapping.level != Level::Fail;
+    items.push(mapping);
+
+    items.push(overlay_item(&probed));
+    items.push(program_item(
+        "fuse-overlayfs",
+        "fuse-overlayfs",
+        "--overlay needs it when the kernel cannot mount overlayfs in a user namespace",
+    ));
+    items.push(device_item(
+        FUSE,
+        access(FUSE, AccessFlags::R_OK | AccessFlags::W_OK),
+        "fuse-overlayfs needs it",
+    ));
+    items.push(program_item(
+        Driver::Slirp4netns.program(),
+        Driver::Slirp4netns.package(),
+        "--net=slirp4netns needs it",
+    ));
+    items.push(program_item(
+        Driver::Pasta.program(),
+        Driver::Pasta.package(),
+        "--net=pasta needs it, and --net=auto prefers it",
+    ));
+    items.push(tun_item(net::check_tun()));
+    Report { items, ready }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_show_level_what_found_and_fix_unless_ok() {
+        let rows = [
+            (
+                Item::ok("pasta", "/usr/bin/pasta"),
+                "ok    pasta: /usr/bin/pasta",
+            ),
+            (
+                Item {
+                    fix: Some("never shown".into()),
+                    ..Item::ok("pasta", "/usr/bin/pasta")
+                },
+                "ok    pasta: /usr/bin/pasta",
+            ),
+            (
+                Item::warn(
+                    "pasta",
+                    "not found on PATH",
+                    "apt install passt".to_string(),
+                ),
+                "warn  pasta: not found on PATH; fix: apt install passt",
+            ),
+            (
+                Item::fail("newuidmap", "x: not found", None),
+                "FAIL  newuidmap: x: not found",
+            ),
+        ];
+        for (item, want) in rows {
+            assert_eq!(item.to_string(), want);
+        }
+    }
+}
