@@ -1,0 +1,191 @@
+//! The only module with `unsafe`: thin wrappers over the system calls nix does not cover
+//! safely (fork, clone, ioctl, raw syscalls, signal dispositions). Every block says why it is
+//! sound. Callers see safe functions with the preconditions spelled out.
+#![allow(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::unistd::Pid;
+
+mod fd;
+mod mount;
+mod ns;
+
+pub use fd::*;
+pub use mount::*;
+pub use ns::*;
+
+/// What `fork_process` and `clone_process` return in each process.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// fork(2).
+///
+/// Precondition: the process is single-threaded (become-root never starts threads), so the
+/// child may run any code, not only async-signal-safe code.
+pub fn fork_process() -> nix::Result<Forked> {
+    // SAFETY: become-root is single-threaded when it forks, so no lock can be held by a thread
+    // that does not exist in the child; the child continues with ordinary Rust code.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// clone(2) with fork semantics (a copy of the address space, SIGCHLD to the parent) plus
+/// namespace flags, so that with CLONE_NEWPID the child is pid 1 of the new namespace, which
+/// unshare(2) cannot do for the caller itself.
+///
+/// Precondition: as for [`fork_process`], the process is single-threaded.
+pub fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: with a null stack pointer clone(2) behaves like fork(2): the child runs on a
+    // copy of the parent's stack. No CLONE_VM, CLONE_SETTLS or CLONE_*TID flag is passed, so
+    // nothing is shared that libc's fork would have set up differently; the process is
+    // single-threaded (see the precondition), so no lock can be held by another thread.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as libc::pid_t))),
+    }
+}
+
+/// Leave now, without running exit handlers or flushing stdio buffers inherited from the
+/// parent: for forked children that must not run the parent's clean-up twice.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+fn check_ret(ret: libc::c_long) -> nix::Result<libc::c_long> {
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
+}
+
+fn own_fd(ret: libc::c_long) -> OwnedFd {
+    // SAFETY: `ret` is a descriptor the kernel just returned to us and nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(ret as i32) }
+}
+
+/// Whether the kernel ran this program with privilege it did not have before the exec: a
+/// set-user-ID or set-group-ID file, or file capabilities (AT_SECURE in the auxiliary vector,
+/// which the kernel sets for exactly these cases; getauxval(3)).
+pub fn exec_was_privileged() -> bool {
+    // SAFETY: getauxval takes an integer and returns an integer; it cannot fail unsafely.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Whether `path` carries file capabilities (the `security.capability` extended attribute).
+pub fn has_file_caps(path: &Path) -> bool {
+    let Ok(cpath) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: both strings are NUL-terminated and live for the call; a null buffer with size
+    // 0 asks only for the attribute's length.
+    let len = unsafe {
+        libc::getxattr(
+            cpath.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    len > 0
+}
+
+/// Standard input, output or error (0, 1, 2) as a borrowed descriptor.
+pub fn std_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    assert!((0..=2).contains(&fd), "only the standard streams");
+    // SAFETY: become-root never closes 0, 1 or 2, so they stay open for the life of the
+    // process; an fd that was not open at start simply makes the terminal calls fail (EBADF).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// A descriptor the caller handed to become-root by number (`--info-fd`).
+pub fn borrow_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: become-root never closes a descriptor it was given by number, so it stays open
+    // for the life of the process; one that was never open only makes calls fail with EBADF.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Set `sig` to its default disposition and say whether the caller had it ignored.
+pub fn default_signal_was_ignored(sig: Signal) -> bool {
+    // SAFETY: SIG_DFL installs no Rust code as a handler, so nothing can run in signal context.
+    let old = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    matches!(old, Ok(SigHandler::SigIgn))
+}
+
+/// Ignore `sig` (to hand an ignored signal on to COMMAND as the caller left it).
+pub fn ignore_signal(sig: Signal) {
+    // SAFETY: SIG_IGN installs no Rust code as a handler.
+    let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) };
+}
+
+/// Run `f` with `sig` ignored, then put back what the disposition was. For SIGXFSZ around
+/// writes of become-root's own files: over the file size limit (ulimit -f) the write then
+/// fails with EFBIG, which is reported, instead of killing become-root halfway.
+pub fn with_signal_ignored<T>(sig: Signal, f: impl FnOnce() -> T) -> T {
+    // SAFETY: SIG_IGN installs no Rust code as a handler.
+    let old = unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) };
+    let out = f();
+    if let Ok(old) = old {
+        // SAFETY: `old` is the disposition the kernel reported for `sig` (SIG_DFL, SIG_IGN, or
+        // a handler installed before, which is installed again as it was).
+        let _ = unsafe { nix::sys::signal::signal(sig, old) };
+    }
+    out
+}
+
+/// Set `sig` back to its default disposition.
+pub fn default_signal(sig: Signal) {
+    // SAFETY: SIG_DFL installs no Rust code as a handler, so nothing can run in signal context.
+    let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+}
+
+/// Die of `sig` as the supervised command did, so that the caller sees the same death.
+/// Falls back to exit status 128+N for signals whose default action is not to terminate.
+pub fn die_of(sig: Signal) -> ! {
+    // A core dump of become-root would only mislead: the command is the one that crashed.
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    default_signal(sig);
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let _ = nix::sys::signal::raise(sig);
+    exit_now(128 + sig as i32)
+}
+
+/// The errno behind an I/O error from the standard library (EIO when there is none).
+pub fn io_errno(e: &std::io::Error) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
+}
+
+/// The first `name` on PATH, as a shell would find it.
+pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}

@@ -1,0 +1,220 @@
+//! The new mount API and mount_setattr(2): tmpfs mounts attached nowhere, attached for a moment,
+//! a generated file bound read-only, read-only recursion; and the probes of these facilities
+//! (kernel.rs).
+
+use super::*;
+
+pub(super) const MOUNT_ATTR_RDONLY: u64 = 0x01;
+
+/// A tmpfs that is mounted but attached nowhere in the tree (new mount API, Linux 5.2): reach
+/// it through the returned descriptor only. It goes away with the last reference.
+pub fn detached_tmpfs() -> nix::Result<OwnedFd> {
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    // SAFETY: the name is NUL-terminated and lives for the call; the flags are integers.
+    let fs = own_fd(check_ret(unsafe {
+        libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::FSOPEN_CLOEXEC)
+    })?);
+    // SAFETY: a command without key or value pointers (they are null, as CMD_CREATE wants).
+    check_ret(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: only integers; the result is a new descriptor for a detached mount.
+    Ok(own_fd(check_ret(unsafe {
+        libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, 0)
+    })?))
+}
+
+/// Attach the detached mount `mnt` (from [`detached_tmpfs`]) at `target`.
+pub fn attach_mount(mnt: &OwnedFd, target: &Path) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: both paths are NUL-terminated and live for the call.
+    check_ret(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// Set `attr_set` on the mount at `fd` (+ `path`), and with `recursive` on every mount below.
+pub(super) fn mount_setattr(
+    fd: i32,
+    path: &std::ffi::CStr,
+    recursive: bool,
+    attr_set: u64,
+) -> nix::Result<()> {
+    let attr = libc::mount_attr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `path` is NUL-terminated and `attr` a valid mount_attr; both live for the call,
+    // and the size passed is the size of `attr`.
+    check_ret(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            path.as_ptr(),
+            flags,
+            &attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Make the mount at `path` and every mount below it read-only (mount_setattr(2) with
+/// AT_RECURSIVE, Linux 5.12): a read-only bind that submounts cannot escape. Adding
+/// restrictions is allowed even on mounts locked by a user namespace. ENOSYS on older
+/// kernels (`mounts` then remounts one by one).
+pub fn make_readonly_recursive(path: &Path) -> nix::Result<()> {
+    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    mount_setattr(libc::AT_FDCWD, &cpath, true, MOUNT_ATTR_RDONLY)
+}
+
+/// Run `f` while the detached mount `mnt` (from [`detached_tmpfs`]) is attached, stacked over
+/// `/` of this mount namespace, then detach it again.
+///
+/// Why: before Linux 6.15 the kernel binds or clones only from a mount of the caller's own
+/// mount namespace (`check_mnt()` in `__do_loopback()` and `clone_private_mount()`,
+/// fs/namespace.c). A mount from fsmount(2) is in an anonymous namespace until attached, so a
+/// bind of a file on it, or an overlay with its upper layer on it, fails with EINVAL there.
+/// Attached over `/`, it is in our namespace, yet no path reaches it: lookups start at the
+/// process's root, which lies below what is stacked on it, so nothing of the tree is hidden
+/// even for the moment. Reach it through descriptors (`/proc/self/fd/N`) only.
+///
+/// Precondition: this process is in a mount namespace of its own (nothing attached here is
+/// seen outside, and it vanishes with the namespace if become-root is killed meanwhile).
+pub fn while_attached<T>(mnt: &OwnedFd, f: impl FnOnce() -> nix::Result<T>) -> nix::Result<T> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+    // SAFETY: both paths are NUL-terminated and live for the call; the descriptor is borrowed.
+    check_ret(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
+    let result = f();
+    // The root of `mnt`, named through its descriptor: the one path that reaches it.
+    let detached = nix::mount::umount2(
+        format!("/proc/self/fd/{}", mnt.as_raw_fd()).as_str(),
+        nix::mount::MntFlags::MNT_DETACH,
+    );
+    let value = result?;
+    detached.map(|()| value)
+}
+
+/// Mount a read-only file holding `content` over `target` (following symlinks to the file they
+/// name), with nothing on any disk: the file lives on a tmpfs of its own, attached only for the
+/// moment of the bind (see [`while_attached`]); afterwards only the file itself is bound, over
+/// `target`. Runs inside a mount namespace owned by the caller's user namespace.
+///
+/// Classic mount(2) calls throughout, so that every supported kernel takes them: a bind
+/// follows symlinks in the target (systemd-resolved's /etc/resolv.conf is one), and the
+/// read-only flag comes from a remount of that bind, which is ours and locks nothing.
+pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    let mnt = detached_tmpfs()?;
+    let name = c"generated";
+    // SAFETY: `name` is NUL-terminated and lives for the call.
+    let file = own_fd(check_ret(unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            mnt.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o644,
+        )
+    })?);
+    let mut file = std::fs::File::from(file);
+    file.write_all(content)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+    while_attached(&mnt, || {
+        mount(
+            Some(source.as_str()),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+    })
+}
+
+/// fsopen(2) and the rest of the new mount API (Linux 5.2).
+pub fn probe_mount_api() -> bool {
+    // SAFETY: the name is NUL-terminated and lives for the call; a descriptor returned (to
+    // real root) is closed at once.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), libc::FSOPEN_CLOEXEC) };
+    if ret >= 0 {
+        drop(own_fd(ret));
+        return true;
+    }
+    Errno::last() != Errno::ENOSYS
+}
+
+/// pidfd_open(2) (Linux 5.3), on this process.
+pub fn probe_pidfd() -> bool {
+    pidfd_open(nix::unistd::getpid()).is_ok()
+}
+
+/// close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11), on an empty range.
+pub fn probe_close_range_cloexec() -> bool {
+    // SAFETY: only integers; the range holds no descriptor a process can have.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            u32::MAX,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    ret == 0
+}
+
+/// mount_setattr(2) (Linux 5.12), with a size it must refuse.
+pub fn probe_mount_setattr() -> bool {
+    // SAFETY: a null attribute pointer with size 0 is refused before it is read.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            std::ptr::null::<libc::mount_attr>(),
+            0usize,
+        )
+    };
+    ret == 0 || Errno::last() != Errno::ENOSYS
+}
