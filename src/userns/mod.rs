@@ -1,0 +1,181 @@
+//! The user namespace: who the caller is, which ids get mapped, who writes the maps, and why
+//! creating or mapping the namespace failed.
+//!
+//! Deciding the maps reads files but changes nothing. Writing them happens in a process that
+//! stays in the parent user namespace (a helper child in exec-in-place mode, become-root itself
+//! when it supervises): newuidmap and newgidmap run concurrently against the namespace process,
+//! or, when the caller is privileged or gets a single mapping, the maps are written directly.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use nix::sys::statvfs::{FsFlags, statvfs};
+use nix::unistd::{Gid, Pid, Uid, User};
+
+use crate::error::Error;
+use crate::idmap::{IdMap, MapError};
+use crate::options::{MapMode, SubidSource};
+use crate::subid::{self, SubRange, SubidError};
+use crate::sys;
+
+mod error;
+mod helpers;
+mod plan;
+
+pub use error::{UsernsError, apparmor_hint, apparmor_restricts, diagnose_unshare};
+use helpers::find_program;
+pub use helpers::{PendingHelper, find_helper, write_maps};
+use plan::read_proc_map;
+pub use plan::{getsubids, nsswitch_has_subid, plan_mapping};
+
+pub const SUBUID: &str = "/etc/subuid";
+
+pub const SUBGID: &str = "/etc/subgid";
+
+const NSSWITCH: &str = "/etc/nsswitch.conf";
+
+/// Where the helpers live when PATH does not name them (Debian puts them in /usr/bin).
+const HELPER_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"];
+
+/// The identity become-root was started with.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    /// Login name from the user database, when there is one.
+    pub name: Option<String>,
+    /// The current maps when the caller is already uid 0 inside a user namespace.
+    pub nested: Option<(IdMap, IdMap)>,
+}
+
+impl Caller {
+    /// How the user is named in messages and in subid lookups.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.uid.to_string())
+    }
+
+    pub fn is_real_root(&self) -> bool {
+        self.uid == 0 && self.nested.is_none()
+    }
+}
+
+/// Who writes the maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writer {
+    /// newuidmap and newgidmap, set-user-ID root: the only source of privilege for an
+    /// unprivileged caller.
+    Helpers {
+        newuidmap: PathBuf,
+        newgidmap: PathBuf,
+    },
+    /// Written to /proc/PID/{uid,gid}_map from the parent namespace by a process with
+    /// CAP_SETUID and CAP_SETGID over it: real root, or root in the namespace become-root runs in.
+    Privileged,
+    /// One id each, the namespace owner's own. The kernel lets the owner write such a map
+    /// without privilege, even from inside the new namespace, once setgroups(2) is denied.
+    SelfMap,
+}
+
+/// The maps for the new namespace and how they get written.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub uid: IdMap,
+    pub gid: IdMap,
+    pub writer: Writer,
+}
+
+/// A warning for `--map=auto` falling back, or for lines it had to skip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub why: String,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "become-root: warning: {}", self.why)?;
+        if let Some(hint) = &self.hint {
+            writeln!(f, "hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Read the caller's identity. Reads /proc/self/uid_map only when the caller is uid 0.
+pub fn caller() -> Result<Caller, UsernsError> {
+    let uid = Uid::current().as_raw();
+    let gid = Gid::current().as_raw();
+    let name = User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let mut nested = None;
+    if uid == 0 {
+        let uid_map = read_proc_map("/proc/self/uid_map")?;
+        if uid_map != IdMap::host_identity() {
+            nested = Some((uid_map, read_proc_map("/proc/self/gid_map")?));
+        }
+    }
+    Ok(Caller {
+        uid,
+        gid,
+        name,
+        nested,
+    })
+}
+
+/// become-root must never be a source of privilege itself: refuse to run set-user-ID,
+/// set-group-ID or with file capabilities (only newuidmap/newgidmap may be privileged).
+pub fn refuse_privileged() -> Result<(), UsernsError> {
+    if crate::sys::exec_was_privileged() {
+        return Err(UsernsError::Refuse(
+            "this executable was started with privilege (it is set-user-ID, set-group-ID \
+             or has file capabilities), which it must never have: privilege comes only from \
+             newuidmap and newgidmap"
+                .into(),
+        ));
+    }
+    let (ruid, euid) = (Uid::current(), Uid::effective());
+    let (rgid, egid) = (Gid::current(), Gid::effective());
+    if ruid != euid || rgid != egid {
+        return Err(UsernsError::Refuse(
+            "become-root is installed set-user-ID or set-group-ID; it must not be (privilege \
+             comes only from newuidmap and newgidmap): chmod u-s,g-s on it"
+                .into(),
+        ));
+    }
+    if !ruid.is_root() {
+        let permitted = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
+        if !permitted.is_empty() {
+            return Err(UsernsError::Refuse(
+                "become-root runs with capabilities (file capabilities or an ambient set); it \
+                 must not: remove them with setcap -r"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The values of the `_CONTAINERS_*` variables podman and buildah read to learn that they run
+/// in a user namespace someone else configured, and as whom.
+pub fn containers_env(caller: &Caller) -> Vec<(OsString, OsString)> {
+    if caller.uid == 0 {
+        return Vec::new();
+    }
+    vec![
+        ("_CONTAINERS_USERNS_CONFIGURED".into(), "done".into()),
+        (
+            "_CONTAINERS_ROOTLESS_UID".into(),
+            caller.uid.to_string().into(),
+        ),
+        (
+            "_CONTAINERS_ROOTLESS_GID".into(),
+            caller.gid.to_string().into(),
+        ),
+    ]
+}
