@@ -1,0 +1,223 @@
+//! `subid show [USER]`: a user's ranges as newuidmap grants them, by name or uid, with totals and
+//! the source (files or getsubids).
+
+use super::*;
+
+/// Who `show` is about.
+pub(super) struct User {
+    /// The login name, or the owner text to match when USER is no account.
+    name: Vec<u8>,
+    uid: Option<u32>,
+    /// Other login names with the same uid (newuidmap's `find_range` accepts those too).
+    aliases: Vec<Vec<u8>>,
+    is_account: bool,
+}
+
+pub(super) fn resolve_user(
+    arg: Option<&OsString>,
+    accounts: &Accounts,
+    passwd_given: bool,
+) -> User {
+    let nss_by_uid = |uid: u32| {
+        if passwd_given {
+            return None;
+        }
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name.into_bytes())
+    };
+    let (name, uid) = match arg {
+        None => {
+            let uid = nix::unistd::getuid().as_raw();
+            let name = accounts
+                .name_of(uid)
+                .map(<[u8]>::to_vec)
+                .or_else(|| nss_by_uid(uid));
+            (name, Some(uid))
+        }
+        Some(arg) => {
+            let bytes = arg.as_bytes();
+            if let Some(uid) = accounts.uid_of(bytes) {
+                (Some(bytes.to_vec()), Some(uid))
+            } else if let Some(user) = (!passwd_given)
+                .then(|| arg.to_str())
+                .flatten()
+                .and_then(|n| nix::unistd::User::from_name(n).ok().flatten())
+            {
+                (Some(bytes.to_vec()), Some(user.uid.as_raw()))
+            } else if let Some(uid) = std::str::from_utf8(bytes)
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u32>().ok())
+            {
+                let name = accounts
+                    .name_of(uid)
+                    .map(<[u8]>::to_vec)
+                    .or_else(|| nss_by_uid(uid));
+                (name, Some(uid))
+            } else {
+                return User {
+                    name: bytes.to_vec(),
+                    uid: None,
+                    aliases: Vec::new(),
+                    is_account: false,
+                };
+            }
+        }
+    };
+    let is_account = name.is_some();
+    let name = name.unwrap_or_else(|| uid.unwrap_or_default().to_string().into_bytes());
+    let aliases = match uid {
+        Some(uid) if is_account => accounts
+            .names_of(uid)
+            .into_iter()
+            .filter(|n| *n != name.as_slice())
+            .map(<[u8]>::to_vec)
+            .collect(),
+        _ => Vec::new(),
+    };
+    User {
+        name,
+        uid,
+        aliases,
+        is_account,
+    }
+}
+
+/// One line of `show`'s listing.
+pub(super) struct Shown {
+    range: crate::subid::SubRange,
+    at: String,
+}
+
+pub(super) fn show(args: ShowArgs) -> Result<i32, Failure> {
+    let files_given = args.files.subuid.is_some() || args.files.subgid.is_some();
+    let use_getsubids = match args.subid_source {
+        SubidSource::Getsubids if files_given => {
+            return Err(Failure::new(
+                "usage",
+                "--subuid and --subgid name files, which --subid-source=getsubids does not read",
+            )
+            .hint("leave out --subid-source, or the file options"));
+        }
+        _ if files_given => false,
+        SubidSource::Files => false,
+        SubidSource::Getsubids => true,
+        SubidSource::Auto => crate::userns::nsswitch_has_subid(),
+    };
+    let passwd = read_input(args.passwd.as_deref(), PASSWD, true)?;
+    let accounts = Accounts::parse(&passwd.text, b"");
+    let user = resolve_user(args.user.as_ref(), &accounts, args.passwd.is_some());
+    let name = audit::show_bytes(&user.name).into_owned();
+
+    let mut out = String::new();
+    match (user.is_account, user.uid) {
+        (true, Some(uid)) => out.push_str(&format!("user    {name} (uid {uid})\n")),
+        _ => out.push_str(&format!(
+            "user    {name} (no such account: lines are matched by their owner field)\n"
+        )),
+    }
+
+    let mut lists: Vec<(&str, Vec<Shown>)> = Vec::new();
+    let mut problems = Vec::new();
+    if use_getsubids {
+        out.push_str("source  getsubids (libsubid)\n");
+        for (word, groups) in [("uid", false), ("gid", true)] {
+            let ranges = getsubids(&name, groups)?;
+            let shown = ranges
+                .into_iter()
+                .map(|range| Shown {
+                    range,
+                    at: "getsubids".into(),
+                })
+                .collect();
+            lists.push((word, shown));
+        }
+    } else {
+        let (subuid, subgid) = read_subid_files(&args.files)?;
+        out.push_str(&format!(
+            "source  files {} and {}\n",
+            subuid.shown, subgid.shown
+        ));
+        let mut names: Vec<&[u8]> = vec![&user.name];
+        names.extend(user.aliases.iter().map(Vec::as_slice));
+        for (word, input) in [("uid", &subuid), ("gid", &subgid)] {
+            let (ranges, bad) = audit::user_ranges(&input.text, &names, user.uid, &accounts);
+            let shown = ranges
+                .into_iter()
+                .map(|r| {
+                    let mut at = format!("{}:{}", input.shown, r.line);
+                    if r.owner.as_bytes() != user.name.as_slice() {
+                        at.push_str(&format!(" (as {})", r.owner));
+                    }
+                    Shown { range: r.range, at }
+                })
+                .collect();
+            lists.push((word, shown));
+            problems.extend(
+                bad.into_iter()
+                    .map(|p| format!("warning: {}:{}: {}", input.shown, p.line, p.what)),
+            );
+        }
+    }
+
+    // Columns as wide as their widest entry.
+    let rows: Vec<(&str, String, String, &str)> = lists
+        .iter()
+        .flat_map(|(word, shown)| {
+            shown.iter().map(move |s| {
+                let span = audit::Span {
+                    start: s.range.start.into(),
+                    count: s.range.count.into(),
+                };
+                (
+                    *word,
+                    span.to_string(),
+                    s.range.count.to_string(),
+                    s.at.as_str(),
+                )
+            })
+        })
+        .collect();
+    let range_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let count_width = rows.iter().map(|r| r.2.len()).max().unwrap_or(0);
+    let mut totals = Vec::new();
+    for (word, shown) in &lists {
+        if shown.is_empty() {
+            out.push_str(&format!("{word}     none\n"));
+        }
+        for (_, range, count, at) in rows.iter().filter(|r| r.0 == *word) {
+            out.push_str(&format!(
+                "{word}     {range:<range_width$}  {count:>count_width$} ids  {at}\n"
+            ));
+        }
+        let ids: u64 = shown.iter().map(|s| u64::from(s.range.count)).sum();
+        let ranges = match shown.len() {
+            1 => "1 range".to_string(),
+            n => format!("{n} ranges"),
+        };
+        totals.push(format!("{ids} {word}s in {ranges}"));
+    }
+    out.push_str(&format!("total   {}\n", totals.join(", ")));
+    print_out(out.as_bytes())?;
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    if lists.iter().any(|(_, shown)| shown.is_empty()) {
+        eprintln!(
+            "hint: 'subid next {name}' proposes a range no one has ever had, with the usermod \
+             command that allocates it"
+        );
+        return Ok(EXIT_FOUND);
+    }
+    Ok(EXIT_OK)
+}
+
+/// `getsubids [-g] NAME` (shadow), as become-root asks it.
+pub(super) fn getsubids(name: &str, groups: bool) -> Result<Vec<crate::subid::SubRange>, Failure> {
+    crate::userns::getsubids(name, groups).map_err(|e| {
+        Failure::new("getsubids", e.to_string())
+            .hint("check /etc/nsswitch.conf's subid line, or use --subid-source=files")
+    })
+}
