@@ -1,5 +1,12 @@
 //! JSON strings, written by hand: the only JSON become-root writes is its own flat objects
 //! (--info-fd, --list --json, subid check --json), whose one hard part is escaping.
+//!
+//! Not serde_json (and, for the UTC times of `--list`, not the time crate): measured side by
+//! side, both together add 81 KB (4%) to the release binary and ten crates to the build for
+//! these twenty lines and session::record::utc's twenty, and nothing to correctness that the
+//! property tests (tests/properties.rs: every string round-trips through a JSON parser) do
+//! not already check; start-up of `become-root --map=single true` was 1.02x (median of 400
+//! interleaved pairs), within this machine's noise.
 #![forbid(unsafe_code)]
 
 use std::fmt::Write;

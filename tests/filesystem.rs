@@ -139,7 +139,7 @@ fn overlay_throwaway_and_persistent_with_ownership_on_disk() {
     let out = sh_keeping_mounts(
         &w,
         &format!(
-            "\"$BR\" --overlay={d}:{t} sh -c 'echo changed > {t}/f; touch {t}/new; cat {t}/f' && \
+            "\"$BR\" --overlay-driver=native --overlay={d}:{t} sh -c 'echo changed > {t}/f; touch {t}/new; cat {t}/f' && \
              cat {d}/f && ls {t} | wc -l",
             d = p(&data),
             t = p(&t)
@@ -147,11 +147,13 @@ fn overlay_throwaway_and_persistent_with_ownership_on_disk() {
     );
     assert_eq!(out.ok(), "changed\nbase\n0\n");
     // Persistent: files created as 0 and as 1000 inside land on disk as the caller and the
-    // range's start + 999.
+    // range's start + 999. Native overlayfs on purpose: a silent fallback to fuse-overlayfs
+    // would hide an upper layer the kernel refused (as a descriptor from the caller's mount
+    // namespace once was).
     let out = sh_keeping_mounts(
         &w,
         &format!(
-            "\"$BR\" --overlay={d}:{t}:{u} sh -c 'touch {t}/by-root; touch {t}/by-user; \
+            "\"$BR\" --overlay-driver=native --overlay={d}:{t}:{u} sh -c 'touch {t}/by-root; touch {t}/by-user; \
              chown 1000:1000 {t}/by-user; echo changed > {t}/f'",
             d = p(&data),
             t = p(&t),

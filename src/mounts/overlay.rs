@@ -53,11 +53,44 @@ impl Scratch {
 /// The layers, held open while the overlay is mounted.
 struct Layers {
     lowers: Vec<OwnedFd>,
-    /// The upper layer and its work directory: a persistent one's descriptors (owned by the
-    /// run's `mounts::Prepared`), or the scratch's.
+    /// The upper layer and its work directory, opened in this mount namespace: a persistent
+    /// one's reopened ([`reopen_here`]), or the scratch's.
     upper: RawFd,
     work: RawFd,
+    _reopened: Option<(OwnedFd, OwnedFd)>,
     scratch: Option<Scratch>,
+}
+
+/// A directory `mounts::check` opened and checked, opened again in this process's mount
+/// namespace. overlayfs clones its upper layer with clone_private_mount(), which refuses a
+/// mount of another namespace with EINVAL (check_mnt(), fs/namespace.c), and the checked
+/// descriptor was opened before unshare, in the caller's. The same path is opened again
+/// without following a link and must be the same directory (device and inode), so nothing
+/// can be swapped in between (its parent lets nobody else rename it: `check`'s rule).
+fn reopen_here(checked: RawFd, what: &str) -> Result<OwnedFd, Error> {
+    use nix::fcntl::{OFlag, open};
+    let fail = |errno| mount_error(format!("reopening {what}"), errno);
+    let path = std::fs::read_link(format!("/proc/self/fd/{checked}"))
+        .map_err(|e| fail(crate::sys::io_errno(&e)))?;
+    let here = open(
+        &path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail)?;
+    let borrowed = crate::sys::borrow_fd(checked);
+    let (a, b) = (
+        nix::sys::stat::fstat(borrowed).map_err(fail)?,
+        nix::sys::stat::fstat(&here).map_err(fail)?,
+    );
+    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+        return Err(Error::new(
+            format!("overlay {what} {}", path.display()),
+            "is no longer the directory that was checked (it was replaced meanwhile)",
+        )
+        .with_hint("run again; if it happens again, someone else is changing that directory"));
+    }
+    Ok(here)
 }
 
 impl Layers {
@@ -68,12 +101,17 @@ impl Layers {
             .map(|l| open_path(l).map_err(fail(format!("opening overlay lower {}", l.display()))))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(match upper {
-            Some(upper) => Layers {
-                lowers,
-                upper: upper.dir,
-                work: upper.work,
-                scratch: None,
-            },
+            Some(upper) => {
+                let dir = reopen_here(upper.dir, "upper")?;
+                let work = reopen_here(upper.work, "work directory")?;
+                Layers {
+                    lowers,
+                    upper: dir.as_raw_fd(),
+                    work: work.as_raw_fd(),
+                    _reopened: Some((dir, work)),
+                    scratch: None,
+                }
+            }
             None => {
                 let scratch =
                     Scratch::new().map_err(fail("making a tmpfs for the upper layer".into()))?;
@@ -81,6 +119,7 @@ impl Layers {
                     lowers,
                     upper: scratch.upper.as_raw_fd(),
                     work: scratch.work.as_raw_fd(),
+                    _reopened: None,
                     scratch: Some(scratch),
                 }
             }
