@@ -3,9 +3,8 @@
 One figure from one moment hides the spread, so a comparison is measured like this:
 - A *pair* is two commands, A and B. One *iteration* runs every pair once, A then B or B then A
   in turn (from one iteration, and one round, to the next), the pairs in an order that
-  rotates; the ratio A/B is
-  computed per pair, from two runs a few milliseconds apart, so a slow spell of the machine hits
-  both sides of it.
+  rotates; the ratio A/B is computed per pair, from two runs a few milliseconds apart, so a
+  slow spell of the machine hits both sides of it.
 - A *round* is RUNS iterations; its figure for a pair is the median of its per-pair ratios
   (and the medians of A and B, in ms, for scale).
 - There are ROUNDS idle rounds, PAUSE seconds apart, so they fall at different moments of a
@@ -14,8 +13,9 @@ One figure from one moment hides the spread, so a comparison is measured like th
   out of the idle figures, so that the loaded figure is visible too.
 
 Times are wall clock from posix_spawn to wait4 (stdio on /dev/null, a session of its own, a
-30 s timeout), so every command pays the same small spawn cost (`/bin/true` alone shows it). CPU time is what wait4 reports for the
-process and the children it waited for (newuidmap and newgidmap, for the launchers).
+30 s timeout), so every command pays the same small spawn cost (`/bin/true` alone shows it).
+CPU time is what wait4 reports for the process and the children it waited for (newuidmap and
+newgidmap, for the launchers).
 
 Used as a program by bench-startup, bench-join and bench-subid:
     python3 lib_bench.py SPEC RUNS ROUNDS PAUSE LOADED(0|1) [JSON]
