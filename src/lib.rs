@@ -89,6 +89,10 @@ fn become_root(args: Vec<OsString>) -> i32 {
             identity: identity::Asked::default(),
         });
     }
+    // So does the plainest run, `become-root COMMAND...` (the most common command line).
+    if let Some(request) = cli::plain_run(&args) {
+        return launch::main(request);
+    }
     match cli::Cli::parse_args(args) {
         Err(e) => cli::usage_exit(&e, "become-root"),
         Ok(cli) => match cli.into_action() {

@@ -14,7 +14,10 @@ pub use crate::options::{
     FsArg, MapMode, NetMode, OverlayDriver, PortDriver, Propagation, SubidSource,
 };
 
+mod fast;
 pub mod subid;
+
+pub use fast::{plain_join, plain_run};
 
 const AFTER_HELP: &str = "\
 Exit status: the command's own; 128+N when it was killed by signal N (become-root dies
@@ -308,8 +311,14 @@ impl Cli {
     /// order they were given (later mounts may build on earlier ones).
     pub fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
         use clap::FromArgMatches;
-        let matches = Self::command().try_get_matches_from(args)?;
-        let mut cli = Cli::from_arg_matches(&matches)?;
+        let mut matches = Self::command().try_get_matches_from(args)?;
+        // Indices first: from_arg_matches_mut takes the values out (no copy of the matches).
+        let index = |id: &str| matches.indices_of(id).map(|i| i.collect::<Vec<usize>>());
+        let indices: Vec<Option<Vec<usize>>> = ["bind", "ro_bind", "tmpfs", "copy_up", "overlay"]
+            .iter()
+            .map(|id| index(id))
+            .collect();
+        let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
         let mut ordered: Vec<(usize, FsArg)> = Vec::new();
         type Kind<'a> = (&'a str, &'a Vec<String>, fn(String) -> FsArg);
         let kinds: [Kind; 5] = [
@@ -319,9 +328,9 @@ impl Cli {
             ("copy_up", &cli.copy_up, FsArg::CopyUp),
             ("overlay", &cli.overlay, FsArg::Overlay),
         ];
-        for (id, values, make) in kinds {
-            if let Some(indices) = matches.indices_of(id) {
-                ordered.extend(indices.zip(values.iter().cloned().map(make)));
+        for ((_, values, make), indices) in kinds.into_iter().zip(indices) {
+            if let Some(indices) = indices {
+                ordered.extend(indices.into_iter().zip(values.iter().cloned().map(make)));
             }
         }
         ordered.sort_by_key(|(index, _)| *index);
@@ -404,30 +413,6 @@ pub enum Action {
     Session(crate::session::SessionCommand),
 }
 
-/// The plain form `become-root --join=NAME [--] [COMMAND [ARG]...]`, with no other option:
-/// the words of COMMAND, parsed without clap. Building the whole command-line definition costs
-/// a tenth of a join (about 0.1 ms here), and joining is meant to be cheap. Any other shape
-/// returns `None` and goes through clap; `plain_join_agrees_with_clap` checks that both read
-/// every accepted command line the same way.
-pub fn plain_join(args: &[std::ffi::OsString]) -> Option<(String, Vec<std::ffi::OsString>)> {
-    let spec = args.get(1)?.to_str()?.strip_prefix("--join=")?;
-    if spec.is_empty() {
-        return None;
-    }
-    let rest = &args[2..];
-    let words = match rest.first() {
-        None => Vec::new(),
-        Some(first) if first == "--" => rest[1..].to_vec(),
-        Some(first)
-            if std::os::unix::ffi::OsStrExt::as_bytes(first.as_os_str()).starts_with(b"-") =>
-        {
-            return None;
-        }
-        Some(_) => rest.to_vec(),
-    };
-    Some((spec.to_string(), words))
-}
-
 /// A command line clap refused: its help or version printed (status 0), or the usage error
 /// reported in become-root's format (status 125).
 pub fn usage_exit(e: &clap::Error, program: &str) -> i32 {
@@ -476,58 +461,4 @@ pub fn clap_usage(e: &clap::Error, program: &str) -> (String, String) {
         None => format!("see '{program} --help'"),
     };
     (why, hint)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_join_agrees_with_clap() {
-        let table: &[(&[&str], bool)] = &[
-            (&["--join=build"], true),
-            (&["--join=build", "make", "-j4", "--keep-going"], true),
-            (&["--join=build", "--", "-weird-command", "x"], true),
-            (&["--join=build", "--"], true),
-            (&["--join=build", "sh", "-c", "--join=other"], true),
-            (&["--join=1234", "true"], true),
-            (&["--join=a b", "true"], true),
-            (&["--join=build", "--chdir=/", "true"], false),
-            (&["--join=build", "-q", "true"], false),
-            (&["--join=build", "-", "x"], false),
-            (&["--join", "build", "true"], false),
-            (&["--join=", "true"], false),
-            (&["-q", "--join=build", "true"], false),
-            (&["--joint=build", "true"], false),
-            (&["true"], false),
-            (&[], false),
-        ];
-        for (words, plain) in table {
-            let args: Vec<std::ffi::OsString> = std::iter::once("become-root")
-                .chain(words.iter().copied())
-                .map(Into::into)
-                .collect();
-            let fast = plain_join(&args);
-            assert_eq!(fast.is_some(), *plain, "{words:?}");
-            if let Some((spec, command)) = fast {
-                let cli = Cli::parse_args(args.clone()).expect("clap accepts it too");
-                assert_eq!(cli.join.as_deref(), Some(spec.as_str()), "{words:?}");
-                assert_eq!(cli.command, command, "{words:?}");
-                // Nothing else was given: every other option has its default.
-                let default = Cli::parse_args(vec!["become-root".into()]).unwrap();
-                assert_eq!(
-                    format!(
-                        "{:?}",
-                        Cli {
-                            join: None,
-                            command: Vec::new(),
-                            ..cli
-                        }
-                    ),
-                    format!("{default:?}"),
-                    "{words:?}"
-                );
-            }
-        }
-    }
 }

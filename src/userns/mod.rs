@@ -37,6 +37,7 @@ pub const SUBUID: &str = "/etc/subuid";
 pub const SUBGID: &str = "/etc/subgid";
 
 const NSSWITCH: &str = "/etc/nsswitch.conf";
+const PASSWD: &str = "/etc/passwd";
 
 /// Where the helpers live when PATH does not name them (Debian puts them in /usr/bin).
 const HELPER_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"];
@@ -106,13 +107,36 @@ impl std::fmt::Display for Warning {
 }
 
 /// Read the caller's identity. Reads /proc/self/uid_map only when the caller is uid 0.
+/// The login name of `uid` in a passwd file's text: the first line whose third field reads
+/// as `uid` in decimal (leading zeros too, as glibc's files module reads it).
+pub fn passwd_name_of(text: &[u8], uid: u32) -> Option<String> {
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let mut fields = line.split(|&b| b == b':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        let field = std::str::from_utf8(fields.next()?).ok()?;
+        (field.parse::<u32>() == Ok(uid) && !name.is_empty())
+            .then(|| String::from_utf8_lossy(name).into_owned())
+    })
+}
+
 pub fn caller() -> Result<Caller, UsernsError> {
     let uid = Uid::current().as_raw();
     let gid = Gid::current().as_raw();
-    let name = User::from_uid(Uid::from_raw(uid))
-        .ok()
+    // /etc/passwd directly when NSS would read it first anyway: getpwuid(3) loads NSS
+    // modules and asks nscd first (a tenth of become-root's start-up). Network accounts
+    // (LDAP, SSSD), and anything not in the file, go through NSS.
+    let from_file = plan::nsswitch()
+        .passwd_files_first
+        .then(|| fs::read(PASSWD).ok())
         .flatten()
-        .map(|u| u.name);
+        .and_then(|text| passwd_name_of(&text, uid));
+    let name = from_file.or_else(|| {
+        User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    });
     let mut nested = None;
     if uid == 0 {
         let uid_map = read_proc_map("/proc/self/uid_map")?;
@@ -178,4 +202,51 @@ pub fn containers_env(caller: &Caller) -> Vec<(OsString, OsString)> {
             caller.gid.to_string().into(),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_name_rows() {
+        let text = b"root:x:0:0:root:/root:/bin/bash\n\
+                     alice:x:1000:1000::/home/alice:/bin/sh\n\
+                     +nis\n\
+                     :x:1001:1001::/:/bin/sh\n\
+                     bob:x:01002:1002::/:/bin/sh\n\
+                     carol:x:1003";
+        let rows = [
+            (0, Some("root")),
+            (1000, Some("alice")),
+            (1001, None),
+            (1002, Some("bob")),
+            (1003, Some("carol")),
+            (4242, None),
+        ];
+        for (uid, want) in rows {
+            assert_eq!(passwd_name_of(text, uid).as_deref(), want, "{uid}");
+        }
+    }
+
+    #[test]
+    fn nsswitch_rows() {
+        let rows = [
+            ("", true, false),
+            ("passwd: files systemd\ngroup: files\n", true, false),
+            ("passwd:         sss files\n", false, false),
+            ("passwd: files\nsubid: sss\n", true, true),
+            ("# passwd: ldap\npasswd: compat\n", false, false),
+            ("passwd:\n", true, false),
+            ("passwdx: ldap\n", true, false),
+        ];
+        for (text, files_first, subid) in rows {
+            let n = plan::parse_nsswitch(text);
+            assert_eq!(
+                (n.passwd_files_first, n.has_subid),
+                (files_first, subid),
+                "{text:?}"
+            );
+        }
+    }
 }

@@ -157,9 +157,39 @@ pub(super) fn full_mapping(
 }
 
 pub fn nsswitch_has_subid() -> bool {
-    fs::read_to_string(NSSWITCH)
-        .map(|text| text.lines().any(|l| l.trim_start().starts_with("subid:")))
-        .unwrap_or(false)
+    nsswitch().has_subid
+}
+
+/// What become-root needs of /etc/nsswitch.conf, read once.
+pub(super) struct Nsswitch {
+    /// A `subid:` line: ranges come from getsubids (libsubid) under --subid-source=auto.
+    pub(super) has_subid: bool,
+    /// The `passwd:` line names `files` first (or there is no such line, or no file): the
+    /// caller's name can be read from /etc/passwd directly, without loading NSS modules.
+    pub(super) passwd_files_first: bool,
+}
+
+pub(super) fn nsswitch() -> &'static Nsswitch {
+    static READ: std::sync::OnceLock<Nsswitch> = std::sync::OnceLock::new();
+    READ.get_or_init(|| parse_nsswitch(&fs::read_to_string(NSSWITCH).unwrap_or_default()))
+}
+
+pub(super) fn parse_nsswitch(text: &str) -> Nsswitch {
+    let line = |database: &str| {
+        text.lines().find_map(|l| {
+            let l = l.split('#').next().unwrap_or("").trim_start();
+            l.strip_prefix(database)?.strip_prefix(':').map(str::trim)
+        })
+    };
+    Nsswitch {
+        has_subid: line("subid").is_some(),
+        passwd_files_first: line("passwd").is_none_or(|sources| {
+            sources
+                .split_whitespace()
+                .next()
+                .is_none_or(|s| s == "files")
+        }),
+    }
 }
 
 /// Ask libsubid through the getsubids program (shadow): `getsubids [-g] USER`.
