@@ -544,12 +544,21 @@ fn id_line(line: &[u8]) -> Option<(&[u8], u32)> {
     Some((name, u32::try_from(id).ok()?))
 }
 
-/// "123": digits only, no sign, no spaces (leading zeros allowed).
+/// "123": digits only, no sign, no spaces; any number of leading zeros, as `str::parse` and
+/// `subid`'s padded-uid check read them. At most 19 digits after those, so the value fits.
 fn decimal(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || text.len() > 19 || !text.iter().all(u8::is_ascii_digit) {
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(text.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+    let digits = &text[text.iter().take_while(|&&b| b == b'0').count()..];
+    if digits.len() > 19 {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
+    )
 }
 
 /// Plain decimal as a person and `sprintf("%lu")` write it: "0", or digits without a leading 0.
@@ -1653,6 +1662,13 @@ mod tests {
                 vec![(1, "padded-owner")],
             ),
             (
+                // Regression: decimal() refused more than 19 digits, zeros included, so this
+                // was a missing owner here while become-root called it a padded uid.
+                "padded owner of more than 19 digits",
+                b"00000000000000000001000:100000:65536\n",
+                vec![(1, "padded-owner")],
+            ),
+            (
                 "nul byte splices",
                 b"alice:100000:65536\nbob:200000\0x\n:65536\n",
                 vec![(2, "nul-byte")],
@@ -1781,6 +1797,17 @@ mod tests {
         assert_eq!(got, vec![(1, 100000), (2, 300000), (3, 400000)]);
         let lines: Vec<_> = problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, vec![5, 6]);
+    }
+
+    /// Regression (found by the subid_audit fuzz target): `subid show` said nothing of a uid
+    /// padded to more than 19 digits, which become-root reports as a padded uid.
+    #[test]
+    fn user_ranges_report_a_long_padded_uid() {
+        let text = b"0000000000000000000000000000001000:100000:65536\n";
+        let (ranges, problems) = user_ranges(text, &[b"alice"], Some(1000));
+        assert!(ranges.is_empty());
+        let lines: Vec<_> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![1], "{problems:?}");
     }
 
     #[test]
