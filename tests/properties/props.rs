@@ -2184,7 +2184,8 @@ pub mod audit {
                 let name = fields.next()?;
                 fields.next()?;
                 let id = fields.next()?;
-                let plain = !id.is_empty() && id.len() <= 19 && id.iter().all(u8::is_ascii_digit);
+                // Digits only, any number of leading zeros (as glibc's strtoul reads them).
+                let plain = !id.is_empty() && id.iter().all(u8::is_ascii_digit);
                 let ok = !name.is_empty() && !matches!(name[0], b'+' | b'-') && plain;
                 let id: u64 = std::str::from_utf8(id).ok()?.parse().ok()?;
                 Some((name, u32::try_from(id).ok()?)).filter(|_| ok)
