@@ -12,12 +12,21 @@ use super::owners::grant;
 use super::render::{show_bytes, show_owner};
 use super::{FileCheck, Finding, ID_LIMIT, Kind, Span};
 
-/// "123": digits only, no sign, no spaces (leading zeros allowed).
+/// "123": digits only, no sign, no spaces; any number of leading zeros, as `str::parse` and
+/// `subid`'s padded-uid check read them. At most 19 digits after those, so the value fits.
 pub(super) fn decimal(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || text.len() > 19 || !text.iter().all(u8::is_ascii_digit) {
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(text.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+    let digits = &text[text.iter().take_while(|&&b| b == b'0').count()..];
+    if digits.len() > 19 {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
+    )
 }
 
 /// Plain decimal as a person and `sprintf("%lu")` write it: "0", or digits without a leading 0.

@@ -247,6 +247,13 @@ mod tests {
                 b"01000:100000:65536\n",
                 vec![(1, "padded-owner")],
             ),
+            (
+                // Regression: decimal() refused more than 19 digits, zeros included, so this
+                // was a missing owner here while become-root called it a padded uid.
+                "padded owner of more than 19 digits",
+                b"00000000000000000001000:100000:65536\n",
+                vec![(1, "padded-owner")],
+            ),
         ];
         check_rows(rows);
     }

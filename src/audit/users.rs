@@ -180,6 +180,17 @@ mod tests {
         assert_eq!(lines, vec![5, 6]);
     }
 
+    /// Regression (found by the subid_audit fuzz target): `subid show` said nothing of a uid
+    /// padded to more than 19 digits, which become-root reports as a padded uid.
+    #[test]
+    fn user_ranges_report_a_long_padded_uid() {
+        let text = b"0000000000000000000000000000001000:100000:65536\n";
+        let (ranges, problems) = user_ranges(text, &[b"alice"], Some(1000), &Accounts::default());
+        assert!(ranges.is_empty());
+        let lines: Vec<_> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![1], "{problems:?}");
+    }
+
     #[test]
     fn range_index_finds_every_owner() {
         let text = b"alice:100000:65536\nbob:100500:10\ncarol:231072:65536\n";

@@ -1466,6 +1466,9 @@ pub mod mounts {
                 }
             }
         }
+        // Inside the new root as paths go: a destination with ".." components still leaves
+        // it when the kernel resolves it before pivot_root ("/../etc" becomes "DIR/../etc"),
+        // which this does not check.
         let moved = |dst: &Path, got: &Path| match &o.rootfs {
             None => assert_eq!(got, dst),
             Some(root) => {
@@ -2194,10 +2197,13 @@ pub mod audit {
                 let name = fields.next()?;
                 fields.next()?;
                 let id = fields.next()?;
-                let plain = !id.is_empty() && id.len() <= 19 && id.iter().all(u8::is_ascii_digit);
-                let ok = !name.is_empty() && !matches!(name[0], b'+' | b'-') && plain;
+                // Digits only, any number of leading zeros (as glibc's strtoul reads them).
+                let plain = !id.is_empty() && id.iter().all(u8::is_ascii_digit);
+                if name.is_empty() || matches!(name[0], b'+' | b'-') || !plain {
+                    return None;
+                }
                 let id: u64 = std::str::from_utf8(id).ok()?.parse().ok()?;
-                Some((name, u32::try_from(id).ok()?)).filter(|_| ok)
+                Some((name, u32::try_from(id).ok()?))
             })
             .collect()
     }
