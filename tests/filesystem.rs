@@ -413,6 +413,16 @@ fn errors_come_before_anything_is_mounted() {
             125,
             "expected SRC or SRC:DST".into(),
         ),
+        (
+            format!("'--bind={}\\'", p(&data)),
+            125,
+            "escapes nothing".into(),
+        ),
+        (
+            format!("--rootfs={} --tmpfs=/tmp/../../etc", p(&root)),
+            125,
+            "climbs out of the new root".into(),
+        ),
     ];
     rows.push((
         format!("--rootfs={}", p(&root)),

@@ -16,6 +16,26 @@ pub fn check(o: &Options, owns: &dyn Fn(u32) -> bool) -> Result<Prepared, Error>
     let is_dir = |p: &Path| p.is_dir();
     if let Some(root) = &o.rootfs {
         check_rootfs(root, owns)?;
+        // Destinations are inside the new root: a '..' would climb out of it before pivot.
+        let destinations = o.filesystem.iter().map(|spec| match spec {
+            FsSpec::Bind { dst, .. } => dst,
+            FsSpec::Tmpfs { dir } => dir,
+            FsSpec::Overlay { target, .. } => target,
+        });
+        for dst in destinations.chain(o.chdir.as_ref()) {
+            if dst
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+            {
+                return Err(refused(
+                    "destination",
+                    dst,
+                    "climbs out of the new root with '..' (destinations are inside --rootfs)"
+                        .into(),
+                    "name it by its path inside the new root, without '..'",
+                ));
+            }
+        }
     }
     let mut prepared = Prepared::default();
     for spec in &o.filesystem {

@@ -67,6 +67,18 @@ pub fn parse(arg: &FsArg) -> Result<FsSpec, Error> {
         )
     };
     let path = |p: &str| PathBuf::from(p);
+    let (option, value) = match arg {
+        FsArg::Bind(v) => ("bind", v),
+        FsArg::RoBind(v) => ("ro-bind", v),
+        FsArg::Tmpfs(v) => ("tmpfs", v),
+        FsArg::CopyUp(v) => ("copy-up", v),
+        FsArg::Overlay(v) => ("overlay", v),
+    };
+    // An odd number of backslashes at the end escapes nothing: a mistake, not a path.
+    let trailing = value.bytes().rev().take_while(|&b| b == b'\\').count();
+    if trailing % 2 == 1 && matches!(arg, FsArg::Bind(_) | FsArg::RoBind(_) | FsArg::Overlay(_)) {
+        return Err(bad(option, value, "ends with a '\\' that escapes nothing"));
+    }
     match arg {
         FsArg::Bind(v) | FsArg::RoBind(v) => {
             let option = if matches!(arg, FsArg::Bind(_)) {
@@ -217,6 +229,8 @@ mod tests {
             FsArg::Overlay("/l".into()),
             FsArg::Overlay("/l:/t:/u:/x".into()),
             FsArg::Overlay(",/l:/t".into()),
+            FsArg::Bind("/a\\".into()),
+            FsArg::Overlay("/l:/t:/u\\".into()),
             FsArg::Overlay("/l::/u".into()),
         ];
         for arg in bad {
