@@ -50,21 +50,23 @@ bench_seconds() {
     [[ $2 =~ ^[0-9]+([.][0-9]+)?$ ]] || die "$1 wants a number of seconds, not '$2'"
 }
 
-# Sets `binary` to $BECOME_ROOT, else target/release/become-root, built when missing. The
-# argument says what a failed build does: `required` ends the benchmark, `optional` leaves
-# `binary` empty (the peers are measured alone).
+# Sets `binary` to $BECOME_ROOT, else the binary `make build` makes (statically linked, as
+# installed; see the Makefile), built when missing. The argument says what a failed build
+# does: `required` ends the benchmark, `optional` leaves `binary` empty (the peers are
+# measured alone).
 bench_find_binary() {
-    local root
+    local root built
     root=$(cd "$BENCH_LIB_DIR/.." && pwd)
     binary=
     if [[ -n ${BECOME_ROOT:-} ]]; then
         [[ -x $BECOME_ROOT ]] || die "BECOME_ROOT=$BECOME_ROOT is not an executable file"
         binary=$(realpath "$BECOME_ROOT")
     else
-        binary=$root/target/release/become-root
+        built=$(make -s -C "$root" print-built)
+        binary=$root/$built/become-root
         if [[ ! -x $binary ]]; then
-            echo "$BENCH_NAME: $binary missing; cargo build --release" >&2
-            if ! (cd "$root" && cargo build --release --bin become-root); then
+            echo "$BENCH_NAME: $binary missing; make build" >&2
+            if ! make -s -C "$root" build >&2; then
                 [[ $1 == optional ]] || die "build failed"
                 echo "$BENCH_NAME: build failed; measuring the peers only" >&2
                 binary=
@@ -72,7 +74,7 @@ bench_find_binary() {
             fi
         fi
     fi
-    # target/release is not rebuilt when present: show its age, so a stale one is noticed.
+    # The build is not redone when present: show its age, so a stale one is noticed.
     echo "$BENCH_NAME: become-root is $binary ($(date -r "$binary" '+built %F %T'))"
 }
 

@@ -36,6 +36,7 @@ common::tests! {
         default_command_is_shell_then_bin_sh,
         stdin_and_environment_pass_through,
         file_descriptors_are_the_same_with_and_without,
+        closed_standard_descriptors_are_dev_null,
         sigpipe_is_default_for_the_command,
         works_when_the_caller_ignores_sigchld_and_passes_that_on,
         fifty_parallel_runs,
@@ -849,6 +850,19 @@ fn file_descriptors_are_the_same_with_and_without() {
         assert_eq!(lines.len(), 2, "{text}");
         assert_eq!(lines[0], lines[1], "mode {mode:?}: fd sets differ");
         assert!(lines[0].contains('5') && lines[0].contains('9'), "{text}");
+    }
+}
+
+/// A caller that closed 0, 1 or 2 gets /dev/null there, as Rust's runtime would give it:
+/// become-root starts without that runtime (src/bin/become-root.rs), and a file it opens must
+/// not take a standard descriptor's number (COMMAND would read or write it).
+fn closed_standard_descriptors_are_dev_null() {
+    let w = world();
+    for mode in ["", "--pid"] {
+        let out = w.sh(&format!(
+            "\"$BR\" {mode} sh -c 'readlink /proc/self/fd/0 /proc/self/fd/2 >&3' 3>&1 <&- 2>&-"
+        ));
+        assert_eq!(out.ok(), "/dev/null\n/dev/null\n", "mode {mode:?}");
     }
 }
 

@@ -38,6 +38,7 @@ common::tests! {
         show_an_owner_that_is_no_account,
         show_lists_an_ambiguous_line_for_both_accounts,
         show_defaults_to_the_caller,
+        show_asks_the_name_service_through_getent,
         show_getsubids_reads_no_files,
         scan_of_a_missing_path_exits_2,
         become_root_named_subid_is_subid,
@@ -1161,6 +1162,48 @@ fn show_defaults_to_the_caller() {
     }
     // The crafted files give nothing to root or to whoever runs the tests.
     assert_eq!(out.status, Some(1), "{out:#?}");
+}
+
+/// An account only the name service knows (LDAP, SSSD) is resolved through getent(1), by
+/// uid and by name: the programs load no NSS module themselves, so that they can be linked
+/// statically (see the Makefile). A stand-in getent first on PATH plays the directory.
+fn show_asks_the_name_service_through_getent() {
+    let dir = TempDir::new("getent");
+    let getent = dir.0.join("getent");
+    fs::write(
+        &getent,
+        "#!/bin/sh\n[ \"$1\" = passwd ] && [ \"$2\" = -- ] || exit 2\n\
+         case $3 in 77777|dirsvc) echo 'dirsvc:x:77777:77777::/home/dirsvc:/bin/sh' ;; \
+         *) exit 2 ;; esac\n",
+    )
+    .unwrap();
+    fs::set_permissions(&getent, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.0.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for user in ["77777", "dirsvc"] {
+        let out = Command::new(SUBID)
+            .args([
+                "show",
+                user,
+                "--subuid",
+                "show/subuid",
+                "--subgid",
+                "show/subgid",
+            ])
+            .current_dir(data())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout.lines().next(),
+            Some("user    dirsvc (uid 77777)"),
+            "{user}: {out:#?}"
+        );
+    }
 }
 
 fn show_getsubids_reads_no_files() {

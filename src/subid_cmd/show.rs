@@ -22,10 +22,7 @@ pub(super) fn resolve_user(
         if passwd_given {
             return None;
         }
-        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map(|u| u.name.into_bytes())
+        crate::userns::getent_passwd(&uid.to_string()).map(|(name, _)| name.into_bytes())
     };
     let (name, uid) = match arg {
         None => {
@@ -40,12 +37,13 @@ pub(super) fn resolve_user(
             let bytes = arg.as_bytes();
             if let Some(uid) = accounts.uid_of(bytes) {
                 (Some(bytes.to_vec()), Some(uid))
-            } else if let Some(user) = (!passwd_given)
+            } else if let Some((_, uid)) = (!passwd_given)
                 .then(|| arg.to_str())
                 .flatten()
-                .and_then(|n| nix::unistd::User::from_name(n).ok().flatten())
+                .filter(|n| !n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(crate::userns::getent_passwd)
             {
-                (Some(bytes.to_vec()), Some(user.uid.as_raw()))
+                (Some(bytes.to_vec()), Some(uid))
             } else if let Some(uid) = std::str::from_utf8(bytes)
                 .ok()
                 .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))

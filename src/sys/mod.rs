@@ -130,6 +130,56 @@ pub fn borrow_fd(fd: i32) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
+/// What Rust's runtime would do before `main` and become-root relies on, for a binary that
+/// starts without that runtime (`#![no_main]`, src/bin/become-root.rs): open /dev/null on
+/// any of descriptors 0, 1 and 2 the caller left closed, so that no file become-root opens
+/// later (a state file, a lock) takes a standard descriptor's number and receives what is
+/// meant for the terminal; and ignore SIGPIPE, so that a write to a closed pipe or socket is
+/// an EPIPE error to report, not a silent death. The rest of that runtime is left out: a
+/// guard page for the main thread's stack (found by parsing /proc/self/maps, a fifth of
+/// become-root's start-up instructions; the kernel's own stack guard gap still turns an
+/// overflow into SIGSEGV) and the main thread's name in panic messages.
+pub fn start_without_runtime() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: `fds` is a valid array of three pollfd structures, borrowed mutably for the
+        // call; a timeout of 0 returns at once.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if n >= 0 {
+            break;
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            // No poll (some sandboxes forbid it): ask each descriptor instead.
+            _ => {
+                for pfd in &mut fds {
+                    // SAFETY: F_GETFD only reads the descriptor's flags.
+                    let closed = unsafe { libc::fcntl(pfd.fd, libc::F_GETFD) } == -1
+                        && Errno::last() == Errno::EBADF;
+                    pfd.revents = if closed { libc::POLLNVAL } else { 0 };
+                }
+                break;
+            }
+        }
+    }
+    for pfd in fds.iter().filter(|pfd| pfd.revents & libc::POLLNVAL != 0) {
+        // open(2) returns the lowest free descriptor, which is this one: the ones below it
+        // are open (they were, or this loop just opened them).
+        // SAFETY: the path is a NUL-terminated literal; the descriptor is owned for good.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if fd != pfd.fd {
+            // No /dev/null: carrying on would let a file become-root opens take this number.
+            let _ = std::io::stderr().write_all(b"become-root: /dev/null: cannot open it\n");
+            exit_now(125);
+        }
+    }
+    ignore_signal(Signal::SIGPIPE);
+}
+
 /// Set `sig` to its default disposition and say whether the caller had it ignored.
 pub fn default_signal_was_ignored(sig: Signal) -> bool {
     // SAFETY: SIG_DFL installs no Rust code as a handler, so nothing can run in signal context.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
 use nix::sys::statvfs::{FsFlags, statvfs};
-use nix::unistd::{Gid, Pid, Uid, User};
+use nix::unistd::{Gid, Pid, Uid};
 
 use crate::error::Error;
 use crate::idmap::{IdMap, MapError};
@@ -106,7 +106,28 @@ impl std::fmt::Display for Warning {
     }
 }
 
-/// Read the caller's identity. Reads /proc/self/uid_map only when the caller is uid 0.
+/// An account as the system's name service has it (NSS: files, LDAP, SSSD, systemd...),
+/// asked through `getent passwd KEY` (a uid or a login name): `(name, uid)`. become-root
+/// itself never loads NSS modules, so that it can be linked statically (a static glibc
+/// cannot load another glibc version's modules); getent, part of the C library's own
+/// package, does. The cost, a fork and exec, is paid only for accounts not in /etc/passwd.
+pub fn getent_passwd(key: &str) -> Option<(String, u32)> {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", "--", key])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let line = out.stdout.split(|&b| b == b'\n').next()?;
+    let mut fields = line.split(|&b| b == b':');
+    let name = String::from_utf8(fields.next()?.to_vec()).ok()?;
+    let uid = std::str::from_utf8(fields.nth(1)?).ok()?.parse().ok()?;
+    (!name.is_empty()).then_some((name, uid))
+}
+
 /// The login name of `uid` in a passwd file's text: the first line whose third field reads
 /// as `uid` in decimal (leading zeros too, as glibc's files module reads it).
 pub fn passwd_name_of(text: &[u8], uid: u32) -> Option<String> {
@@ -120,23 +141,19 @@ pub fn passwd_name_of(text: &[u8], uid: u32) -> Option<String> {
     })
 }
 
+/// Read the caller's identity. Reads /proc/self/uid_map only when the caller is uid 0.
 pub fn caller() -> Result<Caller, UsernsError> {
     let uid = Uid::current().as_raw();
     let gid = Gid::current().as_raw();
-    // /etc/passwd directly when NSS would read it first anyway: getpwuid(3) loads NSS
-    // modules and asks nscd first (a tenth of become-root's start-up). Network accounts
-    // (LDAP, SSSD), and anything not in the file, go through NSS.
+    // /etc/passwd directly when NSS would read it first anyway (asking NSS costs a fork
+    // and exec of getent(1), see getent_passwd). Network accounts (LDAP, SSSD), and
+    // anything not in the file, go through NSS.
     let from_file = plan::nsswitch()
         .passwd_files_first
         .then(|| fs::read(PASSWD).ok())
         .flatten()
         .and_then(|text| passwd_name_of(&text, uid));
-    let name = from_file.or_else(|| {
-        User::from_uid(Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-    });
+    let name = from_file.or_else(|| getent_passwd(&uid.to_string()).map(|(name, _)| name));
     let mut nested = None;
     if uid == 0 {
         let uid_map = read_proc_map("/proc/self/uid_map")?;
