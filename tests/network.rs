@@ -34,7 +34,8 @@ common::tests! {
         connections_at_once_each_get_their_own_answer_and_the_half_close,
         a_stuck_or_deaf_server_inside_holds_up_no_other_connection,
         udp_clients_at_once_each_get_their_own_echoes_and_a_first_burst_arrives,
-        sigkill_while_connections_are_being_made_inside_leaves_no_provider;
+        sigkill_while_connections_are_being_made_inside_leaves_no_provider,
+        a_client_reset_ends_its_connection_while_the_server_does_not_read;
 }
 
 /// The connected modes, with the gateway address through which the host is reached.
@@ -707,6 +708,23 @@ fn a_stuck_or_deaf_server_inside_holds_up_no_other_connection() {
     );
     assert!(out.stdout.starts_with("ok answered"), "{out:#?} {err}");
     no_helper_left(&w, "stuck and deaf servers");
+}
+
+fn a_client_reset_ends_its_connection_while_the_server_does_not_read() {
+    // The direction client -> server waits for the server to read, so it does not look at
+    // the client's socket: its reset must still end the connection (and reach the server),
+    // not leave both sockets and a full pipe behind until the server closes.
+    let w = world();
+    let script = format!(
+        "\"$BR\" --net=none -p 18096:8000 -p 18097:8001 {server} & pid=$!; \
+         {load} reset 127.0.0.1 18096 18097 $pid; status=$?; kill -TERM $pid; wait $pid; \
+         exit $status",
+        server = load_server(),
+        load = helper("forward-load.py"),
+    );
+    let out = w.sh(&script);
+    assert_eq!(out.stdout, "ok\n", "{out:#?}");
+    no_helper_left(&w, "after a client's reset");
 }
 
 fn udp_clients_at_once_each_get_their_own_echoes_and_a_first_burst_arrives() {

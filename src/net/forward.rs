@@ -942,6 +942,12 @@ impl<'p> Forwarder<'p> {
                 if writable && write {
                     self.pump(key, writes);
                 }
+                // A reset: what could be read is passed on above; the rest ends here, even a
+                // direction that waits on the other socket and does not look at this one (a
+                // client resetting while the server does not read: the server must see it).
+                if events.contains(EpollFlags::EPOLLERR) {
+                    self.close(key, true);
+                }
             }
         }
     }

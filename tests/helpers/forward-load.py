@@ -16,6 +16,10 @@
   forward-load.py deaf HOST ECHO DEAF
       Waits until HOST:ECHO echoes, opens 5 connections to DEAF (their connections inside stay
       unfinished), prints "ok" and holds them for 3 s.
+  forward-load.py reset HOST ECHO STUCK PID
+      Fills a connection to STUCK until it blocks, then resets it (SO_LINGER 0) and checks that
+      the forwarder, process PID, closes its side within 5 s: it holds no more descriptors
+      than before the connection.
   forward-load.py udp HOST PORT N BURST
       N clients each send BURST datagrams at once (the first before the forwarder has a socket
       inside for the client) and check that every echo (udp-echo.py) comes back to its sender.
@@ -24,6 +28,7 @@ Prints "ok ..." and exits 0, or prints what went wrong and exits 1.
 import hashlib
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -133,14 +138,7 @@ def clients(host, port, n, size):
 def stuck(host, echo, stuck_port, deaf):
     wait_serving(host, echo)
     full = socket.create_connection((host, stuck_port), timeout=5)
-    full.setblocking(False)
-    sent, last = 0, time.time()
-    while time.time() - last < 1:  # until nothing more is taken for a second
-        try:
-            sent += full.send(b"x" * (1 << 16))
-            last = time.time()
-        except BlockingIOError:
-            time.sleep(0.01)
+    sent = fill(full)
     if sent == 0:
         fail("nothing could be sent to the stuck server")
     waiting = [socket.create_connection((host, deaf), timeout=5) for _ in range(5)]
@@ -165,6 +163,41 @@ def deaf(host, echo, deaf_port):
     time.sleep(3)
     for conn in waiting:
         conn.close()
+
+
+def fill(conn):
+    """Send until nothing more is taken for a second; the bytes sent."""
+    conn.setblocking(False)
+    sent, last = 0, time.time()
+    while time.time() - last < 1:
+        try:
+            sent += conn.send(b"x" * (1 << 16))
+            last = time.time()
+        except BlockingIOError:
+            time.sleep(0.01)
+    return sent
+
+
+def reset(host, echo, stuck_port, pid):
+    def held():
+        return len(os.listdir(f"/proc/{pid}/fd"))
+
+    wait_serving(host, echo)
+    time.sleep(0.2)  # the probe's connection is closed on both sides
+    before = held()
+    conn = socket.create_connection((host, stuck_port), timeout=5)
+    if fill(conn) == 0:
+        fail("nothing could be sent to the stuck server")
+    during = held()
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    deadline = time.time() + 5
+    while held() > before:
+        if time.time() > deadline:
+            fail(f"the forwarder still holds {held()} descriptors ({during} with the "
+                 f"connection, {before} before it) 5 s after the client's reset")
+        time.sleep(0.05)
+    print("ok")
 
 
 def udp(host, port, n, burst):
@@ -209,6 +242,8 @@ elif command == "stuck":
     stuck(args[0], int(args[1]), int(args[2]), int(args[3]))
 elif command == "deaf":
     deaf(args[0], int(args[1]), int(args[2]))
+elif command == "reset":
+    reset(args[0], int(args[1]), int(args[2]), int(args[3]))
 elif command == "udp":
     udp(args[0], int(args[1]), int(args[2]), int(args[3]))
 else:
