@@ -32,6 +32,7 @@ common::tests! {
         ctrl_c_ends_the_run_and_leaves_no_helper_and_job_control_works;
     [Harness, Tool("python3")]
         connections_at_once_each_get_their_own_answer_and_the_half_close,
+        connections_beyond_the_open_files_limit_wait_their_turn,
         a_stuck_or_deaf_server_inside_holds_up_no_other_connection,
         udp_clients_at_once_each_get_their_own_echoes_and_a_first_burst_arrives,
         sigkill_while_connections_are_being_made_inside_leaves_no_provider,
@@ -690,6 +691,26 @@ fn connections_at_once_each_get_their_own_answer_and_the_half_close() {
     );
     assert_eq!(out.stdout, "ok 200\nok 3\n", "{out:#?} {err}");
     no_helper_left(&w, "connections at once");
+}
+
+fn connections_beyond_the_open_files_limit_wait_their_turn() {
+    // With a hard limit of 128 open files (the forwarder cannot raise it), 100 connections at
+    // once need more descriptors than become-root may have: the forwarder accepts as many as
+    // its descriptors allow and the rest wait in the listener's backlog; none fails.
+    let w = world();
+    let load = helper("forward-load.py");
+    let err = w.home().join("become-root.err");
+    let script = format!(
+        "(ulimit -n 128 && exec \"$BR\" --net=none -p 18098:8000 {server}) 2>{err} & pid=$!; \
+         {load} clients 127.0.0.1 18098 100 2000; status=$?; kill -TERM $pid; wait $pid; \
+         exit $status",
+        server = load_server(),
+        err = err.display()
+    );
+    let out = w.sh(&script);
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(out.stdout, "ok 100\n", "{out:#?} {stderr}");
+    no_helper_left(&w, "connections beyond the open-files limit");
 }
 
 fn a_stuck_or_deaf_server_inside_holds_up_no_other_connection() {

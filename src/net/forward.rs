@@ -60,8 +60,17 @@ const SPLICE_BUDGET: u32 = 16;
 const BATCH: u32 = 64;
 /// Datagrams held for a new UDP flow while its socket inside is on its way.
 const UDP_QUEUE: usize = 64;
-/// How long accepting pauses when the process is out of descriptors.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long accepting, and moving bytes that need a new pipe, pause when the process is out
+/// of descriptors (unless a connection closes sooner).
+const FD_PAUSE: Duration = Duration::from_millis(100);
+/// The soft limit of open files the forwarder raises its process to, within the hard limit:
+/// a connection holds two descriptors, four while bytes are in flight.
+const OPEN_FILES: u64 = 1 << 16;
+/// Descriptors a connection may hold at most: its two sockets and a pipe each way.
+const FDS_PER_CONN: usize = 6;
+/// Descriptors of the open-files limit left to the rest of the process, beyond those it has
+/// open when forwarding starts.
+const FDS_KEPT: usize = 16;
 
 /// The addresses tried inside, in order: a server may listen on either family.
 const INSIDE: [IpAddr; 2] = [
@@ -438,6 +447,15 @@ pub fn start(bound: Vec<Bound>, provider: Arc<Provider>) {
     if bound.is_empty() {
         return;
     }
+    // Many connections at once need many descriptors, more than the usual soft limit of 1024
+    // (Go programs such as rootlesskit raise it too). Only become-root's own process: COMMAND
+    // and the helpers are running already, with the caller's limit.
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < OPEN_FILES
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(OPEN_FILES), hard);
+    }
     std::thread::spawn(move || match Forwarder::new(bound, &provider.channel) {
         Ok(mut forwarder) => forwarder.run(),
         Err(e) => eprintln!("become-root: forwarding published ports: {e}"),
@@ -528,6 +546,11 @@ impl<T> Slab<T> {
         *generation = generation.wrapping_add(1);
         self.free.push(key.index);
         value.take()
+    }
+
+    /// How many entries there are.
+    fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
     }
 
     fn keys(&self) -> impl Iterator<Item = (Key, &T)> {
@@ -686,6 +709,8 @@ enum Pumped {
     More,
     /// A socket failed (reset, or gone): the connection is over.
     Failed,
+    /// No pipe could be made (out of descriptors): run again once some are free.
+    NoPipe,
 }
 
 /// Move bytes of one direction until a socket would block, the direction ends, or its budget
@@ -734,7 +759,7 @@ fn pump(dir: &mut Dir, from: &TcpStream, to: &TcpStream, pipes: &mut Pipes, last
         }
         budget -= 1;
         let Ok(pipe) = pipes.take() else {
-            return Pumped::Failed; // out of descriptors
+            return Pumped::NoPipe;
         };
         match splice(from, None, &pipe.write, None, pipe.size, flags) {
             Ok(0) => {
@@ -801,8 +826,16 @@ struct Forwarder<'p> {
     again: Vec<Again>,
     /// Accepting stopped because MAX_WAITING requests are in flight.
     starved: bool,
-    /// Accepting paused, out of descriptors, until then (or until a connection closes).
+    /// Accepting stopped because the connections could run out of descriptors for their
+    /// pipes (they would wait for each other); a connection closing comes back.
+    full: bool,
+    /// Descriptors the connections, flows and pipes may hold (the open-files limit, less
+    /// FDS_KEPT).
+    fd_budget: usize,
+    /// Out of descriptors: accepting, and the directions in `no_pipe`, wait until then (or
+    /// until a connection closes).
     paused: Option<Instant>,
+    no_pipe: Vec<(Key, Way)>,
     /// When the next UDP flow may be idle for UDP_IDLE.
     sweep: Option<Instant>,
     datagram: Vec<u8>,
@@ -856,7 +889,10 @@ impl<'p> Forwarder<'p> {
             pipes: Pipes { idle: Vec::new() },
             again: Vec::new(),
             starved: false,
+            full: false,
+            fd_budget: fd_budget(),
             paused: None,
+            no_pipe: Vec::new(),
             sweep: None,
             datagram: vec![0; 65536],
             cmsg: nix::cmsg_space!([RawFd; 1]),
@@ -966,6 +1002,10 @@ impl<'p> Forwarder<'p> {
             }
             Pumped::More => self.again.push(Again::Pump(key, way)),
             Pumped::Failed => self.close(key, true),
+            Pumped::NoPipe => {
+                self.no_pipe.push((key, way));
+                self.paused.get_or_insert(Instant::now() + FD_PAUSE);
+            }
         }
     }
 
@@ -983,7 +1023,7 @@ impl<'p> Forwarder<'p> {
             let _ = setsockopt(&conn.host, sockopt::Linger, &abort);
             let _ = setsockopt(&conn.inside, sockopt::Linger, &abort);
         }
-        if self.paused.is_some() {
+        if self.paused.is_some() || self.full {
             self.resume(); // a descriptor or two are free again
         }
     }
@@ -995,6 +1035,10 @@ impl<'p> Forwarder<'p> {
         for _ in 0..BATCH {
             if self.waiting.len() >= MAX_WAITING {
                 self.starved = true; // replies() comes back
+                return;
+            }
+            if self.fds_held() + FDS_PER_CONN > self.fd_budget {
+                self.full = true; // close() comes back
                 return;
             }
             let (listener, port) = &self.listeners[i];
@@ -1010,7 +1054,7 @@ impl<'p> Forwarder<'p> {
                         | nix::libc::ENOMEM,
                     ) => {
                         self.pipes.idle.clear();
-                        self.paused = Some(Instant::now() + ACCEPT_PAUSE);
+                        self.paused = Some(Instant::now() + FD_PAUSE);
                         return;
                     }
                     _ => continue, // the client gave up already (ECONNABORTED), EINTR
@@ -1024,12 +1068,25 @@ impl<'p> Forwarder<'p> {
         self.again.push(Again::Accept(i));
     }
 
-    /// Accept again on every listener (the pause is over, or requests were answered).
+    /// Accept again on every listener, and retry the directions that had no pipe (the pause
+    /// is over, a connection closed, or requests were answered).
     fn resume(&mut self) {
         self.paused = None;
         self.starved = false;
+        self.full = false;
+        let waiting = self
+            .no_pipe
+            .drain(..)
+            .map(|(key, way)| Again::Pump(key, way));
+        self.again.extend(waiting);
         self.again
             .extend((0..self.listeners.len()).map(Again::Accept));
+    }
+
+    /// The descriptors the connections, flows and pipes could hold, at most.
+    fn fds_held(&self) -> usize {
+        let conns = (self.conns.len() + self.waiting.len()) * FDS_PER_CONN;
+        conns + self.flows.len() + 2 * self.pipes.idle.len()
     }
 
     fn ask(&mut self, proto: Proto, port: u16, waiting: Waiting) {
@@ -1162,7 +1219,10 @@ impl<'p> Forwarder<'p> {
                 }
                 continue;
             }
-            if !self.provider || self.waiting.len() >= MAX_WAITING {
+            if !self.provider
+                || self.waiting.len() >= MAX_WAITING
+                || self.fds_held() + 1 > self.fd_budget
+            {
                 continue; // dropped, as by a full socket buffer
             }
             let key = self.flows.insert(Flow {
@@ -1250,6 +1310,18 @@ impl<'p> Forwarder<'p> {
         }
         self.sweep = next;
     }
+}
+
+/// The descriptors connections may hold: the soft limit of open files, less those open now
+/// and FDS_KEPT; at least one connection's worth, so that a low limit slows forwarding down
+/// (accept's EMFILE pauses it) and never stops it.
+fn fd_budget() -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let limit = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft.min(1 << 20));
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count());
+    (limit as usize)
+        .saturating_sub(open + FDS_KEPT)
+        .max(FDS_PER_CONN)
 }
 
 fn io_errno(e: io::Error) -> Errno {
