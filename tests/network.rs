@@ -30,6 +30,13 @@ common::tests! {
         sigterm_and_sigkill_to_become_root_leave_no_helper;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps"), Tool("script")]
         ctrl_c_ends_the_run_and_leaves_no_helper_and_job_control_works;
+    [Harness, Tool("python3")]
+        connections_at_once_each_get_their_own_answer_and_the_half_close,
+        connections_beyond_the_open_files_limit_wait_their_turn,
+        a_stuck_or_deaf_server_inside_holds_up_no_other_connection,
+        udp_clients_at_once_each_get_their_own_echoes_and_a_first_burst_arrives,
+        sigkill_while_connections_are_being_made_inside_leaves_no_provider,
+        a_client_reset_ends_its_connection_while_the_server_does_not_read;
 }
 
 /// The connected modes, with the gateway address through which the host is reached.
@@ -654,4 +661,125 @@ fn network_helpers_get_only_their_own_descriptors() {
         };
         assert_eq!(fds, want, "{mode}: descriptors of the helper");
     }
+}
+
+// ---- the forwarder under load (one event loop for every connection, requests pipelined) ----
+
+/// `tests/helpers/forward-load.py serve`: an echo server on 8000 (reads to the client's
+/// half-close, answers with the length and SHA-256, echoes), one on 8001 that never reads and
+/// one on 8002 that never accepts.
+fn load_server() -> String {
+    format!(
+        "{} serve 127.0.0.1 8000 8001 8002 30",
+        helper("forward-load.py")
+    )
+}
+
+fn connections_at_once_each_get_their_own_answer_and_the_half_close() {
+    // Replies of the provider are matched to requests by id: a mix-up would hand a client
+    // another's server. 200 connections at once, then a few of 4 MiB each way: every byte
+    // arrives, to its own client, and each client's end reaches the server as its end.
+    let w = world();
+    let load = helper("forward-load.py");
+    let (out, err) = publish_and_call(
+        &w,
+        "--net=none -p 18090:8000",
+        &load_server(),
+        &format!(
+            "{load} clients 127.0.0.1 18090 200 2000 && {load} clients 127.0.0.1 18090 3 4194304"
+        ),
+    );
+    assert_eq!(out.stdout, "ok 200\nok 3\n", "{out:#?} {err}");
+    no_helper_left(&w, "connections at once");
+}
+
+fn connections_beyond_the_open_files_limit_wait_their_turn() {
+    // With a hard limit of 128 open files (the forwarder cannot raise it), 100 connections at
+    // once need more descriptors than become-root may have: the forwarder accepts as many as
+    // its descriptors allow and the rest wait in the listener's backlog; none fails.
+    let w = world();
+    let load = helper("forward-load.py");
+    let err = w.home().join("become-root.err");
+    let script = format!(
+        "(ulimit -n 128 && exec \"$BR\" --net=none -p 18098:8000 {server}) 2>{err} & pid=$!; \
+         {load} clients 127.0.0.1 18098 100 2000; status=$?; kill -TERM $pid; wait $pid; \
+         exit $status",
+        server = load_server(),
+        err = err.display()
+    );
+    let out = w.sh(&script);
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(out.stdout, "ok 100\n", "{out:#?} {stderr}");
+    no_helper_left(&w, "connections beyond the open-files limit");
+}
+
+fn a_stuck_or_deaf_server_inside_holds_up_no_other_connection() {
+    // One thread serves every connection: a destination that never reads must not block it,
+    // and neither may connections inside that never complete (the provider's connect waits 5 s
+    // for each; one request at a time, five of them would hold up the next for 25 s).
+    let w = world();
+    let (out, err) = publish_and_call(
+        &w,
+        "--net=none -p 18091:8000 -p 18092:8001 -p 18093:8002",
+        &load_server(),
+        &format!(
+            "{} stuck 127.0.0.1 18091 18092 18093",
+            helper("forward-load.py")
+        ),
+    );
+    assert!(out.stdout.starts_with("ok answered"), "{out:#?} {err}");
+    no_helper_left(&w, "stuck and deaf servers");
+}
+
+fn a_client_reset_ends_its_connection_while_the_server_does_not_read() {
+    // The direction client -> server waits for the server to read, so it does not look at
+    // the client's socket: its reset must still end the connection (and reach the server),
+    // not leave both sockets and a full pipe behind until the server closes.
+    let w = world();
+    let script = format!(
+        "\"$BR\" --net=none -p 18096:8000 -p 18097:8001 {server} & pid=$!; \
+         {load} reset 127.0.0.1 18096 18097 $pid; status=$?; kill -TERM $pid; wait $pid; \
+         exit $status",
+        server = load_server(),
+        load = helper("forward-load.py"),
+    );
+    let out = w.sh(&script);
+    assert_eq!(out.stdout, "ok\n", "{out:#?}");
+    no_helper_left(&w, "after a client's reset");
+}
+
+fn udp_clients_at_once_each_get_their_own_echoes_and_a_first_burst_arrives() {
+    // 16 clients send 8 datagrams each at once: the datagrams that come while a client's
+    // socket inside is on its way are held, not lost, and every echo goes to its own client.
+    let w = world();
+    let (out, err) = publish_and_call(
+        &w,
+        "--net=none -p 15301:5300/udp",
+        &format!("{} 127.0.0.1 5300 20", helper("udp-echo.py")),
+        &format!("{} udp 127.0.0.1 15301 16 8", helper("forward-load.py")),
+    );
+    assert_eq!(out.stdout, "ok 16x8\n", "{out:#?} {err}");
+    no_helper_left(&w, "UDP clients at once");
+}
+
+fn sigkill_while_connections_are_being_made_inside_leaves_no_provider() {
+    // The provider has connections inside in flight (to a server that never accepts) and
+    // answers still to send when become-root dies: it leaves all the same, when its channel
+    // closes.
+    let w = world();
+    let (err, said) = (w.home().join("err"), w.home().join("client"));
+    let script = format!(
+        "\"$BR\" --net=none -p 18094:8000 -p 18095:8002 {server} 2>{err} & pid=$!; \
+         {load} deaf 127.0.0.1 18094 18095 >{said} & client=$!; \
+         {until} grep -q ok {said}; \
+         kill -KILL $pid; wait $pid; echo killed=$?; wait $client; cat {said}",
+        server = load_server(),
+        load = helper("forward-load.py"),
+        err = err.display(),
+        said = said.display(),
+        until = World::until(),
+    );
+    let out = w.sh(&script);
+    assert_eq!(out.stdout, "killed=137\nok\n", "{out:#?}");
+    no_helper_left(&w, "after SIGKILL with connections in flight");
 }
