@@ -268,6 +268,7 @@ pub mod subid {
             !owner.is_empty() && (owner == name.as_bytes() || owner == uid_text.as_bytes())
         };
         let mut ranges = Vec::new();
+        let mut range_lines = Vec::new();
         let mut error_lines = Vec::new();
         for line in &split.lines {
             let result = if line.spliced {
@@ -287,7 +288,10 @@ pub mod subid {
                 );
             }
             match result {
-                Ok(entry) if is_callers(entry.owner) => ranges.push(entry.range),
+                Ok(entry) if is_callers(entry.owner) => {
+                    ranges.push(entry.range);
+                    range_lines.push(line.number);
+                }
                 Err(e) if is_callers(lib::owner_field(&line.text)) => {
                     assert!(!e.to_string().is_empty());
                     error_lines.push(line.number);
@@ -299,6 +303,12 @@ pub mod subid {
             parsed.ranges,
             ranges,
             "the caller's ranges, in file order: {}",
+            show()
+        );
+        assert_eq!(
+            parsed.lines,
+            range_lines,
+            "each range names its line: {}",
             show()
         );
         let caller_errors: Vec<usize> = parsed
