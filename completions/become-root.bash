@@ -23,14 +23,22 @@ _become__root() {
 
     case "${cmd}" in
         become__root)
-            opts="-m -n -p -v -u -i -a -q -h -V --map --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --chdir --cap-add --cap-drop --uid --gid --no-new-privs --info-fd --verbose --pid --uts --ipc --cgroup --all --name --detach --join --list --json --stop --check --quiet --help --version"
+            opts="-m -n -p -v -u -i -a -q -h -V --map --map-users --map-groups --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --chdir --cap-add --cap-drop --uid --gid --no-new-privs --info-fd --verbose --pid --uts --ipc --cgroup --all --name --detach --join --list --json --stop --check --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --map)
-                    COMPREPLY=($(compgen -W "auto full single" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto full single keep-id subids" -- "${cur}"))
+                    return 0
+                    ;;
+                --map-users)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --map-groups)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --subid-source)

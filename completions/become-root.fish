@@ -1,6 +1,10 @@
-complete -c become-root -l map -d 'How ids are mapped: full (caller and every subordinate range), single (only the caller, like unshare -r), auto (full when possible, else single with a warning)' -r -f -a "auto\t'full when possible, else single with a warning that says why'
+complete -c become-root -l map -d 'How ids are mapped: full (you as 0, then every subordinate range), single (only you, like unshare -r), auto (full when possible, else single with a warning), keep-id (you as yourself and COMMAND runs as you, the subordinate ranges on the other ids, like podman\'s keep-id), subids (you and every subordinate id as themselves)' -r -f -a "auto\t'full when possible, else single with a warning that says why'
 full\t'the caller as 0, then every subordinate range; an error when that cannot be done'
-single\t'only the caller, as 0'"
+single\t'only the caller, as 0'
+keep-id\t'the caller as itself, the subordinate ranges on the other ids; COMMAND runs as the caller'
+subids\t'the caller and every subordinate id as themselves; COMMAND runs as the caller'"
+complete -c become-root -l map-users -d 'Map COUNT host uids from OUTER to INNER inside (repeatable; util-linux\'s order). OUTER must be your uid or granted to you in /etc/subuid; \'auto\' adds every uid of yours the entries leave, on the inside ids they leave. Replaces --map\'s uid map' -r
+complete -c become-root -l map-groups -d 'As --map-users, for gids (/etc/subgid)' -r
 complete -c become-root -l subid-source -d 'Where subordinate ranges come from: files (/etc/subuid, /etc/subgid), getsubids (libsubid, e.g. SSSD or LDAP), auto (getsubids when /etc/nsswitch.conf has a subid line)' -r -f -a "auto\t'getsubids when /etc/nsswitch.conf has a subid line, else the files'
 files\t'/etc/subuid and /etc/subgid'
 getsubids\t'the getsubids program (libsubid)'"

@@ -25,6 +25,9 @@ pub struct Identity {
     /// `None` in the list stands for ALL.
     pub drop: Vec<Option<Capability>>,
     pub no_new_privs: bool,
+    /// Keep the supplementary groups when the ids change: COMMAND runs as the caller
+    /// (--map=keep-id, --map=subids), so it keeps what the caller's own processes have.
+    pub keep_groups: bool,
 }
 
 /// Parse a capability name: `NET_ADMIN`, `cap_net_admin` and `CAP_NET_ADMIN` all work.
@@ -103,6 +106,7 @@ impl Identity {
             add,
             drop,
             no_new_privs,
+            keep_groups: false,
         })
     }
 
@@ -152,7 +156,7 @@ impl Identity {
             let g = Gid::from_raw(gid);
             nix::unistd::setresgid(g, g, g).map_err(sys("setting the gid"))?;
         }
-        if uid != 0 || gid != 0 {
+        if (uid != 0 || gid != 0) && !self.keep_groups {
             // Leave the caller's supplementary groups behind; allowed only where setgroups
             // is (a single self map denies it, and the groups then stay as they were).
             let _ = nix::unistd::setgroups(&[Gid::from_raw(gid)]);

@@ -100,6 +100,10 @@ pub struct Ready<'a> {
     pub pid: Pid,
     pub uid_map: &'a IdMap,
     pub gid_map: &'a IdMap,
+    /// How the uid and gid maps were made: "full", "keep-id", "explicit", ...
+    pub how: (&'a str, &'a str),
+    /// The uid and gid COMMAND runs as inside.
+    pub runs_as: (u32, u32),
     pub observed: &'a Observed,
     pub net_mode: Option<&'a str>,
     /// (host address, port inside, protocol) of each published port, ports chosen.
@@ -138,10 +142,14 @@ impl Ready<'_> {
             }
         };
         format!(
-            "{{\"event\":\"ready\",\"pid\":{},\"uid_map\":{},\"gid_map\":{},\"namespaces\":{},\"network\":{network},\"session\":{},\"state_dir\":{}}}",
+            "{{\"event\":\"ready\",\"pid\":{},\"uid_map\":{},\"gid_map\":{},\"map\":{{\"uid\":{},\"gid\":{}}},\"runs_as\":{{\"uid\":{},\"gid\":{}}},\"namespaces\":{},\"network\":{network},\"session\":{},\"state_dir\":{}}}",
             self.pid,
             map_json(self.uid_map),
             map_json(self.gid_map),
+            json_string(self.how.0),
+            json_string(self.how.1),
+            self.runs_as.0,
+            self.runs_as.1,
             self.observed.namespaces,
             self.session
                 .as_ref()

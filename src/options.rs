@@ -15,6 +15,24 @@ pub enum MapMode {
     Full,
     /// only the caller, as 0
     Single,
+    /// the caller as itself, the subordinate ranges on the other ids; COMMAND runs as the
+    /// caller
+    KeepId,
+    /// the caller and every subordinate id as themselves; COMMAND runs as the caller
+    Subids,
+}
+
+impl MapMode {
+    /// As the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MapMode::Auto => "auto",
+            MapMode::Full => "full",
+            MapMode::Single => "single",
+            MapMode::KeepId => "keep-id",
+            MapMode::Subids => "subids",
+        }
+    }
 }
 
 /// `--subid-source`.

@@ -43,6 +43,7 @@ const ITEMS: &[&str] = &[
     "subgid",
     "subuid/subgid",
     "id mapping",
+    "map modes",
     "overlayfs",
     "fuse-overlayfs",
     "/dev/fuse",

@@ -103,6 +103,64 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  per extent of the current map. Supplementary groups are kept; those not \
                  mapped show as the overflow group (nogroup) inside, as with unshare and podman.",
             ),
+            Para(
+                "Three more ways to map, for working on your own files while other ids exist \
+                 too. The examples are for alice, uid and gid 1000, with the line \
+                 alice:100000:65536 in /etc/subuid and /etc/subgid; subid show prints the maps \
+                 each mode makes for a user. Each is checked before newuidmap runs, and a map \
+                 past the kernel's 340 extents or 4095 bytes is an error (status 125).",
+            ),
+            Item(
+                "--map=keep-id",
+                "You map to yourself (1000 -> 1000) and your subordinate ranges fill the other \
+                 ids from 0, in file order, around yours, as podman's --userns=keep-id lays \
+                 them out: become-root --map=keep-id cat /proc/self/uid_map prints 0 100000 1000, \
+                 1000 1000 1, 1001 101000 64536. COMMAND runs as uid 1000 and gid 1000, with no \
+                 capabilities except those --cap-add gives (as ambient ones), and with your \
+                 supplementary groups. Your files, $HOME and the current directory are yours \
+                 inside (ls -l names you) and stay writable, and what COMMAND makes is yours on \
+                 the host. --map=keep-id --uid=0 makes COMMAND root with the same map, so that \
+                 tools needing other ids (apt's _apt, podman, test suites that chown) have them \
+                 while your files stay yours: chown 0 f there makes f 100000's on the host, \
+                 chown 33 f 100033's. Mounts are made as root inside (100000), before COMMAND \
+                 becomes you. With fewer subordinate ids than your uid, the ids between the last \
+                 of them and yours stay unmapped. Without subordinate ids, or without newuidmap or \
+                 newgidmap, it fails as --map=full does. A become-root run inside by COMMAND as \
+                 you gains nothing (newuidmap's owner, root, is not mapped, so its set-user-ID \
+                 bit is ignored); run it as --uid=0, where it passes the map through.",
+            ),
+            Item(
+                "--map=subids",
+                "You and every subordinate id map to themselves: become-root --map=subids cat \
+                 /proc/self/uid_map prints 1000 1000 1 and 100000 100000 65536, so ids inside are \
+                 host ids (become-root --map=subids --cap-add=chown chown 100005 f shows 100005 \
+                 on both sides). For tools that must see host ids, and for nesting: a \
+                 become-root run as root in a namespace (become-root become-root --map=subids) \
+                 gets identity maps of the ranges that namespace has. 0 is not mapped, so \
+                 COMMAND runs as you, with only --cap-add capabilities; the setup runs as you too, \
+                 with the capabilities a new namespace gives its creator. --join into such a \
+                 session runs as you as well.",
+            ),
+            Item(
+                "--map-users=INNER:OUTER:COUNT, --map-groups=INNER:OUTER:COUNT",
+                "Exact maps, util-linux 2.39's syntax (its 2.38 form OUTER,INNER,COUNT is \
+                 refused): COUNT host ids from OUTER appear from INNER inside. Repeatable; each \
+                 replaces its side's map, and the side not given is --map's. Every OUTER id must \
+                 be your own or granted to you; the error names the entry, the ids at fault and \
+                 your grants as file:line (become-root: id map: --map-users=0:300000:10: host uids \
+                 300000-300009 are neither yours (uid 1000) nor granted to you (/etc/subuid:1 \
+                 grants 100000-165535)). Entries overlapping inside or outside are errors. An \
+                 entry over your own id is cut around it, which newuidmap maps only as an extent \
+                 of its own. The value auto adds every id of yours the entries leave (yours \
+                 first, then the ranges in file order) on the inside ids they leave, from 0: so \
+                 --map-users=auto alone is --map=full, and --map-users=1000:1000:1 \
+                 --map-users=auto is keep-id's uid map. --map-users=33:1000:1 --map-users=auto \
+                 puts you at 33 (www-data on Debian): 0 100000 33, 33 1000 1, 34 100033 65503. \
+                 COMMAND runs as 0 when 0 is mapped, else as your own id, else --uid must say. \
+                 Mapping only your own ids (--map-users=1000:1000:1 --map-groups=1000:1000:1) \
+                 needs no helper and denies setgroups, as unshare -c. As real root any id may be \
+                 mapped; as root in a user namespace, any id it has, cut where its extents end.",
+            ),
         ],
     },
     Section {

@@ -105,6 +105,23 @@ fn full_maps() {
 }
 
 #[test]
+fn map_modes_and_explicit_entries() {
+    cases("map modes", 1000, |rng| {
+        let (caller, subs) = props::idmap::gen_full(rng);
+        props::idmap::check_modes(caller, &subs);
+    });
+    cases("explicit maps", 3000, |rng| {
+        let (own, ranges, cut_at_ends, explicit) = props::idmap::gen_explicit(rng);
+        let grants = become_root::idmap::Grants {
+            own,
+            ranges: &ranges,
+            cut_at_ends,
+        };
+        props::idmap::check_explicit(&grants, &explicit);
+    });
+}
+
+#[test]
 fn proc_maps_and_extents() {
     cases("proc maps", 3000, |rng| {
         let text = props::soup_str(rng, props::idmap::PROC_TOKENS, 24);

@@ -186,9 +186,9 @@ pub(super) fn consistency_item(uids: u64, gids: u64) -> Item {
     )
 }
 
-/// The mapping a run would get with `--map` and `--subid-source` as given, tried for real
-/// when it takes newuidmap/newgidmap or a privileged writer.
-pub(super) fn mapping_item(cli: Asked, caller: &Caller, userns_ok: bool) -> Item {
+/// The mapping a run would get with `--map`, `--map-users`, `--map-groups` and
+/// `--subid-source` as given, tried for real when anything beyond the single map is asked.
+pub(super) fn mapping_item(cli: &Asked, caller: &Caller, userns_ok: bool) -> Item {
     const WHAT: &str = "id mapping";
     if !userns_ok {
         return Item::fail(
@@ -201,24 +201,36 @@ pub(super) fn mapping_item(cli: Asked, caller: &Caller, userns_ok: bool) -> Item
         "only uid {} and gid {} (as 0), nothing else",
         caller.uid, caller.gid
     );
-    if cli.map == MapMode::Single {
+    let explicit = !cli.map_users.is_empty() || !cli.map_groups.is_empty();
+    if cli.map == MapMode::Single && !explicit {
         return Item::ok(WHAT, format!("{single} (--map=single)"));
     }
+    let ask = userns::Ask {
+        mode: cli.map,
+        users: &cli.map_users,
+        groups: &cli.map_groups,
+    };
+    let asked = asked_text(cli);
     let mut warnings = Vec::new();
-    let mapping = match userns::plan_mapping(cli.map, cli.subid_source, caller, &mut warnings) {
+    let mapping = match userns::plan_mapping(&ask, cli.subid_source, caller, &mut warnings) {
         Ok(mapping) => mapping,
         Err(e) => {
             let hint = e.hint();
-            return Item::fail(WHAT, format!("--map=full: {e}"), hint);
+            // An entry's error names its option; anything else names what was asked.
+            let found = match e {
+                UsernsError::Entries { .. } | UsernsError::NotGranted { .. } => e.to_string(),
+                _ => format!("{asked}: {e}"),
+            };
+            return Item::fail(WHAT, found, hint);
         }
     };
-    if mapping.writer == Writer::SelfMap {
+    if mapping.how.0 == Planned::Single && mapping.how.1 == Planned::Single {
         // --map=auto fell back; --map=full says why.
-        let why =
-            match userns::plan_mapping(MapMode::Full, cli.subid_source, caller, &mut Vec::new()) {
-                Err(e) => e.to_string(),
-                Ok(_) => "see the lines above".into(),
-            };
+        let full = userns::Ask::mode(MapMode::Full);
+        let why = match userns::plan_mapping(&full, cli.subid_source, caller, &mut Vec::new()) {
+            Err(e) => e.to_string(),
+            Ok(_) => "see the lines above".into(),
+        };
         return Item::warn(
             WHAT,
             format!("{single}: the full mapping is not possible ({why})"),
@@ -229,14 +241,29 @@ pub(super) fn mapping_item(cli: Asked, caller: &Caller, userns_ok: bool) -> Item
         Ok(()) => {
             let by = match mapping.writer {
                 Writer::Helpers { .. } => "by newuidmap and newgidmap",
-                _ => "directly, as root",
+                Writer::SelfMap => "by become-root itself (only your own ids)",
+                Writer::Privileged => "directly, as root",
+            };
+            let (uid, gid) = mapping.command_ids(caller);
+            let show = |id: Option<u32>| id.map_or("unmapped".to_string(), |id| id.to_string());
+            let runs_as = if (uid, gid) == (Some(0), Some(0)) {
+                String::new()
+            } else {
+                format!(
+                    "; COMMAND runs as uid {} and gid {} inside",
+                    show(uid),
+                    show(gid)
+                )
             };
             Item::ok(
                 WHAT,
                 format!(
-                    "{} uids and {} gids mapped in a test namespace, {by}",
+                    "{} uids and {} gids mapped in a test namespace, {by} ({asked}: uid map {}; \
+                     gid map {}){runs_as}",
                     mapping.uid.len(),
-                    mapping.gid.len()
+                    mapping.gid.len(),
+                    extents_text(&mapping.uid),
+                    extents_text(&mapping.gid),
                 ),
             )
         }
@@ -248,6 +275,59 @@ pub(super) fn mapping_item(cli: Asked, caller: &Caller, userns_ok: bool) -> Item
             Item::fail(WHAT, e.to_string(), hint)
         }
     }
+}
+
+/// The options that ask for the mapping, as given: `--map=keep-id`, `--map-users=...`.
+fn asked_text(cli: &Asked) -> String {
+    let mut words = vec![format!("--map={}", cli.map.name())];
+    words.extend(cli.map_users.iter().map(|v| format!("--map-users={v}")));
+    words.extend(cli.map_groups.iter().map(|v| format!("--map-groups={v}")));
+    words.join(" ")
+}
+
+/// A map as `INNER:OUTER:COUNT` entries, the first few and how many more.
+pub(super) fn extents_text(map: &IdMap) -> String {
+    const SHOWN: usize = 4;
+    let ranges = map.ranges();
+    let mut parts: Vec<String> = ranges
+        .iter()
+        .take(SHOWN)
+        .map(|r| format!("{}:{}:{}", r.inside(), r.outside(), r.count()))
+        .collect();
+    if ranges.len() > SHOWN {
+        parts.push(format!("and {} more", ranges.len() - SHOWN));
+    }
+    parts.join(" ")
+}
+
+/// Which `--map` modes a run could use here, each planned as a run would plan it (helpers,
+/// subordinate ranges, the kernel's limits) but not tried.
+pub(super) fn modes_item(source: SubidSource, caller: &Caller) -> Item {
+    const WHAT: &str = "map modes";
+    let mut possible = Vec::new();
+    let mut impossible = Vec::new();
+    for mode in [MapMode::Full, MapMode::KeepId, MapMode::Subids] {
+        let ask = userns::Ask::mode(mode);
+        match userns::plan_mapping(&ask, source, caller, &mut Vec::new()) {
+            Ok(m) => possible.push(format!(
+                "{} ({} uids, {} gids)",
+                mode.name(),
+                m.uid.len(),
+                m.gid.len()
+            )),
+            Err(e) => impossible.push(format!("{}: {e}", mode.name())),
+        }
+    }
+    possible.push("single (1 uid, 1 gid)".to_string());
+    let found = format!("possible: {}", possible.join(", "));
+    if impossible.is_empty() {
+        return Item::ok(WHAT, found);
+    }
+    Item::warn(
+        WHAT,
+        format!("{found}; not possible: {}", impossible.join("; ")),
+        "fix the FAIL lines above; 'subid show' prints the map each mode makes".to_string(),
+    )
 }
 
 /// Have `mapping` written to a fresh user namespace held by a forked child, the way a run

@@ -32,7 +32,7 @@ use crate::net::{self, Driver, NetError};
 use crate::options::{MapMode, SubidSource};
 use crate::subid::{self, SubRange};
 use crate::sys::{self, Forked};
-use crate::userns::{self, Caller, Mapping, UsernsError, Writer};
+use crate::userns::{self, Caller, Mapping, Planned, UsernsError, Writer};
 
 mod features;
 mod kernel;
@@ -41,7 +41,7 @@ mod probe;
 
 use features::{device_item, program_item, tun_item};
 use kernel::kernel_items;
-use mapping::{helper_items, mapping_item, no_new_privs_item, subid_items};
+use mapping::{helper_items, mapping_item, modes_item, no_new_privs_item, subid_items};
 use probe::{NamespaceProbe, overlay_item, reap, userns_item};
 
 /// A command could run (see the module documentation).
@@ -148,9 +148,12 @@ impl Report {
 }
 
 /// What `--check` is asked about: the mapping a run would use.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Asked {
     pub map: MapMode,
+    /// --map-users and --map-groups, as given.
+    pub map_users: Vec<String>,
+    pub map_groups: Vec<String>,
     pub subid_source: SubidSource,
 }
 
@@ -200,9 +203,10 @@ pub fn report(cli: Asked) -> Report {
     ready &= userns_ok;
     items.push(userns_item);
     items.extend(static_items);
-    let mapping = mapping_item(cli, &caller, userns_ok);
+    let mapping = mapping_item(&cli, &caller, userns_ok);
     ready &= mapping.level != Level::Fail;
     items.push(mapping);
+    items.push(modes_item(cli.subid_source, &caller));
 
     items.push(overlay_item(&probed));
     items.push(program_item(

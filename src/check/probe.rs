@@ -140,6 +140,7 @@ pub(super) fn probe_steps(uid: u32, gid: u32, scratch: &Path) -> Result<(), (Ste
         uid: IdMap::single(uid),
         gid: IdMap::single(gid),
         writer: Writer::SelfMap,
+        how: (Planned::Single, Planned::Single),
     };
     userns::write_maps(getpid(), &own).map_err(|e| (Step::Map, errno_of(&e)))?;
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| (Step::MountNs, e))?;

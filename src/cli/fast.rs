@@ -25,6 +25,8 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
     };
     Some(crate::launch::Request {
         map: MapMode::Auto,
+        map_users: Vec::new(),
+        map_groups: Vec::new(),
         subid_source: SubidSource::Auto,
         mount: false,
         propagation: Propagation::Private,

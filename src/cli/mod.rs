@@ -39,10 +39,22 @@ newgidmap, which the administrator configures through /etc/subuid and /etc/subgi
     max_term_width = 100
 )]
 pub struct Cli {
-    /// How ids are mapped: full (caller and every subordinate range), single (only the
-    /// caller, like unshare -r), auto (full when possible, else single with a warning)
+    /// How ids are mapped: full (you as 0, then every subordinate range), single (only you,
+    /// like unshare -r), auto (full when possible, else single with a warning), keep-id (you
+    /// as yourself and COMMAND runs as you, the subordinate ranges on the other ids, like
+    /// podman's keep-id), subids (you and every subordinate id as themselves)
     #[arg(long, value_enum, default_value_t = MapMode::Auto, value_name = "MODE")]
     pub map: MapMode,
+
+    /// Map COUNT host uids from OUTER to INNER inside (repeatable; util-linux's order). OUTER
+    /// must be your uid or granted to you in /etc/subuid; 'auto' adds every uid of yours the
+    /// entries leave, on the inside ids they leave. Replaces --map's uid map
+    #[arg(long, value_name = "INNER:OUTER:COUNT|auto")]
+    pub map_users: Vec<String>,
+
+    /// As --map-users, for gids (/etc/subgid)
+    #[arg(long, value_name = "INNER:OUTER:COUNT|auto")]
+    pub map_groups: Vec<String>,
 
     /// Where subordinate ranges come from: files (/etc/subuid, /etc/subgid), getsubids
     /// (libsubid, e.g. SSSD or LDAP), auto (getsubids when /etc/nsswitch.conf has a subid line)
@@ -244,6 +256,7 @@ pub struct Cli {
         value_name = "NAME|PID",
         help_heading = "Sessions",
         conflicts_with_all = [
+            "map_users", "map_groups",
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "pid", "uts",
@@ -257,6 +270,7 @@ pub struct Cli {
         long,
         help_heading = "Sessions",
         conflicts_with_all = [
+            "map_users", "map_groups",
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid",
@@ -277,6 +291,7 @@ pub struct Cli {
         value_name = "NAME",
         help_heading = "Sessions",
         conflicts_with_all = [
+            "map_users", "map_groups",
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
             "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind", "ro_bind",
             "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid", "uts",
@@ -355,6 +370,8 @@ impl Cli {
         if self.check {
             return Action::Check(crate::check::Asked {
                 map: self.map,
+                map_users: self.map_users,
+                map_groups: self.map_groups,
                 subid_source: self.subid_source,
             });
         }
@@ -374,6 +391,8 @@ impl Cli {
         }
         Action::Run(crate::launch::Request {
             map: self.map,
+            map_users: self.map_users,
+            map_groups: self.map_groups,
             subid_source: self.subid_source,
             mount: self.mount,
             propagation: self.propagation,

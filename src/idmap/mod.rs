@@ -1,7 +1,8 @@
 //! Id ranges and id maps: the `inside outside count` extents of /proc/PID/uid_map and gid_map,
-//! built from the caller's id and subordinate ranges (`full`), for one id (`single`), for real
-//! root (`host_identity`) or from a parent map (`pass_through`), checked against the kernel's
-//! rules before anything is written. Pure: no file I/O, no syscalls.
+//! built from the caller's id and subordinate ranges (`full`, `keep_id`, `subids`, `explicit`
+//! entries, in `modes`), for one id (`single`), for real root (`host_identity`) or from a
+//! parent map (`pass_through`), checked against the kernel's rules before anything is written.
+//! Pure: no file I/O, no syscalls.
 //!
 //! Kernel rules enforced here (kernel/user_namespace.c, `map_write`): every extent maps at
 //! least one id; `first + count` must not wrap 32 bits on either side, so id 4294967295
@@ -12,7 +13,9 @@
 
 use std::fmt;
 
-use crate::subid::SubRange;
+mod modes;
+
+pub use modes::{Entry, Explicit, Grants};
 
 /// `start + count` may be at most this: the last mappable id is 4294967294.
 const ID_LIMIT: u64 = u32::MAX as u64;
@@ -72,6 +75,19 @@ pub enum MapError {
     BadProcLine { line: usize, text: String },
     #[error("the map is empty (not written yet?)")]
     Empty,
+    #[error("'{text}': {why}")]
+    BadEntry { text: String, why: String },
+    #[error("entries {first} and {second} overlap on the {side} side")]
+    EntriesOverlap {
+        side: Side,
+        first: Entry,
+        second: Entry,
+    },
+    #[error(
+        "entry {entry} maps outside ids {first}-{last}, which are neither the caller's own nor \
+         granted to it"
+    )]
+    NotGranted { entry: Entry, first: u32, last: u32 },
 }
 
 /// One extent: `count` ids starting at `inside` in the namespace are `outside` ids outside.
@@ -184,81 +200,6 @@ impl IdMap {
                 count: u32::MAX,
             }],
         }
-    }
-
-    /// The caller at 0, then the subordinate ranges in file order at 1, 2, ... with no gaps
-    /// inside (ranges of 1000 and 5000 ids give `0 uid 1`, `1 200000 1000`,
-    /// `1001 300000 5000`).
-    ///
-    /// The kernel rejects overlap on either side, so each range contributes only the ids no
-    /// earlier range (and not the caller's own id) already took, possibly in several pieces.
-    /// Pieces contiguous on both sides merge into one extent, except into the caller's
-    /// `0 caller 1`: newuidmap lets a user map their own id only as an extent of exactly one
-    /// id (newuidmap.c, `verify_range`), so it must stay alone. An empty `subordinate` gives
-    /// the single map. Fails on a bad subordinate range, on more than 340 extents, and on a
-    /// map too long for one write (about 300 extents of 6-digit ids already are).
-    pub fn full(caller: u32, subordinate: &[SubRange]) -> Result<IdMap, MapError> {
-        let own = IdRange::new(0, caller, 1)?;
-        // Outside ids already mapped: sorted, disjoint, half-open.
-        let mut taken: Vec<(u64, u64)> = vec![own.span(Side::Outside)];
-        let mut pieces: Vec<(u64, u64)> = Vec::new();
-        for sub in subordinate {
-            let (start, end) = (
-                u64::from(sub.start),
-                u64::from(sub.start) + u64::from(sub.count),
-            );
-            if sub.count == 0 || end > ID_LIMIT {
-                return Err(MapError::BadSubRange {
-                    start: sub.start,
-                    count: sub.count,
-                });
-            }
-            let mut cursor = start;
-            for &(t_start, t_end) in &taken {
-                if t_end <= cursor {
-                    continue;
-                }
-                if t_start >= end {
-                    break;
-                }
-                if t_start > cursor {
-                    pieces.push((cursor, t_start));
-                }
-                cursor = cursor.max(t_end);
-            }
-            if cursor < end {
-                pieces.push((cursor, end));
-            }
-            insert_interval(&mut taken, (start, end));
-        }
-
-        // Pieces are disjoint outside ids other than the caller's, so this cannot exceed
-        // 4294967295; checked anyway because the inside ids are computed from it.
-        let total = 1 + pieces.iter().map(|(s, e)| e - s).sum::<u64>();
-        if total > ID_LIMIT {
-            return Err(MapError::TooManyIds(total));
-        }
-
-        let mut ranges = vec![own];
-        let mut inside: u64 = 1;
-        let mut merged: Vec<(u64, u64, u64)> = Vec::new(); // (inside, outside, count)
-        for (start, end) in pieces {
-            let count = end - start;
-            match merged.last_mut() {
-                Some(last) if last.1 + last.2 == start => last.2 += count,
-                _ => merged.push((inside, start, count)),
-            }
-            inside += count;
-        }
-        for (inside, outside, count) in merged {
-            let narrow = |n: u64| u32::try_from(n).map_err(|_| MapError::TooManyIds(total));
-            ranges.push(IdRange::new(
-                narrow(inside)?,
-                narrow(outside)?,
-                narrow(count)?,
-            )?);
-        }
-        IdMap::from_ranges(ranges)
     }
 
     /// A map of these extents, in this order, checked: at least one extent, at most
@@ -389,21 +330,7 @@ impl IdMap {
     }
 }
 
-/// Add `new` to sorted disjoint `set`, merging what it overlaps or touches.
-fn insert_interval(set: &mut Vec<(u64, u64)>, new: (u64, u64)) {
-    let (mut start, mut end) = new;
-    set.retain(|&(s, e)| {
-        if e < start || s > end {
-            true
-        } else {
-            start = start.min(s);
-            end = end.max(e);
-            false
-        }
-    });
-    let at = set.partition_point(|&(s, _)| s < start);
-    set.insert(at, (start, end));
-}
-
+#[cfg(test)]
+mod mode_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Table tests of `idmap`: one row per rule.
 
 use super::*;
+use crate::subid::SubRange;
 
 fn sub(start: u32, count: u32) -> SubRange {
     SubRange { start, count }

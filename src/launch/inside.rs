@@ -12,6 +12,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
 
 use super::Plan;
+use super::plan::Root;
 use crate::error::Error;
 use crate::mounts::{self, MountStep};
 use crate::net;
@@ -26,8 +27,8 @@ pub trait Ops {
     fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error>;
     /// Wait until the maps are written from outside.
     fn wait_for_maps(&mut self) -> Result<(), Error>;
-    /// Set every id to 0 inside.
-    fn become_root(&mut self) -> Result<(), Error>;
+    /// Set the ids to 0 inside, each kind whose 0 is mapped.
+    fn become_root(&mut self, root: Root) -> Result<(), Error>;
     fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
     fn loopback_up(&mut self) -> Result<(), Error>;
 }
@@ -35,7 +36,10 @@ pub trait Ops {
 /// The steps inside the namespaces, after they exist and before COMMAND runs.
 pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     ops.wait_for_maps()?;
-    ops.become_root()?;
+    let root = plan.root();
+    if root.uid || root.gid {
+        ops.become_root(root)?;
+    }
     for step in &plan.mounts {
         ops.mount(step)?;
     }
@@ -147,15 +151,22 @@ impl Ops for Real {
         }
     }
 
-    fn become_root(&mut self) -> Result<(), Error> {
-        // Our kernel ids are unchanged (the caller's ids are now mapped to 0), so this moves no
-        // privilege: it only makes real, effective and saved ids read 0 inside.
-        let zero_gid = Gid::from_raw(0);
-        let zero_uid = Uid::from_raw(0);
-        nix::unistd::setresgid(zero_gid, zero_gid, zero_gid)
-            .map_err(|e| Error::sys("setting gid 0", e))?;
-        nix::unistd::setresuid(zero_uid, zero_uid, zero_uid)
-            .map_err(|e| Error::sys("setting uid 0", e))
+    fn become_root(&mut self, root: Root) -> Result<(), Error> {
+        // With the default maps our kernel ids are unchanged (the caller's ids are now mapped
+        // to 0), so this moves no privilege: it only makes real, effective and saved ids read
+        // 0 inside. Under keep-id, 0 is a subordinate id the caller was granted, which the
+        // mounts then act as, until the identity step makes COMMAND the caller again.
+        if root.gid {
+            let zero_gid = Gid::from_raw(0);
+            nix::unistd::setresgid(zero_gid, zero_gid, zero_gid)
+                .map_err(|e| Error::sys("setting gid 0", e))?;
+        }
+        if root.uid {
+            let zero_uid = Uid::from_raw(0);
+            nix::unistd::setresuid(zero_uid, zero_uid, zero_uid)
+                .map_err(|e| Error::sys("setting uid 0", e))?;
+        }
+        Ok(())
     }
 
     fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
@@ -331,7 +342,7 @@ mod tests {
     use crate::options::NetMode;
     use crate::options::Propagation;
     use crate::process::Command;
-    use crate::userns::Writer;
+    use crate::userns::{Planned, Writer};
 
     #[derive(Default)]
     struct Recorder(Vec<String>);
@@ -348,8 +359,11 @@ mod tests {
             self.0.push("maps".into());
             Ok(())
         }
-        fn become_root(&mut self) -> Result<(), Error> {
-            self.0.push("root".into());
+        fn become_root(&mut self, root: Root) -> Result<(), Error> {
+            self.0.push(match (root.uid, root.gid) {
+                (true, true) => "root".into(),
+                (uid, gid) => format!("root uid {uid} gid {gid}"),
+            });
             Ok(())
         }
         fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
@@ -373,6 +387,7 @@ mod tests {
                 uid: IdMap::single(1000),
                 gid: IdMap::single(1000),
                 writer: Writer::SelfMap,
+                how: (Planned::Single, Planned::Single),
             },
             command: Command::new(vec!["true".into()], Vec::new()).unwrap(),
             quiet: false,

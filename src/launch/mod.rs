@@ -36,6 +36,9 @@ pub use plan::{Plan, plan};
 #[derive(Debug, Clone)]
 pub struct Request {
     pub map: MapMode,
+    /// --map-users and --map-groups, as given (INNER:OUTER:COUNT or auto).
+    pub map_users: Vec<String>,
+    pub map_groups: Vec<String>,
     pub subid_source: SubidSource,
     pub mount: bool,
     pub propagation: Propagation,
@@ -86,6 +89,7 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
         };
         eprintln!("become-root: uid map: {}", show(&plan.mapping.uid));
         eprintln!("become-root: gid map: {}", show(&plan.mapping.gid));
+        eprintln!("become-root: {}", plan.identity_text());
     }
     plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     if !quiet {

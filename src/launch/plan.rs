@@ -45,7 +45,23 @@ pub struct Plan {
     pub prepared: std::sync::Arc<mounts::Prepared>,
 }
 
+/// Which ids the namespace process sets to 0 before the mounts: each kind whose 0 is mapped.
+/// Where it is not (--map=subids), the setup runs as the caller, with the capabilities over
+/// the namespace that creating it gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Root {
+    pub uid: bool,
+    pub gid: bool,
+}
+
 impl Plan {
+    pub fn root(&self) -> Root {
+        Root {
+            uid: self.mapping.uid.to_outside(0).is_some(),
+            gid: self.mapping.gid.to_outside(0).is_some(),
+        }
+    }
+
     /// Whether become-root must stay outside to supervise: an init for a pid namespace, or a
     /// network helper to own.
     pub fn supervised(&self) -> bool {
@@ -54,6 +70,32 @@ impl Plan {
             || !self.publish.is_empty()
             || self.info_fd.is_some()
             || self.session.is_some()
+    }
+
+    /// How the maps were made and who COMMAND runs as, for --verbose: "maps: keep-id;
+    /// COMMAND runs as uid 1000 and gid 1000 inside, with no capabilities".
+    pub fn identity_text(&self) -> String {
+        let (uids, gids) = self.mapping.how;
+        let how = if uids == gids {
+            uids.name().to_string()
+        } else {
+            format!("{} uids, {} gids", uids.name(), gids.name())
+        };
+        let caps = self.identity.final_caps();
+        let caps = if caps.len() == caps::all().len() {
+            "every capability".to_string()
+        } else if caps.is_empty() {
+            "no capabilities".to_string()
+        } else {
+            let mut names: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+            names.sort();
+            format!("only {}", names.join(", "))
+        };
+        format!(
+            "maps: {how}; COMMAND runs as uid {} and gid {} inside, with {caps}",
+            self.identity.uid.unwrap_or(0),
+            self.identity.gid.unwrap_or(0)
+        )
     }
 
     pub fn pid_namespace(&self) -> bool {
@@ -102,8 +144,14 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let caller = userns::caller()?;
     let mut warnings = Vec::new();
-    let mapping = userns::plan_mapping(cli.map, cli.subid_source, &caller, &mut warnings)?;
-    let identity = Identity::from_asked(&cli.identity)?;
+    let ask = userns::Ask {
+        mode: cli.map,
+        users: &cli.map_users,
+        groups: &cli.map_groups,
+    };
+    let mapping = userns::plan_mapping(&ask, cli.subid_source, &caller, &mut warnings)?;
+    let mut identity = Identity::from_asked(&cli.identity)?;
+    runs_as(&mut identity, &mapping, &caller)?;
     if let Some(fd) = cli.info_fd {
         crate::info::claim(fd)?;
     }
@@ -116,10 +164,10 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         {
             return Err(Error::usage(
                 format!(
-                    "--{kind}={id}: not mapped in the new namespace (it maps {} ids from 0)",
-                    map.len()
+                    "--{kind}={id}: not mapped in the new namespace (it maps {})",
+                    inside_ids(map)
                 ),
-                "choose an id below that, or give the user subordinate ids (--map=full)",
+                "choose a mapped id, or give the user subordinate ids (--map=full)",
             ));
         }
     }
@@ -185,4 +233,74 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         },
         warnings,
     ))
+}
+
+/// Who COMMAND runs as when --uid and --gid do not say: 0, or the caller itself under
+/// --map=keep-id and --map=subids (and where an explicit map leaves 0 out), keeping the
+/// caller's supplementary groups then.
+fn runs_as(
+    identity: &mut Identity,
+    mapping: &Mapping,
+    caller: &userns::Caller,
+) -> Result<(), Error> {
+    let (uid, gid) = mapping.command_ids(caller);
+    let asked = identity.uid.is_some() || identity.gid.is_some();
+    for (kind, asked, default, own) in [
+        ("uid", &mut identity.uid, uid, caller.uid),
+        ("gid", &mut identity.gid, gid, caller.gid),
+    ] {
+        if asked.is_some() {
+            continue;
+        }
+        match default {
+            None => {
+                return Err(Error::usage(
+                    format!(
+                        "COMMAND has no {kind} inside: the {kind} map has neither 0 nor your {kind} \
+                         {own}"
+                    ),
+                    format!("give --{kind}=N with a mapped N, or map 0 or {own}"),
+                ));
+            }
+            // 0 is what COMMAND runs as anyway (and with every capability).
+            Some(0) => {}
+            Some(id) => *asked = Some(id),
+        }
+    }
+    identity.keep_groups =
+        mapping.as_caller() && !asked && (identity.uid.is_some() || identity.gid.is_some());
+    Ok(())
+}
+
+/// The inside ids `map` maps, as spans: "65537 ids: 0-65535, 2000000".
+fn inside_ids(map: &crate::idmap::IdMap) -> String {
+    let mut spans: Vec<(u64, u64)> = map
+        .ranges()
+        .iter()
+        .map(|r| {
+            (
+                u64::from(r.inside()),
+                u64::from(r.inside()) + u64::from(r.count()),
+            )
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in spans {
+        match merged.last_mut() {
+            Some(last) if last.1 == s => last.1 = e,
+            _ => merged.push((s, e)),
+        }
+    }
+    let shown: Vec<String> = merged
+        .iter()
+        .map(|&(s, e)| {
+            if e - s == 1 {
+                s.to_string()
+            } else {
+                format!("{s}-{}", e - 1)
+            }
+        })
+        .collect();
+    format!("{} ids: {}", map.len(), shown.join(", "))
 }

@@ -248,6 +248,11 @@ impl<'p> Run<'p> {
                     pid: child,
                     uid_map: &plan.mapping.uid,
                     gid_map: &plan.mapping.gid,
+                    how: (plan.mapping.how.0.name(), plan.mapping.how.1.name()),
+                    runs_as: (
+                        plan.identity.uid.unwrap_or(0),
+                        plan.identity.gid.unwrap_or(0),
+                    ),
                     observed,
                     net_mode: plan.net.map(|_| driver.map_or("none", Driver::program)),
                     ports: ports.clone(),

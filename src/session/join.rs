@@ -177,13 +177,18 @@ pub(super) fn join(
     }
     drop(target.enter);
     // As a new run does: our ids are mapped to 0 in the session, so this moves no privilege;
-    // it makes real, effective and saved ids read 0 inside.
+    // it makes real, effective and saved ids read 0 inside. EINVAL: the session maps no 0
+    // (--map=subids), and the join stays the caller, as that run's COMMAND is.
     let zero_gid = Gid::from_raw(0);
     let zero_uid = Uid::from_raw(0);
-    nix::unistd::setresgid(zero_gid, zero_gid, zero_gid)
-        .map_err(|e| Error::sys("setting gid 0", e))?;
-    nix::unistd::setresuid(zero_uid, zero_uid, zero_uid)
-        .map_err(|e| Error::sys("setting uid 0", e))?;
+    match nix::unistd::setresgid(zero_gid, zero_gid, zero_gid) {
+        Ok(()) | Err(nix::Error::EINVAL) => {}
+        Err(e) => return Err(Error::sys("setting gid 0", e)),
+    }
+    match nix::unistd::setresuid(zero_uid, zero_uid, zero_uid) {
+        Ok(()) | Err(nix::Error::EINVAL) => {}
+        Err(e) => return Err(Error::sys("setting uid 0", e)),
+    }
     match chdir {
         Some(dir) => nix::unistd::chdir(dir)
             .map_err(|errno| crate::mounts::mount_error(format!("--chdir {dir}"), errno))?,

@@ -45,6 +45,8 @@ pub struct SubidError {
 pub struct Parsed {
     /// The caller's valid ranges, in file order (overlaps are left to `idmap`).
     pub ranges: Vec<SubRange>,
+    /// The line (1-based) of each of `ranges`, for messages that name the grant (`path:line`).
+    pub lines: Vec<usize>,
     /// The caller's broken lines, in file order.
     pub errors: Vec<SubidError>,
 }
@@ -445,6 +447,7 @@ pub fn caller_ranges(text: &[u8], path: &Path, name: &str, uid: u32) -> Parsed {
     if let Some(line) = split.unreadable_at {
         return Parsed {
             ranges: Vec::new(),
+            lines: Vec::new(),
             errors: vec![error(
                 line,
                 "NUL byte with no line after it: newuidmap cannot read this file at all"
@@ -462,7 +465,10 @@ pub fn caller_ranges(text: &[u8], path: &Path, name: &str, uid: u32) -> Parsed {
             parse_line(&line.text)
         };
         match result {
-            Ok(entry) if is_callers(entry.owner) => parsed.ranges.push(entry.range),
+            Ok(entry) if is_callers(entry.owner) => {
+                parsed.ranges.push(entry.range);
+                parsed.lines.push(line.number);
+            }
             Err(e) if is_callers(owner) => parsed.errors.push(error(line.number, e.to_string())),
             _ if is_padded_uid(owner, uid) => parsed.errors.push(error(
                 line.number,

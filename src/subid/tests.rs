@@ -488,3 +488,12 @@ fn getsubids_table() {
         assert_eq!(parse_getsubids(text, NAME), expected, "{text:?}");
     }
 }
+
+#[test]
+fn each_range_names_its_line() {
+    // Blank, other users' and broken lines count: the number is the file's.
+    let p = run(b"\nbob:1:1\nalice:100:10\nalice:0:0\n1000:300:5\n");
+    assert_eq!(p.ranges, [r(100, 10), r(300, 5)]);
+    assert_eq!(p.lines, [3, 5]);
+    assert_eq!(p.errors.len(), 1);
+}

@@ -87,6 +87,9 @@ pub(super) fn resolve_user(
 pub(super) struct Shown {
     range: crate::subid::SubRange,
     at: String,
+    /// Whether become-root maps it: the owner is the user's name or uid, not another login
+    /// of the same uid (which newuidmap accepts too).
+    mapped: bool,
 }
 
 pub(super) fn show(args: ShowArgs) -> Result<i32, Failure> {
@@ -128,6 +131,7 @@ pub(super) fn show(args: ShowArgs) -> Result<i32, Failure> {
                 .map(|range| Shown {
                     range,
                     at: "getsubids".into(),
+                    mapped: true,
                 })
                 .collect();
             lists.push((word, shown));
@@ -146,10 +150,16 @@ pub(super) fn show(args: ShowArgs) -> Result<i32, Failure> {
                 .into_iter()
                 .map(|r| {
                     let mut at = format!("{}:{}", input.shown, r.line);
-                    if r.owner.as_bytes() != user.name.as_slice() {
+                    let by_name = r.owner.as_bytes() == user.name.as_slice();
+                    if !by_name {
                         at.push_str(&format!(" (as {})", r.owner));
                     }
-                    Shown { range: r.range, at }
+                    let by_uid = user.uid.is_some_and(|uid| r.owner == uid.to_string());
+                    Shown {
+                        range: r.range,
+                        at,
+                        mapped: by_name || by_uid,
+                    }
                 })
                 .collect();
             lists.push((word, shown));
@@ -198,6 +208,12 @@ pub(super) fn show(args: ShowArgs) -> Result<i32, Failure> {
         totals.push(format!("{ids} {word}s in {ranges}"));
     }
     out.push_str(&format!("total   {}\n", totals.join(", ")));
+    let gid = match (&args.user, user.is_account) {
+        (None, _) => Some(nix::unistd::getgid().as_raw()),
+        (Some(_), true) => primary_gid(&passwd.text, &user.name),
+        (Some(_), false) => None,
+    };
+    out.push_str(&maps_text(user.uid.zip(gid), &lists));
     print_out(out.as_bytes())?;
     for p in &problems {
         eprintln!("{p}");
@@ -218,4 +234,72 @@ pub(super) fn getsubids(name: &str, groups: bool) -> Result<Vec<crate::subid::Su
         Failure::new("getsubids", e.to_string())
             .hint("check /etc/nsswitch.conf's subid line, or use --subid-source=files")
     })
+}
+
+/// The primary gid of login `name` in passwd text: the first line of that name.
+fn primary_gid(passwd: &[u8], name: &[u8]) -> Option<u32> {
+    passwd.split(|&b| b == b'\n').find_map(|line| {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b':').collect();
+        if fields.first() != Some(&name) {
+            return None;
+        }
+        std::str::from_utf8(fields.get(3)?).ok()?.parse().ok()
+    })
+}
+
+/// The `map` lines: the uid and gid maps become-root makes for the user under each `--map`
+/// mode, as INNER:OUTER:COUNT entries (what --map-users and --map-groups take).
+fn maps_text(ids: Option<(u32, u32)>, lists: &[(&str, Vec<Shown>)]) -> String {
+    use crate::idmap::IdMap;
+    let Some((uid, gid)) = ids else {
+        return "map     none: no account, so no own uid and gid to map\n".into();
+    };
+    if uid == 0 {
+        return "map     every mode but single: 0:0:4294967295 (root maps every id to itself)\n"
+            .into();
+    }
+    let entries = |map: &IdMap| -> String {
+        let parts: Vec<String> = map
+            .ranges()
+            .iter()
+            .map(|r| format!("{}:{}:{}", r.inside(), r.outside(), r.count()))
+            .collect();
+        parts.join(" ")
+    };
+    type Make = fn(u32, &[crate::subid::SubRange]) -> Result<IdMap, crate::idmap::MapError>;
+    let modes: [(&str, Make); 3] = [
+        ("full", IdMap::full),
+        ("keep-id", IdMap::keep_id),
+        ("subids", IdMap::subids),
+    ];
+    let mut out = String::new();
+    for (mode, make) in modes {
+        for ((word, shown), own) in lists.iter().zip([uid, gid]) {
+            let ranges: Vec<_> = shown.iter().filter(|s| s.mapped).map(|s| s.range).collect();
+            let text = if ranges.is_empty() {
+                format!("not possible: no subordinate {word}s")
+            } else {
+                match make(own, &ranges) {
+                    Ok(map) => entries(&map),
+                    Err(e) => format!("not possible: {e}"),
+                }
+            };
+            out.push_str(&format!("map     {mode:<8} {word} {text}\n"));
+        }
+    }
+    for ((word, _), own) in lists.iter().zip([uid, gid]) {
+        out.push_str(&format!("map     single   {word} 0:{own}:1\n"));
+    }
+    let others: Vec<&str> = lists
+        .iter()
+        .flat_map(|(_, shown)| shown.iter().filter(|s| !s.mapped).map(|s| s.at.as_str()))
+        .collect();
+    if !others.is_empty() {
+        out.push_str(&format!(
+            "note    the maps leave out {}: newuidmap grants it under another login of the same \
+             uid; become-root asks by name and uid only\n",
+            others.join(", ")
+        ));
+    }
+    out
 }

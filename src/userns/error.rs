@@ -12,6 +12,11 @@ pub enum UsernsError {
         "{path}: neither set-user-ID root nor has file capabilities, so it cannot write id maps"
     )]
     HelperNotPrivileged { path: PathBuf },
+    #[error(
+        "{path}: its owner is not mapped in this user namespace, so its set-user-ID bit is \
+         ignored"
+    )]
+    HelperOwnerUnmapped { path: PathBuf },
     #[error("{path}: is on a nosuid mount, so its set-user-ID bit is ignored")]
     HelperNosuid { path: PathBuf },
     #[error("no_new_privs is set for this process, so setuid helpers cannot gain privilege")]
@@ -32,6 +37,15 @@ pub enum UsernsError {
         #[source]
         source: MapError,
     },
+    #[error("{flag}: {source}")]
+    Entries {
+        flag: &'static str,
+        #[source]
+        source: MapError,
+    },
+    /// An explicit entry maps ids the caller may not map; the message names them and the grants.
+    #[error("{message}")]
+    NotGranted { message: String, nested: bool },
     #[error("reading {path}: {errno}")]
     Read { path: PathBuf, errno: nix::Error },
     #[error("getsubids: {0}")]
@@ -65,7 +79,9 @@ impl UsernsError {
         match self {
             UsernsError::Unshare { .. } => "user namespace",
             UsernsError::Subid(_) | UsernsError::NoSubordinateIds { .. } => "subordinate ids",
-            UsernsError::Map { .. } => "id map",
+            UsernsError::Map { .. }
+            | UsernsError::Entries { .. }
+            | UsernsError::NotGranted { .. } => "id map",
             _ => "id mapping",
         }
     }
@@ -92,6 +108,11 @@ impl UsernsError {
              uidmap package; or use --map=single",
             path.display()
         ),
+        UsernsError::HelperOwnerUnmapped { .. } => {
+            "run become-root as root in this namespace (the outer run's --uid=0, or its default \
+             map), where it passes the current map through; or use --map=single"
+                .into()
+        }
         UsernsError::HelperNosuid { .. } => {
             "use helpers from a filesystem mounted without nosuid (NEWUIDMAP/NEWGIDMAP), or use \
              --map=single"
@@ -113,6 +134,25 @@ impl UsernsError {
         }
         UsernsError::Map { .. } => {
             "ask an administrator to merge the ranges in that file, or use --map=single".into()
+        }
+        UsernsError::Entries { source: MapError::BadEntry { .. }, .. } => {
+            "write INNER:OUTER:COUNT (inside id, host id, how many), or auto; see ID MAPS in \
+             become-root(1)"
+                .into()
+        }
+        UsernsError::Entries { .. } => {
+            "give each id one entry on each side (ID MAPS in become-root(1)); --verbose shows \
+             the maps a run gets"
+                .into()
+        }
+        UsernsError::NotGranted { nested: false, .. } => {
+            "map only your own id and the ids granted to you ('subid show' lists them, and the \
+             map each --map mode makes); an administrator grants more with usermod \
+             --add-subuids/--add-subgids"
+                .into()
+        }
+        UsernsError::NotGranted { nested: true, .. } => {
+            "map only ids this namespace has (cat /proc/self/uid_map and gid_map)".into()
         }
         UsernsError::HelperFailed { .. } => {
             "check that /etc/subuid and /etc/subgid list these ranges for you; `become-root \

@@ -37,8 +37,11 @@ pub(super) fn check_helper(path: &Path) -> Result<(), UsernsError> {
     if statvfs(path).is_ok_and(|st| st.flags().contains(FsFlags::ST_NOSUID)) {
         return Err(UsernsError::HelperNosuid { path: path.into() });
     }
-    let setuid_root = meta.permissions().mode() & 0o4000 != 0 && meta.uid() == 0;
-    if !setuid_root && !sys::has_file_caps(path) {
+    let setuid = meta.permissions().mode() & 0o4000 != 0;
+    if !(setuid && meta.uid() == 0 || sys::has_file_caps(path)) {
+        if setuid && owner_unmapped(meta.uid()) {
+            return Err(UsernsError::HelperOwnerUnmapped { path: path.into() });
+        }
         return Err(UsernsError::HelperNotPrivileged { path: path.into() });
     }
     Ok(())
@@ -250,4 +253,19 @@ pub(super) fn write_proc(pid: Pid, file: &str, text: &str) -> Result<(), UsernsE
         path,
         errno: sys::io_errno(&e),
     })
+}
+
+/// Whether `owner` is the overflow uid of a user namespace that does not map the helper's
+/// real owner: inside `--map=keep-id` or `--map=subids`, host root is not mapped, newuidmap
+/// shows as owned by nobody, and the kernel ignores its set-user-ID bit.
+fn owner_unmapped(owner: u32) -> bool {
+    let overflow = fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(65534);
+    owner == overflow
+        && fs::read_to_string("/proc/self/uid_map")
+            .ok()
+            .and_then(|text| IdMap::parse_proc(&text).ok())
+            .is_some_and(|map| map != IdMap::host_identity())
 }

@@ -17,12 +17,13 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::error::Error;
-use crate::idmap::{IdMap, MapError};
+use crate::idmap::{Explicit, Grants, IdMap, MapError};
 use crate::options::{MapMode, SubidSource};
 use crate::subid::{self, SubRange, SubidError};
 use crate::sys;
 
 mod error;
+mod grants;
 mod helpers;
 mod plan;
 
@@ -87,6 +88,86 @@ pub struct Mapping {
     pub uid: IdMap,
     pub gid: IdMap,
     pub writer: Writer,
+    /// How the uid map and the gid map were made.
+    pub how: (Planned, Planned),
+}
+
+/// How a map was made, as --verbose, --info-fd and --check name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planned {
+    Full,
+    Single,
+    KeepId,
+    Subids,
+    /// --map-users or --map-groups.
+    Explicit,
+    /// Real root's `0 0 4294967295`.
+    Identity,
+    /// A nested root's current map, as identity.
+    PassThrough,
+}
+
+impl Planned {
+    pub fn name(self) -> &'static str {
+        match self {
+            Planned::Full => "full",
+            Planned::Single => "single",
+            Planned::KeepId => "keep-id",
+            Planned::Subids => "subids",
+            Planned::Explicit => "explicit",
+            Planned::Identity => "identity",
+            Planned::PassThrough => "pass-through",
+        }
+    }
+
+    /// Whether COMMAND runs as the caller, not as 0, under a map made so.
+    fn as_caller(self) -> bool {
+        matches!(self, Planned::KeepId | Planned::Subids)
+    }
+}
+
+impl Mapping {
+    /// The uid and gid COMMAND runs as inside unless --uid and --gid say otherwise: the
+    /// caller's own under keep-id and subids; otherwise 0, or the caller's own where 0 is not
+    /// mapped (explicit maps); `None` when neither is mapped.
+    pub fn command_ids(&self, caller: &Caller) -> (Option<u32>, Option<u32>) {
+        let side = |map: &IdMap, how: Planned, own: u32| {
+            if !how.as_caller() && map.to_outside(0).is_some() {
+                return Some(0);
+            }
+            map.to_inside(own)
+        };
+        (
+            side(&self.uid, self.how.0, caller.uid),
+            side(&self.gid, self.how.1, caller.gid),
+        )
+    }
+
+    /// Whether COMMAND runs as the caller by default on both sides (keep-id, subids): it
+    /// then keeps the caller's supplementary groups, as the caller's own processes do.
+    pub fn as_caller(&self) -> bool {
+        self.how.0.as_caller() && self.how.1.as_caller()
+    }
+}
+
+/// Which maps a run asks for: `--map`, and the values of `--map-users` and `--map-groups`
+/// as given (none: that side is `--map`'s).
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub mode: MapMode,
+    pub users: &'a [String],
+    pub groups: &'a [String],
+}
+
+impl Ask<'_> {
+    /// `--map=MODE` alone.
+    pub fn mode(mode: MapMode) -> Ask<'static> {
+        Ask {
+            mode,
+            users: &[],
+            groups: &[],
+        }
+    }
 }
 
 /// A warning for `--map=auto` falling back, or for lines it had to skip.

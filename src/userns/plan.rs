@@ -1,5 +1,6 @@
-//! Which maps a run gets (`--map=auto|full|single`, real root's identity, a nested root's pass
-//! through), from the caller's subordinate ranges in the files or from getsubids.
+//! Which maps a run gets (`--map=auto|full|single|keep-id|subids`, `--map-users` and
+//! `--map-groups`, real root's identity, a nested root's pass through), from the caller's
+//! subordinate ranges in the files or from getsubids.
 
 use super::*;
 
@@ -14,58 +15,171 @@ pub(super) fn read_proc_map(path: &str) -> Result<IdMap, UsernsError> {
     })
 }
 
-/// Decide the maps for `mode`, collecting warnings for `--map=auto`.
+/// Decide the maps a run asks for, collecting warnings (`--map=auto`'s fallback, lines
+/// skipped as newuidmap skips them). Explicit entries replace their side's map; the other
+/// side is `--map`'s.
 pub fn plan_mapping(
-    mode: MapMode,
+    ask: &Ask,
     source: SubidSource,
     caller: &Caller,
     warnings: &mut Vec<Warning>,
 ) -> Result<Mapping, UsernsError> {
-    let single = || Mapping {
+    let users = grants::parse_explicit("uid", ask.users)?;
+    let groups = grants::parse_explicit("gid", ask.groups)?;
+    let explicit = users.is_some() || groups.is_some();
+    let single = |how: (Planned, Planned)| Mapping {
         uid: IdMap::single(caller.uid),
         gid: IdMap::single(caller.gid),
         // The kernel lets an unprivileged writer map its own gid only once setgroups is
         // denied, or a dropped supplementary group could be regained (CVE-2014-8989).
         writer: Writer::SelfMap,
+        how,
     };
-    if let Some((uid_map, gid_map)) = &caller.nested {
-        // Already root in a user namespace: map what we have, as it is.
-        if mode == MapMode::Single {
-            return Ok(single());
+    if caller.nested.is_some() || caller.uid == 0 {
+        if ask.mode == MapMode::Single && !explicit {
+            return Ok(single((Planned::Single, Planned::Single)));
         }
+        // Already root in a user namespace: what we have, as it is (keep-id and subids are
+        // that too: the caller is 0 and every id keeps its number). Real root: every id.
+        let parent = caller.nested.as_ref();
+        let side = |kind,
+                    explicit: &Option<Explicit>,
+                    own: u32,
+                    current: Option<&IdMap>|
+         -> Result<(IdMap, Planned), UsernsError> {
+            Ok(match (explicit, current) {
+                (Some(e), _) => (
+                    grants::privileged_explicit_map(kind, e, current)?,
+                    Planned::Explicit,
+                ),
+                (None, _) if ask.mode == MapMode::Single => (IdMap::single(own), Planned::Single),
+                (None, Some(map)) => (map.pass_through(), Planned::PassThrough),
+                (None, None) => (IdMap::host_identity(), Planned::Identity),
+            })
+        };
+        let (uid, uid_how) = side("uid", &users, caller.uid, parent.map(|(u, _)| u))?;
+        let (gid, gid_how) = side("gid", &groups, caller.gid, parent.map(|(_, g)| g))?;
         return Ok(Mapping {
-            uid: uid_map.pass_through(),
-            gid: gid_map.pass_through(),
+            uid,
+            gid,
             writer: Writer::Privileged,
+            how: (uid_how, gid_how),
         });
     }
-    if caller.uid == 0 {
-        if mode == MapMode::Single {
-            return Ok(single());
-        }
-        return Ok(Mapping {
-            uid: IdMap::host_identity(),
-            gid: IdMap::host_identity(),
-            writer: Writer::Privileged,
-        });
+    if ask.mode == MapMode::Single && !explicit {
+        return Ok(single((Planned::Single, Planned::Single)));
     }
-    match mode {
-        MapMode::Single => Ok(single()),
-        MapMode::Full => full_mapping(source, caller, None),
-        MapMode::Auto => {
-            let mut skipped = Vec::new();
-            match full_mapping(source, caller, Some(&mut skipped)) {
-                Ok(mapping) => {
-                    warnings.extend(skipped);
-                    Ok(mapping)
+
+    // The sides --map makes: newuidmap and newgidmap, and ranges in the files, or why not.
+    let getsubids_asked = grants::uses_getsubids(source);
+    let mode_sides = [users.is_none(), groups.is_none()];
+    let mut made: [Option<(IdMap, Planned)>; 2] = [None, None];
+    let mut writer = None;
+    if mode_sides.contains(&true) {
+        let planned = match ask.mode {
+            // --map=single beside explicit entries: the caller alone on that side.
+            MapMode::Single => None,
+            MapMode::Auto | MapMode::Full => Some((MapMode::Full, Planned::Full)),
+            MapMode::KeepId => Some((MapMode::KeepId, Planned::KeepId)),
+            MapMode::Subids => Some((MapMode::Subids, Planned::Subids)),
+        };
+        let auto = ask.mode == MapMode::Auto;
+        let mut skipped = Vec::new();
+        let tried = planned.ok_or(None).and_then(|(mode, how)| {
+            let helpers = grants::helper_writer().map_err(Some)?;
+            let mut maps = [None, None];
+            for (i, (path, id)) in [(SUBUID, caller.uid), (SUBGID, caller.gid)]
+                .into_iter()
+                .enumerate()
+            {
+                if !mode_sides[i] {
+                    continue;
                 }
-                Err(e) => {
-                    warnings.push(fallback_warning(&e, caller));
-                    Ok(single())
+                let lenient = auto.then_some(&mut skipped);
+                let granted =
+                    grants::read_grants(path, getsubids_asked, caller, lenient).map_err(Some)?;
+                if granted.ranges.is_empty() {
+                    return Err(Some(UsernsError::NoSubordinateIds {
+                        user: caller.display_name(),
+                        path: granted.source.into(),
+                    }));
                 }
+                let map = match mode {
+                    MapMode::KeepId => IdMap::keep_id(id, &granted.ranges),
+                    MapMode::Subids => IdMap::subids(id, &granted.ranges),
+                    _ => IdMap::full(id, &granted.ranges),
+                };
+                let map = map.map_err(|source| {
+                    Some(UsernsError::Map {
+                        path: path.into(),
+                        source,
+                    })
+                })?;
+                maps[i] = Some((map, how));
             }
+            Ok((helpers, maps))
+        });
+        match tried {
+            Ok((helpers, maps)) => {
+                warnings.extend(skipped);
+                writer = Some(helpers);
+                made = maps;
+            }
+            Err(None) => {}
+            Err(Some(e)) if auto => warnings.push(fallback_warning(&e, caller)),
+            Err(Some(e)) => return Err(e),
         }
     }
+    let own = [caller.uid, caller.gid];
+    for (i, (kind, path, explicit)) in [("uid", SUBUID, &users), ("gid", SUBGID, &groups)]
+        .into_iter()
+        .enumerate()
+    {
+        made[i] = Some(match explicit {
+            Some(explicit) => {
+                let mut skipped = Vec::new();
+                let granted =
+                    grants::read_grants(path, getsubids_asked, caller, Some(&mut skipped))
+                        .or_else(|e| match e {
+                            // Nothing valid for the caller: only its own id is allowed.
+                            UsernsError::Subid(_) => Ok(grants::Granted {
+                                source: path.into(),
+                                ..Default::default()
+                            }),
+                            e => Err(e),
+                        })?;
+                warnings.extend(skipped);
+                (
+                    grants::explicit_map(kind, explicit, own[i], &granted)?,
+                    Planned::Explicit,
+                )
+            }
+            None => match made[i].take() {
+                Some(made) => made,
+                None => (IdMap::single(own[i]), Planned::Single),
+            },
+        });
+    }
+    let [Some((uid, uid_how)), Some((gid, gid_how))] = made else {
+        unreachable!("both sides are made above");
+    };
+    // One id each, the caller's own: the kernel takes that from the caller itself.
+    let own_only =
+        |map: &IdMap, id: u32| matches!(map.ranges(), [r] if r.count() == 1 && r.outside() == id);
+    let writer = if own_only(&uid, caller.uid) && own_only(&gid, caller.gid) {
+        Writer::SelfMap
+    } else {
+        match writer {
+            Some(writer) => writer,
+            None => grants::helper_writer()?,
+        }
+    };
+    Ok(Mapping {
+        uid,
+        gid,
+        writer,
+        how: (uid_how, gid_how),
+    })
 }
 
 pub(super) fn fallback_warning(e: &UsernsError, caller: &Caller) -> Warning {
@@ -77,83 +191,6 @@ pub(super) fn fallback_warning(e: &UsernsError, caller: &Caller) -> Warning {
         ),
         hint,
     }
-}
-
-/// The full mapping, or why it cannot be had. With `skipped`, malformed lines of the caller
-/// become warnings and the valid ranges are used (`--map=auto`); without, they are errors.
-pub(super) fn full_mapping(
-    source: SubidSource,
-    caller: &Caller,
-    mut skipped: Option<&mut Vec<Warning>>,
-) -> Result<Mapping, UsernsError> {
-    let newuidmap = find_helper("NEWUIDMAP", "newuidmap")?;
-    let newgidmap = find_helper("NEWGIDMAP", "newgidmap")?;
-    if nix::sys::prctl::get_no_new_privs().unwrap_or(false) {
-        return Err(UsernsError::NoNewPrivs);
-    }
-    let name = caller.display_name();
-    let use_getsubids = match source {
-        SubidSource::Files => false,
-        SubidSource::Getsubids => true,
-        SubidSource::Auto => nsswitch_has_subid(),
-    };
-    let mut maps = Vec::with_capacity(2);
-    for (path, id) in [(SUBUID, caller.uid), (SUBGID, caller.gid)] {
-        let ranges = if use_getsubids {
-            getsubids(&name, path == SUBGID)?
-        } else {
-            let text = match fs::read(path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => {
-                    return Err(UsernsError::Read {
-                        path: path.into(),
-                        errno: sys::io_errno(&e),
-                    });
-                }
-            };
-            let parsed = subid::caller_ranges(&text, Path::new(path), &name, caller.uid);
-            if let Some(first) = parsed.errors.into_iter().next() {
-                match skipped.as_deref_mut() {
-                    // Nothing valid left: the bad line is the reason, not a missing entry.
-                    _ if parsed.ranges.is_empty() => return Err(first.into()),
-                    Some(skipped) => skipped.push(Warning {
-                        why: format!("ignoring {first}, as newuidmap does"),
-                        hint: Some("ask an administrator to correct that line".into()),
-                    }),
-                    None => return Err(first.into()),
-                }
-            }
-            parsed.ranges
-        };
-        if ranges.is_empty() {
-            // Name the source that was asked: with getsubids, not the file.
-            let source = if use_getsubids {
-                format!("getsubids{}", if path == SUBGID { " -g" } else { "" })
-            } else {
-                path.to_string()
-            };
-            return Err(UsernsError::NoSubordinateIds {
-                user: name,
-                path: source.into(),
-            });
-        }
-        let map = IdMap::full(id, &ranges).map_err(|source| UsernsError::Map {
-            path: path.into(),
-            source,
-        })?;
-        maps.push(map);
-    }
-    let gid = maps.pop().expect("two maps");
-    let uid = maps.pop().expect("two maps");
-    Ok(Mapping {
-        uid,
-        gid,
-        writer: Writer::Helpers {
-            newuidmap,
-            newgidmap,
-        },
-    })
 }
 
 pub fn nsswitch_has_subid() -> bool {

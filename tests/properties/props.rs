@@ -268,6 +268,7 @@ pub mod subid {
             !owner.is_empty() && (owner == name.as_bytes() || owner == uid_text.as_bytes())
         };
         let mut ranges = Vec::new();
+        let mut range_lines = Vec::new();
         let mut error_lines = Vec::new();
         for line in &split.lines {
             let result = if line.spliced {
@@ -287,7 +288,10 @@ pub mod subid {
                 );
             }
             match result {
-                Ok(entry) if is_callers(entry.owner) => ranges.push(entry.range),
+                Ok(entry) if is_callers(entry.owner) => {
+                    ranges.push(entry.range);
+                    range_lines.push(line.number);
+                }
                 Err(e) if is_callers(lib::owner_field(&line.text)) => {
                     assert!(!e.to_string().is_empty());
                     error_lines.push(line.number);
@@ -299,6 +303,12 @@ pub mod subid {
             parsed.ranges,
             ranges,
             "the caller's ranges, in file order: {}",
+            show()
+        );
+        assert_eq!(
+            parsed.lines,
+            range_lines,
+            "each range names its line: {}",
             show()
         );
         let caller_errors: Vec<usize> = parsed
@@ -675,7 +685,7 @@ pub mod getsubids {
 /// ranges, and maps read from /proc.
 pub mod idmap {
     use super::*;
-    use become_root::idmap::{IdMap, IdRange, MapError, Side};
+    use become_root::idmap::{Entry, Explicit, Grants, IdMap, IdRange, MapError, Side};
     use become_root::subid::SubRange;
 
     /// The kernel's own rendering, `"%10u %10u %10u\n"` (kernel/user_namespace.c).
@@ -1037,6 +1047,327 @@ pub mod idmap {
             }
             Err(_) => {}
         }
+    }
+
+    /// Every outside id of `map` is `own` or in `grants`, `own` only as an extent of its
+    /// own (newuidmap's rule), and the map has every property of a kernel map.
+    fn check_granted(
+        map: &IdMap,
+        own: Option<u32>,
+        grants: &[(u64, u64)],
+        show: &dyn Fn() -> String,
+    ) {
+        check_map(map);
+        for x in map.ranges() {
+            let (s, e) = outside(x);
+            if own.is_some_and(|o| (s..e).contains(&u64::from(o))) {
+                assert_eq!(x.count(), 1, "the caller's id shares an extent: {}", show());
+                continue;
+            }
+            let i = grants.partition_point(|&(gs, _)| gs <= s);
+            assert!(
+                i > 0 && e <= grants[i - 1].1,
+                "{x} is not granted: {}",
+                show()
+            );
+        }
+    }
+
+    /// `keep_id` and `subids` beside `full` for the same caller and ranges: they fail
+    /// exactly where `full` does, or on one extent more (keep-id's cut around the caller);
+    /// otherwise the caller is itself inside, every granted id is mapped once, keep-id's
+    /// inside ids run from 0 with only the caller's own apart, subids' are the outside ids,
+    /// and `explicit` with `auto` (and the caller's own entry) makes the same maps.
+    pub fn check_modes(caller: u32, subs: &[SubRange]) {
+        let show = || format!("caller {caller}, {} ranges {subs:?}", subs.len());
+        let full = IdMap::full(caller, subs);
+        let keep = IdMap::keep_id(caller, subs);
+        let ident = IdMap::subids(caller, subs);
+        let grants = union(
+            subs.iter()
+                .map(|s| (u64::from(s.start), u64::from(s.start) + u64::from(s.count)))
+                .collect(),
+        );
+        let bad_input =
+            |e: &MapError| matches!(e, MapError::BadSubRange { .. } | MapError::PastEnd { .. });
+        for (mode, got) in [("keep-id", &keep), ("subids", &ident)] {
+            match (got, &full) {
+                (Err(e), Err(f)) if bad_input(e) || bad_input(f) => {
+                    assert!(
+                        bad_input(e) && bad_input(f),
+                        "{mode}: {e} but full: {f}: {}",
+                        show()
+                    );
+                    continue;
+                }
+                (Err(MapError::TooManyExtents(n)), _) => {
+                    assert!(*n > IdMap::MAX_EXTENTS, "{}", show());
+                    continue;
+                }
+                (Err(MapError::TooLong(n)), _) => {
+                    assert!(*n > 4095, "{}", show());
+                    continue;
+                }
+                (Err(e), _) => panic!("{mode}: {e}: {}", show()),
+                (Ok(map), full) => {
+                    if let Ok(full) = full {
+                        assert_eq!(
+                            map.len(),
+                            full.len(),
+                            "{mode}: as many ids as full: {}",
+                            show()
+                        );
+                    }
+                    check_granted(map, Some(caller), &grants, &show);
+                    assert_eq!(map.to_outside(caller), Some(caller), "{mode}: {}", show());
+                }
+            }
+        }
+        if let Ok(map) = &keep {
+            let mut insides: Vec<(u64, u64)> = map
+                .ranges()
+                .iter()
+                .filter(|x| x.outside() != caller)
+                .map(inside)
+                .collect();
+            insides.sort_unstable();
+            let mut next = 0u64;
+            for (s, e) in insides {
+                if next == u64::from(caller) {
+                    next += 1;
+                }
+                assert_eq!(
+                    s,
+                    next,
+                    "keep-id leaves no gap but the caller's: {}",
+                    show()
+                );
+                next = e;
+            }
+        }
+        if let Ok(map) = &ident {
+            assert!(
+                map.ranges().iter().all(|x| x.inside() == x.outside()),
+                "{}",
+                show()
+            );
+            if let Ok(full) = &full {
+                let outsides = |m: &IdMap| union(m.ranges().iter().map(outside).collect());
+                assert_eq!(
+                    outsides(map),
+                    outsides(full),
+                    "the same ids as full: {}",
+                    show()
+                );
+            }
+        }
+        if subs
+            .iter()
+            .any(|s| s.count == 0 || u64::from(s.start) + u64::from(s.count) > ID_LIMIT)
+        {
+            return;
+        }
+        let g = Grants {
+            own: Some(caller),
+            ranges: subs,
+            cut_at_ends: false,
+        };
+        let auto = Explicit {
+            entries: Vec::new(),
+            auto: true,
+        };
+        if caller != u32::MAX {
+            assert_eq!(IdMap::explicit(&g, &auto), full, "auto is full: {}", show());
+        }
+        if caller < u32::MAX - 1 {
+            let own = Explicit {
+                entries: vec![Entry {
+                    inner: caller,
+                    outer: caller,
+                    count: 1,
+                }],
+                auto: true,
+            };
+            assert_eq!(
+                IdMap::explicit(&g, &own),
+                keep,
+                "own + auto is keep-id: {}",
+                show()
+            );
+        }
+    }
+
+    /// Explicit entries against grants: they map exactly when no two overlap on either side
+    /// and every outside id is allowed (and the kernel's limits hold); an error names what is
+    /// really wrong; a map maps every entry's ids as asked, only allowed ids, the caller's
+    /// own alone, and with `auto` every allowed id.
+    pub fn check_explicit(grants: &Grants, explicit: &Explicit) {
+        let show = || format!("{grants:?} {explicit:?}");
+        let allowed = union(
+            grants
+                .own
+                .map(|o| (u64::from(o), u64::from(o) + 1))
+                .into_iter()
+                .chain(
+                    grants
+                        .ranges
+                        .iter()
+                        .map(|r| (u64::from(r.start), u64::from(r.start) + u64::from(r.count))),
+                )
+                .collect(),
+        );
+        let span = |e: &Entry, side: Side| {
+            let s = u64::from(match side {
+                Side::Inside => e.inner,
+                Side::Outside => e.outer,
+            });
+            (s, s + u64::from(e.count))
+        };
+        let within = |(s, e): (u64, u64)| {
+            let i = allowed.partition_point(|&(gs, _)| gs <= s);
+            i > 0 && e <= allowed[i - 1].1
+        };
+        let entries = &explicit.entries;
+        let overlap = |side| !disjoint(entries.iter().map(|e| span(e, side)).collect());
+        let valid = !(entries.is_empty() && (!explicit.auto || allowed.is_empty()))
+            && !overlap(Side::Inside)
+            && !overlap(Side::Outside)
+            && entries.iter().all(|e| within(span(e, Side::Outside)));
+        let got = IdMap::explicit(grants, explicit);
+        let map = match got {
+            Ok(map) => {
+                assert!(valid, "an invalid ask was mapped: {}", show());
+                map
+            }
+            Err(MapError::TooManyExtents(n)) if valid => {
+                assert!(n > IdMap::MAX_EXTENTS, "{}", show());
+                return;
+            }
+            Err(MapError::TooLong(n)) if valid => {
+                assert!(n > 4095, "{}", show());
+                return;
+            }
+            Err(MapError::NotGranted { entry, first, last }) => {
+                assert!(entries.contains(&entry), "{}", show());
+                let (s, e) = span(&entry, Side::Outside);
+                assert!(s <= u64::from(first) && u64::from(last) < e && first <= last);
+                for id in [first, last] {
+                    assert!(
+                        !within((u64::from(id), u64::from(id) + 1)),
+                        "{id}: {}",
+                        show()
+                    );
+                }
+                return;
+            }
+            Err(MapError::EntriesOverlap {
+                side,
+                first,
+                second,
+            }) => {
+                let (a, b) = (span(&first, side), span(&second, side));
+                assert!(a.0 < b.1 && b.0 < a.1, "{}", show());
+                return;
+            }
+            Err(MapError::Empty) => {
+                let nothing = !explicit.auto || allowed.is_empty();
+                assert!(entries.is_empty() && nothing, "{}", show());
+                return;
+            }
+            Err(e) => panic!("{e}: {}", show()),
+        };
+        let outsides: Vec<(u64, u64)> = map.ranges().iter().map(outside).collect();
+        check_granted(&map, grants.own, &allowed, &show);
+        assert!(outsides.iter().all(|&o| within(o)), "{}", show());
+        for e in entries {
+            for k in [0, e.count - 1] {
+                assert_eq!(
+                    map.to_outside(e.inner + k),
+                    Some(e.outer + k),
+                    "{e}: {}",
+                    show()
+                );
+            }
+        }
+        let allowed_ids: u64 = allowed.iter().map(|(s, e)| e - s).sum();
+        if explicit.auto {
+            assert_eq!(
+                map.len(),
+                allowed_ids,
+                "auto maps every allowed id: {}",
+                show()
+            );
+        } else {
+            assert_eq!(
+                map.len(),
+                entries.iter().map(|e| u64::from(e.count)).sum::<u64>()
+            );
+        }
+        if grants.cut_at_ends {
+            for x in map.ranges() {
+                let (s, e) = outside(x);
+                assert!(
+                    grants
+                        .ranges
+                        .iter()
+                        .any(|r| u64::from(r.start) <= s
+                            && e <= u64::from(r.start) + u64::from(r.count)),
+                    "{x} spans two grants: {}",
+                    show()
+                );
+            }
+        }
+    }
+
+    /// A caller, grants, and entries drawn mostly from them: within, across their edges,
+    /// over the caller, overlapping each other, or anywhere.
+    pub fn gen_explicit(src: &mut impl Source) -> (Option<u32>, Vec<SubRange>, bool, Explicit) {
+        let own = if src.below(4) == 0 {
+            None
+        } else {
+            Some(src.below(300) as u32)
+        };
+        let ranges: Vec<SubRange> = (0..src.below(5))
+            .map(|_| SubRange {
+                start: src.below(400) as u32,
+                count: 1 + src.below(60) as u32,
+            })
+            .collect();
+        let cut = own.is_none() && src.coin();
+        let mut entries = Vec::new();
+        for _ in 0..src.below(6) {
+            let count = 1 + src.below(20) as u32;
+            let outer = match (src.below(4), ranges.is_empty()) {
+                (0, false) => {
+                    let r = *src.pick(&ranges);
+                    r.start + src.below(u64::from(r.count)) as u32
+                }
+                (1, _) if own.is_some() => own.unwrap().saturating_sub(src.below(3) as u32),
+                _ => src.below(500) as u32,
+            };
+            let count = if src.coin() { 1 } else { count };
+            entries.push(Entry {
+                inner: src.below(400) as u32,
+                outer,
+                count,
+            });
+        }
+        let auto = src.coin();
+        (own, ranges, cut, Explicit { entries, auto })
+    }
+
+    /// Target `idmap_modes`: the modes beside `full`, and explicit entries.
+    pub fn fuzz_modes(data: &[u8]) {
+        let mut src = Bytes(data);
+        let (caller, subs) = gen_full(&mut src);
+        check_modes(caller, &subs);
+        let (own, ranges, cut_at_ends, explicit) = gen_explicit(&mut src);
+        let grants = Grants {
+            own,
+            ranges: &ranges,
+            cut_at_ends,
+        };
+        check_explicit(&grants, &explicit);
     }
 
     /// Target `idmap_full`.
@@ -2398,6 +2729,7 @@ pub const TARGETS: &[Target] = &[
     ("getsubids", getsubids::fuzz),
     ("idmap_full", idmap::fuzz_full),
     ("idmap_proc", idmap::fuzz_proc),
+    ("idmap_modes", idmap::fuzz_modes),
     ("ports", ports::fuzz),
     ("mount_spec", mounts::fuzz),
     ("session_record", session::fuzz_record),
