@@ -33,6 +33,10 @@ complete -c become-root -l cap-drop -d 'Take capability CAP away from COMMAND, o
 complete -c become-root -l uid -d 'Run COMMAND as uid N inside (a mapped id) instead of 0, after every mount is made' -r
 complete -c become-root -l gid -d 'Run COMMAND as gid N inside (a mapped id) instead of 0' -r
 complete -c become-root -l info-fd -d 'When the namespaces are ready, write one JSON object to file descriptor FD (pid, id maps, namespace inodes, network, published ports); when COMMAND ends, a second one with how it ended. FD is not passed to COMMAND' -r
+complete -c become-root -l memory -d 'Memory limit (memory.max): bytes, or with a unit b, k, m, g (64M, 1.5g), as podman. Implies --cgroup; a COMMAND the limit kills ends with status 137' -r
+complete -c become-root -l memory-swap -d 'Memory and swap together (podman\'s meaning; -1: no limit on swap). Needs --memory; without it swap is limited to as much as --memory' -r
+complete -c become-root -l cpus -d 'CPU time limit in CPUs, fractions allowed (cpu.max; 0.5 is half of one CPU). Implies --cgroup' -r
+complete -c become-root -l pids-limit -d 'Most tasks (processes and threads) at once (pids.max; -1: no limit). Implies --cgroup' -r
 complete -c become-root -l name -d 'Give this run a NAME, making it a session that --join can enter while it runs (letters, digits, \'_\', \'.\' and \'-\', starting with a letter or digit, not all digits). Its state is kept under $XDG_RUNTIME_DIR/become-root/ (else /tmp/become-root-UID/) until it ends' -r
 complete -c become-root -l join -d 'Run COMMAND (default: $SHELL, else /bin/sh) as root in the namespaces of session NAME, or of process PID: its user namespace first, then the others it made. No map is written and no helper runs. The working directory is --chdir, else the current one; --uid, --gid and the capability options apply as in a new run' -r
 complete -c become-root -l stop -d 'End session NAME and everything in it (SIGTERM, then SIGKILL after 5 seconds) and remove its state' -r
@@ -43,8 +47,8 @@ complete -c become-root -s v -l verbose -d 'Say what become-root chose (id maps,
 complete -c become-root -l pid -d 'New pid namespace with become-root as its init and a fresh /proc (implies --mount)'
 complete -c become-root -s u -l uts -d 'New uts namespace (hostname and domain name)'
 complete -c become-root -s i -l ipc -d 'New ipc namespace (System V IPC, POSIX message queues)'
-complete -c become-root -l cgroup -d 'New cgroup namespace'
-complete -c become-root -s a -l all -d 'Every namespace: mount, net (mode none), pid, uts, ipc and cgroup'
+complete -c become-root -l cgroup -d 'A cgroup v2 of the run\'s own (a leaf of your cgroup when it is yours, else a scope of your systemd user manager with Delegate=yes), a cgroup namespace rooted there and a writable cgroup2 at /sys/fs/cgroup inside (implies --mount); removed when the run\'s last process is gone'
+complete -c become-root -s a -l all -d 'Every namespace: mount, net (mode none), pid, uts, ipc and cgroup (a cgroup namespace only: --cgroup makes the run\'s own cgroup too)'
 complete -c become-root -l detach -d 'Return once the namespaces are ready (maps written, mounts done, network up) and keep the session in the background: without COMMAND a pause process holds it until --stop, with COMMAND it lasts as long as COMMAND, whose output goes to NAME.log in the state directory. Needs --name'
 complete -c become-root -l list -d 'List the running sessions: name, pid, creation time, namespaces, network, state file'
 complete -c become-root -l json -d 'With --list: print one JSON object {"state_dir": ..., "sessions": [...]}'

@@ -110,6 +110,8 @@ pub struct Ready<'a> {
     pub ports: Vec<(String, u16, String)>,
     /// The session's name and state directory, for a named run.
     pub session: Option<(String, String)>,
+    /// --cgroup: the run's cgroup.
+    pub cgroup: Option<&'a crate::cgroup::Own>,
 }
 
 impl Ready<'_> {
@@ -141,8 +143,9 @@ impl Ready<'_> {
                 )
             }
         };
+        let cgroup = self.cgroup.map_or("null".to_string(), cgroup_json);
         format!(
-            "{{\"event\":\"ready\",\"pid\":{},\"uid_map\":{},\"gid_map\":{},\"map\":{{\"uid\":{},\"gid\":{}}},\"runs_as\":{{\"uid\":{},\"gid\":{}}},\"namespaces\":{},\"network\":{network},\"session\":{},\"state_dir\":{}}}",
+            "{{\"event\":\"ready\",\"pid\":{},\"uid_map\":{},\"gid_map\":{},\"map\":{{\"uid\":{},\"gid\":{}}},\"runs_as\":{{\"uid\":{},\"gid\":{}}},\"namespaces\":{},\"network\":{network},\"session\":{},\"state_dir\":{},\"cgroup\":{cgroup}}}",
             self.pid,
             map_json(self.uid_map),
             map_json(self.gid_map),
@@ -159,6 +162,26 @@ impl Ready<'_> {
                 .map_or("null".into(), |(_, dir)| json_string(dir)),
         )
     }
+}
+
+/// `{"path": "/sys/fs/cgroup/...", "scope": "become-root-4242.scope" or null, "limits":
+/// {"memory": "67108864", ...}}`.
+pub fn cgroup_json(own: &crate::cgroup::Own) -> String {
+    let scope = match &own.source {
+        crate::cgroup::Source::Scope(unit) => json_string(unit),
+        crate::cgroup::Source::Leaf => "null".into(),
+    };
+    let limits: Vec<String> = own
+        .limits
+        .describe()
+        .iter()
+        .map(|(name, value)| format!("{}:{}", json_string(name), json_string(value)))
+        .collect();
+    format!(
+        "{{\"path\":{},\"scope\":{scope},\"limits\":{{{}}}}}",
+        json_string(&own.path.to_string_lossy()),
+        limits.join(",")
+    )
 }
 
 /// The second object: how COMMAND ended.

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
+pub mod cgroup;
 pub mod check;
 pub mod cli;
 pub mod error;

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 pub struct Entry {
     pub id: u64,
     pub parent: u64,
+    /// The directory of its file system the mount shows (`/` unless a bind or a cgroup2
+    /// mount of a namespace), unescaped.
+    pub root: PathBuf,
     /// Where it is mounted, relative to the reading process's root, unescaped.
     pub mount_point: PathBuf,
     /// The per-mount options (`rw,nosuid,relatime`).
@@ -40,7 +43,7 @@ fn parse_line(line: &[u8]) -> Option<Entry> {
     let id = number(fields.next()?)?;
     let parent = number(fields.next()?)?;
     let _device = fields.next()?;
-    let _root = fields.next()?;
+    let root = unescape(fields.next()?);
     let mount_point = unescape(fields.next()?);
     let options = text(fields.next()?);
     // Optional fields end at a lone "-"; the file system type follows.
@@ -51,6 +54,7 @@ fn parse_line(line: &[u8]) -> Option<Entry> {
     Some(Entry {
         id,
         parent,
+        root: PathBuf::from(OsString::from_vec(root)),
         mount_point: PathBuf::from(OsString::from_vec(mount_point)),
         options,
         fs_type: text(fs_type),

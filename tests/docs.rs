@@ -232,6 +232,45 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        title: "CGROUPS",
+        body: &[
+            Para(
+                "--cgroup gives the run a cgroup v2 of its own, moves the namespace process into \
+                 it before COMMAND starts, makes the cgroup namespace there (so /proc/self/cgroup \
+                 reads 0::/ inside) and mounts a writable cgroup2 at /sys/fs/cgroup (in the new \
+                 root with --rootfs), which podman, systemd and anything else that manages \
+                 cgroups can use. It implies --mount, and become-root supervises. The cgroup is \
+                 the first of: a leaf become-root-PID of your current cgroup, when that cgroup is \
+                 yours (you own it and may write its cgroup.procs: a delegated subtree) and \
+                 passes down the controllers the limits need; a transient scope \
+                 become-root-PID.scope of your systemd user manager with Delegate=yes, asked for \
+                 over your session bus with busctl (as systemd-run --user --scope and podman \
+                 do), the limits as its properties; else an error (status 125) naming what is \
+                 missing. --check says which it would be and which controllers it has.",
+            ),
+            Para(
+                "A leaf is removed when the run ends, with the cgroups COMMAND made below it. If \
+                 become-root is killed, a janitor process it left outside (holding nothing but a \
+                 pipe, ignoring the terminal's signals) removes the leaf once its last process \
+                 is gone, and ends. A scope is removed by systemd once empty. --all makes only a \
+                 cgroup namespace (in become-root's cgroup), not a cgroup of the run's own.",
+            ),
+            Para(
+                "Limits, with podman's spellings and units, each implying --cgroup and applied \
+                 before COMMAND starts: --memory=SIZE (memory.max; SIZE is bytes or a number \
+                 with b, k, m, g or t, 1024-based), --memory-swap=SIZE (memory and swap \
+                 together, as podman; -1 for no limit on swap; needs --memory; without it swap \
+                 is limited to as much as --memory), --cpus=N (cpu.max, N CPUs' worth of time \
+                 per 100 ms period, fractions allowed), --pids-limit=N (pids.max; -1 for no \
+                 limit). A controller that is not delegated is an error naming it and the fix \
+                 (systemctl edit user@.service, Delegate=cpu memory pids). A COMMAND that the \
+                 memory limit kills ends with status 137, and become-root says so (become-root: \
+                 COMMAND was killed by the memory limit (--memory=64M)). --info-fd reports the \
+                 cgroup's path, its scope and the limits.",
+            ),
+        ],
+    },
+    Section {
         title: "EXIT STATUS",
         body: &[
             Item(

@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use common::World;
+use common::{World, chown_tree};
 
 common::tests! {
     [Harness]
@@ -35,15 +35,6 @@ fn world() -> (World, PathBuf) {
     std::fs::create_dir_all(w.home().join("target")).unwrap();
     chown_tree(&w.home(), w.uid);
     (w, data)
-}
-
-fn chown_tree(path: &Path, uid: u32) {
-    let status = std::process::Command::new("chown")
-        .args(["-R", &format!("{uid}:{uid}")])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn p(path: &Path) -> String {
@@ -265,24 +256,11 @@ fn fuse_overlayfs_beside_a_mount_point_that_is_not_utf8() {
 
 /// A busybox root filesystem owned by `uid`.
 fn busybox_rootfs(w: &World, uid: u32) -> PathBuf {
-    let busybox = common::which("busybox").unwrap();
     let root = w.home().join("rootfs");
-    for dir in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    std::fs::set_permissions(
-        root.join("bin/busybox"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    for applet in [
+    let applets = [
         "sh", "ls", "cat", "id", "echo", "touch", "head", "wc", "stat", "readlink", "grep",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(root.join("etc/resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
-    chown_tree(&root, uid);
+    ];
+    common::busybox_rootfs(&root, uid, &applets, "nameserver 192.0.2.53\n");
     root
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::World;
+use common::{World, chown_tree};
 
 common::tests! {
     [Harness, Tool("setcap")] setuid_and_setcap_copies_refuse_every_entry_point_before_anything_else;
@@ -32,15 +32,6 @@ fn p(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn chown_tree(path: &Path, uid: u32) {
-    let status = std::process::Command::new("chown")
-        .args(["-R", &format!("{uid}:{uid}")])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// A world whose home has `lower/f` and an empty `target`, all the test user's.
 fn world() -> World {
     let w = World::new();
@@ -53,25 +44,11 @@ fn world() -> World {
 
 /// A busybox root filesystem owned by the test user, with the applets the tests use.
 fn busybox_rootfs(w: &World) -> PathBuf {
-    let busybox = common::which("busybox").expect("declared as needed");
     let root = w.home().join("rootfs");
-    for dir in ["bin", "etc", "proc", "dev", "sys", "tmp", "mnt"] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    std::fs::set_permissions(
-        root.join("bin/busybox"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    for applet in [
+    let applets = [
         "sh", "ls", "cat", "echo", "readlink", "stat", "sleep", "true", "test", "[",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    // A connected network binds its resolv.conf over this one.
-    std::fs::write(root.join("etc/resolv.conf"), "").unwrap();
-    chown_tree(&root, w.uid);
+    ];
+    common::busybox_rootfs(&root, w.uid, &applets, "");
     root
 }
 

@@ -230,6 +230,17 @@ pub fn report(cli: Asked) -> Report {
         "--net=pasta needs it, and --net=auto prefers it",
     ));
     items.push(tun_item(net::check_tun()));
+    // --cgroup and the limits: where a run's cgroup would come from, with which controllers.
+    items.push(match crate::cgroup::describe_for_check() {
+        (true, found) => Item::ok("cgroup", found),
+        (false, found) => Item::warn(
+            "cgroup",
+            found,
+            "--cgroup and the limits need a cgroup of your own: log in to a systemd user \
+             session (libpam-systemd, dbus-user-session)"
+                .to_string(),
+        ),
+    });
     Report { items, ready }
 }
 

@@ -47,6 +47,7 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
         uts: false,
         ipc: false,
         cgroup: false,
+        limits: Default::default(),
         all: false,
         name: None,
         detach: false,

@@ -226,11 +226,34 @@ pub struct Cli {
     #[arg(short = 'i', long)]
     pub ipc: bool,
 
-    /// New cgroup namespace
-    #[arg(long)]
+    /// A cgroup v2 of the run's own (a leaf of your cgroup when it is yours, else a scope of
+    /// your systemd user manager with Delegate=yes), a cgroup namespace rooted there and a
+    /// writable cgroup2 at /sys/fs/cgroup inside (implies --mount); removed when the run's
+    /// last process is gone
+    #[arg(long, help_heading = "Cgroups")]
     pub cgroup: bool,
 
-    /// Every namespace: mount, net (mode none), pid, uts, ipc and cgroup
+    /// Memory limit (memory.max): bytes, or with a unit b, k, m, g (64M, 1.5g), as podman.
+    /// Implies --cgroup; a COMMAND the limit kills ends with status 137
+    #[arg(long, value_name = "SIZE", value_parser = crate::cgroup::parse_size, help_heading = "Cgroups")]
+    pub memory: Option<u64>,
+
+    /// Memory and swap together (podman's meaning; -1: no limit on swap). Needs --memory;
+    /// without it swap is limited to as much as --memory
+    #[arg(long, value_name = "SIZE", value_parser = crate::cgroup::parse_memory_swap, allow_hyphen_values = true, help_heading = "Cgroups")]
+    pub memory_swap: Option<u64>,
+
+    /// CPU time limit in CPUs, fractions allowed (cpu.max; 0.5 is half of one CPU). Implies
+    /// --cgroup
+    #[arg(long, value_name = "N", value_parser = crate::cgroup::parse_cpus, help_heading = "Cgroups")]
+    pub cpus: Option<f64>,
+
+    /// Most tasks (processes and threads) at once (pids.max; -1: no limit). Implies --cgroup
+    #[arg(long, value_name = "N", value_parser = crate::cgroup::parse_pids, allow_hyphen_values = true, help_heading = "Cgroups")]
+    pub pids_limit: Option<u64>,
+
+    /// Every namespace: mount, net (mode none), pid, uts, ipc and cgroup (a cgroup namespace
+    /// only: --cgroup makes the run's own cgroup too)
     #[arg(short = 'a', long)]
     pub all: bool,
 
@@ -260,7 +283,7 @@ pub struct Cli {
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "pid", "uts",
-            "ipc", "cgroup", "all", "info_fd",
+            "ipc", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd",
         ]
     )]
     pub join: Option<String>,
@@ -274,7 +297,7 @@ pub struct Cli {
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid",
-            "uts", "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "uts", "ipc", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
             "info_fd",
         ]
     )]
@@ -295,7 +318,7 @@ pub struct Cli {
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
             "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind", "ro_bind",
             "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid", "uts",
-            "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "ipc", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
             "info_fd",
         ]
     )]
@@ -413,6 +436,12 @@ impl Cli {
             uts: self.uts,
             ipc: self.ipc,
             cgroup: self.cgroup,
+            limits: crate::cgroup::Limits {
+                memory: self.memory,
+                memory_swap: self.memory_swap,
+                cpus: self.cpus,
+                pids: self.pids_limit,
+            },
             all: self.all,
             name: self.name,
             detach: self.detach,
@@ -422,6 +451,9 @@ impl Cli {
 }
 
 /// What a `become-root` command line asks for.
+// Made once per run and matched at once: boxing the large variant would only add an
+// allocation to the start-up path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Action {
     /// A new run (launch).

@@ -29,6 +29,9 @@ pub trait Ops {
     fn wait_for_maps(&mut self) -> Result<(), Error>;
     /// Set the ids to 0 inside, each kind whose 0 is mapped.
     fn become_root(&mut self, root: Root) -> Result<(), Error>;
+    /// Make the cgroup namespace, now that become-root has moved this process into the run's
+    /// own cgroup (--cgroup): rooted there, it shows COMMAND only the run's subtree.
+    fn enter_cgroup_namespace(&mut self) -> Result<(), Error>;
     fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
     fn loopback_up(&mut self) -> Result<(), Error>;
 }
@@ -36,6 +39,9 @@ pub trait Ops {
 /// The steps inside the namespaces, after they exist and before COMMAND runs.
 pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     ops.wait_for_maps()?;
+    if plan.cgroup.is_some() {
+        ops.enter_cgroup_namespace()?;
+    }
     let root = plan.root();
     if root.uid || root.gid {
         ops.become_root(root)?;
@@ -167,6 +173,13 @@ impl Ops for Real {
                 .map_err(|e| Error::sys("setting uid 0", e))?;
         }
         Ok(())
+    }
+
+    fn enter_cgroup_namespace(&mut self) -> Result<(), Error> {
+        // CAP_SYS_ADMIN over our own user namespace is what unshare(CLONE_NEWCGROUP) needs
+        // (cgroup_namespaces(7)); the namespace confines the view, it grants nothing.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| Error::sys("making the cgroup namespace", e))
     }
 
     fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
@@ -366,6 +379,10 @@ mod tests {
             });
             Ok(())
         }
+        fn enter_cgroup_namespace(&mut self) -> Result<(), Error> {
+            self.0.push("cgroupns".into());
+            Ok(())
+        }
         fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
             self.0.push(format!("mount {step:?}"));
             Ok(())
@@ -396,6 +413,7 @@ mod tests {
             info_fd: None,
             verbose: false,
             session: None,
+            cgroup: None,
             prepared: Default::default(),
         }
     }
@@ -419,6 +437,26 @@ mod tests {
                 "mount SetPropagation(Private)",
                 "mount FreshProc { at: \"/proc\" }",
                 "lo"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_cgroup_namespace_comes_after_the_maps_and_before_the_mounts() {
+        let steps = vec![MountStep::Cgroup2 {
+            at: "/sys/fs/cgroup".into(),
+        }];
+        let mut plan = plan_with(steps, None);
+        plan.cgroup = Some(Default::default());
+        let mut ops = Recorder::default();
+        setup_inside(&mut ops, &plan).unwrap();
+        assert_eq!(
+            ops.0,
+            [
+                "maps",
+                "cgroupns",
+                "root",
+                "mount Cgroup2 { at: \"/sys/fs/cgroup\" }"
             ]
         );
     }

@@ -60,7 +60,10 @@ pub struct Request {
     pub pid: bool,
     pub uts: bool,
     pub ipc: bool,
+    /// --cgroup: a cgroup of the run's own (cgroup.rs).
     pub cgroup: bool,
+    /// --memory, --memory-swap, --cpus, --pids-limit (each implies --cgroup).
+    pub limits: crate::cgroup::Limits,
     pub all: bool,
     pub name: Option<String>,
     pub detach: bool,

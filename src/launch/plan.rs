@@ -41,6 +41,9 @@ pub struct Plan {
     pub verbose: bool,
     /// --name/--detach: a session that --join can enter (session.rs).
     pub session: Option<crate::session::Request>,
+    /// --cgroup (or a limit): the run's own cgroup, with these limits (cgroup.rs). The
+    /// namespace process makes its cgroup namespace once it is in that cgroup.
+    pub cgroup: Option<crate::cgroup::Limits>,
     /// The directories `mounts::check` opened for the mount steps (overlay upper layers).
     pub prepared: std::sync::Arc<mounts::Prepared>,
 }
@@ -70,6 +73,7 @@ impl Plan {
             || !self.publish.is_empty()
             || self.info_fd.is_some()
             || self.session.is_some()
+            || self.cgroup.is_some()
     }
 
     /// How the maps were made and who COMMAND runs as, for --verbose: "maps: keep-id;
@@ -127,8 +131,11 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     if connected.is_some() {
         net::check_tun()?;
     }
-    // A connected network needs its own resolv.conf, hence a mount namespace.
-    let mount = cli.mount || pid || cli.all || connected.is_some();
+    cli.limits.check()?;
+    let own_cgroup = cli.cgroup || cli.limits.any();
+    // A connected network needs its own resolv.conf, and a cgroup of the run's own its
+    // cgroup2 at /sys/fs/cgroup: each a mount namespace.
+    let mount = cli.mount || pid || cli.all || connected.is_some() || own_cgroup;
     let mut namespaces = CloneFlags::empty();
     for (on, flag) in [
         (mount, CloneFlags::CLONE_NEWNS),
@@ -136,7 +143,7 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         (pid, CloneFlags::CLONE_NEWPID),
         (cli.uts || cli.all, CloneFlags::CLONE_NEWUTS),
         (cli.ipc || cli.all, CloneFlags::CLONE_NEWIPC),
-        (cli.cgroup || cli.all, CloneFlags::CLONE_NEWCGROUP),
+        (own_cgroup || cli.all, CloneFlags::CLONE_NEWCGROUP),
     ] {
         if on {
             namespaces |= flag;
@@ -197,6 +204,7 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         overlay_driver: Some(cli.overlay_driver),
         chdir: cli.chdir.as_ref().map(PathBuf::from),
         verbose: cli.verbose,
+        cgroup2: own_cgroup,
     };
     // Every path is checked before anything is mounted; the overlay directories to write to
     // are made or checked and kept open. Only a directory of the caller's own ids (outside)
@@ -229,6 +237,7 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             info_fd: cli.info_fd,
             verbose: cli.verbose,
             session,
+            cgroup: own_cgroup.then_some(cli.limits),
             prepared: std::sync::Arc::new(prepared),
         },
         warnings,

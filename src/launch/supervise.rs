@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! claim the session -> bind the host ports -> clone the namespace process -> write its maps
-//!   -> start the network helper -> release it -> forward the ports -> ready -> supervise
+//!   -> move it into its own cgroup -> start the network helper -> release it
+//!   -> forward the ports -> ready -> supervise
 //! ```
 //!
 //! Each step is a method that calls into the module of its concern (session, net::forward,
@@ -46,6 +47,8 @@ struct Run<'p> {
     /// Our end of the channel to the socket provider inside (published ports).
     provider: Option<OwnedFd>,
     helper: Option<net::helper::Running>,
+    /// --cgroup: the run's own cgroup, holding the namespace process.
+    cgroup: Option<crate::cgroup::Own>,
     /// The network helper that runs: the planned one, or slirp4netns when --net=auto fell
     /// back from pasta.
     driver: Option<Driver>,
@@ -62,6 +65,7 @@ pub fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     run.bind_ports()?;
     run.clone_namespaces()?;
     run.write_maps()?;
+    run.own_cgroup()?;
     run.start_network()?;
     run.release()?;
     run.forward_ports();
@@ -82,6 +86,7 @@ impl<'p> Run<'p> {
             ending: None,
             provider: None,
             helper: None,
+            cgroup: None,
             driver: plan.connected.as_ref().map(|net| net.driver),
             observed: None,
             ports: Vec::new(),
@@ -125,7 +130,11 @@ impl<'p> Run<'p> {
                 Some(net::forward::provider_channel().map_err(|e| Error::sys("socketpair", e))?)
             }
         };
-        let flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
+        let mut flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
+        if plan.cgroup.is_some() {
+            // Its cgroup namespace is made inside, once the process is in its own cgroup.
+            flags.remove(CloneFlags::CLONE_NEWCGROUP);
+        }
         match sys::clone_process(flags)
             .map_err(|e| Error::from(crate::userns::diagnose_unshare(e)))?
         {
@@ -158,6 +167,25 @@ impl<'p> Run<'p> {
     /// newuidmap and newgidmap (or become-root itself) write the namespace process's maps.
     fn write_maps(&mut self) -> Result<(), Error> {
         crate::userns::write_maps(self.child(), &self.plan.mapping).map_err(with_apparmor_hint)
+    }
+
+    /// --cgroup: make the run's cgroup, with its limits, and move the namespace process into
+    /// it while it waits to go (cgroup.rs).
+    fn own_cgroup(&mut self) -> Result<(), Error> {
+        if let Some(limits) = &self.plan.cgroup {
+            let own = crate::cgroup::make(self.child(), limits)?;
+            if let Some(session) = self.session.as_mut() {
+                let described: Vec<String> = own
+                    .limits
+                    .describe()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                session.cgroup_is(&own.path, described.join(" "));
+            }
+            self.cgroup = Some(own);
+        }
+        Ok(())
     }
 
     /// Start the network helper against the namespace process and wait until it is ready:
@@ -242,6 +270,7 @@ impl<'p> Run<'p> {
             .then(|| self.ending.take())
             .flatten();
         let (observed, driver, ports) = (self.observed.as_ref(), self.driver, &self.ports);
+        let cgroup = self.cgroup.as_ref();
         let mut on_ready = || {
             if let (Some(fd), Some(observed)) = (plan.info_fd, observed) {
                 let ready = crate::info::Ready {
@@ -260,6 +289,7 @@ impl<'p> Run<'p> {
                         let dir = crate::session::state_dir_location();
                         (request.name.clone(), dir.display().to_string())
                     }),
+                    cgroup,
                 };
                 crate::info::write_line(fd, &ready.to_json());
             }
@@ -296,6 +326,15 @@ impl<'p> Run<'p> {
     /// After supervision: report the ending on --info-fd, undo everything (Drop), and end
     /// as COMMAND ended.
     fn finish(self, ending: Result<Ending, Error>) -> Result<std::convert::Infallible, Error> {
+        if let (Some(own), Ok(Ending::Killed(Signal::SIGKILL))) = (&self.cgroup, &ending)
+            && own.oom_kills() > 0
+        {
+            let memory = own.limits.memory.map(crate::cgroup::size_text);
+            eprintln!(
+                "become-root: COMMAND was killed by the memory limit{}",
+                memory.map_or(String::new(), |size| format!(" (--memory={size})"))
+            );
+        }
         if let (Some(fd), Ok(ending)) = (self.plan.info_fd, &ending) {
             crate::info::write_line(fd, &crate::info::ended_json(*ending));
         }
@@ -316,11 +355,14 @@ fn notice_dead_helper(helper: &mut Option<net::helper::Running>, session: &mut O
 
 impl Drop for Run<'_> {
     /// Undo, newest first: the namespace process (killed and reaped, unless supervision
-    /// reaped it), the network helper, the host ports, the session's state.
+    /// reaped it), its cgroup, the network helper, the host ports, the session's state.
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
             let _ = kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
+        }
+        if let Some(cgroup) = self.cgroup.take() {
+            cgroup.remove();
         }
         if let Some(helper) = self.helper.take() {
             helper.stop();

@@ -115,6 +115,24 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
                 readonly_recursive(&at).map_err(fail(format!("making {} read-only", at.display())))
             }
         }
+        MountStep::Cgroup2 { at } => {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            // The kernel refuses a file system on the root of a mount of itself (EBUSY,
+            // do_add_mount), and /sys/fs/cgroup is the root of a cgroup2 mount on a v2 host:
+            // a small tmpfs goes in between (the host's mount below stays, locked, unseen).
+            mount(
+                Some("tmpfs"),
+                at,
+                Some("tmpfs"),
+                flags,
+                Some("mode=755,size=64k"),
+            )
+            .map_err(fail(format!("mounting a tmpfs on {}", at.display())))?;
+            mount(Some("cgroup2"), at, Some("cgroup2"), flags, None::<&str>).map_err(fail(format!(
+                "mounting the run's cgroup2 on {}",
+                at.display()
+            )))
+        }
         MountStep::PivotRoot { dir } => {
             // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
             // only the new root visible (the trick documented in pivot_root(2)).

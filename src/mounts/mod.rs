@@ -85,6 +85,9 @@ pub enum MountStep {
     RootfsDev { dir: PathBuf },
     /// /sys in the new root: fresh when the network namespace is ours, else a read-only bind.
     RootfsSys { dir: PathBuf, fresh: bool },
+    /// The run's cgroup2 (cgroup.rs), writable, as the cgroup namespace shows it: its root is
+    /// the run's own cgroup.
+    Cgroup2 { at: PathBuf },
     /// Enter the new root and detach the old one.
     PivotRoot { dir: PathBuf },
     /// Change to the directory COMMAND runs in (last: it may be on a mount above).

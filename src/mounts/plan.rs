@@ -65,6 +65,9 @@ pub struct Options {
     pub chdir: Option<PathBuf>,
     /// --verbose: say which overlay driver was used.
     pub verbose: bool,
+    /// --cgroup: the run's cgroup2 at /sys/fs/cgroup (after the new /sys, before the user's
+    /// own mounts, which may cover it).
+    pub cgroup2: bool,
 }
 
 /// Where a destination lies before pivot_root: inside the new root when there is one.
@@ -127,6 +130,11 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
                 });
             }
         }
+    }
+    if o.cgroup2 {
+        steps.push(MountStep::Cgroup2 {
+            at: inside(&o.rootfs, Path::new("/sys/fs/cgroup")),
+        });
     }
     let driver = o.overlay_driver.unwrap_or(OverlayDriver::Auto);
     for spec in &o.filesystem {
@@ -192,6 +200,19 @@ mod tests {
             plan(&pid, &Prepared::default()),
             vec![SetPropagation(private), FreshProc { at: "/proc".into() }]
         );
+        let cgroup = Options {
+            cgroup2: true,
+            rootfs: Some("/r".into()),
+            ..base.clone()
+        };
+        let steps = plan(&cgroup, &Prepared::default());
+        let sys = steps.iter().position(|s| matches!(s, RootfsSys { .. }));
+        let cg = steps.iter().position(|s| {
+            *s == Cgroup2 {
+                at: "/r/sys/fs/cgroup".into(),
+            }
+        });
+        assert!(sys < cg && cg.is_some(), "{steps:?}");
         let dns = Options {
             resolv_conf: Some("x".into()),
             ..base.clone()

@@ -60,6 +60,8 @@ impl Session {
             namespaces: Vec::new(),
             net,
             net_down: None,
+            cgroup: None,
+            limits: None,
             detached: request.detach,
         };
         let written = dir.reserve(&record)?;
@@ -110,6 +112,12 @@ impl Session {
     /// Record which network helper runs (`--net=auto` may fall back to another).
     pub fn network_is(&mut self, program: &str) {
         self.record.net = Some(program.to_string());
+    }
+
+    /// Record the run's cgroup and its limits (--cgroup), for --list.
+    pub fn cgroup_is(&mut self, path: &std::path::Path, limits: String) {
+        self.record.cgroup = Some(path.display().to_string());
+        self.record.limits = Some(limits).filter(|l| !l.is_empty());
     }
 
     /// Record that the network helper ended (`why`: which and how), for --list. A failure to

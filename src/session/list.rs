@@ -95,8 +95,8 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
         let _ = write!(
             out,
             "{{\"name\":{},\"pid\":{},\"supervisor_pid\":{},\"created\":{},\"created_unix\":{},\
-             \"namespaces\":{{{}}},\"net\":{},\"net_down\":{},\"detached\":{},\"status\":{},\
-             \"state_file\":{},\"log\":{log}}}",
+             \"namespaces\":{{{}}},\"net\":{},\"net_down\":{},\"cgroup\":{},\"limits\":{},\
+             \"detached\":{},\"status\":{},\"state_file\":{},\"log\":{log}}}",
             json_string(&s.name),
             s.holder.map_or("null".into(), |h| h.pid.to_string()),
             s.supervisor.pid,
@@ -109,6 +109,8 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
             namespaces.join(","),
             s.net.as_deref().map_or("null".into(), json_string),
             s.net_down.as_deref().map_or("null".into(), json_string),
+            s.cgroup.as_deref().map_or("null".into(), json_string),
+            s.limits.as_deref().map_or("null".into(), json_string),
             s.detached,
             json_string(&s.status()),
             path(&dir.join(StateDir::state_file(&s.name))),
@@ -153,7 +155,7 @@ mod tests {
             "{\"state_dir\":\"/run/user/1000/become-root\",\"sessions\":[{\"name\":\"build\",\
              \"pid\":11,\"supervisor_pid\":10,\"created\":\"2023-11-14T22:13:20Z\",\
              \"created_unix\":1700000000,\"namespaces\":{\"user\":4026532001,\"mnt\":4026532002},\
-             \"net\":\"slirp4netns\",\"net_down\":null,\"detached\":true,\
+             \"net\":\"slirp4netns\",\"net_down\":null,\"cgroup\":null,\"limits\":null,\"detached\":true,\
              \"status\":\"running\",\
              \"state_file\":\"/run/user/1000/become-root/build.session\",\
              \"log\":\"/run/user/1000/become-root/build.log\"}]}\n"

@@ -100,6 +100,9 @@ pub struct Record {
     pub net: Option<String>,
     /// How the network helper ended, if it died while the session ran.
     pub net_down: Option<String>,
+    /// --cgroup: the run's cgroup, and its limits as `memory=67108864 pids=20`.
+    pub cgroup: Option<String>,
+    pub limits: Option<String>,
     pub detached: bool,
 }
 
@@ -126,6 +129,12 @@ impl Record {
         if let Some(down) = &self.net_down {
             let _ = writeln!(out, "net_down={}", down.replace('\n', " "));
         }
+        if let Some(cgroup) = &self.cgroup {
+            let _ = writeln!(out, "cgroup={}", cgroup.replace('\n', " "));
+        }
+        if let Some(limits) = &self.limits {
+            let _ = writeln!(out, "limits={limits}");
+        }
         let _ = writeln!(out, "detached={}", if self.detached { "yes" } else { "no" });
         out
     }
@@ -149,6 +158,7 @@ impl Record {
         let mut namespaces = Vec::new();
         let mut net = None;
         let mut net_down = None;
+        let (mut cgroup, mut limits) = (None, None);
         let mut detached = false;
         for line in lines {
             let Some((key, value)) = line.split_once('=') else {
@@ -168,6 +178,8 @@ impl Record {
                 }
                 "net" => net = Some(value.to_string()),
                 "net_down" => net_down = Some(value.to_string()),
+                "cgroup" => cgroup = Some(value.to_string()),
+                "limits" => limits = Some(value.to_string()),
                 "detached" => detached = value == "yes",
                 _ => {}
             }
@@ -181,6 +193,8 @@ impl Record {
             namespaces,
             net,
             net_down,
+            cgroup,
+            limits,
             detached,
         })
     }
@@ -364,6 +378,8 @@ pub(super) mod tests {
             namespaces: vec![("user".into(), 4026532001), ("mnt".into(), 4026532002)],
             net: Some("slirp4netns".into()),
             net_down: None,
+            cgroup: None,
+            limits: None,
             detached: true,
         }
     }

@@ -149,6 +149,8 @@ impl StateDir {
                     namespaces: Vec::new(),
                     net: None,
                     net_down: None,
+                    cgroup: None,
+                    limits: None,
                     detached: false,
                 },
                 text,

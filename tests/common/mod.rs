@@ -56,6 +56,8 @@ pub enum Need {
     Harness,
     /// A program on PATH (or in /usr/sbin, /sbin, /usr/bin), as [`which`] finds it.
     Tool(&'static str),
+    /// A cgroup2 hierarchy where root may make cgroups ([`World::delegate_cgroup`]).
+    Cgroup2,
 }
 
 /// Why a [`Need`] is not met here: a short form for the test's kind, and the whole reason.
@@ -83,8 +85,26 @@ impl Need {
             )
             .or_else(|| harness_unmet().clone()),
             Need::Tool(tool) => tool_unmet(tool),
+            Need::Cgroup2 => not_root("this test makes a cgroup and delegates it to its user")
+                .or_else(|| {
+                    cgroup2_root().is_none().then(|| Unmet {
+                        short: "needs cgroup2".into(),
+                        why: "no cgroup2 file system is mounted".into(),
+                    })
+                }),
         }
     }
+}
+
+/// Where this machine mounts its cgroup2 hierarchy (its root: / in the mount's root field).
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let fields: Vec<&str> = before.split(' ').collect();
+        let at = fields.get(4)?;
+        (after.starts_with("cgroup2 ") && fields.get(3) == Some(&"/")).then(|| PathBuf::from(at))
+    })
 }
 
 fn is_root() -> bool {
@@ -452,6 +472,8 @@ pub struct World {
     /// loopback), killed when the run ends. Each must create the file named by $READY once it
     /// serves (the helpers in tests/helpers do): the run starts when all have.
     pub services: Vec<String>,
+    /// A cgroup of the test user's own ([`World::delegate_cgroup`]), removed with the World.
+    pub cgroup: Option<PathBuf>,
     /// The slot whose ids these are; dropped last, once nothing of them runs.
     slot: Slot,
 }
@@ -491,6 +513,7 @@ impl World {
             root_setup: String::new(),
             own_network: false,
             services: Vec::new(),
+            cgroup: None,
             slot,
         };
         fs::set_permissions(&world.dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -639,6 +662,7 @@ mount --bind {d}/tun /dev/net/tun
 [ -e {d}/fuse ] || mknod -m 666 {d}/fuse c 10 229
 mount --bind {d}/fuse /dev/fuse
 {network}
+{cgroup}
 {setup}
 services=
 {services}
@@ -647,6 +671,14 @@ cd {d}/home
 "#,
             etc = etc.display(),
             setup = self.root_setup,
+            cgroup = self.cgroup.as_ref().map_or(String::new(), |cg| {
+                // The run starts in the test user's own cgroup, which it sees at
+                // /sys/fs/cgroup as a user of a systemd host sees its delegated subtree.
+                format!(
+                    "echo $$ > {cg}/cgroup.procs\nmount --bind {cg} /sys/fs/cgroup",
+                    cg = cg.display()
+                )
+            }),
         );
         let path = self.dir.join("enter.sh");
         fs::write(&path, script).unwrap();
@@ -666,6 +698,36 @@ cd {d}/home
             .stdin(Stdio::null())
             .process_group(0);
         cmd
+    }
+
+    /// Give the test user a cgroup of its own, as a delegated subtree is (its directory,
+    /// cgroup.procs, cgroup.subtree_control and cgroup.threads are the user's): the run
+    /// starts in it and sees it at /sys/fs/cgroup. Removed, with whatever is below it, when
+    /// the World is dropped. This machine's cgroup2 may offer no controllers.
+    pub fn delegate_cgroup(&mut self) -> PathBuf {
+        let root = cgroup2_root().expect("a cgroup2 hierarchy (Need::Cgroup2)");
+        let dir = root.join(self.dir.file_name().unwrap());
+        fs::create_dir(&dir).unwrap();
+        for file in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            let path = dir.join(file);
+            std::os::unix::fs::chown(&path, Some(self.uid), Some(self.gid)).unwrap();
+        }
+        self.cgroup = Some(dir.clone());
+        dir
+    }
+
+    /// The cgroups below the test user's own (what a run left behind).
+    pub fn cgroups_below(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        if let Some(dir) = &self.cgroup {
+            cgroup_dirs(dir, &mut found);
+        }
+        found
     }
 
     /// Run become-root with `args` as the test user.
@@ -706,7 +768,55 @@ impl Drop for World {
         // Whatever a failed test left running, so that the slot is free of it for the next
         // World (the slot's lock goes when this returns).
         kill_and_wait(&|id| self.slot.owns(id));
+        if let Some(cg) = &self.cgroup {
+            let mut below = Vec::new();
+            cgroup_dirs(cg, &mut below);
+            for dir in below.iter().rev().chain([cg]) {
+                // Emptied by now (kill_and_wait); a cgroup is removed with rmdir alone.
+                let _ = fs::remove_dir(dir);
+            }
+        }
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Give `path` and everything below it to `uid` (and the group of that number).
+pub fn chown_tree(path: &Path, uid: u32) {
+    let status = Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A busybox root filesystem at `root` owned by `uid`, with these applets in /bin and the
+/// directories a --rootfs run mounts on; /etc/resolv.conf holds `resolv_conf` (a connected
+/// network binds its own over it).
+pub fn busybox_rootfs(root: &Path, uid: u32, applets: &[&str], resolv_conf: &str) {
+    let busybox = which("busybox").expect("declared as needed");
+    for dir in ["bin", "etc", "proc", "dev", "sys", "tmp", "mnt"] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    fs::write(root.join("etc/resolv.conf"), resolv_conf).unwrap();
+    chown_tree(root, uid);
+}
+
+/// The cgroups below `dir`, parents before children.
+fn cgroup_dirs(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.push(entry.path());
+            cgroup_dirs(&entry.path(), found);
+        }
     }
 }
 

@@ -1797,6 +1797,14 @@ pub mod mounts {
                 }
             }
         }
+        // The run's cgroup2, before the user's own mounts (which may cover it).
+        if o.cgroup2 {
+            let at = match &o.rootfs {
+                Some(root) => root.join("sys/fs/cgroup"),
+                None => "/sys/fs/cgroup".into(),
+            };
+            assert_eq!(next("cgroup2"), &MountStep::Cgroup2 { at });
+        }
         // Inside the new root as paths go: a destination with ".." components still leaves
         // it when the kernel resolves it before pivot_root ("/../etc" becomes "DIR/../etc"),
         // which this does not check.
@@ -1892,6 +1900,7 @@ pub mod mounts {
             ]),
             chdir: src.coin().then(|| gen_path(src)),
             verbose: src.coin(),
+            cgroup2: src.coin(),
         }
     }
 
@@ -2006,6 +2015,10 @@ pub mod session {
             net_down: src
                 .coin()
                 .then(|| src.string(&['a', ' ', '=', ':', 'ä', '9'], 12)),
+            cgroup: src
+                .coin()
+                .then(|| src.string(&['/', ' ', '=', 'b', 'ä', '9'], 12)),
+            limits: src.coin().then(|| src.string(&['m', ' ', '=', '9'], 12)),
             detached: src.coin(),
         }
     }
@@ -2192,6 +2205,7 @@ pub mod mountinfo {
             .map(|m| Entry {
                 id: m.id,
                 parent: m.parent,
+                root: PathBuf::from(OsString::from_vec(m.root.clone())),
                 mount_point: PathBuf::from(OsString::from_vec(m.point.clone())),
                 options: m.options.clone(),
                 fs_type: m.fs_type.clone(),
