@@ -451,11 +451,8 @@ fn make_leaf(parent: &Path, child: Pid, limits: &Limits) -> Result<Own, Error> {
         limits: limits.clone(),
         janitor: None,
     };
-    own.janitor = Some(start_janitor(&own.path)?);
-    for (file, value) in limits.files() {
-        let at = own.path.join(file);
-        write_file(&at, &value).map_err(fail(format!("writing {value} to {}", at.display())))?;
-    }
+    own.janitor = Some(start_janitor(Some(&own.path))?);
+    write_limits(&own.path, limits)?;
     let procs = own.path.join("cgroup.procs");
     write_file(&procs, &child.to_string()).map_err(fail(format!(
         "moving the namespace process to {}",
@@ -474,7 +471,11 @@ fn write_file(path: &Path, value: &str) -> std::io::Result<()> {
 /// The janitor: a fork that holds only the read end of a pipe, ignores the signals a
 /// terminal or a session stop sends, and once the pipe ends (become-root finished or was
 /// killed) removes the leaf as soon as it is empty.
-fn start_janitor(path: &Path) -> Result<(Pid, OwnedFd), Error> {
+///
+/// Without `path` it is a scope's keeper: its process keeps the scope (and the memory.events
+/// become-root reads at the end) alive until become-root is done, then it ends, and systemd
+/// removes the scope with everything below it.
+fn start_janitor(path: Option<&Path>) -> Result<(Pid, OwnedFd), Error> {
     let (read, write) = crate::process::pipe()?;
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
@@ -503,7 +504,10 @@ fn start_janitor(path: &Path) -> Result<(Pid, OwnedFd), Error> {
                 Ok(1) | Err(nix::Error::EINTR)
             ) {}
             // EBUSY: still populated after an hour (a daemon of COMMAND's); wait on.
-            while remove_tree(path, Duration::from_secs(3600)) == Err(nix::Error::EBUSY) {}
+            while let Some(path) = path
+                && remove_tree(path, Duration::from_secs(3600)) == Err(nix::Error::EBUSY)
+            {
+            }
             sys::exit_now(0)
         }
         Forked::Parent(pid) => Ok((pid, write.into())),
@@ -555,13 +559,25 @@ fn wait_emptied(dir: &Path, deadline: Instant) {
 }
 
 /// A transient scope of the caller's systemd user manager, with Delegate=yes and the limits
-/// as properties, holding `child`.
+/// as its properties. systemd moves `child` and a keeper (see [`start_janitor`]) into it
+/// (from a login session's scope, which is root's, only systemd can); become-root then lays
+/// out the delegated subtree as the no-internal-processes rule wants it: the keeper in
+/// SCOPE/keeper, the namespace process in SCOPE/payload, the controllers enabled for both.
 fn make_scope(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Error> {
     let unit = format!("become-root-{child}.scope");
+    let (keeper, pipe) = start_janitor(None)?;
+    let mut own = Own {
+        path: PathBuf::new(),
+        source: Source::Scope(unit.clone()),
+        limits: limits.clone(),
+        janitor: Some((keeper, pipe)),
+    };
     let mut props: Vec<(&str, &str, String)> = vec![
         ("Description", "s", "become-root --cgroup".into()),
         ("Delegate", "b", "true".into()),
         ("CollectMode", "s", "inactive-or-failed".into()),
+        // An OOM kill ends COMMAND, as a kernel's would; become-root reports it.
+        ("OOMPolicy", "s", "continue".into()),
     ];
     props.extend(limits.properties());
     let mut cmd = sys::helper_command(busctl);
@@ -578,7 +594,7 @@ fn make_scope(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Error> 
         "fail",
     ]);
     cmd.arg((props.len() + 1).to_string());
-    cmd.args(["PIDs", "au", "1", &child.to_string()]);
+    cmd.args(["PIDs", "au", "2", &child.to_string(), &keeper.to_string()]);
     for (name, signature, value) in &props {
         cmd.args([*name, *signature, value.as_str()]);
     }
@@ -601,10 +617,11 @@ fn make_scope(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Error> 
         )
         .with_hint("systemctl --user status shows whether the user manager runs"));
     }
-    // The job runs asynchronously: the scope exists once the process is in it.
+    // The job runs asynchronously: the scope exists once both processes are in it.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let path = loop {
-        if let Some(path) = cgroup_of(Some(child)).filter(|p| p.ends_with(&unit)) {
+    let in_scope = |pid: Pid| cgroup_of(Some(pid)).filter(|p| p.ends_with(&unit));
+    let scope = loop {
+        if let (Some(path), Some(_)) = (in_scope(child), in_scope(keeper)) {
             break directory_of(&path).ok_or_else(|| {
                 Error::new(
                     "--cgroup",
@@ -621,21 +638,55 @@ fn make_scope(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Error> 
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    let offered = words(&path.join("cgroup.controllers"));
+    let fail = |what: String| move |e: std::io::Error| Error::sys(what, sys::io_errno(&e));
+    for (leaf, pid) in [("keeper", keeper), ("payload", child)] {
+        let dir = scope.join(leaf);
+        std::fs::create_dir(&dir).map_err(fail(format!("making {}", dir.display())))?;
+        let procs = dir.join("cgroup.procs");
+        write_file(&procs, &pid.to_string())
+            .map_err(fail(format!("moving process {pid} to {}", procs.display())))?;
+    }
+    own.path = scope.join("payload");
+    // Every controller the scope has, for COMMAND's own use too (podman, systemd inside).
+    let offered = words(&scope.join("cgroup.controllers"));
+    let enable: Vec<String> = offered.iter().map(|c| format!("+{c}")).collect();
+    let control = scope.join("cgroup.subtree_control");
+    if !enable.is_empty() {
+        write_file(&control, &enable.join(" ")).map_err(fail(format!(
+            "enabling controllers in {}",
+            control.display()
+        )))?;
+    }
     let missing: Vec<&str> = limits
         .controllers()
         .into_iter()
         .filter(|c| !offered.iter().any(|o| o == c))
         .collect();
     if !missing.is_empty() {
-        return Err(missing_controllers_error(&path, &missing, limits));
+        return Err(missing_controllers_error(&scope, &missing, limits));
     }
-    Ok(Own {
-        path,
-        source: Source::Scope(unit),
-        limits: limits.clone(),
-        janitor: None,
-    })
+    // The limits on the payload too, as on a leaf: COMMAND sees them at /sys/fs/cgroup
+    // (memory.max, cpu.stat's throttling), as a container sees its own.
+    write_limits(&own.path, limits)?;
+    Ok(own)
+}
+
+/// Write `limits` to the interface files of cgroup `dir`.
+fn write_limits(dir: &Path, limits: &Limits) -> Result<(), Error> {
+    for (file, value) in limits.files() {
+        let at = dir.join(file);
+        // A kernel without swap accounting has no memory.swap.max: --memory alone still holds.
+        if file == "memory.swap.max" && limits.memory_swap.is_none() && !at.exists() {
+            continue;
+        }
+        write_file(&at, &value).map_err(|e| {
+            Error::sys(
+                format!("writing {value} to {}", at.display()),
+                sys::io_errno(&e),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 impl Own {
@@ -649,7 +700,8 @@ impl Own {
     }
 
     /// After the run: remove a leaf once it is empty (its processes have just ended), or let
-    /// the janitor do it when some of COMMAND's outlive become-root. A scope goes by itself.
+    /// the janitor do it when some of COMMAND's outlive become-root. A scope's keeper ends,
+    /// and systemd removes the scope once the rest has.
     pub fn remove(mut self) {
         if let Some((janitor, pipe)) = self.janitor.take() {
             if remove_tree(&self.path, Duration::from_millis(500)).is_ok() {

@@ -44,6 +44,8 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
         verbose: false,
         quiet: false,
         pid: false,
+        as_pid_1: false,
+        boot: false,
         uts: false,
         ipc: false,
         cgroup: false,

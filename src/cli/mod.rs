@@ -218,6 +218,18 @@ pub struct Cli {
     #[arg(long)]
     pub pid: bool,
 
+    /// With --pid (implied), COMMAND itself is pid 1 of the new pid namespace: no init of
+    /// become-root's inside, which still supervises from outside
+    #[arg(long, help_heading = "Cgroups and system images")]
+    pub as_pid_1: bool,
+
+    /// Boot a system image: --pid --as-pid-1 --uts --ipc --cgroup and a network namespace
+    /// (--net=none unless --net says), with a fresh /sys, tmpfs /run, /dev/console,
+    /// container=become-root, and SIGRTMIN+3 as the stop signal. Needs --rootfs; COMMAND
+    /// defaults to /sbin/init there
+    #[arg(long, requires = "rootfs", help_heading = "Cgroups and system images")]
+    pub boot: bool,
+
     /// New uts namespace (hostname and domain name)
     #[arg(short = 'u', long)]
     pub uts: bool,
@@ -230,26 +242,26 @@ pub struct Cli {
     /// your systemd user manager with Delegate=yes), a cgroup namespace rooted there and a
     /// writable cgroup2 at /sys/fs/cgroup inside (implies --mount); removed when the run's
     /// last process is gone
-    #[arg(long, help_heading = "Cgroups")]
+    #[arg(long, help_heading = "Cgroups and system images")]
     pub cgroup: bool,
 
     /// Memory limit (memory.max): bytes, or with a unit b, k, m, g (64M, 1.5g), as podman.
     /// Implies --cgroup; a COMMAND the limit kills ends with status 137
-    #[arg(long, value_name = "SIZE", value_parser = crate::cgroup::parse_size, help_heading = "Cgroups")]
+    #[arg(long, value_name = "SIZE", value_parser = crate::cgroup::parse_size, help_heading = "Cgroups and system images")]
     pub memory: Option<u64>,
 
     /// Memory and swap together (podman's meaning; -1: no limit on swap). Needs --memory;
     /// without it swap is limited to as much as --memory
-    #[arg(long, value_name = "SIZE", value_parser = crate::cgroup::parse_memory_swap, allow_hyphen_values = true, help_heading = "Cgroups")]
+    #[arg(long, value_name = "SIZE", value_parser = crate::cgroup::parse_memory_swap, allow_hyphen_values = true, help_heading = "Cgroups and system images")]
     pub memory_swap: Option<u64>,
 
     /// CPU time limit in CPUs, fractions allowed (cpu.max; 0.5 is half of one CPU). Implies
     /// --cgroup
-    #[arg(long, value_name = "N", value_parser = crate::cgroup::parse_cpus, help_heading = "Cgroups")]
+    #[arg(long, value_name = "N", value_parser = crate::cgroup::parse_cpus, help_heading = "Cgroups and system images")]
     pub cpus: Option<f64>,
 
     /// Most tasks (processes and threads) at once (pids.max; -1: no limit). Implies --cgroup
-    #[arg(long, value_name = "N", value_parser = crate::cgroup::parse_pids, allow_hyphen_values = true, help_heading = "Cgroups")]
+    #[arg(long, value_name = "N", value_parser = crate::cgroup::parse_pids, allow_hyphen_values = true, help_heading = "Cgroups and system images")]
     pub pids_limit: Option<u64>,
 
     /// Every namespace: mount, net (mode none), pid, uts, ipc and cgroup (a cgroup namespace
@@ -283,7 +295,7 @@ pub struct Cli {
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "pid", "uts",
-            "ipc", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd",
+            "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd",
         ]
     )]
     pub join: Option<String>,
@@ -297,7 +309,7 @@ pub struct Cli {
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid",
-            "uts", "ipc", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
             "info_fd",
         ]
     )]
@@ -318,7 +330,7 @@ pub struct Cli {
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
             "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind", "ro_bind",
             "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid", "uts",
-            "ipc", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
             "info_fd",
         ]
     )]
@@ -433,6 +445,8 @@ impl Cli {
             verbose: self.verbose,
             quiet: self.quiet,
             pid: self.pid,
+            as_pid_1: self.as_pid_1,
+            boot: self.boot,
             uts: self.uts,
             ipc: self.ipc,
             cgroup: self.cgroup,

@@ -58,6 +58,10 @@ pub struct Request {
     pub verbose: bool,
     pub quiet: bool,
     pub pid: bool,
+    /// --as-pid-1: COMMAND is pid 1 (no init of become-root's).
+    pub as_pid_1: bool,
+    /// --boot: a system image (plan.rs says what it implies).
+    pub boot: bool,
     pub uts: bool,
     pub ipc: bool,
     /// --cgroup: a cgroup of the run's own (cgroup.rs).
