@@ -1251,13 +1251,12 @@ fn show_through_getsubids() {
         Some(&"source  getsubids (libsubid)"),
         "{out:#?}"
     );
-    assert!(
-        lines.iter().any(|l| l.starts_with("total   ")),
-        "{out:#?}"
-    );
+    assert!(lines.iter().any(|l| l.starts_with("total   ")), "{out:#?}");
     // Root maps every id to itself, in every mode a map has.
     assert!(
-        lines.last().is_some_and(|l| l.starts_with("map     every mode but single: 0:0:")),
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("map     every mode but single: 0:0:")),
         "{out:#?}"
     );
 }
