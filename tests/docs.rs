@@ -278,6 +278,28 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             ),
             Item("NEWGIDMAP", "The same, for newgidmap(1)."),
             Item(
+                "SLIRP4NETNS",
+                "Path of the slirp4netns(1) to run for --net=slirp4netns (and for --net=auto \
+                 when it falls back to slirp4netns) instead of the one on PATH.",
+            ),
+            Item(
+                "PASTA",
+                "Path of the pasta(1) to run for --net=pasta and --net=auto instead of the one \
+                 on PATH.",
+            ),
+            Item(
+                "FUSE_OVERLAYFS",
+                "Path of the fuse-overlayfs(1) to run for --overlay and --copy-up when they use \
+                 fuse-overlayfs, instead of the one on PATH.",
+            ),
+            Para(
+                "An empty variable counts as unset. A set one is used as it is, never passed \
+                 over: when it names no executable file, a run that needs the program fails \
+                 (status 125) with an error naming the variable, and --check warns about it. \
+                 --check and --verbose show which path is used and say when a variable \
+                 named it.",
+            ),
+            Item(
                 "_CONTAINERS_USERNS_CONFIGURED",
                 "Set in the environment of COMMAND, so that podman(1) and buildah(1) run inside \
                  know they are already in a configured user namespace and do not create \
@@ -776,6 +798,9 @@ fn become_root_man_page_has_the_contract_sections() {
         "128+N",
         "NEWUIDMAP",
         "NEWGIDMAP",
+        "SLIRP4NETNS",
+        "PASTA",
+        "FUSE_OVERLAYFS",
         "_CONTAINERS_USERNS_CONFIGURED",
         "_CONTAINERS_ROOTLESS_UID",
         "_CONTAINERS_ROOTLESS_GID",

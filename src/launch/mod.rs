@@ -90,6 +90,14 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
         eprintln!("become-root: uid map: {}", show(&plan.mapping.uid));
         eprintln!("become-root: gid map: {}", show(&plan.mapping.gid));
         eprintln!("become-root: {}", plan.identity_text());
+        if let Some(net) = &plan.connected {
+            let from = net.from_env.map(|e| format!(" (from {e})"));
+            eprintln!(
+                "become-root: network helper: {}{}",
+                net.program.display(),
+                from.unwrap_or_default()
+            );
+        }
     }
     plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     if !quiet {
