@@ -25,6 +25,7 @@ fn help_and_version_exit_0() {
         "--net",
         "--pid",
         "--all",
+        "--sysfs",
         "Exit status",
     ] {
         assert!(out.contains(needle), "--help mentions {needle}: {out}");
@@ -48,6 +49,8 @@ fn usage_errors_are_125_with_what_why_and_hint() {
         (&["--subid-source=ldap", "true"], "ldap"),
         (&["--propagation=shared", "true"], "shared"),
         (&["-m", "--bogus", "true"], "--bogus"),
+        (&["--join=x", "--sysfs"], "--sysfs"),
+        (&["--stop=x", "--sysfs"], "--sysfs"),
     ];
     for (args, names) in rows {
         let (code, out, err) = run(args);

@@ -27,6 +27,7 @@ common::tests! {
         helper_port_driver_errors,
         network_helpers_get_only_their_own_descriptors,
         slirp4netns_and_pasta_variables_name_the_helper_that_runs,
+        sysfs_shows_the_connected_modes_interface,
         a_helper_variable_naming_nothing_is_an_error_naming_it;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps")]
         sigterm_and_sigkill_to_become_root_leave_no_helper;
@@ -207,6 +208,16 @@ fn missing_helper_names_it_and_its_package() {
             out.stderr
         );
     }
+}
+
+fn sysfs_shows_the_connected_modes_interface() {
+    let mut w = world();
+    w.own_network = true; // pasta copies the uplink; give it the harness's dummy one
+    for (mode, devices) in [("slirp4netns", "lo\ntap0\n"), ("pasta", "lo\nuplink0\n")] {
+        let out = w.run(&["--sysfs", &format!("--net={mode}"), "ls", "/sys/class/net"]);
+        assert_eq!(out.ok(), devices, "{mode}");
+    }
+    assert!(w.wait_no_leftovers().is_empty());
 }
 
 /// A wrapper for `program` in the world's directory: it appends its name to `log` (in the test

@@ -38,6 +38,7 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
         filesystem: Vec::new(),
         overlay_driver: OverlayDriver::Auto,
         rootfs: None,
+        sysfs: false,
         chdir: None,
         identity: crate::identity::Asked::default(),
         info_fd: None,

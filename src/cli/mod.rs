@@ -168,6 +168,13 @@ pub struct Cli {
     )]
     pub rootfs: Option<String>,
 
+    /// A fresh sysfs, read-only, at /sys on the current root, showing the new network
+    /// namespace's devices (the kernel lets a user namespace mount sysfs only there). Implies
+    /// --net (mode none) unless --net=MODE is given. Mounts below the host's /sys (cgroup,
+    /// ...) are not carried over. With --rootfs, its /sys is fresh anyway
+    #[arg(long, help_heading = "Filesystem (each implies --mount)")]
+    pub sysfs: bool,
+
     /// Run COMMAND in DIR (inside --rootfs when given; default: the current directory, or /
     /// with --rootfs)
     #[arg(
@@ -259,7 +266,7 @@ pub struct Cli {
             "map_users", "map_groups",
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
-            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "pid", "uts",
+            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
             "ipc", "cgroup", "all", "info_fd",
         ]
     )]
@@ -273,7 +280,7 @@ pub struct Cli {
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
-            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid",
+            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
             "uts", "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
             "info_fd",
         ]
@@ -294,7 +301,7 @@ pub struct Cli {
             "map_users", "map_groups",
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
             "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind", "ro_bind",
-            "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid", "uts",
+            "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid", "uts",
             "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
             "info_fd",
         ]
@@ -404,6 +411,7 @@ impl Cli {
             filesystem: self.filesystem,
             overlay_driver: self.overlay_driver,
             rootfs: self.rootfs,
+            sysfs: self.sysfs,
             chdir: self.chdir,
             identity,
             info_fd: self.info_fd,

@@ -51,6 +51,8 @@ pub struct Request {
     pub filesystem: Vec<FsArg>,
     pub overlay_driver: OverlayDriver,
     pub rootfs: Option<String>,
+    /// --sysfs: a fresh sysfs at /sys (implies a network namespace).
+    pub sysfs: bool,
     pub chdir: Option<String>,
     /// --uid, --gid, --cap-add, --cap-drop, --no-new-privs.
     pub identity: crate::identity::Asked,

@@ -106,7 +106,7 @@ impl Plan {
 /// Decide everything that can be decided without side effects.
 pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let pid = cli.pid || cli.all;
-    let net = cli.net.or(cli.all.then_some(NetMode::None));
+    let net = implied_net(cli.net, cli.all, cli.sysfs);
     let mut notices = Vec::new();
     let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
     let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
@@ -187,13 +187,18 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         })?),
     };
     let options = mounts::Options {
-        mount_ns: mount || !filesystem.is_empty() || rootfs.is_some() || cli.chdir.is_some(),
+        mount_ns: mount
+            || !filesystem.is_empty()
+            || rootfs.is_some()
+            || cli.chdir.is_some()
+            || cli.sysfs,
         pid_ns: pid,
         own_net: net.is_some(),
         propagation: Some(cli.propagation),
         resolv_conf,
         filesystem,
         rootfs,
+        sysfs: cli.sysfs,
         overlay_driver: Some(cli.overlay_driver),
         chdir: cli.chdir.as_ref().map(PathBuf::from),
         verbose: cli.verbose,
@@ -233,6 +238,13 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         },
         warnings,
     ))
+}
+
+/// The network namespace a run gets: `--net`'s mode; else mode none for --all, and for
+/// --sysfs, because the kernel lets a user namespace mount sysfs only where it owns the
+/// network namespace (sysfs's mount checks net_current_may_mount).
+fn implied_net(net: Option<NetMode>, all: bool, sysfs: bool) -> Option<NetMode> {
+    net.or((all || sysfs).then_some(NetMode::None))
 }
 
 /// Who COMMAND runs as when --uid and --gid do not say: 0, or the caller itself under
@@ -303,4 +315,34 @@ fn inside_ids(map: &crate::idmap::IdMap) -> String {
         })
         .collect();
     format!("{} ids: {}", map.len(), shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysfs_and_all_imply_net_none_unless_net_says_otherwise() {
+        let off = NetMode::None;
+        // (--net, --all, --sysfs) -> the network namespace's mode
+        let rows = [
+            ((None, false, false), None),
+            ((None, true, false), Some(off)),
+            ((None, false, true), Some(off)),
+            ((None, true, true), Some(off)),
+            (
+                (Some(NetMode::Slirp4netns), false, true),
+                Some(NetMode::Slirp4netns),
+            ),
+            ((Some(NetMode::Pasta), true, true), Some(NetMode::Pasta)),
+            ((Some(NetMode::Auto), false, false), Some(NetMode::Auto)),
+        ];
+        for ((net, all, sysfs), want) in rows {
+            assert_eq!(
+                implied_net(net, all, sysfs),
+                want,
+                "--net={net:?} --all={all} --sysfs={sysfs}"
+            );
+        }
+    }
 }
