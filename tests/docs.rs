@@ -101,7 +101,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  0 0 4294967295, written directly. Root inside a user namespace (become-root \
                  run by become-root) passes the current map through as identity, one extent \
                  per extent of the current map. Supplementary groups are kept; those not \
-                 mapped show as the overflow group (nogroup) inside, as with unshare and podman.",
+                 mapped show as the overflow group (nogroup) inside, as with unshare and podman. \
+                 --drop-groups sets them to none (setgroups(2)) right after the ids become 0, \
+                 before the mounts. Where setgroups is denied, which the kernel requires when \
+                 only the caller's own gid is mapped (--map=single, --map=auto's fallback, or a \
+                 --map-groups map of only your gid), --drop-groups is an error (status 125) \
+                 before COMMAND runs: the groups cannot be dropped there, and keeping them \
+                 quietly would not be what was asked.",
             ),
             Para(
                 "Three more ways to map, for working on your own files while other ids exist \

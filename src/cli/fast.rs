@@ -41,6 +41,7 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
         sysfs: false,
         chdir: None,
         identity: crate::identity::Asked::default(),
+        drop_groups: false,
         info_fd: None,
         verbose: false,
         quiet: false,

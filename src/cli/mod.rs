@@ -202,6 +202,12 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = "Identity inside")]
     pub gid: Option<u32>,
 
+    /// Drop the supplementary groups (setgroups(2) to none) before the mounts; by default they
+    /// are kept, those not mapped showing as nogroup. An error (status 125) where setgroups is
+    /// denied: with only your own gid mapped (--map=single, --map=auto's fallback)
+    #[arg(long, help_heading = "Identity inside")]
+    pub drop_groups: bool,
+
     /// Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and
     /// file capabilities are ignored)
     #[arg(long, help_heading = "Identity inside")]
@@ -267,7 +273,7 @@ pub struct Cli {
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
-            "ipc", "cgroup", "all", "info_fd",
+            "ipc", "cgroup", "all", "info_fd", "drop_groups",
         ]
     )]
     pub join: Option<String>,
@@ -281,7 +287,7 @@ pub struct Cli {
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
-            "uts", "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "uts", "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd",
         ]
     )]
@@ -302,7 +308,7 @@ pub struct Cli {
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
             "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind", "ro_bind",
             "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid", "uts",
-            "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "ipc", "cgroup", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd",
         ]
     )]
@@ -374,6 +380,7 @@ impl Cli {
             cap_drop: self.cap_drop,
             no_new_privs: self.no_new_privs,
         };
+        let drop_groups = self.drop_groups;
         if self.check {
             return Action::Check(crate::check::Asked {
                 map: self.map,
@@ -414,6 +421,7 @@ impl Cli {
             sysfs: self.sysfs,
             chdir: self.chdir,
             identity,
+            drop_groups,
             info_fd: self.info_fd,
             verbose: self.verbose,
             quiet: self.quiet,

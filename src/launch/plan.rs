@@ -35,6 +35,8 @@ pub struct Plan {
     pub notices: Vec<String>,
     /// Who COMMAND runs as inside, with which capabilities.
     pub identity: Identity,
+    /// --drop-groups: set the supplementary groups to none, right after the ids are 0.
+    pub drop_groups: bool,
     /// `--info-fd`: where to write what was set up, and how COMMAND ended.
     pub info_fd: Option<i32>,
     /// `--verbose`.
@@ -150,6 +152,9 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         groups: &cli.map_groups,
     };
     let mapping = userns::plan_mapping(&ask, cli.subid_source, &caller, &mut warnings)?;
+    if cli.drop_groups && mapping.writer == userns::Writer::SelfMap {
+        return Err(drop_groups_denied());
+    }
     let mut identity = Identity::from_asked(&cli.identity)?;
     runs_as(&mut identity, &mapping, &caller)?;
     if let Some(fd) = cli.info_fd {
@@ -231,6 +236,7 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             quiet: cli.quiet,
             notices,
             identity,
+            drop_groups: cli.drop_groups,
             info_fd: cli.info_fd,
             verbose: cli.verbose,
             session,
@@ -238,6 +244,21 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         },
         warnings,
     ))
+}
+
+/// --drop-groups where the namespace denies setgroups(2): with only the caller's own gid
+/// mapped, the kernel lets the map be written only once setgroups is denied, so that no
+/// group can be dropped to get past a file's group permissions (CVE-2014-8989). Nothing
+/// inside can undo that; quietly keeping the groups would not be what was asked.
+pub(super) fn drop_groups_denied() -> Error {
+    Error::new(
+        "--drop-groups",
+        "setgroups(2) is denied in a user namespace that maps only your own gid (CVE-2014-8989)",
+    )
+    .with_hint(
+        "map subordinate gids too (--map=full; it needs a line for you in /etc/subgid and \
+         newgidmap), or leave out --drop-groups",
+    )
 }
 
 /// The network namespace a run gets: `--net`'s mode; else mode none for --all, and for
