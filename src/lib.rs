@@ -20,6 +20,7 @@ pub mod mounts;
 pub mod net;
 pub mod options;
 pub mod process;
+pub mod programs;
 pub mod session;
 pub mod subid;
 pub mod subid_cmd;

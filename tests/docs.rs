@@ -101,7 +101,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  0 0 4294967295, written directly. Root inside a user namespace (become-root \
                  run by become-root) passes the current map through as identity, one extent \
                  per extent of the current map. Supplementary groups are kept; those not \
-                 mapped show as the overflow group (nogroup) inside, as with unshare and podman.",
+                 mapped show as the overflow group (nogroup) inside, as with unshare and podman. \
+                 --drop-groups sets them to none (setgroups(2)) right after the ids become 0, \
+                 before the mounts. Where setgroups is denied, which the kernel requires when \
+                 only the caller's own gid is mapped (--map=single, --map=auto's fallback, or a \
+                 --map-groups map of only your gid), --drop-groups is an error (status 125) \
+                 before COMMAND runs: the groups cannot be dropped there, and keeping them \
+                 quietly would not be what was asked.",
             ),
             Para(
                 "Three more ways to map, for working on your own files while other ids exist \
@@ -277,6 +283,28 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  become-root lends it none.",
             ),
             Item("NEWGIDMAP", "The same, for newgidmap(1)."),
+            Item(
+                "SLIRP4NETNS",
+                "Path of the slirp4netns(1) to run for --net=slirp4netns (and for --net=auto \
+                 when it falls back to slirp4netns) instead of the one on PATH.",
+            ),
+            Item(
+                "PASTA",
+                "Path of the pasta(1) to run for --net=pasta and --net=auto instead of the one \
+                 on PATH.",
+            ),
+            Item(
+                "FUSE_OVERLAYFS",
+                "Path of the fuse-overlayfs(1) to run for --overlay and --copy-up when they use \
+                 fuse-overlayfs, instead of the one on PATH.",
+            ),
+            Para(
+                "An empty variable counts as unset. A set one is used as it is, never passed \
+                 over: when it names no executable file, a run that needs the program fails \
+                 (status 125) with an error naming the variable, and --check warns about it. \
+                 --check and --verbose show which path is used and say when a variable \
+                 named it.",
+            ),
             Item(
                 "_CONTAINERS_USERNS_CONFIGURED",
                 "Set in the environment of COMMAND, so that podman(1) and buildah(1) run inside \
@@ -776,6 +804,9 @@ fn become_root_man_page_has_the_contract_sections() {
         "128+N",
         "NEWUIDMAP",
         "NEWGIDMAP",
+        "SLIRP4NETNS",
+        "PASTA",
+        "FUSE_OVERLAYFS",
         "_CONTAINERS_USERNS_CONFIGURED",
         "_CONTAINERS_ROOTLESS_UID",
         "_CONTAINERS_ROOTLESS_GID",

@@ -29,6 +29,8 @@ pub trait Ops {
     fn wait_for_maps(&mut self) -> Result<(), Error>;
     /// Set the ids to 0 inside, each kind whose 0 is mapped.
     fn become_root(&mut self, root: Root) -> Result<(), Error>;
+    /// Set the supplementary groups to none (--drop-groups).
+    fn drop_groups(&mut self) -> Result<(), Error>;
     fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
     fn loopback_up(&mut self) -> Result<(), Error>;
 }
@@ -39,6 +41,9 @@ pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     let root = plan.root();
     if root.uid || root.gid {
         ops.become_root(root)?;
+    }
+    if plan.drop_groups {
+        ops.drop_groups()?;
     }
     for step in &plan.mounts {
         ops.mount(step)?;
@@ -167,6 +172,16 @@ impl Ops for Real {
                 .map_err(|e| Error::sys("setting uid 0", e))?;
         }
         Ok(())
+    }
+
+    fn drop_groups(&mut self) -> Result<(), Error> {
+        match nix::unistd::setgroups(&[]) {
+            Ok(()) => Ok(()),
+            // Denied here though the plan allowed it: a gid map of newgidmap's that holds no
+            // subordinate gid, or a parent namespace that denies it already.
+            Err(nix::Error::EPERM) => Err(super::plan::drop_groups_denied()),
+            Err(e) => Err(Error::sys("--drop-groups: setgroups", e)),
+        }
     }
 
     fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
@@ -366,6 +381,10 @@ mod tests {
             });
             Ok(())
         }
+        fn drop_groups(&mut self) -> Result<(), Error> {
+            self.0.push("drop groups".into());
+            Ok(())
+        }
         fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
             self.0.push(format!("mount {step:?}"));
             Ok(())
@@ -393,6 +412,7 @@ mod tests {
             quiet: false,
             notices: Vec::new(),
             identity: Identity::default(),
+            drop_groups: false,
             info_fd: None,
             verbose: false,
             session: None,
@@ -419,6 +439,26 @@ mod tests {
                 "mount SetPropagation(Private)",
                 "mount FreshProc { at: \"/proc\" }",
                 "lo"
+            ]
+        );
+    }
+
+    #[test]
+    fn groups_are_dropped_as_root_before_the_mounts() {
+        let steps = vec![MountStep::SetPropagation(Propagation::Private)];
+        let plan = Plan {
+            drop_groups: true,
+            ..plan_with(steps, None)
+        };
+        let mut ops = Recorder::default();
+        setup_inside(&mut ops, &plan).unwrap();
+        assert_eq!(
+            ops.0,
+            [
+                "maps",
+                "root",
+                "drop groups",
+                "mount SetPropagation(Private)"
             ]
         );
     }
