@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod check;
 pub mod cli;
+pub mod containers;
 pub mod error;
 pub mod identity;
 pub mod idmap;

@@ -2,11 +2,12 @@
 //! network, ports, identity, session. Reads the caller's files (passwd, subid) and checks
 //! every path, but changes nothing except a missing overlay UPPER it makes (mounts::check).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 
 use super::Request;
+use crate::containers;
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::mounts::{self, MountStep};
@@ -129,8 +130,13 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     if connected.is_some() {
         net::check_tun()?;
     }
-    // A connected network needs its own resolv.conf, hence a mount namespace.
-    let mount = cli.mount || pid || cli.all || connected.is_some();
+    // A connected network needs its own resolv.conf, hence a mount namespace; so do podman
+    // and buildah (containers.rs).
+    let mount = cli.mount
+        || pid
+        || cli.all
+        || connected.is_some()
+        || containers::needs_mount_ns(&cli.command);
     let mut namespaces = CloneFlags::empty();
     for (on, flag) in [
         (mount, CloneFlags::CLONE_NEWNS),
@@ -178,7 +184,6 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let session =
         crate::session::Request::new(cli.name.as_deref(), cli.detach, cli.command.is_empty())?;
-    let command = Command::new(cli.command, userns::containers_env(&caller))?;
     let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
     let filesystem = cli
         .filesystem
@@ -191,12 +196,13 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             mounts::mount_error(format!("--rootfs {dir}"), crate::sys::io_errno(&e))
         })?),
     };
+    let mount_ns =
+        mount || !filesystem.is_empty() || rootfs.is_some() || cli.chdir.is_some() || cli.sysfs;
+    let targets: Vec<&Path> = filesystem.iter().map(|spec| spec.target()).collect();
+    warnings.extend(containers::warning_for(&cli.command, &targets));
+    let command = Command::new(cli.command, containers::env(&caller, mount_ns))?;
     let options = mounts::Options {
-        mount_ns: mount
-            || !filesystem.is_empty()
-            || rootfs.is_some()
-            || cli.chdir.is_some()
-            || cli.sysfs,
+        mount_ns,
         pid_ns: pid,
         own_net: net.is_some(),
         propagation: Some(cli.propagation),

@@ -107,6 +107,9 @@ fn package_of(tool: &str) -> &'static str {
         "ps" | "pkill" => "procps",
         "prlimit" => "util-linux",
         "make" => "make",
+        "podman" => "podman",
+        "buildah" => "buildah",
+        "crun" => "crun",
         _ => "the package that has it",
     }
 }
