@@ -42,9 +42,13 @@ complete -c become-root -l join -d 'Run COMMAND (default: $SHELL, else /bin/sh) 
 complete -c become-root -l stop -d 'End session NAME and everything in it (SIGTERM, then SIGKILL after 5 seconds) and remove its state' -r
 complete -c become-root -s m -l mount -d 'New mount namespace; / is made recursively private (see --propagation)'
 complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta). Off by default: the host\'s loopback services stay out of reach'
+complete -c become-root -l sysfs -d 'A fresh sysfs, read-only, at /sys on the current root, showing the new network namespace\'s devices (the kernel lets a user namespace mount sysfs only there). Implies --net (mode none) unless --net=MODE is given. Mounts below the host\'s /sys (cgroup, ...) are not carried over. With --rootfs, its /sys is fresh anyway'
+complete -c become-root -l drop-groups -d 'Drop the supplementary groups (setgroups(2) to none) before the mounts; by default they are kept, those not mapped showing as nogroup. An error (status 125) where setgroups is denied: with only your own gid mapped (--map=single, --map=auto\'s fallback)'
 complete -c become-root -l no-new-privs -d 'Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and file capabilities are ignored)'
 complete -c become-root -s v -l verbose -d 'Say what become-root chose (id maps, overlay driver) on standard error'
 complete -c become-root -l pid -d 'New pid namespace with become-root as its init and a fresh /proc (implies --mount)'
+complete -c become-root -l as-pid-1 -d 'With --pid (implied), COMMAND itself is pid 1 of the new pid namespace: no init of become-root\'s inside, which still supervises from outside'
+complete -c become-root -l boot -d 'Boot a system image: --pid --as-pid-1 --uts --ipc --cgroup and a network namespace (--net=none unless --net says), with a fresh /sys, tmpfs /run, /dev/console, container=become-root, and SIGRTMIN+3 as the stop signal. Needs --rootfs; COMMAND defaults to /sbin/init there'
 complete -c become-root -s u -l uts -d 'New uts namespace (hostname and domain name)'
 complete -c become-root -s i -l ipc -d 'New ipc namespace (System V IPC, POSIX message queues)'
 complete -c become-root -l cgroup -d 'A cgroup v2 of the run\'s own (a leaf of your cgroup when it is yours, else a scope of your systemd user manager with Delegate=yes), a cgroup namespace rooted there and a writable cgroup2 at /sys/fs/cgroup inside (implies --mount); removed when the run\'s last process is gone'

@@ -104,6 +104,8 @@ pub struct Ready<'a> {
     pub how: (&'a str, &'a str),
     /// The uid and gid COMMAND runs as inside.
     pub runs_as: (u32, u32),
+    /// --drop-groups: COMMAND has no supplementary groups.
+    pub groups_dropped: bool,
     pub observed: &'a Observed,
     pub net_mode: Option<&'a str>,
     /// (host address, port inside, protocol) of each published port, ports chosen.
@@ -145,7 +147,7 @@ impl Ready<'_> {
         };
         let cgroup = self.cgroup.map_or("null".to_string(), cgroup_json);
         format!(
-            "{{\"event\":\"ready\",\"pid\":{},\"uid_map\":{},\"gid_map\":{},\"map\":{{\"uid\":{},\"gid\":{}}},\"runs_as\":{{\"uid\":{},\"gid\":{}}},\"namespaces\":{},\"network\":{network},\"session\":{},\"state_dir\":{},\"cgroup\":{cgroup}}}",
+            "{{\"event\":\"ready\",\"pid\":{},\"uid_map\":{},\"gid_map\":{},\"map\":{{\"uid\":{},\"gid\":{}}},\"runs_as\":{{\"uid\":{},\"gid\":{}}},\"supplementary_groups\":{},\"namespaces\":{},\"network\":{network},\"session\":{},\"state_dir\":{},\"cgroup\":{cgroup}}}",
             self.pid,
             map_json(self.uid_map),
             map_json(self.gid_map),
@@ -153,6 +155,11 @@ impl Ready<'_> {
             json_string(self.how.1),
             self.runs_as.0,
             self.runs_as.1,
+            json_string(if self.groups_dropped {
+                "dropped"
+            } else {
+                "kept"
+            }),
             self.observed.namespaces,
             self.session
                 .as_ref()

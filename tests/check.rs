@@ -24,7 +24,8 @@ common::tests! {
         no_new_privs_fails,
         unusable_tun_device_warns,
         unusable_fuse_device_warns,
-        missing_programs_warn_naming_their_packages;
+        missing_programs_warn_naming_their_packages,
+        helper_variables_are_reported_as_used_or_unusable;
     [Root, Tool("unshare")] max_user_namespaces_zero_fails_and_exits_1;
 }
 
@@ -467,4 +468,45 @@ fn missing_programs_warn_naming_their_packages() {
     for what in CORE {
         assert_eq!(item(&out, what).0, "ok", "{what}\n{}", out.stdout);
     }
+}
+
+fn helper_variables_are_reported_as_used_or_unusable() {
+    let mut w = World::new();
+    let script = w.dir.join("some-helper");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = script.display().to_string();
+    w.env = vec![
+        ("SLIRP4NETNS".into(), script.clone()),
+        ("PASTA".into(), "/nonexistent/pasta".into()),
+        ("FUSE_OVERLAYFS".into(), script.clone()),
+    ];
+    let out = w.run(&["--check"]);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "an optional helper decides nothing: {out:#?}"
+    );
+    assert_level(
+        &out,
+        "slirp4netns",
+        "ok",
+        &[&format!("{script} (from SLIRP4NETNS)")],
+    );
+    assert_level(
+        &out,
+        "fuse-overlayfs",
+        "ok",
+        &[&format!("{script} (from FUSE_OVERLAYFS)")],
+    );
+    assert_level(
+        &out,
+        "pasta",
+        "warn",
+        &[
+            "PASTA=/nonexistent/pasta: no such file",
+            "fix: set PASTA to the path",
+        ],
+    );
 }

@@ -25,6 +25,8 @@ fn help_and_version_exit_0() {
         "--net",
         "--pid",
         "--all",
+        "--sysfs",
+        "--drop-groups",
         "Exit status",
     ] {
         assert!(out.contains(needle), "--help mentions {needle}: {out}");
@@ -48,6 +50,10 @@ fn usage_errors_are_125_with_what_why_and_hint() {
         (&["--subid-source=ldap", "true"], "ldap"),
         (&["--propagation=shared", "true"], "shared"),
         (&["-m", "--bogus", "true"], "--bogus"),
+        (&["--join=x", "--sysfs"], "--sysfs"),
+        (&["--stop=x", "--sysfs"], "--sysfs"),
+        (&["--join=x", "--drop-groups"], "--drop-groups"),
+        (&["--list", "--drop-groups"], "--drop-groups"),
     ];
     for (args, names) in rows {
         let (code, out, err) = run(args);

@@ -101,7 +101,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  0 0 4294967295, written directly. Root inside a user namespace (become-root \
                  run by become-root) passes the current map through as identity, one extent \
                  per extent of the current map. Supplementary groups are kept; those not \
-                 mapped show as the overflow group (nogroup) inside, as with unshare and podman.",
+                 mapped show as the overflow group (nogroup) inside, as with unshare and podman. \
+                 --drop-groups sets them to none (setgroups(2)) right after the ids become 0, \
+                 before the mounts. Where setgroups is denied, which the kernel requires when \
+                 only the caller's own gid is mapped (--map=single, --map=auto's fallback, or a \
+                 --map-groups map of only your gid), --drop-groups is an error (status 125) \
+                 before COMMAND runs: the groups cannot be dropped there, and keeping them \
+                 quietly would not be what was asked.",
             ),
             Para(
                 "Three more ways to map, for working on your own files while other ids exist \
@@ -271,6 +277,44 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        title: "PODMAN AND BUILDAH",
+        body: &[
+            Para(
+                "podman(1) and buildah(1) work inside with no option: become-root podman run \
+                 --rm IMAGE CMD, become-root buildah from scratch, buildah copy, run and \
+                 commit. A COMMAND named podman or buildah (its basename) gets a mount \
+                 namespace as with --mount, as podman unshare always has one; a run with a \
+                 mount namespace, however it came to have one, sets \
+                 _CONTAINERS_USERNS_CONFIGURED and the caller's ids (ENVIRONMENT). podman and \
+                 buildah then act as the caller's rootless podman does in namespaces of its own: \
+                 the caller's storage (~/.local/share/containers) and runtime directory, no user \
+                 namespace of their own, so a container's uid map is become-root's full map.",
+            ),
+            Para(
+                "Other runs get no mount namespace unless an option asks for one, and then the \
+                 variables are not set: podman would take become-root's namespaces as made \
+                 for it, and its first mount would fail (mount --make-rshared ... operation not \
+                 permitted); without them podman sees uid 0 and acts as the system's root \
+                 (/var/lib/containers), which fails too. So a shell or script that runs podman \
+                 or buildah needs --mount: become-root -m sh -c 'podman build .'. Every run does \
+                 not get one because a mount namespace costs start-up time: become-root --mount \
+                 true takes 1.12 times as long as become-root true (scripts/bench-startup, \
+                 median of 5 rounds, 1.05 to 1.14), where become-root true is meant to stay \
+                 within 1.05 times a minimal launcher.",
+            ),
+            Para(
+                "On a host with systemd's hybrid cgroup layout (a tmpfs of cgroup v1 \
+                 hierarchies at /sys/fs/cgroup, cgroup v2 at /sys/fs/cgroup/unified), crun \
+                 refuses to run a container (\"cgroups in hybrid mode not supported\"). There, \
+                 when COMMAND is podman, buildah or crun and no filesystem option mounts over \
+                 /sys/fs/cgroup, become-root warns (unless --quiet) and names the fixes: \
+                 --tmpfs=/sys/fs/cgroup hides the host's cgroups from COMMAND, and containers \
+                 then run without cgroup limits; or boot the host with \
+                 systemd.unified_cgroup_hierarchy=1, for cgroup v2 alone.",
+            ),
+        ],
+    },
+    Section {
         title: "EXIT STATUS",
         body: &[
             Item(
@@ -317,20 +361,44 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             ),
             Item("NEWGIDMAP", "The same, for newgidmap(1)."),
             Item(
+                "SLIRP4NETNS",
+                "Path of the slirp4netns(1) to run for --net=slirp4netns (and for --net=auto \
+                 when it falls back to slirp4netns) instead of the one on PATH.",
+            ),
+            Item(
+                "PASTA",
+                "Path of the pasta(1) to run for --net=pasta and --net=auto instead of the one \
+                 on PATH.",
+            ),
+            Item(
+                "FUSE_OVERLAYFS",
+                "Path of the fuse-overlayfs(1) to run for --overlay and --copy-up when they use \
+                 fuse-overlayfs, instead of the one on PATH.",
+            ),
+            Para(
+                "An empty variable counts as unset. A set one is used as it is, never passed \
+                 over: when it names no executable file, a run that needs the program fails \
+                 (status 125) with an error naming the variable, and --check warns about it. \
+                 --check and --verbose show which path is used and say when a variable \
+                 named it.",
+            ),
+            Item(
                 "_CONTAINERS_USERNS_CONFIGURED",
-                "Set in the environment of COMMAND, so that podman(1) and buildah(1) run inside \
-                 know they are already in a configured user namespace and do not create \
-                 another one.",
+                "Set to done in the environment of COMMAND when the run has a mount namespace, \
+                 so that podman(1) and buildah(1) inside know that their user and mount \
+                 namespaces are made and create neither (see PODMAN AND BUILDAH). Not set \
+                 without a mount namespace, where it would be false, nor for real root. --join \
+                 sets it when the session has a mount namespace.",
             ),
             Item(
                 "_CONTAINERS_ROOTLESS_UID",
-                "Set in the environment of COMMAND to the caller's uid outside the namespace, \
-                 for podman and buildah.",
+                "Set with _CONTAINERS_USERNS_CONFIGURED, to the caller's uid outside the \
+                 namespace: the rootless user podman and buildah act for.",
             ),
             Item(
                 "_CONTAINERS_ROOTLESS_GID",
-                "Set in the environment of COMMAND to the caller's gid outside the namespace, \
-                 for podman and buildah.",
+                "Set with _CONTAINERS_USERNS_CONFIGURED, to the caller's gid outside the \
+                 namespace.",
             ),
             Para(
                 "Apart from these three variables, COMMAND gets become-root's environment \
@@ -815,6 +883,9 @@ fn become_root_man_page_has_the_contract_sections() {
         "128+N",
         "NEWUIDMAP",
         "NEWGIDMAP",
+        "SLIRP4NETNS",
+        "PASTA",
+        "FUSE_OVERLAYFS",
         "_CONTAINERS_USERNS_CONFIGURED",
         "_CONTAINERS_ROOTLESS_UID",
         "_CONTAINERS_ROOTLESS_GID",

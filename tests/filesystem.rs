@@ -16,7 +16,9 @@ common::tests! {
         order_of_options_is_the_command_lines,
         overlay_throwaway_and_persistent_with_ownership_on_disk,
         overlay_with_several_lowers_top_first_and_escaped_paths;
-    [Harness, Tool("fuse-overlayfs")] fuse_overlayfs_driver_works_and_leaves_nothing;
+    [Harness, Tool("fuse-overlayfs")]
+        fuse_overlayfs_driver_works_and_leaves_nothing,
+        fuse_overlayfs_variable_names_the_program_that_runs;
     [Harness, Tool("fuse-overlayfs"), Tool("ps")]
         killing_become_root_leaves_no_mount_and_no_fuse_process;
     [Harness, Tool("busybox")]
@@ -197,6 +199,65 @@ fn overlay_with_several_lowers_top_first_and_escaped_paths() {
         &format!("cat {0}/f; ls {0}", p(&t)),
     ]);
     assert_eq!(out.ok(), "top\nf\nonly-top\nsub\n");
+}
+
+fn fuse_overlayfs_variable_names_the_program_that_runs() {
+    let (mut w, data) = world();
+    let t = w.home().join("target");
+    let log = w.home().join("fuse-ran");
+    let real = common::which("fuse-overlayfs").unwrap();
+    let wrapper = w.dir.join("wrapped-fuse-overlayfs");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho fuse-overlayfs >> {}\nexec {} \"$@\"\n",
+            p(&log),
+            p(&real)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let overlay = format!("--overlay={}:{}", p(&data), p(&t));
+    w.env = vec![("FUSE_OVERLAYFS".into(), p(&wrapper))];
+    let out = w.run(&[
+        "--overlay-driver=fuse",
+        "--verbose",
+        &overlay,
+        "cat",
+        &p(&t.join("f")),
+    ]);
+    assert_eq!(out.ok(), "base\n");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "fuse-overlayfs\n");
+    assert!(
+        out.stderr.contains(&format!(
+            "overlay on {}: fuse-overlayfs {} (from FUSE_OVERLAYFS)",
+            p(&t),
+            p(&wrapper)
+        )),
+        "{}",
+        out.stderr
+    );
+    w.env = vec![(
+        "FUSE_OVERLAYFS".into(),
+        "/nonexistent/fuse-overlayfs".into(),
+    )];
+    let out = w.run(&["--overlay-driver=fuse", &overlay, "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "become-root: overlay on {}: FUSE_OVERLAYFS=/nonexistent/fuse-overlayfs: no such \
+             file\n",
+            p(&t)
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("hint: set FUSE_OVERLAYFS to the path"),
+        "{}",
+        out.stderr
+    );
+    assert!(w.wait_no_leftovers().is_empty());
 }
 
 fn fuse_overlayfs_driver_works_and_leaves_nothing() {

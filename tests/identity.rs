@@ -11,7 +11,9 @@ common::tests! {
         a_dropped_capability_is_really_gone,
         no_new_privs_is_set,
         identity_errors,
-        info_fd_must_be_open;
+        info_fd_must_be_open,
+        supplementary_groups_are_kept_by_default_and_dropped_with_drop_groups,
+        drop_groups_where_setgroups_is_denied_is_an_error;
     [Harness, Tool("python3")] another_uid_gets_only_added_capabilities_as_ambient;
     [Harness, Tool("python3"), Tool("slirp4netns")] info_fd_reports_the_setup_and_the_ending;
     [Harness, Tool("fuse-overlayfs")] verbose_says_what_was_chosen;
@@ -278,4 +280,93 @@ fn verbose_says_what_was_chosen() {
         "true",
     ]);
     assert!(out.stderr.contains(": fuse-overlayfs"), "{}", out.stderr);
+}
+
+/// `id -G` inside, as a sorted list.
+fn groups(out: &common::Out) -> Vec<u32> {
+    let mut ids: Vec<u32> = out
+        .ok()
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn supplementary_groups_are_kept_by_default_and_dropped_with_drop_groups() {
+    let mut w = World::new();
+    // One group the full map maps (the 10th subordinate gid is 10 inside), one it does not.
+    w.groups = vec![w.sub_start() + 9, 100];
+    assert_eq!(
+        groups(&w.run(&["id", "-G"])),
+        [0, 10, 65534],
+        "kept, the unmapped one as nogroup"
+    );
+    assert_eq!(groups(&w.run(&["--drop-groups", "id", "-G"])), [0]);
+    // Supervised too (a pid namespace: COMMAND is init's child), and in /proc/self/status.
+    let out = w.run(&[
+        "--drop-groups",
+        "--pid",
+        "grep",
+        "^Groups:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.ok().split_whitespace().collect::<Vec<_>>(), ["Groups:"]);
+    let out = w.sh(
+        "\"$BR\" --verbose --drop-groups --info-fd=3 true 3>\"$HOME/info\" && cat \"$HOME/info\"",
+    );
+    assert!(
+        out.ok().contains("\"supplementary_groups\":\"dropped\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("become-root: supplementary groups: dropped"),
+        "{}",
+        out.stderr
+    );
+    let out = w.sh("\"$BR\" --info-fd=3 true 3>\"$HOME/info\" && cat \"$HOME/info\"");
+    assert!(
+        out.ok().contains("\"supplementary_groups\":\"kept\""),
+        "{}",
+        out.stdout
+    );
+}
+
+fn drop_groups_where_setgroups_is_denied_is_an_error() {
+    let mut w = World::new();
+    w.groups = vec![100];
+    let denied = |out: &common::Out, what: &str| {
+        assert_eq!(out.code(), Some(125), "{what}: {out:#?}");
+        assert!(
+            out.stderr.contains(
+                "become-root: --drop-groups: setgroups(2) is denied in a user namespace that \
+                 maps only your own gid"
+            ),
+            "{what}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("\nhint: map subordinate gids"),
+            "{what}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "", "{what}: COMMAND never ran");
+    };
+    denied(
+        &w.run(&["--map=single", "--drop-groups", "id", "-G"]),
+        "--map=single",
+    );
+    // newgidmap denies setgroups itself when the gid map holds no subordinate gid.
+    let own = format!("--map-groups=0:{}:1", w.gid);
+    denied(
+        &w.run(&[own.as_str(), "--drop-groups", "id", "-G"]),
+        "own gid only",
+    );
+    // --map=auto's fallback to a single map (no subordinate gids).
+    w.subgid = String::new();
+    denied(&w.run(&["--drop-groups", "id", "-G"]), "auto's fallback");
+    // Without --drop-groups the groups stay, as nogroup.
+    assert_eq!(groups(&w.run(&["id", "-G"])), [0, 65534]);
 }

@@ -43,6 +43,7 @@ common::tests! {
         sigkill_to_exec_in_place_kills_the_command_like_any_process,
         refuses_to_run_setuid;
     [Harness, Tool("ip")] net_none_has_loopback_up_and_nothing_else;
+    [Harness, Tool("ip")] sysfs_shows_the_namespaces_own_devices_and_leaves_the_host_alone;
     [Harness, Tool("ps")]
         pid_namespace_init_reaps_orphans,
         sigterm_and_sigkill_to_supervising_become_root_leave_nothing;
@@ -1010,4 +1011,47 @@ fn ctrl_c_on_the_terminal_kills_the_command_once() {
             "{mode}: exactly one SIGINT: {out:#?}"
         );
     }
+}
+
+// ---- --sysfs ------------------------------------------------------------------------------
+
+fn sysfs_shows_the_namespaces_own_devices_and_leaves_the_host_alone() {
+    let w = world();
+    // What sysfs lists against what the namespace's netlink says it has, its network
+    // namespace, and the topmost mount at /sys ("OPTIONS FSTYPE").
+    let inside = "ls /sys/class/net | tr '\\n' ' '; echo; \
+                  ip -o link show | awk -F': ' '{print $2}' | sort | tr '\\n' ' '; echo; \
+                  readlink /proc/self/ns/net; \
+                  awk '$5 == \"/sys\" {line = $6 \" \" $9} END {print line}' /proc/self/mountinfo";
+    let out = w.sh(&format!(
+        "before=$(cat /proc/self/mountinfo); readlink /proc/self/ns/net; \
+         for flags in --sysfs '--sysfs --net' '--sysfs --net=none' '--sysfs --pid'; do \
+           echo \"== $flags\"; \"$BR\" $flags sh -c {} || exit 1; done; \
+         [ \"$before\" = \"$(cat /proc/self/mountinfo)\" ] || echo MOUNTS-CHANGED",
+        common::shell_quote(inside)
+    ));
+    let text = out.ok();
+    let mut parts = text.split("== ");
+    let host_net = parts.next().unwrap().trim();
+    for part in parts {
+        let lines: Vec<&str> = part.lines().collect();
+        let flags = lines[0];
+        assert_eq!(lines.len(), 5, "{flags}: {text}");
+        // A network namespace of its own (--net mode none) whose sysfs lists its devices.
+        assert_eq!(lines[1], "lo ", "{flags}: {text}");
+        assert_eq!(
+            lines[1], lines[2],
+            "{flags}: sysfs agrees with netlink: {text}"
+        );
+        assert!(lines[3].starts_with("net:["), "{flags}: {text}");
+        assert_ne!(
+            lines[3], host_net,
+            "{flags}: a network namespace of its own"
+        );
+        // The topmost mount at /sys is the fresh one: sysfs, read-only.
+        let (options, fstype) = lines[4].split_once(' ').unwrap();
+        assert_eq!(fstype, "sysfs", "{flags}: {text}");
+        assert!(options.split(',').any(|o| o == "ro"), "{flags}: {text}");
+    }
+    assert!(!text.contains("MOUNTS-CHANGED"), "{text}");
 }

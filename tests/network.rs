@@ -25,7 +25,10 @@ common::tests! {
         port_errors_come_before_the_command_runs,
         helper_port_driver_serves_tcp_and_udp_with_each_helper,
         helper_port_driver_errors,
-        network_helpers_get_only_their_own_descriptors;
+        network_helpers_get_only_their_own_descriptors,
+        slirp4netns_and_pasta_variables_name_the_helper_that_runs,
+        sysfs_shows_the_connected_modes_interface,
+        a_helper_variable_naming_nothing_is_an_error_naming_it;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps")]
         sigterm_and_sigkill_to_become_root_leave_no_helper;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps"), Tool("script")]
@@ -205,6 +208,107 @@ fn missing_helper_names_it_and_its_package() {
             out.stderr
         );
     }
+}
+
+fn sysfs_shows_the_connected_modes_interface() {
+    let mut w = world();
+    w.own_network = true; // pasta copies the uplink; give it the harness's dummy one
+    for (mode, devices) in [("slirp4netns", "lo\ntap0\n"), ("pasta", "lo\nuplink0\n")] {
+        let out = w.run(&["--sysfs", &format!("--net={mode}"), "ls", "/sys/class/net"]);
+        assert_eq!(out.ok(), devices, "{mode}");
+    }
+    assert!(w.wait_no_leftovers().is_empty());
+}
+
+/// A wrapper for `program` in the world's directory: it appends its name to `log` (in the test
+/// user's home), then execs the real program with its arguments and descriptors.
+fn recording_wrapper(w: &World, program: &str, log: &std::path::Path) -> String {
+    let real = common::which(program).unwrap();
+    let path = w.dir.join(format!("wrapped-{program}"));
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho {program} >> {}\nexec {} \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+fn slirp4netns_and_pasta_variables_name_the_helper_that_runs() {
+    let mut w = world();
+    w.own_network = true; // pasta copies the uplink; give it the harness's dummy one
+    let log = w.home().join("helpers-run");
+    for (var, program) in [("SLIRP4NETNS", "slirp4netns"), ("PASTA", "pasta")] {
+        let _ = std::fs::remove_file(&log);
+        w.env = vec![(var.into(), recording_wrapper(&w, program, &log))];
+        let out = w.run(&[
+            &format!("--net={program}"),
+            "--verbose",
+            "sh",
+            "-c",
+            "ip -o -4 addr show scope global",
+        ]);
+        assert!(out.ok().contains("inet "), "{program}: connected: {out:#?}");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            format!("{program}\n"),
+            "{var}'s program ran, once"
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("wrapped-{program} (from {var})")),
+            "--verbose says which program and why: {}",
+            out.stderr
+        );
+    }
+    // --net=auto looks for pasta through PASTA too.
+    let _ = std::fs::remove_file(&log);
+    w.env = vec![("PASTA".into(), recording_wrapper(&w, "pasta", &log))];
+    w.run(&["--net=auto", "true"]).ok();
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "pasta\n");
+    assert!(w.wait_no_leftovers().is_empty());
+}
+
+fn a_helper_variable_naming_nothing_is_an_error_naming_it() {
+    let mut w = world();
+    let not_executable = w.dir.join("plain-file");
+    std::fs::write(&not_executable, "").unwrap();
+    let not_executable = not_executable.display().to_string();
+    for (var, mode, value, why) in [
+        (
+            "SLIRP4NETNS",
+            "slirp4netns",
+            "/nonexistent/slirp4netns",
+            "no such file",
+        ),
+        ("PASTA", "pasta", "/nonexistent/pasta", "no such file"),
+        ("PASTA", "auto", "/nonexistent/pasta", "no such file"),
+        ("SLIRP4NETNS", "slirp4netns", "/", "not a regular file"),
+        ("PASTA", "pasta", not_executable.as_str(), "not executable"),
+    ] {
+        w.env = vec![(var.into(), value.into())];
+        let out = w.run(&[&format!("--net={mode}"), "true"]);
+        assert_eq!(out.code(), Some(125), "{var} {mode}: {out:#?}");
+        assert!(
+            out.stderr
+                .starts_with(&format!("become-root: network: {var}={value}: {why}\n")),
+            "{var} {mode}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(&format!("hint: set {var} to the path")),
+            "{var} {mode}: {}",
+            out.stderr
+        );
+    }
+    // Set but not needed: nothing looks at it.
+    w.env = vec![("SLIRP4NETNS".into(), "/nonexistent/slirp4netns".into())];
+    assert_eq!(w.run(&["--net", "true"]).code(), Some(0));
 }
 
 fn a_failing_helper_is_reported_with_its_stderr_and_nothing_is_left() {

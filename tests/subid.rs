@@ -1059,6 +1059,16 @@ uid     300000-304999   5000 ids  show/subuid:3 (as 1000)
 uid     400000-400009     10 ids  show/subuid:4 (as toor)
 gid     100000-165535  65536 ids  show/subgid:1
 total   70546 uids in 3 ranges, 65536 gids in 1 range
+map     full     uid 0:1000:1 1:100000:65536 65537:300000:5000
+map     full     gid 0:1000:1 1:100000:65536
+map     keep-id  uid 0:100000:1000 1000:1000:1 1001:101000:64536 65537:300000:5000
+map     keep-id  gid 0:100000:1000 1000:1000:1 1001:101000:64536
+map     subids   uid 1000:1000:1 100000:100000:65536 300000:300000:5000
+map     subids   gid 1000:1000:1 100000:100000:65536
+map     single   uid 0:1000:1
+map     single   gid 0:1000:1
+note    the maps leave out show/subuid:4 (as toor): newuidmap grants it under another login of \
+the same uid; become-root asks by name and uid only
 ";
 
 /// Her broken line (count 0) is reported, not listed.
@@ -1088,7 +1098,15 @@ fn show_without_gids_exits_1_with_a_hint() {
          source  files show/subuid and show/subgid\n\
          uid     165536-231071  65536 ids  show/subuid:2\n\
          gid     none\n\
-         total   65536 uids in 1 range, 0 gids in 0 ranges\n"
+         total   65536 uids in 1 range, 0 gids in 0 ranges\n\
+         map     full     uid 0:1001:1 1:165536:65536\n\
+         map     full     gid not possible: no subordinate gids\n\
+         map     keep-id  uid 0:165536:1001 1001:1001:1 1002:166537:64535\n\
+         map     keep-id  gid not possible: no subordinate gids\n\
+         map     subids   uid 1001:1001:1 165536:165536:65536\n\
+         map     subids   gid not possible: no subordinate gids\n\
+         map     single   uid 0:1001:1\n\
+         map     single   gid 0:1001:1\n"
     );
     assert_eq!(
         out.stderr,
@@ -1106,7 +1124,8 @@ fn show_an_owner_that_is_no_account() {
          source  files show/subuid and show/subgid\n\
          uid     600000-665535  65536 ids  show/subuid:6\n\
          gid     none\n\
-         total   65536 uids in 1 range, 0 gids in 0 ranges\n"
+         total   65536 uids in 1 range, 0 gids in 0 ranges\n\
+         map     none: no account, so no own uid and gid to map\n"
     );
 }
 
@@ -1232,8 +1251,12 @@ fn show_through_getsubids() {
         Some(&"source  getsubids (libsubid)"),
         "{out:#?}"
     );
+    assert!(lines.iter().any(|l| l.starts_with("total   ")), "{out:#?}");
+    // Root maps every id to itself, in every mode a map has.
     assert!(
-        lines.last().is_some_and(|l| l.starts_with("total   ")),
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("map     every mode but single: 0:0:")),
         "{out:#?}"
     );
 }

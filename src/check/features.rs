@@ -1,15 +1,24 @@
 //! `--check`: the optional features: the helper programs and the devices they need.
 
 use super::*;
+use crate::programs::Program;
 
-pub(super) fn program_item(program: &str, package: &str, needed_by: &str) -> Item {
-    match crate::sys::find_on_path(program) {
-        Some(path) => Item::ok(program, path.display().to_string()),
-        None => Item::warn(
-            program,
+/// A helper program: where it is (named by its variable, else on PATH), or why not.
+pub(super) fn program_item(program: Program, needed_by: &str) -> Item {
+    match program.find() {
+        Ok(Some(found)) => Item::ok(program.name, found.describe()),
+        Ok(None) => Item::warn(
+            program.name,
             "not found on PATH",
-            format!("install it (Debian/Ubuntu: apt install {package}); {needed_by}"),
+            format!(
+                "install it (Debian/Ubuntu: apt install {}) or set {} to its path; {needed_by}",
+                program.package, program.env
+            ),
         ),
+        Err(e) => {
+            let hint = e.hint();
+            Item::warn(program.name, e.to_string(), format!("{hint}; {needed_by}"))
+        }
     }
 }
 
@@ -55,7 +64,12 @@ mod tests {
         let item = device_item(FUSE, Err(Errno::EACCES), "fuse-overlayfs needs it");
         assert_eq!(item.level, Level::Warn);
         assert!(item.fix.unwrap().contains("chmod 0666 /dev/fuse"));
-        let item = program_item("no-such-program-here", "some-package", "x");
+        let missing = Program {
+            name: "no-such-program-here",
+            env: "BECOME_ROOT_TEST_NO_SUCH_VARIABLE",
+            package: "some-package",
+        };
+        let item = program_item(missing, "x");
         assert_eq!(item.level, Level::Warn);
         assert!(item.fix.unwrap().contains("apt install some-package"));
     }

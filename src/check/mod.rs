@@ -210,8 +210,7 @@ pub fn report(cli: Asked) -> Report {
 
     items.push(overlay_item(&probed));
     items.push(program_item(
-        "fuse-overlayfs",
-        "fuse-overlayfs",
+        crate::programs::FUSE_OVERLAYFS,
         "--overlay needs it when the kernel cannot mount overlayfs in a user namespace",
     ));
     items.push(device_item(
@@ -220,13 +219,11 @@ pub fn report(cli: Asked) -> Report {
         "fuse-overlayfs needs it",
     ));
     items.push(program_item(
-        Driver::Slirp4netns.program(),
-        Driver::Slirp4netns.package(),
+        Driver::Slirp4netns.helper(),
         "--net=slirp4netns needs it",
     ));
     items.push(program_item(
-        Driver::Pasta.program(),
-        Driver::Pasta.package(),
+        Driver::Pasta.helper(),
         "--net=pasta needs it, and --net=auto prefers it",
     ));
     items.push(tun_item(net::check_tun()));

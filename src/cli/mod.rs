@@ -168,6 +168,13 @@ pub struct Cli {
     )]
     pub rootfs: Option<String>,
 
+    /// A fresh sysfs, read-only, at /sys on the current root, showing the new network
+    /// namespace's devices (the kernel lets a user namespace mount sysfs only there). Implies
+    /// --net (mode none) unless --net=MODE is given. Mounts below the host's /sys (cgroup,
+    /// ...) are not carried over. With --rootfs, its /sys is fresh anyway
+    #[arg(long, help_heading = "Filesystem (each implies --mount)")]
+    pub sysfs: bool,
+
     /// Run COMMAND in DIR (inside --rootfs when given; default: the current directory, or /
     /// with --rootfs)
     #[arg(
@@ -194,6 +201,12 @@ pub struct Cli {
     /// Run COMMAND as gid N inside (a mapped id) instead of 0
     #[arg(long, value_name = "N", help_heading = "Identity inside")]
     pub gid: Option<u32>,
+
+    /// Drop the supplementary groups (setgroups(2) to none) before the mounts; by default they
+    /// are kept, those not mapped showing as nogroup. An error (status 125) where setgroups is
+    /// denied: with only your own gid mapped (--map=single, --map=auto's fallback)
+    #[arg(long, help_heading = "Identity inside")]
+    pub drop_groups: bool,
 
     /// Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and
     /// file capabilities are ignored)
@@ -294,8 +307,8 @@ pub struct Cli {
             "map_users", "map_groups",
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
-            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "pid", "uts",
-            "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd",
+            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
+            "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
         ]
     )]
     pub join: Option<String>,
@@ -308,8 +321,8 @@ pub struct Cli {
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
-            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid",
-            "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
+            "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd",
         ]
     )]
@@ -329,8 +342,8 @@ pub struct Cli {
             "map_users", "map_groups",
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
             "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind", "ro_bind",
-            "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "chdir", "pid", "uts",
-            "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid", "uts",
+            "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd",
         ]
     )]
@@ -402,6 +415,7 @@ impl Cli {
             cap_drop: self.cap_drop,
             no_new_privs: self.no_new_privs,
         };
+        let drop_groups = self.drop_groups;
         if self.check {
             return Action::Check(crate::check::Asked {
                 map: self.map,
@@ -439,8 +453,10 @@ impl Cli {
             filesystem: self.filesystem,
             overlay_driver: self.overlay_driver,
             rootfs: self.rootfs,
+            sysfs: self.sysfs,
             chdir: self.chdir,
             identity,
+            drop_groups,
             info_fd: self.info_fd,
             verbose: self.verbose,
             quiet: self.quiet,

@@ -32,6 +32,8 @@ pub trait Ops {
     /// Make the cgroup namespace, now that become-root has moved this process into the run's
     /// own cgroup (--cgroup): rooted there, it shows COMMAND only the run's subtree.
     fn enter_cgroup_namespace(&mut self) -> Result<(), Error>;
+    /// Set the supplementary groups to none (--drop-groups).
+    fn drop_groups(&mut self) -> Result<(), Error>;
     fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
     fn loopback_up(&mut self) -> Result<(), Error>;
 }
@@ -45,6 +47,9 @@ pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     let root = plan.root();
     if root.uid || root.gid {
         ops.become_root(root)?;
+    }
+    if plan.drop_groups {
+        ops.drop_groups()?;
     }
     for step in &plan.mounts {
         ops.mount(step)?;
@@ -180,6 +185,16 @@ impl Ops for Real {
         // (cgroup_namespaces(7)); the namespace confines the view, it grants nothing.
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| Error::sys("making the cgroup namespace", e))
+    }
+
+    fn drop_groups(&mut self) -> Result<(), Error> {
+        match nix::unistd::setgroups(&[]) {
+            Ok(()) => Ok(()),
+            // Denied here though the plan allowed it: a gid map of newgidmap's that holds no
+            // subordinate gid, or a parent namespace that denies it already.
+            Err(nix::Error::EPERM) => Err(super::plan::drop_groups_denied()),
+            Err(e) => Err(Error::sys("--drop-groups: setgroups", e)),
+        }
     }
 
     fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
@@ -383,6 +398,10 @@ mod tests {
             self.0.push("cgroupns".into());
             Ok(())
         }
+        fn drop_groups(&mut self) -> Result<(), Error> {
+            self.0.push("drop groups".into());
+            Ok(())
+        }
         fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
             self.0.push(format!("mount {step:?}"));
             Ok(())
@@ -410,6 +429,7 @@ mod tests {
             quiet: false,
             notices: Vec::new(),
             identity: Identity::default(),
+            drop_groups: false,
             info_fd: None,
             verbose: false,
             session: None,
@@ -457,6 +477,26 @@ mod tests {
                 "cgroupns",
                 "root",
                 "mount Cgroup2 { at: \"/sys/fs/cgroup\" }"
+            ]
+        );
+    }
+
+    #[test]
+    fn groups_are_dropped_as_root_before_the_mounts() {
+        let steps = vec![MountStep::SetPropagation(Propagation::Private)];
+        let plan = Plan {
+            drop_groups: true,
+            ..plan_with(steps, None)
+        };
+        let mut ops = Recorder::default();
+        setup_inside(&mut ops, &plan).unwrap();
+        assert_eq!(
+            ops.0,
+            [
+                "maps",
+                "root",
+                "drop groups",
+                "mount SetPropagation(Private)"
             ]
         );
     }

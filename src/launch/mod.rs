@@ -51,9 +51,13 @@ pub struct Request {
     pub filesystem: Vec<FsArg>,
     pub overlay_driver: OverlayDriver,
     pub rootfs: Option<String>,
+    /// --sysfs: a fresh sysfs at /sys (implies a network namespace).
+    pub sysfs: bool,
     pub chdir: Option<String>,
     /// --uid, --gid, --cap-add, --cap-drop, --no-new-privs.
     pub identity: crate::identity::Asked,
+    /// --drop-groups: no supplementary groups inside.
+    pub drop_groups: bool,
     pub info_fd: Option<i32>,
     pub verbose: bool,
     pub quiet: bool,
@@ -97,6 +101,16 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
         eprintln!("become-root: uid map: {}", show(&plan.mapping.uid));
         eprintln!("become-root: gid map: {}", show(&plan.mapping.gid));
         eprintln!("become-root: {}", plan.identity_text());
+        let groups = if plan.drop_groups { "dropped" } else { "kept" };
+        eprintln!("become-root: supplementary groups: {groups}");
+        if let Some(net) = &plan.connected {
+            let from = net.from_env.map(|e| format!(" (from {e})"));
+            eprintln!(
+                "become-root: network helper: {}{}",
+                net.program.display(),
+                from.unwrap_or_default()
+            );
+        }
     }
     plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     if !quiet {

@@ -2,11 +2,12 @@
 //! network, ports, identity, session. Reads the caller's files (passwd, subid) and checks
 //! every path, but changes nothing except a missing overlay UPPER it makes (mounts::check).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 
 use super::Request;
+use crate::containers;
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::mounts::{self, MountStep};
@@ -35,6 +36,8 @@ pub struct Plan {
     pub notices: Vec<String>,
     /// Who COMMAND runs as inside, with which capabilities.
     pub identity: Identity,
+    /// --drop-groups: set the supplementary groups to none, right after the ids are 0.
+    pub drop_groups: bool,
     /// `--info-fd`: where to write what was set up, and how COMMAND ended.
     pub info_fd: Option<i32>,
     /// `--verbose`.
@@ -110,7 +113,7 @@ impl Plan {
 /// Decide everything that can be decided without side effects.
 pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let pid = cli.pid || cli.all;
-    let net = cli.net.or(cli.all.then_some(NetMode::None));
+    let net = implied_net(cli.net, cli.all, cli.sysfs);
     let mut notices = Vec::new();
     let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
     let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
@@ -134,8 +137,14 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     cli.limits.check()?;
     let own_cgroup = cli.cgroup || cli.limits.any();
     // A connected network needs its own resolv.conf, and a cgroup of the run's own its
-    // cgroup2 at /sys/fs/cgroup: each a mount namespace.
-    let mount = cli.mount || pid || cli.all || connected.is_some() || own_cgroup;
+    // cgroup2 at /sys/fs/cgroup: each a mount namespace; so do podman and buildah
+    // (containers.rs).
+    let mount = cli.mount
+        || pid
+        || cli.all
+        || connected.is_some()
+        || own_cgroup
+        || containers::needs_mount_ns(&cli.command);
     let mut namespaces = CloneFlags::empty();
     for (on, flag) in [
         (mount, CloneFlags::CLONE_NEWNS),
@@ -157,6 +166,9 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         groups: &cli.map_groups,
     };
     let mapping = userns::plan_mapping(&ask, cli.subid_source, &caller, &mut warnings)?;
+    if cli.drop_groups && mapping.writer == userns::Writer::SelfMap {
+        return Err(drop_groups_denied());
+    }
     let mut identity = Identity::from_asked(&cli.identity)?;
     runs_as(&mut identity, &mapping, &caller)?;
     if let Some(fd) = cli.info_fd {
@@ -180,7 +192,6 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let session =
         crate::session::Request::new(cli.name.as_deref(), cli.detach, cli.command.is_empty())?;
-    let command = Command::new(cli.command, userns::containers_env(&caller))?;
     let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
     let filesystem = cli
         .filesystem
@@ -193,14 +204,23 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             mounts::mount_error(format!("--rootfs {dir}"), crate::sys::io_errno(&e))
         })?),
     };
+    let mount_ns =
+        mount || !filesystem.is_empty() || rootfs.is_some() || cli.chdir.is_some() || cli.sysfs;
+    let targets: Vec<&Path> = filesystem.iter().map(|spec| spec.target()).collect();
+    // The run's own cgroup2 covers /sys/fs/cgroup too.
+    if !own_cgroup {
+        warnings.extend(containers::warning_for(&cli.command, &targets));
+    }
+    let command = Command::new(cli.command, containers::env(&caller, mount_ns))?;
     let options = mounts::Options {
-        mount_ns: mount || !filesystem.is_empty() || rootfs.is_some() || cli.chdir.is_some(),
+        mount_ns,
         pid_ns: pid,
         own_net: net.is_some(),
         propagation: Some(cli.propagation),
         resolv_conf,
         filesystem,
         rootfs,
+        sysfs: cli.sysfs,
         overlay_driver: Some(cli.overlay_driver),
         chdir: cli.chdir.as_ref().map(PathBuf::from),
         verbose: cli.verbose,
@@ -234,6 +254,7 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             quiet: cli.quiet,
             notices,
             identity,
+            drop_groups: cli.drop_groups,
             info_fd: cli.info_fd,
             verbose: cli.verbose,
             session,
@@ -242,6 +263,28 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         },
         warnings,
     ))
+}
+
+/// --drop-groups where the namespace denies setgroups(2): with only the caller's own gid
+/// mapped, the kernel lets the map be written only once setgroups is denied, so that no
+/// group can be dropped to get past a file's group permissions (CVE-2014-8989). Nothing
+/// inside can undo that; quietly keeping the groups would not be what was asked.
+pub(super) fn drop_groups_denied() -> Error {
+    Error::new(
+        "--drop-groups",
+        "setgroups(2) is denied in a user namespace that maps only your own gid (CVE-2014-8989)",
+    )
+    .with_hint(
+        "map subordinate gids too (--map=full; it needs a line for you in /etc/subgid and \
+         newgidmap), or leave out --drop-groups",
+    )
+}
+
+/// The network namespace a run gets: `--net`'s mode; else mode none for --all, and for
+/// --sysfs, because the kernel lets a user namespace mount sysfs only where it owns the
+/// network namespace (sysfs's mount checks net_current_may_mount).
+fn implied_net(net: Option<NetMode>, all: bool, sysfs: bool) -> Option<NetMode> {
+    net.or((all || sysfs).then_some(NetMode::None))
 }
 
 /// Who COMMAND runs as when --uid and --gid do not say: 0, or the caller itself under
@@ -312,4 +355,34 @@ fn inside_ids(map: &crate::idmap::IdMap) -> String {
         })
         .collect();
     format!("{} ids: {}", map.len(), shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysfs_and_all_imply_net_none_unless_net_says_otherwise() {
+        let off = NetMode::None;
+        // (--net, --all, --sysfs) -> the network namespace's mode
+        let rows = [
+            ((None, false, false), None),
+            ((None, true, false), Some(off)),
+            ((None, false, true), Some(off)),
+            ((None, true, true), Some(off)),
+            (
+                (Some(NetMode::Slirp4netns), false, true),
+                Some(NetMode::Slirp4netns),
+            ),
+            ((Some(NetMode::Pasta), true, true), Some(NetMode::Pasta)),
+            ((Some(NetMode::Auto), false, false), Some(NetMode::Auto)),
+        ];
+        for ((net, all, sysfs), want) in rows {
+            assert_eq!(
+                implied_net(net, all, sysfs),
+                want,
+                "--net={net:?} --all={all} --sysfs={sysfs}"
+            );
+        }
+    }
 }

@@ -282,6 +282,7 @@ impl<'p> Run<'p> {
                         plan.identity.uid.unwrap_or(0),
                         plan.identity.gid.unwrap_or(0),
                     ),
+                    groups_dropped: plan.drop_groups,
                     observed,
                     net_mode: plan.net.map(|_| driver.map_or("none", Driver::program)),
                     ports: ports.clone(),

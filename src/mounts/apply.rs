@@ -91,18 +91,7 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
         MountStep::RootfsSys { dir, fresh } => {
             let at = dir.join("sys");
             if *fresh {
-                // A network namespace of our own may have its own sysfs.
-                mount(
-                    Some("sysfs"),
-                    &at,
-                    Some("sysfs"),
-                    MsFlags::MS_NOSUID
-                        | MsFlags::MS_NODEV
-                        | MsFlags::MS_NOEXEC
-                        | MsFlags::MS_RDONLY,
-                    None::<&str>,
-                )
-                .map_err(fail(format!("mounting sysfs on {}", at.display())))
+                fresh_sysfs(&at)
             } else {
                 mount(
                     Some("/sys"),
@@ -133,6 +122,7 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
                 at.display()
             )))
         }
+        MountStep::FreshSys { at } => fresh_sysfs(at),
         MountStep::PivotRoot { dir } => {
             // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
             // only the new root visible (the trick documented in pivot_root(2)).
@@ -145,6 +135,21 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
             nix::unistd::chdir(dir).map_err(fail(format!("--chdir {}", dir.display())))
         }
     }
+}
+
+/// A fresh sysfs on `at`, read-only (as the container interface has /sys), showing the
+/// devices of this network namespace. The kernel allows it in a user namespace only to the
+/// owner of the current network namespace, and only while a sysfs is already fully visible
+/// (mnt_already_visible in fs/namespace.c), as the host's /sys is.
+fn fresh_sysfs(at: &Path) -> Result<(), Error> {
+    mount(
+        Some("sysfs"),
+        at,
+        Some("sysfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(|errno| mount_error(format!("mounting sysfs on {}", at.display()), errno))
 }
 
 /// Make `path` and every mount below it read-only: one mount_setattr(2) with AT_RECURSIVE

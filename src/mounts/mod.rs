@@ -57,6 +57,8 @@ pub enum MountStep {
     SetPropagation(Propagation),
     /// A fresh proc filesystem for the new pid namespace.
     FreshProc { at: PathBuf },
+    /// A fresh, read-only sysfs for the new network namespace (--sysfs).
+    FreshSys { at: PathBuf },
     /// A generated, read-only resolv.conf with this text (naming the network helper's DNS
     /// forwarder), bound over the file `at` leads to, symlinks followed.
     ResolvConf { at: PathBuf, text: String },

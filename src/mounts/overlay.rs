@@ -180,18 +180,11 @@ pub fn mount_overlay(
     let what = || format!("overlay on {}", target.display());
     match driver {
         OverlayDriver::Native => native().map_err(|errno| native_refused(what(), errno)),
-        OverlayDriver::Fuse => {
-            fuse_overlayfs(lowers, upper, target).map(|()| "fuse-overlayfs".into())
-        }
+        OverlayDriver::Fuse => fuse_overlayfs(lowers, upper, target),
         OverlayDriver::Auto => match native() {
             Ok(used) => Ok(used),
             Err(native_errno) => fuse_overlayfs(lowers, upper, target)
-                .map(|()| {
-                    format!(
-                        "fuse-overlayfs (native overlayfs refused: {})",
-                        native_errno.desc()
-                    )
-                })
+                .map(|used| format!("{used} (native overlayfs refused: {})", native_errno.desc()))
                 .map_err(|fuse| {
                     Error::new(
                         what(),
@@ -260,12 +253,32 @@ fn fuse_safe(what: &str, path: &Path) -> Result<String, Error> {
 /// has now (its directory lets nobody else rename it), and a throwaway upper on a scratch tmpfs
 /// attached for the moment in this mount namespace (see [`Staging`]) and detached as soon as
 /// fuse-overlayfs holds it open.
-fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Upper>, target: &Path) -> Result<(), Error> {
+///
+/// Returns how it was mounted, for --verbose: "fuse-overlayfs", with the program's path when
+/// FUSE_OVERLAYFS named it.
+fn fuse_overlayfs(
+    lowers: &[PathBuf],
+    upper: Option<&Upper>,
+    target: &Path,
+) -> Result<String, Error> {
     let what = || format!("overlay on {}", target.display());
-    let Some(program) = crate::sys::find_on_path("fuse-overlayfs") else {
-        return Err(Error::new(what(), "fuse-overlayfs is not installed")
-            .with_hint("install it (Debian/Ubuntu: apt install fuse-overlayfs)"));
+    let found = crate::programs::FUSE_OVERLAYFS.find().map_err(|e| {
+        let hint = e.hint();
+        Error::new(what(), e.to_string()).with_hint(hint)
+    })?;
+    let Some(found) = found else {
+        return Err(
+            Error::new(what(), "fuse-overlayfs is not installed").with_hint(
+                "install it (Debian/Ubuntu: apt install fuse-overlayfs), or set FUSE_OVERLAYFS to \
+             its path",
+            ),
+        );
     };
+    let used = match found.from_env {
+        Some(_) => format!("fuse-overlayfs {}", found.describe()),
+        None => "fuse-overlayfs".to_string(),
+    };
+    let program = found.path;
     let sys_err = |errno: nix::Error| mount_error(what(), errno);
     let lower_paths = lowers
         .iter()
@@ -347,7 +360,7 @@ fn fuse_overlayfs(lowers: &[PathBuf], upper: Option<&Upper>, target: &Path) -> R
         std::thread::sleep(Duration::from_millis(2));
     };
     drop(staging);
-    result
+    result.map(|()| used)
 }
 
 /// Where a throwaway upper layer is visible by path while fuse-overlayfs starts: the scratch

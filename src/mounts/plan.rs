@@ -60,6 +60,9 @@ pub struct Options {
     pub resolv_conf: Option<String>,
     pub filesystem: Vec<FsSpec>,
     pub rootfs: Option<PathBuf>,
+    /// --sysfs: a fresh sysfs at /sys (without --rootfs; a new root gets one anyway when the
+    /// network namespace is ours, which --sysfs makes sure of).
+    pub sysfs: bool,
     pub overlay_driver: Option<OverlayDriver>,
     /// --chdir, or / with --rootfs.
     pub chdir: Option<PathBuf>,
@@ -90,6 +93,9 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
         None => {
             if o.pid_ns {
                 steps.push(MountStep::FreshProc { at: "/proc".into() });
+            }
+            if o.sysfs {
+                steps.push(MountStep::FreshSys { at: "/sys".into() });
             }
             if let Some(text) = &o.resolv_conf {
                 let at = "/etc/resolv.conf".into();
@@ -213,6 +219,36 @@ mod tests {
             }
         });
         assert!(sys < cg && cg.is_some(), "{steps:?}");
+        // --sysfs: after /proc, before the resolv.conf and the filesystem options (which may
+        // mount below /sys); under --rootfs the new root's /sys is fresh instead
+        let sysfs = Options {
+            pid_ns: true,
+            sysfs: true,
+            own_net: true,
+            resolv_conf: Some("x".into()),
+            filesystem: vec![FsSpec::Tmpfs {
+                dir: "/sys/fs/cgroup".into(),
+            }],
+            ..base.clone()
+        };
+        let steps = plan(&sysfs, &Prepared::default());
+        assert_eq!(steps[1], FreshProc { at: "/proc".into() });
+        assert_eq!(steps[2], FreshSys { at: "/sys".into() });
+        assert!(matches!(steps[3], ResolvConf { .. }), "{steps:?}");
+        assert!(matches!(steps[4], Tmpfs { .. }), "{steps:?}");
+        let sysfs_root = Options {
+            rootfs: Some("/r".into()),
+            ..sysfs
+        };
+        let steps = plan(&sysfs_root, &Prepared::default());
+        assert!(
+            !steps.iter().any(|s| matches!(s, FreshSys { .. })),
+            "{steps:?}"
+        );
+        assert!(steps.contains(&RootfsSys {
+            dir: "/r".into(),
+            fresh: true
+        }));
         let dns = Options {
             resolv_conf: Some("x".into()),
             ..base.clone()

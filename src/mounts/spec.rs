@@ -21,6 +21,17 @@ pub enum FsSpec {
     },
 }
 
+impl FsSpec {
+    /// Where the option mounts (DST, DIR or TARGET), as given.
+    pub fn target(&self) -> &Path {
+        match self {
+            FsSpec::Bind { dst, .. } => dst,
+            FsSpec::Tmpfs { dir } => dir,
+            FsSpec::Overlay { target, .. } => target,
+        }
+    }
+}
+
 /// Split `text` on unescaped `sep`, keeping escapes (`\` before any character) in the
 /// fields, so that they can be split again on another separator.
 pub(super) fn split_raw(text: &str, sep: char) -> Vec<String> {

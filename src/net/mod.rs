@@ -13,6 +13,7 @@ pub mod ports;
 use std::path::PathBuf;
 
 use crate::options::NetMode;
+use crate::programs;
 
 /// A connected network mode, with `auto` resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,19 @@ impl Driver {
             Driver::Slirp4netns => "slirp4netns",
             Driver::Pasta => "pasta",
         }
+    }
+
+    /// The program, its variable and package ([`crate::programs`]).
+    pub fn helper(self) -> programs::Program {
+        match self {
+            Driver::Slirp4netns => programs::SLIRP4NETNS,
+            Driver::Pasta => programs::PASTA,
+        }
+    }
+
+    /// Where the program is: named by its variable, else on PATH.
+    pub fn find(self) -> Result<Option<programs::Found>, NetError> {
+        Ok(self.helper().find()?)
     }
 
     /// The Debian package that ships the program.
@@ -63,13 +77,15 @@ impl Driver {
 pub struct NetPlan {
     pub driver: Driver,
     pub program: PathBuf,
+    /// The variable that named `program` (SLIRP4NETNS, PASTA), when one did.
+    pub from_env: Option<&'static str>,
     pub mtu: u32,
     pub allow_host_loopback: bool,
     /// Ports the helper itself forwards (`--port-driver=helper`), host ports resolved.
     pub forwards: Vec<ports::Publish>,
     /// `--net=auto` chose pasta: slirp4netns, when installed, to use if pasta fails to start
     /// (Debian 12's AppArmor profile for pasta, for one, forbids what it needs).
-    pub fallback: Option<PathBuf>,
+    pub fallback: Option<programs::Found>,
 }
 
 impl NetPlan {
@@ -77,7 +93,8 @@ impl NetPlan {
     pub fn fall_back(&self) -> Option<NetPlan> {
         Some(NetPlan {
             driver: Driver::Slirp4netns,
-            program: self.fallback.clone()?,
+            program: self.fallback.as_ref()?.path.clone(),
+            from_env: self.fallback.as_ref()?.from_env,
             fallback: None,
             ..self.clone()
         })
@@ -91,6 +108,8 @@ pub enum NetError {
     HelperMissing { program: String, package: String },
     #[error("neither pasta nor slirp4netns is installed")]
     NoHelper,
+    #[error(transparent)]
+    Program(#[from] programs::BadVariable),
     #[error("--port-driver=helper needs --net=slirp4netns, pasta or auto")]
     HelperDriverWithoutHelper,
     #[error("{device}: {why}")]
@@ -140,6 +159,7 @@ impl NetError {
                  PATH, choose another mode (--net=auto picks whichever is installed), or use \
                  --net=none"
             ),
+            NetError::Program(e) => e.hint(),
             NetError::HelperDriverWithoutHelper => {
                 "add --net=auto, or leave --port-driver at builtin, which works in every mode"
                     .into()
@@ -204,29 +224,28 @@ pub fn plan(
         Some(NetMode::Slirp4netns) => Driver::Slirp4netns,
         Some(NetMode::Pasta) => Driver::Pasta,
         Some(NetMode::Auto) => {
-            if crate::sys::find_on_path("pasta").is_some() {
+            if Driver::Pasta.find()?.is_some() {
                 Driver::Pasta
-            } else if crate::sys::find_on_path("slirp4netns").is_some() {
+            } else if Driver::Slirp4netns.find()?.is_some() {
                 Driver::Slirp4netns
             } else {
                 return Err(NetError::NoHelper);
             }
         }
     };
-    let program =
-        crate::sys::find_on_path(driver.program()).ok_or_else(|| NetError::HelperMissing {
-            program: driver.program().into(),
-            package: driver.package().into(),
-        })?;
+    let program = driver.find()?.ok_or_else(|| NetError::HelperMissing {
+        program: driver.program().into(),
+        package: driver.package().into(),
+    })?;
     let fallback = match (mode, driver) {
-        (Some(NetMode::Auto), Driver::Pasta) => {
-            crate::sys::find_on_path(Driver::Slirp4netns.program())
-        }
+        (Some(NetMode::Auto), Driver::Pasta) => Driver::Slirp4netns.find()?,
         _ => None,
     };
+    let (program, from_env) = (program.path, program.from_env);
     Ok(Some(NetPlan {
         driver,
         program,
+        from_env,
         mtu,
         allow_host_loopback,
         forwards: Vec::new(),

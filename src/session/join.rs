@@ -162,7 +162,10 @@ pub(super) fn join(
         name: None,
         nested: None,
     };
-    let mut command = Command::new(words, userns::containers_env(&caller))?;
+    // podman and buildah are told they are in a configured user namespace only where they can
+    // mount (containers.rs): a session without a mount namespace shares the caller's mounts.
+    let mount_ns = target.enter.iter().any(|(kind, ..)| *kind == "mnt");
+    let mut command = Command::new(words, crate::containers::env(&caller, mount_ns))?;
     command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     // The caller's directory, looked up again by name inside (where a mount may cover it).
     let here = std::env::current_dir().ok();

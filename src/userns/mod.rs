@@ -6,7 +6,6 @@
 //! when it supervises): newuidmap and newgidmap run concurrently against the namespace process,
 //! or, when the caller is privileged or gets a single mapping, the maps are written directly.
 
-use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -281,25 +280,6 @@ pub fn refuse_privileged() -> Result<(), UsernsError> {
         }
     }
     Ok(())
-}
-
-/// The values of the `_CONTAINERS_*` variables podman and buildah read to learn that they run
-/// in a user namespace someone else configured, and as whom.
-pub fn containers_env(caller: &Caller) -> Vec<(OsString, OsString)> {
-    if caller.uid == 0 {
-        return Vec::new();
-    }
-    vec![
-        ("_CONTAINERS_USERNS_CONFIGURED".into(), "done".into()),
-        (
-            "_CONTAINERS_ROOTLESS_UID".into(),
-            caller.uid.to_string().into(),
-        ),
-        (
-            "_CONTAINERS_ROOTLESS_GID".into(),
-            caller.gid.to_string().into(),
-        ),
-    ]
 }
 
 #[cfg(test)]

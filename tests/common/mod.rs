@@ -3,9 +3,9 @@
 //! Each [`World`] is a temporary directory with test copies of passwd, group, subuid and
 //! subgid. A run enters a private mount namespace (`unshare -m --propagation private`), lays
 //! a throwaway overlay over /etc holding those copies, drops to the test user with
-//! `setpriv --reuid --regid --clear-groups`, and runs the command there. newuidmap reads the
-//! test files, so every subid case can be tested; nothing on the machine changes (the overlay
-//! and the namespace vanish with the run).
+//! `setpriv --reuid --regid --clear-groups` (or with the supplementary groups a test gives),
+//! and runs the command there. newuidmap reads the test files, so every subid case can be
+//! tested; nothing on the machine changes (the overlay and the namespace vanish with the run).
 //!
 //! Every World has a test uid and subordinate ranges of its own ([`Slot`]), unique among all
 //! the Worlds alive on the machine, whichever process made them: cargo test runs the tests of a
@@ -127,6 +127,9 @@ fn package_of(tool: &str) -> &'static str {
         "ps" | "pkill" => "procps",
         "prlimit" => "util-linux",
         "make" => "make",
+        "podman" => "podman",
+        "buildah" => "buildah",
+        "crun" => "crun",
         _ => "the package that has it",
     }
 }
@@ -457,6 +460,8 @@ pub struct World {
     pub in_passwd: bool,
     /// Extra environment for the test user.
     pub env: Vec<(String, String)>,
+    /// Supplementary groups the test user runs with (none by default).
+    pub groups: Vec<u32>,
     /// Text for /etc/nsswitch.conf, when a test needs its own.
     pub nsswitch: Option<String>,
     /// Propagation of / in the harness's mount namespace: private, or shared as on a
@@ -508,6 +513,7 @@ impl World {
             group_extra: String::new(),
             in_passwd: true,
             env: Vec::new(),
+            groups: Vec::new(),
             nsswitch: None,
             propagation: "private",
             root_setup: String::new(),
@@ -635,8 +641,14 @@ ip route add default via 192.0.2.1"
         // Default signal dispositions too, as in a fresh login: a test binary started in the
         // background of a script inherits SIGINT and SIGQUIT ignored, and the terminal and
         // signal tests would see that instead of what become-root does.
+        let groups = if self.groups.is_empty() {
+            "--clear-groups".to_string()
+        } else {
+            let list: Vec<String> = self.groups.iter().map(u32::to_string).collect();
+            format!("--groups={}", list.join(","))
+        };
         let user = format!(
-            "setpriv --reuid={} --regid={} --clear-groups -- \
+            "setpriv --reuid={} --regid={} {groups} -- \
              env --default-signal -i {env} \"$@\"",
             self.uid, self.gid
         );

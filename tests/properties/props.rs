@@ -1763,6 +1763,10 @@ pub mod mounts {
                     let want = MountStep::FreshProc { at: "/proc".into() };
                     assert_eq!(next("proc"), &want);
                 }
+                if o.sysfs {
+                    let want = MountStep::FreshSys { at: "/sys".into() };
+                    assert_eq!(next("sys"), &want);
+                }
                 if let Some(want) = resolv("/etc/resolv.conf".into()) {
                     assert_eq!(next("resolv.conf"), &want);
                 }
@@ -1892,6 +1896,7 @@ pub mod mounts {
             resolv_conf: src.coin().then(|| "nameserver 10.0.2.3\n".to_string()),
             filesystem,
             rootfs: src.coin().then(|| gen_path(src)),
+            sysfs: src.coin(),
             overlay_driver: *src.pick(&[
                 None,
                 Some(OverlayDriver::Auto),

@@ -1,0 +1,126 @@
+//! A transient scope of the caller's systemd user manager, asked for over the session bus.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+
+use super::{
+    Limits, Own, Source, cgroup_of, directory_of, missing_controllers_error, words, write_file,
+    write_limits,
+};
+use crate::error::Error;
+use crate::sys;
+
+/// A transient scope of the caller's systemd user manager, with Delegate=yes and the limits
+/// as its properties. systemd moves `child` and a keeper (see [`super::janitor::start`]) into it
+/// (from a login session's scope, which is root's, only systemd can); become-root then lays
+/// out the delegated subtree as the no-internal-processes rule wants it: the keeper in
+/// SCOPE/keeper, the namespace process in SCOPE/payload, the controllers enabled for both.
+pub(super) fn make(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Error> {
+    let unit = format!("become-root-{child}.scope");
+    let (keeper, pipe) = super::janitor::start(None)?;
+    let mut own = Own {
+        path: PathBuf::new(),
+        source: Source::Scope(unit.clone()),
+        limits: limits.clone(),
+        janitor: Some((keeper, pipe)),
+    };
+    let mut props: Vec<(&str, &str, String)> = vec![
+        ("Description", "s", "become-root --cgroup".into()),
+        ("Delegate", "b", "true".into()),
+        ("CollectMode", "s", "inactive-or-failed".into()),
+        // An OOM kill ends COMMAND, as a kernel's would; become-root reports it.
+        ("OOMPolicy", "s", "continue".into()),
+    ];
+    props.extend(limits.properties());
+    let mut cmd = sys::helper_command(busctl);
+    cmd.args([
+        "--user",
+        "--quiet",
+        "call",
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "StartTransientUnit",
+        "ssa(sv)a(sa(sv))",
+        &unit,
+        "fail",
+    ]);
+    cmd.arg((props.len() + 1).to_string());
+    cmd.args(["PIDs", "au", "2", &child.to_string(), &keeper.to_string()]);
+    for (name, signature, value) in &props {
+        cmd.args([*name, *signature, value.as_str()]);
+    }
+    cmd.arg("0");
+    let out = cmd.output().map_err(|e| {
+        Error::sys(
+            format!("--cgroup: running {}", busctl.display()),
+            sys::io_errno(&e),
+        )
+    })?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(Error::new(
+            "--cgroup: asking your systemd user manager for a scope",
+            if said.is_empty() {
+                format!("busctl {}", out.status)
+            } else {
+                said
+            },
+        )
+        .with_hint("systemctl --user status shows whether the user manager runs"));
+    }
+    // The job runs asynchronously: the scope exists once both processes are in it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let in_scope = |pid: Pid| cgroup_of(Some(pid)).filter(|p| p.ends_with(&unit));
+    let scope = loop {
+        if let (Some(path), Some(_)) = (in_scope(child), in_scope(keeper)) {
+            break directory_of(&path).ok_or_else(|| {
+                Error::new(
+                    "--cgroup",
+                    format!("the scope {} is not visible here", path.display()),
+                )
+            })?;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::new(
+                "--cgroup",
+                format!("the scope {unit} did not take the namespace process within 10 s"),
+            )
+            .with_hint(format!("journalctl --user -u {unit} says why")));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let fail = |what: String| move |e: std::io::Error| Error::sys(what, sys::io_errno(&e));
+    for (leaf, pid) in [("keeper", keeper), ("payload", child)] {
+        let dir = scope.join(leaf);
+        std::fs::create_dir(&dir).map_err(fail(format!("making {}", dir.display())))?;
+        let procs = dir.join("cgroup.procs");
+        write_file(&procs, &pid.to_string())
+            .map_err(fail(format!("moving process {pid} to {}", procs.display())))?;
+    }
+    own.path = scope.join("payload");
+    // Every controller the scope has, for COMMAND's own use too (podman, systemd inside).
+    let offered = words(&scope.join("cgroup.controllers"));
+    let enable: Vec<String> = offered.iter().map(|c| format!("+{c}")).collect();
+    let control = scope.join("cgroup.subtree_control");
+    if !enable.is_empty() {
+        write_file(&control, &enable.join(" ")).map_err(fail(format!(
+            "enabling controllers in {}",
+            control.display()
+        )))?;
+    }
+    let missing: Vec<&str> = limits
+        .controllers()
+        .into_iter()
+        .filter(|c| !offered.iter().any(|o| o == c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing_controllers_error(&scope, &missing, limits));
+    }
+    // The limits on the payload too, as on a leaf: COMMAND sees them at /sys/fs/cgroup
+    // (memory.max, cpu.stat's throttling), as a container sees its own.
+    write_limits(&own.path, limits)?;
+    Ok(own)
+}

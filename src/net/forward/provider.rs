@@ -1,0 +1,287 @@
+//! The socket provider, inside the namespace: the messages of its channel and its poll(2)
+//! loop, which connects to ports on the namespace's loopback and passes the sockets back.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, SockaddrStorage, recvmsg, sendmsg,
+    setsockopt, sockopt,
+};
+
+use super::{CONNECT_TIMEOUT, INSIDE};
+use crate::net::ports::Proto;
+
+/// A request to the provider, one SEQPACKET message of 8 bytes: the id (u32, little-endian),
+/// the protocol (0 TCP, 1 UDP), a zero, the port inside (u16, big-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Request {
+    pub(super) id: u32,
+    pub(super) proto: Proto,
+    pub(super) port: u16,
+}
+
+impl Request {
+    pub(super) fn encode(self) -> [u8; 8] {
+        let [i0, i1, i2, i3] = self.id.to_le_bytes();
+        let [p0, p1] = self.port.to_be_bytes();
+        [
+            i0,
+            i1,
+            i2,
+            i3,
+            u8::from(self.proto == Proto::Udp),
+            0,
+            p0,
+            p1,
+        ]
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Option<Request> {
+        let &[i0, i1, i2, i3, proto, 0, p0, p1] = bytes else {
+            return None;
+        };
+        let proto = match proto {
+            0 => Proto::Tcp,
+            1 => Proto::Udp,
+            _ => return None,
+        };
+        Some(Request {
+            id: u32::from_le_bytes([i0, i1, i2, i3]),
+            proto,
+            port: u16::from_be_bytes([p0, p1]),
+        })
+    }
+}
+
+/// The provider's answer, 8 bytes: the request's id (u32) and an errno (i32, both
+/// little-endian), 0 with the connected socket attached (SCM_RIGHTS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Reply {
+    pub(super) id: u32,
+    pub(super) errno: i32,
+}
+
+impl Reply {
+    pub(super) fn encode(self) -> [u8; 8] {
+        let [i0, i1, i2, i3] = self.id.to_le_bytes();
+        let [e0, e1, e2, e3] = self.errno.to_le_bytes();
+        [i0, i1, i2, i3, e0, e1, e2, e3]
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Option<Reply> {
+        let &[i0, i1, i2, i3, e0, e1, e2, e3] = bytes else {
+            return None;
+        };
+        Some(Reply {
+            id: u32::from_le_bytes([i0, i1, i2, i3]),
+            errno: i32::from_le_bytes([e0, e1, e2, e3]),
+        })
+    }
+}
+
+// ---- the socket provider, inside the namespace ------------------------------------------------
+
+/// A TCP connection inside still being made.
+struct Attempt {
+    id: u32,
+    port: u16,
+    /// Index into [`INSIDE`] of the address being tried.
+    address: usize,
+    socket: OwnedFd,
+    deadline: Instant,
+}
+
+/// The socket provider, inside the namespace: serve requests until become-root's end closes.
+/// Every request is answered, in the order connections complete: a connection that takes
+/// long (a server that does not accept) holds up no other.
+pub fn serve_sockets(channel: OwnedFd) -> ! {
+    let mut inside = Inside::default();
+    loop {
+        let (requests, settled) = inside.wait(&channel);
+        inside.settle(&settled, Instant::now());
+        // Either fails when become-root is gone (its end closed) or spoke nonsense.
+        if requests && inside.take_requests(&channel).is_err() {
+            crate::sys::exit_now(0);
+        }
+        if inside.answer(&channel).is_err() {
+            crate::sys::exit_now(0);
+        }
+    }
+}
+
+/// The provider's work in hand: connections inside being made, answers not yet sent.
+#[derive(Default)]
+struct Inside {
+    attempts: Vec<Attempt>,
+    outbox: VecDeque<(Reply, Option<OwnedFd>)>,
+}
+
+impl Inside {
+    /// Wait for requests, for a connection to complete or fail, or for its deadline; and,
+    /// with answers waiting, for room in the channel. Returns whether requests may have come,
+    /// and which attempts are settled.
+    fn wait(&self, channel: &OwnedFd) -> (bool, Vec<bool>) {
+        let timeout = match self.attempts.iter().map(|a| a.deadline).min() {
+            None => PollTimeout::NONE,
+            Some(deadline) => millis_until(deadline, Instant::now()),
+        };
+        let mut want = PollFlags::POLLIN;
+        if !self.outbox.is_empty() {
+            want |= PollFlags::POLLOUT;
+        }
+        let mut fds = vec![PollFd::new(channel.as_fd(), want)];
+        let connecting = self.attempts.iter().map(|a| a.socket.as_fd());
+        fds.extend(connecting.map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
+        if let Err(e) = poll(&mut fds, timeout)
+            && e != Errno::EINTR
+        {
+            crate::sys::exit_now(0);
+        }
+        let happened = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        (happened(&fds[0]), fds[1..].iter().map(happened).collect())
+    }
+
+    /// Answer the attempts that completed, and go on to the next address with those that
+    /// failed or timed out.
+    fn settle(&mut self, settled: &[bool], now: Instant) {
+        // Backwards, so that swap_remove moves only entries already looked at.
+        for i in (0..self.attempts.len()).rev() {
+            if !settled[i] && self.attempts[i].deadline > now {
+                continue;
+            }
+            let a = self.attempts.swap_remove(i);
+            let result = match settled[i] {
+                true => match nix::sys::socket::getsockopt(&a.socket, sockopt::SocketError) {
+                    Ok(0) => Ok(()),
+                    Ok(errno) => Err(Errno::from_raw(errno)),
+                    Err(e) => Err(e),
+                },
+                false => Err(Errno::ETIMEDOUT),
+            };
+            match result {
+                Ok(()) => self.outbox.push_back((reply(a.id, 0), Some(a.socket))),
+                Err(e) => self.connect_tcp(a.id, a.port, a.address + 1, e),
+            }
+        }
+    }
+
+    /// Read every request waiting, and start each.
+    fn take_requests(&mut self, channel: &OwnedFd) -> Result<(), ()> {
+        loop {
+            let mut bytes = [0u8; 16];
+            let mut iov = [IoSliceMut::new(&mut bytes)];
+            let flags = MsgFlags::MSG_DONTWAIT;
+            let n = match recvmsg::<()>(channel.as_raw_fd(), &mut iov, None, flags) {
+                Ok(msg) => msg.bytes,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Ok(()),
+                Err(_) => return Err(()),
+            };
+            // (0 bytes: become-root's end closed)
+            let request = Request::decode(&bytes[..n]).ok_or(())?;
+            match request.proto {
+                Proto::Tcp => self.connect_tcp(request.id, request.port, 0, Errno::ECONNREFUSED),
+                Proto::Udp => self.outbox.push_back(match connect_udp(request.port) {
+                    Ok(socket) => (reply(request.id, 0), Some(socket)),
+                    Err(e) => (reply(request.id, errno_of(&e)), None),
+                }),
+            }
+        }
+    }
+
+    /// Send the answers ready, as far as the channel takes them.
+    fn answer(&mut self, channel: &OwnedFd) -> Result<(), ()> {
+        while let Some((answer, socket)) = self.outbox.front() {
+            let bytes = answer.encode();
+            let fds: Vec<RawFd> = socket.iter().map(|s| s.as_raw_fd()).collect();
+            let cmsg = [ControlMessage::ScmRights(&fds)];
+            let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            let iov = [IoSlice::new(&bytes)];
+            match sendmsg::<()>(channel.as_raw_fd(), &iov, cmsgs, flags, None) {
+                Ok(_) => drop(self.outbox.pop_front()), // our copy of the socket closes here
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return Ok(()), // become-root reads slower: POLLOUT resumes
+                Err(_) => return Err(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Start a TCP connection to `port` on the first address of [`INSIDE`] from `address`
+    /// on that does not fail at once: answered now if it completes or every address fails
+    /// (with the last error, `failed` if there is none), else left in `attempts`.
+    fn connect_tcp(&mut self, id: u32, port: u16, address: usize, mut failed: Errno) {
+        for (i, ip) in INSIDE.iter().enumerate().skip(address) {
+            match connect_tcp_start(SocketAddr::new(*ip, port)) {
+                Ok((socket, true)) => {
+                    self.outbox.push_back((reply(id, 0), Some(socket)));
+                    return;
+                }
+                Ok((socket, false)) => {
+                    self.attempts.push(Attempt {
+                        id,
+                        port,
+                        address: i,
+                        socket,
+                        deadline: Instant::now() + CONNECT_TIMEOUT,
+                    });
+                    return;
+                }
+                Err(e) => failed = e,
+            }
+        }
+        self.outbox.push_back((reply(id, failed as i32), None));
+    }
+}
+
+/// A TCP socket connecting to `addr`, and whether it is connected already.
+fn connect_tcp_start(addr: SocketAddr) -> nix::Result<(OwnedFd, bool)> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    // Non-blocking (become-root's loop needs it so) and without Nagle (the old forwarder set
+    // TCP_NODELAY on both sides: a forwarder must not hold back small writes).
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let socket = nix::sys::socket::socket(family, SockType::Stream, flags, None)?;
+    let _ = setsockopt(&socket, sockopt::TcpNoDelay, &true);
+    match nix::sys::socket::connect(socket.as_raw_fd(), &SockaddrStorage::from(addr)) {
+        Ok(()) => Ok((socket, true)),
+        Err(Errno::EINPROGRESS) => Ok((socket, false)),
+        Err(e) => Err(e),
+    }
+}
+
+fn reply(id: u32, errno: i32) -> Reply {
+    Reply { id, errno }
+}
+
+pub(super) fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(nix::libc::EIO)
+}
+
+/// Milliseconds from `now` to `deadline`, rounded up (a wake-up just before a deadline would
+/// find nothing due and poll again at once).
+pub(super) fn millis_until(deadline: Instant, now: Instant) -> PollTimeout {
+    let ms = deadline
+        .saturating_duration_since(now)
+        .as_micros()
+        .div_ceil(1000);
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+}
+
+/// A UDP socket connected to `port` on the namespace's 127.0.0.1 (connecting a UDP socket
+/// checks nothing: the first address always does).
+fn connect_udp(port: u16) -> io::Result<OwnedFd> {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    socket.connect((INSIDE[0], port))?;
+    socket.set_nonblocking(true)?;
+    Ok(OwnedFd::from(socket))
+}

@@ -1,0 +1,147 @@
+//! Table tests of the forwarder's encodings, its slab and its deadlines.
+
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{setsockopt, sockopt};
+
+use super::provider::{Reply, Request, millis_until};
+use super::slab::{Key, Slab, Token};
+use crate::net::ports::Proto;
+
+#[test]
+fn requests_round_trip_and_nonsense_is_refused() {
+    let rows: &[(Request, [u8; 8])] = &[
+        (
+            Request {
+                id: 0,
+                proto: Proto::Tcp,
+                port: 80,
+            },
+            [0, 0, 0, 0, 0, 0, 0, 80],
+        ),
+        (
+            Request {
+                id: 0x0403_0201,
+                proto: Proto::Udp,
+                port: 0x1451,
+            },
+            [1, 2, 3, 4, 1, 0, 0x14, 0x51],
+        ),
+        (
+            Request {
+                id: u32::MAX,
+                proto: Proto::Tcp,
+                port: u16::MAX,
+            },
+            [255, 255, 255, 255, 0, 0, 255, 255],
+        ),
+    ];
+    for (request, bytes) in rows {
+        assert_eq!(request.encode(), *bytes, "{request:?}");
+        assert_eq!(Request::decode(bytes), Some(*request), "{bytes:?}");
+    }
+    let nonsense: &[&[u8]] = &[
+        &[],                           // the channel closed
+        &[0, 0, 80],                   // the old 3-byte request
+        &[0, 0, 0, 0, 2, 0, 0, 80],    // no such protocol
+        &[0, 0, 0, 0, 0, 1, 0, 80],    // the padding is not zero
+        &[0, 0, 0, 0, 0, 0, 0, 80, 0], // too long
+    ];
+    for bytes in nonsense {
+        assert_eq!(Request::decode(bytes), None, "{bytes:?}");
+    }
+}
+
+#[test]
+fn replies_round_trip() {
+    let rows: &[(Reply, [u8; 8])] = &[
+        (Reply { id: 7, errno: 0 }, [7, 0, 0, 0, 0, 0, 0, 0]),
+        (
+            Reply {
+                id: 1,
+                errno: nix::libc::ECONNREFUSED,
+            },
+            [1, 0, 0, 0, 111, 0, 0, 0],
+        ),
+        (Reply { id: 0, errno: -1 }, [0, 0, 0, 0, 255, 255, 255, 255]),
+    ];
+    for (reply, bytes) in rows {
+        assert_eq!(reply.encode(), *bytes, "{reply:?}");
+        assert_eq!(Reply::decode(bytes), Some(*reply), "{bytes:?}");
+    }
+    assert_eq!(Reply::decode(&[0; 4]), None, "the old 4-byte reply");
+    assert_eq!(Reply::decode(&[]), None, "the channel closed");
+}
+
+#[test]
+fn tokens_round_trip() {
+    let key = |index, generation| Key { index, generation };
+    let rows = [
+        Token::Listener(0),
+        Token::Listener(5),
+        Token::UdpHost(3),
+        Token::Channel,
+        Token::Host(key(0, 0)),
+        Token::Host(key(0xff_ffff, u32::MAX)),
+        Token::Inside(key(12, 1)),
+        Token::Flow(key(1, 0x8000_0000)),
+    ];
+    for token in rows {
+        assert_eq!(Token::decode(token.encode()), Some(token), "{token:?}");
+    }
+    // Host and Inside of one connection differ; no token is 0 (an empty event).
+    assert_ne!(
+        Token::Host(key(1, 1)).encode(),
+        Token::Inside(key(1, 1)).encode()
+    );
+    assert_eq!(Token::decode(0), None);
+}
+
+#[test]
+fn a_slab_key_outlives_its_entry_harmlessly() {
+    let mut slab = Slab::new();
+    let a = slab.insert("a");
+    let b = slab.insert("b");
+    assert_eq!(slab.remove(a), Some("a"));
+    assert_eq!(slab.remove(a), None, "removed once");
+    let c = slab.insert("c");
+    assert_eq!(c.index, a.index, "the slot is reused");
+    assert_ne!(c, a, "under a new generation");
+    assert_eq!(slab.get_mut(a), None, "the old key finds nothing");
+    assert_eq!(slab.get_mut(c), Some(&mut "c"));
+    assert_eq!(slab.get_mut(b), Some(&mut "b"));
+    let mut keys: Vec<_> = slab.keys().map(|(k, v)| (k, *v)).collect();
+    keys.sort_by_key(|(k, _)| k.index);
+    assert_eq!(keys, vec![(c, "c"), (b, "b")]);
+}
+
+#[test]
+fn accepted_sockets_inherit_tcp_nodelay_from_the_listener() {
+    // The forwarder sets TCP_NODELAY once per listener and relies on this (Linux copies
+    // the listener's socket into each connection it accepts).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    setsockopt(&listener, sockopt::TcpNoDelay, &true).unwrap();
+    let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    assert!(accepted.nodelay().unwrap());
+}
+
+#[test]
+fn deadlines_round_up_to_the_millisecond() {
+    let now = Instant::now();
+    let rows: &[(Duration, i32)] = &[
+        (Duration::ZERO, 0),
+        (Duration::from_micros(1), 1),
+        (Duration::from_micros(999), 1),
+        (Duration::from_millis(1), 1),
+        (Duration::from_micros(1001), 2),
+        (Duration::from_secs(60), 60_000),
+    ];
+    for (ahead, ms) in rows {
+        let timeout: i32 = millis_until(now + *ahead, now).into();
+        assert_eq!(timeout, *ms, "{ahead:?}");
+    }
+    let timeout: i32 = millis_until(now, now + Duration::from_secs(1)).into();
+    assert_eq!(timeout, 0, "a deadline passed");
+}
