@@ -243,6 +243,7 @@ pub fn supervise(
     terminal: Option<Terminal>,
     on_ready: &mut dyn FnMut(),
     on_child: &mut dyn FnMut(),
+    stop_with: Option<i32>,
 ) -> Result<Ending, Error> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
@@ -285,10 +286,21 @@ pub fn supervise(
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(Error::sys("waiting for the namespace process", e)),
             },
+            // A system image (--boot) stops on its own signal, whoever asks: a kill(1) of
+            // become-root or the terminal's Ctrl-C (COMMAND is in a process group of its own).
+            Received::Forward(sig) | Received::FromTerminal(sig)
+                if let Some(stop) = stop_with
+                    && matches!(
+                        sig,
+                        Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT
+                    ) =>
+            {
+                let _ = sys::kill_number(child, stop);
+            }
             Received::Forward(sig) => {
                 let _ = kill(child, sig);
             }
-            Received::Nothing => {}
+            Received::FromTerminal(_) | Received::Nothing => {}
         }
     };
     if let Some(terminal) = terminal {
@@ -391,7 +403,7 @@ pub fn init(main: Pid, mut report: std::fs::File) -> Result<(), Error> {
             Received::Forward(sig) => {
                 let _ = kill(main, sig);
             }
-            Received::Nothing => {}
+            Received::FromTerminal(_) | Received::Nothing => {}
             Received::Child => loop {
                 match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
                     Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
@@ -420,8 +432,10 @@ enum Received {
     Child,
     /// A signal to pass on to COMMAND.
     Forward(Signal),
-    /// Nothing to do: an interrupted read, or a signal the terminal already sent to COMMAND's
-    /// whole process group (si_code SI_KERNEL; forwarded ones arrive with SI_USER).
+    /// A signal the terminal sent to the whole foreground process group (si_code SI_KERNEL),
+    /// which COMMAND received too unless it is in a group of its own.
+    FromTerminal(Signal),
+    /// Nothing to do: an interrupted read.
     Nothing,
 }
 
@@ -434,6 +448,7 @@ fn receive(sfd: &SignalFd) -> Result<Received, Error> {
     Ok(match Signal::try_from(info.ssi_signo as i32) {
         Ok(Signal::SIGCHLD) => Received::Child,
         Ok(sig) if info.ssi_code != SI_KERNEL => Received::Forward(sig),
+        Ok(sig) => Received::FromTerminal(sig),
         _ => Received::Nothing,
     })
 }

@@ -30,35 +30,17 @@ pub(super) fn make(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Er
         ("Description", "s", "become-root --cgroup".into()),
         ("Delegate", "b", "true".into()),
         ("CollectMode", "s", "inactive-or-failed".into()),
-        // An OOM kill ends COMMAND, as a kernel's would; become-root reports it.
+        // An OOM kill ends COMMAND, as a kernel's would, not the whole scope; become-root
+        // reports it. (Scopes have the setting from systemd 253 on, and need it less before:
+        // older ones do not act on OOM kills in a scope.)
         ("OOMPolicy", "s", "continue".into()),
     ];
     props.extend(limits.properties());
-    let mut cmd = sys::helper_command(busctl);
-    cmd.args([
-        "--user",
-        "--quiet",
-        "call",
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-        "StartTransientUnit",
-        "ssa(sv)a(sa(sv))",
-        &unit,
-        "fail",
-    ]);
-    cmd.arg((props.len() + 1).to_string());
-    cmd.args(["PIDs", "au", "2", &child.to_string(), &keeper.to_string()]);
-    for (name, signature, value) in &props {
-        cmd.args([*name, *signature, value.as_str()]);
+    let mut out = start_transient_unit(busctl, &unit, &[child, keeper], &props)?;
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("OOMPolicy") {
+        props.retain(|(name, _, _)| *name != "OOMPolicy");
+        out = start_transient_unit(busctl, &unit, &[child, keeper], &props)?;
     }
-    cmd.arg("0");
-    let out = cmd.output().map_err(|e| {
-        Error::sys(
-            format!("--cgroup: running {}", busctl.display()),
-            sys::io_errno(&e),
-        )
-    })?;
     if !out.status.success() {
         let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(Error::new(
@@ -123,4 +105,40 @@ pub(super) fn make(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Er
     // (memory.max, cpu.stat's throttling), as a container sees its own.
     write_limits(&own.path, limits)?;
     Ok(own)
+}
+
+/// busctl's StartTransientUnit of `unit` (mode "fail": an existing unit of the name is an
+/// error) holding `pids`, with `props`; its output, uncoloured.
+fn start_transient_unit(
+    busctl: &Path,
+    unit: &str,
+    pids: &[Pid],
+    props: &[(&str, &str, String)],
+) -> Result<std::process::Output, Error> {
+    let mut cmd = sys::helper_command(busctl);
+    cmd.env("SYSTEMD_COLORS", "0").args([
+        "--user",
+        "--quiet",
+        "call",
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager",
+        "StartTransientUnit",
+        "ssa(sv)a(sa(sv))",
+        unit,
+        "fail",
+    ]);
+    cmd.arg((props.len() + 1).to_string());
+    cmd.args(["PIDs", "au", &pids.len().to_string()]);
+    cmd.args(pids.iter().map(|p| p.to_string()));
+    for (name, signature, value) in props {
+        cmd.args([*name, *signature, value.as_str()]);
+    }
+    cmd.arg("0");
+    cmd.output().map_err(|e| {
+        Error::sys(
+            format!("--cgroup: running {}", busctl.display()),
+            sys::io_errno(&e),
+        )
+    })
 }

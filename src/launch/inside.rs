@@ -340,7 +340,14 @@ pub(super) fn namespace_child(
     if let Some(session) = session {
         session.ready_inside()?;
     }
-    if !plan.pid_namespace() {
+    if !plan.has_init() {
+        if plan.boot {
+            // A process group of its own: the terminal's signals reach only become-root,
+            // which stops the image with its own signal (process::supervise).
+            let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+        } else if let (true, Some(terminal)) = (plan.as_pid_1, terminal) {
+            terminal.lead_inside();
+        }
         drop(ending);
         return Err(run_command(plan));
     }
@@ -434,6 +441,9 @@ mod tests {
             verbose: false,
             session: None,
             cgroup: None,
+            as_pid_1: false,
+            boot: false,
+            console: None,
             prepared: Default::default(),
         }
     }

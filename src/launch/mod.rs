@@ -24,6 +24,7 @@ use crate::options::{
 };
 use crate::sys;
 
+mod console;
 mod in_place;
 pub mod inside;
 mod plan;

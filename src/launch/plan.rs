@@ -47,6 +47,11 @@ pub struct Plan {
     /// --cgroup (or a limit): the run's own cgroup, with these limits (cgroup.rs). The
     /// namespace process makes its cgroup namespace once it is in that cgroup.
     pub cgroup: Option<crate::cgroup::Limits>,
+    /// --as-pid-1 (and --boot): COMMAND is pid 1, no init of become-root's runs inside.
+    pub as_pid_1: bool,
+    /// --boot: the image stops on SIGRTMIN+3, its console is `console`.
+    pub boot: bool,
+    pub console: Option<std::sync::Arc<super::console::Console>>,
     /// The directories `mounts::check` opened for the mount steps (overlay upper layers).
     pub prepared: std::sync::Arc<mounts::Prepared>,
 }
@@ -108,12 +113,29 @@ impl Plan {
     pub fn pid_namespace(&self) -> bool {
         self.namespaces.contains(CloneFlags::CLONE_NEWPID)
     }
+
+    /// Whether become-root's init is pid 1 (a pid namespace without --as-pid-1).
+    pub fn has_init(&self) -> bool {
+        self.pid_namespace() && !self.as_pid_1
+    }
+
+    /// The signal that stops COMMAND politely: SIGRTMIN+3 for a booted image (systemd's
+    /// "halt" in a container, what systemd-nspawn and podman send), else none of its own.
+    pub fn stop_signal(&self) -> Option<i32> {
+        self.boot.then(|| nix::libc::SIGRTMIN() + 3)
+    }
 }
 
 /// Decide everything that can be decided without side effects.
-pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
-    let pid = cli.pid || cli.all;
-    let net = implied_net(cli.net, cli.all, cli.sysfs);
+pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
+    // --boot: a system image, whose init is pid 1 (systemd refuses to run as a system
+    // manager otherwise), in a network namespace of its own so that its /sys is fresh.
+    if cli.boot && cli.command.is_empty() {
+        cli.command = vec!["/sbin/init".into()];
+    }
+    let as_pid_1 = cli.as_pid_1 || cli.boot;
+    let pid = cli.pid || cli.all || as_pid_1;
+    let net = implied_net(cli.net, cli.all || cli.boot, cli.sysfs);
     let mut notices = Vec::new();
     let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
     let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
@@ -135,7 +157,7 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         net::check_tun()?;
     }
     cli.limits.check()?;
-    let own_cgroup = cli.cgroup || cli.limits.any();
+    let own_cgroup = cli.cgroup || cli.limits.any() || cli.boot;
     // A connected network needs its own resolv.conf, and a cgroup of the run's own its
     // cgroup2 at /sys/fs/cgroup: each a mount namespace; so do podman and buildah
     // (containers.rs).
@@ -150,8 +172,8 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         (mount, CloneFlags::CLONE_NEWNS),
         (net.is_some(), CloneFlags::CLONE_NEWNET),
         (pid, CloneFlags::CLONE_NEWPID),
-        (cli.uts || cli.all, CloneFlags::CLONE_NEWUTS),
-        (cli.ipc || cli.all, CloneFlags::CLONE_NEWIPC),
+        (cli.uts || cli.all || cli.boot, CloneFlags::CLONE_NEWUTS),
+        (cli.ipc || cli.all || cli.boot, CloneFlags::CLONE_NEWIPC),
         (own_cgroup || cli.all, CloneFlags::CLONE_NEWCGROUP),
     ] {
         if on {
@@ -211,7 +233,17 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     if !own_cgroup {
         warnings.extend(containers::warning_for(&cli.command, &targets));
     }
-    let command = Command::new(cli.command, containers::env(&caller, mount_ns))?;
+    let mut env = containers::env(&caller, mount_ns);
+    if cli.boot {
+        // How systemd and other software tell they run in a container
+        // (systemd.io/CONTAINER_INTERFACE).
+        env.push(("container".into(), "become-root".into()));
+    }
+    let command = Command::new(cli.command, env)?;
+    let console = match cli.boot {
+        true => Some(std::sync::Arc::new(super::console::Console::open()?)),
+        false => None,
+    };
     let options = mounts::Options {
         mount_ns,
         pid_ns: pid,
@@ -225,6 +257,8 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         chdir: cli.chdir.as_ref().map(PathBuf::from),
         verbose: cli.verbose,
         cgroup2: own_cgroup,
+        boot: cli.boot,
+        console: console.as_ref().map(|c| c.path.clone()),
     };
     // Every path is checked before anything is mounted; the overlay directories to write to
     // are made or checked and kept open. Only a directory of the caller's own ids (outside)
@@ -259,6 +293,9 @@ pub fn plan(cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             verbose: cli.verbose,
             session,
             cgroup: own_cgroup.then_some(cli.limits),
+            as_pid_1,
+            boot: cli.boot,
+            console,
             prepared: std::sync::Arc::new(prepared),
         },
         warnings,

@@ -100,7 +100,13 @@ impl<'p> Run<'p> {
         let net = plan
             .net
             .map(|_| self.driver.map_or("none", Driver::program));
-        self.session = Session::start(plan.session.as_ref(), net, plan.info_fd)?;
+        let mut keep = plan.prepared.raw_fds();
+        keep.extend(plan.info_fd);
+        keep.extend(plan.console.iter().flat_map(|c| c.raw_fds()));
+        self.session = Session::start(plan.session.as_ref(), net, &keep)?;
+        if let (Some(session), true) = (self.session.as_mut(), plan.boot) {
+            session.stops_with_rtmin3();
+        }
         Ok(())
     }
 
@@ -117,7 +123,8 @@ impl<'p> Run<'p> {
     /// workers, come back to be reaped rather than lingering as zombies of the system's init).
     fn clone_namespaces(&mut self) -> Result<(), Error> {
         let plan = self.plan;
-        if plan.pid_namespace() {
+        // A booted image's console is a pty of its own; the terminal stays become-root's.
+        if plan.pid_namespace() && !plan.boot {
             self.terminal = Terminal::foreground();
         }
         process::block_forwarded_signals()?;
@@ -236,6 +243,9 @@ impl<'p> Run<'p> {
             self.observed = Some(crate::info::observe(self.child(), &kinds));
             self.ports = self.published();
         }
+        if let Some(console) = &plan.console {
+            console.copy_to_stderr()?;
+        }
         let mut go = self.go.take().expect("released once");
         go.write_all(&word)
             .map_err(|e| Error::sys("starting the namespace process", sys::io_errno(&e)))
@@ -266,7 +276,7 @@ impl<'p> Run<'p> {
     fn supervise(&mut self) -> Result<Ending, Error> {
         let plan = self.plan;
         let child = self.child();
-        let reports = (plan.pid_namespace() || plan.info_fd.is_some())
+        let reports = (plan.has_init() || plan.info_fd.is_some())
             .then(|| self.ending.take())
             .flatten();
         let (observed, driver, ports) = (self.observed.as_ref(), self.driver, &self.ports);
@@ -297,8 +307,14 @@ impl<'p> Run<'p> {
         };
         let (helper, session) = (&mut self.helper, &mut self.session);
         let mut on_child = || notice_dead_helper(helper, session);
-        let ending =
-            process::supervise(child, reports, self.terminal, &mut on_ready, &mut on_child);
+        let ending = process::supervise(
+            child,
+            reports,
+            self.terminal,
+            &mut on_ready,
+            &mut on_child,
+            plan.stop_signal(),
+        );
         // Reaped by process::supervise: nothing of it is left to undo.
         self.child = None;
         notice_dead_helper(&mut self.helper, &mut self.session); // ended just before COMMAND

@@ -104,6 +104,7 @@ pub fn apply(step: &MountStep) -> Result<(), Error> {
                 readonly_recursive(&at).map_err(fail(format!("making {} read-only", at.display())))
             }
         }
+        MountStep::Console { at, tty } => bind_device(tty, at),
         MountStep::Cgroup2 { at } => {
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             // The kernel refuses a file system on the root of a mount of itself (EBUSY,
@@ -242,6 +243,31 @@ pub fn command_in_rootfs(root: &Path, name: &std::ffi::OsStr) -> bool {
 
 /// A minimal /dev: a tmpfs with the harmless character devices bound from the host (a user
 /// namespace cannot create device nodes), a private devpts instance, and /dev/shm.
+/// Bind the device `src` on a file made at `node` (in the new root's /dev, a tmpfs of ours:
+/// O_NOFOLLOW, nothing there is anyone else's to plant).
+fn bind_device(src: &Path, node: &Path) -> Result<(), Error> {
+    let fail = |what: String| move |errno| mount_error(what, errno);
+    let file = open(
+        node,
+        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::from_bits_truncate(0o666),
+    )
+    .map_err(fail(format!("creating {}", node.display())))?;
+    drop(file);
+    mount(
+        Some(src),
+        node,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(fail(format!(
+        "binding {} to {}",
+        src.display(),
+        node.display()
+    )))
+}
+
 pub(super) fn rootfs_dev(dev: &Path) -> Result<(), Error> {
     let fail = |what: String| move |errno| mount_error(what, errno);
     mount(
@@ -253,22 +279,7 @@ pub(super) fn rootfs_dev(dev: &Path) -> Result<(), Error> {
     )
     .map_err(fail(format!("mounting a tmpfs on {}", dev.display())))?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let node = dev.join(name);
-        let file = open(
-            &node,
-            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o666),
-        )
-        .map_err(fail(format!("creating {}", node.display())))?;
-        drop(file);
-        mount(
-            Some(&Path::new("/dev").join(name)),
-            &node,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(fail(format!("binding /dev/{name}")))?;
+        bind_device(&Path::new("/dev").join(name), &dev.join(name))?;
     }
     for dir in ["pts", "shm"] {
         nix::unistd::mkdir(&dev.join(dir), Mode::from_bits_truncate(0o755))

@@ -87,6 +87,8 @@ pub enum MountStep {
     RootfsDev { dir: PathBuf },
     /// /sys in the new root: fresh when the network namespace is ours, else a read-only bind.
     RootfsSys { dir: PathBuf, fresh: bool },
+    /// --boot's console: the pty `tty` (launch::console) bound on a file made at `at`.
+    Console { at: PathBuf, tty: PathBuf },
     /// The run's cgroup2 (cgroup.rs), writable, as the cgroup namespace shows it: its root is
     /// the run's own cgroup.
     Cgroup2 { at: PathBuf },

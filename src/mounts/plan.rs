@@ -71,6 +71,9 @@ pub struct Options {
     /// --cgroup: the run's cgroup2 at /sys/fs/cgroup (after the new /sys, before the user's
     /// own mounts, which may cover it).
     pub cgroup2: bool,
+    /// --boot (with --rootfs): a tmpfs /run, and `console` bound at /dev/console.
+    pub boot: bool,
+    pub console: Option<PathBuf>,
 }
 
 /// Where a destination lies before pivot_root: inside the new root when there is one.
@@ -120,6 +123,13 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
                 });
             }
             steps.push(MountStep::RootfsDev { dir: dir.clone() });
+            if let Some(tty) = &o.console {
+                let at = dir.join("dev/console");
+                steps.push(MountStep::Console {
+                    at,
+                    tty: tty.clone(),
+                });
+            }
             steps.push(MountStep::RootfsSys {
                 dir: dir.clone(),
                 fresh: o.own_net,
@@ -128,6 +138,12 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
                 dir: dir.join("tmp"),
                 mode: 0o1777,
             });
+            if o.boot {
+                steps.push(MountStep::Tmpfs {
+                    dir: dir.join("run"),
+                    mode: 0o755,
+                });
+            }
             if let Some(text) = &o.resolv_conf {
                 let at = dir.join("etc/resolv.conf");
                 steps.push(MountStep::ResolvConf {

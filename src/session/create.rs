@@ -29,11 +29,12 @@ impl Session {
     /// Called first thing in supervise mode, before anything is cloned: claim the name and,
     /// with --detach, continue in the background (only the background process returns).
     /// `net` is what the run's network is (`none`, `slirp4netns`, `pasta`), when it has a
-    /// network namespace; `info_fd` a descriptor to keep across --detach.
+    /// network namespace; `keep` the descriptors the run has opened already (--info-fd, the
+    /// overlay layers, --boot's console), to keep across --detach.
     pub fn start(
         request: Option<&Request>,
         net: Option<&str>,
-        info_fd: Option<i32>,
+        keep: &[i32],
     ) -> Result<Option<Session>, Error> {
         let Some(request) = request.cloned() else {
             return Ok(None);
@@ -42,8 +43,9 @@ impl Session {
             .ok_or(Errno::ENOENT)
             .map_err(|e| Error::sys("opening the session state directory", e))?;
         let caller = if request.detach {
-            // Kept: the state directory and --info-fd; every other descriptor was inherited.
-            let keep = [dir.fd.as_raw_fd(), info_fd.unwrap_or(-1)];
+            // Kept: the state directory and the run's own; every other one was inherited.
+            let mut keep = keep.to_vec();
+            keep.push(dir.fd.as_raw_fd());
             Some(go_to_background(&keep)?)
         } else {
             None
@@ -62,6 +64,7 @@ impl Session {
             net_down: None,
             cgroup: None,
             limits: None,
+            boot: false,
             detached: request.detach,
         };
         let written = dir.reserve(&record)?;
@@ -112,6 +115,11 @@ impl Session {
     /// Record which network helper runs (`--net=auto` may fall back to another).
     pub fn network_is(&mut self, program: &str) {
         self.record.net = Some(program.to_string());
+    }
+
+    /// Record that --stop ends the session with SIGRTMIN+3 to its pid 1 (--boot).
+    pub fn stops_with_rtmin3(&mut self) {
+        self.record.boot = true;
     }
 
     /// Record the run's cgroup and its limits (--cgroup), for --list.

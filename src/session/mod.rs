@@ -105,6 +105,8 @@ use stop::stop;
 
 /// How long `--stop` lets the processes of a session end on SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a booted image (--boot) has to shut down after SIGRTMIN+3.
+pub const BOOT_STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// The longest session name.
 const NAME_MAX: usize = 64;

@@ -103,6 +103,8 @@ pub struct Record {
     /// --cgroup: the run's cgroup, and its limits as `memory=67108864 pids=20`.
     pub cgroup: Option<String>,
     pub limits: Option<String>,
+    /// --boot: --stop sends SIGRTMIN+3 to pid 1 and waits longer.
+    pub boot: bool,
     pub detached: bool,
 }
 
@@ -135,6 +137,9 @@ impl Record {
         if let Some(limits) = &self.limits {
             let _ = writeln!(out, "limits={limits}");
         }
+        if self.boot {
+            let _ = writeln!(out, "boot=yes");
+        }
         let _ = writeln!(out, "detached={}", if self.detached { "yes" } else { "no" });
         out
     }
@@ -160,6 +165,7 @@ impl Record {
         let mut net_down = None;
         let (mut cgroup, mut limits) = (None, None);
         let mut detached = false;
+        let mut boot = false;
         for line in lines {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
@@ -181,6 +187,7 @@ impl Record {
                 "cgroup" => cgroup = Some(value.to_string()),
                 "limits" => limits = Some(value.to_string()),
                 "detached" => detached = value == "yes",
+                "boot" => boot = value == "yes",
                 _ => {}
             }
         }
@@ -195,6 +202,7 @@ impl Record {
             net_down,
             cgroup,
             limits,
+            boot,
             detached,
         })
     }
@@ -380,6 +388,7 @@ pub(super) mod tests {
             net_down: None,
             cgroup: None,
             limits: None,
+            boot: false,
             detached: true,
         }
     }

@@ -151,6 +151,7 @@ impl StateDir {
                     net_down: None,
                     cgroup: None,
                     limits: None,
+                    boot: false,
                     detached: false,
                 },
                 text,

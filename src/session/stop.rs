@@ -50,16 +50,26 @@ pub(super) fn stop(name: &str) -> Result<(), Error> {
     }
     // Signal the session; if not one of its processes could be signalled (EPERM: the state
     // file names processes that are not the caller's), say so at once instead of waiting.
-    let first: Vec<&Doomed> = if doomed.is_empty() {
-        // Still being set up: the supervisor passes SIGTERM on to the namespace process.
-        supervisor.iter().collect()
+    // A booted image (--boot) is stopped as systemd-nspawn stops one: SIGRTMIN+3 to its pid 1
+    // alone, which shuts the system down, with more time for that.
+    let grace = if record.boot {
+        BOOT_STOP_GRACE
     } else {
-        doomed.iter().collect()
+        STOP_GRACE
+    };
+    let (first, signo): (Vec<&Doomed>, i32) = if doomed.is_empty() {
+        // Still being set up: the supervisor passes SIGTERM on to the namespace process (as
+        // SIGRTMIN+3 to a booted image).
+        (supervisor.iter().collect(), Signal::SIGTERM as i32)
+    } else if record.boot {
+        (doomed.iter().take(1).collect(), nix::libc::SIGRTMIN() + 3)
+    } else {
+        (doomed.iter().collect(), Signal::SIGTERM as i32)
     };
     let refused: Vec<(i32, Errno)> = first
         .iter()
         .filter_map(|d| {
-            sys::pidfd_send_signal(&d.pidfd, Signal::SIGTERM)
+            sys::pidfd_send_signal_number(&d.pidfd, signo)
                 .err()
                 .filter(|e| *e != Errno::ESRCH)
                 .map(|e| (d.pid, e))
@@ -74,7 +84,7 @@ pub(super) fn stop(name: &str) -> Result<(), Error> {
         }
         .into());
     }
-    let left = wait_for_exit(doomed, Instant::now() + STOP_GRACE);
+    let left = wait_for_exit(doomed, Instant::now() + grace);
     for d in &left {
         let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);
     }

@@ -73,6 +73,13 @@ pub fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
     }
 }
 
+/// kill(2) with a signal by number: the real-time ones (SIGRTMIN+3) that nix's `Signal` does
+/// not name.
+pub fn kill_number(pid: Pid, signo: libc::c_int) -> nix::Result<()> {
+    // SAFETY: kill(2) takes integers only.
+    Errno::result(unsafe { libc::kill(pid.as_raw(), signo) }).map(drop)
+}
+
 /// Leave now, without running exit handlers or flushing stdio buffers inherited from the
 /// parent: for forked children that must not run the parent's clean-up twice.
 pub fn exit_now(code: i32) -> ! {

@@ -13,13 +13,18 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
 
 /// pidfd_send_signal(2): send `sig` to the process `pidfd` refers to, as kill(2) would.
 pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: Signal) -> nix::Result<()> {
+    pidfd_send_signal_number(pidfd, sig as libc::c_int)
+}
+
+/// The same with a signal by number (the real-time ones).
+pub fn pidfd_send_signal_number(pidfd: &OwnedFd, signo: libc::c_int) -> nix::Result<()> {
     // SAFETY: a null siginfo pointer asks for the information kill(2) sends; the descriptor is
     // borrowed for the call and the rest are integers.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
-            sig as libc::c_int,
+            signo,
             std::ptr::null::<libc::siginfo_t>(),
             0u32,
         )

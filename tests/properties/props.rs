@@ -1788,6 +1788,13 @@ pub mod mounts {
                     other => panic!("{other:?}"),
                 }
                 assert_eq!(next("dev"), &MountStep::RootfsDev { dir: root.clone() });
+                if let Some(tty) = &o.console {
+                    let console = MountStep::Console {
+                        at: root.join("dev/console"),
+                        tty: tty.clone(),
+                    };
+                    assert_eq!(next("console"), &console);
+                }
                 let sys = MountStep::RootfsSys {
                     dir: root.clone(),
                     fresh: o.own_net,
@@ -1796,6 +1803,11 @@ pub mod mounts {
                 assert!(
                     matches!(next("tmp"), MountStep::Tmpfs { dir, mode: 0o1777 } if *dir == root.join("tmp"))
                 );
+                if o.boot {
+                    assert!(
+                        matches!(next("run"), MountStep::Tmpfs { dir, mode: 0o755 } if *dir == root.join("run"))
+                    );
+                }
                 if let Some(want) = resolv(root.join("etc/resolv.conf")) {
                     assert_eq!(next("resolv.conf"), &want);
                 }
@@ -1906,6 +1918,8 @@ pub mod mounts {
             chdir: src.coin().then(|| gen_path(src)),
             verbose: src.coin(),
             cgroup2: src.coin(),
+            boot: src.coin(),
+            console: src.coin().then(|| "/dev/pts/7".into()),
         }
     }
 
@@ -2024,6 +2038,7 @@ pub mod session {
                 .coin()
                 .then(|| src.string(&['/', ' ', '=', 'b', 'ä', '9'], 12)),
             limits: src.coin().then(|| src.string(&['m', ' ', '=', '9'], 12)),
+            boot: src.coin(),
             detached: src.coin(),
         }
     }
