@@ -238,7 +238,7 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
         ],
     },
     Section {
-        title: "CGROUPS",
+        title: "CGROUPS AND SYSTEM IMAGES",
         body: &[
             Para(
                 "--cgroup gives the run a cgroup v2 of its own, moves the namespace process into \
@@ -273,6 +273,32 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  memory limit kills ends with status 137, and become-root says so (become-root: \
                  COMMAND was killed by the memory limit (--memory=64M)). --info-fd reports the \
                  cgroup's path, its scope and the limits.",
+            ),
+            Para(
+                "--as-pid-1 (implies --pid) makes COMMAND itself pid 1 of the new pid namespace, \
+                 as bubblewrap's option does: no init of become-root's runs inside, COMMAND \
+                 reaps orphans, and as pid 1 it receives only the signals it has a handler for. \
+                 become-root still supervises from outside, passes signals on and ends as \
+                 COMMAND ended.",
+            ),
+            Para(
+                "--boot boots a system image: become-root --boot --rootfs=DIR runs DIR's \
+                 /sbin/init (or COMMAND) as pid 1 with --pid --as-pid-1 --uts --ipc --cgroup and \
+                 a network namespace (--net=none unless --net says), and what systemd's \
+                 container interface asks for: a fresh read-only /sys, tmpfs /run and /tmp, \
+                 container=become-root in the environment, the run's own writable cgroup2 at \
+                 /sys/fs/cgroup, and a /dev/console that is a pty of become-root's whose output \
+                 it copies to its standard error (a detached session's log). The caller's own \
+                 terminal is never the console (what runs inside could push input into it, \
+                 CVE-2017-5226); init runs in a process group of its own. SIGTERM, SIGINT, \
+                 SIGHUP and SIGQUIT to become-root, Ctrl-C included, become SIGRTMIN+3 for pid \
+                 1, systemd's signal to halt a container; --stop of a --boot session sends \
+                 SIGRTMIN+3 to pid 1 and SIGKILL to what is left after 30 seconds. With \
+                 --name=NAME --detach, become-root --join=NAME systemctl is-system-running \
+                 --wait follows the boot. A Debian image for it: become-root mmdebstrap \
+                 --variant=minbase --include=systemd-sysv,dbus bookworm DIR (as root inside, so \
+                 the files belong to your subordinate ids; debootstrap would need mknod, which \
+                 a user namespace refuses).",
             ),
         ],
     },
