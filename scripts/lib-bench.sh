@@ -136,6 +136,24 @@ bench_world() {
             echo "$BENCH_NAME: no /dev/fuse on this machine; fuse-overlayfs will be left out" >&2
         fi
     fi
+    # BENCH_CGROUP=1: the bench user gets a cgroup of its own, as a delegated subtree is (the
+    # directory and its cgroup.procs, subtree_control and threads are the user's), seen at
+    # /sys/fs/cgroup; its path goes to $dir/cgroup for the clean-up.
+    if [[ -n ${BENCH_CGROUP:-} ]]; then
+        local cg2 cg
+        cg2=$(findmnt -n -t cgroup2 -o TARGET,FSROOT | awk '$2 == "/" { print $1; exit }')
+        if [[ -n $cg2 ]]; then
+            cg=$cg2/$BENCH_NAME-$$
+            mkdir "$cg"
+            echo "$cg" >"$dir/cgroup"
+            chown "$BENCH_UID:$BENCH_UID" "$cg" "$cg/cgroup.procs" "$cg/cgroup.subtree_control" \
+                "$cg/cgroup.threads"
+            echo $$ >"$cg/cgroup.procs"
+            mount --bind "$cg" /sys/fs/cgroup
+        else
+            echo "$BENCH_NAME: no cgroup2 on this machine; --cgroup will be left out" >&2
+        fi
+    fi
     exec setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --clear-groups \
         env -i HOME="$dir/home" USER="$BENCH_USER" LOGNAME="$BENCH_USER" SHELL=/bin/sh \
         PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin XDG_RUNTIME_DIR="$dir/run" \

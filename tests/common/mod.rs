@@ -58,6 +58,9 @@ pub enum Need {
     Tool(&'static str),
     /// A cgroup2 hierarchy where root may make cgroups ([`World::delegate_cgroup`]).
     Cgroup2,
+    /// An environment variable naming a file: an input made outside the suite (the Debian
+    /// image of tests/vm/build-bootimage, which .ci/run builds), how to make it in the reason.
+    File(&'static str, &'static str),
 }
 
 /// Why a [`Need`] is not met here: a short form for the test's kind, and the whole reason.
@@ -85,6 +88,13 @@ impl Need {
             )
             .or_else(|| harness_unmet().clone()),
             Need::Tool(tool) => tool_unmet(tool),
+            Need::File(var, how) => match std::env::var_os(var) {
+                Some(path) if Path::new(&path).is_file() => None,
+                _ => Some(Unmet {
+                    short: format!("needs {var}"),
+                    why: format!("{var} names no file: {how}"),
+                }),
+            },
             Need::Cgroup2 => not_root("this test makes a cgroup and delegates it to its user")
                 .or_else(|| {
                     cgroup2_root().is_none().then(|| Unmet {
