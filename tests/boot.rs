@@ -207,9 +207,20 @@ fn systemd_boots_a_debian_image_and_stops_cleanly() {
         .trim_end_matches(" s")
         .parse()
         .unwrap_or(99);
-    assert!(seconds < 20, "a clean shutdown, not SIGKILL after 30 s: {out:#?}");
-    assert!(w.wait_no_leftovers().is_empty(), "{:?}", w.leftover_processes());
-    assert!(w.cgroups_below().is_empty(), "left behind: {:?}", w.cgroups_below());
+    assert!(
+        seconds < 20,
+        "a clean shutdown, not SIGKILL after 30 s: {out:#?}"
+    );
+    assert!(
+        w.wait_no_leftovers().is_empty(),
+        "{:?}",
+        w.leftover_processes()
+    );
+    assert!(
+        w.cgroups_below().is_empty(),
+        "left behind: {:?}",
+        w.cgroups_below()
+    );
 }
 
 fn boot_without_init_in_the_rootfs_is_an_error() {
