@@ -56,6 +56,17 @@ fn the_run_gets_a_leaf_a_namespace_rooted_there_and_a_writable_cgroup2() {
         "left behind: {:?}",
         w.cgroups_below()
     );
+    // Its namespaces: user, cgroup and the mount namespace the cgroup2 needs; no other.
+    let ns = "for k in cgroup mnt net pid uts ipc; do readlink /proc/self/ns/$k; done";
+    let outside = w.sh(ns);
+    let inside = w.run(&["--cgroup", "sh", "-c", ns]);
+    let new: Vec<&str> = ["cgroup", "mnt", "net", "pid", "uts", "ipc"]
+        .into_iter()
+        .zip(outside.stdout.lines().zip(inside.stdout.lines()))
+        .filter(|(_, (o, i))| o != i)
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(new, ["cgroup", "mnt"], "{outside:#?} {inside:#?}");
 }
 
 fn the_leaf_is_gone_after_the_run_and_after_sigkill() {

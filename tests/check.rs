@@ -51,6 +51,7 @@ const ITEMS: &[&str] = &[
     "slirp4netns",
     "pasta",
     "/dev/net/tun",
+    "cgroup",
 ];
 
 /// The items that decide whether become-root works with the full mapping.

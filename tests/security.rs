@@ -49,6 +49,8 @@ fn busybox_rootfs(w: &World) -> PathBuf {
         "sh", "ls", "cat", "echo", "readlink", "stat", "sleep", "true", "test", "[",
     ];
     common::busybox_rootfs(&root, w.uid, &applets, "");
+    std::fs::create_dir(root.join("mnt")).unwrap();
+    chown_tree(&root.join("mnt"), w.uid);
     root
 }
 

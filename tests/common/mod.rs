@@ -817,7 +817,7 @@ pub fn chown_tree(path: &Path, uid: u32) {
 /// network binds its own over it).
 pub fn busybox_rootfs(root: &Path, uid: u32, applets: &[&str], resolv_conf: &str) {
     let busybox = which("busybox").expect("declared as needed");
-    for dir in ["bin", "etc", "proc", "dev", "sys", "tmp", "mnt"] {
+    for dir in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
         fs::create_dir_all(root.join(dir)).unwrap();
     }
     fs::copy(busybox, root.join("bin/busybox")).unwrap();
