@@ -326,7 +326,10 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  not get one because a mount namespace costs start-up time: become-root --mount \
                  true takes 1.12 times as long as become-root true (scripts/bench-startup, \
                  median of 5 rounds, 1.05 to 1.14), where become-root true is meant to stay \
-                 within 1.05 times a minimal launcher.",
+                 within 1.05 times a minimal launcher. Under --map=keep-id --uid=0 podman needs \
+                 a runtime directory and storage of root's own inside (XDG_RUNTIME_DIR, \
+                 --root) and --cgroup-manager=cgroupfs: /run/user/UID and the session bus know \
+                 the caller, not root inside.",
             ),
             Para(
                 "On a host with systemd's hybrid cgroup layout (a tmpfs of cgroup v1 \
