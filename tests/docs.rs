@@ -293,7 +293,10 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  CVE-2017-5226); init runs in a process group of its own. SIGTERM, SIGINT, \
                  SIGHUP and SIGQUIT to become-root, Ctrl-C included, become SIGRTMIN+3 for pid \
                  1, systemd's signal to halt a container; --stop of a --boot session sends \
-                 SIGRTMIN+3 to pid 1 and SIGKILL to what is left after 30 seconds. With \
+                 SIGRTMIN+3 to pid 1 and SIGKILL to what is left after 30 seconds. --boot \
+                 drops CAP_SYS_RAWIO (as systemd-nspawn and podman do; --cap-add=sys_rawio \
+                 keeps it), so that systemd skips the debugfs and tracefs mounts a user \
+                 namespace refuses. With \
                  --name=NAME --detach, become-root --join=NAME systemctl is-system-running \
                  --wait follows the boot. A Debian image for it: become-root mmdebstrap \
                  --variant=minbase --include=systemd-sysv,dbus bookworm DIR (as root inside, so \
