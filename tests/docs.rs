@@ -294,9 +294,9 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  SIGHUP and SIGQUIT to become-root, Ctrl-C included, become SIGRTMIN+3 for pid \
                  1, systemd's signal to halt a container; --stop of a --boot session sends \
                  SIGRTMIN+3 to pid 1 and SIGKILL to what is left after 30 seconds. --boot \
-                 drops CAP_SYS_RAWIO (as systemd-nspawn and podman do; --cap-add=sys_rawio \
-                 keeps it), so that systemd skips the debugfs and tracefs mounts a user \
-                 namespace refuses. With \
+                 drops CAP_SYS_RAWIO and CAP_SYS_MODULE (as systemd-nspawn and podman do; \
+                 --cap-add keeps them), so that systemd skips the debugfs and tracefs mounts \
+                 and the module loading a user namespace refuses. With \
                  --name=NAME --detach, become-root --join=NAME systemctl is-system-running \
                  --wait follows the boot. A Debian image for it: become-root mmdebstrap \
                  --variant=minbase --include=systemd-sysv,dbus bookworm DIR (as root inside, so \
@@ -330,8 +330,8 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  true takes 1.12 times as long as become-root true (scripts/bench-startup, \
                  median of 5 rounds, 1.05 to 1.14), where become-root true is meant to stay \
                  within 1.05 times a minimal launcher. Under --map=keep-id --uid=0 podman needs \
-                 a runtime directory and storage of root's own inside (XDG_RUNTIME_DIR, \
-                 --root) and --cgroup-manager=cgroupfs: /run/user/UID and the session bus know \
+                 a runtime directory, a HOME and storage of root's own inside \
+                 (XDG_RUNTIME_DIR, HOME, --root) and --cgroup-manager=cgroupfs: /run/user/UID and the session bus know \
                  the caller, not root inside.",
             ),
             Para(

@@ -193,11 +193,13 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let mut identity = Identity::from_asked(&cli.identity)?;
     if cli.boot {
-        // As systemd-nspawn and podman give a container: no CAP_SYS_RAWIO (no use in a user
-        // namespace), so that systemd skips the debugfs and tracefs mounts the kernel refuses
-        // there (their units' ConditionCapability=CAP_SYS_RAWIO) and the image boots to
-        // "running". --cap-add=sys_rawio gives it back.
+        // As systemd-nspawn and podman give a container: no CAP_SYS_RAWIO and no
+        // CAP_SYS_MODULE (of no use in a user namespace), so that systemd skips what the
+        // kernel refuses there: the debugfs and tracefs mounts and loading modules (their
+        // units' ConditionCapability=), and the image boots to "running". --cap-add gives
+        // them back.
         identity.drop.push(Some(caps::Capability::CAP_SYS_RAWIO));
+        identity.drop.push(Some(caps::Capability::CAP_SYS_MODULE));
     }
     runs_as(&mut identity, &mapping, &caller)?;
     if let Some(fd) = cli.info_fd {
