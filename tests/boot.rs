@@ -123,16 +123,7 @@ fn boot_gives_init_the_container_interface_and_stops_it_with_sigrtmin_3() {
          init: run is a tmpfs\ninit: sys is sysfs\ninit: 0::/\ninit: up\ninit: halting\n",
         "{out:#?}"
     );
-    assert!(
-        w.wait_no_leftovers().is_empty(),
-        "{:?}",
-        w.leftover_processes()
-    );
-    assert!(
-        w.cgroups_below().is_empty(),
-        "left behind: {:?}",
-        w.cgroups_below()
-    );
+    w.assert_nothing_left();
 }
 
 fn a_booted_session_is_joined_and_stopped_with_sigrtmin_3() {
@@ -161,16 +152,7 @@ fn a_booted_session_is_joined_and_stopped_with_sigrtmin_3() {
             && stopped.trim_end_matches(" s").ends_with(['0', '1', '2']),
         "{out:#?}"
     );
-    assert!(
-        w.wait_no_leftovers().is_empty(),
-        "{:?}",
-        w.leftover_processes()
-    );
-    assert!(
-        w.cgroups_below().is_empty(),
-        "left behind: {:?}",
-        w.cgroups_below()
-    );
+    w.assert_nothing_left();
 }
 
 fn systemd_boots_a_debian_image_and_stops_cleanly() {
@@ -211,16 +193,7 @@ fn systemd_boots_a_debian_image_and_stops_cleanly() {
         seconds < 20,
         "a clean shutdown, not SIGKILL after 30 s: {out:#?}"
     );
-    assert!(
-        w.wait_no_leftovers().is_empty(),
-        "{:?}",
-        w.leftover_processes()
-    );
-    assert!(
-        w.cgroups_below().is_empty(),
-        "left behind: {:?}",
-        w.cgroups_below()
-    );
+    w.assert_nothing_left();
 }
 
 fn boot_without_init_in_the_rootfs_is_an_error() {

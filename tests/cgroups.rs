@@ -214,16 +214,7 @@ fn a_session_lists_its_cgroup_and_stop_removes_it() {
         "{out:#?}"
     );
     assert_eq!(lines[1..], ["1", "stopped 0"], "{out:#?}");
-    assert!(
-        w.wait_no_leftovers().is_empty(),
-        "{:?}",
-        w.leftover_processes()
-    );
-    assert!(
-        w.cgroups_below().is_empty(),
-        "left behind: {:?}",
-        w.cgroups_below()
-    );
+    w.assert_nothing_left();
 }
 
 fn check_says_where_the_cgroup_comes_from() {

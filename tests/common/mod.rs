@@ -743,6 +743,21 @@ cd {d}/home
         dir
     }
 
+    /// Assert that a run left nothing of the test user's behind: no process (waited for up
+    /// to [`DEADLINE`]) and no cgroup below its own.
+    pub fn assert_nothing_left(&self) {
+        assert!(
+            self.wait_no_leftovers().is_empty(),
+            "left running: {:?}",
+            self.leftover_processes()
+        );
+        assert!(
+            self.cgroups_below().is_empty(),
+            "left behind: {:?}",
+            self.cgroups_below()
+        );
+    }
+
     /// The cgroups below the test user's own (what a run left behind).
     pub fn cgroups_below(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
