@@ -1,30 +1,31 @@
 //! The command lines read without clap, because they are the most common and must start fast:
-//! `become-root [--] COMMAND...` and `become-root --join=NAME [--] [COMMAND...]`. Each is
-//! checked against clap's reading of the same lines.
+//! `become-root [--map=MODE] [--] COMMAND...` and `become-root --join=NAME [--] [COMMAND...]`.
+//! Each is checked against clap's reading of the same lines.
 
 use std::ffi::OsString;
 
 use crate::options::{MapMode, OverlayDriver, PortDriver, Propagation, SubidSource};
 
-/// The plain form `become-root [--] [COMMAND [ARG]...]`, with no option at all: a new run with
-/// every default, parsed without clap. That is the most common command line (`become-root
-/// make install`), and building clap's command and matching costs a third of become-root's
-/// own start-up instructions (callgrind). Any other shape returns `None` and goes through
-/// clap; `plain_run_agrees_with_clap` checks that both read every such line the same way.
+/// The plain form `become-root [--map=MODE] [--] [COMMAND [ARG]...]`, with no other option: a
+/// new run with every other default, parsed without clap. That is the most common command line
+/// (`become-root make install`, `become-root --map=keep-id podman ...`), and building clap's
+/// command and matching costs more than half of become-root's own start-up instructions
+/// (callgrind, scripts/profile-startup). Any other shape returns `None` and goes through clap;
+/// `plain_run_agrees_with_clap` checks that both read every such line the same way.
 pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
-    let rest = args.get(1..).unwrap_or_default();
-    let command = match rest.first() {
-        None => Vec::new(),
-        Some(first) if first == "--" => rest[1..].to_vec(),
-        Some(first)
-            if std::os::unix::ffi::OsStrExt::as_bytes(first.as_os_str()).starts_with(b"-") =>
-        {
-            return None;
-        }
-        Some(_) => rest.to_vec(),
-    };
+    let mut rest = args.get(1..).unwrap_or_default();
+    let mut map = MapMode::Auto;
+    if let Some(mode) = rest
+        .first()
+        .and_then(|a| a.to_str()?.strip_prefix("--map="))
+    {
+        // clap's own reading of a value (exact names, no abbreviation), without its command.
+        map = <MapMode as clap::ValueEnum>::from_str(mode, false).ok()?;
+        rest = &rest[1..];
+    }
+    let command = command_words(rest)?;
     Some(crate::launch::Request {
-        map: MapMode::Auto,
+        map,
         map_users: Vec::new(),
         map_groups: Vec::new(),
         subid_source: SubidSource::Auto,
@@ -64,23 +65,27 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
 /// a tenth of a join (about 0.1 ms here), and joining is meant to be cheap. Any other shape
 /// returns `None` and goes through clap; `plain_join_agrees_with_clap` checks that both read
 /// every accepted command line the same way.
-pub fn plain_join(args: &[std::ffi::OsString]) -> Option<(String, Vec<std::ffi::OsString>)> {
+pub fn plain_join(args: &[OsString]) -> Option<(String, Vec<OsString>)> {
     let spec = args.get(1)?.to_str()?.strip_prefix("--join=")?;
     if spec.is_empty() {
         return None;
     }
-    let rest = &args[2..];
-    let words = match rest.first() {
-        None => Vec::new(),
-        Some(first) if first == "--" => rest[1..].to_vec(),
+    Some((spec.to_string(), command_words(&args[2..])?))
+}
+
+/// The words after the options: `[--] [COMMAND [ARG]...]`, or `None` when the first is another
+/// option (a word starting with `-`), which is clap's to read.
+fn command_words(rest: &[OsString]) -> Option<Vec<OsString>> {
+    match rest.first() {
+        None => Some(Vec::new()),
+        Some(first) if first == "--" => Some(rest[1..].to_vec()),
         Some(first)
             if std::os::unix::ffi::OsStrExt::as_bytes(first.as_os_str()).starts_with(b"-") =>
         {
-            return None;
+            None
         }
-        Some(_) => rest.to_vec(),
-    };
-    Some((spec.to_string(), words))
+        Some(_) => Some(rest.to_vec()),
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +106,17 @@ mod tests {
             (&["--pid", "true"], false),
             (&["-", "x"], false),
             (&["--help"], false),
+            (&["--map=keep-id", "true"], true),
+            (&["--map=subids", "--", "-x"], true),
+            (&["--map=single"], true),
+            (&["--map=full", "make", "--map=single"], true),
+            (&["--map=auto", "id"], true),
+            (&["--map=keep-id", "--pid", "true"], false),
+            (&["--map", "keep-id", "true"], false),
+            (&["--map=keep", "true"], false),
+            (&["--map=KEEP-ID", "true"], false),
+            (&["--map=", "true"], false),
+            (&["--map=single", "--map=full", "true"], false),
         ];
         for (words, plain) in table {
             let args: Vec<OsString> = std::iter::once("become-root")
