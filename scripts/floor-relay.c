@@ -1,17 +1,22 @@
-/* floor-relay: the least a TCP port forwarder must do per byte, as a yardstick for
- * scripts/bench-net part (a) (issue 11, item 6).
+/* floor-relay: the least a TCP port forwarder must do, per byte and per connection, as the
+ * yardstick of scripts/bench-net parts (a) and (d) (issue 11, item 6).
  *
- * usage: floor-relay LISTEN_PORT TARGET_PORT COMMAND [ARG]...
+ * usage: floor-relay [-e] LISTEN_PORT TARGET_PORT COMMAND [ARG]...
  *
  * Listens on 127.0.0.1:LISTEN_PORT, runs COMMAND (the server, which listens on
- * 127.0.0.1:TARGET_PORT), and relays each connection to TARGET_PORT: two threads per
- * connection, each moving one direction with blocking splice(2) through a 1 MiB pipe, the
- * fewest system calls a splice relay can make (one into the pipe, one out, no poll), and
- * TCP_NODELAY on both sockets. There is no
- * namespace to cross, no provider, no event loop and no error message beyond perror: what it
- * spends per Gbit is the kernel's cost of moving the bytes through one more loopback TCP hop,
- * which every forwarder that writes to a TCP socket pays. Exits with COMMAND's status. Not for
- * use as a tool.
+ * 127.0.0.1:TARGET_PORT), and relays each connection to TARGET_PORT, with TCP_NODELAY on both
+ * sockets, as every forwarder:
+ *   - by default, two threads per connection, each moving one direction with blocking
+ *     splice(2) through a 1 MiB pipe: the fewest system calls a splice relay makes per byte
+ *     (one into the pipe, one out, no poll), the floor of part (a);
+ *   - with -e, one thread and a level-triggered epoll(7) loop: a connection costs an accept,
+ *     a connect and two epoll registrations, and no thread; every read is passed on at once
+ *     through one shared pipe (the writes block: fine for part (d)'s short requests), the
+ *     floor of part (d).
+ * There is no namespace to cross, no provider and no error message beyond perror: what is
+ * left is the kernel's cost of one more loopback TCP hop, and of the hand-offs between the
+ * client, the relay and the server, which every forwarder pays. Exits with COMMAND's status.
+ * Not for use as a tool.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -22,7 +27,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,6 +107,99 @@ static void *reap(void *arg)
 	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
+/* -e: one side of a connection, as epoll's data; the other side is `peer`. */
+struct side {
+	int fd;
+	struct side *peer;
+	int done; /* its end came, and was passed on */
+};
+
+static void close_both(int epoll_fd, struct side *side)
+{
+	struct side *peer = side->peer;
+	epoll_ctl(epoll_fd, EPOLL_CTL_DEL, side->fd, NULL);
+	epoll_ctl(epoll_fd, EPOLL_CTL_DEL, peer->fd, NULL);
+	close(side->fd);
+	close(peer->fd);
+	free(side < peer ? side : peer); /* both sides are one allocation */
+}
+
+static int shared_pipe(int pipe_fd[2])
+{
+	if (pipe2(pipe_fd, O_CLOEXEC) < 0)
+		return -1;
+	fcntl(pipe_fd[1], F_SETPIPE_SZ, PIPE_SIZE);
+	return 0;
+}
+
+static void serve_epoll(int listener, const struct sockaddr_in *target)
+{
+	int one = 1, pipe_fd[2], epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (epoll_fd < 0 || shared_pipe(pipe_fd) < 0) {
+		perror("floor-relay: epoll_create1, pipe2");
+		exit(1);
+	}
+	struct epoll_event event = {.events = EPOLLIN, .data.ptr = NULL}, events[64];
+	epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listener, &event);
+	for (;;) {
+		int n = epoll_wait(epoll_fd, events, 64, -1);
+		for (int i = 0; i < n; i++) {
+			struct side *side = events[i].data.ptr;
+			if (side == NULL) {
+				int client = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+				if (client < 0)
+					continue;
+				int inside = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+				if (connect(inside, (const struct sockaddr *)target, sizeof *target) < 0) {
+					close(client);
+					close(inside);
+					continue;
+				}
+				setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+				setsockopt(inside, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+				struct side *pair = calloc(2, sizeof *pair);
+				pair[0] = (struct side){.fd = client, .peer = &pair[1]};
+				pair[1] = (struct side){.fd = inside, .peer = &pair[0]};
+				for (int k = 0; k < 2; k++) {
+					struct epoll_event add = {.events = EPOLLIN, .data.ptr = &pair[k]};
+					epoll_ctl(epoll_fd, EPOLL_CTL_ADD, pair[k].fd, &add);
+				}
+				continue;
+			}
+			ssize_t got = splice(side->fd, NULL, pipe_fd[1], NULL, PIPE_SIZE,
+					     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (got < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (got == 0 && !side->peer->done) { /* this side's end: passed on */
+				shutdown(side->peer->fd, SHUT_WR);
+				side->done = 1;
+				epoll_ctl(epoll_fd, EPOLL_CTL_DEL, side->fd, NULL);
+				continue;
+			}
+			if (got > 0) {
+				while (got > 0) {
+					ssize_t put = splice(pipe_fd[0], NULL, side->peer->fd, NULL, got,
+							     SPLICE_F_MOVE);
+					if (put <= 0)
+						break;
+					got -= put;
+				}
+				if (got == 0)
+					continue; /* all passed on */
+				/* Bytes left in the pipe go with the connection. */
+				close(pipe_fd[0]);
+				close(pipe_fd[1]);
+				if (shared_pipe(pipe_fd) < 0)
+					exit(1);
+			}
+			/* Both ends came, or an error: the connection is over. The peer may be in
+			 * this batch of events too: wait for the next. */
+			close_both(epoll_fd, side);
+			break;
+		}
+	}
+}
+
 static void pass_on(int sig)
 {
 	kill(server, sig);
@@ -106,8 +207,11 @@ static void pass_on(int sig)
 
 int main(int argc, char **argv)
 {
+	int use_epoll = argc > 1 && strcmp(argv[1], "-e") == 0;
+	argv += use_epoll;
+	argc -= use_epoll;
 	if (argc < 4) {
-		fprintf(stderr, "usage: floor-relay LISTEN_PORT TARGET_PORT COMMAND [ARG]...\n");
+		fprintf(stderr, "usage: floor-relay [-e] LISTEN_PORT TARGET_PORT COMMAND [ARG]...\n");
 		return 2;
 	}
 	struct sockaddr_in listen_at = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1])),
@@ -132,6 +236,8 @@ int main(int argc, char **argv)
 	signal(SIGINT, pass_on);
 	pthread_t reaper;
 	pthread_create(&reaper, NULL, reap, NULL);
+	if (use_epoll)
+		serve_epoll(listener, &target);
 	for (;;) {
 		int client = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
 		if (client < 0)

@@ -11,11 +11,12 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, sendmsg, setsockopt, sockopt};
 
-use super::provider::{Reply, Request, errno_of, millis_until};
+use super::provider::{Reply, Request, Wanted, errno_of, millis_until};
 use super::pump::{Conn, Dir, DirState, Pipes, Pumped, Way, pump};
 use super::slab::{Key, Slab, Token};
 use super::{
-    BATCH, Bound, FD_PAUSE, FDS_KEPT, FDS_PER_CONN, HostSocket, MAX_WAITING, UDP_IDLE, UDP_QUEUE,
+    BATCH, Bound, FD_PAUSE, FDS_KEPT, FDS_PER_CONN, HostSocket, INSIDE, MAX_WAITING, SPARES,
+    UDP_IDLE, UDP_QUEUE,
 };
 use crate::net::ports::Proto;
 
@@ -35,6 +36,8 @@ struct Flow {
 enum Waiting {
     Tcp(TcpStream),
     Udp(Key),
+    /// A socket for the pool.
+    Spare,
 }
 
 /// Work left for after the current events: budgets spent, or accepting to resume.
@@ -59,6 +62,11 @@ pub(super) struct Forwarder<'p> {
     flow_of: HashMap<(usize, SocketAddr), Key>,
     waiting: HashMap<u32, Waiting>,
     next_id: u32,
+    /// TCP sockets made inside and not yet connected, so that a new connection is an accept
+    /// and a connect here, with no round trip through the provider; and how many more are
+    /// asked for.
+    spares: Vec<OwnedFd>,
+    spares_asked: usize,
     /// Requests not yet taken by the channel (it was full).
     outbox: VecDeque<[u8; 8]>,
     pipes: Pipes,
@@ -124,6 +132,8 @@ impl<'p> Forwarder<'p> {
             flow_of: HashMap::new(),
             waiting: HashMap::new(),
             next_id: 0,
+            spares: Vec::new(),
+            spares_asked: 0,
             outbox: VecDeque::new(),
             pipes: Pipes { idle: Vec::new() },
             again: Vec::new(),
@@ -140,6 +150,7 @@ impl<'p> Forwarder<'p> {
 
     pub(super) fn run(&mut self) {
         let mut events = vec![EpollEvent::empty(); 256];
+        self.refill();
         loop {
             let timeout = match self.again.is_empty() {
                 false => EpollTimeout::ZERO,
@@ -302,7 +313,14 @@ impl<'p> Forwarder<'p> {
             if !self.provider || client.set_nonblocking(true).is_err() {
                 continue; // the client sees the connection close
             }
-            self.ask(Proto::Tcp, port, Waiting::Tcp(client)); // TCP_NODELAY from the listener
+            // TCP_NODELAY comes from the listener.
+            match self.spares.pop().and_then(|spare| connect_now(spare, port)) {
+                Some(inside) => self.connected(client, inside),
+                // None spare, or it did not connect at once: the provider tries every address
+                // inside and waits for a slow one.
+                None => self.ask(Wanted::Connection(Proto::Tcp), port, Waiting::Tcp(client)),
+            }
+            self.refill();
         }
         self.again.push(Again::Accept(i));
     }
@@ -325,15 +343,33 @@ impl<'p> Forwarder<'p> {
     /// The descriptors the connections, flows and pipes could hold, at most.
     fn fds_held(&self) -> usize {
         let conns = (self.conns.len() + self.waiting.len()) * FDS_PER_CONN;
-        conns + self.flows.len() + 2 * self.pipes.idle.len()
+        conns + self.flows.len() + 2 * self.pipes.idle.len() + self.spares.len()
     }
 
-    fn ask(&mut self, proto: Proto, port: u16, waiting: Waiting) {
+    /// Once half the pool is used, ask for spare sockets until SPARES are in it or on their
+    /// way (none for UDP only): the provider wakes once for every SPARES / 2 connections, not
+    /// for each.
+    fn refill(&mut self) {
+        if self.spares.len() + self.spares_asked > SPARES / 2 {
+            return;
+        }
+        while !self.listeners.is_empty()
+            && self.provider
+            && self.spares.len() + self.spares_asked < SPARES
+            && self.waiting.len() < MAX_WAITING
+            && self.fds_held() + FDS_PER_CONN < self.fd_budget
+        {
+            self.spares_asked += 1;
+            self.ask(Wanted::Spare, 0, Waiting::Spare);
+        }
+    }
+
+    fn ask(&mut self, wanted: Wanted, port: u16, waiting: Waiting) {
         // Ids are unique among those in flight: at most MAX_WAITING of 2^32.
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.waiting.insert(id, waiting);
-        self.outbox.push_back(Request { id, proto, port }.encode());
+        self.outbox.push_back(Request { id, wanted, port }.encode());
         self.flush();
     }
 
@@ -395,6 +431,10 @@ impl<'p> Forwarder<'p> {
                     }
                 }
                 Waiting::Udp(key) => self.flow_ready(key, socket.map(UdpSocket::from)),
+                Waiting::Spare => {
+                    self.spares_asked -= 1;
+                    self.spares.extend(socket);
+                }
             }
         }
         if self.starved && self.waiting.len() < MAX_WAITING {
@@ -429,6 +469,8 @@ impl<'p> Forwarder<'p> {
     fn provider_gone(&mut self) {
         self.provider = false;
         self.outbox.clear();
+        self.spares.clear(); // their namespace is going
+        self.spares_asked = 0;
         for (_, waiting) in self.waiting.drain() {
             if let Waiting::Udp(key) = waiting
                 && let Some(flow) = self.flows.remove(key)
@@ -477,7 +519,7 @@ impl<'p> Forwarder<'p> {
                     .map_or(now + UDP_IDLE, |at| at.min(now + UDP_IDLE)),
             );
             let port = self.udp[i].1;
-            self.ask(Proto::Udp, port, Waiting::Udp(key));
+            self.ask(Wanted::Connection(Proto::Udp), port, Waiting::Udp(key));
         }
         self.again.push(Again::UdpHost(i));
     }
@@ -549,6 +591,37 @@ impl<'p> Forwarder<'p> {
         }
         self.sweep = next;
     }
+}
+
+/// Connect a spare socket to `port` on the namespace's 127.0.0.1: the connection, if it is
+/// made by the time connect(2) returns. On loopback it is, unless the server's accept queue is
+/// full: the handshake runs in the softirq of connect's own transmit, and the SYN-ACK waits in
+/// the socket's backlog until connect releases the socket. Otherwise `None`: the socket
+/// closes (a connection still in SYN-SENT sends nothing) and the caller asks the provider,
+/// which tries ::1 too and waits for a slow server.
+pub(super) fn connect_now(spare: OwnedFd, port: u16) -> Option<TcpStream> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket::{SockaddrIn, connect};
+    let std::net::IpAddr::V4(ip) = INSIDE[0] else {
+        return None;
+    };
+    let addr = SockaddrIn::from(std::net::SocketAddrV4::new(ip, port));
+    match connect(spare.as_raw_fd(), &addr) {
+        Ok(()) => {}
+        Err(Errno::EINPROGRESS) => {
+            let mut fds = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&spare),
+                PollFlags::POLLOUT,
+            )];
+            let done = poll(&mut fds, PollTimeout::ZERO).is_ok()
+                && fds[0].revents() == Some(PollFlags::POLLOUT); // no POLLERR, no POLLHUP
+            if !done {
+                return None;
+            }
+        }
+        Err(_) => return None,
+    }
+    Some(TcpStream::from(spare))
 }
 
 /// The descriptors connections may hold: the soft limit of open files, less those open now

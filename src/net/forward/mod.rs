@@ -18,8 +18,11 @@
 //!   bytes are in it: an idle connection holds none. (Pipe pages count against the user's
 //!   pipe-user-pages-soft, 16384 pages by default: sixty-four 1 MiB pipes, shared with
 //!   everything the user runs. Past it the kernel gives new pipes 2 pages.)
-//! - A connection costs no thread and no pipe of its own, so a connection's set-up is an
-//!   accept, a message each way and two epoll registrations.
+//! - A connection costs no thread and no pipe of its own, and no message to the provider
+//!   either: become-root keeps a few spare TCP sockets made inside and connects one itself,
+//!   so a connection's set-up is an accept, a connect and two epoll registrations (the
+//!   provider refills the pool meanwhile, and still makes the connections the pool cannot:
+//!   a burst beyond it, a server on ::1 only, a slow server).
 //! - UDP keeps one connected socket inside per client address, closed after a minute without
 //!   a datagram either way.
 
@@ -50,6 +53,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PIPE_SIZE: usize = 1 << 20;
 /// Empty pipes kept for reuse. Each counts its full size against pipe-user-pages-soft.
 const IDLE_PIPES: usize = 4;
+/// Spare TCP sockets inside kept ready for new connections (a burst beyond them goes through
+/// the provider, as before the pool).
+const SPARES: usize = 16;
 /// Provider requests in flight at most; past it, accepting waits (connections queue in the
 /// listener's backlog, as they would before a busy server).
 const MAX_WAITING: usize = 256;

@@ -18,43 +18,56 @@ use super::{CONNECT_TIMEOUT, INSIDE};
 use crate::net::ports::Proto;
 
 /// A request to the provider, one SEQPACKET message of 8 bytes: the id (u32, little-endian),
-/// the protocol (0 TCP, 1 UDP), a zero, the port inside (u16, big-endian).
+/// what is wanted (0 a TCP connection, 1 a UDP socket, 2 a spare TCP socket), a zero, the
+/// port inside (u16, big-endian; 0 for a spare).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Request {
     pub(super) id: u32,
-    pub(super) proto: Proto,
+    pub(super) wanted: Wanted,
     pub(super) port: u16,
+}
+
+/// What a request asks the provider for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wanted {
+    /// A TCP socket connected to the port (127.0.0.1, else ::1).
+    Connection(Proto),
+    /// An IPv4 TCP socket made inside and not connected, which become-root connects itself
+    /// when a client comes. A socket stays in the network namespace it was made in (sk_alloc
+    /// takes the creator's, and connect(2) routes and looks up the address in sock_net()),
+    /// so become-root's connect to 127.0.0.1 reaches the namespace's loopback, as the
+    /// provider's would, and the connection needs no round trip through the provider (the
+    /// pool in forwarder.rs).
+    Spare,
 }
 
 impl Request {
     pub(super) fn encode(self) -> [u8; 8] {
         let [i0, i1, i2, i3] = self.id.to_le_bytes();
         let [p0, p1] = self.port.to_be_bytes();
-        [
-            i0,
-            i1,
-            i2,
-            i3,
-            u8::from(self.proto == Proto::Udp),
-            0,
-            p0,
-            p1,
-        ]
+        let wanted = match self.wanted {
+            Wanted::Connection(Proto::Tcp) => 0,
+            Wanted::Connection(Proto::Udp) => 1,
+            Wanted::Spare => 2,
+        };
+        [i0, i1, i2, i3, wanted, 0, p0, p1]
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Option<Request> {
-        let &[i0, i1, i2, i3, proto, 0, p0, p1] = bytes else {
+        let &[i0, i1, i2, i3, wanted, 0, p0, p1] = bytes else {
             return None;
         };
-        let proto = match proto {
-            0 => Proto::Tcp,
-            1 => Proto::Udp,
+        let port = u16::from_be_bytes([p0, p1]);
+        let wanted = match (wanted, port) {
+            (0, _) => Wanted::Connection(Proto::Tcp),
+            (1, _) => Wanted::Connection(Proto::Udp),
+            (2, 0) => Wanted::Spare,
             _ => return None,
         };
         Some(Request {
             id: u32::from_le_bytes([i0, i1, i2, i3]),
-            proto,
-            port: u16::from_be_bytes([p0, p1]),
+            wanted,
+            port,
         })
     }
 }
@@ -185,12 +198,22 @@ impl Inside {
             };
             // (0 bytes: become-root's end closed)
             let request = Request::decode(&bytes[..n]).ok_or(())?;
-            match request.proto {
-                Proto::Tcp => self.connect_tcp(request.id, request.port, 0, Errno::ECONNREFUSED),
-                Proto::Udp => self.outbox.push_back(match connect_udp(request.port) {
-                    Ok(socket) => (reply(request.id, 0), Some(socket)),
-                    Err(e) => (reply(request.id, errno_of(&e)), None),
-                }),
+            let answer = |result: nix::Result<OwnedFd>| match result {
+                Ok(socket) => (reply(request.id, 0), Some(socket)),
+                Err(e) => (reply(request.id, e as i32), None),
+            };
+            match request.wanted {
+                Wanted::Connection(Proto::Tcp) => {
+                    self.connect_tcp(request.id, request.port, 0, Errno::ECONNREFUSED)
+                }
+                Wanted::Connection(Proto::Udp) => {
+                    let socket =
+                        connect_udp(request.port).map_err(|e| Errno::from_raw(errno_of(&e)));
+                    self.outbox.push_back(answer(socket));
+                }
+                Wanted::Spare => self
+                    .outbox
+                    .push_back(answer(tcp_socket(AddressFamily::Inet))),
             }
         }
     }
@@ -247,16 +270,22 @@ fn connect_tcp_start(addr: SocketAddr) -> nix::Result<(OwnedFd, bool)> {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    // Non-blocking (become-root's loop needs it so) and without Nagle (the old forwarder set
-    // TCP_NODELAY on both sides: a forwarder must not hold back small writes).
-    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-    let socket = nix::sys::socket::socket(family, SockType::Stream, flags, None)?;
-    let _ = setsockopt(&socket, sockopt::TcpNoDelay, &true);
+    let socket = tcp_socket(family)?;
     match nix::sys::socket::connect(socket.as_raw_fd(), &SockaddrStorage::from(addr)) {
         Ok(()) => Ok((socket, true)),
         Err(Errno::EINPROGRESS) => Ok((socket, false)),
         Err(e) => Err(e),
     }
+}
+
+/// A TCP socket of this namespace, non-blocking (become-root's loop needs it so) and without
+/// Nagle (the old forwarder set TCP_NODELAY on both sides: a forwarder must not hold back
+/// small writes).
+fn tcp_socket(family: AddressFamily) -> nix::Result<OwnedFd> {
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let socket = nix::sys::socket::socket(family, SockType::Stream, flags, None)?;
+    let _ = setsockopt(&socket, sockopt::TcpNoDelay, &true);
+    Ok(socket)
 }
 
 fn reply(id: u32, errno: i32) -> Reply {

@@ -1,11 +1,13 @@
 //! Table tests of the forwarder's encodings, its slab and its deadlines.
 
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{setsockopt, sockopt};
 
-use super::provider::{Reply, Request, millis_until};
+use super::forwarder::connect_now;
+use super::provider::{Reply, Request, Wanted, millis_until};
 use super::slab::{Key, Slab, Token};
 use crate::net::ports::Proto;
 
@@ -15,7 +17,7 @@ fn requests_round_trip_and_nonsense_is_refused() {
         (
             Request {
                 id: 0,
-                proto: Proto::Tcp,
+                wanted: Wanted::Connection(Proto::Tcp),
                 port: 80,
             },
             [0, 0, 0, 0, 0, 0, 0, 80],
@@ -23,7 +25,7 @@ fn requests_round_trip_and_nonsense_is_refused() {
         (
             Request {
                 id: 0x0403_0201,
-                proto: Proto::Udp,
+                wanted: Wanted::Connection(Proto::Udp),
                 port: 0x1451,
             },
             [1, 2, 3, 4, 1, 0, 0x14, 0x51],
@@ -31,10 +33,18 @@ fn requests_round_trip_and_nonsense_is_refused() {
         (
             Request {
                 id: u32::MAX,
-                proto: Proto::Tcp,
+                wanted: Wanted::Connection(Proto::Tcp),
                 port: u16::MAX,
             },
             [255, 255, 255, 255, 0, 0, 255, 255],
+        ),
+        (
+            Request {
+                id: 9,
+                wanted: Wanted::Spare,
+                port: 0,
+            },
+            [9, 0, 0, 0, 2, 0, 0, 0],
         ),
     ];
     for (request, bytes) in rows {
@@ -44,7 +54,8 @@ fn requests_round_trip_and_nonsense_is_refused() {
     let nonsense: &[&[u8]] = &[
         &[],                           // the channel closed
         &[0, 0, 80],                   // the old 3-byte request
-        &[0, 0, 0, 0, 2, 0, 0, 80],    // no such protocol
+        &[0, 0, 0, 0, 3, 0, 0, 80],    // no such request
+        &[0, 0, 0, 0, 2, 0, 0, 80],    // a spare names no port
         &[0, 0, 0, 0, 0, 1, 0, 80],    // the padding is not zero
         &[0, 0, 0, 0, 0, 0, 0, 80, 0], // too long
     ];
@@ -144,4 +155,30 @@ fn deadlines_round_up_to_the_millisecond() {
     }
     let timeout: i32 = millis_until(now, now + Duration::from_secs(1)).into();
     assert_eq!(timeout, 0, "a deadline passed");
+}
+
+#[test]
+fn a_spare_connects_at_once_or_leaves_the_connection_to_the_provider() {
+    use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen};
+    let spare = || {
+        let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+        nix::sys::socket::socket(AddressFamily::Inet, SockType::Stream, flags, None).unwrap()
+    };
+    // A server that accepts nothing, with room for one connection in its accept queue
+    // (backlog 0: Linux queues one). The first is made by the time connect returns; the next
+    // SYN is dropped (the queue is full), so that one is left to the provider, which waits.
+    let server = spare();
+    bind(server.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    listen(&server, Backlog::new(0).unwrap()).unwrap();
+    let addr: SockaddrIn = nix::sys::socket::getsockname(server.as_raw_fd()).unwrap();
+    let port = addr.port();
+    let first = connect_now(spare(), port).expect("connected at once on loopback");
+    assert_eq!(first.peer_addr().unwrap().port(), port);
+    assert!(
+        connect_now(spare(), port).is_none(),
+        "the accept queue is full"
+    );
+    drop((first, server));
+    // Nothing listens: refused, and left to the provider (which tries ::1 too).
+    assert!(connect_now(spare(), port).is_none(), "refused");
 }
