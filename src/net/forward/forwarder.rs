@@ -14,9 +14,9 @@ use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, sendmsg, setsocko
 use super::provider::{Reply, Request, Wanted, errno_of, millis_until};
 use super::pump::{Conn, Dir, DirState, Pipes, Pumped, Way, pump};
 use super::slab::{Key, Slab, Token};
+use super::spares::{Spares, connect_now};
 use super::{
-    BATCH, Bound, FD_PAUSE, FDS_KEPT, FDS_PER_CONN, HostSocket, INSIDE, MAX_WAITING, SPARES,
-    UDP_IDLE, UDP_QUEUE,
+    BATCH, Bound, FD_PAUSE, FDS_PER_CONN, HostSocket, MAX_WAITING, UDP_IDLE, UDP_QUEUE, fd_budget,
 };
 use crate::net::ports::Proto;
 
@@ -62,11 +62,8 @@ pub(super) struct Forwarder<'p> {
     flow_of: HashMap<(usize, SocketAddr), Key>,
     waiting: HashMap<u32, Waiting>,
     next_id: u32,
-    /// TCP sockets made inside and not yet connected, so that a new connection is an accept
-    /// and a connect here, with no round trip through the provider; and how many more are
-    /// asked for.
-    spares: Vec<OwnedFd>,
-    spares_asked: usize,
+    /// TCP sockets made inside, for new connections.
+    spares: Spares,
     /// Requests not yet taken by the channel (it was full).
     outbox: VecDeque<[u8; 8]>,
     pipes: Pipes,
@@ -132,8 +129,7 @@ impl<'p> Forwarder<'p> {
             flow_of: HashMap::new(),
             waiting: HashMap::new(),
             next_id: 0,
-            spares: Vec::new(),
-            spares_asked: 0,
+            spares: Spares::default(),
             outbox: VecDeque::new(),
             pipes: Pipes { idle: Vec::new() },
             again: Vec::new(),
@@ -314,7 +310,11 @@ impl<'p> Forwarder<'p> {
                 continue; // the client sees the connection close
             }
             // TCP_NODELAY comes from the listener.
-            match self.spares.pop().and_then(|spare| connect_now(spare, port)) {
+            match self
+                .spares
+                .take()
+                .and_then(|spare| connect_now(spare, port))
+            {
                 Some(inside) => self.connected(client, inside),
                 // None spare, or it did not connect at once: the provider tries every address
                 // inside and waits for a slow one.
@@ -346,20 +346,20 @@ impl<'p> Forwarder<'p> {
         conns + self.flows.len() + 2 * self.pipes.idle.len() + self.spares.len()
     }
 
-    /// Once half the pool is used, ask for spare sockets until SPARES are in it or on their
-    /// way (none for UDP only): the provider wakes once for every SPARES / 2 connections, not
-    /// for each.
+    /// Ask for the spare sockets the pool wants (none for UDP only), as far as requests and
+    /// descriptors allow.
     fn refill(&mut self) {
-        if self.spares.len() + self.spares_asked > SPARES / 2 {
+        if self.listeners.is_empty() {
             return;
         }
-        while !self.listeners.is_empty()
-            && self.provider
-            && self.spares.len() + self.spares_asked < SPARES
-            && self.waiting.len() < MAX_WAITING
-            && self.fds_held() + FDS_PER_CONN < self.fd_budget
-        {
-            self.spares_asked += 1;
+        for _ in 0..self.spares.wanted() {
+            if !self.provider
+                || self.waiting.len() >= MAX_WAITING
+                || self.fds_held() + FDS_PER_CONN >= self.fd_budget
+            {
+                return;
+            }
+            self.spares.asked();
             self.ask(Wanted::Spare, 0, Waiting::Spare);
         }
     }
@@ -431,10 +431,7 @@ impl<'p> Forwarder<'p> {
                     }
                 }
                 Waiting::Udp(key) => self.flow_ready(key, socket.map(UdpSocket::from)),
-                Waiting::Spare => {
-                    self.spares_asked -= 1;
-                    self.spares.extend(socket);
-                }
+                Waiting::Spare => self.spares.arrived(socket),
             }
         }
         if self.starved && self.waiting.len() < MAX_WAITING {
@@ -469,8 +466,7 @@ impl<'p> Forwarder<'p> {
     fn provider_gone(&mut self) {
         self.provider = false;
         self.outbox.clear();
-        self.spares.clear(); // their namespace is going
-        self.spares_asked = 0;
+        self.spares = Spares::default(); // their namespace is going
         for (_, waiting) in self.waiting.drain() {
             if let Waiting::Udp(key) = waiting
                 && let Some(flow) = self.flows.remove(key)
@@ -591,49 +587,6 @@ impl<'p> Forwarder<'p> {
         }
         self.sweep = next;
     }
-}
-
-/// Connect a spare socket to `port` on the namespace's 127.0.0.1: the connection, if it is
-/// made by the time connect(2) returns. On loopback it is, unless the server's accept queue is
-/// full: the handshake runs in the softirq of connect's own transmit, and the SYN-ACK waits in
-/// the socket's backlog until connect releases the socket. Otherwise `None`: the socket
-/// closes (a connection still in SYN-SENT sends nothing) and the caller asks the provider,
-/// which tries ::1 too and waits for a slow server.
-pub(super) fn connect_now(spare: OwnedFd, port: u16) -> Option<TcpStream> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use nix::sys::socket::{SockaddrIn, connect};
-    let std::net::IpAddr::V4(ip) = INSIDE[0] else {
-        return None;
-    };
-    let addr = SockaddrIn::from(std::net::SocketAddrV4::new(ip, port));
-    match connect(spare.as_raw_fd(), &addr) {
-        Ok(()) => {}
-        Err(Errno::EINPROGRESS) => {
-            let mut fds = [PollFd::new(
-                std::os::fd::AsFd::as_fd(&spare),
-                PollFlags::POLLOUT,
-            )];
-            let done = poll(&mut fds, PollTimeout::ZERO).is_ok()
-                && fds[0].revents() == Some(PollFlags::POLLOUT); // no POLLERR, no POLLHUP
-            if !done {
-                return None;
-            }
-        }
-        Err(_) => return None,
-    }
-    Some(TcpStream::from(spare))
-}
-
-/// The descriptors connections may hold: the soft limit of open files, less those open now
-/// and FDS_KEPT; at least one connection's worth, so that a low limit slows forwarding down
-/// (accept's EMFILE pauses it) and never stops it.
-fn fd_budget() -> usize {
-    use nix::sys::resource::{Resource, getrlimit};
-    let limit = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft.min(1 << 20));
-    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count());
-    (limit as usize)
-        .saturating_sub(open + FDS_KEPT)
-        .max(FDS_PER_CONN)
 }
 
 fn io_errno(e: io::Error) -> Errno {

@@ -30,6 +30,7 @@ mod forwarder;
 mod provider;
 mod pump;
 mod slab;
+mod spares;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
@@ -82,6 +83,18 @@ const INSIDE: [IpAddr; 2] = [
     IpAddr::V4(Ipv4Addr::LOCALHOST),
     IpAddr::V6(Ipv6Addr::LOCALHOST),
 ];
+
+/// The descriptors connections may hold: the soft limit of open files, less those open now
+/// and FDS_KEPT; at least one connection's worth, so that a low limit slows forwarding down
+/// (accept's EMFILE pauses it) and never stops it.
+pub(super) fn fd_budget() -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let limit = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft.min(1 << 20));
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count());
+    (limit as usize)
+        .saturating_sub(open + FDS_KEPT)
+        .max(FDS_PER_CONN)
+}
 
 // ---- host sockets -------------------------------------------------------------------------
 

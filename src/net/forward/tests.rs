@@ -4,11 +4,12 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::socket::{AddressFamily, SockType, setsockopt, sockopt};
 
-use super::forwarder::connect_now;
+use super::SPARES;
 use super::provider::{Reply, Request, Wanted, millis_until};
 use super::slab::{Key, Slab, Token};
+use super::spares::{Spares, connect_now};
 use crate::net::ports::Proto;
 
 #[test]
@@ -159,7 +160,7 @@ fn deadlines_round_up_to_the_millisecond() {
 
 #[test]
 fn a_spare_connects_at_once_or_leaves_the_connection_to_the_provider() {
-    use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen};
+    use nix::sys::socket::{Backlog, SockFlag, SockaddrIn, bind, listen};
     let spare = || {
         let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
         nix::sys::socket::socket(AddressFamily::Inet, SockType::Stream, flags, None).unwrap()
@@ -181,4 +182,31 @@ fn a_spare_connects_at_once_or_leaves_the_connection_to_the_provider() {
     drop((first, server));
     // Nothing listens: refused, and left to the provider (which tries ::1 too).
     assert!(connect_now(spare(), port).is_none(), "refused");
+}
+
+#[test]
+fn the_pool_is_refilled_once_half_of_it_is_used() {
+    let spare = || {
+        let flags = nix::sys::socket::SockFlag::SOCK_CLOEXEC;
+        let (family, kind) = (AddressFamily::Inet, SockType::Stream);
+        nix::sys::socket::socket(family, kind, flags, None).unwrap()
+    };
+    let mut spares = Spares::default();
+    assert_eq!(spares.wanted(), SPARES, "empty: a full pool is asked for");
+    for _ in 0..SPARES {
+        spares.asked();
+    }
+    assert_eq!(spares.wanted(), 0, "all on their way");
+    for _ in 0..SPARES {
+        spares.arrived(Some(spare()));
+    }
+    assert_eq!((spares.len(), spares.wanted()), (SPARES, 0));
+    for used in 1..=SPARES / 2 {
+        assert!(spares.take().is_some());
+        let wanted = if used == SPARES / 2 { SPARES / 2 } else { 0 };
+        assert_eq!(spares.wanted(), wanted, "{used} used");
+    }
+    spares.asked();
+    spares.arrived(None); // the provider could not make one
+    assert_eq!((spares.len(), spares.wanted()), (SPARES / 2, SPARES / 2));
 }
