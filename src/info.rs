@@ -201,7 +201,7 @@ pub fn ended_json(ending: Ending) -> String {
             json_string(sig.as_str()),
             128 + sig as i32
         ),
-        Ending::Ready => "{\"event\":\"ready\"}".into(),
+        Ending::Ready | Ending::Helper(_) => "{\"event\":\"ready\"}".into(),
     }
 }
 

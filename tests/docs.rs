@@ -177,7 +177,11 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  become-root's process id, so signals, terminal job control and the exit \
                  status are COMMAND's own and no process sits in between. The maps are \
                  written by newuidmap and newgidmap, run concurrently from short-lived \
-                 children that are gone before COMMAND starts.",
+                 children that are gone before COMMAND starts. become-root stays outside \
+                 and supervises, as with --pid, when something must live beside COMMAND: a \
+                 network helper, published ports, --info-fd, a session (--name), --cgroup, \
+                 or an overlay served by fuse-overlayfs (which ends with COMMAND, and \
+                 become-root returns once it has).",
             ),
             Para(
                 "With --pid, become-root stays outside and supervises. The namespace's init \

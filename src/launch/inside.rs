@@ -348,6 +348,14 @@ pub(super) fn namespace_child(
         } else if let (true, Some(terminal)) = (plan.as_pid_1, terminal) {
             terminal.lead_inside();
         }
+        // The helpers left running for COMMAND, for become-root to wait for at the end (their
+        // pids are its pids only without a pid namespace; with one, the kernel ends them
+        // before pid 1's end is reported, zap_pid_ns_processes).
+        if !plan.pid_namespace() {
+            for pid in crate::mounts::overlay::started_helpers() {
+                let _ = (&ending).write_all(&process::Ending::Helper(pid).encode());
+            }
+        }
         drop(ending);
         return Err(run_command(plan));
     }

@@ -13,7 +13,7 @@ use crate::identity::Identity;
 use crate::mounts::{self, MountStep};
 use crate::net::ports::Publish;
 use crate::net::{self, NetPlan};
-use crate::options::{NetMode, PortDriver};
+use crate::options::{NetMode, OverlayDriver, PortDriver};
 use crate::process::Command;
 use crate::userns::{self, Mapping};
 
@@ -73,8 +73,8 @@ impl Plan {
         }
     }
 
-    /// Whether become-root must stay outside to supervise: an init for a pid namespace, or a
-    /// network helper to own.
+    /// Whether become-root must stay outside to supervise: an init for a pid namespace, a
+    /// network helper to own, or a fuse-overlayfs to wait for.
     pub fn supervised(&self) -> bool {
         self.pid_namespace()
             || self.connected.is_some()
@@ -82,6 +82,26 @@ impl Plan {
             || self.info_fd.is_some()
             || self.session.is_some()
             || self.cgroup.is_some()
+            || self.fuse_overlay()
+    }
+
+    /// Whether an overlay will be fuse-overlayfs's: asked for, or under `auto` on a kernel
+    /// without overlayfs in user namespaces (before 5.11). fuse-overlayfs ends with COMMAND,
+    /// some milliseconds after it; exec'd in place, become-root would be gone by then, so it
+    /// supervises and waits. (`auto` falling back from a native overlay the kernel refuses
+    /// is found out only inside, in place: there fuse-overlayfs may outlive COMMAND by as
+    /// much.)
+    fn fuse_overlay(&self) -> bool {
+        use crate::kernel::{Facility, older_than};
+        let old_kernel = older_than(Facility::OverlayInUserns);
+        self.mounts.iter().any(|step| match step {
+            MountStep::Overlay { driver, .. } => match driver {
+                OverlayDriver::Fuse => true,
+                OverlayDriver::Auto => old_kernel,
+                OverlayDriver::Native => false,
+            },
+            _ => false,
+        })
     }
 
     /// How the maps were made and who COMMAND runs as, for --verbose: "maps: keep-id;

@@ -30,6 +30,10 @@ use crate::process::{self, Ending, Terminal};
 use crate::session::Session;
 use crate::sys::{self, Forked};
 
+/// How long become-root waits at the end for the helpers the namespace process left running
+/// (fuse-overlayfs) to be gone; they have their parent-death signal by then.
+const HELPERS_END: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What a supervised run owns, step by step.
 struct Run<'p> {
     plan: &'p Plan,
@@ -44,6 +48,8 @@ struct Run<'p> {
     /// Our ends of its pipes: the word to go, and the reports of an init.
     go: Option<std::fs::File>,
     ending: Option<std::fs::File>,
+    /// Helpers the namespace process left running (fuse-overlayfs), to wait for at the end.
+    helpers: Vec<Pid>,
     /// Our end of the channel to the socket provider inside (published ports).
     provider: Option<OwnedFd>,
     helper: Option<net::helper::Running>,
@@ -84,6 +90,7 @@ impl<'p> Run<'p> {
             child: None,
             go: None,
             ending: None,
+            helpers: Vec::new(),
             provider: None,
             helper: None,
             cgroup: None,
@@ -307,9 +314,11 @@ impl<'p> Run<'p> {
         };
         let (helper, session) = (&mut self.helper, &mut self.session);
         let mut on_child = || notice_dead_helper(helper, session);
+        let mut helpers = Vec::new();
         let ending = process::supervise(
             child,
             reports,
+            &mut helpers,
             self.terminal,
             &mut on_ready,
             &mut on_child,
@@ -317,6 +326,17 @@ impl<'p> Run<'p> {
         );
         // Reaped by process::supervise: nothing of it is left to undo.
         self.child = None;
+        // What the namespace process said of helpers before it became COMMAND, if no one
+        // read the pipe meanwhile (without blocking: a process still holding its end, a
+        // session's, must not hold this up).
+        if let Some(mut pipe) = self.ending.take() {
+            let _ = nix::fcntl::fcntl(
+                &pipe,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+            process::read_reports(&mut pipe, &mut helpers);
+        }
+        self.helpers = helpers;
         notice_dead_helper(&mut self.helper, &mut self.session); // ended just before COMMAND
         ending
     }
@@ -378,6 +398,9 @@ impl Drop for Run<'_> {
             let _ = kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
         }
+        // fuse-overlayfs ends with COMMAND (its parent-death signal) and takes a few ms to;
+        // become-root returns once it is gone (it was seen up to 12 ms after become-root).
+        wait_for_helpers(&self.helpers, HELPERS_END);
         if let Some(cgroup) = self.cgroup.take() {
             cgroup.remove();
         }
@@ -387,5 +410,22 @@ impl Drop for Run<'_> {
         process::reap_zombies();
         self.bound.clear();
         self.session.take(); // removes the session's state
+    }
+}
+
+/// Wait for `helpers` (children of become-root by now, ended by their parent-death signal) to
+/// be gone, at most `limit` in all; a helper that is not become-root's child is not waited for.
+fn wait_for_helpers(helpers: &[Pid], limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    for &pid in helpers {
+        // Until it is reaped, or is not ours (ECHILD).
+        while let Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) =
+            waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+        {
+            if std::time::Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }

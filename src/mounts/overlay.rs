@@ -360,7 +360,22 @@ fn fuse_overlayfs(
         std::thread::sleep(Duration::from_millis(2));
     };
     drop(staging);
+    if result.is_ok() {
+        STARTED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child.id() as i32);
+    }
     result.map(|()| used)
+}
+
+/// The fuse-overlayfs processes this process started and left running, by pid.
+static STARTED: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// The fuse-overlayfs processes started for this run (by the namespace process), which end
+/// with COMMAND.
+pub fn started_helpers() -> Vec<i32> {
+    STARTED.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Where a throwaway upper layer is visible by path while fuse-overlayfs starts: the scratch

@@ -234,7 +234,15 @@ pub(super) fn join(
         }
         Forked::Parent(child) => {
             drop(alive_r);
-            let ending = process::supervise(child, None, None, &mut || {}, &mut || {}, None)?;
+            let ending = process::supervise(
+                child,
+                None,
+                &mut Vec::new(),
+                None,
+                &mut || {},
+                &mut || {},
+                None,
+            )?;
             drop(alive_w);
             ending.finish()
         }

@@ -23,6 +23,8 @@ use crate::sys;
 /// si_code of signals the kernel sends on its own behalf, notably the terminal's SIGINT,
 /// SIGQUIT, SIGTSTP, SIGHUP and SIGWINCH, which reach the whole foreground process group: the
 /// command got its own copy, so forwarding it again would deliver it twice.
+mod ending;
+pub use ending::{Ending, read_reports};
 const SI_KERNEL: i32 = 0x80;
 
 /// COMMAND, ready for execve.
@@ -171,61 +173,6 @@ pub fn block_forwarded_signals() -> Result<(), Error> {
         .map_err(|e| Error::sys("blocking signals", e))
 }
 
-/// What happened to COMMAND, sent by a pid namespace's init to become-root over a pipe
-/// (become-root cannot wait for a grandchild, and init cannot die of a signal sent by itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    Exited(i32),
-    Killed(Signal),
-    /// Stopped (Ctrl-Z): become-root stops too, so the caller's shell sees a stopped job.
-    Stopped(Signal),
-    /// Not an ending: the namespace process finished its setup (for `--info-fd`).
-    Ready,
-}
-
-impl Ending {
-    fn from_wait(status: WaitStatus) -> Option<Self> {
-        match status {
-            WaitStatus::Exited(_, code) => Some(Ending::Exited(code)),
-            WaitStatus::Signaled(_, sig, _) => Some(Ending::Killed(sig)),
-            WaitStatus::Stopped(_, sig) => Some(Ending::Stopped(sig)),
-            _ => None,
-        }
-    }
-
-    pub fn encode(self) -> [u8; 5] {
-        let (kind, value) = match self {
-            Ending::Exited(code) => (0u8, code),
-            Ending::Killed(sig) => (1u8, sig as i32),
-            Ending::Stopped(sig) => (2u8, sig as i32),
-            Ending::Ready => (3u8, 0),
-        };
-        let mut out = [kind, 0, 0, 0, 0];
-        out[1..].copy_from_slice(&value.to_le_bytes());
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let value = i32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?);
-        match bytes[0] {
-            0 => Some(Ending::Exited(value)),
-            1 => Signal::try_from(value).ok().map(Ending::Killed),
-            2 => Signal::try_from(value).ok().map(Ending::Stopped),
-            3 => Some(Ending::Ready),
-            _ => None,
-        }
-    }
-
-    /// End become-root the same way.
-    pub fn finish(self) -> ! {
-        match self {
-            Ending::Exited(code) => std::process::exit(code),
-            Ending::Killed(sig) | Ending::Stopped(sig) => sys::die_of(sig),
-            Ending::Ready => std::process::exit(0),
-        }
-    }
-}
-
 fn signalfd() -> Result<SignalFd, Error> {
     SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC)
         .map_err(|e| Error::sys("creating a signalfd", e))
@@ -236,10 +183,12 @@ fn signalfd() -> Result<SignalFd, Error> {
 /// `on_child` runs whenever some child of become-root changes state (a network helper that
 /// died, say).
 /// With `terminal`, a stop of COMMAND is relayed: become-root takes the terminal back and
-/// stops itself; when continued, it gives the terminal back and continues COMMAND.
+/// stops itself; when continued, it gives the terminal back and continues COMMAND. The helpers
+/// that `reports` names go to `helpers`.
 pub fn supervise(
     child: Pid,
     mut reports: Option<std::fs::File>,
+    helpers: &mut Vec<Pid>,
     terminal: Option<Terminal>,
     on_ready: &mut dyn FnMut(),
     on_child: &mut dyn FnMut(),
@@ -271,6 +220,7 @@ pub fn supervise(
             {
                 Some(Ending::Stopped(sig)) => suspend_like(sig, child, terminal),
                 Some(Ending::Ready) => on_ready(),
+                Some(Ending::Helper(pid)) => helpers.push(Pid::from_raw(pid)),
                 Some(ending) => reported = Some(ending),
                 None => reports = None, // init is gone; its own status tells the rest
             }
@@ -309,9 +259,7 @@ pub fn supervise(
     if reported.is_none()
         && let Some(pipe) = reports.as_mut()
     {
-        let mut rest = Vec::new();
-        let _ = pipe.read_to_end(&mut rest);
-        let messages: Vec<Ending> = rest.chunks(5).filter_map(Ending::decode).collect();
+        let messages = read_reports(pipe, helpers);
         if messages.contains(&Ending::Ready) {
             on_ready();
         }
