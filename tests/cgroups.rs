@@ -131,16 +131,7 @@ fn cgroups_made_inside_are_removed_too() {
     ]);
     assert!(out.status.success(), "{out:#?}");
     assert_eq!(out.stdout, "made\n");
-    assert!(
-        w.cgroups_below().is_empty(),
-        "left behind: {:?}",
-        w.cgroups_below()
-    );
-    assert!(
-        w.wait_no_leftovers().is_empty(),
-        "{:?}",
-        w.leftover_processes()
-    );
+    w.assert_nothing_left();
 }
 
 fn info_fd_names_the_cgroup() {
@@ -174,16 +165,7 @@ fn a_limit_without_its_controller_names_it_and_the_fix() {
             .contains("hint: delegate memory pids to user sessions: systemctl edit user@.service"),
         "{out:#?}"
     );
-    assert!(
-        w.cgroups_below().is_empty(),
-        "left behind: {:?}",
-        w.cgroups_below()
-    );
-    assert!(
-        w.wait_no_leftovers().is_empty(),
-        "{:?}",
-        w.leftover_processes()
-    );
+    w.assert_nothing_left();
 }
 
 fn rootfs_gets_the_cgroup2_in_the_new_root() {
