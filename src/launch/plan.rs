@@ -93,11 +93,11 @@ impl Plan {
     /// much.)
     fn fuse_overlay(&self) -> bool {
         use crate::kernel::{Facility, older_than};
-        let old_kernel = older_than(Facility::OverlayInUserns);
+        // uname(2) only for an `auto` overlay: a plain run must not pay for it.
         self.mounts.iter().any(|step| match step {
             MountStep::Overlay { driver, .. } => match driver {
                 OverlayDriver::Fuse => true,
-                OverlayDriver::Auto => old_kernel,
+                OverlayDriver::Auto => older_than(Facility::OverlayInUserns),
                 OverlayDriver::Native => false,
             },
             _ => false,
