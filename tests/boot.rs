@@ -15,7 +15,15 @@ common::tests! {
         boot_needs_a_rootfs;
     [Harness, Cgroup2, File("BECOME_ROOT_BOOT_IMAGE", "tests/vm/build-bootimage bookworm makes one (.ci/run does)")]
         systemd_boots_a_debian_image_and_stops_cleanly;
+    [Harness, Tool("gcc"), Tool("python3"), Tool("bash")]
+        d20_a_pid_1_of_as_pid_1_cannot_type_into_the_callers_terminal;
+    [Harness, Cgroup2, Tool("busybox"), Tool("gcc"), Tool("python3"), Tool("bash")]
+        d20_a_booted_image_cannot_type_into_the_callers_terminal;
     [Harness, Cgroup2, Tool("busybox")]
+        d21_a_stop_in_the_first_moments_of_a_boot_is_not_lost,
+        d21_an_image_that_ignores_sigrtmin_3_is_killed_after_the_stop_timeout,
+        stop_of_a_session_at_once_after_detach_returns_once_the_image_is_gone,
+        the_console_is_copied_to_its_last_line_before_become_root_returns,
         boot_gives_init_the_container_interface_and_stops_it_with_sigrtmin_3,
         a_booted_session_is_joined_and_stopped_with_sigrtmin_3,
         boot_without_init_in_the_rootfs_is_an_error;
@@ -25,12 +33,33 @@ common::tests! {
 const RTMIN_3: i32 = 37;
 
 fn image(w: &World) -> PathBuf {
-    let root = w.home().join("image");
+    image_with(
+        w,
+        "image",
+        &format!(
+            "say pid $$\n\
+             say container=$container\n\
+             [ -c /dev/console ] && say console is a terminal\n\
+             grep -q ' /run tmpfs ' /proc/mounts && say run is a tmpfs\n\
+             grep -q ' /sys sysfs ' /proc/mounts && say sys is sysfs\n\
+             say $(grep ^0:: /proc/self/cgroup)\n\
+             touch /run/booted\n\
+             trap 'say halting; exit 0' {RTMIN_3}\n\
+             say up\n\
+             while :; do sleep 0.1; done\n"
+        ),
+    )
+}
+
+/// A busybox image in `name` whose /sbin/init is a shell script with `say` (a line on the
+/// console) and then `body`.
+fn image_with(w: &World, name: &str, body: &str) -> PathBuf {
+    let root = w.home().join(name);
     common::busybox_rootfs(
         &root,
         w.uid,
         &[
-            "sh", "echo", "grep", "head", "touch", "sleep", "cat", "hostname",
+            "sh", "echo", "grep", "head", "touch", "sleep", "cat", "hostname", "stty", "tty",
         ],
         "",
     );
@@ -40,16 +69,7 @@ fn image(w: &World) -> PathBuf {
     let init = format!(
         "#!/bin/sh\n\
          say() {{ echo \"init: $*\" > /dev/console; }}\n\
-         say pid $$\n\
-         say container=$container\n\
-         [ -c /dev/console ] && say console is a terminal\n\
-         grep -q ' /run tmpfs ' /proc/mounts && say run is a tmpfs\n\
-         grep -q ' /sys sysfs ' /proc/mounts && say sys is sysfs\n\
-         say $(grep ^0:: /proc/self/cgroup)\n\
-         touch /run/booted\n\
-         trap 'say halting; exit 0' {RTMIN_3}\n\
-         say up\n\
-         while :; do sleep 0.1; done\n"
+         {body}"
     );
     let path = root.join("sbin/init");
     std::fs::write(&path, init).unwrap();
@@ -208,4 +228,214 @@ fn boot_without_init_in_the_rootfs_is_an_error() {
         "left behind: {:?}",
         w.cgroups_below()
     );
+}
+
+// ---- the terminal rule (issue 18, D20) ------------------------------------------------------
+
+/// The command that runs `script` (sh) on a terminal of its own, as at a login
+/// (tests/helpers/on-a-terminal.py).
+fn on_a_terminal(script: &str) -> String {
+    format!(
+        "python3 {} -- sh -c {}",
+        World::helper("on-a-terminal.py"),
+        common::shell_quote(script)
+    )
+}
+
+/// tests/helpers/tiocsti.c, built static at `to` (an image has no C library of the host's):
+/// it pushes `echo INJECTED > ~/INJECTED` into the terminal of each standard descriptor
+/// and of /dev/tty with TIOCSTI, as a hostile init would.
+fn tiocsti_at(w: &World, to: &Path) {
+    let source = format!("{}/tests/helpers/tiocsti.c", env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("gcc")
+        .args(["-static", "-O", "-o"])
+        .arg(to)
+        .arg(source)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gcc tiocsti.c");
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    common::chown_tree(to, w.uid);
+}
+
+/// After `run` (become-root running `tiocsti PAYLOAD` as pid 1, on a terminal) returns, the
+/// caller's shell reads a line from its terminal for two seconds and runs it, as an
+/// interactive shell would: nothing must be there. As a control, the same program run
+/// directly does inject.
+fn assert_nothing_typed_into_the_caller(w: &World, run: impl Fn(&str) -> String) {
+    let payload = common::shell_quote(&format!("echo INJECTED > {}/INJECTED", w.home().display()));
+    let after = common::shell_quote(
+        "if read -t 2 line; then echo \"shell read: $line\"; eval \"$line\"; fi; echo done",
+    );
+    let direct = format!("{} {payload}", w.home().join("tiocsti").display());
+    let control = w.sh(&on_a_terminal(&format!("{direct}; bash -c {after}")));
+    assert!(
+        control.stdout.contains("shell read: echo INJECTED") && w.home().join("INJECTED").exists(),
+        "control: TIOCSTI works on this machine's terminals: {control:#?}"
+    );
+    std::fs::remove_file(w.home().join("INJECTED")).unwrap();
+    let out = w.sh(&on_a_terminal(&format!(
+        "{}; echo status $?; bash -c {after}",
+        run(&payload)
+    )));
+    assert!(
+        out.stdout.contains("status 0") && out.stdout.contains("done"),
+        "{out:#?}"
+    );
+    assert!(
+        !out.stdout.contains("shell read:") && !w.home().join("INJECTED").exists(),
+        "pid 1 typed into the caller's terminal: {out:#?}"
+    );
+}
+
+fn d20_a_booted_image_cannot_type_into_the_callers_terminal() {
+    let w = world();
+    let root = image(&w);
+    tiocsti_at(&w, &w.home().join("tiocsti"));
+    tiocsti_at(&w, &root.join("sbin/init"));
+    assert_nothing_typed_into_the_caller(&w, |payload| {
+        format!(
+            "\"$BR\" --boot --rootfs={} /sbin/init {payload}",
+            root.display()
+        )
+    });
+    w.assert_nothing_left();
+}
+
+fn d20_a_pid_1_of_as_pid_1_cannot_type_into_the_callers_terminal() {
+    let w = World::new();
+    let tiocsti = w.home().join("tiocsti");
+    tiocsti_at(&w, &tiocsti);
+    assert_nothing_typed_into_the_caller(&w, |payload| {
+        format!("\"$BR\" --as-pid-1 {} {payload}", tiocsti.display())
+    });
+    w.assert_nothing_left();
+}
+
+// ---- stopping (issue 18, D21; issue 26) -----------------------------------------------------
+
+/// An image whose init takes a second to set its SIGRTMIN+3 handler, as systemd does in the
+/// first moments of its start, and says so.
+fn slow_image(w: &World) -> PathBuf {
+    image_with(
+        w,
+        "slow",
+        &format!(
+            "say started\n\
+             sleep 1\n\
+             trap 'say halting; exit 0' {RTMIN_3}\n\
+             say up\n\
+             while :; do sleep 0.1; done\n"
+        ),
+    )
+}
+
+fn d21_a_stop_in_the_first_moments_of_a_boot_is_not_lost() {
+    let w = world();
+    let root = slow_image(&w);
+    // SIGTERM as soon as init runs, before it handles SIGRTMIN+3: the image still halts
+    // (the signal is sent once init handles it), three times in a row.
+    let console = w.home().join("console");
+    let script = format!(
+        "for i in 1 2 3; do rm -f {c}; \"$BR\" --boot --rootfs={root} 2>{c} & pid=$!; \
+         {wait}kill -TERM $pid; wait $pid; echo status $?; tail -n 1 {c}; done",
+        c = console.display(),
+        root = root.display(),
+        wait = wait_for(&console, "init: started"),
+    );
+    let out = w.sh(&script);
+    assert_eq!(
+        out.stdout,
+        "status 0\ninit: halting\n".repeat(3),
+        "{out:#?}"
+    );
+    w.assert_nothing_left();
+}
+
+fn d21_an_image_that_ignores_sigrtmin_3_is_killed_after_the_stop_timeout() {
+    let w = world();
+    let root = image_with(&w, "deaf", "say up\nwhile :; do sleep 0.1; done\n");
+    let console = w.home().join("console");
+    let script = format!(
+        "\"$BR\" --boot --stop-timeout=2 --rootfs={root} 2>{c} & pid=$!; {wait}\
+         start=$(date +%s); kill -TERM $pid; wait $pid; echo status $?; \
+         echo took $(( $(date +%s) - start )); cat {c}",
+        c = console.display(),
+        root = root.display(),
+        wait = wait_for(&console, "init: up"),
+    );
+    let out = w.sh(&script);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"status 137"), "killed: {out:#?}");
+    assert!(
+        matches!(lines.get(1), Some(&("took 2" | "took 3"))),
+        "after the stop timeout: {out:#?}"
+    );
+    assert!(
+        out.stdout
+            .contains("become-root: pid 1 did not end within 2 s of SIGRTMIN+3: killed"),
+        "says so: {out:#?}"
+    );
+    w.assert_nothing_left();
+}
+
+fn stop_of_a_session_at_once_after_detach_returns_once_the_image_is_gone() {
+    let w = world();
+    let root = slow_image(&w);
+    // As a user types it: detach, then stop at once, while init is not yet handling its
+    // stop signal. --stop returns 0 only when nothing of the session is left (ps lists the
+    // user's processes but this shell, ps itself and zombies).
+    let script = format!(
+        "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR; \
+         \"$BR\" --name=s --detach --boot --rootfs={root} || exit 1; \
+         \"$BR\" --stop=s; echo stopped $?; \
+         ps -o pid=,stat=,comm= -u {uid},{sub} >ps.out; \
+         awk -v me=$$ '$1 != me && $2 !~ /^Z/ && $3 != \"ps\"' ps.out; \"$BR\" --list",
+        root = root.display(),
+        uid = w.uid,
+        sub = w.sub_start(),
+    );
+    let out = w.sh(&script);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"stopped 0"), "{out:#?}");
+    // No process, and --list shows its header alone.
+    assert_eq!(
+        lines.len(),
+        2,
+        "nothing left once --stop returned: {out:#?}"
+    );
+    assert!(lines[1].starts_with("NAME "), "{out:#?}");
+    w.assert_nothing_left();
+}
+
+fn the_console_is_copied_to_its_last_line_before_become_root_returns() {
+    let w = world();
+    // A halt that writes 300 lines to the console and ends at once: every one reaches
+    // become-root's standard error before it returns.
+    let root = image_with(
+        &w,
+        "chatty",
+        &format!(
+            "trap 'i=0; while [ $i -lt 300 ]; do say line $i; i=$((i+1)); done; \
+             say halting; exit 0' {RTMIN_3}\n\
+             say up\n\
+             while :; do sleep 0.1; done\n"
+        ),
+    );
+    let console = w.home().join("console");
+    let script = format!(
+        "for i in 1 2 3 4 5; do rm -f {c}; \"$BR\" --boot --rootfs={root} 2>{c} & pid=$!; \
+         {wait}kill -TERM $pid; wait $pid; echo status $? $(grep -c '^init: line' {c}) \
+         $(tail -n 1 {c}); done",
+        c = console.display(),
+        root = root.display(),
+        wait = wait_for(&console, "init: up"),
+    );
+    let out = w.sh(&script);
+    assert_eq!(
+        out.stdout,
+        "status 0 300 init: halting\n".repeat(5),
+        "{out:#?}"
+    );
+    w.assert_nothing_left();
 }

@@ -283,7 +283,9 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  as bubblewrap's option does: no init of become-root's runs inside, COMMAND \
                  reaps orphans, and as pid 1 it receives only the signals it has a handler for. \
                  become-root still supervises from outside, passes signals on and ends as \
-                 COMMAND ended.",
+                 COMMAND ended. Where standard input, output or error is a terminal, COMMAND \
+                 gets a pty of become-root's in its place, in a session of its own (SECURITY, \
+                 the terminal rule), relayed as --boot's console is.",
             ),
             Para(
                 "--boot boots a system image: become-root --boot --rootfs=DIR runs DIR's \
@@ -291,13 +293,23 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  a network namespace (--net=none unless --net says), and what systemd's \
                  container interface asks for: a fresh read-only /sys, tmpfs /run and /tmp, \
                  container=become-root in the environment, the run's own writable cgroup2 at \
-                 /sys/fs/cgroup, and a /dev/console that is a pty of become-root's whose output \
-                 it copies to its standard error (a detached session's log). The caller's own \
-                 terminal is never the console (what runs inside could push input into it, \
-                 CVE-2017-5226); init runs in a process group of its own. SIGTERM, SIGINT, \
-                 SIGHUP and SIGQUIT to become-root, Ctrl-C included, become SIGRTMIN+3 for pid \
-                 1, systemd's signal to halt a container; --stop of a --boot session sends \
-                 SIGRTMIN+3 to pid 1 and SIGKILL to what is left after 30 seconds. --boot \
+                 /sys/fs/cgroup, and a /dev/console that is a pty of become-root's: pid 1 has it \
+                 as standard input, output and error and as its controlling terminal, in a \
+                 session of its own. The caller's own terminal is never the console (SECURITY, \
+                 the terminal rule). When become-root's standard input and output are the \
+                 terminal of the foreground job, the console is interactive, as with \
+                 systemd-nspawn: the terminal is in raw mode while the image runs (put back on \
+                 every way out), what is typed reaches the image as typed (Ctrl-C included), \
+                 the window size follows, and the image's getty shows a login prompt; Ctrl-] \
+                 three times within a second halts the image. Otherwise the console's output \
+                 goes to standard error (a detached session's log). Everything the image wrote \
+                 to it is copied out before become-root returns. SIGTERM, SIGINT, SIGHUP and \
+                 SIGQUIT to become-root become SIGRTMIN+3 for pid 1, systemd's signal to halt \
+                 a container, sent once pid 1 handles it (an init drops the signals it has no \
+                 handler for, so one sent in the first moments of a boot would be lost); what \
+                 has not ended --stop-timeout seconds later (30 by default) is killed, and \
+                 become-root says so. --stop of a --boot session asks become-root to halt the \
+                 image that way and returns once the session is gone. --boot \
                  drops CAP_SYS_RAWIO and CAP_SYS_MODULE (as systemd-nspawn and podman do; \
                  --cap-add keeps them), so that systemd skips the debugfs and tracefs mounts \
                  and the module loading a user namespace refuses. With \
@@ -519,6 +531,19 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  either name), before anything else, become-root refuses to run when the kernel \
                  started it with privilege: set-user-ID, set-group-ID or file capabilities \
                  (AT_SECURE). Status 125 (2 for subid).",
+            ),
+            Item(
+                "The terminal rule",
+                "The caller's terminal never reaches a process the caller did not start: the \
+                 image's init and everything it starts (--boot), and a pid 1 of the caller's \
+                 choosing (--as-pid-1). Such a process could push input into the terminal with \
+                 TIOCSTI, which the caller's shell would read and run outside every namespace \
+                 once become-root returns (CVE-2017-5226; TIOCSTI works on the caller's \
+                 controlling terminal). It gets a pty of become-root's instead, in a session of \
+                 its own whose controlling terminal is that pty, in place of every standard \
+                 descriptor that was a terminal; become-root relays between the two. A plain \
+                 run, and COMMAND under become-root's own init (--pid), keep the caller's \
+                 terminal with job control: COMMAND is the caller's own.",
             ),
             Item(
                 "Paths are opened without following symbolic links",

@@ -49,6 +49,7 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
         pid: false,
         as_pid_1: false,
         boot: false,
+        stop_timeout: None,
         uts: false,
         ipc: false,
         cgroup: false,

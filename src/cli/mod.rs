@@ -243,6 +243,12 @@ pub struct Cli {
     #[arg(long, requires = "rootfs", help_heading = "Cgroups and system images")]
     pub boot: bool,
 
+    /// How long a stop may take before what is left is killed (SIGKILL): with --boot, after
+    /// SIGRTMIN+3, whoever asks for the stop (default 30); with --stop, overrides what the
+    /// session was started with (default 30 for --boot, else 5)
+    #[arg(long, value_name = "SECONDS", help_heading = "Sessions")]
+    pub stop_timeout: Option<u64>,
+
     /// New uts namespace (hostname and domain name)
     #[arg(short = 'u', long)]
     pub uts: bool,
@@ -309,6 +315,7 @@ pub struct Cli {
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
+            "stop_timeout",
         ]
     )]
     pub join: Option<String>,
@@ -323,7 +330,7 @@ pub struct Cli {
             "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
             "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
-            "info_fd",
+            "info_fd", "stop_timeout",
         ]
     )]
     pub list: bool,
@@ -332,8 +339,9 @@ pub struct Cli {
     #[arg(long, requires = "list", help_heading = "Sessions")]
     pub json: bool,
 
-    /// End session NAME and everything in it (SIGTERM, then SIGKILL after 5 seconds) and
-    /// remove its state
+    /// End session NAME and everything in it (SIGTERM, or SIGRTMIN+3 to a booted image's pid
+    /// 1, then SIGKILL after --stop-timeout) and remove its state; returns once all of it is
+    /// gone
     #[arg(
         long,
         value_name = "NAME",
@@ -436,7 +444,10 @@ impl Cli {
             return Action::Session(crate::session::SessionCommand::List { json: self.json });
         }
         if let Some(name) = self.stop {
-            return Action::Session(crate::session::SessionCommand::Stop { name });
+            return Action::Session(crate::session::SessionCommand::Stop {
+                name,
+                timeout: self.stop_timeout,
+            });
         }
         Action::Run(crate::launch::Request {
             map: self.map,
@@ -463,6 +474,7 @@ impl Cli {
             pid: self.pid,
             as_pid_1: self.as_pid_1,
             boot: self.boot,
+            stop_timeout: self.stop_timeout,
             uts: self.uts,
             ipc: self.ipc,
             cgroup: self.cgroup,

@@ -327,6 +327,11 @@ pub(super) fn namespace_child(
     if plan.info_fd.is_some() {
         let _ = (&ending).write_all(&process::Ending::Ready.encode());
     }
+    // The terminal rule (process::console): pid 1 gets the console in a session of its own,
+    // before the descriptors below are closed (the console's own among them).
+    if let Some(console) = &plan.console {
+        console.attach()?;
+    }
     // From here on this process holds nothing of become-root's but the pipes it still
     // speaks on: no overlay layer, state directory or --info-fd stays in the namespaces
     // (this process may live on as init or as a pause process, visible to COMMAND). It ends
@@ -341,11 +346,9 @@ pub(super) fn namespace_child(
         session.ready_inside()?;
     }
     if !plan.has_init() {
-        if plan.boot {
-            // A process group of its own: the terminal's signals reach only become-root,
-            // which stops the image with its own signal (process::supervise).
-            let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-        } else if let (true, Some(terminal)) = (plan.as_pid_1, terminal) {
+        // Without a console (no terminal, or none given to a pid 1): as it was given, leading
+        // the terminal's foreground.
+        if let (true, Some(terminal)) = (plan.as_pid_1, terminal) {
             terminal.lead_inside();
         }
         // The helpers left running for COMMAND, for become-root to wait for at the end (their
@@ -451,6 +454,7 @@ mod tests {
             cgroup: None,
             as_pid_1: false,
             boot: false,
+            stop_timeout: None,
             console: None,
             prepared: Default::default(),
         }

@@ -24,7 +24,6 @@ use crate::options::{
 };
 use crate::sys;
 
-mod console;
 mod in_place;
 pub mod inside;
 mod plan;
@@ -67,6 +66,8 @@ pub struct Request {
     pub as_pid_1: bool,
     /// --boot: a system image (plan.rs says what it implies).
     pub boot: bool,
+    /// --stop-timeout: how long a booted image has to halt before it is killed.
+    pub stop_timeout: Option<u64>,
     pub uts: bool,
     pub ipc: bool,
     /// --cgroup: a cgroup of the run's own (cgroup.rs).

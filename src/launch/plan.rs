@@ -15,6 +15,7 @@ use crate::net::ports::Publish;
 use crate::net::{self, NetPlan};
 use crate::options::{NetMode, OverlayDriver, PortDriver};
 use crate::process::Command;
+use crate::process::console::Console;
 use crate::userns::{self, Mapping};
 
 /// Everything decided before any namespace exists.
@@ -49,9 +50,13 @@ pub struct Plan {
     pub cgroup: Option<crate::cgroup::Limits>,
     /// --as-pid-1 (and --boot): COMMAND is pid 1, no init of become-root's runs inside.
     pub as_pid_1: bool,
-    /// --boot: the image stops on SIGRTMIN+3, its console is `console`.
+    /// --boot: the image stops on SIGRTMIN+3.
     pub boot: bool,
-    pub console: Option<std::sync::Arc<super::console::Console>>,
+    /// --stop-timeout: how long a stop may take before SIGKILL.
+    pub stop_timeout: Option<std::time::Duration>,
+    /// A pty between the caller and pid 1 (process::console): --boot's /dev/console, and
+    /// --as-pid-1's in place of the caller's terminal.
+    pub console: Option<std::sync::Arc<Console>>,
     /// The directories `mounts::check` opened for the mount steps (overlay upper layers).
     pub prepared: std::sync::Arc<mounts::Prepared>,
 }
@@ -139,10 +144,14 @@ impl Plan {
         self.pid_namespace() && !self.as_pid_1
     }
 
-    /// The signal that stops COMMAND politely: SIGRTMIN+3 for a booted image (systemd's
-    /// "halt" in a container, what systemd-nspawn and podman send), else none of its own.
-    pub fn stop_signal(&self) -> Option<i32> {
-        self.boot.then(|| nix::libc::SIGRTMIN() + 3)
+    /// How COMMAND is stopped politely: SIGRTMIN+3 for a booted image (systemd's "halt" in a
+    /// container, what systemd-nspawn and podman send), killed after `process::BOOT_STOP_GRACE`;
+    /// else signals are passed on as they come.
+    pub fn stop_with(&self) -> Option<crate::process::StopWith> {
+        self.boot.then(|| crate::process::StopWith {
+            signo: nix::libc::SIGRTMIN() + 3,
+            grace: self.stop_timeout.unwrap_or(crate::process::BOOT_STOP_GRACE),
+        })
     }
 }
 
@@ -269,10 +278,16 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         env.push(("container".into(), "become-root".into()));
     }
     let command = Command::new(cli.command, env)?;
-    let console = match cli.boot {
-        true => Some(std::sync::Arc::new(super::console::Console::open()?)),
-        false => None,
+    // The terminal rule (process::console): a pid 1 that is not become-root's init never
+    // gets the caller's terminal. A detached run has none to give.
+    let console = if cli.boot {
+        Some(Console::for_boot()?)
+    } else if as_pid_1 && !cli.detach {
+        Console::for_terminal()?
+    } else {
+        None
     };
+    let console = console.map(std::sync::Arc::new);
     let options = mounts::Options {
         mount_ns,
         pid_ns: pid,
@@ -287,7 +302,10 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         verbose: cli.verbose,
         cgroup2: own_cgroup,
         boot: cli.boot,
-        console: console.as_ref().map(|c| c.path.clone()),
+        console: console
+            .as_ref()
+            .filter(|_| cli.boot)
+            .map(|c| c.path.clone()),
     };
     // Every path is checked before anything is mounted; the overlay directories to write to
     // are made or checked and kept open. Only a directory of the caller's own ids (outside)
@@ -324,6 +342,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             cgroup: own_cgroup.then_some(cli.limits),
             as_pid_1,
             boot: cli.boot,
+            stop_timeout: cli.stop_timeout.map(std::time::Duration::from_secs),
             console,
             prepared: std::sync::Arc::new(prepared),
         },

@@ -111,8 +111,8 @@ impl<'p> Run<'p> {
         keep.extend(plan.info_fd);
         keep.extend(plan.console.iter().flat_map(|c| c.raw_fds()));
         self.session = Session::start(plan.session.as_ref(), net, &keep)?;
-        if let (Some(session), true) = (self.session.as_mut(), plan.boot) {
-            session.stops_with_rtmin3();
+        if let Some(session) = self.session.as_mut() {
+            session.stops_with(plan.boot, plan.stop_timeout);
         }
         Ok(())
     }
@@ -130,8 +130,9 @@ impl<'p> Run<'p> {
     /// workers, come back to be reaped rather than lingering as zombies of the system's init).
     fn clone_namespaces(&mut self) -> Result<(), Error> {
         let plan = self.plan;
-        // A booted image's console is a pty of its own; the terminal stays become-root's.
-        if plan.pid_namespace() && !plan.boot {
+        // A pid 1 with a console (a booted image's, or --as-pid-1's at a terminal) is in a
+        // session of its own; the terminal stays become-root's.
+        if plan.pid_namespace() && plan.console.is_none() {
             self.terminal = Terminal::foreground();
         }
         process::block_forwarded_signals()?;
@@ -250,9 +251,6 @@ impl<'p> Run<'p> {
             self.observed = Some(crate::info::observe(self.child(), &kinds));
             self.ports = self.published();
         }
-        if let Some(console) = &plan.console {
-            console.copy_to_stderr()?;
-        }
         let mut go = self.go.take().expect("released once");
         go.write_all(&word)
             .map_err(|e| Error::sys("starting the namespace process", sys::io_errno(&e)))
@@ -320,9 +318,10 @@ impl<'p> Run<'p> {
             reports,
             &mut helpers,
             self.terminal,
+            plan.console.as_deref(),
             &mut on_ready,
             &mut on_child,
-            plan.stop_signal(),
+            plan.stop_with(),
         );
         // Reaped by process::supervise: nothing of it is left to undo.
         self.child = None;

@@ -65,6 +65,7 @@ impl Session {
             cgroup: None,
             limits: None,
             boot: false,
+            stop_timeout: None,
             detached: request.detach,
         };
         let written = dir.reserve(&record)?;
@@ -117,9 +118,11 @@ impl Session {
         self.record.net = Some(program.to_string());
     }
 
-    /// Record that --stop ends the session with SIGRTMIN+3 to its pid 1 (--boot).
-    pub fn stops_with_rtmin3(&mut self) {
-        self.record.boot = true;
+    /// Record how --stop ends the session: a booted image (--boot) halts with SIGRTMIN+3 to
+    /// its pid 1, sent by the supervisor; `timeout` is --stop-timeout's, if given.
+    pub fn stops_with(&mut self, boot: bool, timeout: Option<std::time::Duration>) {
+        self.record.boot = boot;
+        self.record.stop_timeout = timeout.map(|t| t.as_secs());
     }
 
     /// Record the run's cgroup and its limits (--cgroup), for --list.

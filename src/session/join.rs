@@ -239,6 +239,7 @@ pub(super) fn join(
                 None,
                 &mut Vec::new(),
                 None,
+                None,
                 &mut || {},
                 &mut || {},
                 None,

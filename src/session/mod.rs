@@ -106,7 +106,7 @@ use stop::stop;
 /// How long `--stop` lets the processes of a session end on SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long a booted image (--boot) has to shut down after SIGRTMIN+3.
-pub const BOOT_STOP_GRACE: Duration = Duration::from_secs(30);
+pub use crate::process::BOOT_STOP_GRACE;
 
 /// The longest session name.
 const NAME_MAX: usize = 64;
@@ -297,6 +297,8 @@ pub enum SessionCommand {
     },
     Stop {
         name: String,
+        /// --stop-timeout, in seconds.
+        timeout: Option<u64>,
     },
 }
 
@@ -313,7 +315,7 @@ pub fn main(command: SessionCommand) -> i32 {
             .and_then(|identity| join(&spec, command, chdir.as_deref(), &identity))
             .map(|never| match never {}),
         SessionCommand::List { json } => list(json).map(|()| 0),
-        SessionCommand::Stop { name } => stop(&name).map(|()| 0),
+        SessionCommand::Stop { name, timeout } => stop(&name, timeout).map(|()| 0),
     };
     result.unwrap_or_else(|e| {
         e.report();

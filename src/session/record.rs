@@ -103,8 +103,10 @@ pub struct Record {
     /// --cgroup: the run's cgroup, and its limits as `memory=67108864 pids=20`.
     pub cgroup: Option<String>,
     pub limits: Option<String>,
-    /// --boot: --stop sends SIGRTMIN+3 to pid 1 and waits longer.
+    /// --boot: --stop has the supervisor halt the image with SIGRTMIN+3, and waits longer.
     pub boot: bool,
+    /// --stop-timeout: how long --stop waits before SIGKILL, when the run was given one.
+    pub stop_timeout: Option<u64>,
     pub detached: bool,
 }
 
@@ -140,6 +142,9 @@ impl Record {
         if self.boot {
             let _ = writeln!(out, "boot=yes");
         }
+        if let Some(seconds) = self.stop_timeout {
+            let _ = writeln!(out, "stop_timeout={seconds}");
+        }
         let _ = writeln!(out, "detached={}", if self.detached { "yes" } else { "no" });
         out
     }
@@ -166,6 +171,7 @@ impl Record {
         let (mut cgroup, mut limits) = (None, None);
         let mut detached = false;
         let mut boot = false;
+        let mut stop_timeout = None;
         for line in lines {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
@@ -188,6 +194,7 @@ impl Record {
                 "limits" => limits = Some(value.to_string()),
                 "detached" => detached = value == "yes",
                 "boot" => boot = value == "yes",
+                "stop_timeout" => stop_timeout = Some(number(key, value)?),
                 _ => {}
             }
         }
@@ -203,6 +210,7 @@ impl Record {
             cgroup,
             limits,
             boot,
+            stop_timeout,
             detached,
         })
     }
@@ -389,6 +397,7 @@ pub(super) mod tests {
             cgroup: None,
             limits: None,
             boot: false,
+            stop_timeout: None,
             detached: true,
         }
     }

@@ -152,6 +152,7 @@ impl StateDir {
                     cgroup: None,
                     limits: None,
                     boot: false,
+                    stop_timeout: None,
                     detached: false,
                 },
                 text,

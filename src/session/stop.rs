@@ -11,7 +11,7 @@ pub(super) struct Doomed {
     pidfd: OwnedFd,
 }
 
-pub(super) fn stop(name: &str) -> Result<(), Error> {
+pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
     check_name(name).map_err(|why| SessionError::BadName {
         name: name.into(),
         why,
@@ -48,21 +48,25 @@ pub(super) fn stop(name: &str) -> Result<(), Error> {
             }
         }
     }
+    let grace = timeout
+        .or(record.stop_timeout)
+        .map(Duration::from_secs)
+        .unwrap_or(match record.boot {
+            true => BOOT_STOP_GRACE,
+            false => STOP_GRACE,
+        });
     // Signal the session; if not one of its processes could be signalled (EPERM: the state
     // file names processes that are not the caller's), say so at once instead of waiting.
-    // A booted image (--boot) is stopped as systemd-nspawn stops one: SIGRTMIN+3 to its pid 1
-    // alone, which shuts the system down, with more time for that.
-    let grace = if record.boot {
-        BOOT_STOP_GRACE
-    } else {
-        STOP_GRACE
-    };
-    let (first, signo): (Vec<&Doomed>, i32) = if doomed.is_empty() {
-        // Still being set up: the supervisor passes SIGTERM on to the namespace process (as
-        // SIGRTMIN+3 to a booted image).
-        (supervisor.iter().collect(), Signal::SIGTERM as i32)
-    } else if record.boot {
-        (doomed.iter().take(1).collect(), nix::libc::SIGRTMIN() + 3)
+    // A booted image (--boot) is stopped as systemd-nspawn stops one, by SIGRTMIN+3 to its
+    // pid 1 alone, which shuts the system down. Its supervisor sends it, as it does on its own
+    // SIGTERM: only once pid 1 has a handler for it, for an init drops the signals it does not
+    // handle and one sent in the first moments of a boot would be lost (process::supervise).
+    let (first, signo): (Vec<&Doomed>, i32) = if doomed.is_empty() || record.boot {
+        match (&supervisor, doomed.first()) {
+            (Some(s), _) => (vec![s], Signal::SIGTERM as i32),
+            // No supervisor: only the image itself is left to ask.
+            (None, holder) => (holder.into_iter().collect(), nix::libc::SIGRTMIN() + 3),
+        }
     } else {
         (doomed.iter().collect(), Signal::SIGTERM as i32)
     };
@@ -85,6 +89,15 @@ pub(super) fn stop(name: &str) -> Result<(), Error> {
         .into());
     }
     let left = wait_for_exit(doomed, Instant::now() + grace);
+    if !left.is_empty() {
+        let pids: Vec<String> = left.iter().map(|d| d.pid.to_string()).collect();
+        eprintln!(
+            "become-root: session {name}: still running {} s after {}: killed (pid {})",
+            grace.as_secs(),
+            crate::process::signal_name(signo),
+            pids.join(", ")
+        );
+    }
     for d in &left {
         let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);
     }
@@ -97,7 +110,8 @@ pub(super) fn stop(name: &str) -> Result<(), Error> {
         .into());
     }
     // become-root's background part stops the network helper and removes the state itself
-    // once the holder has ended; if it does not, it dies (and its helpers with it).
+    // once the holder has ended; if it does not, it dies (and its helpers with it). Either
+    // way --stop returns only once it is gone.
     if let Some(s) = supervisor {
         for d in wait_for_exit(vec![s], Instant::now() + Duration::from_secs(2)) {
             let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);

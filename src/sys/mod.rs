@@ -21,10 +21,12 @@ use nix::unistd::Pid;
 mod fd;
 mod mount;
 mod ns;
+mod tty;
 
 pub use fd::*;
 pub use mount::*;
 pub use ns::*;
+pub use tty::*;
 
 /// What `fork_process` and `clone_process` return in each process.
 pub enum Forked {

@@ -2039,6 +2039,7 @@ pub mod session {
                 .then(|| src.string(&['/', ' ', '=', 'b', 'ä', '9'], 12)),
             limits: src.coin().then(|| src.string(&['m', ' ', '=', '9'], 12)),
             boot: src.coin(),
+            stop_timeout: src.coin().then(|| src.u64()),
             detached: src.coin(),
         }
     }
