@@ -19,6 +19,10 @@ common::tests! {
         d20_a_pid_1_of_as_pid_1_cannot_type_into_the_callers_terminal;
     [Harness, Cgroup2, Tool("busybox"), Tool("gcc"), Tool("python3"), Tool("bash")]
         d20_a_booted_image_cannot_type_into_the_callers_terminal;
+    [Harness, Cgroup2, Tool("busybox"), Tool("python3")]
+        the_boot_console_is_interactive_at_a_terminal,
+        the_console_escape_halts_the_image;
+    [Harness, Tool("python3")] as_pid_1_at_a_terminal_gets_a_terminal_of_its_own;
     [Harness, Cgroup2, Tool("busybox")]
         d21_a_stop_in_the_first_moments_of_a_boot_is_not_lost,
         d21_an_image_that_ignores_sigrtmin_3_is_killed_after_the_stop_timeout,
@@ -437,5 +441,98 @@ fn the_console_is_copied_to_its_last_line_before_become_root_returns() {
         "status 0 300 init: halting\n".repeat(5),
         "{out:#?}"
     );
+    w.assert_nothing_left();
+}
+
+// ---- the console at a terminal (issue 19, item 5) -----------------------------------------
+
+/// tests/helpers/on-a-terminal.py with these steps (-w MARKER, -t TEXT, -r ROWSxCOLS), then
+/// `script` in sh.
+fn typed(steps: &[(&str, &str)], script: &str) -> String {
+    let steps: Vec<String> = steps
+        .iter()
+        .map(|(flag, value)| format!("{flag} {}", common::shell_quote(value)))
+        .collect();
+    format!(
+        "python3 {} {} -- sh -c {}",
+        World::helper("on-a-terminal.py"),
+        steps.join(" "),
+        common::shell_quote(script)
+    )
+}
+
+/// Run `command` on a terminal, typing as `steps` say, and report its status and whether the
+/// terminal's settings were put back afterwards.
+fn at_a_terminal(w: &World, steps: &[(&str, &str)], command: &str) -> common::Out {
+    w.sh(&typed(
+        steps,
+        &format!(
+            "before=$(stty -g); {command}; echo \"status $?\"; \
+             [ \"$(stty -g)\" = \"$before\" ] && echo restored"
+        ),
+    ))
+}
+
+fn the_boot_console_is_interactive_at_a_terminal() {
+    let w = world();
+    let root = image(&w);
+    // /bin/sh as the image's pid 1: typed commands reach it, the window size follows a
+    // resize, and its exit status is become-root's.
+    let out = at_a_terminal(
+        &w,
+        &[
+            ("-w", "# "),
+            ("-t", "echo pid $$ size $(stty size); tty\n"),
+            ("-w", "pid 1 size 24 80"),
+            ("-r", "30x100"),
+            ("-t", "echo now $(stty size)\n"),
+            ("-w", "now 30 100"),
+            ("-t", "exit 3\n"),
+        ],
+        &format!("\"$BR\" --boot --rootfs={} /bin/sh", root.display()),
+    );
+    assert!(out.stdout.contains("pid 1 size 24 80"), "{out:#?}");
+    assert!(out.stdout.contains("/dev/console"), "{out:#?}");
+    assert!(out.stdout.contains("status 3"), "{out:#?}");
+    assert!(
+        out.stdout.contains("restored"),
+        "the terminal's settings: {out:#?}"
+    );
+    w.assert_nothing_left();
+}
+
+fn the_console_escape_halts_the_image() {
+    let w = world();
+    let root = image(&w);
+    let out = at_a_terminal(
+        &w,
+        &[("-w", "init: up"), ("-t", "\\x1d\\x1d\\x1d")],
+        &format!("\"$BR\" --boot --rootfs={}", root.display()),
+    );
+    assert!(out.stdout.contains("init: halting"), "{out:#?}");
+    assert!(out.stdout.contains("status 0"), "{out:#?}");
+    assert!(out.stdout.contains("restored"), "{out:#?}");
+    w.assert_nothing_left();
+}
+
+fn as_pid_1_at_a_terminal_gets_a_terminal_of_its_own() {
+    let w = World::new();
+    // An interactive shell as pid 1, on become-root's pty, with job control.
+    let out = at_a_terminal(
+        &w,
+        &[
+            ("-w", "# "),
+            (
+                "-t",
+                "echo pid $$; case $- in *m*) echo MONITOR-ON;; esac\n",
+            ),
+            ("-w", "MONITOR-ON"),
+            ("-t", "exit 4\n"),
+        ],
+        "\"$BR\" --as-pid-1 sh -i",
+    );
+    assert!(out.stdout.contains("pid 1"), "{out:#?}");
+    assert!(out.stdout.contains("status 4"), "{out:#?}");
+    assert!(out.stdout.contains("restored"), "{out:#?}");
     w.assert_nothing_left();
 }

@@ -277,6 +277,9 @@ impl<'c> Relay<'c> {
             self.presses.push(now);
             escaped |= self.presses.len() >= ESCAPE_PRESSES;
         }
+        // The size first: a resize and then typing reach become-root at once (SIGWINCH on its
+        // signalfd, the bytes on its input), and what is typed may be a command that asks.
+        self.resize();
         self.pending.extend_from_slice(&buf[..n]);
         self.push_pending();
         escaped
