@@ -24,6 +24,10 @@ common::tests! {
         the_console_escape_halts_the_image;
     [Harness, Tool("python3")] as_pid_1_at_a_terminal_gets_a_terminal_of_its_own;
     [Harness, Cgroup2, Tool("busybox")]
+        a_halted_or_powered_off_image_ends_with_0_and_exit_n_with_n,
+        a_rebooted_image_boots_again_in_new_namespaces,
+        a_rebooted_session_lives_on_with_its_name;
+    [Harness, Cgroup2, Tool("busybox")]
         d21_a_stop_in_the_first_moments_of_a_boot_is_not_lost,
         d21_an_image_that_ignores_sigrtmin_3_is_killed_after_the_stop_timeout,
         stop_of_a_session_at_once_after_detach_returns_once_the_image_is_gone,
@@ -64,6 +68,7 @@ fn image_with(w: &World, name: &str, body: &str) -> PathBuf {
         w.uid,
         &[
             "sh", "echo", "grep", "head", "touch", "sleep", "cat", "hostname", "stty", "tty",
+            "poweroff", "reboot", "halt",
         ],
         "",
     );
@@ -534,5 +539,77 @@ fn as_pid_1_at_a_terminal_gets_a_terminal_of_its_own() {
     assert!(out.stdout.contains("pid 1"), "{out:#?}");
     assert!(out.stdout.contains("status 4"), "{out:#?}");
     assert!(out.stdout.contains("restored"), "{out:#?}");
+    w.assert_nothing_left();
+}
+
+// ---- exit statuses and reboot (issue 19, item 4) ------------------------------------------
+
+fn a_halted_or_powered_off_image_ends_with_0_and_exit_n_with_n() {
+    let w = world();
+    // reboot(2) in a pid namespace ends its init with SIGINT for a halt or a power-off:
+    // become-root then ends with 0, as systemd-nspawn does; an init's own exit status is
+    // become-root's.
+    for (name, body, want) in [
+        ("poweroff", "say up; poweroff -f\n", 0),
+        ("halt", "say up; halt -f\n", 0),
+        ("exit", "say up; exit 5\n", 5),
+    ] {
+        let root = image_with(&w, name, body);
+        let out = w.run(&["--boot", &format!("--rootfs={}", root.display())]);
+        assert_eq!(out.code(), Some(want), "{name}: {out:#?}");
+        assert_eq!(out.stderr, "init: up\n", "{name}: {out:#?}");
+    }
+    w.assert_nothing_left();
+}
+
+/// An image that counts its boots in a file of its own (its root is the caller's tree, kept
+/// across boots), says whether /run still holds the last boot's mark, reboots after its
+/// first boot, and then runs until halted or exits with 7.
+fn rebooting_image(w: &World, then: &str) -> PathBuf {
+    image_with(
+        w,
+        "rebooting",
+        &format!(
+            "n=$(cat /boots 2>/dev/null || echo 0); n=$((n+1)); echo $n > /boots\n\
+             say boot $n pid $$\n\
+             [ -e /run/mark ] && say /run kept\n\
+             touch /run/mark\n\
+             [ $n -lt 2 ] && reboot -f\n\
+             {then}"
+        ),
+    )
+}
+
+fn a_rebooted_image_boots_again_in_new_namespaces() {
+    let w = world();
+    let root = rebooting_image(&w, "exit 7\n");
+    let out = w.run(&["--boot", &format!("--rootfs={}", root.display())]);
+    assert_eq!(out.code(), Some(7), "{out:#?}");
+    assert_eq!(
+        out.stderr,
+        "init: boot 1 pid 1\nbecome-root: the image rebooted; booting it again\n\
+         init: boot 2 pid 1\n",
+        "a fresh /run the second time: {out:#?}"
+    );
+    w.assert_nothing_left();
+}
+
+fn a_rebooted_session_lives_on_with_its_name() {
+    let w = world();
+    let root = rebooting_image(
+        &w,
+        &format!("trap 'say halting; exit 0' {RTMIN_3}\nsay up\nwhile :; do sleep 0.1; done\n"),
+    );
+    let log = w.home().join("run/become-root/sys.log");
+    let script = format!(
+        "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR; \
+         \"$BR\" --name=sys --detach --boot --rootfs={root} || exit 1; {wait}\
+         \"$BR\" --join=sys cat /boots; \"$BR\" --list | awk 'NR > 1 {{ print $1, $NF }}'; \
+         \"$BR\" --stop=sys; echo stopped $?",
+        root = root.display(),
+        wait = wait_for(&log, "init: up"),
+    );
+    let out = w.sh(&script);
+    assert_eq!(out.stdout, "2\nsys running\nstopped 0\n", "{out:#?}");
     w.assert_nothing_left();
 }

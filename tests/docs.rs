@@ -392,6 +392,17 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "COMMAND may itself exit with 125, 126 or 127; only the message on standard \
                  error tells those apart from become-root's own failures.",
             ),
+            Para(
+                "A booted image (--boot) ends as systemd-nspawn's do: 0 when it halted or \
+                 powered off, from inside (systemctl poweroff; reboot(2) in a pid namespace \
+                 ends its init with SIGINT) or when asked from outside (SIGTERM, SIGINT, \
+                 SIGHUP or SIGQUIT to become-root, Ctrl-C, the console's escape, --stop); N \
+                 when its init exits with N (systemctl exit N); 137 when it had not ended \
+                 --stop-timeout seconds after SIGRTMIN+3 and was killed. A reboot (systemctl \
+                 reboot; reboot(2) ends the init with SIGHUP) boots the image again, in new \
+                 namespaces, in the same process and the same session, with its published \
+                 ports, cgroup limits and log.",
+            ),
         ],
     },
     Section {

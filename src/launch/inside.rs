@@ -455,6 +455,7 @@ mod tests {
             as_pid_1: false,
             boot: false,
             stop_timeout: None,
+            again: false,
             console: None,
             prepared: Default::default(),
         }

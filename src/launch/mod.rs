@@ -94,7 +94,10 @@ pub fn main(request: Request) -> i32 {
 
 fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
     let quiet = cli.quiet;
+    // Taken out before COMMAND's environment is made (plan): it is become-root's alone.
+    let again = sys::take_env_var(supervise::REBOOTED).is_some();
     let (mut plan, warnings) = plan(cli)?;
+    plan.again = again;
     if plan.verbose {
         let show = |map: &crate::idmap::IdMap| {
             let extents: Vec<String> = map.ranges().iter().map(|r| r.to_string()).collect();

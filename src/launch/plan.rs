@@ -52,6 +52,8 @@ pub struct Plan {
     pub as_pid_1: bool,
     /// --boot: the image stops on SIGRTMIN+3.
     pub boot: bool,
+    /// This run is a booted image's after its reboot (become-root started itself again).
+    pub again: bool,
     /// --stop-timeout: how long a stop may take before SIGKILL.
     pub stop_timeout: Option<std::time::Duration>,
     /// A pty between the caller and pid 1 (process::console): --boot's /dev/console, and
@@ -343,6 +345,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             as_pid_1,
             boot: cli.boot,
             stop_timeout: cli.stop_timeout.map(std::time::Duration::from_secs),
+            again: false,
             console,
             prepared: std::sync::Arc::new(prepared),
         },

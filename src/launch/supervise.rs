@@ -110,7 +110,7 @@ impl<'p> Run<'p> {
         let mut keep = plan.prepared.raw_fds();
         keep.extend(plan.info_fd);
         keep.extend(plan.console.iter().flat_map(|c| c.raw_fds()));
-        self.session = Session::start(plan.session.as_ref(), net, &keep)?;
+        self.session = Session::start(plan.session.as_ref(), net, &keep, plan.again)?;
         if let Some(session) = self.session.as_mut() {
             session.stops_with(plan.boot, plan.stop_timeout);
         }
@@ -360,8 +360,17 @@ impl<'p> Run<'p> {
     }
 
     /// After supervision: report the ending on --info-fd, undo everything (Drop), and end
-    /// as COMMAND ended.
+    /// as COMMAND ended; a booted image that halted ends with 0, one that rebooted boots
+    /// again.
     fn finish(self, ending: Result<Ending, Error>) -> Result<std::convert::Infallible, Error> {
+        let ending = match (self.plan.boot, ending) {
+            (true, Ok(ending)) => match Shutdown::of(ending) {
+                Shutdown::Halt => Ok(Ending::Exited(0)),
+                Shutdown::Reboot => return Err(self.boot_again()),
+                Shutdown::Other(ending) => Ok(ending),
+            },
+            (_, ending) => ending,
+        };
         if let (Some(own), Ok(Ending::Killed(Signal::SIGKILL))) = (&self.cgroup, &ending)
             && own.oom_kills() > 0
         {
@@ -376,6 +385,49 @@ impl<'p> Run<'p> {
         }
         drop(self);
         ending?.finish()
+    }
+}
+
+/// How a booted image's pid 1 ended, as systemd-nspawn reads it: reboot(2) in a pid namespace
+/// other than the first does not restart the machine, it ends the namespace's init with
+/// SIGINT for a halt or power-off and with SIGHUP for a restart (reboot(2),
+/// pid_namespaces(7)). become-root sends pid 1 neither (it stops it with SIGRTMIN+3), and an
+/// init gets no signal it has no handler for from inside its namespace.
+enum Shutdown {
+    Halt,
+    Reboot,
+    Other(Ending),
+}
+
+impl Shutdown {
+    fn of(ending: Ending) -> Shutdown {
+        match ending {
+            Ending::Killed(Signal::SIGINT) => Shutdown::Halt,
+            Ending::Killed(Signal::SIGHUP) => Shutdown::Reboot,
+            ending => Shutdown::Other(ending),
+        }
+    }
+}
+
+/// In the environment of become-root started again by a reboot (Run::boot_again).
+pub(super) const REBOOTED: &str = "BECOME_ROOT_REBOOTED";
+
+impl Run<'_> {
+    /// The image rebooted: undo the run as at its end, except the session, and start again
+    /// from the top (exec of this program with its arguments), in this same process: new
+    /// namespaces, cgroup and network, the same session, ports and limits, as systemd-nspawn
+    /// boots an image again. Every descriptor of this run is close-on-exec; the session's
+    /// state stays, and the new run takes it over (Session::start).
+    fn boot_again(mut self) -> Error {
+        if !self.plan.quiet {
+            eprintln!("become-root: the image rebooted; booting it again");
+        }
+        let session = self.session.take();
+        drop(self);
+        // Not dropped: that would remove the state the run after the exec takes over.
+        std::mem::forget(session);
+        let e = sys::exec_again(REBOOTED, "1");
+        Error::sys("booting the image again: exec", e)
     }
 }
 

@@ -31,10 +31,14 @@ impl Session {
     /// `net` is what the run's network is (`none`, `slirp4netns`, `pasta`), when it has a
     /// network namespace; `keep` the descriptors the run has opened already (--info-fd, the
     /// overlay layers, --boot's console), to keep across --detach.
+    ///
+    /// `again`: this process is the same session's supervisor, started again by a reboot of
+    /// its image (launch::supervise): it takes its own state over, already in the background.
     pub fn start(
         request: Option<&Request>,
         net: Option<&str>,
         keep: &[i32],
+        again: bool,
     ) -> Result<Option<Session>, Error> {
         let Some(request) = request.cloned() else {
             return Ok(None);
@@ -42,7 +46,7 @@ impl Session {
         let dir = StateDir::open(true)?
             .ok_or(Errno::ENOENT)
             .map_err(|e| Error::sys("opening the session state directory", e))?;
-        let caller = if request.detach {
+        let caller = if request.detach && !again {
             // Kept: the state directory and the run's own; every other one was inherited.
             let mut keep = keep.to_vec();
             keep.push(dir.fd.as_raw_fd());
@@ -68,7 +72,10 @@ impl Session {
             stop_timeout: None,
             detached: request.detach,
         };
-        let written = dir.reserve(&record)?;
+        let written = match again {
+            true => dir.take_over(&record)?,
+            false => dir.reserve(&record)?,
+        };
         let (ready_r, ready_w) = process::pipe()?;
         let mut session = Session {
             dir,
@@ -82,7 +89,7 @@ impl Session {
             request,
         };
         if session.request.detach {
-            let log = session.open_log()?;
+            let log = session.open_log(again)?;
             // COMMAND's stdin is /dev/null and its stdout the log from the start; stderr stays
             // the caller's until the namespaces are ready, so that a failed setup is reported
             // where the caller sees it.
@@ -95,14 +102,17 @@ impl Session {
         Ok(Some(session))
     }
 
-    fn open_log(&self) -> Result<File, Error> {
+    /// The session's log: a new one, or (`again`, after a reboot) the one it has.
+    fn open_log(&self, again: bool) -> Result<File, Error> {
         let file = StateDir::log_file(&self.request.name);
-        let flags = OFlag::O_WRONLY
+        let mut flags = OFlag::O_WRONLY
             | OFlag::O_CREAT
-            | OFlag::O_TRUNC
             | OFlag::O_APPEND
             | OFlag::O_NOFOLLOW
             | OFlag::O_CLOEXEC;
+        if !again {
+            flags |= OFlag::O_TRUNC;
+        }
         openat(
             &self.dir.fd,
             file.as_str(),

@@ -237,6 +237,19 @@ impl StateDir {
         })?
     }
 
+    /// Take over the state file of `record.name` from this same process before it started
+    /// again (a booted image's reboot: the same pid and start time, so no other process can
+    /// pass for it); else claim the name as [`StateDir::reserve`] does.
+    pub(super) fn take_over(&self, record: &Record) -> Result<String, SessionError> {
+        let own = self.load(&record.name)?.is_some_and(|loaded| {
+            loaded.record.supervisor == record.supervisor && loaded.record.pid_ns == self.pid_ns
+        });
+        match own {
+            true => self.replace(record),
+            false => self.reserve(record),
+        }
+    }
+
     /// Replace the state file of `record.name`, atomically (a reader sees the old text or the
     /// new, never half of one).
     pub(super) fn replace(&self, record: &Record) -> Result<String, SessionError> {

@@ -248,3 +248,37 @@ pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }
+
+/// Remove variable `name` from the environment and return what it was.
+///
+/// Precondition: no other thread runs (they could read the environment meanwhile).
+pub fn take_env_var(name: &str) -> Option<std::ffi::OsString> {
+    let value = std::env::var_os(name)?;
+    // SAFETY: by the precondition no other thread reads or writes the environment now.
+    unsafe { std::env::remove_var(name) };
+    Some(value)
+}
+
+/// Start this program again in this process, with the arguments it was started with and
+/// `name=value` added to its environment (the new run reads it, and takes it out at once).
+/// Every descriptor become-root opened is close-on-exec; the standard ones and those the
+/// caller passed stay. Returns only on failure.
+pub fn exec_again(name: &str, value: &str) -> nix::Error {
+    let to_c = |bytes: Vec<u8>| CString::new(bytes).unwrap_or_default();
+    let args: Vec<CString> = std::env::args_os()
+        .map(|a| to_c(a.as_bytes().to_vec()))
+        .collect();
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            to_c(kv)
+        })
+        .collect();
+    env.push(to_c(format!("{name}={value}").into_bytes()));
+    // /proc/self/exe is this very program, even if its file was replaced or removed since.
+    let Err(e) = nix::unistd::execve(c"/proc/self/exe", &args, &env);
+    e
+}
