@@ -33,6 +33,9 @@ complete -c become-root -l cap-drop -d 'Take capability CAP away from COMMAND, o
 complete -c become-root -l uid -d 'Run COMMAND as uid N inside (a mapped id) instead of 0, after every mount is made' -r
 complete -c become-root -l gid -d 'Run COMMAND as gid N inside (a mapped id) instead of 0' -r
 complete -c become-root -l info-fd -d 'When the namespaces are ready, write one JSON object to file descriptor FD (pid, id maps, namespace inodes, network, published ports); when COMMAND ends, a second one with how it ended. FD is not passed to COMMAND' -r
+complete -c become-root -l notify-ready -d 'With --boot, when the image counts as ready, for --detach to return and for a service manager above become-root (READY=1): when its init says so on NOTIFY_SOCKET (/run/host/notify inside), or as soon as it has started' -r -f -a "auto\t'yes when the image\'s init is systemd, else no'
+yes\t'when its init says READY=1 on NOTIFY_SOCKET (sd_notify(3)), waiting 90 s at most'
+no\t'as soon as its init has started'"
 complete -c become-root -l stop-timeout -d 'How long a stop may take before what is left is killed (SIGKILL): with --boot, after SIGRTMIN+3, whoever asks for the stop (default 30); with --stop, overrides what the session was started with (default 30 for --boot, else 5)' -r
 complete -c become-root -l memory -d 'Memory limit (memory.max): bytes, or with a unit b, k, m, g (64M, 1.5g), as podman. Implies --cgroup; a COMMAND the limit kills ends with status 137' -r
 complete -c become-root -l memory-swap -d 'Memory and swap together (podman\'s meaning; -1: no limit on swap). Needs --memory; without it swap is limited to as much as --memory' -r

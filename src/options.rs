@@ -97,3 +97,15 @@ pub enum NetMode {
     /// pasta when installed, else slirp4netns
     Auto,
 }
+
+/// `--notify-ready`: when a booted image counts as ready (a `--detach` caller waits for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum NotifyReady {
+    /// yes when the image's init is systemd, else no
+    #[default]
+    Auto,
+    /// when its init says READY=1 on NOTIFY_SOCKET (sd_notify(3)), waiting 90 s at most
+    Yes,
+    /// as soon as its init has started
+    No,
+}

@@ -23,17 +23,26 @@ common::tests! {
         the_boot_console_is_interactive_at_a_terminal,
         the_console_escape_halts_the_image;
     [Harness, Tool("python3")] as_pid_1_at_a_terminal_gets_a_terminal_of_its_own;
+    [Harness, Cgroup2, Tool("busybox"), Tool("gcc")]
+        detach_of_a_notifying_image_returns_once_it_is_ready,
+        a_booted_session_is_joined_and_stopped_with_sigrtmin_3,
+        a_rebooted_session_lives_on_with_its_name;
+    [Harness, Cgroup2, Tool("busybox"), Tool("gcc"), Tool("python3")]
+        a_service_manager_hears_ready_when_the_image_is_and_stopping;
+    [Harness, Tool("python3")] a_service_manager_hears_ready_and_command_gets_no_notify_socket;
+    [Harness, Cgroup2, File("BECOME_ROOT_BOOT_IMAGE", "tests/vm/build-bootimage bookworm makes one (.ci/run does)")]
+        the_readme_boot_recipe_runs_as_a_script_ten_times;
+    [Harness, Cgroup2, Tool("python3"), File("BECOME_ROOT_BOOT_IMAGE", "tests/vm/build-bootimage bookworm makes one (.ci/run does)")]
+        a_systemd_image_at_a_terminal_shows_a_login_prompt;
     [Harness, Cgroup2, Tool("busybox")]
         a_halted_or_powered_off_image_ends_with_0_and_exit_n_with_n,
-        a_rebooted_image_boots_again_in_new_namespaces,
-        a_rebooted_session_lives_on_with_its_name;
+        a_rebooted_image_boots_again_in_new_namespaces;
     [Harness, Cgroup2, Tool("busybox")]
         d21_a_stop_in_the_first_moments_of_a_boot_is_not_lost,
         d21_an_image_that_ignores_sigrtmin_3_is_killed_after_the_stop_timeout,
         stop_of_a_session_at_once_after_detach_returns_once_the_image_is_gone,
         the_console_is_copied_to_its_last_line_before_become_root_returns,
         boot_gives_init_the_container_interface_and_stops_it_with_sigrtmin_3,
-        a_booted_session_is_joined_and_stopped_with_sigrtmin_3,
         boot_without_init_in_the_rootfs_is_an_error;
 }
 
@@ -157,23 +166,21 @@ fn boot_gives_init_the_container_interface_and_stops_it_with_sigrtmin_3() {
 
 fn a_booted_session_is_joined_and_stopped_with_sigrtmin_3() {
     let w = world();
-    let root = image(&w);
-    let log = w.home().join("run/become-root/sys.log");
+    // An init that says when it is ready (sd_notify), so that --detach returns then and the
+    // session is used at once, as a script would.
+    let root = notifying_image(&w);
     let script = format!(
         "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR; \
-         \"$BR\" --name=sys --detach --boot --rootfs={root} || exit 1; {wait}\
+         \"$BR\" --name=sys --detach --boot --notify-ready=yes --rootfs={root} || exit 1; \
          \"$BR\" --join=sys cat /proc/1/cmdline | tr '\\0' ' '; echo; \
-         \"$BR\" --join=sys sh -c 'test -e /run/booted && echo booted'; \
-         start=$(date +%s); \"$BR\" --stop=sys; echo stopped $? in $(( $(date +%s) - start )) s; \
-         cat {log} 2>/dev/null | tail -n 1",
+         \"$BR\" --join=sys sh -c 'test -e /run/ready && echo ready'; \
+         start=$(date +%s); \"$BR\" --stop=sys; echo stopped $? in $(( $(date +%s) - start )) s",
         root = root.display(),
-        wait = wait_for(&log, "init: up"),
-        log = log.display(),
     );
     let out = w.sh(&script);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.first(), Some(&"/bin/sh /sbin/init "), "{out:#?}");
-    assert_eq!(lines.get(1), Some(&"booted"), "{out:#?}");
+    assert_eq!(lines.get(1), Some(&"ready"), "{out:#?}");
     // Stopped by its own signal, not by SIGKILL after the 30 s a booted image gets.
     let stopped = lines.get(2).copied().unwrap_or_default();
     assert!(
@@ -196,8 +203,7 @@ fn systemd_boots_a_debian_image_and_stops_cleanly() {
         "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR {img}; \
          \"$BR\" tar -xf {tar} -C {img} --exclude='./dev/*' || exit 1; \
          \"$BR\" --name=deb --detach --boot --rootfs={img} || exit 2; \
-         timeout 120 \"$BR\" --join=deb sh -c 'until test -S /run/systemd/private; do sleep 0.1; done'; \
-         timeout 120 \"$BR\" --join=deb systemctl is-system-running --wait; \
+         \"$BR\" --join=deb systemctl is-system-running --wait; \
          \"$BR\" --join=deb systemctl --failed --no-legend --plain | cut -d' ' -f1 | sort | tr '\\n' ' '; echo; \
          \"$BR\" --join=deb cat /proc/1/comm; \
          start=$(date +%s); \"$BR\" --stop=deb; echo stopped $? in $(( $(date +%s) - start )) s",
@@ -596,20 +602,169 @@ fn a_rebooted_image_boots_again_in_new_namespaces() {
 
 fn a_rebooted_session_lives_on_with_its_name() {
     let w = world();
+    // The image reboots before it is ready the first time: --detach returns once the second
+    // boot says it is.
     let root = rebooting_image(
         &w,
-        &format!("trap 'say halting; exit 0' {RTMIN_3}\nsay up\nwhile :; do sleep 0.1; done\n"),
+        &format!(
+            "trap 'say halting; exit 0' {RTMIN_3}\nsd-notify READY=1\nsay up\n\
+             while :; do sleep 0.1; done\n"
+        ),
     );
-    let log = w.home().join("run/become-root/sys.log");
+    sd_notify_in(&w, &root);
     let script = format!(
         "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR; \
-         \"$BR\" --name=sys --detach --boot --rootfs={root} || exit 1; {wait}\
+         \"$BR\" --name=sys --detach --boot --notify-ready=yes --rootfs={root} || exit 1; \
          \"$BR\" --join=sys cat /boots; \"$BR\" --list | awk 'NR > 1 {{ print $1, $NF }}'; \
          \"$BR\" --stop=sys; echo stopped $?",
         root = root.display(),
-        wait = wait_for(&log, "init: up"),
     );
     let out = w.sh(&script);
     assert_eq!(out.stdout, "2\nsys running\nstopped 0\n", "{out:#?}");
+    w.assert_nothing_left();
+}
+
+// ---- readiness (issue 19, items 1 and 2) ------------------------------------------------------
+
+/// tests/helpers/sd-notify.c, built static into `root`'s /bin.
+fn sd_notify_in(w: &World, root: &Path) {
+    let to = root.join("bin/sd-notify");
+    let source = format!("{}/tests/helpers/sd-notify.c", env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("gcc")
+        .args(["-static", "-O", "-o"])
+        .arg(&to)
+        .arg(source)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gcc sd-notify.c");
+    common::chown_tree(&to, w.uid);
+}
+
+/// An image whose init takes half a second to be ready, marks it in /run and in its root
+/// (/marker, which the host sees), then says READY=1 on $NOTIFY_SOCKET.
+fn notifying_image(w: &World) -> PathBuf {
+    let root = image_with(
+        w,
+        "notifying",
+        &format!(
+            "say notify at $NOTIFY_SOCKET\n\
+             trap 'say halting; rm -f /marker; exit 0' {RTMIN_3}\n\
+             sleep 0.5\n\
+             touch /run/ready /marker\n\
+             sd-notify READY=1 || say sd-notify failed\n\
+             say up\n\
+             while :; do sleep 0.1; done\n"
+        ),
+    );
+    sd_notify_in(w, &root);
+    root
+}
+
+fn detach_of_a_notifying_image_returns_once_it_is_ready() {
+    let w = world();
+    let root = notifying_image(&w);
+    // As a script types it, ten times: detach, then use the image at once.
+    let script = format!(
+        "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR; \
+         for i in $(seq 10); do \
+           \"$BR\" --name=s --detach --boot --notify-ready=yes --rootfs={root} || exit 1; \
+           \"$BR\" --join=s sh -c 'test -e /run/ready && echo ready'; \
+           \"$BR\" --stop=s || exit 2; \
+         done",
+        root = root.display(),
+    );
+    let out = w.sh(&script);
+    assert_eq!(out.stdout, "ready\n".repeat(10), "{out:#?}");
+    w.assert_nothing_left();
+}
+
+fn a_service_manager_hears_ready_when_the_image_is_and_stopping() {
+    let w = world();
+    let root = notifying_image(&w);
+    let console = w.home().join("console");
+    // become-root as a Type=notify unit's main process: READY=1 once the image said so
+    // (its /marker exists by then), STOPPING=1 when asked to stop; the image's init has a
+    // NOTIFY_SOCKET of its own.
+    let script = format!(
+        "python3 {listen} $HOME/notify {root}/marker > messages & listener=$!; \
+         {until} test -S $HOME/notify; \
+         NOTIFY_SOCKET=$HOME/notify \"$BR\" --boot --notify-ready=yes --rootfs={root} 2>{c} & \
+         pid=$!; {wait}kill -TERM $pid; wait $pid; echo status $?; wait $listener; \
+         cat messages; head -n 1 {c}",
+        listen = World::helper("notify-listen.py"),
+        until = World::until(),
+        root = root.display(),
+        c = console.display(),
+        wait = wait_for(&console, "init: up"),
+    );
+    let out = w.sh(&script);
+    assert_eq!(
+        out.stdout,
+        "status 0\nREADY=1 (marker exists)\nSTOPPING=1 (marker exists)\n\
+         init: notify at /run/host/notify\n",
+        "{out:#?}"
+    );
+    w.assert_nothing_left();
+}
+
+fn a_service_manager_hears_ready_and_command_gets_no_notify_socket() {
+    let w = World::new();
+    for mode in ["", "--pid"] {
+        let script = format!(
+            "python3 {listen} $HOME/notify $HOME/none > messages & listener=$!; \
+             {until} test -S $HOME/notify; \
+             NOTIFY_SOCKET=$HOME/notify \"$BR\" {mode} sh -c 'echo \"[$NOTIFY_SOCKET]\"'; \
+             NOTIFY_SOCKET=$HOME/notify python3 -c 'import os, socket; \
+             socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b\"STOPPING=1\", \
+             os.environ[\"NOTIFY_SOCKET\"])'; wait $listener; cat messages",
+            listen = World::helper("notify-listen.py"),
+            until = World::until(),
+        );
+        let out = w.sh(&script);
+        assert_eq!(out.stdout, "[]\nREADY=1\nSTOPPING=1\n", "{mode}: {out:#?}");
+    }
+}
+
+fn the_readme_boot_recipe_runs_as_a_script_ten_times() {
+    // The README's sequence as a script types it, with no wait in between: detach returns
+    // once systemd inside says it is ready, so the next command can use the system at once.
+    let w = world();
+    let tar = std::env::var("BECOME_ROOT_BOOT_IMAGE").unwrap();
+    let img = w.home().join("img");
+    let script = format!(
+        "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR {img}; \
+         \"$BR\" tar -xf {tar} -C {img} --exclude='./dev/*' || exit 1; \
+         for i in $(seq 10); do \
+           \"$BR\" --name=sys --detach --boot --rootfs={img} || exit 2; \
+           \"$BR\" --join=sys systemctl is-system-running --wait; \
+           \"$BR\" --stop=sys || exit 3; \
+         done",
+        img = img.display(),
+    );
+    let out = w.sh(&script);
+    assert_eq!(out.stdout, "running\n".repeat(10), "{out:#?}");
+    w.assert_nothing_left();
+}
+
+fn a_systemd_image_at_a_terminal_shows_a_login_prompt() {
+    let w = world();
+    let tar = std::env::var("BECOME_ROOT_BOOT_IMAGE").unwrap();
+    let img = w.home().join("img");
+    let out = w.sh(&format!(
+        "mkdir -p {img}; \"$BR\" tar -xf {tar} -C {img} --exclude='./dev/*' || exit 1; {}",
+        typed(
+            &[("-w", "login: "), ("-t", "\\x1d\\x1d\\x1d")],
+            &format!(
+                "\"$BR\" --boot --rootfs={}; echo \"status $?\"",
+                img.display()
+            ),
+        ),
+        img = img.display(),
+    ));
+    assert!(out.stdout.contains("login: "), "{out:#?}");
+    assert!(
+        out.stdout.contains("status 0"),
+        "halted by the escape: {out:#?}"
+    );
     w.assert_nothing_left();
 }

@@ -309,12 +309,19 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  handler for, so one sent in the first moments of a boot would be lost); what \
                  has not ended --stop-timeout seconds later (30 by default) is killed, and \
                  become-root says so. --stop of a --boot session asks become-root to halt the \
-                 image that way and returns once the session is gone. --boot \
+                 image that way and returns once the session is gone. pid 1 gets \
+                 NOTIFY_SOCKET=/run/host/notify (a socket only root inside may write to) as \
+                 under systemd-nspawn, and says there when it is ready: systemd sends READY=1 \
+                 once its boot is done. --detach returns then (--notify-ready=yes, and auto \
+                 when the image's init is systemd), or as soon as the init has started \
+                 (--notify-ready=no, and auto for other inits); only pid 1's word counts, and \
+                 the wait ends after 90 seconds with a warning saying what was waited for. \
+                 After --detach returns, become-root --join=NAME systemctl \
+                 is-system-running --wait answers at once. A reboot from inside boots the \
+                 image again (EXIT STATUS). --boot \
                  drops CAP_SYS_RAWIO and CAP_SYS_MODULE (as systemd-nspawn and podman do; \
                  --cap-add keeps them), so that systemd skips the debugfs and tracefs mounts \
-                 and the module loading a user namespace refuses. With \
-                 --name=NAME --detach, become-root --join=NAME systemctl is-system-running \
-                 --wait follows the boot. A Debian image for it: become-root mmdebstrap \
+                 and the module loading a user namespace refuses. A Debian image for it: become-root mmdebstrap \
                  --variant=minbase --include=systemd-sysv,dbus bookworm DIR (as root inside, so \
                  the files belong to your subordinate ids; debootstrap would need mknod, which \
                  a user namespace refuses).",
@@ -459,10 +466,20 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "Set with _CONTAINERS_USERNS_CONFIGURED, to the caller's gid outside the \
                  namespace.",
             ),
-            Para(
-                "Apart from these three variables, COMMAND gets become-root's environment \
-                 unchanged.",
+            Item(
+                "NOTIFY_SOCKET",
+                "The service manager's socket when become-root runs as the main process of a \
+                 Type=notify unit (sd_notify(3)). become-root takes it out of the environment \
+                 (COMMAND does not get it) and sends READY=1 when the run is ready: as COMMAND \
+                 starts, or, for a booted image, once its init says so (--notify-ready); and \
+                 STOPPING=1 when it is asked to stop. A booted image's pid 1 gets a \
+                 NOTIFY_SOCKET of its own, /run/host/notify.",
             ),
+            Item(
+                "container",
+                "Set to become-root for a booted image's pid 1 (systemd's container interface).",
+            ),
+            Para("Apart from these variables, COMMAND gets become-root's environment unchanged."),
         ],
     },
     Section {

@@ -50,6 +50,7 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
         as_pid_1: false,
         boot: false,
         stop_timeout: None,
+        notify_ready: Default::default(),
         uts: false,
         ipc: false,
         cgroup: false,

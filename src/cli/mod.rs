@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use clap::Parser;
 
 pub use crate::options::{
-    FsArg, MapMode, NetMode, OverlayDriver, PortDriver, Propagation, SubidSource,
+    FsArg, MapMode, NetMode, NotifyReady, OverlayDriver, PortDriver, Propagation, SubidSource,
 };
 
 mod fast;
@@ -242,6 +242,12 @@ pub struct Cli {
     /// defaults to /sbin/init there
     #[arg(long, requires = "rootfs", help_heading = "Cgroups and system images")]
     pub boot: bool,
+
+    /// With --boot, when the image counts as ready, for --detach to return and for a service
+    /// manager above become-root (READY=1): when its init says so on NOTIFY_SOCKET
+    /// (/run/host/notify inside), or as soon as it has started
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = NotifyReady::Auto, requires = "boot", help_heading = "Cgroups and system images")]
+    pub notify_ready: NotifyReady,
 
     /// How long a stop may take before what is left is killed (SIGKILL): with --boot, after
     /// SIGRTMIN+3, whoever asks for the stop (default 30); with --stop, overrides what the
@@ -475,6 +481,7 @@ impl Cli {
             as_pid_1: self.as_pid_1,
             boot: self.boot,
             stop_timeout: self.stop_timeout,
+            notify_ready: self.notify_ready,
             uts: self.uts,
             ipc: self.ipc,
             cgroup: self.cgroup,

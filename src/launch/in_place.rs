@@ -69,5 +69,9 @@ pub(super) fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Err
         real.abandon();
         return Err(e);
     }
+    // A service manager above become-root: the run is ready as COMMAND starts.
+    if let Some(notifier) = &plan.notifier {
+        notifier.send("READY=1");
+    }
     Err(run_command(plan))
 }

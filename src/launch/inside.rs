@@ -321,6 +321,10 @@ pub(super) fn namespace_child(
         resolv_conf: None,
     };
     setup_inside(&mut real, plan)?;
+    // A booted image's pid 1 says on this socket when it is ready (in its new root's /run).
+    if let Some(listener) = &plan.notify {
+        listener.bind_inside()?;
+    }
     if let Some(channel) = provider {
         net::forward::spawn_provider(channel, plan.pid_namespace())?;
     }
@@ -455,7 +459,10 @@ mod tests {
             as_pid_1: false,
             boot: false,
             stop_timeout: None,
-            again: false,
+            again: None,
+            notify: None,
+            ready_wait: None,
+            notifier: None,
             console: None,
             prepared: Default::default(),
         }

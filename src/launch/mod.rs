@@ -68,6 +68,8 @@ pub struct Request {
     pub boot: bool,
     /// --stop-timeout: how long a booted image has to halt before it is killed.
     pub stop_timeout: Option<u64>,
+    /// --notify-ready: when a booted image counts as ready.
+    pub notify_ready: crate::options::NotifyReady,
     pub uts: bool,
     pub ipc: bool,
     /// --cgroup: a cgroup of the run's own (cgroup.rs).
@@ -94,10 +96,13 @@ pub fn main(request: Request) -> i32 {
 
 fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
     let quiet = cli.quiet;
-    // Taken out before COMMAND's environment is made (plan): it is become-root's alone.
-    let again = sys::take_env_var(supervise::REBOOTED).is_some();
+    // Taken out before COMMAND's environment is made (plan): they are become-root's alone.
+    let again = sys::take_env_var(supervise::REBOOTED).map(|v| crate::session::Again::parse(&v));
+    let notifier =
+        sys::take_env_var("NOTIFY_SOCKET").and_then(crate::process::notify::Notifier::new);
     let (mut plan, warnings) = plan(cli)?;
     plan.again = again;
+    plan.notifier = notifier.map(std::sync::Arc::new);
     if plan.verbose {
         let show = |map: &crate::idmap::IdMap| {
             let extents: Vec<String> = map.ranges().iter().map(|r| r.to_string()).collect();

@@ -13,9 +13,10 @@ use crate::identity::Identity;
 use crate::mounts::{self, MountStep};
 use crate::net::ports::Publish;
 use crate::net::{self, NetPlan};
-use crate::options::{NetMode, OverlayDriver, PortDriver};
+use crate::options::{NetMode, NotifyReady, OverlayDriver, PortDriver};
 use crate::process::Command;
 use crate::process::console::Console;
+use crate::process::notify;
 use crate::userns::{self, Mapping};
 
 /// Everything decided before any namespace exists.
@@ -53,7 +54,14 @@ pub struct Plan {
     /// --boot: the image stops on SIGRTMIN+3.
     pub boot: bool,
     /// This run is a booted image's after its reboot (become-root started itself again).
-    pub again: bool,
+    pub again: Option<crate::session::Again>,
+    /// --boot: the socket pid 1 says it is ready on (process::notify), bound inside.
+    pub notify: Option<std::sync::Arc<crate::process::notify::Listener>>,
+    /// How long a --detach caller (and a service manager) waits for pid 1's READY=1; `None`:
+    /// ready once the namespaces are (--notify-ready).
+    pub ready_wait: Option<std::time::Duration>,
+    /// The service manager become-root runs under ($NOTIFY_SOCKET, a Type=notify unit).
+    pub notifier: Option<std::sync::Arc<crate::process::notify::Notifier>>,
     /// --stop-timeout: how long a stop may take before SIGKILL.
     pub stop_timeout: Option<std::time::Duration>,
     /// A pty between the caller and pid 1 (process::console): --boot's /dev/console, and
@@ -275,10 +283,15 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let mut env = containers::env(&caller, mount_ns);
     if cli.boot {
-        // How systemd and other software tell they run in a container
-        // (systemd.io/CONTAINER_INTERFACE).
+        // How systemd and other software tell they run in a container, and where its init
+        // says it is ready (systemd.io/CONTAINER_INTERFACE).
         env.push(("container".into(), "become-root".into()));
+        env.push(("NOTIFY_SOCKET".into(), notify::INSIDE.into()));
     }
+    let notify = match cli.boot {
+        true => Some(std::sync::Arc::new(notify::Listener::new()?)),
+        false => None,
+    };
     let command = Command::new(cli.command, env)?;
     // The terminal rule (process::console): a pid 1 that is not become-root's init never
     // gets the caller's terminal. A detached run has none to give.
@@ -325,6 +338,15 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         namespaces |= CloneFlags::CLONE_NEWNS;
     }
     let mounts = mounts::plan(&options, &prepared);
+    let ready_wait = match (cli.boot, cli.notify_ready) {
+        (false, _) | (true, NotifyReady::No) => None,
+        (true, NotifyReady::Yes) => Some(READY_WAIT),
+        (true, NotifyReady::Auto) => options
+            .rootfs
+            .as_deref()
+            .is_some_and(|root| init_is_systemd(root, &command.name))
+            .then_some(READY_WAIT),
+    };
     Ok((
         Plan {
             namespaces,
@@ -345,12 +367,66 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             as_pid_1,
             boot: cli.boot,
             stop_timeout: cli.stop_timeout.map(std::time::Duration::from_secs),
-            again: false,
+            again: None,
+            notify,
+            ready_wait,
+            notifier: None,
             console,
             prepared: std::sync::Arc::new(prepared),
         },
         warnings,
     ))
+}
+
+/// How long a --detach caller waits for a booted image's READY=1 at most: systemd's own
+/// default start timeout (DefaultTimeoutStartSec).
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Whether `command`, an absolute path inside `root`, is systemd: the file its symbolic links
+/// lead to, resolved inside `root` (an absolute link is read as from `root`), is named
+/// `systemd` (Debian's /sbin/init -> /lib/systemd/systemd, /lib -> usr/lib). Only links are
+/// read; nothing is opened or followed outside `root`.
+fn init_is_systemd(root: &Path, command: &std::ffi::OsStr) -> bool {
+    use std::path::Component;
+    let mut path = PathBuf::from("/");
+    let mut rest: Vec<std::ffi::OsString> = Path::new(command)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0;
+    while let Some(name) = rest.pop() {
+        if name == ".." {
+            path.pop();
+            continue;
+        }
+        path.push(&name);
+        let inside = root.join(path.strip_prefix("/").unwrap_or(&path));
+        if let Ok(target) = std::fs::read_link(&inside) {
+            links += 1;
+            if links > 40 {
+                return false;
+            }
+            path.pop();
+            if target.is_absolute() {
+                path = PathBuf::from("/");
+            }
+            let parts: Vec<std::ffi::OsString> = target
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_os_string()),
+                    Component::ParentDir => Some("..".into()),
+                    _ => None,
+                })
+                .collect();
+            rest.extend(parts.into_iter().rev());
+        }
+    }
+    path.file_name().is_some_and(|n| n == "systemd")
 }
 
 /// --drop-groups where the namespace denies setgroups(2): with only the caller's own gid

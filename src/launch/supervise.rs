@@ -110,6 +110,7 @@ impl<'p> Run<'p> {
         let mut keep = plan.prepared.raw_fds();
         keep.extend(plan.info_fd);
         keep.extend(plan.console.iter().flat_map(|c| c.raw_fds()));
+        keep.extend(plan.notify.as_ref().map(|n| n.raw_fd()));
         self.session = Session::start(plan.session.as_ref(), net, &keep, plan.again)?;
         if let Some(session) = self.session.as_mut() {
             session.stops_with(plan.boot, plan.stop_timeout);
@@ -265,12 +266,18 @@ impl<'p> Run<'p> {
         }
     }
 
-    /// Sessions: wait until the namespaces are ready, record them, let a --detach caller go.
+    /// Sessions: wait until the namespaces are ready, record them, let a --detach caller go,
+    /// unless the run waits for its pid 1 to say it is ready (a booted image); a service
+    /// manager above become-root hears READY=1 at the same moment.
     fn ready(&mut self) -> Result<(), Error> {
-        match (self.session.as_mut(), self.child) {
-            (Some(session), Some(child)) => session.namespaces_ready(child),
-            _ => Ok(()),
+        let waits = self.plan.ready_wait.is_some();
+        if let (Some(session), Some(child)) = (self.session.as_mut(), self.child) {
+            session.namespaces_ready(child, !waits)?;
         }
+        if let (Some(notifier), false) = (&self.plan.notifier, waits) {
+            notifier.send("READY=1");
+        }
+        Ok(())
     }
 
     /// Wait for COMMAND, forwarding signals. An init reports how COMMAND ended (otherwise the
@@ -284,45 +291,25 @@ impl<'p> Run<'p> {
         let reports = (plan.has_init() || plan.info_fd.is_some())
             .then(|| self.ending.take())
             .flatten();
-        let (observed, driver, ports) = (self.observed.as_ref(), self.driver, &self.ports);
-        let cgroup = self.cgroup.as_ref();
-        let mut on_ready = || {
-            if let (Some(fd), Some(observed)) = (plan.info_fd, observed) {
-                let ready = crate::info::Ready {
-                    pid: child,
-                    uid_map: &plan.mapping.uid,
-                    gid_map: &plan.mapping.gid,
-                    how: (plan.mapping.how.0.name(), plan.mapping.how.1.name()),
-                    runs_as: (
-                        plan.identity.uid.unwrap_or(0),
-                        plan.identity.gid.unwrap_or(0),
-                    ),
-                    groups_dropped: plan.drop_groups,
-                    observed,
-                    net_mode: plan.net.map(|_| driver.map_or("none", Driver::program)),
-                    ports: ports.clone(),
-                    session: plan.session.as_ref().map(|request| {
-                        let dir = crate::session::state_dir_location();
-                        (request.name.clone(), dir.display().to_string())
-                    }),
-                    cgroup,
-                };
-                crate::info::write_line(fd, &ready.to_json());
-            }
-        };
-        let (helper, session) = (&mut self.helper, &mut self.session);
-        let mut on_child = || notice_dead_helper(helper, session);
-        let mut helpers = Vec::new();
-        let ending = process::supervise(
-            child,
+        let watch = process::Watch {
             reports,
-            &mut helpers,
-            self.terminal,
-            plan.console.as_deref(),
-            &mut on_ready,
-            &mut on_child,
-            plan.stop_with(),
-        );
+            terminal: self.terminal,
+            console: plan.console.as_deref(),
+            stop_with: plan.stop_with(),
+            notify: plan.notify.as_deref().map(|l| (l, plan.ready_wait)),
+        };
+        let mut observer = Observer {
+            plan,
+            child,
+            observed: self.observed.as_ref(),
+            driver: self.driver,
+            ports: &self.ports,
+            cgroup: self.cgroup.as_ref(),
+            helper: &mut self.helper,
+            session: &mut self.session,
+        };
+        let mut helpers = Vec::new();
+        let ending = process::supervise(child, watch, &mut helpers, &mut observer);
         // Reaped by process::supervise: nothing of it is left to undo.
         self.child = None;
         // What the namespace process said of helpers before it became COMMAND, if no one
@@ -423,11 +410,100 @@ impl Run<'_> {
             eprintln!("become-root: the image rebooted; booting it again");
         }
         let session = self.session.take();
+        let again = session
+            .as_ref()
+            .map(Session::again)
+            .unwrap_or_default()
+            .render();
+        let self_notifier = self.plan.notifier.clone();
         drop(self);
         // Not dropped: that would remove the state the run after the exec takes over.
         std::mem::forget(session);
-        let e = sys::exec_again(REBOOTED, "1");
+        // The service manager's socket too, which the first run took out of the environment.
+        let mut extra = vec![(REBOOTED, std::ffi::OsStr::new(&again))];
+        extra.extend(
+            self_notifier
+                .as_ref()
+                .map(|n| ("NOTIFY_SOCKET", n.value.as_os_str())),
+        );
+        let e = sys::exec_again(&extra);
         Error::sys("booting the image again: exec", e)
+    }
+}
+
+/// What supervision tells a run as it happens (process::Events).
+struct Observer<'r> {
+    plan: &'r Plan,
+    child: nix::unistd::Pid,
+    observed: Option<&'r crate::info::Observed>,
+    driver: Option<Driver>,
+    ports: &'r [(String, u16, String)],
+    cgroup: Option<&'r crate::cgroup::Own>,
+    helper: &'r mut Option<net::helper::Running>,
+    session: &'r mut Option<Session>,
+}
+
+impl process::Events for Observer<'_> {
+    /// --info-fd: what was set up, once the namespace process says its setup is done.
+    fn setup_done(&mut self) {
+        let plan = self.plan;
+        if let (Some(fd), Some(observed)) = (plan.info_fd, self.observed) {
+            let ready = crate::info::Ready {
+                pid: self.child,
+                uid_map: &plan.mapping.uid,
+                gid_map: &plan.mapping.gid,
+                how: (plan.mapping.how.0.name(), plan.mapping.how.1.name()),
+                runs_as: (
+                    plan.identity.uid.unwrap_or(0),
+                    plan.identity.gid.unwrap_or(0),
+                ),
+                groups_dropped: plan.drop_groups,
+                observed,
+                net_mode: plan
+                    .net
+                    .map(|_| self.driver.map_or("none", Driver::program)),
+                ports: self.ports.to_vec(),
+                session: plan.session.as_ref().map(|request| {
+                    let dir = crate::session::state_dir_location();
+                    (request.name.clone(), dir.display().to_string())
+                }),
+                cgroup: self.cgroup,
+            };
+            crate::info::write_line(fd, &ready.to_json());
+        }
+    }
+
+    fn child_changed(&mut self) {
+        notice_dead_helper(self.helper, self.session);
+    }
+
+    /// A booted image said READY=1 (or did not within the wait): a --detach caller goes,
+    /// and a service manager hears it.
+    fn pid_1_ready(&mut self, waited: Option<std::time::Duration>) {
+        if let Some(waited) = waited
+            && !self.plan.quiet
+        {
+            eprintln!(
+                "become-root: the image did not say it was ready (READY=1 on {}) within {} s; \
+                 going on",
+                process::notify::INSIDE,
+                waited.as_secs()
+            );
+        }
+        if let Some(session) = self.session.as_mut()
+            && let Err(e) = session.release_caller()
+        {
+            e.report();
+        }
+        if let Some(notifier) = &self.plan.notifier {
+            notifier.send("READY=1");
+        }
+    }
+
+    fn stopping(&mut self) {
+        if let Some(notifier) = &self.plan.notifier {
+            notifier.send("STOPPING=1");
+        }
     }
 }
 

@@ -7,24 +7,26 @@
 //! COMMAND ended, dying of the same signal if COMMAND was killed.
 
 use std::ffi::{CString, OsString};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
-use nix::poll::PollTimeout;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, Error};
 use crate::sys;
 
 pub mod console;
 mod ending;
+pub mod notify;
+mod supervise;
 pub use ending::{Ending, read_reports};
+pub use supervise::{Events, StopWith, Watch, signal_name, supervise};
 
 /// si_code of signals the kernel sends on its own behalf, notably the terminal's SIGINT,
 /// SIGQUIT, SIGTSTP, SIGHUP and SIGWINCH, which reach the whole foreground process group: the
@@ -34,9 +36,6 @@ const SI_KERNEL: i32 = 0x80;
 /// How long a booted image has to shut down after SIGRTMIN+3 before it is killed (systemd's
 /// own default stop timeout is 90 s; a container's shutdown takes a second or two).
 pub const BOOT_STOP_GRACE: Duration = Duration::from_secs(30);
-
-/// How long a pid 1 of the caller's own (--as-pid-1) has to end after the console's escape.
-const ESCAPE_GRACE: Duration = Duration::from_secs(5);
 
 /// COMMAND, ready for execve.
 #[derive(Debug, Clone)]
@@ -184,242 +183,9 @@ pub fn block_forwarded_signals() -> Result<(), Error> {
         .map_err(|e| Error::sys("blocking signals", e))
 }
 
-fn signalfd() -> Result<SignalFd, Error> {
+pub(crate) fn signalfd() -> Result<SignalFd, Error> {
     SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC)
         .map_err(|e| Error::sys("creating a signalfd", e))
-}
-
-/// How a run is stopped politely, whoever asks (a kill(1) of become-root, a service manager,
-/// the terminal's Ctrl-C, the console's escape): `signo` to pid 1, SIGKILL after `grace`.
-#[derive(Debug, Clone, Copy)]
-pub struct StopWith {
-    pub signo: i32,
-    pub grace: Duration,
-}
-
-/// A stop under way (see [`StopWith`]).
-struct Stopping {
-    with: StopWith,
-    sent: bool,
-    kill_at: Instant,
-    killed: bool,
-}
-
-impl Stopping {
-    fn new(with: StopWith) -> Stopping {
-        Stopping {
-            with,
-            sent: false,
-            kill_at: Instant::now() + with.grace,
-            killed: false,
-        }
-    }
-
-    /// Send the signal once pid 1 can take it, kill it once the grace is over; returns how
-    /// long supervision may wait before the next step.
-    fn advance(&mut self, child: Pid) -> PollTimeout {
-        if self.killed {
-            return PollTimeout::NONE;
-        }
-        // An init gets only the signals it has a handler for, even from an ancestor pid
-        // namespace (SIGKILL excepted): one sent before the image's init set its handler is
-        // lost (signal(7), pid_namespaces(7)). So it is sent once /proc says it is caught.
-        if !self.sent && catches(child, self.with.signo) {
-            self.sent = sys::kill_number(child, self.with.signo).is_ok();
-        }
-        let now = Instant::now();
-        if now >= self.kill_at {
-            let _ = kill(child, Signal::SIGKILL);
-            self.killed = true;
-            eprintln!(
-                "become-root: pid 1 did not end within {} s of {}: killed",
-                self.with.grace.as_secs(),
-                signal_name(self.with.signo)
-            );
-            return PollTimeout::NONE;
-        }
-        let wait = match self.sent {
-            false => Duration::from_millis(10).min(self.kill_at - now),
-            true => self.kill_at - now,
-        };
-        PollTimeout::from(u16::try_from(wait.as_millis() + 1).unwrap_or(u16::MAX))
-    }
-}
-
-/// Whether process `pid` has a handler for signal `signo` (SigCgt of /proc/PID/status).
-fn catches(pid: Pid, signo: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
-    };
-    let mask = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigCgt:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
-    mask.is_some_and(|m| signo >= 1 && m & (1u64 << (signo - 1)) != 0)
-}
-
-/// "SIGTERM", or "SIGRTMIN+3" for the real-time ones.
-pub fn signal_name(signo: i32) -> String {
-    match Signal::try_from(signo) {
-        Ok(sig) => sig.as_str().to_string(),
-        Err(_) => format!("SIGRTMIN+{}", signo - nix::libc::SIGRTMIN()),
-    }
-}
-
-/// Supervise `child` (outside every namespace): forward signals, wait for it, and return how
-/// COMMAND ended: as `reports` says when an init sends reports, else as `child` itself ended.
-/// `on_child` runs whenever some child of become-root changes state (a network helper that
-/// died, say).
-/// With `terminal`, a stop of COMMAND is relayed: become-root takes the terminal back and
-/// stops itself; when continued, it gives the terminal back and continues COMMAND. The helpers
-/// that `reports` names go to `helpers`. With `console`, its pty is relayed (console.rs) and
-/// COMMAND, in a session of its own, gets the signals the terminal sends become-root.
-/// `stop_with` is how a system image stops: SIGTERM, SIGINT, SIGHUP and SIGQUIT all ask it.
-#[allow(clippy::too_many_arguments)]
-pub fn supervise(
-    child: Pid,
-    mut reports: Option<std::fs::File>,
-    helpers: &mut Vec<Pid>,
-    terminal: Option<Terminal>,
-    console: Option<&console::Console>,
-    on_ready: &mut dyn FnMut(),
-    on_child: &mut dyn FnMut(),
-    stop_with: Option<StopWith>,
-) -> Result<Ending, Error> {
-    use nix::poll::{PollFd, PollFlags, poll};
-    use std::os::fd::AsFd;
-    let sfd = signalfd()?;
-    let mut reported = None;
-    let mut relay = console.map(console::Relay::start);
-    let mut stopping: Option<Stopping> = None;
-    let status = loop {
-        let timeout = stopping
-            .as_mut()
-            .map_or(PollTimeout::NONE, |s| s.advance(child));
-        let (signal_ready, report_ready, escaped) = {
-            let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-            if let Some(pipe) = reports.as_ref() {
-                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
-            }
-            let first_relay = fds.len();
-            if let Some(relay) = relay.as_ref() {
-                fds.extend(relay.interest());
-            }
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys("waiting for events", e)),
-            }
-            let revents: Vec<PollFlags> = fds
-                .iter()
-                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
-                .collect();
-            drop(fds);
-            let escaped = relay
-                .as_mut()
-                .is_some_and(|r| r.on_events(&revents[first_relay..]));
-            let ready = |i: usize| revents.get(i).is_some_and(|r| !r.is_empty());
-            (ready(0), first_relay > 1 && ready(1), escaped)
-        };
-        if escaped && stopping.is_none() {
-            // The console's escape: stop as the run stops (SIGTERM for a pid 1 of the
-            // caller's own).
-            let with = stop_with.unwrap_or(StopWith {
-                signo: Signal::SIGTERM as i32,
-                grace: ESCAPE_GRACE,
-            });
-            stopping = Some(Stopping::new(with));
-        }
-        if report_ready && let Some(pipe) = reports.as_mut() {
-            let mut msg = [0u8; 5];
-            match pipe
-                .read_exact(&mut msg)
-                .ok()
-                .and_then(|()| Ending::decode(&msg))
-            {
-                Some(Ending::Stopped(sig)) => suspend_like(sig, child, terminal),
-                Some(Ending::Ready) => on_ready(),
-                Some(Ending::Helper(pid)) => helpers.push(Pid::from_raw(pid)),
-                Some(ending) => reported = Some(ending),
-                None => reports = None, // init is gone; its own status tells the rest
-            }
-        }
-        if !signal_ready {
-            continue;
-        }
-        match receive(&sfd)? {
-            // Some child of ours changed state: the namespace process, or a helper
-            // (`on_child` looks at those).
-            Received::Child => match (on_child(), waitpid(child, Some(WaitPidFlag::WNOHANG))).1 {
-                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break status,
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys("waiting for the namespace process", e)),
-            },
-            Received::FromTerminal(Signal::SIGWINCH) if relay.is_some() => {
-                if let Some(relay) = relay.as_ref() {
-                    relay.resize();
-                }
-            }
-            // A system image (--boot) stops on its own signal, whoever asks: a kill(1) of
-            // become-root or the terminal's Ctrl-C (COMMAND is in a session of its own).
-            Received::Forward(sig) | Received::FromTerminal(sig)
-                if let Some(with) = stop_with
-                    && matches!(
-                        sig,
-                        Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT
-                    ) =>
-            {
-                stopping.get_or_insert_with(|| Stopping::new(with));
-            }
-            Received::Forward(sig) => {
-                let _ = kill(child, sig);
-            }
-            // COMMAND is in a session of its own (the console's): the terminal's signals
-            // reached become-root alone.
-            Received::FromTerminal(sig) if relay.is_some() => {
-                let _ = kill(child, sig);
-            }
-            Received::FromTerminal(_) | Received::Nothing => {}
-        }
-    };
-    if let Some(relay) = relay {
-        relay.finish();
-    }
-    if let Some(terminal) = terminal {
-        terminal.take_back();
-    }
-    if reported.is_none()
-        && let Some(pipe) = reports.as_mut()
-    {
-        let messages = read_reports(pipe, helpers);
-        if messages.contains(&Ending::Ready) {
-            on_ready();
-        }
-        reported = messages
-            .into_iter()
-            .rfind(|e| matches!(e, Ending::Exited(_) | Ending::Killed(_)));
-    }
-    let own = Ending::from_wait(status).expect("exited or killed");
-    Ok(reported.unwrap_or(own))
-}
-
-/// COMMAND stopped: stop become-root the same way, so that the caller's shell sees a
-/// stopped job; once continued, hand the terminal back and continue COMMAND's group.
-fn suspend_like(sig: Signal, child: Pid, terminal: Option<Terminal>) {
-    if let Some(terminal) = terminal {
-        terminal.take_back();
-    }
-    // SIGTSTP keeps its default action in become-root; the others stop it with SIGSTOP.
-    let stop = if sig == Signal::SIGTSTP {
-        Signal::SIGTSTP
-    } else {
-        Signal::SIGSTOP
-    };
-    let _ = nix::sys::signal::raise(stop);
-    // Continued.
-    if let Some(terminal) = terminal {
-        terminal.give_to(child);
-    }
-    let _ = nix::sys::signal::killpg(child, Signal::SIGCONT);
 }
 
 /// The controlling terminal, when become-root runs in its foreground process group.
@@ -506,7 +272,7 @@ pub fn init(main: Pid, mut report: std::fs::File) -> Result<(), Error> {
 }
 
 /// What a read from the signalfd asks for.
-enum Received {
+pub(crate) enum Received {
     /// SIGCHLD: a child changed state.
     Child,
     /// A signal to pass on to COMMAND.
@@ -518,7 +284,7 @@ enum Received {
     Nothing,
 }
 
-fn receive(sfd: &SignalFd) -> Result<Received, Error> {
+pub(crate) fn receive(sfd: &SignalFd) -> Result<Received, Error> {
     let info = match sfd.read_signal() {
         Ok(Some(info)) => info,
         Ok(None) | Err(Errno::EINTR) => return Ok(Received::Nothing),

@@ -38,7 +38,7 @@ impl Session {
         request: Option<&Request>,
         net: Option<&str>,
         keep: &[i32],
-        again: bool,
+        again: Option<Again>,
     ) -> Result<Option<Session>, Error> {
         let Some(request) = request.cloned() else {
             return Ok(None);
@@ -46,7 +46,7 @@ impl Session {
         let dir = StateDir::open(true)?
             .ok_or(Errno::ENOENT)
             .map_err(|e| Error::sys("opening the session state directory", e))?;
-        let caller = if request.detach && !again {
+        let caller = if request.detach && again.is_none() {
             // Kept: the state directory and the run's own; every other one was inherited.
             let mut keep = keep.to_vec();
             keep.push(dir.fd.as_raw_fd());
@@ -72,9 +72,16 @@ impl Session {
             stop_timeout: None,
             detached: request.detach,
         };
-        let written = match again {
-            true => dir.take_over(&record)?,
-            false => dir.reserve(&record)?,
+        let (written, caller) = match again {
+            Some(again) => match dir.take_over(&record)? {
+                // Ours indeed: a --detach caller still waiting for "ready" waits on.
+                (written, true) => (
+                    written,
+                    again.caller.and_then(sys::adopt_pipe).map(File::from),
+                ),
+                (written, false) => (written, None),
+            },
+            None => (dir.reserve(&record)?, caller),
         };
         let (ready_r, ready_w) = process::pipe()?;
         let mut session = Session {
@@ -89,7 +96,7 @@ impl Session {
             request,
         };
         if session.request.detach {
-            let log = session.open_log(again)?;
+            let log = session.open_log(again.is_some())?;
             // COMMAND's stdin is /dev/null and its stdout the log from the start; stderr stays
             // the caller's until the namespaces are ready, so that a failed setup is reported
             // where the caller sees it.
@@ -183,7 +190,8 @@ impl Session {
     /// it is ready, record the session, and let the caller of `--detach` go. If the namespace
     /// process fails instead, it reports why and ends; the supervision that follows returns
     /// its status.
-    pub fn namespaces_ready(&mut self, child: Pid) -> Result<(), Error> {
+    /// With `release` false, the caller waits on until [`Session::release_caller`].
+    pub fn namespaces_ready(&mut self, child: Pid, release: bool) -> Result<(), Error> {
         drop(self.ready_w.take());
         let mut byte = [0u8; 1];
         if !matches!(self.ready_r.read(&mut byte), Ok(1)) {
@@ -199,6 +207,14 @@ impl Session {
                 .map_or(0, |d| d.as_secs());
             self.written = self.dir.replace(&self.record)?;
         }
+        match release {
+            true => self.release_caller(),
+            false => Ok(()),
+        }
+    }
+
+    /// Let the caller of `--detach` go: the session is ready.
+    pub fn release_caller(&mut self) -> Result<(), Error> {
         if let Some(mut caller) = self.caller.take() {
             if let Some(log) = &self.log {
                 let _ = nix::unistd::dup2_stderr(log);
@@ -209,6 +225,47 @@ impl Session {
             })?;
         }
         Ok(())
+    }
+}
+
+/// What a supervisor started again by its image's reboot brings of its session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Again {
+    /// The pipe to a --detach caller still waiting for "ready", by number.
+    pub caller: Option<i32>,
+}
+
+impl Again {
+    /// As the environment variable carries it: `1`, or `caller=FD`.
+    pub fn parse(value: &std::ffi::OsStr) -> Again {
+        let caller = value
+            .to_str()
+            .and_then(|v| v.strip_prefix("caller="))
+            .and_then(|fd| fd.parse().ok());
+        Again { caller }
+    }
+
+    pub fn render(&self) -> String {
+        match self.caller {
+            Some(fd) => format!("caller={fd}"),
+            None => "1".into(),
+        }
+    }
+}
+
+impl Session {
+    /// Before the supervisor starts itself again (a reboot): the pipe to a --detach caller
+    /// still waiting, left open across the exec.
+    pub fn again(&self) -> Again {
+        let caller = self.caller.as_ref().and_then(|c| {
+            nix::fcntl::fcntl(
+                c,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )
+            .ok()
+            .map(|_| c.as_raw_fd())
+        });
+        Again { caller }
     }
 }
 

@@ -234,16 +234,8 @@ pub(super) fn join(
         }
         Forked::Parent(child) => {
             drop(alive_r);
-            let ending = process::supervise(
-                child,
-                None,
-                &mut Vec::new(),
-                None,
-                None,
-                &mut || {},
-                &mut || {},
-                None,
-            )?;
+            let ending =
+                process::supervise(child, process::Watch::default(), &mut Vec::new(), &mut ())?;
             drop(alive_w);
             ending.finish()
         }

@@ -95,7 +95,7 @@ mod record;
 mod state;
 mod stop;
 
-pub use create::Session;
+pub use create::{Again, Session};
 use join::join;
 use list::list;
 pub use list::{render_json, render_table};

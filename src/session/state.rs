@@ -240,13 +240,14 @@ impl StateDir {
     /// Take over the state file of `record.name` from this same process before it started
     /// again (a booted image's reboot: the same pid and start time, so no other process can
     /// pass for it); else claim the name as [`StateDir::reserve`] does.
-    pub(super) fn take_over(&self, record: &Record) -> Result<String, SessionError> {
+    /// Says whether it was this process's own.
+    pub(super) fn take_over(&self, record: &Record) -> Result<(String, bool), SessionError> {
         let own = self.load(&record.name)?.is_some_and(|loaded| {
             loaded.record.supervisor == record.supervisor && loaded.record.pid_ns == self.pid_ns
         });
         match own {
-            true => self.replace(record),
-            false => self.reserve(record),
+            true => self.replace(record).map(|text| (text, true)),
+            false => self.reserve(record).map(|text| (text, false)),
         }
     }
 

@@ -233,3 +233,27 @@ pub fn close_fds_except(keep: &[i32]) {
         first = fd.saturating_add(1);
     }
 }
+
+/// A pipe this process was handed by number across an exec of its own (the same program,
+/// started again): owned from here on, close-on-exec again. `None` when `fd` is not an open
+/// pipe.
+///
+/// Precondition: nothing in the process owns `fd` yet (it was inherited, and the caller knows
+/// it is its own from before the exec).
+pub fn adopt_pipe(fd: i32) -> Option<OwnedFd> {
+    if fd < 3 {
+        return None;
+    }
+    let st = nix::sys::stat::fstat(borrow_fd(fd)).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return None;
+    }
+    // SAFETY: `fd` is open (fstat said so) and, by the precondition, owned by nothing else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .ok()?;
+    Some(owned)
+}

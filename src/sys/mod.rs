@@ -260,24 +260,25 @@ pub fn take_env_var(name: &str) -> Option<std::ffi::OsString> {
 }
 
 /// Start this program again in this process, with the arguments it was started with and
-/// `name=value` added to its environment (the new run reads it, and takes it out at once).
-/// Every descriptor become-root opened is close-on-exec; the standard ones and those the
-/// caller passed stay. Returns only on failure.
-pub fn exec_again(name: &str, value: &str) -> nix::Error {
+/// `extra` (name, value) added to its environment (the new run reads them, and takes them out
+/// at once). Every descriptor become-root opened is close-on-exec; the standard ones and those
+/// the caller passed stay. Returns only on failure.
+pub fn exec_again(extra: &[(&str, &std::ffi::OsStr)]) -> nix::Error {
     let to_c = |bytes: Vec<u8>| CString::new(bytes).unwrap_or_default();
     let args: Vec<CString> = std::env::args_os()
         .map(|a| to_c(a.as_bytes().to_vec()))
         .collect();
+    let pair = |k: &std::ffi::OsStr, v: &std::ffi::OsStr| {
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        to_c(kv)
+    };
     let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| k != name)
-        .map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            to_c(kv)
-        })
+        .filter(|(k, _)| extra.iter().all(|(name, _)| k != name))
+        .map(|(k, v)| pair(&k, &v))
         .collect();
-    env.push(to_c(format!("{name}={value}").into_bytes()));
+    env.extend(extra.iter().map(|(k, v)| pair(k.as_ref(), v)));
     // /proc/self/exe is this very program, even if its file was replaced or removed since.
     let Err(e) = nix::unistd::execve(c"/proc/self/exe", &args, &env);
     e
