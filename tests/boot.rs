@@ -34,7 +34,12 @@ common::tests! {
         the_readme_boot_recipe_runs_as_a_script_ten_times;
     [Harness, Cgroup2, Tool("python3"), File("BECOME_ROOT_BOOT_IMAGE", "tests/vm/build-bootimage bookworm makes one (.ci/run does)")]
         a_systemd_image_at_a_terminal_shows_a_login_prompt;
+    [Harness, Cgroup2, File("BECOME_ROOT_BOOT_IMAGE", "tests/vm/build-bootimage bookworm makes one (.ci/run does)")]
+        a_systemd_image_with_a_published_port_stops_as_quickly_as_without;
+    [Harness, Cgroup2, Tool("busybox"), Tool("gcc"), Tool("curl")]
+        a_booted_image_publishes_ports_without_net;
     [Harness, Cgroup2, Tool("busybox")]
+        the_console_of_a_boot_that_failed_is_kept,
         a_halted_or_powered_off_image_ends_with_0_and_exit_n_with_n,
         a_rebooted_image_boots_again_in_new_namespaces;
     [Harness, Cgroup2, Tool("busybox")]
@@ -77,7 +82,7 @@ fn image_with(w: &World, name: &str, body: &str) -> PathBuf {
         w.uid,
         &[
             "sh", "echo", "grep", "head", "touch", "sleep", "cat", "hostname", "stty", "tty",
-            "poweroff", "reboot", "halt",
+            "poweroff", "reboot", "halt", "httpd", "mkdir",
         ],
         "",
     );
@@ -765,6 +770,86 @@ fn a_systemd_image_at_a_terminal_shows_a_login_prompt() {
     assert!(
         out.stdout.contains("status 0"),
         "halted by the escape: {out:#?}"
+    );
+    w.assert_nothing_left();
+}
+
+// ---- ports (issue 19, items 3 and 7) --------------------------------------------------------
+
+fn a_booted_image_publishes_ports_without_net() {
+    let mut w = world();
+    w.own_network = true;
+    // --boot makes a network namespace, so -p needs no --net; the server inside answers
+    // through become-root's forwarder.
+    let root = image_with(
+        &w,
+        "web",
+        &format!(
+            "mkdir -p /www; echo hello from the image > /www/index.html\n\
+             httpd -p 8080 -h /www\n\
+             trap 'say halting; exit 0' {RTMIN_3}\n\
+             sd-notify READY=1\n\
+             while :; do sleep 0.1; done\n"
+        ),
+    );
+    sd_notify_in(&w, &root);
+    let script = format!(
+        "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR; \
+         \"$BR\" --name=web --detach --boot --notify-ready=yes -p 18080:8080 --rootfs={root} \
+           || exit 1; \
+         curl -sS http://127.0.0.1:18080/; \"$BR\" --stop=web; echo stopped $?",
+        root = root.display(),
+    );
+    let out = w.sh(&script);
+    assert_eq!(out.stdout, "hello from the image\nstopped 0\n", "{out:#?}");
+    w.assert_nothing_left();
+}
+
+fn a_systemd_image_with_a_published_port_stops_as_quickly_as_without() {
+    let mut w = world();
+    w.own_network = true;
+    let tar = std::env::var("BECOME_ROOT_BOOT_IMAGE").unwrap();
+    let img = w.home().join("img");
+    // Nothing of become-root's in the image may hold its shutdown up (the forwarder's socket
+    // provider is a process there): --stop under 2 s with -p as without.
+    let script = format!(
+        "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR {img}; \
+         \"$BR\" tar -xf {tar} -C {img} --exclude='./dev/*' || exit 1; \
+         for p in '' '-p 18080:80'; do \
+           \"$BR\" --name=sys --detach --boot $p --rootfs={img} || exit 2; \
+           start=$(date +%s%N); \"$BR\" --stop=sys; status=$?; \
+           echo \"stopped $status in $(( ($(date +%s%N) - start) / 100000000 )) tenths\"; \
+         done",
+        img = img.display(),
+    );
+    let out = w.sh(&script);
+    let tenths: Vec<u64> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("stopped 0 in "))
+        .filter_map(|l| l.strip_suffix(" tenths")?.parse().ok())
+        .collect();
+    assert_eq!(tenths.len(), 2, "{out:#?}");
+    assert!(tenths.iter().all(|t| *t < 20), "under 2 s: {out:#?}");
+    w.assert_nothing_left();
+}
+
+// ---- sessions that end (issue 19, item 6) -----------------------------------------------------
+
+fn the_console_of_a_boot_that_failed_is_kept() {
+    let w = world();
+    let root = image_with(&w, "failing", "say cannot mount /data\nexit 4\n");
+    let script = format!(
+        "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR; \
+         \"$BR\" --name=b --detach --boot --rootfs={root} || exit 1; \
+         \"$BR\" --logs=b --follow; \"$BR\" --list | awk 'NR > 1 {{ print $1, $2, $(NF-2), $(NF-1), $NF }}'; \
+         \"$BR\" --stop=b; echo stopped $?; \"$BR\" --list | wc -l",
+        root = root.display(),
+    );
+    let out = w.sh(&script);
+    assert_eq!(
+        out.stdout, "init: cannot mount /data\nb - ended: exited 4\nstopped 0\n1\n",
+        "{out:#?}"
     );
     w.assert_nothing_left();
 }

@@ -226,12 +226,27 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  user namespace first, then those the session made, as uid 0 there, in the \
                  current directory when it exists inside. No map is written and no helper runs. \
                  With a pid namespace become-root forks, so that COMMAND is inside it, and \
-                 supervises. --list (--json) shows the sessions and their status (starting, \
-                 running, or network down with how the helper ended); --stop=NAME sends SIGTERM \
-                 to everything in the session, SIGKILL after 5 seconds, and removes its state. \
-                 When it can signal none of the session's processes (EPERM: the state file \
-                 names processes that are not the caller's) or some survive SIGKILL, --stop \
-                 says so and exits 125.",
+                 supervises. --list (--json) shows the sessions, their published ports and \
+                 their status (starting, running, network down with how the helper ended, or \
+                 ended with its exit status or signal); --stop=NAME sends SIGTERM to everything \
+                 in the session (a booted image gets SIGRTMIN+3), SIGKILL after 5 seconds (30 \
+                 for a booted image; --stop-timeout sets either), says what it had to kill, \
+                 removes its state and returns once everything in it is gone. When it can \
+                 signal none of the session's processes (EPERM: the state file names processes \
+                 that are not the caller's) or some survive SIGKILL, --stop says so and exits \
+                 125.",
+            ),
+            Para(
+                "A detached session that ends keeps its state and log, as podman ps -a and \
+                 podman logs show a container that exited: --list shows it as ended (exited N, \
+                 or killed by a signal), --logs=NAME prints its output (a booted image's \
+                 console, to its last line), --join refuses it, and --stop=NAME removes it, as \
+                 does a new session that takes the name. --logs=NAME --follow prints what a \
+                 running session writes until it ends. A log keeps at most 8 MiB: past that, \
+                 looked at every second, it moves to NAME.log.1 (replacing the one before) and \
+                 starts again, so 8 to 16 MiB of the latest output are kept. A session killed \
+                 with SIGKILL cannot record its end: its state is removed as stale, with its \
+                 log.",
             ),
             Para(
                 "State lives in $XDG_RUNTIME_DIR/become-root/, else /tmp/become-root-UID/: a \

@@ -20,6 +20,7 @@ common::tests! {
         join_enters_the_pid_namespace,
         stop_ends_everything_inside_and_removes_the_state,
         a_session_with_a_command_ends_with_it_and_logs_its_output,
+        a_detached_log_is_bounded,
         a_named_run_in_the_foreground_is_listed_while_it_runs,
         a_live_name_cannot_be_taken_twice,
         stale_state_is_detected_and_cleaned,
@@ -234,7 +235,7 @@ fn list_shows_the_sessions_and_its_json_parses() {
     let s = Sessions::new();
     assert_eq!(
         s.w.run(&["--list"]).ok(),
-        "NAME  PID  CREATED  NAMESPACES  NET  STATUS\n"
+        "NAME  PID  CREATED  NAMESPACES  NET  PORTS  STATUS\n"
     );
     s.detach("one", &["--net"]).ok();
     s.detach("two", &["--mount", "--pid"]).ok();
@@ -358,38 +359,94 @@ fn a_session_with_a_command_ends_with_it_and_logs_its_output() {
     let s = Sessions::new();
     let out = s.detach(
         "cmd",
-        &["sh", "-c", "echo out; echo err >&2; exec sleep 1000"],
+        &["sh", "-c", "echo out; echo err >&2; read line; exit 3"],
     );
     assert_eq!((out.code(), out.stdout.as_str()), (Some(0), ""), "{out:#?}");
     let log = s.state_dir().join("cmd.log");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fs::read_to_string(&log).unwrap_or_default() != "out\nerr\n" && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(fs::read_to_string(&log).unwrap(), "out\nerr\n");
     assert_eq!(fs::metadata(&log).unwrap().mode() & 0o777, 0o600);
-    // When COMMAND ends, so does the session, and its state goes with it.
-    let holder = s.holder("cmd");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(holder),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    // COMMAND waits on its standard input (/dev/null: at once at its end), so the session
+    // ends by itself; --logs --follow prints its output until then.
+    let out = s.w.run(&["--logs=cmd", "--follow"]);
+    assert_eq!(out.ok(), "out\nerr\n", "{out:#?}");
     assert!(
         s.w.wait_no_leftovers().is_empty(),
         "{:?}",
         s.w.leftover_processes()
     );
+    // The ended session keeps its status and log (as podman ps -a and podman logs) ...
+    let out = s.w.run(&["--list"]);
+    let row = out.ok().lines().nth(1).unwrap_or_default().to_string();
+    assert!(
+        row.starts_with("cmd ") && row.ends_with("ended: exited 3"),
+        "{out:#?}"
+    );
+    assert_eq!(s.w.run(&["--logs=cmd"]).ok(), "out\nerr\n");
+    // ... cannot be joined ...
+    let out = s.w.run(&["--join=cmd", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.contains("session cmd: it has ended (exited 3)"),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("hint: "), "{out:#?}");
+    // ... and goes with --stop, or when a new session takes its name.
+    let out = s.w.run(&["--stop=cmd"]);
+    assert_eq!((out.code(), out.stderr.as_str()), (Some(0), ""), "{out:#?}");
     assert!(s.state_files().is_empty(), "{:?}", s.state_files());
-    // A COMMAND that cannot be found: the session is ready, then COMMAND's error is logged.
+    let out = s.detach("again", &["true"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    s.w.run(&["--logs=again", "--follow"]).ok();
+    let out = s.detach("again", &["sh", "-c", "echo second"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert_eq!(s.w.run(&["--logs=again", "--follow"]).ok(), "second\n");
+    // A COMMAND that cannot be found: the session is ready, then COMMAND's error is logged
+    // and its status kept.
     let out = s.detach("missing", &["no-such-command-here"]);
     assert_eq!(out.code(), Some(0), "{out:#?}");
+    let out = s.w.run(&["--logs=missing", "--follow"]);
+    assert!(
+        out.ok().contains("no-such-command-here: command not found"),
+        "{out:#?}"
+    );
+    let out = s.w.run(&["--list", "--json"]);
+    assert!(out.ok().contains("\"ended\":\"exited 127\""), "{out:#?}");
+    // A run in the foreground has no log to keep.
+    let out = s.w.run(&["--name=fg", "true"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let out = s.w.run(&["--logs=fg"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(
         s.w.wait_no_leftovers().is_empty(),
         "{:?}",
         s.w.leftover_processes()
     );
+}
+
+fn a_detached_log_is_bounded() {
+    let s = Sessions::new();
+    // 24 MiB in 1 MiB lines, a tenth of a second apart: the log keeps the last 8 to 16 MiB
+    // (session::LOG_MAX, looked at every second), and its last line.
+    let script = "for i in $(seq 24); do head -c 1048575 /dev/zero | tr '\\0' x; echo; \
+                  sleep 0.1; done; echo END";
+    let out = s.detach("big", &["sh", "-c", script]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    // Followed as it is written, all of it is seen (a rotation's bytes come from NAME.log.1).
+    let out = s.w.run(&["--logs=big", "--follow"]);
+    assert_eq!(out.code(), Some(0));
+    assert_eq!(out.stdout.len(), 24 * (1 << 20) + 4, "all of it, followed");
+    assert!(out.stdout.ends_with("x\nEND\n"), "{}", out.stdout.len());
+    let out = s.w.run(&["--logs=big"]);
+    let kept: u64 = ["big.log", "big.log.1"]
+        .iter()
+        .filter_map(|f| fs::metadata(s.state_dir().join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(
+        (8 << 20..=(16 << 20) + (2 << 20)).contains(&kept),
+        "kept {kept} bytes"
+    );
+    assert_eq!(out.stdout.len() as u64, kept, "--logs prints what is kept");
+    s.w.run(&["--stop=big"]).ok();
     assert!(s.state_files().is_empty(), "{:?}", s.state_files());
 }
 

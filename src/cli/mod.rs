@@ -88,8 +88,8 @@ pub struct Cli {
     /// Publish a port of the namespace on the host: [HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp]
     /// (repeatable; HOST_IP defaults to 127.0.0.1, an IPv6 one goes in brackets; HOST_PORT
     /// 0 picks a free port and reports it). Connections reach NS_PORT on the namespace's
-    /// loopback. Needs --net (any mode)
-    #[arg(short = 'p', long, value_name = "SPEC", requires = "net")]
+    /// loopback. Needs a network namespace: --net (any mode), --boot, --all or --sysfs
+    #[arg(short = 'p', long, value_name = "SPEC")]
     pub publish: Vec<String>,
 
     /// Who forwards published ports: builtin (become-root's own splice forwarder, any --net
@@ -363,6 +363,28 @@ pub struct Cli {
     )]
     pub stop: Option<String>,
 
+    /// Print the output of detached session NAME (a booted image's console), while it runs
+    /// or after it ended; the last 8 to 16 MiB are kept
+    #[arg(
+        long,
+        value_name = "NAME",
+        help_heading = "Sessions",
+        conflicts_with_all = [
+            "map_users", "map_groups",
+            "command", "name", "detach", "stop", "list", "check", "map", "subid_source", "mount",
+            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
+            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir",
+            "pid", "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus",
+            "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
+            "drop_groups", "info_fd", "stop_timeout", "join",
+        ]
+    )]
+    pub logs: Option<String>,
+
+    /// With --logs: go on printing what the session writes until it ends
+    #[arg(long, requires = "logs", help_heading = "Sessions")]
+    pub follow: bool,
+
     /// Report whether become-root can work here, one line per item: ok, warn (an optional
     /// feature is unavailable) or FAIL, each with its fix. Exit status 0 when a command could
     /// run with the --map given (--map=auto may map only your own ids), 1 when it could not
@@ -448,6 +470,12 @@ impl Cli {
         }
         if self.list {
             return Action::Session(crate::session::SessionCommand::List { json: self.json });
+        }
+        if let Some(name) = self.logs {
+            return Action::Session(crate::session::SessionCommand::Logs {
+                name,
+                follow: self.follow,
+            });
         }
         if let Some(name) = self.stop {
             return Action::Session(crate::session::SessionCommand::Stop {

@@ -178,6 +178,9 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let mut notices = Vec::new();
     let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
     let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
+    if !publish.is_empty() && net.is_none() {
+        return Err(net::NetError::PublishWithoutNet.into());
+    }
     if cli.port_driver == PortDriver::Helper && !publish.is_empty() {
         // The network helper forwards; become-root's own forwarder has nothing to do.
         let helper = connected

@@ -250,7 +250,15 @@ impl<'p> Run<'p> {
         if plan.info_fd.is_some() {
             let kinds = super::namespace_kinds(plan.namespaces);
             self.observed = Some(crate::info::observe(self.child(), &kinds));
-            self.ports = self.published();
+        }
+        self.ports = self.published();
+        if let Some(session) = self.session.as_mut() {
+            let shown = self.ports.iter();
+            session.ports_are(
+                shown
+                    .map(|(host, port, proto)| format!("{host}->{port}/{proto}"))
+                    .collect(),
+            );
         }
         let mut go = self.go.take().expect("released once");
         go.write_all(&word)
@@ -297,6 +305,12 @@ impl<'p> Run<'p> {
             console: plan.console.as_deref(),
             stop_with: plan.stop_with(),
             notify: plan.notify.as_deref().map(|l| (l, plan.ready_wait)),
+            // A detached session's log is kept bounded (session::LOG_MAX).
+            tick: self
+                .session
+                .as_ref()
+                .is_some_and(Session::has_log)
+                .then_some(std::time::Duration::from_secs(1)),
         };
         let mut observer = Observer {
             plan,
@@ -349,7 +363,7 @@ impl<'p> Run<'p> {
     /// After supervision: report the ending on --info-fd, undo everything (Drop), and end
     /// as COMMAND ended; a booted image that halted ends with 0, one that rebooted boots
     /// again.
-    fn finish(self, ending: Result<Ending, Error>) -> Result<std::convert::Infallible, Error> {
+    fn finish(mut self, ending: Result<Ending, Error>) -> Result<std::convert::Infallible, Error> {
         let ending = match (self.plan.boot, ending) {
             (true, Ok(ending)) => match Shutdown::of(ending) {
                 Shutdown::Halt => Ok(Ending::Exited(0)),
@@ -369,6 +383,9 @@ impl<'p> Run<'p> {
         }
         if let (Some(fd), Ok(ending)) = (self.plan.info_fd, &ending) {
             crate::info::write_line(fd, &crate::info::ended_json(*ending));
+        }
+        if let (Some(session), Ok(ending)) = (self.session.as_mut(), &ending) {
+            session.ended(ending.describe());
         }
         drop(self);
         ending?.finish()
@@ -409,7 +426,10 @@ impl Run<'_> {
         if !self.plan.quiet {
             eprintln!("become-root: the image rebooted; booting it again");
         }
-        let session = self.session.take();
+        let mut session = self.session.take();
+        if let Some(session) = session.as_mut() {
+            session.rebooting();
+        }
         let again = session
             .as_ref()
             .map(Session::again)
@@ -503,6 +523,12 @@ impl process::Events for Observer<'_> {
     fn stopping(&mut self) {
         if let Some(notifier) = &self.plan.notifier {
             notifier.send("STOPPING=1");
+        }
+    }
+
+    fn tick(&mut self) {
+        if let Some(session) = self.session.as_ref() {
+            session.bound_log();
         }
     }
 }

@@ -112,6 +112,8 @@ pub enum NetError {
     Program(#[from] programs::BadVariable),
     #[error("--port-driver=helper needs --net=slirp4netns, pasta or auto")]
     HelperDriverWithoutHelper,
+    #[error("--publish needs a network namespace of the run's own")]
+    PublishWithoutNet,
     #[error("{device}: {why}")]
     Device { device: String, why: String },
     #[error("cannot start {program}: {why}")]
@@ -164,6 +166,9 @@ impl NetError {
                 "add --net=auto, or leave --port-driver at builtin, which works in every mode"
                     .into()
             }
+            NetError::PublishWithoutNet => "add --net (any mode: --net=none publishes too), \
+                or --boot, --all or --sysfs, which make one"
+                .into(),
             NetError::NoHelper => "install one (Debian/Ubuntu: apt install passt, or apt \
                 install slirp4netns), or use --net=none"
                 .into(),

@@ -68,6 +68,16 @@ impl Ending {
         }
     }
 
+    /// How COMMAND ended, in words: `exited 3`, `killed by SIGTERM`.
+    pub fn describe(&self) -> String {
+        match self {
+            Ending::Exited(code) => format!("exited {code}"),
+            Ending::Killed(sig) => format!("killed by {}", sig.as_str()),
+            Ending::Stopped(sig) => format!("stopped by {}", sig.as_str()),
+            Ending::Ready | Ending::Helper(_) => "running".into(),
+        }
+    }
+
     /// End become-root the same way.
     pub fn finish(self) -> ! {
         match self {

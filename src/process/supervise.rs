@@ -126,6 +126,8 @@ pub struct Watch<'a> {
     pub stop_with: Option<StopWith>,
     /// Messages of pid 1 (sd_notify), and how long to wait for its `READY=1`.
     pub notify: Option<(&'a notify::Listener, Option<Duration>)>,
+    /// Call [`Events::tick`] this often.
+    pub tick: Option<Duration>,
 }
 
 /// What supervision tells its caller as it happens.
@@ -139,6 +141,8 @@ pub trait Events {
     fn pid_1_ready(&mut self, _waited: Option<Duration>) {}
     /// A stop was asked for (`STOPPING=1` to a service manager).
     fn stopping(&mut self) {}
+    /// [`Watch::tick`] has passed again.
+    fn tick(&mut self) {}
 }
 
 /// Nothing to be told.
@@ -161,7 +165,9 @@ pub fn supervise(
         console,
         stop_with,
         notify,
+        tick,
     } = watch;
+    let mut next_tick = tick.map(|every| Instant::now() + every);
     let sfd = signalfd()?;
     let mut reported = None;
     let mut relay = console.map(console::Relay::start);
@@ -183,6 +189,16 @@ pub fn supervise(
                 let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
                 timeout = earliest(timeout, PollTimeout::from(ms));
             }
+        }
+        if let (Some(at), Some(every)) = (next_tick, tick) {
+            let now = Instant::now();
+            if now >= at {
+                events.tick();
+                next_tick = Some(now + every);
+            }
+            let left = next_tick.map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+            let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
+            timeout = earliest(timeout, PollTimeout::from(ms));
         }
         let (signal_ready, report_ready, notified, escaped) = {
             let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];

@@ -23,6 +23,8 @@ pub struct Session {
     caller: Option<File>,
     /// `--detach`: where the session's output goes.
     log: Option<File>,
+    /// The session ended and its state stays ([`Session::ended`]).
+    keep: bool,
 }
 
 impl Session {
@@ -70,6 +72,8 @@ impl Session {
             limits: None,
             boot: false,
             stop_timeout: None,
+            ports: Vec::new(),
+            ended: None,
             detached: request.detach,
         };
         let (written, caller) = match again {
@@ -93,6 +97,7 @@ impl Session {
             ready_w: Some(ready_w),
             caller,
             log: None,
+            keep: false,
             request,
         };
         if session.request.detach {
@@ -140,6 +145,48 @@ impl Session {
     pub fn stops_with(&mut self, boot: bool, timeout: Option<std::time::Duration>) {
         self.record.boot = boot;
         self.record.stop_timeout = timeout.map(|t| t.as_secs());
+    }
+
+    /// Keep a detached session's log under its bound (logs::LOG_MAX); called every second or
+    /// so while the session runs.
+    pub fn bound_log(&self) {
+        if let Some(log) = &self.log {
+            super::logs::bound(&self.dir, &self.request.name, log);
+        }
+    }
+
+    /// Whether the session has a log to keep bounded.
+    pub fn has_log(&self) -> bool {
+        self.log.is_some()
+    }
+
+    /// Record the published ports as the user reaches them, for --list.
+    pub fn ports_are(&mut self, ports: Vec<String>) {
+        self.record.ports = ports;
+    }
+
+    /// The run is over: a detached session keeps its state, with `how` it ended, and its log,
+    /// for --list and --logs (until --stop removes them or a new session takes the name);
+    /// another's state goes when the session is dropped.
+    pub fn ended(&mut self, how: String) {
+        if !self.request.detach {
+            return;
+        }
+        self.record.ended = Some(how);
+        if let Ok(written) = self.dir.replace(&self.record) {
+            self.written = written;
+            self.keep = true;
+        }
+    }
+
+    /// The image reboots: its pid 1 is gone, the supervisor is not (it starts again and takes
+    /// the session over), which --list and --join must not take for a stale session.
+    pub fn rebooting(&mut self) {
+        self.record.holder = None;
+        self.record.created = 0;
+        if let Ok(written) = self.dir.replace(&self.record) {
+            self.written = written;
+        }
     }
 
     /// Record the run's cgroup and its limits (--cgroup), for --list.
@@ -271,7 +318,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if getpid() == self.owner {
+        if getpid() == self.owner && !self.keep {
             let _ = self
                 .dir
                 .remove_if_unchanged(&self.request.name, &self.written);

@@ -32,6 +32,13 @@ impl Target {
             if loaded.record.pid_ns != dir.pid_ns {
                 return Err(SessionError::ForeignPidNamespace { name: spec.into() }.into());
             }
+            if let Some(how) = loaded.record.ended {
+                return Err(SessionError::Ended {
+                    name: spec.into(),
+                    how,
+                }
+                .into());
+            }
             let Some(holder) = loaded.record.holder else {
                 if loaded.record.supervisor.alive() {
                     return Err(SessionError::NotReady { name: spec.into() }.into());

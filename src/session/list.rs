@@ -30,13 +30,17 @@ pub fn render_table(sessions: &[Record]) -> String {
         "CREATED".into(),
         "NAMESPACES".into(),
         "NET".into(),
+        "PORTS".into(),
         "STATUS".into(),
     ]];
     for s in sessions {
         let kinds: Vec<&str> = s.namespaces.iter().map(|(k, _)| k.as_str()).collect();
         rows.push([
             s.name.clone(),
-            s.holder.map_or("-".into(), |h| h.pid.to_string()),
+            match (&s.ended, s.holder) {
+                (None, Some(h)) => h.pid.to_string(),
+                _ => "-".into(),
+            },
             if s.created == 0 {
                 "starting".into()
             } else {
@@ -48,10 +52,15 @@ pub fn render_table(sessions: &[Record]) -> String {
                 kinds.join(",")
             },
             s.net.clone().unwrap_or_else(|| "-".into()),
+            if s.ports.is_empty() {
+                "-".into()
+            } else {
+                s.ports.join(",")
+            },
             s.status(),
         ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
@@ -95,10 +104,14 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
         let _ = write!(
             out,
             "{{\"name\":{},\"pid\":{},\"supervisor_pid\":{},\"created\":{},\"created_unix\":{},\
-             \"namespaces\":{{{}}},\"net\":{},\"net_down\":{},\"cgroup\":{},\"limits\":{},\
-             \"detached\":{},\"status\":{},\"state_file\":{},\"log\":{log}}}",
+             \"namespaces\":{{{}}},\"net\":{},\"net_down\":{},\"ports\":[{}],\"cgroup\":{},\
+             \"limits\":{},\"detached\":{},\"status\":{},\"ended\":{},\"state_file\":{},\
+             \"log\":{log}}}",
             json_string(&s.name),
-            s.holder.map_or("null".into(), |h| h.pid.to_string()),
+            match (&s.ended, s.holder) {
+                (None, Some(h)) => h.pid.to_string(),
+                _ => "null".into(),
+            },
             s.supervisor.pid,
             if s.created == 0 {
                 "null".into()
@@ -109,10 +122,16 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
             namespaces.join(","),
             s.net.as_deref().map_or("null".into(), json_string),
             s.net_down.as_deref().map_or("null".into(), json_string),
+            s.ports
+                .iter()
+                .map(|p| json_string(p))
+                .collect::<Vec<_>>()
+                .join(","),
             s.cgroup.as_deref().map_or("null".into(), json_string),
             s.limits.as_deref().map_or("null".into(), json_string),
             s.detached,
             json_string(&s.status()),
+            s.ended.as_deref().map_or("null".into(), json_string),
             path(&dir.join(StateDir::state_file(&s.name))),
         );
     }
@@ -132,7 +151,9 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("NAME   PID  CREATED "), "{table}");
         assert!(
-            lines[1].contains("build  11   2023-11-14T22:13:20Z  user,mnt    slirp4netns"),
+            lines[1].contains(
+                "build  11   2023-11-14T22:13:20Z  user,mnt    slirp4netns  127.0.0.1:8080->80/tcp"
+            ),
             "{table}"
         );
         assert!(lines[1].ends_with("  running"), "{table}");
@@ -149,14 +170,22 @@ mod tests {
         );
         assert_eq!(Record::parse(&down.render()), Ok(down));
         assert_eq!(render_table(&[]).lines().count(), 1, "a header only");
+        let mut ended = record();
+        ended.ended = Some("exited 3".into());
+        let row = render_table(&[ended.clone()]);
+        let row = row.lines().nth(1).unwrap();
+        assert!(row.starts_with("build  -  "), "no pid once ended: {row}");
+        assert!(row.ends_with("  ended: exited 3"), "{row}");
+        assert!(render_json(dir, &[ended]).contains("\"pid\":null,"));
         let json = render_json(dir, &[record()]);
         assert_eq!(
             json,
             "{\"state_dir\":\"/run/user/1000/become-root\",\"sessions\":[{\"name\":\"build\",\
              \"pid\":11,\"supervisor_pid\":10,\"created\":\"2023-11-14T22:13:20Z\",\
              \"created_unix\":1700000000,\"namespaces\":{\"user\":4026532001,\"mnt\":4026532002},\
-             \"net\":\"slirp4netns\",\"net_down\":null,\"cgroup\":null,\"limits\":null,\"detached\":true,\
-             \"status\":\"running\",\
+             \"net\":\"slirp4netns\",\"net_down\":null,\"ports\":[\"127.0.0.1:8080->80/tcp\"],\
+             \"cgroup\":null,\"limits\":null,\"detached\":true,\
+             \"status\":\"running\",\"ended\":null,\
              \"state_file\":\"/run/user/1000/become-root/build.session\",\
              \"log\":\"/run/user/1000/become-root/build.log\"}]}\n"
         );

@@ -91,6 +91,7 @@ use crate::userns;
 mod create;
 mod join;
 mod list;
+mod logs;
 mod record;
 mod state;
 mod stop;
@@ -99,6 +100,8 @@ pub use create::{Again, Session};
 use join::join;
 use list::list;
 pub use list::{render_json, render_table};
+pub use logs::LOG_MAX;
+use logs::logs;
 pub use record::*;
 use state::StateDir;
 use stop::stop;
@@ -174,6 +177,10 @@ pub enum SessionError {
     },
     #[error("its processes {pids:?} are still alive after SIGKILL")]
     StillAlive { name: String, pids: Vec<i32> },
+    #[error("it has ended ({how})")]
+    Ended { name: String, how: String },
+    #[error("it has no log: only a --detach session keeps one")]
+    NoLog { name: String },
 }
 
 impl SessionError {
@@ -187,7 +194,9 @@ impl SessionError {
             | SessionError::ForeignPidNamespace { name }
             | SessionError::Left { name, .. }
             | SessionError::CannotSignal { name, .. }
-            | SessionError::StillAlive { name, .. } => format!("session {name}"),
+            | SessionError::StillAlive { name, .. }
+            | SessionError::Ended { name, .. }
+            | SessionError::NoLog { name } => format!("session {name}"),
             SessionError::NoProcess { pid } => format!("process {pid}"),
             SessionError::NotInUserns { target } | SessionError::Enter { target, .. } => {
                 target.clone()
@@ -233,6 +242,14 @@ impl SessionError {
             } => "the file size limit (ulimit -f) is too small for become-root's state files; \
                  raise it"
                 .into(),
+            SessionError::Ended { name, .. } => format!(
+                "become-root --logs={name} shows its output; become-root --stop={name} removes \
+                 it, and a new session may take the name"
+            ),
+            SessionError::NoLog { name } => format!(
+                "its output went where the caller's did; start it with --name={name} --detach \
+                 to keep a log"
+            ),
             SessionError::StillAlive { .. } => {
                 "a process that survives SIGKILL is stuck in the kernel (D state, often on a \
                  file system); see ps -o pid,stat,wchan"
@@ -300,6 +317,10 @@ pub enum SessionCommand {
         /// --stop-timeout, in seconds.
         timeout: Option<u64>,
     },
+    Logs {
+        name: String,
+        follow: bool,
+    },
 }
 
 /// Run a session command and return the exit status (`--join` returns only on failure:
@@ -316,6 +337,7 @@ pub fn main(command: SessionCommand) -> i32 {
             .map(|never| match never {}),
         SessionCommand::List { json } => list(json).map(|()| 0),
         SessionCommand::Stop { name, timeout } => stop(&name, timeout).map(|()| 0),
+        SessionCommand::Logs { name, follow } => logs(&name, follow).map(|()| 0),
     };
     result.unwrap_or_else(|e| {
         e.report();

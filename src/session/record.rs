@@ -107,6 +107,11 @@ pub struct Record {
     pub boot: bool,
     /// --stop-timeout: how long --stop waits before SIGKILL, when the run was given one.
     pub stop_timeout: Option<u64>,
+    /// The published ports as the user reaches them: `127.0.0.1:8080->80/tcp`.
+    pub ports: Vec<String>,
+    /// How a detached session ended (`exited 3`, `killed by SIGTERM`): its state and log are
+    /// kept for --list and --logs until --stop removes them or a new session takes the name.
+    pub ended: Option<String>,
     pub detached: bool,
 }
 
@@ -145,6 +150,12 @@ impl Record {
         if let Some(seconds) = self.stop_timeout {
             let _ = writeln!(out, "stop_timeout={seconds}");
         }
+        if !self.ports.is_empty() {
+            let _ = writeln!(out, "ports={}", self.ports.join(" "));
+        }
+        if let Some(ended) = &self.ended {
+            let _ = writeln!(out, "ended={}", ended.replace('\n', " "));
+        }
         let _ = writeln!(out, "detached={}", if self.detached { "yes" } else { "no" });
         out
     }
@@ -172,6 +183,8 @@ impl Record {
         let mut detached = false;
         let mut boot = false;
         let mut stop_timeout = None;
+        let mut ports = Vec::new();
+        let mut ended = None;
         for line in lines {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
@@ -195,6 +208,8 @@ impl Record {
                 "detached" => detached = value == "yes",
                 "boot" => boot = value == "yes",
                 "stop_timeout" => stop_timeout = Some(number(key, value)?),
+                "ports" => ports = value.split_whitespace().map(str::to_string).collect(),
+                "ended" => ended = Some(value.to_string()),
                 _ => {}
             }
         }
@@ -211,22 +226,29 @@ impl Record {
             limits,
             boot,
             stop_timeout,
+            ports,
+            ended,
             detached,
         })
     }
 
-    /// What --list says of the session: starting, running, or that its network is down.
+    /// What --list says of the session: starting, running, that its network is down, or how
+    /// it ended.
     pub fn status(&self) -> String {
-        match (&self.net_down, self.created) {
-            (Some(down), _) => format!("network down: {down}"),
-            (None, 0) => "starting".into(),
-            (None, _) => "running".into(),
+        match (&self.ended, &self.net_down, self.created) {
+            (Some(ended), _, _) => format!("ended: {ended}"),
+            (None, Some(down), _) => format!("network down: {down}"),
+            (None, None, 0) => "starting".into(),
+            (None, None, _) => "running".into(),
         }
     }
 
     /// Whether the session still runs: its holder lives, or while it is being set up, its
-    /// supervisor.
+    /// supervisor. An ended session does not.
     pub fn alive(&self) -> bool {
+        if self.ended.is_some() {
+            return false;
+        }
         match &self.holder {
             Some(holder) => holder.alive(),
             None => self.supervisor.alive(),
@@ -398,6 +420,8 @@ pub(super) mod tests {
             limits: None,
             boot: false,
             stop_timeout: None,
+            ports: vec!["127.0.0.1:8080->80/tcp".into()],
+            ended: None,
             detached: true,
         }
     }

@@ -153,6 +153,8 @@ impl StateDir {
                     limits: None,
                     boot: false,
                     stop_timeout: None,
+                    ports: Vec::new(),
+                    ended: None,
                     detached: false,
                 },
                 text,
@@ -168,7 +170,8 @@ impl StateDir {
         if loaded.record.pid_ns != self.pid_ns {
             return Err(SessionError::ForeignPidNamespace { name: name.into() });
         }
-        if loaded.record.alive() {
+        // An ended session is kept, with its status and log, until --stop removes it.
+        if loaded.record.alive() || loaded.record.ended.is_some() {
             return Ok(Some(loaded.record));
         }
         self.remove_if_unchanged(name, &loaded.text)?;
@@ -180,7 +183,8 @@ impl StateDir {
     pub(super) fn remove_if_unchanged(&self, name: &str, text: &str) -> Result<(), SessionError> {
         self.locked(|| {
             if self.read(&Self::state_file(name)).ok().flatten().as_deref() == Some(text) {
-                // The log first: a log never outlives its state file's removal.
+                // The logs first: a log never outlives its state file's removal.
+                self.unlink(&Self::older_log_file(name));
                 self.unlink(&Self::log_file(name));
                 self.unlink(&Self::state_file(name));
             }
@@ -230,6 +234,7 @@ impl StateDir {
                         pid,
                     });
                 }
+                self.unlink(&Self::older_log_file(name));
                 self.unlink(&Self::log_file(name));
                 self.unlink(&file);
             }
@@ -306,6 +311,7 @@ impl StateDir {
             for file in others {
                 let orphan_log = file
                     .strip_suffix(".log")
+                    .or_else(|| file.strip_suffix(".log.1"))
                     .is_some_and(|name| !names.iter().any(|n| n == name));
                 // .NAME.session.PID.tmp, left by a writer killed halfway
                 let dead_writer = file.starts_with('.')

@@ -23,6 +23,10 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
     if record.pid_ns != dir.pid_ns {
         return Err(SessionError::ForeignPidNamespace { name: name.into() }.into());
     }
+    // An ended session is removed, with its log: that is all there is to stop.
+    if record.ended.is_some() {
+        return Ok(dir.remove_if_unchanged(name, &loaded.text)?);
+    }
     if !record.alive() {
         dir.remove_if_unchanged(name, &loaded.text)?;
         return Err(missing().into());
@@ -118,7 +122,15 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
             wait_for_exit(vec![d], Instant::now() + Duration::from_secs(2));
         }
     }
-    dir.remove_if_unchanged(name, &loaded.text)?;
+    // A detached session's supervisor kept its state as it ended (its status and log): that
+    // too goes with --stop.
+    let text = match dir.load(name)? {
+        Some(now) if now.record.supervisor == record.supervisor && now.record.ended.is_some() => {
+            now.text
+        }
+        _ => loaded.text,
+    };
+    dir.remove_if_unchanged(name, &text)?;
     Ok(())
 }
 

@@ -2040,6 +2040,13 @@ pub mod session {
             limits: src.coin().then(|| src.string(&['m', ' ', '=', '9'], 12)),
             boot: src.coin(),
             stop_timeout: src.coin().then(|| src.u64()),
+            ports: (0..src.below(3))
+                .map(|_| src.string(&['1', '.', ':', '-', '>', '/', 't'], 10))
+                .filter(|p| !p.is_empty())
+                .collect(),
+            ended: src
+                .coin()
+                .then(|| src.string(&['a', ' ', '=', '3', 'ä'], 12)),
             detached: src.coin(),
         }
     }

@@ -233,6 +233,14 @@ pub fn spawn_provider(channel: OwnedFd, under_init: bool) -> Result<(), crate::e
                 }
             }
             crate::sys::keep_only_fd(channel.as_raw_fd());
+            // Out of the terminal's reach (a session of its own: no Ctrl-C from a run's
+            // terminal), but ended by SIGTERM, which become-root blocked for itself: a booted
+            // image's shutdown sends it to every process left, and waits for them
+            // (systemd-shutdown waited 30 s for this one, "Waiting for process: 2").
+            let _ = nix::unistd::setsid();
+            let mut term = nix::sys::signal::SigSet::empty();
+            term.add(nix::sys::signal::Signal::SIGTERM);
+            let _ = term.thread_unblock();
             serve_sockets(channel)
         }
     }
