@@ -101,6 +101,7 @@ use list::list;
 pub use list::{render_json, render_table};
 pub use record::*;
 use state::StateDir;
+pub use state::{leftovers, report_leftover};
 use stop::stop;
 
 /// How long `--stop` lets the processes of a session end on SIGTERM before SIGKILL.
