@@ -1,4 +1,6 @@
-//! A transient scope of the caller's systemd user manager, asked for over the session bus.
+//! A transient scope of the caller's systemd user manager, asked for over the session bus
+//! ([`super::bus`]: bounded in time, and ended at once by SIGTERM, SIGINT, SIGHUP or SIGQUIT,
+//! which then end the run: [`Error::interrupted`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
