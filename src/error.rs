@@ -25,6 +25,8 @@ pub struct Error {
     why: String,
     hint: Option<String>,
     status: i32,
+    /// A signal ended become-root's own work: see [`Error::interrupted`].
+    signal: Option<i32>,
 }
 
 impl Error {
@@ -35,7 +37,24 @@ impl Error {
             why: why.into(),
             hint: None,
             status: EXIT_FAILURE,
+            signal: None,
         }
+    }
+
+    /// Signal `signo` (SIGTERM, SIGINT, ...) came while become-root set a run up (held
+    /// blocked then, to be forwarded to COMMAND later): once what was made is undone,
+    /// become-root dies of it, as a program without handlers would, and prints nothing
+    /// (status 128+N where it cannot die of it).
+    pub fn interrupted(signo: i32) -> Error {
+        Error {
+            signal: Some(signo),
+            ..Error::new("interrupted", format!("signal {signo}")).with_status(128 + signo)
+        }
+    }
+
+    /// The signal to die of, for an [`Error::interrupted`].
+    pub fn signal(&self) -> Option<i32> {
+        self.signal
     }
 
     /// A system call refused `what`.

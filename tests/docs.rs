@@ -275,10 +275,16 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             ),
             Para(
                 "A leaf is removed when the run ends, with the cgroups COMMAND made below it. If \
-                 become-root is killed, a janitor process it left outside (holding nothing but a \
-                 pipe, ignoring the terminal's signals) removes the leaf once its last process \
-                 is gone, and ends. A scope is removed by systemd once empty. --all makes only a \
-                 cgroup namespace (in become-root's cgroup), not a cgroup of the run's own.",
+                 become-root is killed, or COMMAND left a process behind, a janitor process it \
+                 left outside (holding none of your descriptors, ignoring the terminal's \
+                 signals) removes the leaf once its last process is gone, and ends (see \
+                 SECURITY for its bounds). A scope is removed by systemd once empty. Each request \
+                 to the user manager is bounded in time (15 s for a scope, 3 s for --check's), \
+                 and SIGTERM, SIGINT, SIGHUP or SIGQUIT during it ends the run at once: busctl \
+                 is killed, what was made is undone, and become-root dies of the signal. \
+                 --check asks the user manager for its version before it says a scope is \
+                 possible. --all makes only a cgroup namespace (in become-root's cgroup), not a \
+                 cgroup of the run's own.",
             ),
             Para(
                 "Limits, with podman's spellings and units, each implying --cgroup and applied \
@@ -610,6 +616,31 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  --rootfs through /proc/PID/fd (the pattern of CVE-2024-21626). Only \
                  fuse-overlayfs, which serves an overlay from inside, holds its layers. \
                  Descriptors the caller passed on (a make jobserver) reach COMMAND as they are.",
+            ),
+            Item(
+                "Nothing become-root leaves running holds the caller's descriptors",
+                "What outlives become-root's return holds none of your standard input, output \
+                 or error: the cgroup janitor and a scope's keeper have /dev/null and nothing \
+                 but their pipe (and the leaf's directory); a detached session's supervisor, \
+                 its COMMAND, network helpers, the port provider and fuse-overlayfs have \
+                 /dev/null or the session's log. So a pipe (become-root --name=x --detach \
+                 --cgroup sleep 100 2>&1 | cat), a $(...) capture, ssh or a CI runner sees its \
+                 end when become-root returns. A detached session keeps --info-fd, which you \
+                 hand over by number, to report how it ended; what COMMAND itself starts in \
+                 the background keeps what COMMAND gave it, as in any shell.",
+            ),
+            Item(
+                "The cgroup janitor's bounds",
+                "The janitor waits, asleep in poll(2) on the leaf's cgroup.events, for as long \
+                 as a process of the run is left (a daemon of COMMAND's). It then removes the \
+                 tree deepest first, relative to a descriptor of the directory that holds the \
+                 leaf (openat with O_NOFOLLOW on the cgroup2 file system, two descriptors \
+                 whatever the depth: a tree deeper than PATH_MAX is removed too), within 10 s, \
+                 giving back the owner's rwx to a cgroup of yours that root inside made \
+                 unreadable. What it cannot remove (a cgroup a subordinate id made unreadable) \
+                 it reports, with the time, in janitor.log in the session state directory, and \
+                 ends; --check shows what is still there and the fix (become-root find PATH \
+                 -depth -type d -exec rmdir {} +).",
             ),
             Item(
                 "Hostile input",

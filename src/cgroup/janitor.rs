@@ -1,30 +1,53 @@
-//! The janitor of a leaf (and a scope's keeper), and removing a cgroup tree once it is empty.
+//! The janitor of a leaf, and a scope's keeper: processes that outlive become-root.
+//!
+//! Both are forks of become-root outside every namespace that hold nothing of the caller's:
+//! standard input, output and error are /dev/null (a `$(...)`, a pipe to cat, an ssh session
+//! or a CI runner waits for the end of its pipe, and a janitor waiting for a daemon of
+//! COMMAND's would otherwise hold it for as long as the daemon lives), and every other
+//! descriptor is closed but the pipe whose end says become-root is done (and a janitor's
+//! directory of the leaf).
+//!
+//! The janitor's bounds: it waits for become-root's end, then for the leaf to empty, asleep
+//! in poll(2) on cgroup.events, for as long as a process of the run is left (that costs no
+//! CPU); then it removes the tree within [`tree::LIMIT`], and ends. What it could not remove
+//! (a cgroup made unreadable inside by a subordinate id, a tree it could not remove in time)
+//! it reports with the function it was given, one line (become-root's state directory,
+//! `janitor.log`: nothing else of the caller's is there once become-root has returned), and
+//! ends: nothing changes by waiting.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::tree::{LIMIT, Leaf, Removal};
 use crate::error::Error;
 use crate::sys::{self, Forked};
 
-/// The janitor: a fork that holds only the read end of a pipe, ignores the signals a
-/// terminal or a session stop sends, and once the pipe ends (become-root finished or was
-/// killed) removes the leaf as soon as it is empty.
-///
-/// Without `path` it is a scope's keeper: its process keeps the scope (and the memory.events
-/// become-root reads at the end) alive until become-root is done, then it ends, and systemd
+/// Where the janitor says what it could not remove: one line, without a newline.
+pub type Report = fn(&str);
+
+/// How many times an emptied tree may turn out busy again (a cgroup made meanwhile) before
+/// the janitor gives up on it, a tenth of a second apart.
+const BUSY_TRIES: u32 = 50;
+
+/// Start the janitor of `leaf` (a scope's keeper without): a fork that holds only the read
+/// end of a pipe and the leaf's directory, ignores the signals a terminal or a session stop
+/// sends, and once the pipe ends (become-root finished or was killed) removes the leaf as
+/// soon as it is empty. A keeper's process keeps the scope (and the memory.events
+/// become-root reads at the end) alive until become-root is done, then ends, and systemd
 /// removes the scope with everything below it.
-pub(super) fn start(path: Option<&Path>) -> Result<(Pid, OwnedFd), Error> {
+pub(super) fn start(leaf: Option<&Leaf>, report: Report) -> Result<(Pid, OwnedFd), Error> {
     let (read, write) = crate::process::pipe()?;
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
             let read: OwnedFd = read.into();
             let fd = read.as_raw_fd();
             std::mem::forget(read);
-            sys::close_fds_except(&[fd]);
+            sys::stdio_to_null();
+            let keep: Vec<i32> = [fd].into_iter().chain(leaf.map(Leaf::raw_fd)).collect();
+            sys::close_fds_except(&keep);
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
             for sig in [
                 Signal::SIGINT,
@@ -45,10 +68,10 @@ pub(super) fn start(path: Option<&Path>) -> Result<(Pid, OwnedFd), Error> {
                 nix::unistd::read(sys::borrow_fd(fd), &mut byte),
                 Ok(1) | Err(nix::Error::EINTR)
             ) {}
-            // EBUSY: still populated after an hour (a daemon of COMMAND's); wait on.
-            while let Some(path) = path
-                && remove_tree(path, Duration::from_secs(3600)) == Err(nix::Error::EBUSY)
+            if let Some(leaf) = leaf
+                && let Err(why) = clean_up(leaf)
             {
+                report(&why);
             }
             sys::exit_now(0)
         }
@@ -56,46 +79,31 @@ pub(super) fn start(path: Option<&Path>) -> Result<(Pid, OwnedFd), Error> {
     }
 }
 
-/// Remove cgroup `dir` and the cgroups below it (what COMMAND made: podman's, systemd's),
-/// deepest first, waiting up to `wait` for each to empty. ENOENT counts as removed.
-pub(super) fn remove_tree(dir: &Path, wait: Duration) -> Result<(), nix::Error> {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&entry.path(), wait)?;
+/// The janitor's work: wait for the leaf to empty (asleep, for as long as that takes), then
+/// remove its tree within [`LIMIT`]; what is left, and why, when that fails.
+fn clean_up(leaf: &Leaf) -> Result<(), String> {
+    let mut busy = 0;
+    loop {
+        leaf.wait_emptied(None).map_err(|e| {
+            format!(
+                "{}: left in place: cannot watch its cgroup.events: {}",
+                leaf.path.display(),
+                e.desc()
+            )
+        })?;
+        match leaf.remove(Instant::now() + LIMIT) {
+            Removal::Removed => return Ok(()),
+            Removal::Left(why) => return Err(why),
+            Removal::Busy if busy < BUSY_TRIES => {
+                busy += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Removal::Busy => {
+                return Err(format!(
+                    "{}: left in place: a cgroup in it kept being made again",
+                    leaf.path.display()
+                ));
             }
         }
-    }
-    let deadline = Instant::now() + wait;
-    loop {
-        match std::fs::remove_dir(dir).map_err(|e| sys::io_errno(&e)) {
-            Ok(()) | Err(nix::Error::ENOENT) => return Ok(()),
-            Err(nix::Error::EBUSY) if Instant::now() < deadline => wait_emptied(dir, deadline),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Wait until cgroup.events of `dir` says "populated 0", or `deadline`: the kernel notifies
-/// a change of that file to poll(2) as POLLPRI (cgroup-v2.rst, "cgroup.events").
-fn wait_emptied(dir: &Path, deadline: Instant) {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let Ok(events) = std::fs::File::open(dir.join("cgroup.events")) else {
-        return;
-    };
-    loop {
-        let text = std::fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
-        if !text.lines().any(|l| l == "populated 1") || Instant::now() >= deadline {
-            return;
-        }
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_secs(1));
-        let mut fds = [PollFd::new(
-            std::os::fd::AsFd::as_fd(&events),
-            PollFlags::POLLPRI,
-        )];
-        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-        let _ = poll(&mut fds, PollTimeout::from(ms));
     }
 }

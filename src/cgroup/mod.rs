@@ -13,23 +13,29 @@
 //! 3. else an error that names what is missing.
 //!
 //! A leaf is removed by become-root when the run ends, and by a janitor process (a fork of
-//! become-root outside the namespaces, holding nothing but a pipe) when become-root is
-//! killed: it waits for the pipe's end, then for the leaf to empty, and removes it. A scope is
-//! removed by systemd once its last process is gone (`CollectMode=inactive-or-failed`).
+//! become-root outside the namespaces, holding nothing of the caller's: [`janitor`]) when
+//! become-root is killed or COMMAND left a process behind: it waits for the pipe's end, then,
+//! asleep, for the leaf to empty, and removes its tree descriptor-relative, within a bound
+//! ([`tree`]); what it cannot remove it reports to the function the launcher gives it. A scope
+//! is removed by systemd once its last process is gone (`CollectMode=inactive-or-failed`);
+//! the user manager is asked over the session bus, each call bounded in time and ended by a
+//! signal that ends the run ([`bus`]).
 //!
 //! Privilege: none. Every write is one the kernel lets the caller make in its own cgroup
 //! (cgroup v2's delegation model, Documentation/admin-guide/cgroup-v2.rst, "Delegation
 //! Containment": moving a process needs write access to cgroup.procs of the common ancestor
 //! of both cgroups, which is the caller's own cgroup here).
+mod bus;
 mod janitor;
 mod limits;
 mod scope;
+mod tree;
 
 use std::io::Write as _;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
@@ -38,7 +44,11 @@ use nix::unistd::{Pid, Uid};
 use crate::error::Error;
 use crate::sys;
 
+pub use janitor::Report;
 pub use limits::{Limits, parse_cpus, parse_memory_swap, parse_pids, parse_size, size_text};
+
+/// How long `--check` gives the user manager to answer.
+const CHECK_LIMIT: Duration = Duration::from_secs(3);
 
 /// Where the run's cgroup came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,9 +66,15 @@ pub struct Own {
     pub path: PathBuf,
     pub source: Source,
     pub limits: Limits,
-    /// A leaf's janitor and the write end of its pipe.
+    /// A leaf's janitor (a scope's keeper) and the write end of its pipe.
     janitor: Option<(Pid, OwnedFd)>,
+    /// A leaf: the directory that holds it, open, and its name.
+    leaf: Option<tree::Leaf>,
 }
+
+/// How long become-root itself waits for the run's last processes to leave its leaf, and
+/// then for the tree to be removed, before the janitor takes over.
+const ENDING: Duration = Duration::from_millis(500);
 
 /// The cgroup2 mounts (mount point, the cgroup it shows), the topmost last.
 fn cgroup2_mounts() -> Vec<(PathBuf, PathBuf)> {
@@ -113,39 +129,63 @@ fn words(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// What `--check` says about cgroups: where a run's cgroup would come from, and the
-/// controllers it would have.
-pub fn describe_for_check() -> (bool, String) {
+/// What `--check` says about cgroups: where a run's cgroup would come from and the
+/// controllers it would have; else what is missing, and the fix when there is a specific
+/// one. The user manager is asked (its version, a cheap call bounded by [`CHECK_LIMIT`])
+/// before a scope is said to be possible: busctl and a bus address alone promise nothing.
+pub fn describe_for_check() -> Result<String, (String, Option<String>)> {
     let Some(current) = cgroup_of(None) else {
-        return (
-            false,
+        return Err((
             "no cgroup v2 (no 0:: line in /proc/self/cgroup)".into(),
-        );
+            None,
+        ));
     };
     match directory_of(&current) {
         Some(dir) if is_callers(&dir) => {
             let controllers = words(&dir.join("cgroup.subtree_control"));
-            (
-                true,
-                format!(
-                    "a leaf of your own cgroup {}; controllers: {}",
-                    dir.display(),
-                    list_or_none(&controllers)
-                ),
-            )
+            Ok(format!(
+                "a leaf of your own cgroup {}; controllers: {}",
+                dir.display(),
+                list_or_none(&controllers)
+            ))
         }
-        _ if user_manager().is_some() => {
-            let controllers = user_manager_controllers();
-            (
-                true,
-                format!(
-                    "a scope of your systemd user manager (Delegate=yes); controllers: {}",
-                    list_or_none(&controllers)
-                ),
-            )
-        }
-        _ => (false, no_cgroup_error(&current).why().to_string()),
+        _ => match user_manager() {
+            None => Err((no_cgroup_error(&current).why().to_string(), None)),
+            Some(busctl) => match manager_version(&busctl) {
+                Ok(version) => Ok(format!(
+                    "a scope of your systemd user manager (systemd {version}, Delegate=yes); \
+                     controllers: {}",
+                    list_or_none(&user_manager_controllers())
+                )),
+                Err(e) => Err((
+                    format!("your systemd user manager does not answer: {e}"),
+                    Some(
+                        "systemctl --user status says whether it runs; without one, log in to \
+                         a systemd user session (libpam-systemd, dbus-user-session)"
+                            .into(),
+                    ),
+                )),
+            },
+        },
     }
+}
+
+/// The user manager's version (its Version property), as an answer that it is there.
+fn manager_version(busctl: &Path) -> Result<String, bus::BusError> {
+    let args = [
+        "call",
+        "org.freedesktop.systemd1",
+        "/org/freedesktop/systemd1",
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        "ss",
+        "org.freedesktop.systemd1.Manager",
+        "Version",
+    ];
+    let out = bus::call(busctl, &args, CHECK_LIMIT, &bus::Interrupts::watch())?;
+    // `v s "252.30-1~deb12u2"`
+    let version = out.split('"').nth(1).unwrap_or(out.trim());
+    Ok(version.to_string())
 }
 
 fn list_or_none(words: &[String]) -> String {
@@ -213,8 +253,8 @@ fn missing_controllers_error(dir: &Path, missing: &[&str], limits: &Limits) -> E
 }
 
 /// Make the run's cgroup and move `child` (the namespace process, waiting to go) into it,
-/// with `limits` applied.
-pub fn make(child: Pid, limits: &Limits) -> Result<Own, Error> {
+/// with `limits` applied. The janitor says what it could not remove with `report`.
+pub fn make(child: Pid, limits: &Limits, report: Report) -> Result<Own, Error> {
     let current = cgroup_of(None).ok_or_else(|| {
         Error::new(
             "--cgroup",
@@ -233,29 +273,37 @@ pub fn make(child: Pid, limits: &Limits) -> Result<Own, Error> {
             .filter(|c| !offered.iter().any(|o| o == c))
             .collect();
         if missing.is_empty() {
-            return make_leaf(&dir, child, limits);
+            return make_leaf(&dir, child, limits, report);
         }
         short = Some(missing_controllers_error(&dir, &missing, limits));
     }
     if let Some(busctl) = user_manager() {
-        return scope::make(&busctl, child, limits);
+        return scope::make(&busctl, child, limits, report);
     }
     Err(short.unwrap_or_else(|| no_cgroup_error(&current)))
 }
 
 /// A leaf `become-root-PID` in the caller's cgroup `parent`, its janitor, the limits, and
 /// `child` in it.
-fn make_leaf(parent: &Path, child: Pid, limits: &Limits) -> Result<Own, Error> {
-    let path = parent.join(format!("become-root-{child}"));
+fn make_leaf(parent: &Path, child: Pid, limits: &Limits, report: Report) -> Result<Own, Error> {
+    let name = format!("become-root-{child}");
+    let leaf = tree::Leaf::make(parent, &name).map_err(|e| {
+        Error::sys(
+            format!("making the cgroup {}", parent.join(&name).display()),
+            e,
+        )
+    })?;
+    let janitor = janitor::start(Some(&leaf), report).inspect_err(|_| {
+        leaf.remove(Instant::now() + ENDING);
+    })?;
     let fail = |what: String| move |e: std::io::Error| Error::sys(what, sys::io_errno(&e));
-    std::fs::create_dir(&path).map_err(fail(format!("making the cgroup {}", path.display())))?;
-    let mut own = Own {
-        path,
+    let own = Own {
+        path: leaf.path.clone(),
         source: Source::Leaf,
         limits: limits.clone(),
-        janitor: None,
+        janitor: Some(janitor),
+        leaf: Some(leaf),
     };
-    own.janitor = Some(janitor::start(Some(&own.path))?);
     write_limits(&own.path, limits)?;
     let procs = own.path.join("cgroup.procs");
     write_file(&procs, &child.to_string()).map_err(fail(format!(
@@ -300,16 +348,22 @@ impl Own {
             .unwrap_or(0)
     }
 
-    /// After the run: remove a leaf once it is empty (its processes have just ended), or let
-    /// the janitor do it when some of COMMAND's outlive become-root. A scope's keeper ends,
-    /// and systemd removes the scope once the rest has.
+    /// After the run: remove a leaf once it is empty (its processes have just ended, or end
+    /// within [`ENDING`]), or let the janitor do it (a process of COMMAND's outlives
+    /// become-root, or the tree resists: the janitor reports). A scope's keeper ends, and
+    /// systemd removes the scope once the rest has.
     pub fn remove(mut self) {
-        if let Some((janitor, pipe)) = self.janitor.take() {
-            if janitor::remove_tree(&self.path, Duration::from_millis(500)).is_ok() {
-                let _ = kill(janitor, Signal::SIGKILL);
-                let _ = waitpid(janitor, None);
-            }
-            drop(pipe); // the janitor, if still there, takes over
+        let Some((janitor, pipe)) = self.janitor.take() else {
+            return;
+        };
+        let removed = self.leaf.as_ref().is_none_or(|leaf| {
+            leaf.wait_emptied(Some(Instant::now() + ENDING)) == Ok(true)
+                && leaf.remove(Instant::now() + ENDING) == tree::Removal::Removed
+        });
+        if removed {
+            let _ = kill(janitor, Signal::SIGKILL);
+            let _ = waitpid(janitor, None);
         }
+        drop(pipe); // the janitor, if still there, takes over
     }
 }

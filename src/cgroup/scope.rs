@@ -1,10 +1,14 @@
-//! A transient scope of the caller's systemd user manager, asked for over the session bus.
+//! A transient scope of the caller's systemd user manager, asked for over the session bus
+//! ([`super::bus`]: bounded in time, and ended at once by SIGTERM, SIGINT, SIGHUP or SIGQUIT,
+//! which then end the run: [`Error::interrupted`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
+use super::bus::{self, BusError, Interrupts};
+use super::janitor::Report;
 use super::{
     Limits, Own, Source, cgroup_of, directory_of, missing_controllers_error, words, write_file,
     write_limits,
@@ -17,14 +21,20 @@ use crate::sys;
 /// (from a login session's scope, which is root's, only systemd can); become-root then lays
 /// out the delegated subtree as the no-internal-processes rule wants it: the keeper in
 /// SCOPE/keeper, the namespace process in SCOPE/payload, the controllers enabled for both.
-pub(super) fn make(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Error> {
+pub(super) fn make(
+    busctl: &Path,
+    child: Pid,
+    limits: &Limits,
+    report: Report,
+) -> Result<Own, Error> {
     let unit = format!("become-root-{child}.scope");
-    let (keeper, pipe) = super::janitor::start(None)?;
+    let (keeper, pipe) = super::janitor::start(None, report)?;
     let mut own = Own {
         path: PathBuf::new(),
         source: Source::Scope(unit.clone()),
         limits: limits.clone(),
         janitor: Some((keeper, pipe)),
+        leaf: None,
     };
     let mut props: Vec<(&str, &str, String)> = vec![
         ("Description", "s", "become-root --cgroup".into()),
@@ -36,23 +46,23 @@ pub(super) fn make(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Er
         ("OOMPolicy", "s", "continue".into()),
     ];
     props.extend(limits.properties());
-    let mut out = start_transient_unit(busctl, &unit, &[child, keeper], &props)?;
-    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("OOMPolicy") {
+    let interrupts = Interrupts::watch();
+    let ask = |props: &[(&str, &str, String)]| {
+        start_transient_unit(busctl, &unit, &[child, keeper], props, &interrupts)
+    };
+    let mut asked = ask(&props);
+    if matches!(&asked, Err(BusError::Failed(said)) if said.contains("OOMPolicy")) {
         props.retain(|(name, _, _)| *name != "OOMPolicy");
-        out = start_transient_unit(busctl, &unit, &[child, keeper], &props)?;
+        asked = ask(&props);
     }
-    if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(Error::new(
+    asked.map_err(|e| match e {
+        BusError::Interrupted(sig) => Error::interrupted(sig as i32),
+        e => Error::new(
             "--cgroup: asking your systemd user manager for a scope",
-            if said.is_empty() {
-                format!("busctl {}", out.status)
-            } else {
-                said
-            },
+            e.to_string(),
         )
-        .with_hint("systemctl --user status shows whether the user manager runs"));
-    }
+        .with_hint("systemctl --user status shows whether the user manager runs"),
+    })?;
     // The job runs asynchronously: the scope exists once both processes are in it.
     let deadline = Instant::now() + Duration::from_secs(10);
     let in_scope = |pid: Pid| cgroup_of(Some(pid)).filter(|p| p.ends_with(&unit));
@@ -72,7 +82,9 @@ pub(super) fn make(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Er
             )
             .with_hint(format!("journalctl --user -u {unit} says why")));
         }
-        std::thread::sleep(Duration::from_millis(2));
+        if let Err(BusError::Interrupted(sig)) = interrupts.pause(Duration::from_millis(2)) {
+            return Err(Error::interrupted(sig as i32));
+        }
     };
     let fail = |what: String| move |e: std::io::Error| Error::sys(what, sys::io_errno(&e));
     for (leaf, pid) in [("keeper", keeper), ("payload", child)] {
@@ -108,17 +120,18 @@ pub(super) fn make(busctl: &Path, child: Pid, limits: &Limits) -> Result<Own, Er
 }
 
 /// busctl's StartTransientUnit of `unit` (mode "fail": an existing unit of the name is an
-/// error) holding `pids`, with `props`; its output, uncoloured.
+/// error) holding `pids`, with `props`, within [`CALL_LIMIT`].
 fn start_transient_unit(
     busctl: &Path,
     unit: &str,
     pids: &[Pid],
     props: &[(&str, &str, String)],
-) -> Result<std::process::Output, Error> {
-    let mut cmd = sys::helper_command(busctl);
-    cmd.env("SYSTEMD_COLORS", "0").args([
-        "--user",
-        "--quiet",
+    interrupts: &Interrupts,
+) -> Result<String, BusError> {
+    let count = (props.len() + 1).to_string();
+    let pid_count = pids.len().to_string();
+    let pid_words: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    let mut args: Vec<&str> = vec![
         "call",
         "org.freedesktop.systemd1",
         "/org/freedesktop/systemd1",
@@ -127,18 +140,18 @@ fn start_transient_unit(
         "ssa(sv)a(sa(sv))",
         unit,
         "fail",
-    ]);
-    cmd.arg((props.len() + 1).to_string());
-    cmd.args(["PIDs", "au", &pids.len().to_string()]);
-    cmd.args(pids.iter().map(|p| p.to_string()));
+        &count,
+        "PIDs",
+        "au",
+        &pid_count,
+    ];
+    args.extend(pid_words.iter().map(String::as_str));
     for (name, signature, value) in props {
-        cmd.args([*name, *signature, value.as_str()]);
+        args.extend([*name, *signature, value.as_str()]);
     }
-    cmd.arg("0");
-    cmd.output().map_err(|e| {
-        Error::sys(
-            format!("--cgroup: running {}", busctl.display()),
-            sys::io_errno(&e),
-        )
-    })
+    args.push("0");
+    bus::call(busctl, &args, CALL_LIMIT, interrupts)
 }
+
+/// How long the user manager has to answer a request for a scope.
+const CALL_LIMIT: Duration = Duration::from_secs(15);

@@ -229,16 +229,38 @@ pub fn report(cli: Asked) -> Report {
     items.push(tun_item(net::check_tun()));
     // --cgroup and the limits: where a run's cgroup would come from, with which controllers.
     items.push(match crate::cgroup::describe_for_check() {
-        (true, found) => Item::ok("cgroup", found),
-        (false, found) => Item::warn(
+        Ok(found) => Item::ok("cgroup", found),
+        Err((found, fix)) => Item::warn(
             "cgroup",
             found,
-            "--cgroup and the limits need a cgroup of your own: log in to a systemd user \
-             session (libpam-systemd, dbus-user-session)"
-                .to_string(),
+            fix.unwrap_or_else(|| {
+                "--cgroup and the limits need a cgroup of your own: log in to a systemd user \
+                 session (libpam-systemd, dbus-user-session)"
+                    .to_string()
+            }),
         ),
     });
+    items.extend(leftover_item());
     Report { items, ready }
+}
+
+/// The cgroups the janitor of an earlier run reported it could not remove, when some are
+/// still there.
+fn leftover_item() -> Option<Item> {
+    let (lines, file) = crate::session::leftovers();
+    let last = lines.last()?;
+    Some(Item::warn(
+        "cgroup janitor",
+        format!(
+            "{} cgroup(s) of earlier runs left in place, the last: {last}",
+            lines.len()
+        ),
+        format!(
+            "remove each with `become-root find PATH -depth -type d -exec rmdir {{}} +` (root \
+             inside may enter what your subordinate ids made); {} lists them",
+            file.display()
+        ),
+    ))
 }
 
 #[cfg(test)]

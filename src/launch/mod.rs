@@ -83,11 +83,15 @@ pub struct Request {
 }
 
 /// Run `request` and return the exit status (which is returned only on failure: on success
-/// COMMAND has replaced this process, or this process ended the way COMMAND did).
+/// COMMAND has replaced this process, or this process ended the way COMMAND did). A signal
+/// that interrupted the setup (everything made is undone by now) is died of.
 pub fn main(request: Request) -> i32 {
     match run(request) {
         Ok(never) => match never {},
         Err(e) => {
+            if let Some(sig) = e.signal().and_then(|n| Signal::try_from(n).ok()) {
+                sys::die_of(sig);
+            }
             e.report();
             e.exit_code()
         }

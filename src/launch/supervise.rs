@@ -186,10 +186,11 @@ impl<'p> Run<'p> {
     }
 
     /// --cgroup: make the run's cgroup, with its limits, and move the namespace process into
-    /// it while it waits to go (cgroup.rs).
+    /// it while it waits to go (cgroup.rs). Its janitor reports what it cannot remove to
+    /// the state directory (it runs after become-root has returned).
     fn own_cgroup(&mut self) -> Result<(), Error> {
         if let Some(limits) = &self.plan.cgroup {
-            let own = crate::cgroup::make(self.child(), limits)?;
+            let own = crate::cgroup::make(self.child(), limits, crate::session::report_leftover)?;
             if let Some(session) = self.session.as_mut() {
                 let described: Vec<String> = own
                     .limits

@@ -104,6 +104,7 @@ pub use logs::LOG_MAX;
 use logs::logs;
 pub use record::*;
 use state::StateDir;
+pub use state::{leftovers, report_leftover};
 use stop::stop;
 
 /// How long `--stop` lets the processes of a session end on SIGTERM before SIGKILL.

@@ -329,3 +329,42 @@ impl StateDir {
         Ok(records)
     }
 }
+
+/// The janitor's report file in the state directory.
+const JANITOR_LOG: &str = "janitor.log";
+
+/// The cgroup janitor's report (it runs after become-root has returned, holding nothing of
+/// the caller's, so its one place is the state directory): `line`, after the time in UTC,
+/// appended to `janitor.log`, which `--check` reads. Best effort: there is nowhere else to
+/// say that this failed.
+pub fn report_leftover(line: &str) {
+    let Ok(Some(dir)) = StateDir::open(true) else {
+        return;
+    };
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    if let Ok(fd) = openat(&dir.fd, JANITOR_LOG, flags, Mode::from_bits_truncate(0o600)) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // One write(2) with O_APPEND: two janitors' lines never interleave.
+        let _ = File::from(fd).write_all(format!("{} {line}\n", utc(now)).as_bytes());
+    }
+}
+
+/// The janitor's reports whose cgroup is still there (a line reads "TIME PATH: left in
+/// place: ..."), and where the report file is.
+pub fn leftovers() -> (Vec<String>, PathBuf) {
+    let path = state_dir_location().join(JANITOR_LOG);
+    let Ok(Some(dir)) = StateDir::open(false) else {
+        return (Vec::new(), path);
+    };
+    let text = dir.read(JANITOR_LOG).ok().flatten().unwrap_or_default();
+    let still_there = |line: &&str| {
+        let rest = line.split_once(' ').map_or("", |(_, rest)| rest);
+        rest.split_once(": left in place: ")
+            .is_some_and(|(cgroup, _)| Path::new(cgroup).exists())
+    };
+    let lines = text.lines().filter(still_there).map(str::to_string);
+    (lines.collect(), path)
+}

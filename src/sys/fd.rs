@@ -180,6 +180,26 @@ pub fn keep_only_fd(keep: i32) {
     close_fds(keep + 1, u32::MAX);
 }
 
+/// Standard input, output and error to /dev/null: for a forked child that outlives
+/// become-root (the cgroup janitor), which must hold none of the caller's descriptors (a
+/// `$(...)` or a pipe waits for every writer to let go). Closed if /dev/null cannot be opened.
+///
+/// Precondition: as for [`close_fds`], nothing in this process uses 0, 1 or 2 through a Rust
+/// object afterwards (the child ends with _exit and prints nothing).
+pub fn stdio_to_null() {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    match open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
+        Ok(null) => {
+            for fd in 0..3 {
+                // SAFETY: dup2 onto the standard descriptors, which this process owns.
+                unsafe { libc::dup2(null.as_raw_fd(), fd) };
+            }
+        }
+        Err(_) => close_fds(0, 2),
+    }
+}
+
 /// Close every descriptor of become-root's own (close-on-exec: all of them are) except those
 /// in `keep`; the caller's inherited descriptors, which are not close-on-exec and go to
 /// COMMAND anyway, stay. For a process inside the namespaces that will not exec (an init, a
