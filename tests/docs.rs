@@ -534,6 +534,23 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  mount --bind does: they are the caller's own choice and nothing is written there.",
             ),
             Item(
+                "The in-root path rule",
+                "Below --rootfs, every place become-root mounts on or makes a file in (the new \
+                 root's /proc, /dev and the nodes in it, /dev/pts, /dev/console, /sys, \
+                 /sys/fs/cgroup, /tmp, /run, /etc/resolv.conf, and the destinations of --bind, \
+                 --tmpfs and --overlay) is opened in the new root with openat2(2) and \
+                 RESOLVE_IN_ROOT, magic links refused, and the kernel is given the descriptor, \
+                 never the path: the image's symbolic links resolve with the new root as /, as \
+                 COMMAND will see them, so an absolute link, .. or /proc/self/cwd cannot lead a \
+                 mount or a made file out of the image. The new root's own mount points (proc, \
+                 dev, sys, tmp, run) must be directories of the image; a link there is an error \
+                 that names it. The generated resolv.conf of a connected network goes over the \
+                 regular file /etc/resolv.conf leads to in the new root, or, where it leads to \
+                 none (systemd-resolved's stub link dangles in most images; an absolute link \
+                 may name a file of the host), over the entry itself, which is then covered, \
+                 not followed; a missing one is made empty in the image as the mount point.",
+            ),
+            Item(
                 "No descriptor crosses into the namespaces",
                 "Every descriptor become-root opens is close-on-exec, and the namespace process \
                  closes all of them but its pipes to become-root before it becomes the \

@@ -85,6 +85,8 @@ pub(super) struct Real {
     /// The resolv.conf to bind instead of the plan's: the network helper become-root fell
     /// back to has another DNS forwarder.
     pub(super) resolv_conf: Option<String>,
+    /// Carries out the mount steps.
+    pub(super) mounts: mounts::Applier,
 }
 
 impl Real {
@@ -200,12 +202,12 @@ impl Ops for Real {
     fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
         match (step, &self.resolv_conf) {
             (MountStep::ResolvConf { at, .. }, Some(text)) => {
-                mounts::apply(&MountStep::ResolvConf {
+                self.mounts.apply(&MountStep::ResolvConf {
                     at: at.clone(),
                     text: text.clone(),
                 })
             }
-            _ => mounts::apply(step),
+            _ => self.mounts.apply(step),
         }
     }
 
@@ -319,6 +321,7 @@ pub(super) fn namespace_child(
     let mut real = Real {
         maps: Some(MapsFrom::Supervisor { go }),
         resolv_conf: None,
+        mounts: mounts::Applier::new(),
     };
     setup_inside(&mut real, plan)?;
     if let Some(channel) = provider {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 
+use super::root::Place;
 use super::{Upper, mount_error, open_path};
 use crate::error::Error;
 use crate::options::OverlayDriver;
@@ -143,13 +144,14 @@ impl Layers {
     }
 }
 
-/// Mount an overlay of `lowers` (top first) on `target`; says which driver did.
-pub fn mount_overlay(
+/// Mount an overlay of `lowers` (top first) on `place`; says which driver did.
+pub(super) fn mount_overlay(
     lowers: &[PathBuf],
-    target: &Path,
+    place: &Place,
     upper: Option<&Upper>,
     driver: OverlayDriver,
 ) -> Result<String, Error> {
+    let target = &place.target();
     let layers = Layers::open(lowers, upper)?;
     let native = || -> Result<String, nix::Error> {
         // userxattr: the overlay keeps its metadata in user.overlay.* attributes, which an
@@ -177,7 +179,7 @@ pub fn mount_overlay(
             None => mount_both(),
         }
     };
-    let what = || format!("overlay on {}", target.display());
+    let what = || format!("overlay on {}", place.shown().display());
     match driver {
         OverlayDriver::Native => native().map_err(|errno| native_refused(what(), errno)),
         OverlayDriver::Fuse => fuse_overlayfs(lowers, upper, target),

@@ -123,15 +123,15 @@ pub fn while_attached<T>(mnt: &OwnedFd, f: impl FnOnce() -> nix::Result<T>) -> n
     detached.map(|()| value)
 }
 
-/// Mount a read-only file holding `content` over `target` (following symlinks to the file they
-/// name), with nothing on any disk: the file lives on a tmpfs of its own, attached only for the
-/// moment of the bind (see [`while_attached`]); afterwards only the file itself is bound, over
-/// `target`. Runs inside a mount namespace owned by the caller's user namespace.
+/// Bind a file holding `content` on `target`, with nothing on any disk: the file lives on a
+/// tmpfs of its own, attached only for the moment of the bind (see [`while_attached`]);
+/// afterwards only the file itself is bound. `target` is usually /proc/self/fd/N, a
+/// descriptor of the entry to cover (a file, or a symbolic link: the bind then covers the
+/// link itself). Runs inside a mount namespace owned by the caller's user namespace; the
+/// caller makes the bind read-only (a remount, which needs the bind's own root).
 ///
-/// Classic mount(2) calls throughout, so that every supported kernel takes them: a bind
-/// follows symlinks in the target (systemd-resolved's /etc/resolv.conf is one), and the
-/// read-only flag comes from a remount of that bind, which is ours and locks nothing.
-pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
+/// A classic mount(2), so that every supported kernel takes it.
+pub fn bind_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
     use nix::mount::{MsFlags, mount};
     let mnt = detached_tmpfs()?;
     let name = c"generated";
@@ -155,18 +155,6 @@ pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
             target,
             None::<&str>,
             MsFlags::MS_BIND,
-            None::<&str>,
-        )?;
-        mount(
-            None::<&str>,
-            target,
-            None::<&str>,
-            MsFlags::MS_REMOUNT
-                | MsFlags::MS_BIND
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC,
             None::<&str>,
         )
     })
