@@ -1,6 +1,7 @@
 //! Regression tests for the mount defects a hostile review of become-root found (issue 8,
-//! D13, D16), each named after what it pins: a new root's own symbolic links must never lead
-//! become-root's mounts out of it.
+//! D12, D13, D16), each named after what it pins: a helper that serves the namespaces from
+//! outside must be out of COMMAND's reach, and a new root's own symbolic links must never
+//! lead become-root's mounts out of it.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 use common::{World, chown_tree};
 
 common::tests! {
+    [Harness, Tool("busybox"), Tool("fuse-overlayfs")]
+        d12_fuse_overlayfs_leads_nowhere_outside_the_rootfs;
     [Harness, Tool("busybox")]
         d13_links_in_the_image_never_take_become_roots_mounts_out_of_it;
     [Harness, Tool("busybox"), Tool("slirp4netns")]
@@ -19,22 +22,76 @@ fn p(path: &Path) -> String {
 }
 
 /// A world with a busybox root filesystem (`home/rootfs`, the test user's, with an empty
-/// `mnt`), a directory `home/lower` holding `f`, and a file `home/secret` that exists only
-/// outside the new root.
+/// `mnt`), a directory `home/lower` holding `f` and `d/`, and a file `home/secret` that
+/// exists only outside the new root.
 fn world() -> (World, PathBuf) {
     let w = World::new();
     let home = w.home();
-    std::fs::create_dir_all(home.join("lower")).unwrap();
+    std::fs::create_dir_all(home.join("lower/d")).unwrap();
     std::fs::write(home.join("lower/f"), "base\n").unwrap();
     std::fs::write(home.join("secret"), "outside\n").unwrap();
     let root = home.join("rootfs");
     let applets = [
-        "sh", "ls", "cat", "echo", "readlink", "test", "[", "true", "seq",
+        "sh", "ls", "cat", "echo", "readlink", "test", "[", "true", "seq", "rm",
     ];
     common::busybox_rootfs(&root, w.uid, &applets, "nameserver 192.0.2.53\n");
     std::fs::create_dir(root.join("mnt")).unwrap();
     chown_tree(&home, w.uid);
     (w, root)
+}
+
+// ---- D12 ------------------------------------------------------------------------------------
+
+/// For inside the new root: every process /proc shows, its root, its working directory and
+/// every descriptor, and each of those followed by up to 12 `..`, must not reach the file
+/// that exists only outside (its absolute path is $1, a path of the host).
+const ESCAPE_AUDIT: &str = r#"secret=$1; n=0
+for p in /proc/[0-9]*; do
+  for x in $p/root $p/cwd $p/fd/*; do
+    [ -d "$x/" ] 2>/dev/null || continue
+    n=$((n+1)); up=
+    for i in $(seq 12); do
+      if [ -e "$x$up$secret" ]; then echo "ESCAPE $x$up ($(cat $p/comm))"; break; fi
+      up=$up/..
+    done
+  done
+done
+echo "LOOKED $n"
+rm -r /mnt/d && echo more >> /mnt/f && cat /mnt/f
+"#;
+
+/// fuse-overlayfs held its layers in the run's user namespace, where root inside may read
+/// any process's /proc/PID/fd: `..` from a layer's descriptor was the host's tree, with and
+/// without a pid namespace. The overlay must still work as before, writes and whiteouts
+/// included (fuse-overlayfs reaches its layers through its own /proc/self/fd).
+fn d12_fuse_overlayfs_leads_nowhere_outside_the_rootfs() {
+    let (w, root) = world();
+    std::fs::write(root.join("audit.sh"), ESCAPE_AUDIT).unwrap();
+    let secret = p(&w.home().join("secret"));
+    let lower = p(&w.home().join("lower"));
+    for extra in ["--pid", ""] {
+        let out = w.sh(&format!(
+            "\"$BR\" --overlay-driver=fuse --overlay={lower}:/mnt --rootfs={r} {extra} \
+             /bin/sh /audit.sh {secret}",
+            r = p(&root)
+        ));
+        assert!(out.status.success(), "{extra}: {out:#?}");
+        assert!(!out.stdout.contains("ESCAPE"), "{extra}: {}", out.stdout);
+        assert!(
+            out.stdout.ends_with("base\nmore\n"),
+            "{extra}: the overlay: {out:#?}"
+        );
+        let looked: usize = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("LOOKED "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        // COMMAND's own root and working directory at least: the audit did look.
+        assert!(looked >= 2, "{extra}: {out:#?}");
+    }
+    assert!(w.wait_no_leftovers().is_empty());
 }
 
 // ---- D13 ------------------------------------------------------------------------------------

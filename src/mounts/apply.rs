@@ -1,19 +1,25 @@
 //! Carrying out the mount plan inside the new user and mount namespaces, as root there.
 //! With a new root, every place below it is opened in it (the in-root path rule, root.rs).
 
+use super::fuse::FuseStarter;
 use super::root::{Links, NewRoot, Place, fd_path};
 use super::*;
 
 /// Carries out the mount plan one step at a time, and holds what a step leaves for the ones
-/// after it: the new root, once it is bound on itself.
-#[derive(Default)]
+/// after it: the new root, once it is bound on itself, and who starts fuse-overlayfs.
 pub struct Applier {
     root: Option<NewRoot>,
+    fuse: FuseStarter,
 }
 
 impl Applier {
-    pub fn new() -> Applier {
-        Applier::default()
+    /// `fuse`: the channel to become-root's fuse helper (fuse.rs), none in a run that execs
+    /// in place.
+    pub fn new(fuse: Option<OwnedFd>) -> Applier {
+        Applier {
+            root: None,
+            fuse: FuseStarter::new(fuse),
+        }
     }
 
     /// Where a step mounts `path`: opened in the new root when it is below it, else the path.
@@ -82,7 +88,13 @@ impl Applier {
                 report,
             } => {
                 let place = self.place(target, Links::Inside)?;
-                let used = overlay::mount_overlay(lowers, &place, upper.as_ref(), *driver)?;
+                let at = overlay::Where {
+                    place: &place,
+                    reopen: &|| self.place(target, Links::Inside),
+                    in_root: self.root.is_some(),
+                    fuse: &self.fuse,
+                };
+                let used = overlay::mount_overlay(lowers, at, upper.as_ref(), *driver)?;
                 if *report {
                     eprintln!("become-root: overlay on {}: {used}", target.display());
                 }

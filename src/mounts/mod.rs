@@ -20,13 +20,16 @@ use crate::options::{FsArg, OverlayDriver, Propagation};
 
 mod apply;
 mod check;
-pub mod overlay;
+mod fuse;
+pub mod fuse_helper;
+mod overlay;
 mod plan;
 mod root;
 mod spec;
 
 pub use apply::{Applier, command_in_rootfs, open_path};
 pub use check::{check, own_dir, work_dir};
+pub use fuse::started_here as fuse_started_here;
 pub use plan::{Options, Prepared, Upper, plan};
 pub use spec::{FsSpec, parse, split_escaped};
 

@@ -49,6 +49,21 @@ pub fn attach_mount(mnt: &OwnedFd, target: &Path) -> nix::Result<()> {
     .map(drop)
 }
 
+/// A detached copy of the whole mount tree of this process's root, every mount below it
+/// included (open_tree(2) with OPEN_TREE_CLONE and AT_RECURSIVE, Linux 5.2): reach it
+/// through the returned descriptor only; it goes away with the last reference.
+/// Precondition: CAP_SYS_ADMIN over the user namespace that owns this mount namespace.
+pub fn clone_root_tree() -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: the path is NUL-terminated and lives for the call; the rest are integers; a
+    // non-negative result is a new descriptor nothing else owns.
+    Ok(own_fd(check_ret(unsafe {
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c"/".as_ptr(), flags)
+    })?))
+}
+
 /// Set `attr_set` on the mount at `fd` (+ `path`), and with `recursive` on every mount below.
 pub(super) fn mount_setattr(
     fd: i32,
