@@ -68,10 +68,10 @@ fn d12_fuse_overlayfs_leads_nowhere_outside_the_rootfs() {
     let (w, root) = world();
     std::fs::write(root.join("audit.sh"), ESCAPE_AUDIT).unwrap();
     let secret = p(&w.home().join("secret"));
-    let lower = p(&w.home().join("lower"));
     for extra in ["--pid", ""] {
+        // The lower as a relative path, as a user types it (the harness starts in home).
         let out = w.sh(&format!(
-            "\"$BR\" --overlay-driver=fuse --overlay={lower}:/mnt --rootfs={r} {extra} \
+            "\"$BR\" --overlay-driver=fuse --overlay=lower:/mnt --rootfs={r} {extra} \
              /bin/sh /audit.sh {secret}",
             r = p(&root)
         ));

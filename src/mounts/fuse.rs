@@ -176,11 +176,13 @@ pub(super) fn fuse_overlayfs(
         Some(_) => format!("fuse-overlayfs {}", found.describe()),
         None => "fuse-overlayfs".to_string(),
     };
-    let program = found.path;
     let sys_err = |errno: nix::Error| mount_error(what(), errno);
+    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| sys_err(sys::io_errno(&e)));
+    // Absolute: fuse-overlayfs runs with / as its working directory.
+    let program = absolute(&found.path)?;
     let lower_paths = lowers
         .iter()
-        .map(|l| fuse_safe("overlay lower", l))
+        .map(|l| fuse_safe("overlay lower", &absolute(l)?))
         .collect::<Result<Vec<_>, _>>()?;
     let (staging, upper_path, work_path) = match upper {
         Some(upper) => {

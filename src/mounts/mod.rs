@@ -20,6 +20,7 @@ use crate::options::{FsArg, OverlayDriver, Propagation};
 
 mod apply;
 mod check;
+mod dev;
 mod fuse;
 pub mod fuse_helper;
 mod overlay;
