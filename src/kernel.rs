@@ -63,8 +63,9 @@ pub const MINIMUM: Version = Version::new(5, 10);
 /// it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Facility {
-    /// fsopen/fsconfig/fsmount/move_mount: tmpfs mounts attached nowhere (resolv.conf, a
-    /// throwaway upper layer).
+    /// fsopen/fsconfig/fsmount/move_mount/open_tree: tmpfs mounts attached nowhere
+    /// (resolv.conf, a throwaway upper layer), the copy of the mount tree fuse-overlayfs runs
+    /// in.
     MountApi,
     /// pidfd_open/pidfd_send_signal: signals that cannot reach a reused pid (`--stop`).
     Pidfd,
@@ -111,8 +112,8 @@ impl Facility {
     pub fn without(self) -> Fallback {
         match self {
             Facility::MountApi => Fallback::Unavailable(
-                "connected networks (their resolv.conf) and overlays with a throwaway upper \
-                 layer",
+                "connected networks (their resolv.conf), overlays with a throwaway upper layer \
+                 and fuse-overlayfs",
             ),
             Facility::Pidfd => Fallback::Unavailable(
                 "--stop (it signals only through pidfds, which cannot reach a reused pid)",

@@ -553,7 +553,8 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             Para(
                 "The new mount API (fsopen, fsmount, move_mount; Linux 5.2) and pidfd_open \
                  (Linux 5.3) are older than any supported kernel; without them connected \
-                 networks, throwaway overlays and --stop fail with an error naming the version. \
+                 networks, throwaway overlays, fuse-overlayfs and --stop fail with an error \
+                 naming the version. \
                  A tmpfs of become-root's own (the generated resolv.conf, a throwaway upper \
                  layer) is attached inside the new mount namespace for the moment of the bind or \
                  the overlay mount, because kernels before 6.15 bind only from mounts of the \
@@ -608,14 +609,54 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  mount --bind does: they are the caller's own choice and nothing is written there.",
             ),
             Item(
+                "The in-root path rule",
+                "Below --rootfs, every place become-root mounts on or makes a file in (the new \
+                 root's /proc, /dev and the nodes in it, /dev/pts, /dev/console, /sys, \
+                 /sys/fs/cgroup, /tmp, /run, /etc/resolv.conf, and the destinations of --bind, \
+                 --tmpfs and --overlay) is opened in the new root with openat2(2) and \
+                 RESOLVE_IN_ROOT, magic links refused, and the kernel is given the descriptor, \
+                 never the path: the image's symbolic links resolve with the new root as /, as \
+                 COMMAND will see them, so an absolute link, .. or /proc/self/cwd cannot lead a \
+                 mount or a made file out of the image. The new root's own mount points (proc, \
+                 dev, sys, tmp, run) must be directories of the image; a link there is an error \
+                 that names it. The generated resolv.conf of a connected network goes over the \
+                 regular file /etc/resolv.conf leads to in the new root, or, where it leads to \
+                 none (systemd-resolved's stub link dangles in most images; an absolute link \
+                 may name a file of the host), over the entry itself, which is then covered, \
+                 not followed; a missing one is made empty in the image as the mount point.",
+            ),
+            Item(
                 "No descriptor crosses into the namespaces",
                 "Every descriptor become-root opens is close-on-exec, and the namespace process \
                  closes all of them but its pipes to become-root before it becomes the \
                  namespace's init or a session's pause process: no process inside holds the \
                  state directory, an overlay layer or --info-fd, which would lead out of \
-                 --rootfs through /proc/PID/fd (the pattern of CVE-2024-21626). Only \
-                 fuse-overlayfs, which serves an overlay from inside, holds its layers. \
-                 Descriptors the caller passed on (a make jobserver) reach COMMAND as they are.",
+                 --rootfs through /proc/PID/fd (the pattern of CVE-2024-21626). The one \
+                 process that must hold an overlay's layers, fuse-overlayfs, is kept out of \
+                 reach by the helper-visibility rule below. Descriptors the caller passed on (a \
+                 make jobserver) reach COMMAND as they are.",
+            ),
+            Item(
+                "The helper-visibility rule",
+                "No helper process that holds a descriptor or a root outside the new root is \
+                 visible and ptraceable from inside: root inside the user namespace may read \
+                 /proc/PID/fd, /proc/PID/root and /proc/PID/cwd of every process of that \
+                 namespace (it has CAP_SYS_PTRACE over it), and without --pid the new root's \
+                 /proc is the host's. become-root itself, slirp4netns, pasta and newuidmap \
+                 run in the caller's user namespace. fuse-overlayfs, for an overlay below \
+                 --rootfs, is started by a fuse helper that become-root forks before the \
+                 namespace process sets up, in a user namespace of its own with the run's maps \
+                 (a second newuidmap and newgidmap): a sibling of the run's, over which root \
+                 inside has no capability, so the kernel refuses it their /proc/PID/fd, root \
+                 and cwd, and with --pid it does not see them at all. The namespace process \
+                 mounts the FUSE file system itself and hands its /dev/fuse descriptor to the \
+                 helper; fuse-overlayfs serves it chrooted to a copy of the run's mount tree, \
+                 and owns files as a native overlay would (the maps are the same). It ends \
+                 with the run's mount namespace, and become-root returns once it is gone. \
+                 Without --rootfs, fuse-overlayfs is the namespace process's child, as COMMAND's \
+                 root is the caller's anyway; in a run that execs in place, --overlay-driver=auto \
+                 falling back to it below --rootfs is an error that names \
+                 --overlay-driver=fuse.",
             ),
             Item(
                 "Nothing become-root leaves running holds the caller's descriptors",

@@ -61,6 +61,7 @@ pub(super) fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Err
     let mut real = Real {
         maps: Some(maps),
         resolv_conf: None,
+        mounts: crate::mounts::Applier::new(None),
     };
     if let Err(e) = real
         .unshare(plan.namespaces)

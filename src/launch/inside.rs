@@ -85,6 +85,8 @@ pub(super) struct Real {
     /// The resolv.conf to bind instead of the plan's: the network helper become-root fell
     /// back to has another DNS forwarder.
     pub(super) resolv_conf: Option<String>,
+    /// Carries out the mount steps.
+    pub(super) mounts: mounts::Applier,
 }
 
 impl Real {
@@ -200,12 +202,12 @@ impl Ops for Real {
     fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
         match (step, &self.resolv_conf) {
             (MountStep::ResolvConf { at, .. }, Some(text)) => {
-                mounts::apply(&MountStep::ResolvConf {
+                self.mounts.apply(&MountStep::ResolvConf {
                     at: at.clone(),
                     text: text.clone(),
                 })
             }
-            _ => mounts::apply(step),
+            _ => self.mounts.apply(step),
         }
     }
 
@@ -303,13 +305,15 @@ pub(super) fn exit_with(result: Result<(), Error>) -> ! {
 }
 
 /// The cloned namespace process: wait for its maps (and network), set up, then exec COMMAND,
-/// or, in a new pid namespace, be its init.
+/// or, in a new pid namespace, be its init. `fuse`: its end of the channel to become-root's
+/// fuse helper, when an overlay below a new root may need fuse-overlayfs.
 pub(super) fn namespace_child(
     plan: &Plan,
     go: std::fs::File,
     ending: std::fs::File,
     terminal: Option<process::Terminal>,
     provider: Option<std::os::fd::OwnedFd>,
+    fuse: Option<std::os::fd::OwnedFd>,
     session: Option<&crate::session::Session>,
 ) -> Result<(), Error> {
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
@@ -319,12 +323,16 @@ pub(super) fn namespace_child(
     let mut real = Real {
         maps: Some(MapsFrom::Supervisor { go }),
         resolv_conf: None,
+        mounts: mounts::Applier::new(fuse),
     };
     setup_inside(&mut real, plan)?;
     // A booted image's pid 1 says on this socket when it is ready (in its new root's /run).
     if let Some(listener) = &plan.notify {
         listener.bind_inside()?;
     }
+    // The mounts are done: closing the channel to the fuse helper tells it so (and nothing
+    // it owns is closed again below, with the rest, behind its back).
+    drop(real);
     if let Some(channel) = provider {
         net::forward::spawn_provider(channel, plan.pid_namespace())?;
     }
@@ -337,7 +345,8 @@ pub(super) fn namespace_child(
         console.attach()?;
     }
     // From here on this process holds nothing of become-root's but the pipes it still
-    // speaks on: no overlay layer, state directory or --info-fd stays in the namespaces
+    // speaks on: no overlay layer, state directory, --info-fd or channel to the fuse helper
+    // (whose end tells the helper that the mounts are done) stays in the namespaces
     // (this process may live on as init or as a pause process, visible to COMMAND). It ends
     // by exec or _exit, so the Rust owners of what is closed never run again.
     let mut keep = vec![ending.as_raw_fd()];
@@ -355,11 +364,12 @@ pub(super) fn namespace_child(
         if let (true, Some(terminal)) = (plan.as_pid_1, terminal) {
             terminal.lead_inside();
         }
-        // The helpers left running for COMMAND, for become-root to wait for at the end (their
-        // pids are its pids only without a pid namespace; with one, the kernel ends them
-        // before pid 1's end is reported, zap_pid_ns_processes).
+        // The fuse-overlayfs processes this process started for COMMAND (without a new root:
+        // with one, become-root's fuse helper did), for become-root to wait for at the end
+        // (their pids are its pids only without a pid namespace; with one, the kernel ends
+        // them before pid 1's end is reported, zap_pid_ns_processes).
         if !plan.pid_namespace() {
-            for pid in crate::mounts::overlay::started_helpers() {
+            for pid in crate::mounts::fuse_started_here() {
                 let _ = (&ending).write_all(&process::Ending::Helper(pid).encode());
             }
         }

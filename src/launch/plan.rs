@@ -105,7 +105,7 @@ impl Plan {
     /// some milliseconds after it; exec'd in place, become-root would be gone by then, so it
     /// supervises and waits. (`auto` falling back from a native overlay the kernel refuses
     /// is found out only inside, in place: there fuse-overlayfs may outlive COMMAND by as
-    /// much.)
+    /// much, and it is refused below a new root, see [`Plan::fuse_helper`].)
     fn fuse_overlay(&self) -> bool {
         use crate::kernel::{Facility, older_than};
         // uname(2) only for an `auto` overlay: a plain run must not pay for it.
@@ -117,6 +117,17 @@ impl Plan {
             },
             _ => false,
         })
+    }
+
+    /// Whether fuse-overlayfs needs become-root's fuse helper (mounts::fuse): an overlay
+    /// below a new root may be its. Its layers and root lead out of the new root, so it must
+    /// run out of COMMAND's reach, which only become-root, outside, can start.
+    pub(super) fn fuse_helper(&self) -> bool {
+        let new_root = self
+            .mounts
+            .iter()
+            .any(|step| matches!(step, MountStep::RootfsSelfBind { .. }));
+        new_root && self.fuse_overlay()
     }
 
     /// How the maps were made and who COMMAND runs as, for --verbose: "maps: keep-id;

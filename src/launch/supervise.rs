@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! claim the session -> bind the host ports -> clone the namespace process -> write its maps
-//!   -> move it into its own cgroup -> start the network helper -> release it
-//!   -> forward the ports -> ready -> supervise
+//!   -> start the fuse helper -> move it into its own cgroup -> start the network helper
+//!   -> release it -> forward the ports -> ready -> supervise
 //! ```
 //!
 //! Each step is a method that calls into the module of its concern (session, net::forward,
@@ -30,8 +30,9 @@ use crate::process::{self, Ending, Terminal};
 use crate::session::Session;
 use crate::sys::{self, Forked};
 
-/// How long become-root waits at the end for the helpers the namespace process left running
-/// (fuse-overlayfs) to be gone; they have their parent-death signal by then.
+/// How long become-root waits at the end for fuse-overlayfs to be gone (ended by its
+/// parent-death signal; or, started by the fuse helper, with the run's mount namespace, the
+/// helper then), before it kills what is left.
 const HELPERS_END: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a supervised run owns, step by step.
@@ -48,10 +49,13 @@ struct Run<'p> {
     /// Our ends of its pipes: the word to go, and the reports of an init.
     go: Option<std::fs::File>,
     ending: Option<std::fs::File>,
-    /// Helpers the namespace process left running (fuse-overlayfs), to wait for at the end.
+    /// Helpers to wait for at the end, then to kill: the fuse helper, and the fuse-overlayfs
+    /// processes the namespace process left running (without a new root).
     helpers: Vec<Pid>,
     /// Our end of the channel to the socket provider inside (published ports).
     provider: Option<OwnedFd>,
+    /// The fuse helper's end of its channel to the namespace process, until it is forked.
+    fuse: Option<OwnedFd>,
     helper: Option<net::helper::Running>,
     /// --cgroup: the run's own cgroup, holding the namespace process.
     cgroup: Option<crate::cgroup::Own>,
@@ -71,6 +75,7 @@ pub fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     run.bind_ports()?;
     run.clone_namespaces()?;
     run.write_maps()?;
+    run.start_fuse_helper()?;
     run.own_cgroup()?;
     run.start_network()?;
     run.release()?;
@@ -92,6 +97,7 @@ impl<'p> Run<'p> {
             ending: None,
             helpers: Vec::new(),
             provider: None,
+            fuse: None,
             helper: None,
             cgroup: None,
             driver: plan.connected.as_ref().map(|net| net.driver),
@@ -146,6 +152,12 @@ impl<'p> Run<'p> {
                 Some(net::forward::provider_channel().map_err(|e| Error::sys("socketpair", e))?)
             }
         };
+        let fuse = match plan.fuse_helper() {
+            true => Some(
+                crate::mounts::fuse_helper::channel().map_err(|e| Error::sys("socketpair", e))?,
+            ),
+            false => None,
+        };
         let mut flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
         if plan.cgroup.is_some() {
             // Its cgroup namespace is made inside, once the process is in its own cgroup.
@@ -157,12 +169,14 @@ impl<'p> Run<'p> {
             Forked::Child => {
                 drop((go_w, ending_r));
                 let inside = channel.map(|(_outside, inside)| inside);
+                let fuse = fuse.map(|(inside, _helper)| inside);
                 exit_with(namespace_child(
                     plan,
                     go_r,
                     ending_w,
                     self.terminal,
                     inside,
+                    fuse,
                     self.session.as_ref(),
                 ))
             }
@@ -171,6 +185,7 @@ impl<'p> Run<'p> {
                 self.go = Some(go_w);
                 self.ending = Some(ending_r);
                 self.provider = channel.map(|(outside, _inside)| outside);
+                self.fuse = fuse.map(|(_inside, helper)| helper);
                 Ok(())
             }
         }
@@ -183,6 +198,23 @@ impl<'p> Run<'p> {
     /// newuidmap and newgidmap (or become-root itself) write the namespace process's maps.
     fn write_maps(&mut self) -> Result<(), Error> {
         crate::userns::write_maps(self.child(), &self.plan.mapping).map_err(with_apparmor_hint)
+    }
+
+    /// fuse-overlayfs's helper (mounts::fuse_helper), when an overlay below a new root may
+    /// need it: forked now, in a user namespace of its own whose maps are the run's, before
+    /// the namespace process mounts anything. Its fuse-overlayfs processes are then out of
+    /// COMMAND's reach.
+    fn start_fuse_helper(&mut self) -> Result<(), Error> {
+        let Some(channel) = self.fuse.take() else {
+            return Ok(());
+        };
+        let (mapping, root) = (&self.plan.mapping, self.plan.root());
+        let helper =
+            crate::mounts::fuse_helper::start_helper(channel, (root.uid, root.gid), |pid| {
+                crate::userns::write_maps(pid, mapping).map_err(with_apparmor_hint)
+            })?;
+        self.helpers.push(helper);
+        Ok(())
     }
 
     /// --cgroup: make the run's cgroup, with its limits, and move the namespace process into
@@ -552,9 +584,14 @@ impl Drop for Run<'_> {
             let _ = kill(child, Signal::SIGKILL);
             let _ = waitpid(child, None);
         }
-        // fuse-overlayfs ends with COMMAND (its parent-death signal) and takes a few ms to;
-        // become-root returns once it is gone (it was seen up to 12 ms after become-root).
-        wait_for_helpers(&self.helpers, HELPERS_END);
+        // fuse-overlayfs ends with COMMAND (its parent-death signal), or, started by the fuse
+        // helper, with the run's mount namespace, and the helper then; that takes a few ms:
+        // become-root returns once they are gone. Something else that keeps the namespace
+        // (a process COMMAND left behind) keeps the helper only until HELPERS_END.
+        for pid in wait_for_helpers(&self.helpers, HELPERS_END) {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
         if let Some(cgroup) = self.cgroup.take() {
             cgroup.remove();
         }
@@ -567,19 +604,22 @@ impl Drop for Run<'_> {
     }
 }
 
-/// Wait for `helpers` (children of become-root by now, ended by their parent-death signal) to
-/// be gone, at most `limit` in all; a helper that is not become-root's child is not waited for.
-fn wait_for_helpers(helpers: &[Pid], limit: std::time::Duration) {
+/// Wait for `helpers` (children of become-root) to be gone, at most `limit` in all; returns
+/// those still running then. A helper that is not become-root's child is not waited for.
+fn wait_for_helpers(helpers: &[Pid], limit: std::time::Duration) -> Vec<Pid> {
     let deadline = std::time::Instant::now() + limit;
+    let mut left = Vec::new();
     for &pid in helpers {
         // Until it is reaped, or is not ours (ECHILD).
         while let Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) =
             waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
         {
             if std::time::Instant::now() > deadline {
-                return;
+                left.push(pid);
+                break;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
+    left
 }

@@ -1,156 +1,347 @@
 //! Carrying out the mount plan inside the new user and mount namespaces, as root there.
+//! With a new root, every place below it is opened in it (the in-root path rule, root.rs).
 
+use super::dev;
+use super::fuse::FuseStarter;
+use super::root::{Links, NewRoot, Place, fd_path};
 use super::*;
 
-/// Carry out one step. Runs inside the new user and mount namespaces, as root there.
-pub fn apply(step: &MountStep) -> Result<(), Error> {
-    let fail = |what: String| move |errno| mount_error(what, errno);
-    match step {
-        MountStep::SetPropagation(p) => {
-            // A mount namespace made together with a user namespace is "less privileged": the
-            // kernel already turned shared mounts into slaves (mount_namespaces(7)). Private
-            // cuts the last link to the host.
-            let kind = match p {
-                Propagation::Private => MsFlags::MS_PRIVATE,
-                Propagation::Slave => MsFlags::MS_SLAVE,
-            };
-            mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                kind | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(fail("making / recursively private".into()))
+/// Carries out the mount plan one step at a time, and holds what a step leaves for the ones
+/// after it: the new root, once it is bound on itself, and who starts fuse-overlayfs.
+pub struct Applier {
+    root: Option<NewRoot>,
+    fuse: FuseStarter,
+}
+
+impl Applier {
+    /// `fuse`: the channel to become-root's fuse helper (fuse.rs), none in a run that execs
+    /// in place.
+    pub fn new(fuse: Option<OwnedFd>) -> Applier {
+        Applier {
+            root: None,
+            fuse: FuseStarter::new(fuse),
         }
-        MountStep::FreshProc { at } => {
-            // Allowed in a user namespace only because this process owns the new pid
-            // namespace and a fully visible /proc is already mounted (mnt_already_visible in
-            // fs/namespace.c); nosuid,nodev,noexec as on the host.
-            mount(
-                Some("proc"),
-                at,
-                Some("proc"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                None::<&str>,
-            )
-            .map_err(fail(format!("mounting a fresh proc on {}", at.display())))
+    }
+
+    /// Where a step mounts `path`: opened in the new root when it is below it, else the path.
+    fn place(&self, path: &Path, links: Links) -> Result<Place, Error> {
+        match self
+            .root
+            .as_ref()
+            .and_then(|r| Some((r, r.relative(path)?)))
+        {
+            Some((root, rel)) => Ok(Place::Opened {
+                fd: root.open_in("", rel, links, OFlag::empty())?,
+                shown: path.to_path_buf(),
+            }),
+            None => Ok(Place::Path(path.to_path_buf())),
         }
-        MountStep::ResolvConf { at, text } => crate::sys::mount_generated_file(at, text.as_bytes())
-            .map_err(fail(format!("binding a generated {}", at.display()))),
-        MountStep::Bind { src, dst, readonly } => {
-            mount(
-                Some(src),
-                dst,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(fail(format!(
-                "binding {} to {}",
-                src.display(),
-                dst.display()
-            )))?;
-            if *readonly {
-                // mount_setattr with AT_RECURSIVE: every mount below dst, not only the top.
-                readonly_recursive(dst)
-                    .map_err(fail(format!("making {} read-only", dst.display())))?;
-            }
-            Ok(())
-        }
-        MountStep::Tmpfs { dir, mode } => mount(
-            Some("tmpfs"),
-            dir,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(format!("mode={mode:o}").as_str()),
-        )
-        .map_err(fail(format!("mounting a tmpfs on {}", dir.display()))),
-        MountStep::Overlay {
-            lowers,
-            target,
-            upper,
-            driver,
-            report,
-        } => {
-            let used = overlay::mount_overlay(lowers, target, upper.as_ref(), *driver)?;
-            if *report {
-                eprintln!("become-root: overlay on {}: {used}", target.display());
-            }
-            Ok(())
-        }
-        MountStep::RootfsSelfBind { dir } => mount(
-            Some(dir),
-            dir,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(fail(format!("binding the new root {}", dir.display()))),
-        MountStep::RootfsDev { dir } => rootfs_dev(&dir.join("dev")),
-        MountStep::RootfsSys { dir, fresh } => {
-            let at = dir.join("sys");
-            if *fresh {
-                fresh_sysfs(&at)
-            } else {
+    }
+
+    /// The new root, for a step that exists only with one.
+    fn root(&self) -> &NewRoot {
+        self.root
+            .as_ref()
+            .expect("the plan binds the new root first")
+    }
+
+    /// Carry out one step.
+    pub fn apply(&mut self, step: &MountStep) -> Result<(), Error> {
+        let fail = |what: String| move |errno| mount_error(what, errno);
+        match step {
+            MountStep::SetPropagation(p) => {
+                // A mount namespace made together with a user namespace is "less privileged":
+                // the kernel already turned shared mounts into slaves (mount_namespaces(7)).
+                // Private cuts the last link to the host.
+                let kind = match p {
+                    Propagation::Private => MsFlags::MS_PRIVATE,
+                    Propagation::Slave => MsFlags::MS_SLAVE,
+                };
                 mount(
-                    Some("/sys"),
-                    &at,
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    kind | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(fail("making / recursively private".into()))
+            }
+            MountStep::FreshProc { at } => fresh_proc(&Place::Path(at.clone())),
+            MountStep::ResolvConf { at, text } => self.resolv_conf(at, text),
+            MountStep::Bind { src, dst, readonly } => {
+                let place = self.place(dst, Links::Inside)?;
+                bind(src, &place)?;
+                if *readonly {
+                    // Opened again: the bind's own root, not the directory under it.
+                    let place = self.place(dst, Links::Inside)?;
+                    // mount_setattr with AT_RECURSIVE: every mount below dst, not only the top.
+                    readonly_recursive(&place.target())
+                        .map_err(fail(format!("making {} read-only", dst.display())))?;
+                }
+                Ok(())
+            }
+            MountStep::Tmpfs { dir, mode } => tmpfs(&self.place(dir, Links::Inside)?, *mode),
+            MountStep::Overlay {
+                lowers,
+                target,
+                upper,
+                driver,
+                report,
+            } => {
+                let place = self.place(target, Links::Inside)?;
+                let at = overlay::Where {
+                    place: &place,
+                    reopen: &|| self.place(target, Links::Inside),
+                    in_root: self.root.is_some(),
+                    fuse: &self.fuse,
+                };
+                let used = overlay::mount_overlay(lowers, at, upper.as_ref(), *driver)?;
+                if *report {
+                    eprintln!("become-root: overlay on {}: {used}", target.display());
+                }
+                Ok(())
+            }
+            MountStep::RootfsSelfBind { dir } => {
+                mount(
+                    Some(dir),
+                    dir,
                     None::<&str>,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None::<&str>,
                 )
-                .map_err(fail(format!("binding /sys to {}", at.display())))?;
-                readonly_recursive(&at).map_err(fail(format!("making {} read-only", at.display())))
+                .map_err(fail(format!("binding the new root {}", dir.display())))?;
+                self.root = Some(NewRoot::open(dir)?);
+                Ok(())
+            }
+            MountStep::RootfsProc { dir, fresh } => {
+                let place = self.place(&dir.join("proc"), Links::Refused)?;
+                match fresh {
+                    true => fresh_proc(&place),
+                    // The host's /proc as it is (no pid namespace of the run's own).
+                    false => bind(Path::new("/proc"), &place),
+                }
+            }
+            MountStep::RootfsDev { dir } => dev::rootfs_dev(self.root(), &dir.join("dev")),
+            MountStep::RootfsSys { dir, fresh } => {
+                let at = dir.join("sys");
+                let place = self.place(&at, Links::Refused)?;
+                if *fresh {
+                    return fresh_sysfs(&place);
+                }
+                bind(Path::new("/sys"), &place)?;
+                let place = self.place(&at, Links::Refused)?;
+                readonly_recursive(&place.target())
+                    .map_err(fail(format!("making {} read-only", at.display())))
+            }
+            MountStep::RootfsTmpfs { dir, name, mode } => {
+                tmpfs(&self.place(&dir.join(name), Links::Refused)?, *mode)
+            }
+            MountStep::Console { at, tty } => {
+                let root = self.root();
+                let dev = at.parent().unwrap_or(at);
+                let rel = root.relative(dev).unwrap_or(dev);
+                let dir = root.open_in("", rel, Links::Refused, OFlag::O_DIRECTORY)?;
+                dev::bind_device(tty, &dir, dev, "console")
+            }
+            MountStep::Cgroup2 { at } => {
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+                // The kernel refuses a file system on the root of a mount of itself (EBUSY,
+                // do_add_mount), and /sys/fs/cgroup is the root of a cgroup2 mount on a v2
+                // host: a small tmpfs goes in between (the host's mount below stays, locked,
+                // unseen).
+                let place = self.place(at, Links::Refused)?;
+                mount(
+                    Some("tmpfs"),
+                    &place.target(),
+                    Some("tmpfs"),
+                    flags,
+                    Some("mode=755,size=64k"),
+                )
+                .map_err(fail(format!("mounting a tmpfs on {}", at.display())))?;
+                let place = self.place(at, Links::Refused)?;
+                mount(
+                    Some("cgroup2"),
+                    &place.target(),
+                    Some("cgroup2"),
+                    flags,
+                    None::<&str>,
+                )
+                .map_err(fail(format!(
+                    "mounting the run's cgroup2 on {}",
+                    at.display()
+                )))
+            }
+            MountStep::FreshSys { at } => fresh_sysfs(&Place::Path(at.clone())),
+            MountStep::PivotRoot { dir } => {
+                // pivot_root(".", ".") stacks the old root under the new one; detaching it
+                // leaves only the new root visible (the trick documented in pivot_root(2)).
+                nix::unistd::chdir(dir).map_err(fail(format!("entering {}", dir.display())))?;
+                nix::unistd::pivot_root(".", ".").map_err(fail("pivot_root".into()))?;
+                umount2(".", MntFlags::MNT_DETACH)
+                    .map_err(fail("detaching the old root".into()))?;
+                // From here on every path is inside the new root anyway.
+                self.root = None;
+                nix::unistd::chdir("/").map_err(fail("entering /".into()))
+            }
+            MountStep::Chdir { dir } => {
+                nix::unistd::chdir(dir).map_err(fail(format!("--chdir {}", dir.display())))
             }
         }
-        MountStep::Console { at, tty } => bind_device(tty, at),
-        MountStep::Cgroup2 { at } => {
-            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            // The kernel refuses a file system on the root of a mount of itself (EBUSY,
-            // do_add_mount), and /sys/fs/cgroup is the root of a cgroup2 mount on a v2 host:
-            // a small tmpfs goes in between (the host's mount below stays, locked, unseen).
-            mount(
-                Some("tmpfs"),
-                at,
-                Some("tmpfs"),
-                flags,
-                Some("mode=755,size=64k"),
-            )
-            .map_err(fail(format!("mounting a tmpfs on {}", at.display())))?;
-            mount(Some("cgroup2"), at, Some("cgroup2"), flags, None::<&str>).map_err(fail(format!(
-                "mounting the run's cgroup2 on {}",
-                at.display()
-            )))
-        }
-        MountStep::FreshSys { at } => fresh_sysfs(at),
-        MountStep::PivotRoot { dir } => {
-            // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
-            // only the new root visible (the trick documented in pivot_root(2)).
-            nix::unistd::chdir(dir).map_err(fail(format!("entering {}", dir.display())))?;
-            nix::unistd::pivot_root(".", ".").map_err(fail("pivot_root".into()))?;
-            umount2(".", MntFlags::MNT_DETACH).map_err(fail("detaching the old root".into()))?;
-            nix::unistd::chdir("/").map_err(fail("entering /".into()))
-        }
-        MountStep::Chdir { dir } => {
-            nix::unistd::chdir(dir).map_err(fail(format!("--chdir {}", dir.display())))
-        }
     }
+
+    /// A generated, read-only resolv.conf (naming the network helper's DNS forwarder) bound
+    /// over the regular file `at` leads to, its links resolved as COMMAND will resolve them
+    /// (in the new root, when there is one), or, where it leads to no file, mounted on the
+    /// entry `at` itself: a link that dangles (systemd-resolved's
+    /// `../run/systemd/resolve/stub-resolv.conf` in most images, or an absolute link naming
+    /// a file of the host) is covered, not followed, and COMMAND's lookup meets the mount
+    /// before the link. Below a new root, a missing entry is made there, empty, as the mount
+    /// point.
+    fn resolv_conf(&self, at: &Path, text: &str) -> Result<(), Error> {
+        let fail = |errno| mount_error(format!("binding a generated {}", at.display()), errno);
+        let (Some(dir), Some(name)) = (at.parent(), at.file_name()) else {
+            return Err(fail(nix::Error::EINVAL));
+        };
+        let dir = match self.place(dir, Links::Inside)? {
+            Place::Opened { fd, .. } => fd,
+            Place::Path(path) => open_path(&path).map_err(fail)?,
+        };
+        let entry = || {
+            nix::fcntl::openat(
+                &dir,
+                name,
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        // The file the entry leads to, if it is a regular file there.
+        let followed = || {
+            let fd = match self.place(at, Links::Inside) {
+                Ok(Place::Opened { fd, .. }) => fd,
+                Ok(Place::Path(path)) => {
+                    open(&path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).ok()?
+                }
+                Err(_) => return None,
+            };
+            let st = nix::sys::stat::fstat(&fd).ok()?;
+            (st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG).then_some(fd)
+        };
+        let (target, follow) = match (followed(), entry()) {
+            (Some(file), _) => (file, true),
+            (None, Ok(entry)) => (entry, false),
+            (None, Err(nix::Error::ENOENT)) if self.root.is_some() => {
+                drop(
+                    nix::fcntl::openat(
+                        &dir,
+                        name,
+                        OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_WRONLY
+                            | OFlag::O_NOFOLLOW
+                            | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o644),
+                    )
+                    .map_err(fail)?,
+                );
+                (entry().map_err(fail)?, false)
+            }
+            (None, Err(errno)) => return Err(fail(errno)),
+        };
+        crate::sys::bind_generated_file(&fd_path(&target), text.as_bytes()).map_err(fail)?;
+        // Read-only: a remount of the bind just made, named by its own root (the same lookup
+        // made again now leads to it).
+        let mounted = match follow {
+            true => followed().ok_or(nix::Error::ENOENT),
+            false => entry(),
+        }
+        .map_err(fail)?;
+        mount(
+            None::<&str>,
+            &fd_path(&mounted),
+            None::<&str>,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(fail)
+    }
+}
+
+/// Bind `src`, recursively, on `place`.
+fn bind(src: &Path, place: &Place) -> Result<(), Error> {
+    mount(
+        Some(src),
+        &place.target(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|errno| {
+        mount_error(
+            format!("binding {} to {}", src.display(), place.shown().display()),
+            errno,
+        )
+    })
+}
+
+/// A fresh tmpfs on `place`.
+fn tmpfs(place: &Place, mode: u32) -> Result<(), Error> {
+    mount(
+        Some("tmpfs"),
+        &place.target(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("mode={mode:o}").as_str()),
+    )
+    .map_err(|errno| {
+        mount_error(
+            format!("mounting a tmpfs on {}", place.shown().display()),
+            errno,
+        )
+    })
+}
+
+/// A fresh proc filesystem for the new pid namespace. Allowed in a user namespace only
+/// because this process owns the new pid namespace and a fully visible /proc is already
+/// mounted (mnt_already_visible in fs/namespace.c); nosuid,nodev,noexec as on the host.
+fn fresh_proc(place: &Place) -> Result<(), Error> {
+    mount(
+        Some("proc"),
+        &place.target(),
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|errno| {
+        mount_error(
+            format!("mounting a fresh proc on {}", place.shown().display()),
+            errno,
+        )
+    })
 }
 
 /// A fresh sysfs on `at`, read-only (as the container interface has /sys), showing the
 /// devices of this network namespace. The kernel allows it in a user namespace only to the
 /// owner of the current network namespace, and only while a sysfs is already fully visible
 /// (mnt_already_visible in fs/namespace.c), as the host's /sys is.
-fn fresh_sysfs(at: &Path) -> Result<(), Error> {
+fn fresh_sysfs(place: &Place) -> Result<(), Error> {
     mount(
         Some("sysfs"),
-        at,
+        &place.target(),
         Some("sysfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
         None::<&str>,
     )
-    .map_err(|errno| mount_error(format!("mounting sysfs on {}", at.display()), errno))
+    .map_err(|errno| {
+        mount_error(
+            format!("mounting sysfs on {}", place.shown().display()),
+            errno,
+        )
+    })
 }
 
 /// Make `path` and every mount below it read-only: one mount_setattr(2) with AT_RECURSIVE
@@ -225,98 +416,27 @@ pub(super) fn reachable_at_or_below<'a>(
 }
 
 /// Whether COMMAND can be found inside the new root: an absolute path, or a bare name on
-/// PATH (searched inside the root). A relative path with a slash cannot be judged here.
+/// PATH (searched inside the root), each looked up in the root as it will be after
+/// pivot_root (its links resolved there). A relative path with a slash cannot be judged here.
 pub fn command_in_rootfs(root: &Path, name: &std::ffi::OsStr) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let bytes = name.as_bytes();
-    let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
-    if bytes.starts_with(b"/") {
-        return inside(Path::new(name)).symlink_metadata().is_ok();
-    }
-    if bytes.contains(&b'/') {
+    if bytes.contains(&b'/') && !bytes.starts_with(b"/") {
         return true;
+    }
+    let Ok(root) = NewRoot::open(root) else {
+        return true; // reported when the root is bound
+    };
+    let found = |p: &Path| {
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        root.open_in("", rel, Links::Inside, OFlag::empty()).is_ok()
+    };
+    if bytes.starts_with(b"/") {
+        return found(Path::new(name));
     }
     let path = std::env::var_os("PATH")
         .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path).any(|dir| inside(&dir).join(name).symlink_metadata().is_ok())
-}
-
-/// A minimal /dev: a tmpfs with the harmless character devices bound from the host (a user
-/// namespace cannot create device nodes), a private devpts instance, and /dev/shm.
-/// Bind the device `src` on a file made at `node` (in the new root's /dev, a tmpfs of ours:
-/// O_NOFOLLOW, nothing there is anyone else's to plant).
-fn bind_device(src: &Path, node: &Path) -> Result<(), Error> {
-    let fail = |what: String| move |errno| mount_error(what, errno);
-    let file = open(
-        node,
-        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Mode::from_bits_truncate(0o666),
-    )
-    .map_err(fail(format!("creating {}", node.display())))?;
-    drop(file);
-    mount(
-        Some(src),
-        node,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(fail(format!(
-        "binding {} to {}",
-        src.display(),
-        node.display()
-    )))
-}
-
-pub(super) fn rootfs_dev(dev: &Path) -> Result<(), Error> {
-    let fail = |what: String| move |errno| mount_error(what, errno);
-    mount(
-        Some("tmpfs"),
-        dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID,
-        Some("mode=755"),
-    )
-    .map_err(fail(format!("mounting a tmpfs on {}", dev.display())))?;
-    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
-        bind_device(&Path::new("/dev").join(name), &dev.join(name))?;
-    }
-    for dir in ["pts", "shm"] {
-        nix::unistd::mkdir(&dev.join(dir), Mode::from_bits_truncate(0o755))
-            .map_err(fail(format!("creating {}/{dir}", dev.display())))?;
-    }
-    // A devpts of our own: terminals opened inside are not the host's, and ptmx works.
-    mount(
-        Some("devpts"),
-        &dev.join("pts"),
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=620"),
-    )
-    .map_err(fail("mounting devpts".into()))?;
-    mount(
-        Some("tmpfs"),
-        &dev.join("shm"),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=1777"),
-    )
-    .map_err(fail("mounting /dev/shm".into()))?;
-    for (link, to) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| {
-            mount_error(
-                format!("creating {}/{link}", dev.display()),
-                nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
-            )
-        })?;
-    }
-    Ok(())
+    std::env::split_paths(&path).any(|dir| found(&dir.join(name)))
 }
 
 /// Open `path` as an O_PATH descriptor (to name it later as /proc/self/fd/N, even once

@@ -13,7 +13,7 @@ pub(super) fn not_found(what: &str, path: &Path) -> Error {
 /// uid belongs to the caller (its own, or one its map covers): only such a directory may be
 /// written to.
 pub fn check(o: &Options, owns: &dyn Fn(u32) -> bool) -> Result<Prepared, Error> {
-    let is_dir = |p: &Path| p.is_dir();
+    let mut new_root = None;
     if let Some(root) = &o.rootfs {
         check_rootfs(root, owns)?;
         // Destinations are inside the new root: a '..' would climb out of it before pivot.
@@ -36,7 +36,29 @@ pub fn check(o: &Options, owns: &dyn Fn(u32) -> bool) -> Result<Prepared, Error>
                 ));
             }
         }
+        new_root = Some(super::root::NewRoot::open(root)?);
     }
+    // A destination as the mount will find it: in the new root (its links resolved there, as
+    // apply does), else the path as the caller sees it.
+    let dest = |what: &str, path: &Path, dir: bool| -> Result<OwnedFd, Error> {
+        let flags = if dir {
+            OFlag::O_DIRECTORY
+        } else {
+            OFlag::empty()
+        };
+        match &new_root {
+            Some(root) => {
+                let rel = path.strip_prefix("/").unwrap_or(path);
+                root.open_in(what, rel, super::root::Links::Inside, flags)
+            }
+            None => open(
+                path,
+                OFlag::O_PATH | OFlag::O_CLOEXEC | flags,
+                Mode::empty(),
+            )
+            .map_err(|errno| mount_error(format!("{what} {}", path.display()), errno)),
+        }
+    };
     let mut prepared = Prepared::default();
     for spec in &o.filesystem {
         match spec {
@@ -44,14 +66,10 @@ pub fn check(o: &Options, owns: &dyn Fn(u32) -> bool) -> Result<Prepared, Error>
                 if !src.exists() {
                     return Err(not_found("bind source", src));
                 }
-                if !inside(&o.rootfs, dst).exists() {
-                    return Err(not_found("bind destination", &inside(&o.rootfs, dst)));
-                }
+                dest("bind destination", dst, false)?;
             }
             FsSpec::Tmpfs { dir } => {
-                if !is_dir(&inside(&o.rootfs, dir)) {
-                    return Err(not_a_dir("tmpfs directory", &inside(&o.rootfs, dir)));
-                }
+                dest("tmpfs directory", dir, true)?;
             }
             FsSpec::Overlay {
                 lowers,
@@ -59,16 +77,14 @@ pub fn check(o: &Options, owns: &dyn Fn(u32) -> bool) -> Result<Prepared, Error>
                 upper,
             } => {
                 for lower in lowers {
-                    if !is_dir(lower) {
+                    if !lower.is_dir() {
                         return Err(not_a_dir("overlay lower", lower));
                     }
-                    refuse_pseudo_fs("overlay lower", lower)?;
+                    refuse_pseudo_fs("overlay lower", lower, lower)?;
                 }
-                let target = inside(&o.rootfs, target);
-                if !is_dir(&target) {
-                    return Err(not_a_dir("overlay target", &target));
-                }
-                refuse_pseudo_fs("overlay target", &target)?;
+                let fd = dest("overlay target", target, true)?;
+                let shown = super::plan::inside(&o.rootfs, target);
+                refuse_pseudo_fs("overlay target", &shown, &super::root::fd_path(&fd))?;
                 if let Some(upper) = upper
                     && prepared.upper(upper).is_none()
                 {
@@ -96,12 +112,13 @@ pub(super) fn refused(what: &str, path: &Path, why: String, hint: &str) -> Error
 
 /// Pseudo filesystems cannot be layers of an overlay: overlayfs refuses them, and
 /// fuse-overlayfs would serve /proc to the very process that waits for it (a deadlock).
-pub(super) fn refuse_pseudo_fs(what: &str, path: &Path) -> Result<(), Error> {
+/// `path` is looked at through `at` (the same, or a descriptor's /proc/self/fd/N).
+pub(super) fn refuse_pseudo_fs(what: &str, path: &Path, at: &Path) -> Result<(), Error> {
     use nix::sys::statfs::{
         CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEBUGFS_MAGIC, DEVPTS_SUPER_MAGIC,
         PROC_SUPER_MAGIC, SECURITYFS_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC, statfs,
     };
-    let Ok(fs) = statfs(path) else {
+    let Ok(fs) = statfs(at) else {
         return Ok(()); // reported by the mount itself
     };
     let name = [

@@ -5,7 +5,8 @@
 //!
 //! Filesystem options apply in command-line order. With `--rootfs`, destinations are inside
 //! the new root, which is assembled (itself bound, /proc, a minimal /dev, /sys, /tmp) before
-//! the options and entered with pivot_root(2) after them.
+//! the options and entered with pivot_root(2) after them; every place below it is opened in
+//! it (root.rs: the in-root path rule).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -19,13 +20,17 @@ use crate::options::{FsArg, OverlayDriver, Propagation};
 
 mod apply;
 mod check;
-pub mod overlay;
+mod dev;
+mod fuse;
+pub mod fuse_helper;
+mod overlay;
 mod plan;
+mod root;
 mod spec;
 
-pub use apply::{apply, command_in_rootfs, open_path};
+pub use apply::{Applier, command_in_rootfs, open_path};
 pub use check::{check, own_dir, work_dir};
-use plan::inside;
+pub use fuse::started_here as fuse_started_here;
 pub use plan::{Options, Prepared, Upper, plan};
 pub use spec::{FsSpec, parse, split_escaped};
 
@@ -60,7 +65,8 @@ pub enum MountStep {
     /// A fresh, read-only sysfs for the new network namespace (--sysfs).
     FreshSys { at: PathBuf },
     /// A generated, read-only resolv.conf with this text (naming the network helper's DNS
-    /// forwarder), bound over the file `at` leads to, symlinks followed.
+    /// forwarder), mounted on the entry `at` itself: a file, or a symbolic link, which is
+    /// followed nowhere.
     ResolvConf { at: PathBuf, text: String },
     /// Bind `src` to `dst`, recursively; read-only on every mount below when asked.
     Bind {
@@ -82,11 +88,19 @@ pub enum MountStep {
     },
     /// Bind the new root onto itself (pivot_root wants a mount point).
     RootfsSelfBind { dir: PathBuf },
+    /// /proc in the new root: fresh for the run's own pid namespace, else the host's bound.
+    RootfsProc { dir: PathBuf, fresh: bool },
     /// A minimal /dev in the new root: tmpfs with null, zero, full, random, urandom and tty
     /// bound from the host, a private devpts, and /dev/shm.
     RootfsDev { dir: PathBuf },
     /// /sys in the new root: fresh when the network namespace is ours, else a read-only bind.
     RootfsSys { dir: PathBuf, fresh: bool },
+    /// A fresh tmpfs on the new root's `name` (tmp, and run for --boot).
+    RootfsTmpfs {
+        dir: PathBuf,
+        name: &'static str,
+        mode: u32,
+    },
     /// --boot's console: the pty `tty` (launch::console) bound on a file made at `at`.
     Console { at: PathBuf, tty: PathBuf },
     /// The run's cgroup2 (cgroup.rs), writable, as the cgroup namespace shows it: its root is

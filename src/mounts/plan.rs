@@ -110,18 +110,10 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
         }
         Some(dir) => {
             steps.push(MountStep::RootfsSelfBind { dir: dir.clone() });
-            if o.pid_ns {
-                steps.push(MountStep::FreshProc {
-                    at: dir.join("proc"),
-                });
-            } else {
-                let (src, dst) = ("/proc".into(), dir.join("proc"));
-                steps.push(MountStep::Bind {
-                    src,
-                    dst,
-                    readonly: false,
-                });
-            }
+            steps.push(MountStep::RootfsProc {
+                dir: dir.clone(),
+                fresh: o.pid_ns,
+            });
             steps.push(MountStep::RootfsDev { dir: dir.clone() });
             if let Some(tty) = &o.console {
                 let at = dir.join("dev/console");
@@ -134,13 +126,15 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
                 dir: dir.clone(),
                 fresh: o.own_net,
             });
-            steps.push(MountStep::Tmpfs {
-                dir: dir.join("tmp"),
+            steps.push(MountStep::RootfsTmpfs {
+                dir: dir.clone(),
+                name: "tmp",
                 mode: 0o1777,
             });
             if o.boot {
-                steps.push(MountStep::Tmpfs {
-                    dir: dir.join("run"),
+                steps.push(MountStep::RootfsTmpfs {
+                    dir: dir.clone(),
+                    name: "run",
                     mode: 0o755,
                 });
             }
@@ -295,10 +289,9 @@ mod tests {
         assert_eq!(steps[1], RootfsSelfBind { dir: "/r".into() });
         assert_eq!(
             steps[2],
-            Bind {
-                src: "/proc".into(),
-                dst: "/r/proc".into(),
-                readonly: false
+            RootfsProc {
+                dir: "/r".into(),
+                fresh: false
             }
         );
         assert_eq!(steps[3], RootfsDev { dir: "/r".into() });
@@ -311,8 +304,9 @@ mod tests {
         );
         assert_eq!(
             steps[5],
-            Tmpfs {
-                dir: "/r/tmp".into(),
+            RootfsTmpfs {
+                dir: "/r".into(),
+                name: "tmp",
                 mode: 0o1777
             }
         );
@@ -340,8 +334,9 @@ mod tests {
         let steps = plan(&root_pid, &Prepared::default());
         assert_eq!(
             steps[2],
-            FreshProc {
-                at: "/r/proc".into()
+            RootfsProc {
+                dir: "/r".into(),
+                fresh: true
             }
         );
         assert_eq!(

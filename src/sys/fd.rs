@@ -153,6 +153,27 @@ pub fn hand_fds_to_helper(cmd: &mut Command, fds: Vec<i32>) {
     }
 }
 
+/// Make `cmd` (run by a process with CAP_SYS_CHROOT in its user namespace) enter the
+/// directory `root` as its root before it execs: fchdir, chroot("."), chdir("/"), so that
+/// the program and every path it is given are looked up from there. `root` may be a
+/// directory of another mount namespace (a descriptor received from a process there): the
+/// lookups then walk that namespace's tree, which the process could not enter with setns.
+pub fn chroot_before_exec(cmd: &mut Command, root: i32) {
+    // SAFETY: the hook calls only fchdir(2), chroot(2) and chdir(2) on an integer and two
+    // static strings: async-signal-safe, nothing allocated.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fchdir(root) != 0
+                || libc::chroot(c".".as_ptr()) != 0
+                || libc::chdir(c"/".as_ptr()) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Take ownership of a descriptor received with SCM_RIGHTS.
 pub fn own_received_fd(fd: i32) -> OwnedFd {
     // SAFETY: the kernel installed `fd` in this process for this message only; nothing else

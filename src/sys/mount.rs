@@ -49,6 +49,21 @@ pub fn attach_mount(mnt: &OwnedFd, target: &Path) -> nix::Result<()> {
     .map(drop)
 }
 
+/// A detached copy of the whole mount tree of this process's root, every mount below it
+/// included (open_tree(2) with OPEN_TREE_CLONE and AT_RECURSIVE, Linux 5.2): reach it
+/// through the returned descriptor only; it goes away with the last reference.
+/// Precondition: CAP_SYS_ADMIN over the user namespace that owns this mount namespace.
+pub fn clone_root_tree() -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: the path is NUL-terminated and lives for the call; the rest are integers; a
+    // non-negative result is a new descriptor nothing else owns.
+    Ok(own_fd(check_ret(unsafe {
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c"/".as_ptr(), flags)
+    })?))
+}
+
 /// Set `attr_set` on the mount at `fd` (+ `path`), and with `recursive` on every mount below.
 pub(super) fn mount_setattr(
     fd: i32,
@@ -123,15 +138,15 @@ pub fn while_attached<T>(mnt: &OwnedFd, f: impl FnOnce() -> nix::Result<T>) -> n
     detached.map(|()| value)
 }
 
-/// Mount a read-only file holding `content` over `target` (following symlinks to the file they
-/// name), with nothing on any disk: the file lives on a tmpfs of its own, attached only for the
-/// moment of the bind (see [`while_attached`]); afterwards only the file itself is bound, over
-/// `target`. Runs inside a mount namespace owned by the caller's user namespace.
+/// Bind a file holding `content` on `target`, with nothing on any disk: the file lives on a
+/// tmpfs of its own, attached only for the moment of the bind (see [`while_attached`]);
+/// afterwards only the file itself is bound. `target` is usually /proc/self/fd/N, a
+/// descriptor of the entry to cover (a file, or a symbolic link: the bind then covers the
+/// link itself). Runs inside a mount namespace owned by the caller's user namespace; the
+/// caller makes the bind read-only (a remount, which needs the bind's own root).
 ///
-/// Classic mount(2) calls throughout, so that every supported kernel takes them: a bind
-/// follows symlinks in the target (systemd-resolved's /etc/resolv.conf is one), and the
-/// read-only flag comes from a remount of that bind, which is ours and locks nothing.
-pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
+/// A classic mount(2), so that every supported kernel takes it.
+pub fn bind_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
     use nix::mount::{MsFlags, mount};
     let mnt = detached_tmpfs()?;
     let name = c"generated";
@@ -155,18 +170,6 @@ pub fn mount_generated_file(target: &Path, content: &[u8]) -> nix::Result<()> {
             target,
             None::<&str>,
             MsFlags::MS_BIND,
-            None::<&str>,
-        )?;
-        mount(
-            None::<&str>,
-            target,
-            None::<&str>,
-            MsFlags::MS_REMOUNT
-                | MsFlags::MS_BIND
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC,
             None::<&str>,
         )
     })
