@@ -179,13 +179,22 @@ fn a_booted_session_is_joined_and_stopped_with_sigrtmin_3() {
          \"$BR\" --name=sys --detach --boot --notify-ready=yes --rootfs={root} || exit 1; \
          \"$BR\" --join=sys cat /proc/1/cmdline | tr '\\0' ' '; echo; \
          \"$BR\" --join=sys sh -c 'test -e /run/ready && echo ready'; \
+         \"$BR\" --logs=sys | head -n 1; \
          start=$(date +%s); \"$BR\" --stop=sys; echo stopped $? in $(( $(date +%s) - start )) s",
         root = root.display(),
     );
     let out = w.sh(&script);
+    // The console goes to the session's log from the first line, never to the caller.
+    assert_eq!(out.stderr, "", "{out:#?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.first(), Some(&"/bin/sh /sbin/init "), "{out:#?}");
     assert_eq!(lines.get(1), Some(&"ready"), "{out:#?}");
+    assert_eq!(
+        lines.get(2),
+        Some(&"init: notify at /run/host/notify"),
+        "{out:#?}"
+    );
+    let lines = &lines[1..];
     // Stopped by its own signal, not by SIGKILL after the 30 s a booted image gets.
     let stopped = lines.get(2).copied().unwrap_or_default();
     assert!(

@@ -310,7 +310,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     // The terminal rule (process::console): a pid 1 that is not become-root's init never
     // gets the caller's terminal. A detached run has none to give.
     let console = if cli.boot {
-        Some(Console::for_boot()?)
+        Some(Console::for_boot(cli.detach)?)
     } else if as_pid_1 && !cli.detach {
         Console::for_terminal()?
     } else {

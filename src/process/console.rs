@@ -58,9 +58,16 @@ pub struct Console {
 }
 
 impl Console {
-    /// `--boot`'s console: pid 1 gets it for all three standard descriptors.
-    pub fn for_boot() -> Result<Console, Error> {
-        Console::open([true; 3])
+    /// `--boot`'s console: pid 1 gets it for all three standard descriptors. `detached`: a
+    /// detached session's, whose output goes to standard output, the session's log from the
+    /// start (standard error stays the caller's until the session is ready, for errors).
+    pub fn for_boot(detached: bool) -> Result<Console, Error> {
+        let mut console = Console::open([true; 3])?;
+        if detached {
+            console.output = 1;
+            console.interactive = false;
+        }
+        Ok(console)
     }
 
     /// `--as-pid-1`'s: the pty in place of each standard descriptor that is a terminal, or
