@@ -464,8 +464,10 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             ),
             Para(
                 "An empty variable counts as unset. A set one is used as it is, never passed \
-                 over: when it names no executable file, a run that needs the program fails \
-                 (status 125) with an error naming the variable, and --check warns about it. \
+                 over: when it names no executable file (or, for NEWUIDMAP and NEWGIDMAP, one \
+                 without the privilege to write maps), a run that needs the program fails \
+                 (status 125) with an error naming the variable, under every --map mode \
+                 (--map=auto does not fall back to a single map then), and --check says so. \
                  --check and --verbose show which path is used and say when a variable \
                  named it.",
             ),

@@ -211,10 +211,46 @@ fn missing_helper() {
         "names the package: {}",
         out.stderr
     );
-    let (uid, _, out) = maps(&w, &[]);
-    assert!(out.status.success(), "{out:#?}");
-    assert!(out.stderr.contains("warning:"), "{}", out.stderr);
-    assert_eq!(uid, [format!("0 {} 1", w.uid)]);
+    // A helper the caller named is never passed over for a single map: the same error
+    // under every mode that needs one, naming the variable.
+    for mode in ["--map=auto", "--map=keep-id", "--map=subids"] {
+        let out = w.run(&[mode, "true"]);
+        assert_eq!(out.code(), Some(125), "{mode}: {out:#?}");
+        assert!(
+            out.stderr.starts_with(
+                "become-root: id mapping: NEWUIDMAP=/nonexistent/newuidmap: no such file or \
+                 directory\nhint: set NEWUIDMAP to the path of the program"
+            ),
+            "{mode}: {}",
+            out.stderr
+        );
+    }
+    // One that is no executable at all: not a hint to make /etc/passwd set-user-ID.
+    w.env.retain(|(k, _)| k != "NEWUIDMAP");
+    w.env.push(("NEWUIDMAP".into(), "/etc/passwd".into()));
+    let out = w.run(&["true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("NEWUIDMAP=/etc/passwd: is not executable")
+            && !out.stderr.contains("chmod"),
+        "{}",
+        out.stderr
+    );
+    // --verbose names the helpers and the variable that chose one.
+    w.env.retain(|(k, _)| k != "NEWUIDMAP");
+    let newuidmap = common::which("newuidmap").unwrap();
+    w.env
+        .push(("NEWUIDMAP".into(), newuidmap.display().to_string()));
+    let out = w.run(&["--verbose", "true"]);
+    assert!(
+        out.stderr.contains(&format!(
+            "become-root: maps written by {} (from NEWUIDMAP) and ",
+            newuidmap.display()
+        )),
+        "{}",
+        out.stderr
+    );
 }
 
 fn helper_without_privilege_is_diagnosed() {

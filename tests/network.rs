@@ -31,6 +31,8 @@ common::tests! {
         a_helper_variable_naming_nothing_is_an_error_naming_it;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps")]
         sigterm_and_sigkill_to_become_root_leave_no_helper;
+    [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("ps")]
+        no_helper_outlives_a_run_and_a_port_is_free_for_the_next_at_once;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps"), Tool("script")]
         ctrl_c_ends_the_run_and_leaves_no_helper_and_job_control_works;
     [Harness, Tool("python3")]
@@ -886,4 +888,35 @@ fn sigkill_while_connections_are_being_made_inside_leaves_no_provider() {
     let out = w.sh(&script);
     assert_eq!(out.stdout, "killed=137\nok\n", "{out:#?}");
     no_helper_left(&w, "after SIGKILL with connections in flight");
+}
+
+fn no_helper_outlives_a_run_and_a_port_is_free_for_the_next_at_once() {
+    let mut w = world();
+    w.own_network = true;
+    // As the README promises and a script finds: the moment become-root returns, its helper
+    // is gone (ps right after it, no wait), and the next run publishes the same port.
+    for mode in ["slirp4netns", "pasta"] {
+        let out = w.sh(&format!(
+            "\"$BR\" --net={mode} true; ps -o comm= -u {uid} >ps.out; grep -c {mode} ps.out",
+            uid = w.uid
+        ));
+        assert_eq!(out.stdout, "0\n", "{mode} outlived the run: {out:#?}");
+    }
+    for (net, driver) in [
+        ("none", "builtin"),
+        ("slirp4netns", "builtin"),
+        ("pasta", "builtin"),
+        ("slirp4netns", "helper"),
+        ("pasta", "helper"),
+    ] {
+        let out = w.sh(&format!(
+            "for i in $(seq 10); do \"$BR\" --net={net} --port-driver={driver} -p 18095:80 true \
+               || echo \"run $i failed\"; done"
+        ));
+        assert_eq!(
+            (out.stdout.as_str(), out.stderr.as_str()),
+            ("", ""),
+            "--net={net} --port-driver={driver}: {out:#?}"
+        );
+    }
 }

@@ -115,6 +115,23 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
         eprintln!("become-root: uid map: {}", show(&plan.mapping.uid));
         eprintln!("become-root: gid map: {}", show(&plan.mapping.gid));
         eprintln!("become-root: {}", plan.identity_text());
+        if let crate::userns::Writer::Helpers {
+            newuidmap,
+            newgidmap,
+        } = &plan.mapping.writer
+        {
+            let from = |var: &str| match std::env::var_os(var).filter(|v| !v.is_empty()) {
+                Some(_) => format!(" (from {var})"),
+                None => String::new(),
+            };
+            eprintln!(
+                "become-root: maps written by {}{} and {}{}",
+                newuidmap.display(),
+                from("NEWUIDMAP"),
+                newgidmap.display(),
+                from("NEWGIDMAP")
+            );
+        }
         let groups = if plan.drop_groups { "dropped" } else { "kept" };
         eprintln!("become-root: supplementary groups: {groups}");
         if let Some(net) = &plan.connected {

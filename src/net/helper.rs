@@ -3,8 +3,8 @@
 //!
 //! Lifetime: the helper gets a parent-death SIGKILL (kept across its exec: it is not
 //! set-user-ID), so it dies with become-root even on SIGKILL; slirp4netns also watches an exit
-//! pipe whose write end only become-root holds. become-root kills and reaps it when COMMAND
-//! ends. Its stderr goes to an anonymous memory file that is read only for error messages, so
+//! pipe whose write end only become-root holds. When COMMAND ends become-root stops it and
+//! waits until it is gone, before it returns. Its stderr goes to an anonymous memory file that is read only for error messages, so
 //! a chatty helper can never block on a full pipe.
 
 use std::fs::File;
@@ -23,6 +23,9 @@ use crate::sys;
 
 /// How long a helper may take to configure the interface.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long slirp4netns has to leave on its own once its exit pipe closes.
+const STOP_ASKED: Duration = Duration::from_millis(500);
 
 /// A started helper.
 pub struct Running {
@@ -335,16 +338,22 @@ impl Running {
         Some(format!("{} {how}", self.program))
     }
 
-    /// End the helper. Once SIGKILL is delivered it runs no more code, so become-root does
-    /// not wait: closing the TAP device makes the kernel unregister it and wait for an RCU
-    /// grace period (about 20 ms here, measured), which would only delay COMMAND's caller. The
-    /// dying process is reaped by whoever inherits it.
+    /// End the helper and wait until it is gone: only then are its ports (the helper port
+    /// driver's) free for the next run, and no helper outlives become-root's return. The wait
+    /// costs what closing the TAP device costs the kernel (it unregisters it and waits for an
+    /// RCU grace period, about 20 ms here). slirp4netns is asked first (its exit pipe closes)
+    /// and killed if it has not gone within [`STOP_ASKED`].
     pub fn stop(mut self) {
         remove_dir(self.api_dir.take().as_deref());
-        drop(self.exit.take());
-        if !self.gone {
-            let _ = self.child.kill();
+        if self.gone {
+            return;
         }
+        if self.exit.take().is_some() {
+            let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+            let ms = u16::try_from(STOP_ASKED.as_millis()).unwrap_or(u16::MAX);
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+        }
+        self.kill();
     }
 }
 

@@ -19,6 +19,12 @@ pub enum UsernsError {
     HelperOwnerUnmapped { path: PathBuf },
     #[error("{path}: is on a nosuid mount, so its set-user-ID bit is ignored")]
     HelperNosuid { path: PathBuf },
+    #[error("{var}={}: {why}", path.display())]
+    BadVariable {
+        var: &'static str,
+        path: PathBuf,
+        why: String,
+    },
     #[error("no_new_privs is set for this process, so setuid helpers cannot gain privilege")]
     NoNewPrivs,
     #[error("{program} failed ({status}){}", stderr_suffix(.stderr))]
@@ -103,6 +109,20 @@ impl UsernsError {
              shadow-utils), set NEWUIDMAP/NEWGIDMAP to their paths, or use --map=single"
                 .into()
         }
+        UsernsError::BadVariable { var, why, .. } if why.contains("nosuid") => format!(
+            "{var} must name a newuidmap or newgidmap on a filesystem mounted without nosuid: \
+             unset {var} to use the system's"
+        ),
+        UsernsError::BadVariable { var, path, why } if why.contains("set-user-ID") => format!(
+            "{var} must name a newuidmap or newgidmap that is set-user-ID root (or has file \
+             capabilities): unset {var} to use the system's, or, if {0} is one, as root: \
+             chmod u+s {0}",
+            path.display()
+        ),
+        UsernsError::BadVariable { var, .. } => format!(
+            "set {var} to the path of the program (Debian/Ubuntu: /usr/bin/newuidmap and \
+             /usr/bin/newgidmap, from the uidmap package), or unset it to use the one on PATH"
+        ),
         UsernsError::HelperNotPrivileged { path } => format!(
             "as root: chmod u+s {0} (or setcap cap_setuid,cap_setgid+ep {0}), or reinstall the \
              uidmap package; or use --map=single",

@@ -18,14 +18,40 @@ pub(super) fn find_program(name: &str) -> Option<PathBuf> {
 
 /// Locate newuidmap or newgidmap (`env` overrides) and check that it can work: present,
 /// privileged (set-user-ID root or file capabilities) and not on a nosuid mount.
-pub fn find_helper(env: &str, name: &str) -> Result<PathBuf, UsernsError> {
-    let path = match std::env::var_os(env).filter(|v| !v.is_empty()) {
-        Some(value) => PathBuf::from(value),
-        None => {
-            find_program(name).ok_or_else(|| UsernsError::HelperMissing { path: name.into() })?
-        }
+///
+/// A path the variable names is the caller's explicit choice: when it cannot work, that is
+/// an error naming the variable ([`UsernsError::BadVariable`]), which --map=auto does not
+/// replace with a single map in silence.
+pub fn find_helper(env: &'static str, name: &str) -> Result<PathBuf, UsernsError> {
+    let Some(value) = std::env::var_os(env).filter(|v| !v.is_empty()) else {
+        let path =
+            find_program(name).ok_or_else(|| UsernsError::HelperMissing { path: name.into() })?;
+        check_helper(&path)?;
+        return Ok(path);
     };
-    check_helper(&path)?;
+    let path = PathBuf::from(value);
+    let bad = |why: String| UsernsError::BadVariable {
+        var: env,
+        path: path.clone(),
+        why,
+    };
+    let meta = fs::metadata(&path).map_err(|e| bad(sys::io_errno(&e).desc().to_lowercase()))?;
+    if !meta.is_file() {
+        return Err(bad("is not a regular file".into()));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(bad("is not executable".into()));
+    }
+    check_helper(&path).map_err(|e| match e {
+        UsernsError::HelperNosuid { .. } => {
+            bad("is on a nosuid mount, so its set-user-ID bit is ignored".into())
+        }
+        UsernsError::HelperOwnerUnmapped { .. } => e,
+        _ => bad(
+            "is neither set-user-ID root nor has file capabilities, so it cannot write id maps"
+                .into(),
+        ),
+    })?;
     Ok(path)
 }
 

@@ -126,7 +126,10 @@ pub fn plan_mapping(
                 made = maps;
             }
             Err(None) => {}
-            Err(Some(e)) if auto => warnings.push(fallback_warning(&e, caller)),
+            // A helper the caller named (NEWUIDMAP, NEWGIDMAP) is never passed over.
+            Err(Some(e)) if auto && !matches!(e, UsernsError::BadVariable { .. }) => {
+                warnings.push(fallback_warning(&e, caller));
+            }
             Err(Some(e)) => return Err(e),
         }
     }
