@@ -25,6 +25,8 @@ pub struct Session {
     log: Option<File>,
     /// The session ended and its state stays ([`Session::ended`]).
     keep: bool,
+    /// The namespace process, ready, while the session waits for its pid 1 to say so too.
+    pending: Option<Pid>,
 }
 
 impl Session {
@@ -98,6 +100,7 @@ impl Session {
             caller,
             log: None,
             keep: false,
+            pending: None,
             request,
         };
         if session.request.detach {
@@ -244,8 +247,24 @@ impl Session {
         if !matches!(self.ready_r.read(&mut byte), Ok(1)) {
             return Ok(());
         }
-        // COMMAND may already be over (`become-root --name=x true`): then there is no session
-        // to record, but it was ready, and the caller of --detach hears so.
+        match release {
+            true => {
+                self.record_ready(child)?;
+                self.release_caller()
+            }
+            // A booted image is ready once its init says so: until then the session is
+            // starting, for --list and --join too (systemctl inside would find no bus yet).
+            false => {
+                self.pending = Some(child);
+                Ok(())
+            }
+        }
+    }
+
+    /// Record the session as ready, held by `child`. COMMAND may already be over
+    /// (`become-root --name=x true`): then there is no session to record, but it was ready,
+    /// and the caller of --detach hears so.
+    fn record_ready(&mut self, child: Pid) -> Result<(), Error> {
         if let Some(holder) = Proc::of(child.as_raw()) {
             self.record.holder = Some(holder);
             self.record.namespaces = namespaces_of(holder.pid);
@@ -254,14 +273,15 @@ impl Session {
                 .map_or(0, |d| d.as_secs());
             self.written = self.dir.replace(&self.record)?;
         }
-        match release {
-            true => self.release_caller(),
-            false => Ok(()),
-        }
+        Ok(())
     }
 
-    /// Let the caller of `--detach` go: the session is ready.
+    /// The session is ready (a booted image said so): record it and let the caller of
+    /// `--detach` go.
     pub fn release_caller(&mut self) -> Result<(), Error> {
+        if let Some(child) = self.pending.take() {
+            self.record_ready(child)?;
+        }
         if let Some(mut caller) = self.caller.take() {
             if let Some(log) = &self.log {
                 let _ = nix::unistd::dup2_stderr(log);
