@@ -223,10 +223,10 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             ),
             Para(
                 "--join=NAME|PID runs COMMAND (default $SHELL) in that session's namespaces: the \
-                 user namespace first, then those the session made, as uid 0 there, in the \
-                 current directory when it exists inside. No map is written and no helper runs. \
-                 With a pid namespace become-root forks, so that COMMAND is inside it, and \
-                 supervises. --list (--json) shows the sessions and their status (starting, \
+                 user namespace and those the session made, all entered at once (see SECURITY, \
+                 the join rule), as uid 0 there, in the current directory when it exists \
+                 inside. No map is written and no helper runs. With a pid namespace become-root \
+                 forks, so that COMMAND is inside it, and supervises. --list (--json) shows the sessions and their status (starting, \
                  running, or network down with how the helper ended); --stop=NAME sends SIGTERM \
                  to everything in the session, SIGKILL after 5 seconds, and removes its state. \
                  When it can signal none of the session's processes (EPERM: the state file \
@@ -542,6 +542,23 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  --rootfs through /proc/PID/fd (the pattern of CVE-2024-21626). Only \
                  fuse-overlayfs, which serves an overlay from inside, holds its layers. \
                  Descriptors the caller passed on (a make jobserver) reach COMMAND as they are.",
+            ),
+            Item(
+                "The join rule",
+                "--join enters a session from the host without handing it anything of the \
+                 host. From its first step until it executes COMMAND the joining process is not \
+                 dumpable (PR_SET_DUMPABLE 0), so its /proc/PID/root, cwd, fd and exe are denied \
+                 to every process without CAP_SYS_PTRACE over the host's user namespace, root \
+                 inside the session included: before the fix a process inside a session \
+                 without --pid, whose /proc is the host's, could open /proc/PID/root of a \
+                 joiner that was in the session's user namespace but not yet in its mount \
+                 namespace, and write to the host's / (one join in 10 to 60 with a racing \
+                 reader). It enters every namespace with one setns(2) on a pidfd of the \
+                 session's process (Linux 5.8), which cannot be a process that reused its pid, \
+                 so that root and working directory move with the credentials. It closes what \
+                 it opened (the pidfd, /proc/PID, the state directory) before COMMAND, and \
+                 looks its working directory up again by name inside. COMMAND is dumpable again \
+                 once executed, inside, as any process of the session.",
             ),
             Item(
                 "Hostile input",
