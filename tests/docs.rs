@@ -226,7 +226,16 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  user namespace and those the session made, all entered at once (see SECURITY, \
                  the join rule), as uid 0 there, in the current directory when it exists \
                  inside. No map is written and no helper runs. With a pid namespace become-root \
-                 forks, so that COMMAND is inside it, and supervises. --list (--json) shows the sessions and their status (starting, \
+                 forks, so that COMMAND is inside it, and supervises. A session with a cgroup \
+                 of its own (--cgroup, a limit, --boot) takes COMMAND into that cgroup before \
+                 its cgroup namespace, so that the session's limits cover it and it reads 0::/ \
+                 in /proc/self/cgroup, as runc and crun exec do; where that cgroup may hold no \
+                 process (once controllers are enabled below it, as a booted image's systemd \
+                 does), COMMAND goes where the session's process is (init.scope of a booted \
+                 image), as they do too. A scope's cgroup is entered through the systemd user \
+                 manager, as the session's was. become-root itself, waiting outside a pid \
+                 namespace, stays in its own cgroup. A join by PID, or of a session without a \
+                 cgroup of its own, moves no process, as nsenter(1) does not. --list (--json) shows the sessions and their status (starting, \
                  running, or network down with how the helper ended); --stop=NAME sends SIGTERM \
                  to everything in the session, SIGKILL after 5 seconds, and removes its state. \
                  When it can signal none of the session's processes (EPERM: the state file \

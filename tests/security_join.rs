@@ -13,6 +13,9 @@ use common::{World, chown_tree};
 common::tests! {
     [Harness, Tool("cc")]
         d11_a_join_never_exposes_the_host_to_a_racing_reader_inside_a_rootfs_session;
+    [Harness, Cgroup2]
+        d15_a_join_enters_the_sessions_cgroup_and_is_counted_there,
+        d15_a_cgroup_the_sessions_process_is_not_in_is_refused;
 }
 
 fn p(path: &Path) -> String {
@@ -129,5 +132,61 @@ fn d11_a_join_never_exposes_the_host_to_a_racing_reader_inside_a_rootfs_session(
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no report: {out:#?}"));
     assert!(joiners > 0, "the reader found no joiner: {report}");
+    w.assert_nothing_left();
+}
+
+// ---- D15: a join enters the session's cgroup ------------------------------------------------
+
+fn d15_a_join_enters_the_sessions_cgroup_and_is_counted_there() {
+    let mut w = world();
+    w.delegate_cgroup();
+    // Inside, the session's cgroup is the root of the cgroup2 at /sys/fs/cgroup. With --pid,
+    // become-root waits outside the pid namespace, where cgroup.procs would show it as 0: it
+    // stays in the caller's cgroup, only COMMAND joins.
+    let inside = "grep ^0:: /proc/self/cgroup; grep -qx $$ /sys/fs/cgroup/cgroup.procs && \
+                  echo counted; echo \"outside: $(grep -c '^0$' /sys/fs/cgroup/cgroup.procs)\"";
+    for extra in ["", "--pid"] {
+        let out = w.sh(&format!(
+            "\"$BR\" --name=cg --detach --cgroup {extra} || exit 1
+             \"$BR\" --join=cg sh -c {}; s=$?
+             \"$BR\" --stop=cg && exit $s",
+            common::shell_quote(inside)
+        ));
+        assert_eq!(
+            out.ok(),
+            "0::/\ncounted\noutside: 0\n",
+            "--cgroup {extra}: {out:#?}"
+        );
+    }
+    w.assert_nothing_left();
+}
+
+fn d15_a_cgroup_the_sessions_process_is_not_in_is_refused() {
+    let mut w = world();
+    w.delegate_cgroup();
+    // A state file is the caller's own, and what it names is checked before anything is
+    // written there: here a forged cgroup= naming a directory with a cgroup.procs of its own.
+    let fake = w.home().join("fake");
+    fs::create_dir(&fake).unwrap();
+    fs::write(fake.join("cgroup.procs"), "").unwrap();
+    chown_tree(&fake, w.uid);
+    let state = w.home().join("xdg/become-root/cg.session");
+    let script = format!(
+        "\"$BR\" --name=cg --detach --cgroup || exit 1
+         sed -i 's|^cgroup=.*|cgroup={fake}|' {state}
+         \"$BR\" --join=cg true; echo \"status $?\"
+         \"$BR\" --stop=cg",
+        fake = p(&fake),
+        state = p(&state),
+    );
+    let out = w.sh(&script);
+    assert!(out.stdout.contains("status 125"), "{out:#?}");
+    assert!(
+        out.stderr.contains("session cg: joining its cgroup:")
+            && out.stderr.contains("not in the session's cgroup"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fs::read_to_string(fake.join("cgroup.procs")).unwrap(), "");
     w.assert_nothing_left();
 }

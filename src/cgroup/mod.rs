@@ -22,6 +22,7 @@
 //! Containment": moving a process needs write access to cgroup.procs of the common ancestor
 //! of both cgroups, which is the caller's own cgroup here).
 mod janitor;
+mod join;
 mod limits;
 mod scope;
 
@@ -38,6 +39,7 @@ use nix::unistd::{Pid, Uid};
 use crate::error::Error;
 use crate::sys;
 
+pub use join::{Mover, join};
 pub use limits::{Limits, parse_cpus, parse_memory_swap, parse_pids, parse_size, size_text};
 
 /// Where the run's cgroup came from.

@@ -15,6 +15,9 @@
 //! - The descriptors become-root opened are closed before COMMAND (close-on-exec, and the
 //!   pidfd and the namespace files as soon as they are used); the working directory is
 //!   looked up again inside. COMMAND inherits only what the caller handed it.
+//! - With a cgroup of its own (--cgroup, a limit, --boot), the session's cgroup takes the
+//!   joiner before its cgroup namespace does, so that COMMAND is counted and limited with the
+//!   session's processes and reads `0::/` (D15).
 
 use super::*;
 
@@ -31,6 +34,9 @@ pub(super) struct Target {
     flags: CloneFlags,
     /// The target's working directory, a fallback for the join's.
     cwd: Option<OwnedFd>,
+    /// The session's own cgroup (from its record) and the process's cgroup (from its
+    /// /proc/PID/cgroup), when the join enters a cgroup namespace of such a session.
+    cgroup: Option<(PathBuf, PathBuf)>,
 }
 
 impl Target {
@@ -169,12 +175,23 @@ impl Target {
                 openat(&proc_dir, "cwd", flags, Mode::empty()).ok()
             })
             .flatten();
+        // D15: a session's own cgroup takes the joiner before its cgroup namespace does.
+        let cgroup = match record.and_then(|r| r.cgroup.as_ref()) {
+            Some(own) if flags.contains(CloneFlags::CLONE_NEWCGROUP) => {
+                let text = read("cgroup").map_err(|_| gone())?;
+                let text = String::from_utf8_lossy(&text);
+                let of_process = text.lines().find_map(|l| l.strip_prefix("0::"));
+                of_process.map(|p| (PathBuf::from(own), PathBuf::from(p)))
+            }
+            _ => None,
+        };
         Ok(Target {
             label,
             pidfd,
             kinds,
             flags,
             cwd,
+            cgroup,
         })
     }
 }
@@ -229,13 +246,26 @@ pub(super) fn join(
     // The caller's directory, looked up again by name inside (where a mount may cover it).
     let here = std::env::current_dir().ok();
     let pid_ns = target.flags.contains(CloneFlags::CLONE_NEWPID);
+    // D15: into the session's cgroup, from the host, before its cgroup namespace: this
+    // process, or with a pid namespace the child that becomes COMMAND (see cgroup::Mover).
     let Target {
         label,
         pidfd,
         kinds,
         flags,
         cwd,
+        cgroup,
     } = target;
+    let mover = match &cgroup {
+        Some((own, of_process)) if pid_ns => {
+            Some(crate::cgroup::Mover::start(&label, own, of_process)?)
+        }
+        Some((own, of_process)) => {
+            crate::cgroup::join(&label, own, of_process, getpid())?;
+            None
+        }
+        None => None,
+    };
     enter(&label, &pidfd, &kinds, flags)?;
     drop(pidfd);
     // As a new run does: our ids are mapped to 0 in the session, so this moves no privilege;
@@ -272,27 +302,37 @@ pub(super) fn join(
     }
     // A pid namespace takes only children: fork, and end the way COMMAND ends.
     process::block_forwarded_signals()?;
-    let (alive_r, alive_w) = process::pipe()?;
+    let (go_r, go_w) = process::pipe()?;
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
-            drop(alive_w);
-            // Die with become-root, as any supervised COMMAND does. getppid() is 0 here (the
-            // parent is outside the pid namespace), so the race with become-root dying first
-            // is closed with a pipe: its write end is gone when become-root is.
-            let orphaned = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || {
-                let mut fds = [PollFd::new(alive_r.as_fd(), PollFlags::POLLIN)];
-                poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
-            };
-            if orphaned {
+            drop(go_w);
+            // Die with become-root, as any supervised COMMAND does, and go only on its word
+            // (once it is in the session's cgroup). getppid() is 0 here (the parent is
+            // outside the pid namespace), so the race with become-root dying first is closed
+            // with the pipe: its write end is gone when become-root is.
+            let mut word = [0u8; 1];
+            let go = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
+                && matches!((&go_r).read(&mut word), Ok(1));
+            if !go {
                 sys::exit_now(crate::error::EXIT_FAILURE);
             }
-            drop(alive_r);
+            drop(go_r);
             let e = run();
             e.report();
             sys::exit_now(e.exit_code())
         }
         Forked::Parent(child) => {
-            drop(alive_r);
+            drop(go_r);
+            if let Some(mover) = mover
+                && let Err(e) = mover.finish(child)
+            {
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(e);
+            }
+            (&go_w)
+                .write_all(b"g")
+                .map_err(|e| Error::sys("starting COMMAND", sys::io_errno(&e)))?;
             let ending = process::supervise(
                 child,
                 None,
@@ -302,7 +342,7 @@ pub(super) fn join(
                 &mut || {},
                 None,
             )?;
-            drop(alive_w);
+            drop(go_w);
             ending.finish()
         }
     }

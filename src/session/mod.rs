@@ -32,10 +32,11 @@
 //!   of its own, like `nsenter -t PID`). It enters the user namespace and each of cgroup,
 //!   ipc, uts, net, pid and mnt that the session made (that its user namespace owns), all at
 //!   once (join.rs: the join rule), and leaves the others as the caller has them: a session
-//!   without `--mount` shares the caller's mounts. It sets its ids to 0 as a new run does and
-//!   passes the environment on unchanged (plus the `_CONTAINERS_*` variables). No map is
-//!   written, no subordinate id is read, no helper runs: the maps, mounts, resolv.conf and
-//!   network are the session's.
+//!   without `--mount` shares the caller's mounts. A session with a cgroup of its own takes
+//!   COMMAND into it first (cgroup/join.rs says which cgroup). It sets its ids to 0 as a new
+//!   run does and passes the environment on unchanged (plus the `_CONTAINERS_*` variables).
+//!   No map is written, no subordinate id is read, no helper runs: the maps, mounts,
+//!   resolv.conf and network are the session's.
 //!   `--uid`, `--gid`, `--cap-add`, `--cap-drop` and `--no-new-privs` apply to the joined
 //!   COMMAND as in a new run (those given when the session was made apply to its COMMAND
 //!   only). The working directory is `--chdir=DIR` when given, else the caller's current
