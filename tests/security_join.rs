@@ -15,7 +15,8 @@ common::tests! {
         d11_a_join_never_exposes_the_host_to_a_racing_reader_inside_a_rootfs_session;
     [Harness, Cgroup2]
         d15_a_join_enters_the_sessions_cgroup_and_is_counted_there,
-        d15_a_cgroup_the_sessions_process_is_not_in_is_refused;
+        d15_a_cgroup_the_sessions_process_is_not_in_is_refused,
+        d14_info_fd_reports_the_runs_cgroup_namespace;
 }
 
 fn p(path: &Path) -> String {
@@ -189,4 +190,34 @@ fn d15_a_cgroup_the_sessions_process_is_not_in_is_refused() {
     );
     assert_eq!(fs::read_to_string(fake.join("cgroup.procs")).unwrap(), "");
     w.assert_nothing_left();
+}
+
+// ---- D14: --info-fd reports the run's cgroup namespace ---------------------------------------
+
+fn d14_info_fd_reports_the_runs_cgroup_namespace() {
+    let mut w = world();
+    w.delegate_cgroup();
+    let info = w.home().join("info");
+    let out = w.sh(&format!(
+        "readlink /proc/self/ns/cgroup; \"$BR\" --cgroup --info-fd=3 readlink /proc/self/ns/cgroup 3>{}",
+        p(&info)
+    ));
+    let lines: Vec<&str> = out.ok().lines().collect();
+    let inode = |link: &str| {
+        link.trim_start_matches("cgroup:[")
+            .trim_end_matches(']')
+            .to_string()
+    };
+    let (outside, inside) = (inode(lines[0]), inode(lines[1]));
+    assert_ne!(outside, inside, "{out:#?}");
+    let text = fs::read_to_string(&info).unwrap();
+    let namespaces = text
+        .split("\"namespaces\":{")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .unwrap_or_else(|| panic!("no namespaces in {text}"));
+    assert!(
+        namespaces.contains(&format!("\"cgroup\":{inside}")),
+        "COMMAND's cgroup namespace is {inside} (the caller's {outside}): {text}"
+    );
 }

@@ -30,8 +30,12 @@ pub trait Ops {
     /// Set the ids to 0 inside, each kind whose 0 is mapped.
     fn become_root(&mut self, root: Root) -> Result<(), Error>;
     /// Make the cgroup namespace, now that become-root has moved this process into the run's
-    /// own cgroup (--cgroup): rooted there, it shows COMMAND only the run's subtree.
+    /// own cgroup (--cgroup): rooted there, it shows COMMAND only the run's subtree. Say so
+    /// to become-root, which waits for it to read the namespace for --info-fd (D14).
     fn enter_cgroup_namespace(&mut self) -> Result<(), Error>;
+    /// After the cgroup namespace, wait for the rest of become-root's word to go (the network
+    /// helper is up).
+    fn wait_for_release(&mut self) -> Result<(), Error>;
     /// Set the supplementary groups to none (--drop-groups).
     fn drop_groups(&mut self) -> Result<(), Error>;
     fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
@@ -43,6 +47,7 @@ pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     ops.wait_for_maps()?;
     if plan.cgroup.is_some() {
         ops.enter_cgroup_namespace()?;
+        ops.wait_for_release()?;
     }
     let root = plan.root();
     if root.uid || root.gid {
@@ -76,18 +81,52 @@ pub(super) enum MapsFrom {
         helper: Pid,
     },
     /// become-root, supervising from outside; `go` carries its word that the maps are written.
-    Supervisor { go: std::fs::File },
+    /// With --cgroup, first one byte (maps written, and in its cgroup), answered on
+    /// `cgroup_made` once the cgroup namespace is made; then the rest, when the network is up.
+    Supervisor {
+        go: std::fs::File,
+        cgroup_made: Option<std::fs::File>,
+    },
 }
 
 /// The real system.
 pub(super) struct Real {
-    pub(super) maps: Option<MapsFrom>,
+    maps: Option<MapsFrom>,
     /// The resolv.conf to bind instead of the plan's: the network helper become-root fell
     /// back to has another DNS forwarder.
-    pub(super) resolv_conf: Option<String>,
+    resolv_conf: Option<String>,
+    /// --cgroup: where to say that the cgroup namespace is made, and the rest of the word to
+    /// go, still to read.
+    cgroup_made: Option<std::fs::File>,
+    release: Option<std::fs::File>,
 }
 
 impl Real {
+    pub(super) fn new(maps: MapsFrom) -> Real {
+        Real {
+            maps: Some(maps),
+            resolv_conf: None,
+            cgroup_made: None,
+            release: None,
+        }
+    }
+
+    /// become-root's word to go: "ok", or "ok" and the network helper that runs instead of
+    /// the planned one (its DNS forwarder differs).
+    fn read_word(&mut self, mut go: std::fs::File) -> Result<(), Error> {
+        let mut bytes = Vec::new();
+        let _ = go.read_to_end(&mut bytes);
+        match bytes.strip_prefix(b"ok") {
+            Some(b"") => Ok(()),
+            Some(b"slirp4netns") => {
+                self.resolv_conf = Some(net::Driver::Slirp4netns.resolv_conf());
+                Ok(())
+            }
+            // become-root failed to map us and reports that itself.
+            _ => sys::exit_now(crate::error::EXIT_FAILURE),
+        }
+    }
+
     /// The write end of the go pipe, if any: closing it unwritten tells the waiting helpers
     /// that no namespace will come.
     pub(super) fn abandon(&mut self) {
@@ -146,19 +185,23 @@ impl Ops for Real {
                 let _ = waitpid(helper, None);
                 decode_report(&bytes)
             }
-            Some(MapsFrom::Supervisor { mut go }) => {
-                let mut bytes = Vec::new();
-                let _ = go.read_to_end(&mut bytes);
-                match bytes.strip_prefix(b"ok") {
-                    Some(b"") => Ok(()),
-                    Some(b"slirp4netns") => {
-                        self.resolv_conf = Some(net::Driver::Slirp4netns.resolv_conf());
-                        Ok(())
-                    }
-                    // become-root failed to map us and reports that itself.
-                    _ => sys::exit_now(crate::error::EXIT_FAILURE),
+            Some(MapsFrom::Supervisor {
+                mut go,
+                cgroup_made: Some(made),
+            }) => {
+                // The first part of the word; EOF: become-root failed, and reports that.
+                let mut byte = [0u8; 1];
+                if !matches!(go.read(&mut byte), Ok(1)) {
+                    sys::exit_now(crate::error::EXIT_FAILURE);
                 }
+                self.cgroup_made = Some(made);
+                self.release = Some(go);
+                Ok(())
             }
+            Some(MapsFrom::Supervisor {
+                go,
+                cgroup_made: None,
+            }) => self.read_word(go),
         }
     }
 
@@ -184,7 +227,19 @@ impl Ops for Real {
         // CAP_SYS_ADMIN over our own user namespace is what unshare(CLONE_NEWCGROUP) needs
         // (cgroup_namespaces(7)); the namespace confines the view, it grants nothing.
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(|e| Error::sys("making the cgroup namespace", e))
+            .map_err(|e| Error::sys("making the cgroup namespace", e))?;
+        if let Some(mut made) = self.cgroup_made.take() {
+            made.write_all(b"1")
+                .map_err(|e| Error::sys("making the cgroup namespace", sys::io_errno(&e)))?;
+        }
+        Ok(())
+    }
+
+    fn wait_for_release(&mut self) -> Result<(), Error> {
+        match self.release.take() {
+            Some(go) => self.read_word(go),
+            None => Ok(()),
+        }
     }
 
     fn drop_groups(&mut self) -> Result<(), Error> {
@@ -311,15 +366,13 @@ pub(super) fn namespace_child(
     terminal: Option<process::Terminal>,
     provider: Option<std::os::fd::OwnedFd>,
     session: Option<&crate::session::Session>,
+    cgroup_made: Option<std::fs::File>,
 ) -> Result<(), Error> {
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
     // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
     // an ancestor pid namespace). The setting survives the exec of COMMAND.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::sys("prctl", e))?;
-    let mut real = Real {
-        maps: Some(MapsFrom::Supervisor { go }),
-        resolv_conf: None,
-    };
+    let mut real = Real::new(MapsFrom::Supervisor { go, cgroup_made });
     setup_inside(&mut real, plan)?;
     if let Some(channel) = provider {
         net::forward::spawn_provider(channel, plan.pid_namespace())?;
@@ -413,6 +466,10 @@ mod tests {
             self.0.push("cgroupns".into());
             Ok(())
         }
+        fn wait_for_release(&mut self) -> Result<(), Error> {
+            self.0.push("release".into());
+            Ok(())
+        }
         fn drop_groups(&mut self) -> Result<(), Error> {
             self.0.push("drop groups".into());
             Ok(())
@@ -493,6 +550,7 @@ mod tests {
             [
                 "maps",
                 "cgroupns",
+                "release",
                 "root",
                 "mount Cgroup2 { at: \"/sys/fs/cgroup\" }"
             ]

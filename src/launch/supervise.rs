@@ -14,7 +14,7 @@
 //! closed, the session's state removed). After supervision, [`Run::finish`] ends the same way
 //! and returns how COMMAND ended.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 
 use nix::sched::CloneFlags;
@@ -48,6 +48,8 @@ struct Run<'p> {
     /// Our ends of its pipes: the word to go, and the reports of an init.
     go: Option<std::fs::File>,
     ending: Option<std::fs::File>,
+    /// --cgroup: its word that it made its cgroup namespace.
+    cgroup_made: Option<std::fs::File>,
     /// Helpers the namespace process left running (fuse-overlayfs), to wait for at the end.
     helpers: Vec<Pid>,
     /// Our end of the channel to the socket provider inside (published ports).
@@ -90,6 +92,7 @@ impl<'p> Run<'p> {
             child: None,
             go: None,
             ending: None,
+            cgroup_made: None,
             helpers: Vec::new(),
             provider: None,
             helper: None,
@@ -145,9 +148,11 @@ impl<'p> Run<'p> {
             }
         };
         let mut flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
+        let mut cgroup_made = None;
         if plan.cgroup.is_some() {
             // Its cgroup namespace is made inside, once the process is in its own cgroup.
             flags.remove(CloneFlags::CLONE_NEWCGROUP);
+            cgroup_made = Some(process::pipe()?);
         }
         match sys::clone_process(flags)
             .map_err(|e| Error::from(crate::userns::diagnose_unshare(e)))?
@@ -162,12 +167,14 @@ impl<'p> Run<'p> {
                     self.terminal,
                     inside,
                     self.session.as_ref(),
+                    cgroup_made.map(|(_r, w)| w),
                 ))
             }
             Forked::Parent(child) => {
                 self.child = Some(child);
                 self.go = Some(go_w);
                 self.ending = Some(ending_r);
+                self.cgroup_made = cgroup_made.map(|(r, _w)| r);
                 self.provider = channel.map(|(outside, _inside)| outside);
                 Ok(())
             }
@@ -184,7 +191,9 @@ impl<'p> Run<'p> {
     }
 
     /// --cgroup: make the run's cgroup, with its limits, and move the namespace process into
-    /// it while it waits to go (cgroup.rs).
+    /// it while it waits to go (cgroup.rs); then let it make its cgroup namespace, rooted
+    /// there, and wait until it has: what --info-fd and the session's record read of it
+    /// afterwards is that namespace, not the caller's (D14).
     fn own_cgroup(&mut self) -> Result<(), Error> {
         if let Some(limits) = &self.plan.cgroup {
             let own = crate::cgroup::make(self.child(), limits)?;
@@ -198,6 +207,19 @@ impl<'p> Run<'p> {
                 session.cgroup_is(&own.path, described.join(" "));
             }
             self.cgroup = Some(own);
+            let go = self.go.as_mut().expect("not released yet");
+            let mut made = [0u8; 1];
+            let said = go.write_all(b"c").is_ok()
+                && self
+                    .cgroup_made
+                    .take()
+                    .is_some_and(|mut pipe| matches!(pipe.read(&mut made), Ok(1)));
+            if !said {
+                return Err(Error::new(
+                    "--cgroup",
+                    "the namespace process ended before it made its cgroup namespace",
+                ));
+            }
         }
         Ok(())
     }
