@@ -68,8 +68,8 @@ fn escapes_below(dir: &Path) -> Vec<PathBuf> {
 
 // ---- D11: a join never exposes the host -----------------------------------------------------
 
-/// How many joins the reader races. Before the fix it won 5 to 30 of 300 on this project's
-/// machine (the reporter's: one in 21 to 91), depending on the load.
+/// How many joins the reader races. Before the fix it got out through 5 to 30 of 300 on this
+/// project's machine, depending on the load (the review's reader: after 21 to 91 joins).
 const JOINS: u32 = 300;
 
 /// Build tests/helpers/proc-racer.c at `out` (C: a scripting language is too slow to see the
@@ -119,13 +119,13 @@ fn d11_a_join_never_exposes_the_host_to_a_racing_reader_inside_a_rootfs_session(
         .collect();
     assert!(
         escapes.is_empty(),
-        "a process inside reached the host through {} of {JOINS} joins ({} files), e.g. {:?}\n{report}",
+        "out through {} of {JOINS} joins ({} files), e.g. {:?}\n{report}",
         joins.len(),
         escapes.len(),
         &escapes[..escapes.len().min(4)]
     );
     // The reader raced for real: it found joiners alive before they were COMMAND. (How many
-    // depends on the machine's load: 90 to 300 of 300 here, 6 once under a load of 10.)
+    // depends on the machine's load: about 90 to 300 of 300 here, 6 once under a load of 10.)
     let joiners: u32 = report
         .split_whitespace()
         .skip_while(|w| *w != "joiners")
@@ -198,8 +198,9 @@ fn d14_info_fd_reports_the_runs_cgroup_namespace() {
     let mut w = world();
     w.delegate_cgroup();
     let info = w.home().join("info");
+    let ns = "readlink /proc/self/ns/cgroup";
     let out = w.sh(&format!(
-        "readlink /proc/self/ns/cgroup; \"$BR\" --cgroup --info-fd=3 readlink /proc/self/ns/cgroup 3>{}",
+        "{ns}; \"$BR\" --cgroup --info-fd=3 {ns} 3>{}",
         p(&info)
     ));
     let lines: Vec<&str> = out.ok().lines().collect();

@@ -1,14 +1,15 @@
-//! `--join` of a session with a cgroup of its own (D15): the joiner moves itself into the
-//! session's cgroup before it enters the session's cgroup namespace, so that COMMAND is
-//! counted and limited with the session's processes (cgroup.procs, pids.max, memory.max) and
-//! reads `0::/` (or the cgroup below it that it joined) in /proc/self/cgroup.
+//! `--join` of a session with a cgroup of its own (D15): the process that becomes COMMAND is
+//! moved into the session's cgroup before it enters the session's cgroup namespace, so that
+//! it is counted and limited with the session's processes (cgroup.procs, pids.max,
+//! memory.max) and reads `0::/` (or the cgroup below it that it joined) in /proc/self/cgroup.
 //!
 //! Which cgroup: the session's own, as `runc exec` and `crun exec` put a process into the
 //! container's cgroup. Once controllers are enabled for the cgroups below it (what a booted
 //! image's systemd does there), it may hold no process (cgroup v2's no-internal-processes
 //! rule: the kernel says EBUSY); the joiner then goes where the session's process is, as runc
-//! and crun do: init.scope of a booted image. `nsenter` moves no process, and `machinectl shell` asks
-//! the image's own systemd for a unit, which needs its bus; become-root does neither.
+//! and crun do: init.scope of a booted image. `nsenter` moves no process, and `machinectl
+//! shell` asks the image's own systemd for a unit, which needs its bus: become-root does
+//! neither.
 //!
 //! Privilege: none. A leaf of the caller's own cgroup is the caller's to move into; a scope
 //! of the user manager's, from a login session's cgroup (root's), is entered by the user
