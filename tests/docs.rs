@@ -561,7 +561,7 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  inside the session included: before the fix a process inside a session \
                  without --pid, whose /proc is the host's, could open /proc/PID/root of a \
                  joiner that was in the session's user namespace but not yet in its mount \
-                 namespace, and write to the host's / (one join in 10 to 60 with a racing \
+                 namespace, and write to the host's / (5 to 35 of 300 joins with a racing \
                  reader). It enters every namespace with one setns(2) on a pidfd of the \
                  session's process (Linux 5.8), which cannot be a process that reused its pid, \
                  so that root and working directory move with the credentials. It closes what \

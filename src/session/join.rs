@@ -9,7 +9,7 @@
 //!   without --pid, whose /proc is the host's, could open /proc/JOINER/root in the moment
 //!   the joiner was in the session's user namespace (and so ptrace-accessible to root
 //!   there) but not yet in its mount namespace, and reach the host's `/` (D11: through 5 to
-//!   30 of 300 joins with a racing reader). execve(2) makes COMMAND dumpable again, inside.
+//!   35 of 300 joins with a racing reader). execve(2) makes COMMAND dumpable again, inside.
 //! - All namespaces are entered by one setns(2) on a pidfd of the session's process (Linux
 //!   5.8): root and working directory move with the credentials, in one system call.
 //! - The descriptors become-root opened are closed before COMMAND (close-on-exec, and the
