@@ -344,9 +344,7 @@ fn newuidmap_without_set_user_id_fails_with_the_chmod_hint() {
         "newuidmap",
         "FAIL",
         &[
-            &format!(
-                "NEWUIDMAP={copy}: is neither set-user-ID root nor has file capabilities"
-            ),
+            &format!("NEWUIDMAP={copy}: is neither set-user-ID root nor has file capabilities"),
             &format!("as root: chmod u+s {copy}"),
         ],
     );

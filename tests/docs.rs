@@ -223,18 +223,27 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             ),
             Para(
                 "--join=NAME|PID runs COMMAND (default $SHELL) in that session's namespaces: the \
-                 user namespace first, then those the session made, as uid 0 there, in the \
-                 current directory when it exists inside. No map is written and no helper runs. \
-                 With a pid namespace become-root forks, so that COMMAND is inside it, and \
-                 supervises. --list (--json) shows the sessions, their published ports and \
-                 their status (starting, running, network down with how the helper ended, or \
-                 ended with its exit status or signal); --stop=NAME sends SIGTERM to everything \
-                 in the session (a booted image gets SIGRTMIN+3), SIGKILL after 5 seconds (30 \
-                 for a booted image; --stop-timeout sets either), says what it had to kill, \
-                 removes its state and returns once everything in it is gone. When it can \
-                 signal none of the session's processes (EPERM: the state file names processes \
-                 that are not the caller's) or some survive SIGKILL, --stop says so and exits \
-                 125.",
+                 user namespace and those the session made, all entered at once (see SECURITY, \
+                 the join rule), as uid 0 there, in the current directory when it exists \
+                 inside. No map is written and no helper runs. With a pid namespace become-root \
+                 forks, so that COMMAND is inside it, and supervises. A session with a cgroup \
+                 of its own (--cgroup, a limit, --boot) takes COMMAND into that cgroup before \
+                 its cgroup namespace, so that the session's limits cover it and it reads 0::/ \
+                 in /proc/self/cgroup, as runc and crun exec do; where that cgroup may hold no \
+                 process (once controllers are enabled below it, as a booted image's systemd \
+                 does), COMMAND goes where the session's process is (init.scope of a booted \
+                 image), as they do too. A scope's cgroup is entered through the systemd user \
+                 manager, as the session's was. become-root itself, waiting outside a pid \
+                 namespace, stays in its own cgroup. A join by PID, or of a session without a \
+                 cgroup of its own, moves no process, as nsenter(1) does not. --list (--json) \
+                 shows the sessions, their published ports and their status (starting, \
+                 running, network down with how the helper ended, or ended with its exit \
+                 status or signal); --stop=NAME sends SIGTERM to everything in the session (a \
+                 booted image gets SIGRTMIN+3), SIGKILL after 5 seconds (30 for a booted image; \
+                 --stop-timeout sets either), says what it had to kill, removes its state and \
+                 returns once everything in it is gone. When it can signal none of the \
+                 session's processes (EPERM: the state file names processes that are not the \
+                 caller's) or some survive SIGKILL, --stop says so and exits 125.",
             ),
             Para(
                 "A detached session that ends keeps its state and log, as podman ps -a and \
@@ -684,6 +693,23 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  it reports, with the time, in janitor.log in the session state directory, and \
                  ends; --check shows what is still there and the fix (become-root find PATH \
                  -depth -type d -exec rmdir {} +).",
+            ),
+            Item(
+                "The join rule",
+                "--join enters a session from the host without handing it anything of the \
+                 host. From its first step until it executes COMMAND the joining process is not \
+                 dumpable (PR_SET_DUMPABLE 0), so its /proc/PID/root, cwd, fd and exe are denied \
+                 to every process without CAP_SYS_PTRACE over the host's user namespace, root \
+                 inside the session included: before the fix a process inside a session \
+                 without --pid, whose /proc is the host's, could open /proc/PID/root of a \
+                 joiner that was in the session's user namespace but not yet in its mount \
+                 namespace, and write to the host's / (5 to 35 of 300 joins with a racing \
+                 reader). It enters every namespace with one setns(2) on a pidfd of the \
+                 session's process (Linux 5.8), which cannot be a process that reused its pid, \
+                 so that root and working directory move with the credentials. It closes what \
+                 it opened (the pidfd, /proc/PID, the state directory) before COMMAND, and \
+                 looks its working directory up again by name inside. COMMAND is dumpable again \
+                 once executed, inside, as any process of the session.",
             ),
             Item(
                 "Hostile input",

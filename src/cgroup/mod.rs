@@ -27,6 +27,7 @@
 //! of both cgroups, which is the caller's own cgroup here).
 mod bus;
 mod janitor;
+mod join;
 mod limits;
 mod scope;
 mod tree;
@@ -45,6 +46,7 @@ use crate::error::Error;
 use crate::sys;
 
 pub use janitor::Report;
+pub use join::{Mover, join};
 pub use limits::{Limits, parse_cpus, parse_memory_swap, parse_pids, parse_size, size_text};
 
 /// How long `--check` gives the user manager to answer.

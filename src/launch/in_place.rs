@@ -58,11 +58,7 @@ pub(super) fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Err
             }
         }
     };
-    let mut real = Real {
-        maps: Some(maps),
-        resolv_conf: None,
-        mounts: crate::mounts::Applier::new(None),
-    };
+    let mut real = Real::new(maps, None);
     if let Err(e) = real
         .unshare(plan.namespaces)
         .and_then(|()| setup_inside(&mut real, plan))

@@ -30,8 +30,12 @@ pub trait Ops {
     /// Set the ids to 0 inside, each kind whose 0 is mapped.
     fn become_root(&mut self, root: Root) -> Result<(), Error>;
     /// Make the cgroup namespace, now that become-root has moved this process into the run's
-    /// own cgroup (--cgroup): rooted there, it shows COMMAND only the run's subtree.
+    /// own cgroup (--cgroup): rooted there, it shows COMMAND only the run's subtree. Say so
+    /// to become-root, which waits for it to read the namespace for --info-fd (D14).
     fn enter_cgroup_namespace(&mut self) -> Result<(), Error>;
+    /// After the cgroup namespace, wait for the rest of become-root's word to go (the network
+    /// helper is up).
+    fn wait_for_release(&mut self) -> Result<(), Error>;
     /// Set the supplementary groups to none (--drop-groups).
     fn drop_groups(&mut self) -> Result<(), Error>;
     fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
@@ -43,6 +47,7 @@ pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     ops.wait_for_maps()?;
     if plan.cgroup.is_some() {
         ops.enter_cgroup_namespace()?;
+        ops.wait_for_release()?;
     }
     let root = plan.root();
     if root.uid || root.gid {
@@ -76,20 +81,57 @@ pub(super) enum MapsFrom {
         helper: Pid,
     },
     /// become-root, supervising from outside; `go` carries its word that the maps are written.
-    Supervisor { go: std::fs::File },
+    /// With --cgroup, first one byte (maps written, and in its cgroup), answered on
+    /// `cgroup_made` once the cgroup namespace is made; then the rest, when the network is up.
+    Supervisor {
+        go: std::fs::File,
+        cgroup_made: Option<std::fs::File>,
+    },
 }
 
 /// The real system.
 pub(super) struct Real {
-    pub(super) maps: Option<MapsFrom>,
+    maps: Option<MapsFrom>,
     /// The resolv.conf to bind instead of the plan's: the network helper become-root fell
     /// back to has another DNS forwarder.
-    pub(super) resolv_conf: Option<String>,
+    resolv_conf: Option<String>,
     /// Carries out the mount steps.
-    pub(super) mounts: mounts::Applier,
+    mounts: mounts::Applier,
+    /// --cgroup: where to say that the cgroup namespace is made, and the rest of the word to
+    /// go, still to read.
+    cgroup_made: Option<std::fs::File>,
+    release: Option<std::fs::File>,
 }
 
 impl Real {
+    /// `fuse`: the channel to become-root's fuse helper, when an overlay below --rootfs may
+    /// be fuse-overlayfs's (mounts::fuse).
+    pub(super) fn new(maps: MapsFrom, fuse: Option<std::os::fd::OwnedFd>) -> Real {
+        Real {
+            maps: Some(maps),
+            resolv_conf: None,
+            mounts: mounts::Applier::new(fuse),
+            cgroup_made: None,
+            release: None,
+        }
+    }
+
+    /// become-root's word to go: "ok", or "ok" and the network helper that runs instead of
+    /// the planned one (its DNS forwarder differs).
+    fn read_word(&mut self, mut go: std::fs::File) -> Result<(), Error> {
+        let mut bytes = Vec::new();
+        let _ = go.read_to_end(&mut bytes);
+        match bytes.strip_prefix(b"ok") {
+            Some(b"") => Ok(()),
+            Some(b"slirp4netns") => {
+                self.resolv_conf = Some(net::Driver::Slirp4netns.resolv_conf());
+                Ok(())
+            }
+            // become-root failed to map us and reports that itself.
+            _ => sys::exit_now(crate::error::EXIT_FAILURE),
+        }
+    }
+
     /// The write end of the go pipe, if any: closing it unwritten tells the waiting helpers
     /// that no namespace will come.
     pub(super) fn abandon(&mut self) {
@@ -148,19 +190,23 @@ impl Ops for Real {
                 let _ = waitpid(helper, None);
                 decode_report(&bytes)
             }
-            Some(MapsFrom::Supervisor { mut go }) => {
-                let mut bytes = Vec::new();
-                let _ = go.read_to_end(&mut bytes);
-                match bytes.strip_prefix(b"ok") {
-                    Some(b"") => Ok(()),
-                    Some(b"slirp4netns") => {
-                        self.resolv_conf = Some(net::Driver::Slirp4netns.resolv_conf());
-                        Ok(())
-                    }
-                    // become-root failed to map us and reports that itself.
-                    _ => sys::exit_now(crate::error::EXIT_FAILURE),
+            Some(MapsFrom::Supervisor {
+                mut go,
+                cgroup_made: Some(made),
+            }) => {
+                // The first part of the word; EOF: become-root failed, and reports that.
+                let mut byte = [0u8; 1];
+                if !matches!(go.read(&mut byte), Ok(1)) {
+                    sys::exit_now(crate::error::EXIT_FAILURE);
                 }
+                self.cgroup_made = Some(made);
+                self.release = Some(go);
+                Ok(())
             }
+            Some(MapsFrom::Supervisor {
+                go,
+                cgroup_made: None,
+            }) => self.read_word(go),
         }
     }
 
@@ -186,7 +232,19 @@ impl Ops for Real {
         // CAP_SYS_ADMIN over our own user namespace is what unshare(CLONE_NEWCGROUP) needs
         // (cgroup_namespaces(7)); the namespace confines the view, it grants nothing.
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(|e| Error::sys("making the cgroup namespace", e))
+            .map_err(|e| Error::sys("making the cgroup namespace", e))?;
+        if let Some(mut made) = self.cgroup_made.take() {
+            made.write_all(b"1")
+                .map_err(|e| Error::sys("making the cgroup namespace", sys::io_errno(&e)))?;
+        }
+        Ok(())
+    }
+
+    fn wait_for_release(&mut self) -> Result<(), Error> {
+        match self.release.take() {
+            Some(go) => self.read_word(go),
+            None => Ok(()),
+        }
     }
 
     fn drop_groups(&mut self) -> Result<(), Error> {
@@ -304,27 +362,41 @@ pub(super) fn exit_with(result: Result<(), Error>) -> ! {
     sys::exit_now(code)
 }
 
+/// The namespace process's ends of what connects it to become-root.
+pub(super) struct Channels {
+    /// become-root's word to go (maps written, network up).
+    pub(super) go: std::fs::File,
+    /// Its reports: setup done, helpers left, how COMMAND ended (an init's).
+    pub(super) ending: std::fs::File,
+    /// To the socket provider it starts inside (published ports).
+    pub(super) provider: Option<std::os::fd::OwnedFd>,
+    /// To become-root's fuse helper, when an overlay below a new root may need
+    /// fuse-overlayfs.
+    pub(super) fuse: Option<std::os::fd::OwnedFd>,
+    /// --cgroup: where it says it made its cgroup namespace.
+    pub(super) cgroup_made: Option<std::fs::File>,
+}
+
 /// The cloned namespace process: wait for its maps (and network), set up, then exec COMMAND,
-/// or, in a new pid namespace, be its init. `fuse`: its end of the channel to become-root's
-/// fuse helper, when an overlay below a new root may need fuse-overlayfs.
+/// or, in a new pid namespace, be its init.
 pub(super) fn namespace_child(
     plan: &Plan,
-    go: std::fs::File,
-    ending: std::fs::File,
+    channels: Channels,
     terminal: Option<process::Terminal>,
-    provider: Option<std::os::fd::OwnedFd>,
-    fuse: Option<std::os::fd::OwnedFd>,
     session: Option<&crate::session::Session>,
 ) -> Result<(), Error> {
+    let Channels {
+        go,
+        ending,
+        provider,
+        fuse,
+        cgroup_made,
+    } = channels;
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
     // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
     // an ancestor pid namespace). The setting survives the exec of COMMAND.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::sys("prctl", e))?;
-    let mut real = Real {
-        maps: Some(MapsFrom::Supervisor { go }),
-        resolv_conf: None,
-        mounts: mounts::Applier::new(fuse),
-    };
+    let mut real = Real::new(MapsFrom::Supervisor { go, cgroup_made }, fuse);
     setup_inside(&mut real, plan)?;
     // A booted image's pid 1 says on this socket when it is ready (in its new root's /run).
     if let Some(listener) = &plan.notify {
@@ -395,170 +467,4 @@ pub(super) fn namespace_child(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::identity::Identity;
-    use crate::idmap::IdMap;
-    use crate::options::NetMode;
-    use crate::options::Propagation;
-    use crate::process::Command;
-    use crate::userns::{Planned, Writer};
-
-    #[derive(Default)]
-    struct Recorder(Vec<String>);
-
-    impl Ops for Recorder {
-        fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error> {
-            self.0.push(format!(
-                "unshare {:?}",
-                flags.contains(CloneFlags::CLONE_NEWNS)
-            ));
-            Ok(())
-        }
-        fn wait_for_maps(&mut self) -> Result<(), Error> {
-            self.0.push("maps".into());
-            Ok(())
-        }
-        fn become_root(&mut self, root: Root) -> Result<(), Error> {
-            self.0.push(match (root.uid, root.gid) {
-                (true, true) => "root".into(),
-                (uid, gid) => format!("root uid {uid} gid {gid}"),
-            });
-            Ok(())
-        }
-        fn enter_cgroup_namespace(&mut self) -> Result<(), Error> {
-            self.0.push("cgroupns".into());
-            Ok(())
-        }
-        fn drop_groups(&mut self) -> Result<(), Error> {
-            self.0.push("drop groups".into());
-            Ok(())
-        }
-        fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
-            self.0.push(format!("mount {step:?}"));
-            Ok(())
-        }
-        fn loopback_up(&mut self) -> Result<(), Error> {
-            self.0.push("lo".into());
-            Ok(())
-        }
-    }
-
-    fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
-        Plan {
-            namespaces: CloneFlags::CLONE_NEWNS,
-            mounts,
-            net,
-            connected: None,
-            publish: Vec::new(),
-            mapping: Mapping {
-                uid: IdMap::single(1000),
-                gid: IdMap::single(1000),
-                writer: Writer::SelfMap,
-                how: (Planned::Single, Planned::Single),
-            },
-            command: Command::new(vec!["true".into()], Vec::new()).unwrap(),
-            quiet: false,
-            notices: Vec::new(),
-            identity: Identity::default(),
-            drop_groups: false,
-            info_fd: None,
-            verbose: false,
-            session: None,
-            cgroup: None,
-            as_pid_1: false,
-            boot: false,
-            stop_timeout: None,
-            again: None,
-            notify: None,
-            ready_wait: None,
-            notifier: None,
-            console: None,
-            prepared: Default::default(),
-        }
-    }
-
-    #[test]
-    fn inside_steps_in_order() {
-        let steps = vec![
-            MountStep::SetPropagation(Propagation::Private),
-            MountStep::FreshProc { at: "/proc".into() },
-        ];
-        let plan = plan_with(steps, Some(NetMode::None));
-        let mut ops = Recorder::default();
-        ops.unshare(plan.namespaces).unwrap();
-        setup_inside(&mut ops, &plan).unwrap();
-        assert_eq!(
-            ops.0,
-            [
-                "unshare true",
-                "maps",
-                "root",
-                "mount SetPropagation(Private)",
-                "mount FreshProc { at: \"/proc\" }",
-                "lo"
-            ]
-        );
-    }
-
-    #[test]
-    fn the_cgroup_namespace_comes_after_the_maps_and_before_the_mounts() {
-        let steps = vec![MountStep::Cgroup2 {
-            at: "/sys/fs/cgroup".into(),
-        }];
-        let mut plan = plan_with(steps, None);
-        plan.cgroup = Some(Default::default());
-        let mut ops = Recorder::default();
-        setup_inside(&mut ops, &plan).unwrap();
-        assert_eq!(
-            ops.0,
-            [
-                "maps",
-                "cgroupns",
-                "root",
-                "mount Cgroup2 { at: \"/sys/fs/cgroup\" }"
-            ]
-        );
-    }
-
-    #[test]
-    fn groups_are_dropped_as_root_before_the_mounts() {
-        let steps = vec![MountStep::SetPropagation(Propagation::Private)];
-        let plan = Plan {
-            drop_groups: true,
-            ..plan_with(steps, None)
-        };
-        let mut ops = Recorder::default();
-        setup_inside(&mut ops, &plan).unwrap();
-        assert_eq!(
-            ops.0,
-            [
-                "maps",
-                "root",
-                "drop groups",
-                "mount SetPropagation(Private)"
-            ]
-        );
-    }
-
-    #[test]
-    fn no_loopback_without_net() {
-        let mut ops = Recorder::default();
-        setup_inside(&mut ops, &plan_with(Vec::new(), None)).unwrap();
-        assert_eq!(ops.0, ["maps", "root"]);
-    }
-
-    #[test]
-    fn report_round_trip() {
-        assert!(decode_report(&encode_report(&Ok(()))).is_ok());
-        let err = UsernsError::HelperFailed {
-            program: "newuidmap 1 0 1000 1".into(),
-            status: "exit status: 1".into(),
-            stderr: "newuidmap: uid range not allowed".into(),
-        };
-        let got = decode_report(&encode_report(&Err(err))).unwrap_err();
-        assert!(got.why().contains("uid range not allowed"), "{got}");
-        assert!(got.hint().is_some());
-        assert!(decode_report(b"").is_err(), "a dead helper is an error");
-    }
-}
+mod tests;

@@ -14,7 +14,7 @@
 //! closed, the session's state removed). After supervision, [`Run::finish`] ends the same way
 //! and returns how COMMAND ended.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 
 use nix::sched::CloneFlags;
@@ -23,12 +23,17 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use super::Plan;
-use super::inside::{exit_with, namespace_child, with_apparmor_hint};
+use super::inside::{Channels, exit_with, namespace_child, with_apparmor_hint};
 use crate::error::Error;
 use crate::net::{self, Driver};
 use crate::process::{self, Ending, Terminal};
 use crate::session::Session;
 use crate::sys::{self, Forked};
+
+mod events;
+
+pub(super) use events::REBOOTED;
+use events::{Observer, Shutdown, notice_dead_helper};
 
 /// How long become-root waits at the end for fuse-overlayfs to be gone (ended by its
 /// parent-death signal; or, started by the fuse helper, with the run's mount namespace, the
@@ -49,6 +54,8 @@ struct Run<'p> {
     /// Our ends of its pipes: the word to go, and the reports of an init.
     go: Option<std::fs::File>,
     ending: Option<std::fs::File>,
+    /// --cgroup: its word that it made its cgroup namespace.
+    cgroup_made: Option<std::fs::File>,
     /// Helpers to wait for at the end, then to kill: the fuse helper, and the fuse-overlayfs
     /// processes the namespace process left running (without a new root).
     helpers: Vec<Pid>,
@@ -95,6 +102,7 @@ impl<'p> Run<'p> {
             child: None,
             go: None,
             ending: None,
+            cgroup_made: None,
             helpers: Vec::new(),
             provider: None,
             fuse: None,
@@ -159,9 +167,11 @@ impl<'p> Run<'p> {
             false => None,
         };
         let mut flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
+        let mut cgroup_made = None;
         if plan.cgroup.is_some() {
             // Its cgroup namespace is made inside, once the process is in its own cgroup.
             flags.remove(CloneFlags::CLONE_NEWCGROUP);
+            cgroup_made = Some(process::pipe()?);
         }
         match sys::clone_process(flags)
             .map_err(|e| Error::from(crate::userns::diagnose_unshare(e)))?
@@ -170,13 +180,17 @@ impl<'p> Run<'p> {
                 drop((go_w, ending_r));
                 let inside = channel.map(|(_outside, inside)| inside);
                 let fuse = fuse.map(|(inside, _helper)| inside);
+                let channels = Channels {
+                    go: go_r,
+                    ending: ending_w,
+                    provider: inside,
+                    fuse,
+                    cgroup_made: cgroup_made.map(|(_r, w)| w),
+                };
                 exit_with(namespace_child(
                     plan,
-                    go_r,
-                    ending_w,
+                    channels,
                     self.terminal,
-                    inside,
-                    fuse,
                     self.session.as_ref(),
                 ))
             }
@@ -184,6 +198,7 @@ impl<'p> Run<'p> {
                 self.child = Some(child);
                 self.go = Some(go_w);
                 self.ending = Some(ending_r);
+                self.cgroup_made = cgroup_made.map(|(r, _w)| r);
                 self.provider = channel.map(|(outside, _inside)| outside);
                 self.fuse = fuse.map(|(_inside, helper)| helper);
                 Ok(())
@@ -218,8 +233,10 @@ impl<'p> Run<'p> {
     }
 
     /// --cgroup: make the run's cgroup, with its limits, and move the namespace process into
-    /// it while it waits to go (cgroup.rs). Its janitor reports what it cannot remove to
-    /// the state directory (it runs after become-root has returned).
+    /// it while it waits to go (cgroup.rs); then let it make its cgroup namespace, rooted
+    /// there, and wait until it has: what --info-fd and the session's record read of it
+    /// afterwards is that namespace, not the caller's (D14). Its janitor reports what it
+    /// cannot remove to the state directory (it runs after become-root has returned).
     fn own_cgroup(&mut self) -> Result<(), Error> {
         if let Some(limits) = &self.plan.cgroup {
             let own = crate::cgroup::make(self.child(), limits, crate::session::report_leftover)?;
@@ -233,6 +250,19 @@ impl<'p> Run<'p> {
                 session.cgroup_is(&own.path, described.join(" "));
             }
             self.cgroup = Some(own);
+            let go = self.go.as_mut().expect("not released yet");
+            let mut made = [0u8; 1];
+            let said = go.write_all(b"c").is_ok()
+                && self
+                    .cgroup_made
+                    .take()
+                    .is_some_and(|mut pipe| matches!(pipe.read(&mut made), Ok(1)));
+            if !said {
+                return Err(Error::new(
+                    "--cgroup",
+                    "the namespace process ended before it made its cgroup namespace",
+                ));
+            }
         }
         Ok(())
     }
@@ -422,157 +452,6 @@ impl<'p> Run<'p> {
         }
         drop(self);
         ending?.finish()
-    }
-}
-
-/// How a booted image's pid 1 ended, as systemd-nspawn reads it: reboot(2) in a pid namespace
-/// other than the first does not restart the machine, it ends the namespace's init with
-/// SIGINT for a halt or power-off and with SIGHUP for a restart (reboot(2),
-/// pid_namespaces(7)). become-root sends pid 1 neither (it stops it with SIGRTMIN+3), and an
-/// init gets no signal it has no handler for from inside its namespace.
-enum Shutdown {
-    Halt,
-    Reboot,
-    Other(Ending),
-}
-
-impl Shutdown {
-    fn of(ending: Ending) -> Shutdown {
-        match ending {
-            Ending::Killed(Signal::SIGINT) => Shutdown::Halt,
-            Ending::Killed(Signal::SIGHUP) => Shutdown::Reboot,
-            ending => Shutdown::Other(ending),
-        }
-    }
-}
-
-/// In the environment of become-root started again by a reboot (Run::boot_again).
-pub(super) const REBOOTED: &str = "BECOME_ROOT_REBOOTED";
-
-impl Run<'_> {
-    /// The image rebooted: undo the run as at its end, except the session, and start again
-    /// from the top (exec of this program with its arguments), in this same process: new
-    /// namespaces, cgroup and network, the same session, ports and limits, as systemd-nspawn
-    /// boots an image again. Every descriptor of this run is close-on-exec; the session's
-    /// state stays, and the new run takes it over (Session::start).
-    fn boot_again(mut self) -> Error {
-        if !self.plan.quiet {
-            eprintln!("become-root: the image rebooted; booting it again");
-        }
-        let mut session = self.session.take();
-        if let Some(session) = session.as_mut() {
-            session.rebooting();
-        }
-        let again = session
-            .as_ref()
-            .map(Session::again)
-            .unwrap_or_default()
-            .render();
-        let self_notifier = self.plan.notifier.clone();
-        drop(self);
-        // Not dropped: that would remove the state the run after the exec takes over.
-        std::mem::forget(session);
-        // The service manager's socket too, which the first run took out of the environment.
-        let mut extra = vec![(REBOOTED, std::ffi::OsStr::new(&again))];
-        extra.extend(
-            self_notifier
-                .as_ref()
-                .map(|n| ("NOTIFY_SOCKET", n.value.as_os_str())),
-        );
-        let e = sys::exec_again(&extra);
-        Error::sys("booting the image again: exec", e)
-    }
-}
-
-/// What supervision tells a run as it happens (process::Events).
-struct Observer<'r> {
-    plan: &'r Plan,
-    child: nix::unistd::Pid,
-    observed: Option<&'r crate::info::Observed>,
-    driver: Option<Driver>,
-    ports: &'r [(String, u16, String)],
-    cgroup: Option<&'r crate::cgroup::Own>,
-    helper: &'r mut Option<net::helper::Running>,
-    session: &'r mut Option<Session>,
-}
-
-impl process::Events for Observer<'_> {
-    /// --info-fd: what was set up, once the namespace process says its setup is done.
-    fn setup_done(&mut self) {
-        let plan = self.plan;
-        if let (Some(fd), Some(observed)) = (plan.info_fd, self.observed) {
-            let ready = crate::info::Ready {
-                pid: self.child,
-                uid_map: &plan.mapping.uid,
-                gid_map: &plan.mapping.gid,
-                how: (plan.mapping.how.0.name(), plan.mapping.how.1.name()),
-                runs_as: (
-                    plan.identity.uid.unwrap_or(0),
-                    plan.identity.gid.unwrap_or(0),
-                ),
-                groups_dropped: plan.drop_groups,
-                observed,
-                net_mode: plan
-                    .net
-                    .map(|_| self.driver.map_or("none", Driver::program)),
-                ports: self.ports.to_vec(),
-                session: plan.session.as_ref().map(|request| {
-                    let dir = crate::session::state_dir_location();
-                    (request.name.clone(), dir.display().to_string())
-                }),
-                cgroup: self.cgroup,
-            };
-            crate::info::write_line(fd, &ready.to_json());
-        }
-    }
-
-    fn child_changed(&mut self) {
-        notice_dead_helper(self.helper, self.session);
-    }
-
-    /// A booted image said READY=1 (or did not within the wait): a --detach caller goes,
-    /// and a service manager hears it.
-    fn pid_1_ready(&mut self, waited: Option<std::time::Duration>) {
-        if let Some(waited) = waited
-            && !self.plan.quiet
-        {
-            eprintln!(
-                "become-root: the image did not say it was ready (READY=1 on {}) within {} s; \
-                 going on",
-                process::notify::INSIDE,
-                waited.as_secs()
-            );
-        }
-        if let Some(session) = self.session.as_mut()
-            && let Err(e) = session.release_caller()
-        {
-            e.report();
-        }
-        if let Some(notifier) = &self.plan.notifier {
-            notifier.send("READY=1");
-        }
-    }
-
-    fn stopping(&mut self) {
-        if let Some(notifier) = &self.plan.notifier {
-            notifier.send("STOPPING=1");
-        }
-    }
-
-    fn tick(&mut self) {
-        if let Some(session) = self.session.as_ref() {
-            session.bound_log();
-        }
-    }
-}
-
-/// If the network helper has ended, say so on stderr and record it in the session.
-fn notice_dead_helper(helper: &mut Option<net::helper::Running>, session: &mut Option<Session>) {
-    if let Some(down) = helper.as_mut().and_then(|h| h.ended()) {
-        eprintln!("become-root: network: {down}; the namespace has no network now");
-        if let Some(session) = session.as_mut() {
-            session.network_down(&down);
-        }
     }
 }
 

@@ -1,16 +1,42 @@
 //! Sessions: `--join`, entering a session's (or a process's) namespaces.
+//!
+//! The join rule (the man page's SECURITY section says the same): nothing of the host is
+//! reachable from inside the session while a join enters it, or after.
+//! - From its first step the joiner is not dumpable (PR_SET_DUMPABLE 0), until it executes
+//!   COMMAND: /proc/PID/root, cwd, fd/ and exe of a process that is not dumpable are denied
+//!   to everyone without CAP_SYS_PTRACE in the user namespace it was executed in, the host's
+//!   (ptrace(2), "ptrace access mode checking"). Without it a process inside a session
+//!   without --pid, whose /proc is the host's, could open /proc/JOINER/root in the moment
+//!   the joiner was in the session's user namespace (and so ptrace-accessible to root
+//!   there) but not yet in its mount namespace, and reach the host's `/` (D11: through 5 to
+//!   35 of 300 joins with a racing reader). execve(2) makes COMMAND dumpable again, inside.
+//! - All namespaces are entered by one setns(2) on a pidfd of the session's process (Linux
+//!   5.8): root and working directory move with the credentials, in one system call.
+//! - The descriptors become-root opened are closed before COMMAND (close-on-exec, and the
+//!   pidfd and the namespace files as soon as they are used); the working directory is
+//!   looked up again inside. COMMAND inherits only what the caller handed it.
+//! - With a cgroup of its own (--cgroup, a limit, --boot), the session's cgroup takes the
+//!   joiner before its cgroup namespace does, so that COMMAND is counted and limited with the
+//!   session's processes and reads `0::/` (D15).
 
 use super::*;
 
 // ---- --join ---------------------------------------------------------------------------------
 
-/// The process whose namespaces a join enters, with them opened.
+/// The process whose namespaces a join enters, with what entering takes.
 pub(super) struct Target {
     label: String,
-    /// (kind, flag, descriptor) of every namespace to enter, user first, mnt last.
-    enter: Vec<(&'static str, CloneFlags, OwnedFd)>,
+    /// The process, by pidfd: what setns(2) enters through it cannot be the namespaces of a
+    /// process that reused its pid.
+    pidfd: OwnedFd,
+    /// The namespaces to enter (user first, if at all), and their flags together.
+    kinds: Vec<&'static str>,
+    flags: CloneFlags,
     /// The target's working directory, a fallback for the join's.
     cwd: Option<OwnedFd>,
+    /// The session's own cgroup (from its record) and the process's cgroup (from its
+    /// /proc/PID/cgroup), when the join enters a cgroup namespace of such a session.
+    cgroup: Option<(PathBuf, PathBuf)>,
 }
 
 impl Target {
@@ -64,8 +90,10 @@ impl Target {
             }
         };
         let record = session.as_ref().map(|(_, loaded)| &loaded.record);
-        // Everything below is read through this descriptor: if the process ends and its pid
-        // is reused meanwhile, reads fail instead of describing the newcomer.
+        // The pidfd first, then /proc/PID, then a check that the pidfd's process is still
+        // alive: then both are the same process (its pid could not be reused meanwhile).
+        // Everything below is read through that directory's descriptor.
+        let pidfd = sys::pidfd_open(Pid::from_raw(pid)).map_err(|_| gone())?;
         let proc_dir = openat(
             AT_FDCWD,
             format!("/proc/{pid}").as_str(),
@@ -73,19 +101,25 @@ impl Target {
             Mode::empty(),
         )
         .map_err(|_| gone())?;
-        let mut stat = Vec::new();
-        openat(
-            &proc_dir,
-            "stat",
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map(File::from)
-        .and_then(|mut f| {
-            f.read_to_end(&mut stat)
-                .map_err(|e| crate::sys::io_errno(&e))
-        })
-        .map_err(|_| gone())?;
+        if sys::pidfd_send_signal_number(&pidfd, 0) == Err(Errno::ESRCH) {
+            return Err(gone());
+        }
+        let read = |file: &str| {
+            let mut text = Vec::new();
+            openat(
+                &proc_dir,
+                file,
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map(File::from)
+            .and_then(|mut f| {
+                f.read_to_end(&mut text)
+                    .map_err(|e| crate::sys::io_errno(&e))
+            })
+            .map(|_| text)
+        };
+        let stat = read("stat").map_err(|_| gone())?;
         match (parse_stat(&stat), &record) {
             (None | Some(('Z' | 'X', _)), _) => return Err(gone()),
             (Some((_, start)), Some(r)) if r.holder.map(|h| h.start) != Some(start) => {
@@ -103,14 +137,16 @@ impl Target {
         };
         let enter_error = |kind, errno| SessionError::Enter {
             target: label.clone(),
-            kind,
+            namespaces: namespaces_text(&[kind]),
             errno,
         };
         let user = open_ns("user").map_err(|e| enter_error("user", e))?;
         let user_ino = fstat(&user).map_err(|e| enter_error("user", e))?.st_ino;
-        let mut enter = Vec::new();
+        let mut kinds = Vec::new();
+        let mut flags = CloneFlags::empty();
         if Some(user_ino) != own_namespace("user") {
-            enter.push(("user", CloneFlags::CLONE_NEWUSER, user));
+            kinds.push("user");
+            flags |= CloneFlags::CLONE_NEWUSER;
         } else if !Uid::effective().is_root() {
             // Already inside as root (a join from within the session) is fine; a process of
             // the caller's own user namespace has nothing to offer.
@@ -135,22 +171,59 @@ impl Target {
                 owner.is_ok_and(|st| st.st_ino == user_ino)
             };
             if ino.is_some() && ino != own_namespace(kind) && owned() {
-                enter.push((kind, *flag, fd));
+                kinds.push(kind);
+                flags |= *flag;
             }
         }
-        let entering_mnt = enter.iter().any(|(kind, ..)| *kind == "mnt");
-        let cwd = entering_mnt
+        let cwd = flags
+            .contains(CloneFlags::CLONE_NEWNS)
             .then(|| {
-                openat(
-                    &proc_dir,
-                    "cwd",
-                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .ok()
+                let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+                openat(&proc_dir, "cwd", flags, Mode::empty()).ok()
             })
             .flatten();
-        Ok(Target { label, enter, cwd })
+        // D15: a session's own cgroup takes the joiner before its cgroup namespace does.
+        let cgroup = match record.and_then(|r| r.cgroup.as_ref()) {
+            Some(own) if flags.contains(CloneFlags::CLONE_NEWCGROUP) => {
+                let text = read("cgroup").map_err(|_| gone())?;
+                let text = String::from_utf8_lossy(&text);
+                let of_process = text.lines().find_map(|l| l.strip_prefix("0::"));
+                of_process.map(|p| (PathBuf::from(own), PathBuf::from(p)))
+            }
+            _ => None,
+        };
+        Ok(Target {
+            label,
+            pidfd,
+            kinds,
+            flags,
+            cwd,
+            cgroup,
+        })
+    }
+}
+
+/// Enter the namespaces `kinds` (`flags`) of `label`'s process at once (the join rule).
+fn enter(label: &str, pidfd: &OwnedFd, kinds: &[&str], flags: CloneFlags) -> Result<(), Error> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    nix::sched::setns(pidfd, flags).map_err(|errno| {
+        SessionError::Enter {
+            target: label.to_string(),
+            namespaces: namespaces_text(kinds),
+            errno,
+        }
+        .into()
+    })
+}
+
+/// "user namespace", "user and mnt namespaces", "user, net and mnt namespaces".
+fn namespaces_text(kinds: &[&str]) -> String {
+    match kinds {
+        [] => "namespaces".into(),
+        [one] => format!("{one} namespace"),
+        [rest @ .., last] => format!("{} and {last} namespaces", rest.join(", ")),
     }
 }
 
@@ -162,6 +235,9 @@ pub(super) fn join(
     chdir: Option<&str>,
     identity: &crate::identity::Identity,
 ) -> Result<Infallible, Error> {
+    // The join rule: not dumpable until COMMAND is executed. prctl(2) cannot fail for these
+    // arguments; if it ever did, the join must not go on exposed.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
     let target = Target::resolve(spec)?;
     let caller = userns::Caller {
         uid: Uid::current().as_raw(),
@@ -171,21 +247,34 @@ pub(super) fn join(
     };
     // podman and buildah are told they are in a configured user namespace only where they can
     // mount (containers.rs): a session without a mount namespace shares the caller's mounts.
-    let mount_ns = target.enter.iter().any(|(kind, ..)| *kind == "mnt");
+    let mount_ns = target.flags.contains(CloneFlags::CLONE_NEWNS);
     let mut command = Command::new(words, crate::containers::env(&caller, mount_ns))?;
     command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     // The caller's directory, looked up again by name inside (where a mount may cover it).
     let here = std::env::current_dir().ok();
-    let mut pid_ns = false;
-    for (kind, flag, fd) in &target.enter {
-        nix::sched::setns(fd, *flag).map_err(|errno| SessionError::Enter {
-            target: target.label.clone(),
-            kind,
-            errno,
-        })?;
-        pid_ns |= *kind == "pid";
-    }
-    drop(target.enter);
+    let pid_ns = target.flags.contains(CloneFlags::CLONE_NEWPID);
+    // D15: into the session's cgroup, from the host, before its cgroup namespace: this
+    // process, or with a pid namespace the child that becomes COMMAND (see cgroup::Mover).
+    let Target {
+        label,
+        pidfd,
+        kinds,
+        flags,
+        cwd,
+        cgroup,
+    } = target;
+    let mover = match &cgroup {
+        Some((own, of_process)) if pid_ns => {
+            Some(crate::cgroup::Mover::start(&label, own, of_process)?)
+        }
+        Some((own, of_process)) => {
+            crate::cgroup::join(&label, own, of_process, getpid())?;
+            None
+        }
+        None => None,
+    };
+    enter(&label, &pidfd, &kinds, flags)?;
+    drop(pidfd);
     // As a new run does: our ids are mapped to 0 in the session, so this moves no privilege;
     // it makes real, effective and saved ids read 0 inside. EINVAL: the session maps no 0
     // (--map=subids), and the join stays the caller, as that run's COMMAND is.
@@ -204,12 +293,12 @@ pub(super) fn join(
             .map_err(|errno| crate::mounts::mount_error(format!("--chdir {dir}"), errno))?,
         None => {
             let by_name = here.is_some_and(|dir| nix::unistd::chdir(&dir).is_ok());
-            if !by_name && let Some(cwd) = &target.cwd {
+            if !by_name && let Some(cwd) = &cwd {
                 let _ = nix::unistd::fchdir(cwd);
             }
         }
     }
-    drop(target.cwd);
+    drop(cwd);
     // --uid, --gid, --cap-*, --no-new-privs: last, as in a new run.
     let run = || match identity.apply() {
         Ok(()) => command.exec(),
@@ -220,31 +309,58 @@ pub(super) fn join(
     }
     // A pid namespace takes only children: fork, and end the way COMMAND ends.
     process::block_forwarded_signals()?;
-    let (alive_r, alive_w) = process::pipe()?;
+    let (go_r, go_w) = process::pipe()?;
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
-            drop(alive_w);
-            // Die with become-root, as any supervised COMMAND does. getppid() is 0 here (the
-            // parent is outside the pid namespace), so the race with become-root dying first
-            // is closed with a pipe: its write end is gone when become-root is.
-            let orphaned = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || {
-                let mut fds = [PollFd::new(alive_r.as_fd(), PollFlags::POLLIN)];
-                poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
-            };
-            if orphaned {
+            drop(go_w);
+            // Die with become-root, as any supervised COMMAND does, and go only on its word
+            // (once it is in the session's cgroup). getppid() is 0 here (the parent is
+            // outside the pid namespace), so the race with become-root dying first is closed
+            // with the pipe: its write end is gone when become-root is.
+            let mut word = [0u8; 1];
+            let go = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
+                && matches!((&go_r).read(&mut word), Ok(1));
+            if !go {
                 sys::exit_now(crate::error::EXIT_FAILURE);
             }
-            drop(alive_r);
+            drop(go_r);
             let e = run();
             e.report();
             sys::exit_now(e.exit_code())
         }
         Forked::Parent(child) => {
-            drop(alive_r);
+            drop(go_r);
+            if let Some(mover) = mover
+                && let Err(e) = mover.finish(child)
+            {
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(e);
+            }
+            (&go_w)
+                .write_all(b"g")
+                .map_err(|e| Error::sys("starting COMMAND", sys::io_errno(&e)))?;
             let ending =
                 process::supervise(child, process::Watch::default(), &mut Vec::new(), &mut ())?;
-            drop(alive_w);
+            drop(go_w);
             ending.finish()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::namespaces_text;
+
+    #[test]
+    fn the_namespaces_an_error_names() {
+        let table: &[(&[&str], &str)] = &[
+            (&["user"], "user namespace"),
+            (&["user", "mnt"], "user and mnt namespaces"),
+            (&["user", "net", "mnt"], "user, net and mnt namespaces"),
+        ];
+        for (kinds, text) in table {
+            assert_eq!(namespaces_text(kinds), *text);
         }
     }
 }

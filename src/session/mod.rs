@@ -29,12 +29,14 @@
 //!   it starts a session cancels the session.
 //! - `--join=NAME|PID [COMMAND]` runs COMMAND (default `$SHELL`, else /bin/sh) in the
 //!   namespaces of session NAME, or of process PID (any process of yours in a user namespace
-//!   of its own, like `nsenter -t PID`). It enters the user namespace first, then each of
-//!   cgroup, ipc, uts, net, pid and mnt that the session made (that its user namespace owns),
-//!   and leaves the others as the caller has them: a session without `--mount` shares the
-//!   caller's mounts. It sets its ids to 0 as a new run does and passes the environment on
-//!   unchanged (plus the `_CONTAINERS_*` variables). No map is written, no subordinate id is
-//!   read, no helper runs: the maps, mounts, resolv.conf and network are the session's.
+//!   of its own, like `nsenter -t PID`). It enters the user namespace and each of cgroup,
+//!   ipc, uts, net, pid and mnt that the session made (that its user namespace owns), all at
+//!   once (join.rs: the join rule), and leaves the others as the caller has them: a session
+//!   without `--mount` shares the caller's mounts. A session with a cgroup of its own takes
+//!   COMMAND into it first (cgroup/join.rs says which cgroup). It sets its ids to 0 as a new
+//!   run does and passes the environment on unchanged (plus the `_CONTAINERS_*` variables).
+//!   No map is written, no subordinate id is read, no helper runs: the maps, mounts,
+//!   resolv.conf and network are the session's.
 //!   `--uid`, `--gid`, `--cap-add`, `--cap-drop` and `--no-new-privs` apply to the joined
 //!   COMMAND as in a new run (those given when the session was made apply to its COMMAND
 //!   only). The working directory is `--chdir=DIR` when given, else the caller's current
@@ -118,9 +120,8 @@ const NAME_MAX: usize = 64;
 /// First line of a state file: what it is, and the version of its format.
 const MAGIC: &str = "become-root session 1";
 
-/// The namespaces a session may have, in the order a join enters them: the user namespace
-/// first (entering it grants the capabilities the others ask for), the mount namespace last
-/// (entering it moves root and working directory, and /proc with them).
+/// The namespaces a session may have: the user namespace first (entering it grants the
+/// capabilities the others ask for; a join enters all it needs with one setns(2)).
 const KINDS: [(&str, CloneFlags); 7] = [
     ("user", CloneFlags::CLONE_NEWUSER),
     ("cgroup", CloneFlags::CLONE_NEWCGROUP),
@@ -154,10 +155,11 @@ pub enum SessionError {
     NoProcess { pid: String },
     #[error("is not in a user namespace of its own, so there is nothing to join")]
     NotInUserns { target: String },
-    #[error("cannot enter its {kind} namespace: {errno}")]
+    #[error("cannot enter its {namespaces}: {errno}")]
     Enter {
         target: String,
-        kind: &'static str,
+        /// "user namespace", "user and mnt namespaces".
+        namespaces: String,
         errno: Errno,
     },
     #[error("{why}")]
