@@ -550,6 +550,21 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  cgroup) are refused as overlay layers and targets; a file size limit makes \
                  state writes fail with a message (EFBIG) and leaves no state file.",
             ),
+            Item(
+                "Nothing outlives become-root",
+                "Every process become-root leaves in the namespaces dies with it, however it \
+                 ends (SIGKILL included): the namespace process, which becomes COMMAND or the \
+                 pid namespace's init, has a parent-death signal (SIGKILL). The kernel clears \
+                 that signal whenever the process's ids change (--map=keep-id, a map that puts \
+                 a subordinate id at 0, --uid, --gid), so it is set again after each change, \
+                 and the process leaves at once if become-root died meanwhile. With --pid, the \
+                 kernel ends every process of the namespace with its init. Without it, \
+                 fuse-overlayfs has a warden, root inside, that ends it when COMMAND ends \
+                 (COMMAND as an unprivileged id may not signal it, and the kernel drops a \
+                 parent-death signal it could not send). The kernel clears the signal too \
+                 when COMMAND executes a set-user-ID, set-group-ID or file-capability program \
+                 inside; without --pid, such a program can outlive a killed become-root.",
+            ),
             Para(
                 "overlayfs leaves a directory work with mode 000 in .UPPER.work, owned by the \
                  caller (uid 0 inside). Remove the work directory with become-root rm -rf \

@@ -69,5 +69,5 @@ pub(super) fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Err
         real.abandon();
         return Err(e);
     }
-    Err(run_command(plan))
+    Err(run_command(plan, None))
 }

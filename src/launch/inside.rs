@@ -282,10 +282,17 @@ pub(super) fn map_helper(
     sys::exit_now(0)
 }
 
-/// Take the identity asked for, then exec COMMAND; returns only on failure.
-pub(super) fn run_command(plan: &Plan) -> Error {
+/// Take the identity asked for, then exec COMMAND; returns only on failure. `alive`, in a
+/// supervised run: the pipe that tells whether become-root is still there, to die with it
+/// (the change of ids cleared the parent-death signal: process::die_with_become_root).
+pub(super) fn run_command(plan: &Plan, alive: Option<&std::fs::File>) -> Error {
     match plan.identity.apply() {
-        Ok(()) => plan.command.exec(),
+        Ok(()) => {
+            if let Some(alive) = alive {
+                process::die_with_become_root(alive);
+            }
+            plan.command.exec()
+        }
         Err(e) => e,
     }
 }
@@ -314,13 +321,17 @@ pub(super) fn namespace_child(
 ) -> Result<(), Error> {
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
     // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
-    // an ancestor pid namespace). The setting survives the exec of COMMAND.
+    // an ancestor pid namespace). The setting survives the exec of COMMAND; a change of ids
+    // clears it, so it is armed again after each (process::die_with_become_root).
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::sys("prctl", e))?;
     let mut real = Real {
         maps: Some(MapsFrom::Supervisor { go }),
         resolv_conf: None,
     };
     setup_inside(&mut real, plan)?;
+    // Its ids may have changed (keep-id, a subordinate id at 0), and the parent-death signal
+    // with them.
+    process::die_with_become_root(&ending);
     if let Some(channel) = provider {
         net::forward::spawn_provider(channel, plan.pid_namespace())?;
     }
@@ -352,12 +363,14 @@ pub(super) fn namespace_child(
         // pids are its pids only without a pid namespace; with one, the kernel ends them
         // before pid 1's end is reported, zap_pid_ns_processes).
         if !plan.pid_namespace() {
-            for pid in crate::mounts::overlay::started_helpers() {
+            let helpers = crate::mounts::overlay::started_helpers();
+            for &pid in &helpers {
                 let _ = (&ending).write_all(&process::Ending::Helper(pid).encode());
             }
+            // COMMAND may not be allowed to signal them (warden.rs).
+            super::warden::start(&helpers, &ending);
         }
-        drop(ending);
-        return Err(run_command(plan));
+        return Err(run_command(plan, Some(&ending)));
     }
     if let Some(terminal) = terminal {
         terminal.lead_inside();
@@ -365,7 +378,8 @@ pub(super) fn namespace_child(
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
             drop(ending);
-            let e = run_command(plan);
+            // (No parent-death signal: when init dies, the kernel ends its pid namespace.)
+            let e = run_command(plan, None);
             e.report();
             sys::exit_now(e.exit_code())
         }

@@ -29,6 +29,7 @@ mod in_place;
 pub mod inside;
 mod plan;
 mod supervise;
+mod warden;
 
 pub use plan::{Plan, plan};
 

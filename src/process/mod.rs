@@ -20,11 +20,14 @@ use nix::unistd::Pid;
 use crate::error::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, Error};
 use crate::sys;
 
+mod ending;
+mod parent;
+pub use ending::{Ending, read_reports};
+pub use parent::die_with_become_root;
+
 /// si_code of signals the kernel sends on its own behalf, notably the terminal's SIGINT,
 /// SIGQUIT, SIGTSTP, SIGHUP and SIGWINCH, which reach the whole foreground process group: the
 /// command got its own copy, so forwarding it again would deliver it twice.
-mod ending;
-pub use ending::{Ending, read_reports};
 const SI_KERNEL: i32 = 0x80;
 
 /// COMMAND, ready for execve.
