@@ -548,7 +548,10 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "fuse-overlayfs is given no path holding ',', ':' or '\\', which its option \
                  string would read as separators; pseudo filesystems (proc, sysfs, devpts, \
                  cgroup) are refused as overlay layers and targets; a file size limit makes \
-                 state writes fail with a message (EFBIG) and leaves no state file.",
+                 state writes fail with a message (EFBIG) and leaves no state file. become-root \
+                 ignores SIGXFSZ, so that over a file size limit its own failure ends with \
+                 status 125 even when its message cannot be written; COMMAND gets SIGXFSZ as \
+                 the caller left it.",
             ),
             Item(
                 "Nothing outlives become-root",

@@ -12,6 +12,8 @@ use common::{World, chown_tree};
 common::tests! {
     [Harness, Tool("ps"), Tool("fuse-overlayfs")]
         d17_sigkill_of_become_root_leaves_nothing_whatever_the_id_map;
+    [Harness, Tool("prlimit")]
+        d10_over_the_file_size_limit_become_root_ends_125_and_command_gets_sigxfsz_as_it_was;
 }
 
 fn p(path: &Path) -> String {
@@ -95,4 +97,56 @@ fn kill_all(left: &[String]) {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
+}
+
+// ---- D10. a file size limit never turns become-root's own failure into SIGXFSZ --------------
+
+fn d10_over_the_file_size_limit_become_root_ends_125_and_command_gets_sigxfsz_as_it_was() {
+    // With stderr a file that may not grow, become-root's message was what exceeded the limit:
+    // SIGXFSZ killed it (status 153) with no message. Its failures end 125, whatever it could
+    // write of the message; COMMAND still gets SIGXFSZ as the caller left it.
+    let mut w = World::new();
+    let run = w.home().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    chown_tree(&run, w.uid);
+    w.env.push(("XDG_RUNTIME_DIR".into(), p(&run)));
+    let failures = [
+        "--no-such-option true",
+        "--name=fs --detach",
+        "--name=fs --pid --net -p 0:80 true",
+        "--rootfs=/nonexistent true",
+    ];
+    for limit in [0, 20] {
+        for args in failures {
+            let out = w.sh(&format!(
+                "prlimit --fsize={limit} \"$BR\" {args} 2>$HOME/err; echo status=$?
+                 stat -c %s $HOME/err"
+            ));
+            let what = format!("--fsize={limit} {args}");
+            assert!(out.stdout.starts_with("status=125\n"), "{what}: {out:#?}");
+            let size: u64 = out.stdout.lines().nth(1).unwrap().parse().unwrap();
+            assert!(size <= limit, "{what}: {size} bytes written: {out:#?}");
+        }
+    }
+    let text = std::fs::read_to_string(w.home().join("err")).unwrap();
+    assert!(
+        "become-root: ".starts_with(&text[..text.len().min(13)]),
+        "{text:?}"
+    );
+    // COMMAND exceeding the limit dies of SIGXFSZ as it would without become-root, or, when
+    // the caller ignores it, sees its write fail.
+    for mode in ["", "--pid"] {
+        let out = w.sh(&format!(
+            "prlimit --fsize=0 \"$BR\" {mode} sh -c 'echo x > $HOME/big; echo wrote'
+             echo status=$?
+             trap '' XFSZ
+             prlimit --fsize=0 \"$BR\" {mode} sh -c 'echo x > $HOME/big || echo refused'
+             echo status=$?"
+        ));
+        assert_eq!(
+            out.stdout, "status=153\nrefused\nstatus=0\n",
+            "{mode}: {out:#?}"
+        );
+    }
+    assert!(w.wait_no_leftovers().is_empty());
 }

@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 
-use crate::error::Error;
+use crate::error::{Error, say};
 use crate::options::{
     FsArg, MapMode, NetMode, OverlayDriver, PortDriver, Propagation, SubidSource,
 };
@@ -100,14 +100,14 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
             let extents: Vec<String> = map.ranges().iter().map(|r| r.to_string()).collect();
             extents.join(", ")
         };
-        eprintln!("become-root: uid map: {}", show(&plan.mapping.uid));
-        eprintln!("become-root: gid map: {}", show(&plan.mapping.gid));
-        eprintln!("become-root: {}", plan.identity_text());
+        say!("become-root: uid map: {}", show(&plan.mapping.uid));
+        say!("become-root: gid map: {}", show(&plan.mapping.gid));
+        say!("become-root: {}", plan.identity_text());
         let groups = if plan.drop_groups { "dropped" } else { "kept" };
-        eprintln!("become-root: supplementary groups: {groups}");
+        say!("become-root: supplementary groups: {groups}");
         if let Some(net) = &plan.connected {
             let from = net.from_env.map(|e| format!(" (from {e})"));
-            eprintln!(
+            say!(
                 "become-root: network helper: {}{}",
                 net.program.display(),
                 from.unwrap_or_default()
@@ -117,7 +117,7 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
     plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     if !quiet {
         for w in &warnings {
-            eprint!("{w}");
+            crate::error::write_stderr(format_args!("{w}"));
         }
     }
     if plan.supervised() {

@@ -24,7 +24,7 @@ use nix::unistd::Pid;
 
 use super::Plan;
 use super::inside::{exit_with, namespace_child, with_apparmor_hint};
-use crate::error::Error;
+use crate::error::{Error, say};
 use crate::net::{self, Driver};
 use crate::process::{self, Ending, Terminal};
 use crate::session::Session;
@@ -214,7 +214,7 @@ impl<'p> Run<'p> {
             Err(e) => {
                 let fallback = planned.fall_back().ok_or(e.clone())?;
                 if !self.plan.quiet {
-                    eprintln!("become-root: warning: --net=auto: {e}; using slirp4netns instead");
+                    say!("become-root: warning: --net=auto: {e}; using slirp4netns instead");
                 }
                 let helper = net::helper::start_ready(&fallback, child)?;
                 self.driver = Some(fallback.driver);
@@ -238,7 +238,7 @@ impl<'p> Run<'p> {
             let chosen = self.bound.iter().filter(|b| b.publish.host_port == 0);
             let chosen = chosen.map(|b| format!("published {}", b.describe()));
             for notice in plan.notices.iter().cloned().chain(chosen) {
-                eprintln!("become-root: {notice}");
+                say!("become-root: {notice}");
             }
         }
         let mut word = b"ok".to_vec();
@@ -367,7 +367,7 @@ impl<'p> Run<'p> {
             && own.oom_kills() > 0
         {
             let memory = own.limits.memory.map(crate::cgroup::size_text);
-            eprintln!(
+            say!(
                 "become-root: COMMAND was killed by the memory limit{}",
                 memory.map_or(String::new(), |size| format!(" (--memory={size})"))
             );
@@ -383,7 +383,7 @@ impl<'p> Run<'p> {
 /// If the network helper has ended, say so on stderr and record it in the session.
 fn notice_dead_helper(helper: &mut Option<net::helper::Running>, session: &mut Option<Session>) {
     if let Some(down) = helper.as_mut().and_then(|h| h.ended()) {
-        eprintln!("become-root: network: {down}; the namespace has no network now");
+        say!("become-root: network: {down}; the namespace has no network now");
         if let Some(session) = session.as_mut() {
             session.network_down(&down);
         }

@@ -159,7 +159,7 @@ impl<'p> Forwarder<'p> {
                 Ok(n) => n,
                 Err(Errno::EINTR) => 0,
                 Err(e) => {
-                    eprintln!("become-root: forwarding published ports: epoll_wait: {e}");
+                    crate::error::say!("become-root: forwarding published ports: epoll_wait: {e}");
                     return;
                 }
             };

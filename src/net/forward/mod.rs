@@ -206,7 +206,7 @@ pub fn start(bound: Vec<Bound>, provider: Arc<Provider>) {
     }
     std::thread::spawn(move || match Forwarder::new(bound, &provider.channel) {
         Ok(mut forwarder) => forwarder.run(),
-        Err(e) => eprintln!("become-root: forwarding published ports: {e}"),
+        Err(e) => crate::error::say!("become-root: forwarding published ports: {e}"),
     });
 }
 
