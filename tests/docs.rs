@@ -411,6 +411,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "Path of the fuse-overlayfs(1) to run for --overlay and --copy-up when they use \
                  fuse-overlayfs, instead of the one on PATH.",
             ),
+            Item(
+                "BECOME_ROOT_PORT_IDLE_TIMEOUT",
+                "Seconds a TCP connection to a published port may stay idle (no byte either \
+                 way) before both its ends are reset; 0 for never. Unset or empty: 7200 (two \
+                 hours, as pasta does for its TCP connections). Anything but a whole number of \
+                 seconds is an error (status 125) before anything runs. See SECURITY.",
+            ),
             Para(
                 "An empty variable counts as unset. A set one is used as it is, never passed \
                  over: when it names no executable file, a run that needs the program fails \
@@ -567,6 +574,23 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  parent-death signal it could not send). The kernel clears the signal too \
                  when COMMAND executes a set-user-ID, set-group-ID or file-capability program \
                  inside; without --pid, such a program can outlive a killed become-root.",
+            ),
+            Item(
+                "Published ports",
+                "The forwarder serves them from become-root's own process, within its \
+                 open-files limit (raised to 65536 where the hard limit allows): an idle TCP \
+                 connection holds two descriptors, and bytes in flight a pipe, or a buffer \
+                 when no descriptor is left for one. One client address may hold 1024 \
+                 connections at once over all the ports; its next ones are reset at once, and \
+                 the log (stderr, a detached session's log) says so at most once a minute. This \
+                 bounds what one host can hold of a port published to the network; a local \
+                 user can connect from any address of 127.0.0.0/8 and is bounded by the \
+                 open-files limit alone. A connection idle for two hours \
+                 (BECOME_ROOT_PORT_IDLE_TIMEOUT) is reset; UDP flows close after a minute \
+                 without a datagram. COMMAND may kill the socket provider, the process in the \
+                 namespaces that makes the connections inside: become-root then says so at \
+                 once, --list shows it (network down), and the TCP ports refuse connections \
+                 while keeping their host ports bound.",
             ),
             Para(
                 "overlayfs leaves a directory work with mode 000 in .UPPER.work, owned by the \
@@ -940,6 +964,7 @@ fn become_root_man_page_has_the_contract_sections() {
         "SLIRP4NETNS",
         "PASTA",
         "FUSE_OVERLAYFS",
+        "BECOME_ROOT_PORT_IDLE_TIMEOUT",
         "_CONTAINERS_USERNS_CONFIGURED",
         "_CONTAINERS_ROOTLESS_UID",
         "_CONTAINERS_ROOTLESS_GID",

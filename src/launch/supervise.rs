@@ -50,8 +50,12 @@ struct Run<'p> {
     ending: Option<std::fs::File>,
     /// Helpers the namespace process left running (fuse-overlayfs), to wait for at the end.
     helpers: Vec<Pid>,
-    /// Our end of the channel to the socket provider inside (published ports).
+    /// Our end of the channel to the socket provider inside (published ports), then the
+    /// forwarder's view of it, until its death is said.
     provider: Option<OwnedFd>,
+    forwarding: Option<std::sync::Arc<net::forward::Provider>>,
+    /// How long a forwarded TCP connection may be idle.
+    idle: Option<std::time::Duration>,
     helper: Option<net::helper::Running>,
     /// --cgroup: the run's own cgroup, holding the namespace process.
     cgroup: Option<crate::cgroup::Own>,
@@ -92,6 +96,8 @@ impl<'p> Run<'p> {
             ending: None,
             helpers: Vec::new(),
             provider: None,
+            forwarding: None,
+            idle: None,
             helper: None,
             cgroup: None,
             driver: plan.connected.as_ref().map(|net| net.driver),
@@ -120,6 +126,9 @@ impl<'p> Run<'p> {
     /// Host ports first: they depend on nothing inside, so a port in use is an error before
     /// any namespace exists.
     fn bind_ports(&mut self) -> Result<(), Error> {
+        if !self.plan.publish.is_empty() {
+            self.idle = net::forward::idle_timeout_from_env()?;
+        }
         self.bound = net::forward::bind(&self.plan.publish)?;
         Ok(())
     }
@@ -263,7 +272,8 @@ impl<'p> Run<'p> {
     fn forward_ports(&mut self) {
         if let Some(provider) = self.provider.take() {
             let provider = std::sync::Arc::new(net::forward::Provider::new(provider));
-            net::forward::start(std::mem::take(&mut self.bound), provider);
+            self.forwarding = Some(provider.clone());
+            net::forward::start(std::mem::take(&mut self.bound), provider, self.idle);
         }
     }
 
@@ -278,7 +288,8 @@ impl<'p> Run<'p> {
     /// Wait for COMMAND, forwarding signals. An init reports how COMMAND ended (otherwise the
     /// child is COMMAND), and the namespace process says when its setup is done, for
     /// --info-fd. A network helper that dies meanwhile leaves the namespace without a
-    /// network while COMMAND runs on: it is said at once (in a detached session's log) and
+    /// network while COMMAND runs on, and the socket provider's death leaves the published
+    /// ports without a way in: each is said at once (in a detached session's log) and
     /// recorded for --list.
     fn supervise(&mut self) -> Result<Ending, Error> {
         let plan = self.plan;
@@ -313,7 +324,11 @@ impl<'p> Run<'p> {
             }
         };
         let (helper, session) = (&mut self.helper, &mut self.session);
-        let mut on_child = || notice_dead_helper(helper, session);
+        let forwarding = &mut self.forwarding;
+        let mut on_child = || {
+            notice_dead_helper(helper, session);
+            notice_dead_provider(forwarding, child, session);
+        };
         let mut helpers = Vec::new();
         let ending = process::supervise(
             child,
@@ -388,6 +403,44 @@ fn notice_dead_helper(helper: &mut Option<net::helper::Running>, session: &mut O
             session.network_down(&down);
         }
     }
+}
+
+/// If the socket provider is gone while the namespace process runs on, say so once, and
+/// record it in the session. At the end of a run with a pid namespace the provider goes with
+/// pid 1, which is exiting by then: that is no news.
+fn notice_dead_provider(
+    forwarding: &mut Option<std::sync::Arc<net::forward::Provider>>,
+    child: Pid,
+    session: &mut Option<Session>,
+) {
+    if !forwarding.as_ref().is_some_and(|p| p.gone()) || exiting(child) {
+        return;
+    }
+    *forwarding = None; // said once
+    say!(
+        "become-root: published ports: their socket provider in the namespace is gone; they \
+         refuse connections now"
+    );
+    if let Some(session) = session.as_mut() {
+        session.network_down("published ports: their socket provider is gone");
+    }
+}
+
+/// Whether `pid` is on its way out: PF_EXITING (0x4, include/linux/sched.h) in the flags
+/// of /proc/PID/stat (proc(5), field 9), set before the kernel ends the rest of a pid
+/// namespace with its pid 1 (zap_pid_ns_processes); gone counts too.
+fn exiting(pid: Pid) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // After the command name in parentheses (which may hold anything): the state, ppid,
+    // pgrp, session, tty_nr, tpgid, then the flags.
+    let flags = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(6))
+        .and_then(|f| f.parse::<u64>().ok());
+    flags.is_none_or(|f| f & PF_EXITING != 0)
 }
 
 impl Drop for Run<'_> {
