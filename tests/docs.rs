@@ -592,6 +592,21 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  once, --list shows it (network down), and the TCP ports refuse connections \
                  while keeping their host ports bound.",
             ),
+            Item(
+                "The AppArmor profile is opt-in",
+                "Ubuntu 23.10 and later deny programs AppArmor does not confine every \
+                 capability in the user namespaces they create \
+                 (kernel.apparmor_restrict_unprivileged_userns=1), and become-root then fails, \
+                 saying so. The Debian package ships a profile that lifts this for \
+                 /usr/bin/become-root (unconfined, userns) in /usr/share/become-root/apparmor/ \
+                 and does not load it: loaded, it lets every local user run any program with \
+                 every capability over a user namespace of its own, which is what the \
+                 restriction prevents. Ubuntu's own profiles for bwrap and unshare deny \
+                 every capability to the programs those tools start, which would leave \
+                 COMMAND root without root's powers. /usr/share/doc/become-root/README.apparmor \
+                 says how to enable it (AppArmor 4), to limit it to a group of users, and to \
+                 disable it.",
+            ),
             Para(
                 "overlayfs leaves a directory work with mode 000 in .UPPER.work, owned by the \
                  caller (uid 0 inside). Remove the work directory with become-root rm -rf \
