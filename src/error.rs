@@ -107,9 +107,26 @@ impl Error {
 
     /// Print the error to stderr in the one format.
     pub fn report(&self) {
-        eprint!("{self}");
+        write_stderr(format_args!("{self}"));
     }
 }
+
+/// Write to stderr as eprint! does, but never panic: a message that cannot be written (stderr
+/// on a full disk, or a file over the file size limit: become-root ignores SIGXFSZ, and the
+/// write fails with EFBIG) is lost, and become-root still ends with its own status. eprint!
+/// panics there, which in a forked child would unwind into become-root's own code.
+pub fn write_stderr(args: fmt::Arguments) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_fmt(args);
+}
+
+/// eprintln!, through [`write_stderr`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::error::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use say;
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

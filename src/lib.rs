@@ -63,13 +63,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
 /// file-capability copy would otherwise act with that privilege on files any user can write
 /// (a forged session state file made --stop signal another user's process).
 pub fn run(program: Program, args: Vec<OsString>) -> i32 {
+    process::ignore_file_size_signal();
     if let Err(e) = userns::refuse_privileged() {
         let name = match program {
             Program::BecomeRoot => "become-root",
             Program::Subid => "subid",
         };
-        eprintln!("{name}: refusing to run: {e}");
-        eprintln!("hint: install it as a plain executable: chmod u-s,g-s FILE; setcap -r FILE");
+        error::say!("{name}: refusing to run: {e}");
+        error::say!("hint: install it as a plain executable: chmod u-s,g-s FILE; setcap -r FILE");
         return match program {
             Program::BecomeRoot => error::EXIT_FAILURE,
             Program::Subid => subid_cmd::EXIT_FAILURE,

@@ -471,6 +471,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "Path of the fuse-overlayfs(1) to run for --overlay and --copy-up when they use \
                  fuse-overlayfs, instead of the one on PATH.",
             ),
+            Item(
+                "BECOME_ROOT_PORT_IDLE_TIMEOUT",
+                "Seconds a TCP connection to a published port may stay idle (no byte either \
+                 way) before both its ends are reset; 0 for never. Unset or empty: 7200 (two \
+                 hours, as pasta does for its TCP connections). Anything but a whole number of \
+                 seconds is an error (status 125) before anything runs. See SECURITY.",
+            ),
             Para(
                 "An empty variable counts as unset. A set one is used as it is, never passed \
                  over: when it names no executable file (or, for NEWUIDMAP and NEWGIDMAP, one \
@@ -716,7 +723,57 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "fuse-overlayfs is given no path holding ',', ':' or '\\', which its option \
                  string would read as separators; pseudo filesystems (proc, sysfs, devpts, \
                  cgroup) are refused as overlay layers and targets; a file size limit makes \
-                 state writes fail with a message (EFBIG) and leaves no state file.",
+                 state writes fail with a message (EFBIG) and leaves no state file. become-root \
+                 ignores SIGXFSZ, so that over a file size limit its own failure ends with \
+                 status 125 even when its message cannot be written; COMMAND gets SIGXFSZ as \
+                 the caller left it.",
+            ),
+            Item(
+                "Nothing outlives become-root",
+                "Every process become-root leaves in the namespaces dies with it, however it \
+                 ends (SIGKILL included): the namespace process, which becomes COMMAND or the \
+                 pid namespace's init, has a parent-death signal (SIGKILL). The kernel clears \
+                 that signal whenever the process's ids change (--map=keep-id, a map that puts \
+                 a subordinate id at 0, --uid, --gid), so it is set again after each change, \
+                 and the process leaves at once if become-root died meanwhile. With --pid, the \
+                 kernel ends every process of the namespace with its init. Without it, \
+                 fuse-overlayfs has a warden, root inside, that ends it when COMMAND ends \
+                 (COMMAND as an unprivileged id may not signal it, and the kernel drops a \
+                 parent-death signal it could not send). The kernel clears the signal too \
+                 when COMMAND executes a set-user-ID, set-group-ID or file-capability program \
+                 inside; without --pid, such a program can outlive a killed become-root.",
+            ),
+            Item(
+                "Published ports",
+                "The forwarder serves them from become-root's own process, within its \
+                 open-files limit (raised to 65536 where the hard limit allows): an idle TCP \
+                 connection holds two descriptors, and bytes in flight a pipe, or a buffer \
+                 when no descriptor is left for one. One client address may hold 1024 \
+                 connections at once over all the ports; its next ones are reset at once, and \
+                 the log (stderr, a detached session's log) says so at most once a minute. This \
+                 bounds what one host can hold of a port published to the network; a local \
+                 user can connect from any address of 127.0.0.0/8 and is bounded by the \
+                 open-files limit alone. A connection idle for two hours \
+                 (BECOME_ROOT_PORT_IDLE_TIMEOUT) is reset; UDP flows close after a minute \
+                 without a datagram. COMMAND may kill the socket provider, the process in the \
+                 namespaces that makes the connections inside: become-root then says so at \
+                 once, --list shows it (network down), and the TCP ports refuse connections \
+                 while keeping their host ports bound.",
+            ),
+            Item(
+                "The AppArmor profile is opt-in",
+                "Ubuntu 23.10 and later deny programs AppArmor does not confine every \
+                 capability in the user namespaces they create \
+                 (kernel.apparmor_restrict_unprivileged_userns=1), and become-root then fails, \
+                 saying so. The Debian package ships a profile that lifts this for \
+                 /usr/bin/become-root (unconfined, userns) in /usr/share/become-root/apparmor/ \
+                 and does not load it: loaded, it lets every local user run any program with \
+                 every capability over a user namespace of its own, which is what the \
+                 restriction prevents. Ubuntu's own profiles for bwrap and unshare deny \
+                 every capability to the programs those tools start, which would leave \
+                 COMMAND root without root's powers. /usr/share/doc/become-root/README.apparmor \
+                 says how to enable it (AppArmor 4), to limit it to a group of users, and to \
+                 disable it.",
             ),
             Para(
                 "overlayfs leaves a directory work with mode 000 in .UPPER.work, owned by the \
@@ -1090,6 +1147,7 @@ fn become_root_man_page_has_the_contract_sections() {
         "SLIRP4NETNS",
         "PASTA",
         "FUSE_OVERLAYFS",
+        "BECOME_ROOT_PORT_IDLE_TIMEOUT",
         "_CONTAINERS_USERNS_CONFIGURED",
         "_CONTAINERS_ROOTLESS_UID",
         "_CONTAINERS_ROOTLESS_GID",

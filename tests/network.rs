@@ -894,10 +894,12 @@ fn no_helper_outlives_a_run_and_a_port_is_free_for_the_next_at_once() {
     let mut w = world();
     w.own_network = true;
     // As the README promises and a script finds: the moment become-root returns, its helper
-    // is gone (ps right after it, no wait), and the next run publishes the same port.
+    // is gone (ps right after it, no wait; a zombie is dead already), and the next run
+    // publishes the same port.
     for mode in ["slirp4netns", "pasta"] {
         let out = w.sh(&format!(
-            "\"$BR\" --net={mode} true; ps -o comm= -u {uid} >ps.out; grep -c {mode} ps.out",
+            "\"$BR\" --net={mode} true; ps -o pid=,ppid=,stat=,comm= -u {uid} >ps.out; \
+             awk '$3 !~ /^Z/ && $4 == \"{mode}\"' ps.out | wc -l; cat ps.out >&2",
             uid = w.uid
         ));
         assert_eq!(out.stdout, "0\n", "{mode} outlived the run: {out:#?}");

@@ -70,5 +70,5 @@ pub(super) fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Err
     if let Some(notifier) = &plan.notifier {
         notifier.send("READY=1");
     }
-    Err(run_command(plan))
+    Err(run_command(plan, None))
 }

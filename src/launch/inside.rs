@@ -342,10 +342,17 @@ pub(super) fn map_helper(
     sys::exit_now(0)
 }
 
-/// Take the identity asked for, then exec COMMAND; returns only on failure.
-pub(super) fn run_command(plan: &Plan) -> Error {
+/// Take the identity asked for, then exec COMMAND; returns only on failure. `alive`, in a
+/// supervised run: the pipe that tells whether become-root is still there, to die with it
+/// (the change of ids cleared the parent-death signal: process::die_with_become_root).
+pub(super) fn run_command(plan: &Plan, alive: Option<&std::fs::File>) -> Error {
     match plan.identity.apply() {
-        Ok(()) => plan.command.exec(),
+        Ok(()) => {
+            if let Some(alive) = alive {
+                process::die_with_become_root(alive);
+            }
+            plan.command.exec()
+        }
         Err(e) => e,
     }
 }
@@ -394,7 +401,8 @@ pub(super) fn namespace_child(
     } = channels;
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
     // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
-    // an ancestor pid namespace). The setting survives the exec of COMMAND.
+    // an ancestor pid namespace). The setting survives the exec of COMMAND; a change of ids
+    // clears it, so it is armed again after each (process::die_with_become_root).
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::sys("prctl", e))?;
     let mut real = Real::new(MapsFrom::Supervisor { go, cgroup_made }, fuse);
     setup_inside(&mut real, plan)?;
@@ -405,27 +413,34 @@ pub(super) fn namespace_child(
     // The mounts are done: closing the channel to the fuse helper tells it so (and nothing
     // it owns is closed again below, with the rest, behind its back).
     drop(real);
-    if let Some(channel) = provider {
-        net::forward::spawn_provider(channel, plan.pid_namespace())?;
-    }
-    if plan.info_fd.is_some() {
-        let _ = (&ending).write_all(&process::Ending::Ready.encode());
-    }
+    // Its ids may have changed (keep-id, a subordinate id at 0), and the parent-death signal
+    // with them.
+    process::die_with_become_root(&ending);
     // The terminal rule (process::console): pid 1 gets the console in a session of its own,
     // before the descriptors below are closed (the console's own among them).
     if let Some(console) = &plan.console {
         console.attach()?;
     }
     // From here on this process holds nothing of become-root's but the pipes it still
-    // speaks on: no overlay layer, state directory, --info-fd or channel to the fuse helper
-    // (whose end tells the helper that the mounts are done) stays in the namespaces
-    // (this process may live on as init or as a pause process, visible to COMMAND). It ends
-    // by exec or _exit, so the Rust owners of what is closed never run again.
+    // speaks on: no overlay layer, state directory, --info-fd, host port or channel to the
+    // fuse helper (whose end tells the helper that the mounts are done) stays in the
+    // namespaces (this process may live on as init or as a pause process, visible to
+    // COMMAND). It ends by exec or _exit, so the Rust owners of what is closed never run
+    // again. Before the socket provider is forked: a provider that held become-root's host
+    // ports until it ran its own close would keep them bound after become-root returned
+    // (seen under load: the next run's -p of the same port failed).
     let mut keep = vec![ending.as_raw_fd()];
+    keep.extend(provider.as_ref().map(|c| c.as_raw_fd()));
     if let Some(session) = session {
         keep.extend(session.fds_inside());
     }
     sys::close_own_fds_except(&keep);
+    if let Some(channel) = provider {
+        net::forward::spawn_provider(channel, plan.pid_namespace())?;
+    }
+    if plan.info_fd.is_some() {
+        let _ = (&ending).write_all(&process::Ending::Ready.encode());
+    }
     // Sessions: tell become-root the namespaces are ready (a pause process holds here).
     if let Some(session) = session {
         session.ready_inside()?;
@@ -441,12 +456,14 @@ pub(super) fn namespace_child(
         // (their pids are its pids only without a pid namespace; with one, the kernel ends
         // them before pid 1's end is reported, zap_pid_ns_processes).
         if !plan.pid_namespace() {
-            for pid in crate::mounts::fuse_started_here() {
+            let helpers = crate::mounts::fuse_started_here();
+            for &pid in &helpers {
                 let _ = (&ending).write_all(&process::Ending::Helper(pid).encode());
             }
+            // COMMAND may not be allowed to signal them (warden.rs).
+            super::warden::start(&helpers, &ending);
         }
-        drop(ending);
-        return Err(run_command(plan));
+        return Err(run_command(plan, Some(&ending)));
     }
     if let Some(terminal) = terminal {
         terminal.lead_inside();
@@ -454,7 +471,8 @@ pub(super) fn namespace_child(
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
             drop(ending);
-            let e = run_command(plan);
+            // (No parent-death signal: when init dies, the kernel ends its pid namespace.)
+            let e = run_command(plan, None);
             e.report();
             sys::exit_now(e.exit_code())
         }

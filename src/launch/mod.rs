@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 
-use crate::error::Error;
+use crate::error::{Error, say};
 use crate::options::{
     FsArg, MapMode, NetMode, OverlayDriver, PortDriver, Propagation, SubidSource,
 };
@@ -28,6 +28,7 @@ mod in_place;
 pub mod inside;
 mod plan;
 mod supervise;
+mod warden;
 
 pub use plan::{Plan, plan};
 
@@ -112,9 +113,9 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
             let extents: Vec<String> = map.ranges().iter().map(|r| r.to_string()).collect();
             extents.join(", ")
         };
-        eprintln!("become-root: uid map: {}", show(&plan.mapping.uid));
-        eprintln!("become-root: gid map: {}", show(&plan.mapping.gid));
-        eprintln!("become-root: {}", plan.identity_text());
+        say!("become-root: uid map: {}", show(&plan.mapping.uid));
+        say!("become-root: gid map: {}", show(&plan.mapping.gid));
+        say!("become-root: {}", plan.identity_text());
         if let crate::userns::Writer::Helpers {
             newuidmap,
             newgidmap,
@@ -124,7 +125,7 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
                 Some(_) => format!(" (from {var})"),
                 None => String::new(),
             };
-            eprintln!(
+            say!(
                 "become-root: maps written by {}{} and {}{}",
                 newuidmap.display(),
                 from("NEWUIDMAP"),
@@ -133,10 +134,10 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
             );
         }
         let groups = if plan.drop_groups { "dropped" } else { "kept" };
-        eprintln!("become-root: supplementary groups: {groups}");
+        say!("become-root: supplementary groups: {groups}");
         if let Some(net) = &plan.connected {
             let from = net.from_env.map(|e| format!(" (from {e})"));
-            eprintln!(
+            say!(
                 "become-root: network helper: {}{}",
                 net.program.display(),
                 from.unwrap_or_default()
@@ -146,7 +147,7 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
     plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     if !quiet {
         for w in &warnings {
-            eprint!("{w}");
+            crate::error::write_stderr(format_args!("{w}"));
         }
     }
     if plan.supervised() {

@@ -24,7 +24,7 @@ use nix::unistd::Pid;
 
 use super::Plan;
 use super::inside::{Channels, exit_with, namespace_child, with_apparmor_hint};
-use crate::error::Error;
+use crate::error::{Error, say};
 use crate::net::{self, Driver};
 use crate::process::{self, Ending, Terminal};
 use crate::session::Session;
@@ -59,10 +59,14 @@ struct Run<'p> {
     /// Helpers to wait for at the end, then to kill: the fuse helper, and the fuse-overlayfs
     /// processes the namespace process left running (without a new root).
     helpers: Vec<Pid>,
-    /// Our end of the channel to the socket provider inside (published ports).
+    /// Our end of the channel to the socket provider inside (published ports), then the
+    /// forwarder's view of it, until its death is said.
     provider: Option<OwnedFd>,
     /// The fuse helper's end of its channel to the namespace process, until it is forked.
     fuse: Option<OwnedFd>,
+    forwarding: Option<std::sync::Arc<net::forward::Provider>>,
+    /// How long a forwarded TCP connection may be idle.
+    idle: Option<std::time::Duration>,
     helper: Option<net::helper::Running>,
     /// --cgroup: the run's own cgroup, holding the namespace process.
     cgroup: Option<crate::cgroup::Own>,
@@ -106,6 +110,8 @@ impl<'p> Run<'p> {
             helpers: Vec::new(),
             provider: None,
             fuse: None,
+            forwarding: None,
+            idle: None,
             helper: None,
             cgroup: None,
             driver: plan.connected.as_ref().map(|net| net.driver),
@@ -135,6 +141,9 @@ impl<'p> Run<'p> {
     /// Host ports first: they depend on nothing inside, so a port in use is an error before
     /// any namespace exists.
     fn bind_ports(&mut self) -> Result<(), Error> {
+        if !self.plan.publish.is_empty() {
+            self.idle = net::forward::idle_timeout_from_env()?;
+        }
         self.bound = net::forward::bind(&self.plan.publish)?;
         Ok(())
     }
@@ -279,7 +288,7 @@ impl<'p> Run<'p> {
             Err(e) => {
                 let fallback = planned.fall_back().ok_or(e.clone())?;
                 if !self.plan.quiet {
-                    eprintln!("become-root: warning: --net=auto: {e}; using slirp4netns instead");
+                    say!("become-root: warning: --net=auto: {e}; using slirp4netns instead");
                 }
                 let helper = net::helper::start_ready(&fallback, child)?;
                 self.driver = Some(fallback.driver);
@@ -303,7 +312,7 @@ impl<'p> Run<'p> {
             let chosen = self.bound.iter().filter(|b| b.publish.host_port == 0);
             let chosen = chosen.map(|b| format!("published {}", b.describe()));
             for notice in plan.notices.iter().cloned().chain(chosen) {
-                eprintln!("become-root: {notice}");
+                say!("become-root: {notice}");
             }
         }
         let mut word = b"ok".to_vec();
@@ -333,7 +342,8 @@ impl<'p> Run<'p> {
     fn forward_ports(&mut self) {
         if let Some(provider) = self.provider.take() {
             let provider = std::sync::Arc::new(net::forward::Provider::new(provider));
-            net::forward::start(std::mem::take(&mut self.bound), provider);
+            self.forwarding = Some(provider.clone());
+            net::forward::start(std::mem::take(&mut self.bound), provider, self.idle);
         }
     }
 
@@ -354,7 +364,8 @@ impl<'p> Run<'p> {
     /// Wait for COMMAND, forwarding signals. An init reports how COMMAND ended (otherwise the
     /// child is COMMAND), and the namespace process says when its setup is done, for
     /// --info-fd. A network helper that dies meanwhile leaves the namespace without a
-    /// network while COMMAND runs on: it is said at once (in a detached session's log) and
+    /// network while COMMAND runs on, and the socket provider's death leaves the published
+    /// ports without a way in: each is said at once (in a detached session's log) and
     /// recorded for --list.
     fn supervise(&mut self) -> Result<Ending, Error> {
         let plan = self.plan;
@@ -384,6 +395,8 @@ impl<'p> Run<'p> {
             cgroup: self.cgroup.as_ref(),
             helper: &mut self.helper,
             session: &mut self.session,
+            forwarding: &mut self.forwarding,
+            stopping: false,
         };
         let mut helpers = Vec::new();
         let ending = process::supervise(child, watch, &mut helpers, &mut observer);
@@ -439,7 +452,7 @@ impl<'p> Run<'p> {
             && own.oom_kills() > 0
         {
             let memory = own.limits.memory.map(crate::cgroup::size_text);
-            eprintln!(
+            say!(
                 "become-root: COMMAND was killed by the memory limit{}",
                 memory.map_or(String::new(), |size| format!(" (--memory={size})"))
             );

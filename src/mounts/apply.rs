@@ -97,7 +97,7 @@ impl Applier {
                 };
                 let used = overlay::mount_overlay(lowers, at, upper.as_ref(), *driver)?;
                 if *report {
-                    eprintln!("become-root: overlay on {}: {used}", target.display());
+                    crate::error::say!("become-root: overlay on {}: {used}", target.display());
                 }
                 Ok(())
             }

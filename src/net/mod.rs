@@ -138,6 +138,8 @@ pub enum NetError {
     PrivilegedPort { spec: String, start: String },
     #[error("--publish {spec}: {why}")]
     Bind { spec: String, why: String },
+    #[error("{0}")]
+    Setting(String),
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -204,6 +206,10 @@ impl NetError {
             NetError::Failed { .. } | NetError::NotReady { .. } | NetError::Start { .. } => {
                 "its message is above; --net=none gives a namespace with loopback only".into()
             }
+            NetError::Setting(_) => format!(
+                "give a whole number of seconds (0: never), or unset it for the default of {} s",
+                crate::net::forward::IDLE_TIMEOUT.as_secs()
+            ),
         })
     }
 }

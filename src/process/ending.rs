@@ -20,9 +20,10 @@ pub enum Ending {
     /// Not an ending: the namespace process finished its setup (for `--info-fd`).
     Ready,
     /// Not an ending: a helper the namespace process left running for COMMAND
-    /// (fuse-overlayfs), by its pid. When COMMAND ends, its parent-death signal ends it and it
-    /// becomes become-root's child (become-root is a child subreaper), so become-root can
-    /// wait for it: a run is over only once its helpers are gone.
+    /// (fuse-overlayfs), or their warden (launch/warden.rs), by its pid. When COMMAND ends,
+    /// its parent-death signal or the warden ends it, and it becomes become-root's child
+    /// (become-root is a child subreaper), so become-root can wait for it: a run is over only
+    /// once its helpers are gone.
     Helper(i32),
 }
 

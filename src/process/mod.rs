@@ -10,6 +10,7 @@ use std::ffi::{CString, OsString};
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -24,8 +25,10 @@ use crate::sys;
 pub mod console;
 mod ending;
 pub mod notify;
+mod parent;
 mod supervise;
 pub use ending::{Ending, read_reports};
+pub use parent::die_with_become_root;
 pub use supervise::{Events, StopWith, Watch, signal_name, supervise};
 
 /// si_code of signals the kernel sends on its own behalf, notably the terminal's SIGINT,
@@ -91,11 +94,14 @@ impl Command {
     }
 
     /// execvpe(3) COMMAND with the signal state the caller gave become-root: every signal
-    /// unblocked, SIGCHLD as the caller had it, and SIGPIPE at its default (Rust's runtime ignores it, and an ignored signal
+    /// unblocked, SIGCHLD and SIGXFSZ as the caller had them, and SIGPIPE at its default (Rust's runtime ignores it, and an ignored signal
     /// survives exec, which would make `become-root yes | head -1` print EPIPE errors).
     /// Returns only on failure.
     pub fn exec(&self) -> Error {
         sys::default_signal(Signal::SIGPIPE);
+        if !CALLER_IGNORED_SIGXFSZ.load(Ordering::Relaxed) {
+            sys::default_signal(Signal::SIGXFSZ);
+        }
         if self.sigchld_ignored {
             sys::ignore_signal(Signal::SIGCHLD);
         }
@@ -116,6 +122,19 @@ impl Command {
         };
         crate::process::exec_error(self.name.clone(), error)
     }
+}
+
+/// Whether the caller left SIGXFSZ ignored, as [`ignore_file_size_signal`] found it.
+static CALLER_IGNORED_SIGXFSZ: AtomicBool = AtomicBool::new(false);
+
+/// Ignore SIGXFSZ for the whole life of become-root, noting how the caller left it: over the
+/// file size limit (ulimit -f), a write of its own (its message on a stderr redirected to a
+/// file, a session's state or log) then fails with EFBIG, reported where it can be, instead
+/// of killing become-root with status 153 and no message. COMMAND gets SIGXFSZ back as the
+/// caller had it ([`Command::exec`]); the helpers keep it ignored and see EFBIG too.
+pub fn ignore_file_size_signal() {
+    let was = sys::ignore_signal_was_ignored(Signal::SIGXFSZ);
+    CALLER_IGNORED_SIGXFSZ.store(was, Ordering::Relaxed);
 }
 
 /// What a search of PATH for a command name found.

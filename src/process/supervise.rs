@@ -12,7 +12,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::{Ending, Received, Terminal, console, notify, read_reports, receive, signalfd};
-use crate::error::Error;
+use crate::error::{Error, say};
 use crate::sys;
 
 /// How long a pid 1 of the caller's own (--as-pid-1) has to end after the console's escape.
@@ -61,7 +61,7 @@ impl Stopping {
         if now >= self.kill_at {
             let _ = kill(child, Signal::SIGKILL);
             self.killed = true;
-            eprintln!(
+            say!(
                 "become-root: pid 1 did not end within {} s of {}: killed",
                 self.with.grace.as_secs(),
                 signal_name(self.with.signo)

@@ -95,7 +95,7 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
     let left = wait_for_exit(doomed, Instant::now() + grace);
     if !left.is_empty() {
         let pids: Vec<String> = left.iter().map(|d| d.pid.to_string()).collect();
-        eprintln!(
+        crate::error::say!(
             "become-root: session {name}: still running {} s after {}: killed (pid {})",
             grace.as_secs(),
             crate::process::signal_name(signo),

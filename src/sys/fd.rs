@@ -184,6 +184,14 @@ pub fn own_received_fd(fd: i32) -> OwnedFd {
 /// In a forked child that will not exec: stdin, stdout and stderr to /dev/null (so that it
 /// never holds a caller's pipe or terminal open) and every other descriptor but `keep` closed.
 pub fn keep_only_fd(keep: i32) {
+    keep_only_fds(&[keep]);
+}
+
+/// The same, keeping each descriptor of `keep`.
+///
+/// Precondition: the Rust objects owning the descriptors closed are never used or dropped
+/// again (the child ends with _exit).
+pub fn keep_only_fds(keep: &[i32]) {
     use nix::fcntl::{OFlag, open};
     use nix::sys::stat::Mode;
     if let Ok(null) = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
@@ -192,13 +200,8 @@ pub fn keep_only_fd(keep: i32) {
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
-    let keep = keep as u32;
-    // The descriptors closed are this forked child's copies, and the Rust objects owning them
-    // are never used or dropped again (the child ends with _exit).
-    if keep > 3 {
-        close_fds(3, keep - 1);
-    }
-    close_fds(keep + 1, u32::MAX);
+    // The descriptors closed are this forked child's copies (the precondition).
+    close_fds_except(keep);
 }
 
 /// Standard input, output and error to /dev/null: for a forked child that outlives

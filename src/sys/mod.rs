@@ -196,6 +196,13 @@ pub fn default_signal_was_ignored(sig: Signal) -> bool {
     matches!(old, Ok(SigHandler::SigIgn))
 }
 
+/// Ignore `sig` and say whether the caller had it ignored already.
+pub fn ignore_signal_was_ignored(sig: Signal) -> bool {
+    // SAFETY: SIG_IGN installs no Rust code as a handler.
+    let old = unsafe { nix::sys::signal::signal(sig, SigHandler::SigIgn) };
+    matches!(old, Ok(SigHandler::SigIgn))
+}
+
 /// Ignore `sig` (to hand an ignored signal on to COMMAND as the caller left it).
 pub fn ignore_signal(sig: Signal) {
     // SAFETY: SIG_IGN installs no Rust code as a handler.

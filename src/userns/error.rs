@@ -240,8 +240,9 @@ pub fn diagnose_unshare(errno: nix::Error) -> UsernsError {
 /// their capabilities inside, so the first privileged step fails with EPERM.
 pub fn apparmor_hint() -> String {
     "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns \
-     = 1): as root, add an AppArmor profile for become-root with the `userns,` rule, or sysctl -w \
-     kernel.apparmor_restrict_unprivileged_userns=0"
+     = 1): as root, add an AppArmor profile for become-root with the `userns,` rule (the package \
+     ships one, not loaded: man become-root, SECURITY, says what enabling it means), or sysctl \
+     -w kernel.apparmor_restrict_unprivileged_userns=0"
         .into()
 }
 

@@ -23,10 +23,18 @@
   forward-load.py udp HOST PORT N BURST
       N clients each send BURST datagrams at once (the first before the forwarder has a socket
       inside for the client) and check that every echo (udp-echo.py) comes back to its sender.
+  forward-load.py limits HOST STUCK ECHO N CAP IDLE
+      Opens N connections from HOST to STUCK and leaves them idle: N - CAP of them must be
+      reset long before IDLE seconds (the forwarder's limit per client address), the other
+      CAP IDLE seconds after they opened, not sooner (and within 15 s more). Meanwhile a
+      connection to ECHO from 127.0.0.2 must be served, and one from 127.0.0.3 that sends a
+      byte every half second must outlive IDLE seconds.
 Prints "ok ..." and exits 0, or prints what went wrong and exits 1.
 """
 import hashlib
 import os
+import resource
+import select
 import socket
 import struct
 import sys
@@ -52,7 +60,15 @@ def read_all(conn):
         chunks.append(chunk)
 
 
+def more_files():
+    """Raise the soft limit of open files to the hard one: a server or client of thousands of
+    connections needs more than the usual 1024."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def serve(address, echo, stuck, deaf, lifetime):
+    more_files()
     def listener(port, backlog):
         s = socket.socket(family(address))
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -83,8 +99,11 @@ def serve(address, echo, stuck, deaf, lifetime):
     deaf_s.close()
 
 
-def expect_echo(conn, data):
-    conn.sendall(data)
+def expect_echo(conn, data, sent=False):
+    """Send `data` (unless `sent` already), half-close, and check the echo server's answer:
+    None, or what is wrong."""
+    if not sent:
+        conn.sendall(data)
     conn.shutdown(socket.SHUT_WR)
     reply = read_all(conn)
     head, _, body = reply.partition(b"\n")
@@ -233,6 +252,62 @@ def udp(host, port, n, burst):
     print(f"ok {n}x{burst}")
 
 
+def limits(host, stuck_port, echo, n, cap, idle):
+    more_files()
+    wait_serving(host, echo)
+    conns, opened, reset = {}, {}, 0
+    for i in range(n):
+        try:
+            conns[i] = socket.create_connection((host, stuck_port), timeout=3)
+            opened[i] = time.time()
+        except ConnectionResetError:
+            reset += 1  # reset before connect(2) returned
+        except OSError as e:
+            fail(f"connection {i + 1} of {n} from {host}: {e}: the port is held")
+    try:
+        with socket.create_connection((host, echo), timeout=5,
+                                      source_address=("127.0.0.2", 0)) as conn:
+            why = expect_echo(conn, b"from another address")
+    except OSError as e:
+        why = str(e)
+    if why:
+        fail(f"with {host} at its limit, 127.0.0.2 was not served: {why}")
+    # Every connection must end: reset by the limit (long before the idle timeout), or reset
+    # when idle for the timeout, not sooner; meanwhile one kept busy stays.
+    busy = socket.create_connection((host, echo), timeout=5, source_address=("127.0.0.3", 0))
+    busy_since, sent = time.time(), b""
+    poller = select.poll()
+    by_fd = {}
+    for i, conn in conns.items():
+        poller.register(conn, select.POLLIN)
+        by_fd[conn.fileno()] = i
+    deadline = time.time() + idle + 15
+    idle_closed = 0
+    while by_fd:
+        if time.time() > deadline:
+            fail(f"{len(by_fd)} connections still open {idle + 15} s after")
+        busy.sendall(b"x")
+        sent += b"x"
+        for fd, _ in poller.poll(500):
+            poller.unregister(fd)
+            after = time.time() - opened[by_fd.pop(fd)]
+            if after < idle - 0.5:
+                reset += 1
+            else:
+                idle_closed += 1
+    if reset != n - cap:
+        fail(f"{reset} of {n} connections from {host} were reset before the idle timeout, "
+             f"not {n - cap}")
+    while time.time() - busy_since < idle + 1:
+        busy.sendall(b"x")
+        sent += b"x"
+        time.sleep(0.5)
+    why = expect_echo(busy, sent, sent=True)
+    if why:
+        fail(f"the busy connection, open {time.time() - busy_since:.0f} s: {why}")
+    print(f"ok {idle_closed} of {n} held, then reset when idle; a busy one kept")
+
+
 command, args = sys.argv[1], sys.argv[2:]
 if command == "serve":
     serve(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4]))
@@ -246,5 +321,7 @@ elif command == "reset":
     reset(args[0], int(args[1]), int(args[2]), int(args[3]))
 elif command == "udp":
     udp(args[0], int(args[1]), int(args[2]), int(args[3]))
+elif command == "limits":
+    limits(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]), float(args[5]))
 else:
     fail(f"unknown command {command}")

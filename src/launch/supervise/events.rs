@@ -2,9 +2,10 @@
 //! and how a booted image's ending is read: a halt, or a reboot that starts the run again.
 
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 use super::{Plan, Run};
-use crate::error::Error;
+use crate::error::{Error, say};
 use crate::net::{self, Driver};
 use crate::process::{self, Ending};
 use crate::session::Session;
@@ -42,7 +43,7 @@ impl Run<'_> {
     /// state stays, and the new run takes it over (Session::start).
     pub(super) fn boot_again(mut self) -> Error {
         if !self.plan.quiet {
-            eprintln!("become-root: the image rebooted; booting it again");
+            say!("become-root: the image rebooted; booting it again");
         }
         let mut session = self.session.take();
         if let Some(session) = session.as_mut() {
@@ -79,6 +80,10 @@ pub(super) struct Observer<'r> {
     pub(super) cgroup: Option<&'r crate::cgroup::Own>,
     pub(super) helper: &'r mut Option<net::helper::Running>,
     pub(super) session: &'r mut Option<Session>,
+    /// The forwarder's view of the socket provider, until its death is said.
+    pub(super) forwarding: &'r mut Option<std::sync::Arc<net::forward::Provider>>,
+    /// A stop was asked for: the provider's end is no news then.
+    pub(super) stopping: bool,
 }
 
 impl process::Events for Observer<'_> {
@@ -113,6 +118,9 @@ impl process::Events for Observer<'_> {
 
     fn child_changed(&mut self) {
         notice_dead_helper(self.helper, self.session);
+        if !self.stopping {
+            notice_dead_provider(self.forwarding, self.child, self.session);
+        }
     }
 
     /// A booted image said READY=1 (or did not within the wait): a --detach caller goes,
@@ -121,7 +129,7 @@ impl process::Events for Observer<'_> {
         if let Some(waited) = waited
             && !self.plan.quiet
         {
-            eprintln!(
+            say!(
                 "become-root: the image did not say it was ready (READY=1 on {}) within {} s; \
                  going on",
                 process::notify::INSIDE,
@@ -139,6 +147,7 @@ impl process::Events for Observer<'_> {
     }
 
     fn stopping(&mut self) {
+        self.stopping = true;
         if let Some(notifier) = &self.plan.notifier {
             notifier.send("STOPPING=1");
         }
@@ -157,9 +166,47 @@ pub(super) fn notice_dead_helper(
     session: &mut Option<Session>,
 ) {
     if let Some(down) = helper.as_mut().and_then(|h| h.ended()) {
-        eprintln!("become-root: network: {down}; the namespace has no network now");
+        say!("become-root: network: {down}; the namespace has no network now");
         if let Some(session) = session.as_mut() {
             session.network_down(&down);
         }
     }
+}
+
+/// If the socket provider is gone while the namespace process runs on, say so once, and
+/// record it in the session. At the end of a run with a pid namespace the provider goes with
+/// pid 1, which is exiting by then: that is no news.
+fn notice_dead_provider(
+    forwarding: &mut Option<std::sync::Arc<net::forward::Provider>>,
+    child: Pid,
+    session: &mut Option<Session>,
+) {
+    if !forwarding.as_ref().is_some_and(|p| p.gone()) || exiting(child) {
+        return;
+    }
+    *forwarding = None; // said once
+    say!(
+        "become-root: published ports: their socket provider in the namespace is gone; they \
+         refuse connections now"
+    );
+    if let Some(session) = session.as_mut() {
+        session.network_down("published ports: their socket provider is gone");
+    }
+}
+
+/// Whether `pid` is on its way out: PF_EXITING (0x4, include/linux/sched.h) in the flags
+/// of /proc/PID/stat (proc(5), field 9), set before the kernel ends the rest of a pid
+/// namespace with its pid 1 (zap_pid_ns_processes); gone counts too.
+fn exiting(pid: Pid) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // After the command name in parentheses (which may hold anything): the state, ppid,
+    // pgrp, session, tty_nr, tpgid, then the flags.
+    let flags = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(6))
+        .and_then(|f| f.parse::<u64>().ok());
+    flags.is_none_or(|f| f & PF_EXITING != 0)
 }

@@ -1,40 +1,34 @@
 //! The event loop in become-root: one epoll(7) thread serves every published port, its TCP
-//! connections and its UDP flows, and asks the provider for the sockets inside.
+//! connections and its UDP flows (udp.rs), and asks the provider for the sockets inside.
+
+mod udp;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, sendmsg, setsockopt, sockopt};
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, Shutdown, recvmsg, sendmsg, setsockopt, sockopt,
+};
 
+use super::limits::{self, Clients};
 use super::provider::{Reply, Request, Wanted, errno_of, millis_until};
 use super::pump::{Conn, Dir, DirState, Pipes, Pumped, Way, pump};
 use super::slab::{Key, Slab, Token};
 use super::spares::{Spares, connect_now};
-use super::{
-    BATCH, Bound, FD_PAUSE, FDS_PER_CONN, HostSocket, MAX_WAITING, UDP_IDLE, UDP_QUEUE, fd_budget,
-};
+use super::{BATCH, Bound, FD_PAUSE, FDS_PER_CONN, HostSocket, MAX_WAITING, Provider, fd_budget};
+use crate::error::say;
 use crate::net::ports::Proto;
-
-/// A UDP client of one published port, and its socket inside.
-struct Flow {
-    /// Index of the host socket.
-    port: usize,
-    client: SocketAddr,
-    /// None while the provider is asked for it.
-    inside: Option<UdpSocket>,
-    /// Datagrams that came before the socket.
-    queue: Vec<Vec<u8>>,
-    last: Instant,
-}
+use udp::Flow;
 
 /// What a request to the provider is for.
 enum Waiting {
-    Tcp(TcpStream),
+    /// A client's connection, and its address as the per-client limit counts it.
+    Tcp(TcpStream, IpAddr),
     Udp(Key),
     /// A socket for the pool.
     Spare,
@@ -52,8 +46,9 @@ enum Again {
 /// The event loop: every published port, every connection and flow, one thread.
 pub(super) struct Forwarder<'p> {
     epoll: Epoll,
-    channel: &'p OwnedFd,
-    /// False once the provider is gone: connections are then closed as they come.
+    /// become-root's end of the channel to the provider.
+    to_provider: &'p Provider,
+    /// False once the provider is gone: the TCP ports then refuse connections.
     provider: bool,
     listeners: Vec<(TcpListener, u16)>,
     udp: Vec<(UdpSocket, u16)>,
@@ -70,16 +65,21 @@ pub(super) struct Forwarder<'p> {
     again: Vec<Again>,
     /// Accepting stopped because MAX_WAITING requests are in flight.
     starved: bool,
-    /// Accepting stopped because the connections could run out of descriptors for their
-    /// pipes (they would wait for each other); a connection closing comes back.
+    /// Accepting stopped because the descriptors are taken; a connection closing comes back.
     full: bool,
     /// Descriptors the connections, flows and pipes may hold (the open-files limit, less
     /// FDS_KEPT).
     fd_budget: usize,
-    /// Out of descriptors: accepting, and the directions in `no_pipe`, wait until then (or
-    /// until a connection closes).
+    /// Out of descriptors all the same (accept failed with EMFILE): accepting waits until
+    /// then, or until a connection closes.
     paused: Option<Instant>,
-    no_pipe: Vec<(Key, Way)>,
+    /// The TCP connections each client address holds (limits.rs).
+    clients: Clients,
+    /// How long a TCP connection may be idle, if at all, and when to look for idle ones next.
+    idle: Option<Duration>,
+    idle_check: Option<Instant>,
+    /// When the last wait for events ended.
+    now: Instant,
     /// When the next UDP flow may be idle for UDP_IDLE.
     sweep: Option<Instant>,
     datagram: Vec<u8>,
@@ -91,10 +91,17 @@ pub(super) struct Forwarder<'p> {
 const EDGE: EpollFlags = EpollFlags::EPOLLET;
 
 impl<'p> Forwarder<'p> {
-    pub(super) fn new(bound: Vec<Bound>, channel: &'p OwnedFd) -> nix::Result<Self> {
+    pub(super) fn new(
+        bound: Vec<Bound>,
+        to_provider: &'p Provider,
+        idle: Option<Duration>,
+    ) -> nix::Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let both = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EDGE;
-        epoll.add(channel, EpollEvent::new(both, Token::Channel.encode()))?;
+        epoll.add(
+            &to_provider.channel,
+            EpollEvent::new(both, Token::Channel.encode()),
+        )?;
         let (mut listeners, mut udp) = (Vec::new(), Vec::new());
         for b in bound {
             let port = b.publish.ns_port;
@@ -120,7 +127,7 @@ impl<'p> Forwarder<'p> {
         }
         Ok(Forwarder {
             epoll,
-            channel,
+            to_provider,
             provider: true,
             listeners,
             udp,
@@ -131,13 +138,16 @@ impl<'p> Forwarder<'p> {
             next_id: 0,
             spares: Spares::default(),
             outbox: VecDeque::new(),
-            pipes: Pipes { idle: Vec::new() },
+            pipes: Pipes::default(),
             again: Vec::new(),
             starved: false,
             full: false,
             fd_budget: fd_budget(),
             paused: None,
-            no_pipe: Vec::new(),
+            clients: Clients::default(),
+            idle,
+            idle_check: None,
+            now: Instant::now(),
             sweep: None,
             datagram: vec![0; 65536],
             cmsg: nix::cmsg_space!([RawFd; 1]),
@@ -150,19 +160,23 @@ impl<'p> Forwarder<'p> {
         loop {
             let timeout = match self.again.is_empty() {
                 false => EpollTimeout::ZERO,
-                true => match [self.paused, self.sweep].into_iter().flatten().min() {
-                    None => EpollTimeout::NONE,
-                    Some(at) => millis_until(at, Instant::now()),
-                },
+                true => {
+                    let at = [self.paused, self.sweep, self.idle_check];
+                    match at.into_iter().flatten().min() {
+                        None => EpollTimeout::NONE,
+                        Some(at) => millis_until(at, Instant::now()),
+                    }
+                }
             };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => 0,
                 Err(e) => {
-                    eprintln!("become-root: forwarding published ports: epoll_wait: {e}");
+                    say!("become-root: forwarding published ports: epoll_wait: {e}");
                     return;
                 }
             };
+            self.now = Instant::now();
             for event in &events[..n] {
                 if let Some(token) = Token::decode(event.data()) {
                     self.event(token, event.events());
@@ -182,6 +196,9 @@ impl<'p> Forwarder<'p> {
             }
             if self.sweep.is_some_and(|at| at <= now) {
                 self.sweep(now);
+            }
+            if self.idle_check.is_some_and(|at| at <= now) {
+                self.close_idle(now);
             }
         }
     }
@@ -216,6 +233,7 @@ impl<'p> Forwarder<'p> {
                 let Some(conn) = self.conns.get_mut(key) else {
                     return;
                 };
+                conn.last = self.now;
                 // A direction blocked on writing waits for its destination, not its source.
                 let (read, write) = (!conn.dir(reads).0.blocked, conn.dir(writes).0.blocked);
                 if readable && read {
@@ -235,12 +253,15 @@ impl<'p> Forwarder<'p> {
     }
 
     fn pump(&mut self, key: Key, way: Way) {
+        // A new pipe only while its two descriptors fit: past that, a buffer.
+        let may_pipe = self.fds_held() + 2 <= self.fd_budget;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        conn.last = self.now;
         let last = conn.dir(way.other()).0.state == DirState::Done;
         let (dir, from, to) = conn.dir(way);
-        match pump(dir, from, to, &mut self.pipes, last) {
+        match pump(dir, from, to, &mut self.pipes, may_pipe, last) {
             Pumped::Waiting => {
                 if conn.up.state == DirState::Done && conn.down.state == DirState::Done {
                     self.close(key, false);
@@ -248,10 +269,6 @@ impl<'p> Forwarder<'p> {
             }
             Pumped::More => self.again.push(Again::Pump(key, way)),
             Pumped::Failed => self.close(key, true),
-            Pumped::NoPipe => {
-                self.no_pipe.push((key, way));
-                self.paused.get_or_insert(Instant::now() + FD_PAUSE);
-            }
         }
     }
 
@@ -259,15 +276,12 @@ impl<'p> Forwarder<'p> {
     /// not take the end for a clean one).
     fn close(&mut self, key: Key, reset: bool) {
         // (the sockets close when `conn` goes, at the end of the `if`)
-        if let Some(conn) = self.conns.remove(key)
-            && reset
-        {
-            let abort = nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            let _ = setsockopt(&conn.host, sockopt::Linger, &abort);
-            let _ = setsockopt(&conn.inside, sockopt::Linger, &abort);
+        if let Some(conn) = self.conns.remove(key) {
+            self.clients.left(conn.client);
+            if reset {
+                abort(&conn.host);
+                abort(&conn.inside);
+            }
         }
         if self.paused.is_some() || self.full {
             self.resume(); // a descriptor or two are free again
@@ -287,10 +301,13 @@ impl<'p> Forwarder<'p> {
                 self.full = true; // close() comes back
                 return;
             }
+            if !self.provider {
+                return; // the listeners are shut: nothing more comes
+            }
             let (listener, port) = &self.listeners[i];
             let port = *port;
-            let client = match listener.accept() {
-                Ok((client, _)) => client,
+            let (client, from) = match listener.accept() {
+                Ok((client, from)) => (client, limits::client_of(from)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => match e.raw_os_error() {
                     Some(
@@ -306,7 +323,15 @@ impl<'p> Forwarder<'p> {
                     _ => continue, // the client gave up already (ECONNABORTED), EINTR
                 },
             };
-            if !self.provider || client.set_nonblocking(true).is_err() {
+            if !self.clients.admit(from) {
+                abort(&client); // the client sees a reset at once
+                if self.clients.say_now(self.now) {
+                    say!("{}", limits::over_limit(from));
+                }
+                continue;
+            }
+            if client.set_nonblocking(true).is_err() {
+                self.clients.left(from);
                 continue; // the client sees the connection close
             }
             // TCP_NODELAY comes from the listener.
@@ -315,35 +340,56 @@ impl<'p> Forwarder<'p> {
                 .take()
                 .and_then(|spare| connect_now(spare, port))
             {
-                Some(inside) => self.connected(client, inside),
+                Some(inside) => self.connected(client, from, inside),
                 // None spare, or it did not connect at once: the provider tries every address
                 // inside and waits for a slow one.
-                None => self.ask(Wanted::Connection(Proto::Tcp), port, Waiting::Tcp(client)),
+                None => {
+                    let waiting = Waiting::Tcp(client, from);
+                    self.ask(Wanted::Connection(Proto::Tcp), port, waiting)
+                }
             }
             self.refill();
         }
         self.again.push(Again::Accept(i));
     }
 
-    /// Accept again on every listener, and retry the directions that had no pipe (the pause
-    /// is over, a connection closed, or requests were answered).
+    /// Accept again on every listener (the pause is over, a connection closed, or requests
+    /// were answered).
     fn resume(&mut self) {
         self.paused = None;
         self.starved = false;
         self.full = false;
-        let waiting = self
-            .no_pipe
-            .drain(..)
-            .map(|(key, way)| Again::Pump(key, way));
-        self.again.extend(waiting);
         self.again
             .extend((0..self.listeners.len()).map(Again::Accept));
     }
 
-    /// The descriptors the connections, flows and pipes could hold, at most.
+    /// The descriptors the connections, flows and pipes could hold, at most: two for each
+    /// connection, and for each request in flight (a TCP client waits for its socket inside).
     fn fds_held(&self) -> usize {
         let conns = (self.conns.len() + self.waiting.len()) * FDS_PER_CONN;
-        conns + self.flows.len() + 2 * self.pipes.idle.len() + self.spares.len()
+        conns + self.flows.len() + 2 * self.pipes.live() + self.spares.len()
+    }
+
+    /// Reset the TCP connections idle for the idle timeout, and note when to look again: when
+    /// the oldest left may be due, but not sooner than a sixteenth of the timeout from now (a
+    /// look goes over every connection).
+    fn close_idle(&mut self, now: Instant) {
+        let Some(idle) = self.idle else {
+            return;
+        };
+        let mut due = Vec::new();
+        let mut oldest: Option<Instant> = None;
+        for (key, conn) in self.conns.keys() {
+            if conn.last + idle <= now {
+                due.push(key);
+            } else {
+                oldest = Some(oldest.map_or(conn.last, |at| at.min(conn.last)));
+            }
+        }
+        for key in due {
+            self.close(key, true);
+        }
+        self.idle_check = oldest.map(|at| (at + idle).max(now + idle / 16));
     }
 
     /// Ask for the spare sockets the pool wants (none for UDP only), as far as requests and
@@ -377,7 +423,7 @@ impl<'p> Forwarder<'p> {
         while let Some(request) = self.outbox.front() {
             let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
             let iov = [IoSlice::new(request)];
-            match sendmsg::<()>(self.channel.as_raw_fd(), &iov, &[], flags, None) {
+            match sendmsg::<()>(self.to_provider.channel.as_raw_fd(), &iov, &[], flags, None) {
                 Ok(_) => drop(self.outbox.pop_front()),
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => return, // the channel's EPOLLOUT comes back
@@ -392,7 +438,7 @@ impl<'p> Forwarder<'p> {
             let mut iov = [IoSliceMut::new(&mut bytes)];
             let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
             let received = recvmsg::<()>(
-                self.channel.as_raw_fd(),
+                self.to_provider.channel.as_raw_fd(),
                 &mut iov,
                 Some(&mut self.cmsg),
                 flags,
@@ -425,11 +471,10 @@ impl<'p> Forwarder<'p> {
                 _ => None, // nothing listens inside: the client sees the connection close
             };
             match waiting {
-                Waiting::Tcp(client) => {
-                    if let Some(socket) = socket {
-                        self.connected(client, TcpStream::from(socket));
-                    }
-                }
+                Waiting::Tcp(client, from) => match socket {
+                    Some(socket) => self.connected(client, from, TcpStream::from(socket)),
+                    None => self.clients.left(from),
+                },
                 Waiting::Udp(key) => self.flow_ready(key, socket.map(UdpSocket::from)),
                 Waiting::Spare => self.spares.arrived(socket),
             }
@@ -439,13 +484,18 @@ impl<'p> Forwarder<'p> {
         }
     }
 
-    fn connected(&mut self, host: TcpStream, inside: TcpStream) {
+    fn connected(&mut self, host: TcpStream, client: IpAddr, inside: TcpStream) {
         let key = self.conns.insert(Conn {
             host,
             inside,
             up: Dir::default(),
             down: Dir::default(),
+            client,
+            last: self.now,
         });
+        if let Some(idle) = self.idle {
+            self.idle_check.get_or_insert(self.now + idle);
+        }
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -463,130 +513,46 @@ impl<'p> Forwarder<'p> {
         }
     }
 
+    /// The provider is gone (killed by COMMAND, or with the namespace at the end): no new
+    /// connection can be made inside. The TCP ports then refuse connections at once rather
+    /// than accept them only to close them: shutdown(SHUT_RD) of a listener stops it
+    /// listening (its queue is reset) and keeps its port bound (SOCK_BINDPORT_LOCK), so no
+    /// one else can take it. Connections made stay; new UDP clients are dropped.
+    /// become-root's supervision is told (Provider::gone), to say so.
     fn provider_gone(&mut self) {
+        if !self.provider {
+            return;
+        }
         self.provider = false;
         self.outbox.clear();
         self.spares = Spares::default(); // their namespace is going
         for (_, waiting) in self.waiting.drain() {
-            if let Waiting::Udp(key) = waiting
-                && let Some(flow) = self.flows.remove(key)
-            {
-                self.flow_of.remove(&(flow.port, flow.client));
-            }
-        }
-        let _ = self.epoll.delete(self.channel);
-    }
-
-    fn udp_host(&mut self, i: usize) {
-        for _ in 0..BATCH {
-            let (n, client) = match self.udp[i].0.recv_from(&mut self.datagram) {
-                Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => continue,
-            };
-            let now = Instant::now();
-            let datagram = &self.datagram[..n];
-            let flow = self.flow_of.get(&(i, client)).copied();
-            if let Some(flow) = flow.and_then(|key| self.flows.get_mut(key)) {
-                flow.last = now;
-                match &flow.inside {
-                    Some(inside) => drop(inside.send(datagram)), // a full buffer drops it
-                    None if flow.queue.len() < UDP_QUEUE => flow.queue.push(datagram.to_vec()),
-                    None => {}
+            match waiting {
+                Waiting::Tcp(_, from) => self.clients.left(from),
+                Waiting::Udp(key) => {
+                    if let Some(flow) = self.flows.remove(key) {
+                        self.flow_of.remove(&(flow.port, flow.client));
+                    }
                 }
-                continue;
-            }
-            if !self.provider
-                || self.waiting.len() >= MAX_WAITING
-                || self.fds_held() + 1 > self.fd_budget
-            {
-                continue; // dropped, as by a full socket buffer
-            }
-            let key = self.flows.insert(Flow {
-                port: i,
-                client,
-                inside: None,
-                queue: vec![datagram.to_vec()],
-                last: now,
-            });
-            self.flow_of.insert((i, client), key);
-            self.sweep = Some(
-                self.sweep
-                    .map_or(now + UDP_IDLE, |at| at.min(now + UDP_IDLE)),
-            );
-            let port = self.udp[i].1;
-            self.ask(Wanted::Connection(Proto::Udp), port, Waiting::Udp(key));
-        }
-        self.again.push(Again::UdpHost(i));
-    }
-
-    fn flow_ready(&mut self, key: Key, inside: Option<UdpSocket>) {
-        let Some(flow) = self.flows.get_mut(key) else {
-            return; // idle-closed meanwhile
-        };
-        let Some(inside) = inside else {
-            return self.drop_flow(key);
-        };
-        for datagram in flow.queue.drain(..) {
-            let _ = inside.send(&datagram);
-        }
-        let token = Token::Flow(key).encode();
-        match self
-            .epoll
-            .add(&inside, EpollEvent::new(EpollFlags::EPOLLIN | EDGE, token))
-        {
-            Ok(()) => flow.inside = Some(inside),
-            Err(_) => self.drop_flow(key),
-        }
-    }
-
-    /// Replies from inside, to the flow's client.
-    fn flow(&mut self, key: Key) {
-        for _ in 0..BATCH {
-            let Some(flow) = self.flows.get_mut(key) else {
-                return;
-            };
-            let Some(inside) = &flow.inside else {
-                return;
-            };
-            match inside.recv(&mut self.datagram) {
-                Ok(n) => {
-                    flow.last = Instant::now();
-                    let host = &self.udp[flow.port].0;
-                    let _ = host.send_to(&self.datagram[..n], flow.client);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Refused: nothing listens inside (any more); the next datagram asks anew.
-                Err(_) => return self.drop_flow(key),
+                Waiting::Spare => {}
             }
         }
-        self.again.push(Again::Flow(key));
+        let _ = self.epoll.delete(&self.to_provider.channel);
+        for (listener, _) in &self.listeners {
+            let _ = self.epoll.delete(listener);
+            let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), Shutdown::Read);
+        }
+        self.to_provider.went();
     }
+}
 
-    fn drop_flow(&mut self, key: Key) {
-        if let Some(flow) = self.flows.remove(key) {
-            self.flow_of.remove(&(flow.port, flow.client));
-        }
-    }
-
-    /// Close the flows idle for UDP_IDLE, and note when the next one may be.
-    fn sweep(&mut self, now: Instant) {
-        let mut idle = Vec::new();
-        let mut next: Option<Instant> = None;
-        for (key, flow) in self.flows.keys() {
-            let due = flow.last + UDP_IDLE;
-            if due <= now {
-                idle.push(key);
-            } else {
-                next = Some(next.map_or(due, |at| at.min(due)));
-            }
-        }
-        for key in idle {
-            self.drop_flow(key);
-        }
-        self.sweep = next;
-    }
+/// Make the peer of `socket` see a reset when it closes (SO_LINGER 0), not a clean end.
+fn abort(socket: &TcpStream) {
+    let abort = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let _ = setsockopt(socket, sockopt::Linger, &abort);
 }
 
 fn io_errno(e: io::Error) -> Errno {

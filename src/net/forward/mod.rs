@@ -15,9 +15,15 @@
 //!   without blocking, so a server inside that does not accept delays no other connection.
 //! - TCP bytes move with splice(2) through a pipe, zero-copy, edge-triggered and non-blocking.
 //!   Pipes come from a pool, sized once, and a direction of a connection holds one only while
-//!   bytes are in it: an idle connection holds none. (Pipe pages count against the user's
-//!   pipe-user-pages-soft, 16384 pages by default: sixty-four 1 MiB pipes, shared with
-//!   everything the user runs. Past it the kernel gives new pipes 2 pages.)
+//!   bytes are in it: an idle connection holds its two sockets and nothing else. (Pipe pages
+//!   count against the user's pipe-user-pages-soft, 16384 pages by default: sixty-four 1 MiB
+//!   pipes, shared with everything the user runs. Past it the kernel gives new pipes 2
+//!   pages.) When the descriptors for a pipe are not there, bytes go through a buffer
+//!   instead (pump.rs), so no connection ever waits for another's pipe.
+//! - What one client may hold is bounded (limits.rs): PER_CLIENT connections per client
+//!   address, and a connection idle for IDLE_TIMEOUT is reset.
+//! - If the provider dies while COMMAND runs (COMMAND may kill it), the TCP ports refuse new
+//!   connections and become-root says so (Provider::gone).
 //! - A connection costs no thread and no pipe of its own, and no message to the provider
 //!   either: become-root keeps a few spare TCP sockets made inside and connects one itself,
 //!   so a connection's set-up is an accept, a connect and two epoll registrations (the
@@ -27,6 +33,7 @@
 //!   a datagram either way.
 
 mod forwarder;
+mod limits;
 mod provider;
 mod pump;
 mod slab;
@@ -36,6 +43,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -43,6 +51,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use super::NetError;
 use super::ports::{Proto, Publish};
 use forwarder::Forwarder;
+pub use limits::{IDLE_TIMEOUT, IDLE_TIMEOUT_VAR, PER_CLIENT};
 pub use provider::serve_sockets;
 
 /// How long a UDP flow may be idle (no datagram either way) before its socket inside closes.
@@ -54,6 +63,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PIPE_SIZE: usize = 1 << 20;
 /// Empty pipes kept for reuse. Each counts its full size against pipe-user-pages-soft.
 const IDLE_PIPES: usize = 4;
+/// Size of a buffer that holds a direction's bytes when no pipe can be had.
+const BUFFER_SIZE: usize = 1 << 16;
+/// Empty buffers kept for reuse.
+const IDLE_BUFFERS: usize = 4;
 /// Spare TCP sockets inside kept ready for new connections (a burst beyond them goes through
 /// the provider, as before the pool).
 const SPARES: usize = 16;
@@ -66,14 +79,17 @@ const SPLICE_BUDGET: u32 = 16;
 const BATCH: u32 = 64;
 /// Datagrams held for a new UDP flow while its socket inside is on its way.
 const UDP_QUEUE: usize = 64;
-/// How long accepting, and moving bytes that need a new pipe, pause when the process is out
-/// of descriptors (unless a connection closes sooner).
+/// How long accepting pauses when the process is out of descriptors all the same (unless a
+/// connection closes sooner).
 const FD_PAUSE: Duration = Duration::from_millis(100);
 /// The soft limit of open files the forwarder raises its process to, within the hard limit:
-/// a connection holds two descriptors, four while bytes are in flight.
+/// a connection holds two descriptors, up to six while bytes are in flight.
 const OPEN_FILES: u64 = 1 << 16;
-/// Descriptors a connection may hold at most: its two sockets and a pipe each way.
-const FDS_PER_CONN: usize = 6;
+/// Descriptors counted for each connection: its two sockets. Its pipes come out of what is
+/// left, and when nothing is, its bytes go through a buffer (pump.rs): an idle connection
+/// costs two descriptors, not the six it could hold (with 20,000 descriptors, about 9,980
+/// idle connections fit, not 3,327).
+const FDS_PER_CONN: usize = 2;
 /// Descriptors of the open-files limit left to the rest of the process, beyond those it has
 /// open when forwarding starts.
 const FDS_KEPT: usize = 16;
@@ -179,19 +195,44 @@ pub fn provider_channel() -> nix::Result<(OwnedFd, OwnedFd)> {
         SockFlag::SOCK_CLOEXEC,
     )
 }
-/// become-root's end of the provider channel.
+/// become-root's end of the provider channel, and whether the provider is gone.
 pub struct Provider {
     channel: OwnedFd,
+    gone: AtomicBool,
 }
 
 impl Provider {
     pub fn new(channel: OwnedFd) -> Self {
-        Provider { channel }
+        Provider {
+            channel,
+            gone: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the provider is gone (its end of the channel closed): with the namespace at
+    /// the end of a run, or killed while COMMAND runs.
+    pub fn gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    /// In the forwarder: the provider is gone. become-root's supervision waits on a
+    /// signalfd, for its children's SIGCHLD among others: one sent to itself wakes it, to
+    /// look at what changed as it does when a child ends.
+    fn went(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::SIGCHLD);
     }
 }
 
-/// Serve every bound port until become-root exits (the thread ends with the process).
-pub fn start(bound: Vec<Bound>, provider: Arc<Provider>) {
+/// The idle timeout of TCP connections: [`IDLE_TIMEOUT`], or what [`IDLE_TIMEOUT_VAR`] says
+/// (none for 0). Read before any namespace exists, so that a bad value is an error at once.
+pub fn idle_timeout_from_env() -> Result<Option<Duration>, NetError> {
+    limits::idle_timeout(std::env::var_os(IDLE_TIMEOUT_VAR).as_deref()).map_err(NetError::Setting)
+}
+
+/// Serve every bound port until become-root exits (the thread ends with the process); TCP
+/// connections idle for `idle` are reset.
+pub fn start(bound: Vec<Bound>, provider: Arc<Provider>, idle: Option<Duration>) {
     if bound.is_empty() {
         return;
     }
@@ -204,9 +245,9 @@ pub fn start(bound: Vec<Bound>, provider: Arc<Provider>) {
     {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(OPEN_FILES), hard);
     }
-    std::thread::spawn(move || match Forwarder::new(bound, &provider.channel) {
+    std::thread::spawn(move || match Forwarder::new(bound, &provider, idle) {
         Ok(mut forwarder) => forwarder.run(),
-        Err(e) => eprintln!("become-root: forwarding published ports: {e}"),
+        Err(e) => crate::error::say!("become-root: forwarding published ports: {e}"),
     });
 }
 

@@ -210,3 +210,46 @@ fn the_pool_is_refilled_once_half_of_it_is_used() {
     spares.arrived(None); // the provider could not make one
     assert_eq!((spares.len(), spares.wanted()), (SPARES / 2, SPARES / 2));
 }
+
+#[test]
+fn a_direction_moves_its_bytes_through_a_pipe_or_without_one_through_a_buffer() {
+    use super::pump::{Dir, DirState, Pipes, Pumped, pump};
+    use std::io::{Read, Write};
+    // client -> `from` (the forwarder's host side) ... `to` (its inside side) -> server.
+    let pair = || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (far, _) = listener.accept().unwrap();
+        (near, far)
+    };
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    for (may_pipe, pipes_made) in [(true, 1), (false, 0)] {
+        let ((mut client, from), (to, mut server)) = (pair(), pair());
+        from.set_nonblocking(true).unwrap();
+        to.set_nonblocking(true).unwrap();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || {
+            client.write_all(&sent).unwrap();
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).unwrap();
+            got
+        });
+        let (mut pipes, mut dir) = (Pipes::default(), Dir::default());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while dir.state != DirState::Done {
+            match pump(&mut dir, &from, &to, &mut pipes, may_pipe, false) {
+                Pumped::Failed => panic!("may_pipe {may_pipe}: failed"),
+                Pumped::More => {}
+                // Non-blocking sockets: poll them again shortly.
+                Pumped::Waiting => std::thread::sleep(Duration::from_millis(1)),
+            }
+            assert!(Instant::now() < deadline, "may_pipe {may_pipe}: stuck");
+        }
+        writer.join().unwrap();
+        assert_eq!(reader.join().unwrap(), data, "may_pipe {may_pipe}");
+        assert_eq!(pipes.live(), pipes_made, "may_pipe {may_pipe}");
+    }
+}
