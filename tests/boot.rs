@@ -18,7 +18,8 @@ common::tests! {
     [Harness, Tool("gcc"), Tool("python3"), Tool("bash")]
         d20_a_pid_1_of_as_pid_1_cannot_type_into_the_callers_terminal;
     [Harness, Cgroup2, Tool("busybox"), Tool("gcc"), Tool("python3"), Tool("bash")]
-        d20_a_booted_image_cannot_type_into_the_callers_terminal;
+        d20_a_booted_image_cannot_type_into_the_callers_terminal,
+        d20_a_join_of_a_booted_session_gets_a_terminal_of_the_images;
     [Harness, Cgroup2, Tool("busybox"), Tool("python3")]
         the_boot_console_is_interactive_at_a_terminal,
         the_console_escape_halts_the_image;
@@ -860,5 +861,43 @@ fn the_console_of_a_boot_that_failed_is_kept() {
         out.stdout, "init: cannot mount /data\nb - ended: exited 4\nstopped 0\n1\n",
         "{out:#?}"
     );
+    w.assert_nothing_left();
+}
+
+fn d20_a_join_of_a_booted_session_gets_a_terminal_of_the_images() {
+    let w = world();
+    let root = notifying_image(&w);
+    tiocsti_at(&w, &w.home().join("tiocsti"));
+    tiocsti_at(&w, &root.join("bin/tiocsti"));
+    // What runs in a booted image's session is the image's: a join brings the caller's
+    // terminal no closer to it than --boot does.
+    assert_nothing_typed_into_the_caller(&w, |payload| {
+        format!(
+            "export XDG_RUNTIME_DIR=$HOME/run; mkdir -p -m 700 $XDG_RUNTIME_DIR; \
+             \"$BR\" --name=sys --detach --boot --notify-ready=yes --rootfs={} && \
+             \"$BR\" --join=sys /bin/tiocsti {payload}; status=$?; \"$BR\" --stop=sys; \
+             (exit $status)",
+            root.display()
+        )
+    });
+    // And it is a terminal all the same: an interactive shell there has job control.
+    let out = at_a_terminal(
+        &w,
+        &[
+            ("-w", "# "),
+            ("-t", "tty; case $- in *m*) echo MONITOR-ON;; esac\n"),
+            ("-w", "MONITOR-ON"),
+            ("-t", "exit 4\n"),
+        ],
+        &format!(
+            "export XDG_RUNTIME_DIR=$HOME/run; \"$BR\" --name=sys --detach --boot \
+             --notify-ready=yes --rootfs={} && \"$BR\" --join=sys sh -i; status=$?; \
+             \"$BR\" --stop=sys; (exit $status)",
+            root.display()
+        ),
+    );
+    assert!(out.stdout.contains("/dev/pts/"), "{out:#?}");
+    assert!(out.stdout.contains("status 4"), "{out:#?}");
+    assert!(out.stdout.contains("restored"), "{out:#?}");
     w.assert_nothing_left();
 }

@@ -603,8 +603,10 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             Item(
                 "The terminal rule",
                 "The caller's terminal never reaches a process the caller did not start: the \
-                 image's init and everything it starts (--boot), and a pid 1 of the caller's \
-                 choosing (--as-pid-1). Such a process could push input into the terminal with \
+                 image's init and everything it starts (--boot), a pid 1 of the caller's \
+                 choosing (--as-pid-1), and what runs beside a booted image (--join of its \
+                 session, whose COMMAND gets a pty of the image's own devpts, as \
+                 machinectl shell gives one). Such a process could push input into the terminal with \
                  TIOCSTI, which the caller's shell would read and run outside every namespace \
                  once become-root returns (CVE-2017-5226; TIOCSTI works on the caller's \
                  controlling terminal). It gets a pty of become-root's instead, in a session of \

@@ -12,6 +12,7 @@ use common::{World, chown_tree};
 common::tests! {
     [Harness, Tool("ps"), Tool("fuse-overlayfs")]
         d17_sigkill_of_become_root_leaves_nothing_whatever_the_id_map;
+    [Harness, Tool("ps")] d17_sigkill_of_a_join_that_changes_ids_ends_its_command;
     [Harness, Tool("prlimit")]
         d10_over_the_file_size_limit_become_root_ends_125_and_command_gets_sigxfsz_as_it_was;
     [Harness, Tool("python3"), Tool("pgrep")]
@@ -94,6 +95,34 @@ fn d17_sigkill_of_become_root_leaves_nothing_whatever_the_id_map() {
 
 /// SIGKILL the processes a run left (as [`World::leftover_processes`] lists them), so that
 /// the next case of a test starts clean and every failing case is reported.
+fn d17_sigkill_of_a_join_that_changes_ids_ends_its_command() {
+    // A join into a pid namespace forks COMMAND, which then takes --uid and --gid: the change
+    // of ids cleared the parent-death signal, and a killed join left COMMAND running.
+    let mut w = World::new();
+    let xdg = w.home().join("xdg");
+    std::fs::create_dir(&xdg).unwrap();
+    std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    chown_tree(&xdg, w.uid);
+    w.env.push(("XDG_RUNTIME_DIR".into(), p(&xdg)));
+    let out = w.sh(&format!(
+        "\"$BR\" --name=s --detach --pid || exit 1
+         for map in '--uid=1000 --gid=1000' '--uid=0'; do
+           \"$BR\" --join=s $map sleep 3331 & pid=$!
+           {until} sh -c 'ps -e -o args= | grep -qx \"sleep 3331\"'
+           kill -KILL $pid; wait $pid; echo kill=$?
+           {until} sh -c '! ps -e -o args= | grep -qx \"sleep 3331\"' && echo gone
+         done
+         \"$BR\" --stop=s",
+        until = World::until()
+    ));
+    assert_eq!(out.stdout, "kill=137\ngone\n".repeat(2), "{out:#?}");
+    assert!(
+        w.wait_no_leftovers().is_empty(),
+        "{:?}",
+        w.leftover_processes()
+    );
+}
+
 fn kill_all(left: &[String]) {
     for line in left {
         if let Some(pid) = line.split(':').next().and_then(|p| p.parse().ok()) {

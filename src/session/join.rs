@@ -37,6 +37,9 @@ pub(super) struct Target {
     /// The session's own cgroup (from its record) and the process's cgroup (from its
     /// /proc/PID/cgroup), when the join enters a cgroup namespace of such a session.
     cgroup: Option<(PathBuf, PathBuf)>,
+    /// A booted image's session: its processes are the image's, not the caller's (the
+    /// terminal rule).
+    boot: bool,
 }
 
 impl Target {
@@ -192,6 +195,7 @@ impl Target {
             }
             _ => None,
         };
+        let boot = record.is_some_and(|r| r.boot);
         Ok(Target {
             label,
             pidfd,
@@ -199,6 +203,7 @@ impl Target {
             flags,
             cwd,
             cgroup,
+            boot,
         })
     }
 }
@@ -262,6 +267,7 @@ pub(super) fn join(
         flags,
         cwd,
         cgroup,
+        boot,
     } = target;
     let mover = match &cgroup {
         Some((own, of_process)) if pid_ns => {
@@ -299,20 +305,29 @@ pub(super) fn join(
         }
     }
     drop(cwd);
-    // --uid, --gid, --cap-*, --no-new-privs: last, as in a new run.
-    let run = || match identity.apply() {
-        Ok(()) => command.exec(),
-        Err(e) => e,
-    };
     if !pid_ns {
-        return Err(run());
+        // --uid, --gid, --cap-*, --no-new-privs: last, as in a new run.
+        return Err(match identity.apply() {
+            Ok(()) => command.exec(),
+            Err(e) => e,
+        });
     }
+    // The terminal rule (process::console): in a booted image's session the caller's
+    // terminal reaches nothing of the image's; COMMAND gets a pty of the image's own devpts
+    // (opened here, inside its mount namespace) in a session of its own, relayed as
+    // systemd-nspawn's machinectl shell does.
+    let console = match boot {
+        true => process::console::Console::for_terminal()?,
+        false => None,
+    };
     // A pid namespace takes only children: fork, and end the way COMMAND ends.
     process::block_forwarded_signals()?;
     let (go_r, go_w) = process::pipe()?;
+    // Its write end tells the child that become-root is still there (process::parent).
+    let (alive_r, alive_w) = process::pipe()?;
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
-            drop(go_w);
+            drop((go_w, alive_r));
             // Die with become-root, as any supervised COMMAND does, and go only on its word
             // (once it is in the session's cgroup). getppid() is 0 here (the parent is
             // outside the pid namespace), so the race with become-root dying first is closed
@@ -324,7 +339,17 @@ pub(super) fn join(
                 sys::exit_now(crate::error::EXIT_FAILURE);
             }
             drop(go_r);
-            let e = run();
+            let start = || -> Result<Infallible, Error> {
+                if let Some(console) = &console {
+                    console.attach()?;
+                }
+                // --uid, --gid, --cap-*, --no-new-privs: last, as in a new run; a change of
+                // ids clears the parent-death signal, so it is armed again (D17).
+                identity.apply()?;
+                process::die_with_become_root(&alive_w);
+                Err(command.exec())
+            };
+            let Err(e) = start();
             e.report();
             sys::exit_now(e.exit_code())
         }
@@ -340,9 +365,12 @@ pub(super) fn join(
             (&go_w)
                 .write_all(b"g")
                 .map_err(|e| Error::sys("starting COMMAND", sys::io_errno(&e)))?;
-            let ending =
-                process::supervise(child, process::Watch::default(), &mut Vec::new(), &mut ())?;
-            drop(go_w);
+            let watch = process::Watch {
+                console: console.as_ref(),
+                ..Default::default()
+            };
+            let ending = process::supervise(child, watch, &mut Vec::new(), &mut ())?;
+            drop((go_w, alive_r));
             ending.finish()
         }
     }
