@@ -19,7 +19,8 @@ common::tests! {
     [Harness, Tool("fuse-overlayfs")]
         fuse_overlayfs_driver_works_and_leaves_nothing,
         fuse_overlayfs_is_gone_when_become_root_returns,
-        fuse_overlayfs_variable_names_the_program_that_runs;
+        fuse_overlayfs_variable_names_the_program_that_runs,
+        fuse_overlayfs_beside_a_mount_point_that_is_not_utf8;
     [Harness, Tool("fuse-overlayfs"), Tool("ps")]
         killing_become_root_leaves_no_mount_and_no_fuse_process;
     [Harness, Tool("busybox")]
@@ -327,13 +328,8 @@ fn fuse_overlayfs_is_gone_when_become_root_returns() {
 /// Regression: /proc/self/mountinfo was read as UTF-8, so one mount point anywhere that is not
 /// (here a Latin-1 "café") hid every mount from become-root, and a fuse-overlayfs that had
 /// mounted looked as if it never did: "did not mount within 10 s".
-#[test]
 fn fuse_overlayfs_beside_a_mount_point_that_is_not_utf8() {
-    let Some((mut w, data)) = world() else { return };
-    if common::which("fuse-overlayfs").is_none() {
-        common::skip("fuse-overlayfs is not installed (Debian: fuse-overlayfs)");
-        return;
-    }
+    let (mut w, data) = world();
     let latin1 = format!("{}/caf$(printf '\\351')", p(&w.home()));
     w.root_setup = format!("mkdir -p {latin1} && mount -t tmpfs none {latin1}");
     let t = w.home().join("target");

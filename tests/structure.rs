@@ -1,8 +1,10 @@
 //! The crate's structure, as the README's "Hacking" section states it: every module is in its
 //! table, a module uses only modules of its own layer or below, there is no cycle between
-//! modules, and no source file is longer than 600 lines.
+//! modules, no source file is longer than 600 lines, and no
+//! test file with its own runner holds a `#[test]` that would never run.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 const TOP: &str = env!("CARGO_MANIFEST_DIR");
@@ -153,4 +155,44 @@ fn no_source_file_is_longer_than_600_lines() {
         })
         .collect();
     assert!(long.is_empty(), "split these: {long:?}");
+}
+
+/// A test file with its own runner (`harness = false` in Cargo.toml) never runs a `#[test]`
+/// function: libtest does not build one, and the function is dead code that looks like a
+/// test. Such a file registers its tests in `common::tests!` instead.
+#[test]
+fn no_test_attribute_in_a_file_with_its_own_runner() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut own_runner = Vec::new();
+    let mut name = None;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            name = None;
+        }
+        if let Some(value) = line.strip_prefix("name = ") {
+            name = Some(value.trim_matches('"').to_string());
+        }
+        if line == "harness = false"
+            && let Some(name) = &name
+        {
+            own_runner.push(name.clone());
+        }
+    }
+    assert!(
+        !own_runner.is_empty(),
+        "no harness = false test found in Cargo.toml"
+    );
+    let offenders: Vec<String> = own_runner
+        .iter()
+        .filter(|name| {
+            fs::read_to_string(root.join("tests").join(format!("{name}.rs")))
+                .is_ok_and(|text| text.lines().any(|l| l.trim() == "#[test]"))
+        })
+        .cloned()
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "#[test] in a harness = false file never runs: {offenders:?}"
+    );
 }

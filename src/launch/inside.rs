@@ -42,6 +42,12 @@ pub trait Ops {
     fn loopback_up(&mut self) -> Result<(), Error>;
 }
 
+/// Exec in place: make the namespaces, then the steps inside them.
+pub fn unshare_and_set_up(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
+    ops.unshare(plan.namespaces)?;
+    setup_inside(ops, plan)
+}
+
 /// The steps inside the namespaces, after they exist and before COMMAND runs.
 pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     ops.wait_for_maps()?;

@@ -93,8 +93,7 @@ fn inside_steps_in_order() {
     ];
     let plan = plan_with(steps, Some(NetMode::None));
     let mut ops = Recorder::default();
-    ops.unshare(plan.namespaces).unwrap();
-    setup_inside(&mut ops, &plan).unwrap();
+    unshare_and_set_up(&mut ops, &plan).unwrap();
     assert_eq!(
         ops.0,
         [
