@@ -5,6 +5,9 @@
 //! result over. The same definition generates `man/` and `completions/` (see
 //! `tests/docs.rs`), so help, man page and completions cannot drift apart.
 #![forbid(unsafe_code)]
+// The help texts are the doc comments: "[HOST_IP:]PORT" is a command line's optional part there,
+// not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::ffi::OsString;
 

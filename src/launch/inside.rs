@@ -1,7 +1,7 @@
 //! The namespace process's side: the steps inside the new namespaces, from the maps to
 //! COMMAND, in the same order in both shapes of a run ([`setup_inside`] through the [`Ops`]
 //! seam), the map helper of exec-in-place mode, and the cloned process of a supervised run
-//! ([`namespace_child`]).
+//! (`namespace_child`).
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -21,7 +21,7 @@ use crate::sys::{self, Forked};
 use crate::userns::{self, Mapping, UsernsError};
 
 /// What the namespace process does to the system, in order. The real implementation is
-/// [`Real`]; a test records the calls.
+/// `Real`; a test records the calls.
 pub trait Ops {
     /// Make the new namespaces (exec in place only; a cloned child already has them).
     fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error>;

@@ -1,9 +1,9 @@
 //! The launcher: from what the command line asks to COMMAND running in its namespaces.
 //!
 //! Two shapes, chosen by what must live outside the namespaces (DESIGN.md, process model):
-//! - exec in place ([`in_place`]): newuidmap and newgidmap, forked ahead, write the maps
+//! - exec in place (`in_place`): newuidmap and newgidmap, forked ahead, write the maps
 //!   while become-root itself unshares and then execs COMMAND, which keeps become-root's pid;
-//! - supervise ([`supervise`]: `--pid`, a network helper, published ports, `--info-fd`, a
+//! - supervise (`supervise`: `--pid`, a network helper, published ports, `--info-fd`, a
 //!   session, `--cgroup`, fuse-overlayfs): become-root clones the namespace process, writes its maps and starts its
 //!   helpers from outside, and waits, forwarding signals. That run is a pipeline of named
 //!   steps with one place that undoes them.

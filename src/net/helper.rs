@@ -342,7 +342,7 @@ impl Running {
     /// driver's) free for the next run, and no helper outlives become-root's return. The wait
     /// costs what closing the TAP device costs the kernel (it unregisters it and waits for an
     /// RCU grace period, about 20 ms here). slirp4netns is asked first (its exit pipe closes)
-    /// and killed if it has not gone within [`STOP_ASKED`].
+    /// and killed if it has not gone within `STOP_ASKED`.
     pub fn stop(mut self) {
         remove_dir(self.api_dir.take().as_deref());
         if self.gone {

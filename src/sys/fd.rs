@@ -208,7 +208,7 @@ pub fn keep_only_fds(keep: &[i32]) {
 /// become-root (the cgroup janitor), which must hold none of the caller's descriptors (a
 /// `$(...)` or a pipe waits for every writer to let go). Closed if /dev/null cannot be opened.
 ///
-/// Precondition: as for [`close_fds`], nothing in this process uses 0, 1 or 2 through a Rust
+/// Precondition: as for `close_fds`, nothing in this process uses 0, 1 or 2 through a Rust
 /// object afterwards (the child ends with _exit and prints nothing).
 pub fn stdio_to_null() {
     use nix::fcntl::{OFlag, open};

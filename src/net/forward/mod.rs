@@ -8,7 +8,7 @@
 //! loopback and passes the connected socket back (SCM_RIGHTS).
 //!
 //! become-root serves every published port from one thread, an epoll(7) event loop
-//! ([`Forwarder`]); the provider is a poll(2) loop ([`serve_sockets`]). What each choice saves
+//! (`Forwarder`); the provider is a poll(2) loop ([`serve_sockets`]). What each choice saves
 //! was measured with scripts/bench-net (the README quotes the figures):
 //! - Requests to the provider are pipelined: each carries an id and its reply names it, so a
 //!   burst of connections costs one round trip, not one each; and the provider connects
