@@ -250,7 +250,8 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             ),
             Para(
                 "State lives in $XDG_RUNTIME_DIR/become-root/, else /tmp/become-root-UID/: a \
-                 directory that must be the caller's own, mode 0700, not a symbolic link. A \
+                 directory that must be the caller's own, mode 0700 (or 0770 with the caller's \
+                 user private group), not a symbolic link. A \
                  session whose processes are gone, or whose pid was reused, is detected and its \
                  state removed.",
             ),
@@ -601,11 +602,17 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  directory .UPPER.work, are made and opened relative to a descriptor of their \
                  parent with O_NOFOLLOW, and refused unless they belong to the caller (or to one \
                  of its subordinate ids) and nobody else can write to them; their parent must \
-                 not let others rename them (not writable by others, or sticky, as /tmp). The \
-                 overlay is then given these descriptors, not the paths. --rootfs must be a \
-                 directory that only its owner (the caller, a subordinate id, or root) can \
-                 write to. The session state directory must be the caller's, mode 0700, and is \
-                 opened without following a link. Bind sources follow symbolic links, as \
+                 not let others rename them (the caller's, a subordinate id's or root's, and not \
+                 writable by others, or sticky, as /tmp). The overlay is then given these \
+                 descriptors, not the paths. --rootfs must be a directory that only its owner \
+                 (the caller, a subordinate id, or root) can write to. Write access for the \
+                 caller's user private group counts as the caller's own: its primary group, \
+                 when no other account has it as its primary group in /etc/passwd and its \
+                 /etc/group line names no other member (as useradd makes them, and as Debian \
+                 13's umask 002 leaves every new directory group-writable); any other group's is \
+                 refused, naming who else is in it. Only /etc/passwd and /etc/group are read, \
+                 never NSS. The session state directory must be the caller's, mode 0700 (0770 \
+                 with its private group), and is opened without following a link. Bind sources follow symbolic links, as \
                  mount --bind does: they are the caller's own choice and nothing is written there.",
             ),
             Item(

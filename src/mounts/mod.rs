@@ -17,6 +17,7 @@ use nix::sys::stat::Mode;
 
 use crate::error::Error;
 use crate::options::{FsArg, OverlayDriver, Propagation};
+use crate::writers::NotPrivate;
 
 mod apply;
 mod check;
@@ -29,7 +30,7 @@ mod root;
 mod spec;
 
 pub use apply::{Applier, command_in_rootfs, open_path};
-pub use check::{check, own_dir, work_dir};
+pub use check::{Trust, check, own_dir, work_dir};
 pub use fuse::started_here as fuse_started_here;
 pub use plan::{Options, Prepared, Upper, plan};
 pub use spec::{FsSpec, parse, split_escaped};
