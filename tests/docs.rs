@@ -626,7 +626,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  COMMAND will see them, so an absolute link, .. or /proc/self/cwd cannot lead a \
                  mount or a made file out of the image. The new root's own mount points (proc, \
                  dev, sys, tmp, run) must be directories of the image; a link there is an error \
-                 that names it. The generated resolv.conf of a connected network goes over the \
+                 that names it, and missing ones are made (mode 0755, by the caller, before \
+                 any namespace exists) only when the caller owns the new root and may write to \
+                 it. A destination below a tmpfs or throwaway overlay of the same run (or the \
+                 new root's /dev, /tmp, /run) is made in that mount, one component at a time \
+                 from its root with openat2(2) and RESOLVE_NO_SYMLINKS and RESOLVE_NO_XDEV: \
+                 never through a link, never on another mount. The generated resolv.conf of a connected network goes over the \
                  regular file /etc/resolv.conf leads to in the new root, or, where it leads to \
                  none (systemd-resolved's stub link dangles in most images; an absolute link \
                  may name a file of the host), over the entry itself, which is then covered, \

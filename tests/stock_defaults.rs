@@ -5,6 +5,7 @@
 //! world whose defaults are the distribution's.
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::{World, chown_tree};
@@ -12,7 +13,9 @@ use common::{World, chown_tree};
 common::tests! {
     [Harness, Tool("busybox")]
         a_login_umask_002_leaves_directories_become_root_accepts,
-        a_group_writable_directory_is_refused_unless_the_group_is_the_callers_alone;
+        a_group_writable_directory_is_refused_unless_the_group_is_the_callers_alone,
+        a_rootfs_without_proc_dev_sys_tmp_gets_them_or_one_error_naming_all,
+        a_destination_below_become_roots_own_tmpfs_gets_its_mount_point;
     [Harness]
         a_state_directory_of_the_private_group_is_accepted_and_others_refused;
 }
@@ -160,4 +163,83 @@ fn a_state_directory_of_the_private_group_is_accepted_and_others_refused() {
         out.stderr
     );
     assert!(text.ends_with("\nstopped\n"), "0770 is accepted: {out:#?}");
+}
+
+/// `--tmpfs=/x --bind=/data:/x/data` (the README's own example of command-line order) could
+/// never work: the destination had to exist before the tmpfs that hides everything there.
+/// A destination on a tmpfs or throwaway overlay become-root made in the same run, and one on
+/// a --rootfs's own /tmp or /dev, is made there (a directory, or an empty file for a file),
+/// and nothing is made outside, also where a throwaway overlay's lower has a link on the way.
+fn a_destination_below_become_roots_own_tmpfs_gets_its_mount_point() {
+    let (w, image) = login_world();
+    let out = w.sh(&format!(
+        "mkdir data x lower && echo base > data/f && \
+         \"$BR\" --tmpfs=$PWD/x --bind=$PWD/data:$PWD/x/data --ro-bind=$PWD/data/f:$PWD/x/a/b/f \
+           sh -c 'cat x/data/f x/a/b/f; ls -A x' && ls -A x && \
+         \"$BR\" --overlay=$PWD/lower:$PWD/x --bind=$PWD/data:$PWD/x/data cat x/data/f && \
+         ls -A x && ls -A lower && \
+         \"$BR\" --rootfs={i} --bind=$PWD/data:/tmp/data --bind=$PWD/data/f:/dev/f \
+           --tmpfs=/etc --bind=$PWD/data:/etc/data /bin/cat /tmp/data/f /dev/f /etc/data/f && \
+         ls -A {i}/tmp && ls -A {i}/dev && ls -A {i}/etc",
+        i = p(&image)
+    ));
+    assert_eq!(
+        out.ok(),
+        "base\nbase\na\ndata\nbase\nbase\nbase\nbase\nresolv.conf\n"
+    );
+    let out = w.sh("mkdir copied outside && ln -s $PWD/outside copied/link && \
+         \"$BR\" --copy-up=$PWD/copied --bind=$PWD/data:$PWD/copied/link/x true; \
+         echo status=$?; ls -A outside");
+    assert_eq!(out.stdout, "status=125\n", "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("copied/link/x: its mount point would be made through link"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A --rootfs made by hand (a directory with bin/ in it) failed on its missing /proc. Made
+/// like bubblewrap does: /proc, /dev, /sys and /tmp, mode 0755, the caller's; in a root the
+/// caller cannot write to, one error lists all that is missing.
+fn a_rootfs_without_proc_dev_sys_tmp_gets_them_or_one_error_naming_all() {
+    let (w, image) = login_world();
+    for dir in ["proc", "dev", "sys", "tmp"] {
+        std::fs::remove_dir(image.join(dir)).unwrap();
+    }
+    let out = w.sh(&format!(
+        "\"$BR\" --rootfs={i} /bin/sh -c 'ls /proc/self/ >/dev/null && ls /dev/null && \
+         echo x > /tmp/x && cat /tmp/x' && stat -c '%n %a %u' {i}/proc {i}/dev {i}/sys {i}/tmp",
+        i = p(&image)
+    ));
+    let i = p(&image);
+    assert_eq!(
+        out.ok(),
+        format!(
+            "/dev/null\nx\n{i}/proc 755 {u}\n{i}/dev 755 {u}\n{i}/sys 755 {u}\n{i}/tmp 755 {u}\n",
+            u = w.uid
+        )
+    );
+    // An image owned by a subordinate id (unpacked by root inside, say): not the caller's to
+    // write to from outside.
+    for dir in ["proc", "dev", "sys", "tmp"] {
+        std::fs::remove_dir(image.join(dir)).unwrap();
+    }
+    chown_tree(&image, w.sub_start());
+    let out = w.run(&[&format!("--rootfs={i}"), "/bin/true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "become-root: --rootfs {i}: has no proc, dev, sys, tmp"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("\nhint: "), "{}", out.stderr);
+    assert!(!image.join("proc").exists());
+    assert_eq!(
+        std::fs::metadata(&image).unwrap().uid(),
+        w.sub_start(),
+        "nothing changed"
+    );
 }

@@ -19,8 +19,10 @@ pub struct Trust<'a> {
 
 /// Check every path the plan names, as the caller sees them, before anything is mounted.
 /// Creates nothing but a missing overlay UPPER and its work directory (beside it, so on the
-/// same filesystem), each with one mkdir, and returns them open. Only a directory `trust`
-/// says is the caller's alone may be written to.
+/// same filesystem), each with one mkdir, and returns them open; and, last, the mount points
+/// a new root of the caller's own lacks (points.rs). Only a directory `trust` says is the
+/// caller's alone may be written to. A destination below a place the run mounts fresh before
+/// it is made then, in that mount (points.rs), and not looked for here.
 pub fn check(o: &Options, trust: &Trust) -> Result<Prepared, Error> {
     let mut new_root = None;
     if let Some(root) = &o.rootfs {
@@ -69,17 +71,21 @@ pub fn check(o: &Options, trust: &Trust) -> Result<Prepared, Error> {
         }
     };
     let mut prepared = Prepared::default();
-    for spec in &o.filesystem {
+    for (index, spec) in o.filesystem.iter().enumerate() {
+        let made_later = super::points::below_fresh(o, index).is_some();
         match spec {
             FsSpec::Bind { src, dst, .. } => {
                 if !src.exists() {
                     return Err(not_found("bind source", src));
                 }
-                dest("bind destination", dst, false)?;
+                if !made_later {
+                    dest("bind destination", dst, false)?;
+                }
             }
-            FsSpec::Tmpfs { dir } => {
+            FsSpec::Tmpfs { dir } if !made_later => {
                 dest("tmpfs directory", dir, true)?;
             }
+            FsSpec::Tmpfs { .. } => {}
             FsSpec::Overlay {
                 lowers,
                 target,
@@ -91,9 +97,11 @@ pub fn check(o: &Options, trust: &Trust) -> Result<Prepared, Error> {
                     }
                     refuse_pseudo_fs("overlay lower", lower, lower)?;
                 }
-                let fd = dest("overlay target", target, true)?;
-                let shown = super::plan::inside(&o.rootfs, target);
-                refuse_pseudo_fs("overlay target", &shown, &super::root::fd_path(&fd))?;
+                if !made_later {
+                    let fd = dest("overlay target", target, true)?;
+                    let shown = super::plan::inside(&o.rootfs, target);
+                    refuse_pseudo_fs("overlay target", &shown, &super::root::fd_path(&fd))?;
+                }
                 if let Some(upper) = upper
                     && prepared.upper(upper).is_none()
                 {
@@ -101,6 +109,9 @@ pub fn check(o: &Options, trust: &Trust) -> Result<Prepared, Error> {
                 }
             }
         }
+    }
+    if let Some(root) = &new_root {
+        root.make_own_dirs(&root.missing(&super::points::root_dirs(o.boot)))?;
     }
     Ok(prepared)
 }

@@ -26,6 +26,7 @@ mod fuse;
 pub mod fuse_helper;
 mod overlay;
 mod plan;
+mod points;
 mod root;
 mod spec;
 
@@ -43,7 +44,8 @@ pub fn mount_error(what: impl Into<String>, errno: nix::Error) -> Error {
         }
         nix::Error::ENOENT => {
             "create it first, or correct the path; with --rootfs, destinations (DST, TARGET, \
-             --tmpfs DIR, --chdir) are inside the new root and must exist there"
+             --tmpfs DIR, --chdir) are inside the new root and must exist there, unless below a \
+             tmpfs of the run (an earlier --tmpfs, the new root's /tmp), where they are made"
         }
         nix::Error::ENOTDIR => "overlay layers and targets, and --tmpfs, need directories",
         nix::Error::EACCES => {
@@ -77,6 +79,15 @@ pub enum MountStep {
     },
     /// A fresh tmpfs.
     Tmpfs { dir: PathBuf, mode: u32 },
+    /// Make the mount point `rest` below `base`, a place this run mounted fresh before
+    /// (points.rs): directories, and last a directory or, for a bind of a file `source`, an
+    /// empty file. `what` names the destination in errors ("bind destination").
+    MountPoint {
+        base: PathBuf,
+        rest: PathBuf,
+        source: Option<PathBuf>,
+        what: &'static str,
+    },
     /// An overlay of `lowers` (top first) on `target`; changes go to `upper` (with `work`
     /// beside it), or to a throwaway tmpfs.
     Overlay {

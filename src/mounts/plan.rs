@@ -153,7 +153,20 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
         });
     }
     let driver = o.overlay_driver.unwrap_or(OverlayDriver::Auto);
-    for spec in &o.filesystem {
+    for (index, spec) in o.filesystem.iter().enumerate() {
+        if let Some((base, rest)) = super::points::below_fresh(o, index) {
+            let (source, what) = match spec {
+                FsSpec::Bind { src, .. } => (Some(src.clone()), "bind destination"),
+                FsSpec::Tmpfs { .. } => (None, "tmpfs directory"),
+                FsSpec::Overlay { .. } => (None, "overlay target"),
+            };
+            steps.push(MountStep::MountPoint {
+                base,
+                rest,
+                source,
+                what,
+            });
+        }
         steps.push(match spec {
             FsSpec::Bind { src, dst, readonly } => MountStep::Bind {
                 src: src.clone(),
