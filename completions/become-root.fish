@@ -21,7 +21,7 @@ complete -c become-root -l mtu -d 'MTU of the connected interface' -r
 complete -c become-root -l bind -d 'Bind SRC (a host path) to DST (default: the same path; inside --rootfs when given), recursively. Filesystem options apply in command-line order; a DST below a tmpfs (or throwaway overlay) of an earlier option is made there. Write \'\\:\' for a \':\' in a path' -r
 complete -c become-root -l ro-bind -d 'As --bind, read-only, enforced recursively on every mount below DST' -r
 complete -c become-root -l tmpfs -d 'A fresh tmpfs on DIR' -r
-complete -c become-root -l copy-up -d 'DIR becomes a writable copy whose changes stay inside (an overlay with a throwaway upper layer). New and replaced files work; files owned by ids outside the map stay read-only, as on the host' -r
+complete -c become-root -l copy-up -d 'DIR becomes a writable copy whose changes stay inside (an overlay with a throwaway upper layer). New and replaced files work; files owned by ids outside the map stay read-only in place, as on the host (under fuse-overlayfs they are writable copies)' -r
 complete -c become-root -l overlay -d 'Overlay LOWER directories (top first, separated by \',\') on TARGET; changes go to UPPER (created if missing; become-root keeps its work directory beside it) or, without UPPER, to a tmpfs and are thrown away. Write \'\\:\' and \'\\,\' for those characters' -r
 complete -c become-root -l overlay-driver -d 'How --overlay and --copy-up are mounted: native overlayfs in the user namespace (Linux 5.11+), fuse-overlayfs, or auto (native, else fuse-overlayfs)' -r -f -a "auto\t'native overlayfs, else fuse-overlayfs'
 native\t'overlayfs in the user namespace'

@@ -543,7 +543,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "overlayfs in a user namespace (userxattr) (Linux 5.11)",
                 "Native --overlay and --copy-up. Without it, --overlay-driver=auto uses \
                  fuse-overlayfs, and --overlay-driver=native fails with an error naming the \
-                 version it needs.",
+                 version it needs. Where a newer kernel refuses the layers themselves (Invalid \
+                 argument: an UPPER on overlayfs, FUSE or a network file system), the error \
+                 names the layer and its file system when it can tell, and auto falls back to \
+                 fuse-overlayfs. Under fuse-overlayfs a file owned by an id outside the map is \
+                 a writable copy in place, where native overlayfs keeps it read-only; both let \
+                 it be removed and replaced (README, Filesystems).",
             ),
             Item(
                 "mount_setattr with AT_RECURSIVE (Linux 5.12)",

@@ -18,6 +18,10 @@ common::tests! {
         a_destination_below_become_roots_own_tmpfs_gets_its_mount_point;
     [Harness]
         a_state_directory_of_the_private_group_is_accepted_and_others_refused;
+    [Harness, Tool("fuse-overlayfs")]
+        a_native_overlay_the_kernel_refuses_says_why_and_falls_back;
+    [Harness, Tool("fuse-overlayfs"), Tool("busybox")]
+        copy_up_does_what_the_readme_says_under_each_driver;
 }
 
 fn p(path: &Path) -> String {
@@ -241,5 +245,74 @@ fn a_rootfs_without_proc_dev_sys_tmp_gets_them_or_one_error_naming_all() {
         std::fs::metadata(&image).unwrap().uid(),
         w.sub_start(),
         "nothing changed"
+    );
+}
+
+/// README, --copy-up: "New files and replaced ones (rename over, or remove and create) work;
+/// a file owned by an id outside your map (host root's files in /etc) stays read-only in
+/// place" under native overlayfs, and is a writable copy in place under fuse-overlayfs, which
+/// cannot do both (see the README). What a script written for one driver does works under
+/// the other, and nothing reaches the host's /etc; below a --rootfs too, where the fuse
+/// helper starts fuse-overlayfs. (A documentation test: it passed before.)
+fn copy_up_does_what_the_readme_says_under_each_driver() {
+    let (w, image) = login_world();
+    let host = std::fs::read_to_string("/etc/hostname").unwrap();
+    let replace = "stat -c %u /etc/hostname && echo mine > /etc/new && rm /etc/hostname && \
+                   echo own > /etc/hostname && echo over > /etc/x && mv /etc/x /etc/hosts && \
+                   cat /etc/new /etc/hostname /etc/hosts";
+    let in_place = "for f in /etc/issue /etc/default/x; do \
+                    if echo x >> $f 2>/dev/null; then echo writable; else echo read-only; fi; done";
+    let script = format!("{replace} && {in_place}");
+    let replaced = "65534\nmine\nown\nover\n";
+    for (driver, root) in [("native", None), ("fuse", None), ("fuse", Some(&image))] {
+        let mut args = vec![
+            format!("--overlay-driver={driver}"),
+            "--copy-up=/etc".into(),
+        ];
+        args.extend(root.map(|r| format!("--rootfs={}", p(r))));
+        args.extend(["/bin/sh".into(), "-c".into(), script.clone()]);
+        let out = w.run(&args);
+        let in_place = match driver {
+            "native" => "read-only\nread-only\n",
+            _ => "writable\nwritable\n",
+        };
+        assert_eq!(
+            out.ok(),
+            format!("{replaced}{in_place}"),
+            "{args:?}: {out:#?}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string("/etc/hostname").unwrap(), host);
+    assert!(!Path::new("/etc/new").exists() && !Path::new("/etc/default/x").exists());
+}
+
+/// A native overlay the kernel refuses (here an UPPER on an overlay, as a home directory in a
+/// container's overlay root is) said only "Invalid argument". It must say what overlayfs
+/// refuses and name the fallback; `auto` falls back to fuse-overlayfs, which works there.
+fn a_native_overlay_the_kernel_refuses_says_why_and_falls_back() {
+    let mut w = World::new();
+    w.login_umask(0o002);
+    // The harness's /etc is an overlay of its own (thrown away with the run): a directory of
+    // the test user's there stands for a home directory on an overlay.
+    w.root_setup = format!(
+        "mkdir /etc/home-on-overlay && chown {0}:{0} /etc/home-on-overlay",
+        w.uid
+    );
+    let out = w.sh("mkdir l t && echo base > l/f && \
+         \"$BR\" --overlay-driver=native --overlay=$PWD/l:$PWD/t:/etc/home-on-overlay/u true; \
+         echo status=$?; \"$BR\" --overlay=$PWD/l:$PWD/t:/etc/home-on-overlay/u \
+         sh -c \"echo new > $PWD/t/g\" && cat /etc/home-on-overlay/u/g");
+    assert_eq!(out.ok(), "status=125\nnew\n", "{out:#?}");
+    let first = out.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("Invalid argument")
+            && first.contains("/etc/home-on-overlay/u is on overlay"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("hint: ") && out.stderr.contains("--overlay-driver=auto"),
+        "{}",
+        out.stderr
     );
 }

@@ -136,7 +136,7 @@ pub struct Cli {
 
     /// DIR becomes a writable copy whose changes stay inside (an overlay with a throwaway
     /// upper layer). New and replaced files work; files owned by ids outside the map stay
-    /// read-only, as on the host
+    /// read-only in place, as on the host (under fuse-overlayfs they are writable copies)
     #[arg(
         long,
         value_name = "DIR",
