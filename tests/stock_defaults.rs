@@ -17,7 +17,8 @@ common::tests! {
         a_rootfs_without_proc_dev_sys_tmp_gets_them_or_one_error_naming_all,
         a_destination_below_become_roots_own_tmpfs_gets_its_mount_point;
     [Harness]
-        a_state_directory_of_the_private_group_is_accepted_and_others_refused;
+        a_state_directory_of_the_private_group_is_accepted_and_others_refused,
+        a_tree_built_inside_is_removed_with_become_root_rm;
     [Harness, Tool("fuse-overlayfs")]
         a_native_overlay_the_kernel_refuses_says_why_and_falls_back;
     [Harness, Tool("fuse-overlayfs"), Tool("busybox")]
@@ -315,4 +316,19 @@ fn a_native_overlay_the_kernel_refuses_says_why_and_falls_back() {
         "{}",
         out.stderr
     );
+}
+
+/// README, "Cleaning up": a tree built inside (a Makefile's DESTDIR) with a directory given to
+/// another user belongs partly to a subordinate id, so a plain `rm -rf` fails, and
+/// `become-root rm -rf` removes it. (A documentation test: it passed before.)
+fn a_tree_built_inside_is_removed_with_become_root_rm() {
+    let mut w = World::new();
+    w.login_umask(0o002);
+    let out = w.sh(
+        "\"$BR\" sh -c 'mkdir -p root/etc root/home/u && echo hi > root/etc/motd && \
+         touch root/home/u/.profile && chown -R 1000:1000 root/home/u' && \
+         { rm -rf root 2>&1 | grep -c 'Permission denied'; } && \
+         \"$BR\" rm -rf root && ls -A",
+    );
+    assert_eq!(out.ok(), "1\n", "{out:#?}");
 }
