@@ -53,7 +53,11 @@ pub(super) fn below_fresh(o: &Options, index: usize) -> Option<(PathBuf, PathBuf
         .rev()
         .find(|(at, _)| dst.starts_with(at))?;
     let rest = dst.strip_prefix(&base).ok()?.to_path_buf();
-    (fresh && rest.components().next().is_some()).then_some((base, rest))
+    // Only names below it: a '..' would lead the lookup elsewhere than the names made.
+    let names = rest
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    (fresh && names && rest.components().next().is_some()).then_some((base, rest))
 }
 
 /// Make `rest` below `base` (the root of a fresh mount of this run, opened as the mount
@@ -228,6 +232,7 @@ mod tests {
             ),
             (None, vec![tmpfs("/x"), bind("/d", "/x")], None),
             (None, vec![tmpfs("/x"), bind("/d", "/xy/data")], None),
+            (None, vec![tmpfs("/x"), bind("/d", "/x/../y")], None),
             (None, vec![bind("/d", "/x/data"), tmpfs("/x")], None),
             (
                 None,
