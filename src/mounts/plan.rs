@@ -330,15 +330,25 @@ mod tests {
                 mode: 0o755
             }
         );
+        // the bind's destination on the fresh tmpfs is made there first (points.rs)
         assert_eq!(
             steps[7],
+            MountPoint {
+                base: "/r/scratch".into(),
+                rest: "h".into(),
+                source: Some("/h".into()),
+                what: "bind destination"
+            }
+        );
+        assert_eq!(
+            steps[8],
             Bind {
                 src: "/h".into(),
                 dst: "/r/scratch/h".into(),
                 readonly: true
             }
         );
-        assert_eq!(steps[8], PivotRoot { dir: "/r".into() });
+        assert_eq!(steps[9], PivotRoot { dir: "/r".into() });
         let root_pid = Options {
             pid_ns: true,
             own_net: true,
