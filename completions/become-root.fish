@@ -18,15 +18,15 @@ complete -c become-root -s p -l publish -d 'Publish a port of the namespace on t
 complete -c become-root -l port-driver -d 'Who forwards published ports: builtin (become-root\'s own splice forwarder, any --net mode) or helper (slirp4netns\'s API or pasta\'s own forwarding; needs slirp4netns or pasta, and a server inside listening on all addresses)' -r -f -a "builtin\t'become-root\'s own forwarder: splice(2) between a host socket and one made inside'
 helper\t'the network helper\'s own forwarding (slirp4netns add_hostfwd, pasta -t/-u)'"
 complete -c become-root -l mtu -d 'MTU of the connected interface' -r
-complete -c become-root -l bind -d 'Bind SRC (a host path) to DST (default: the same path; inside --rootfs when given), recursively. Filesystem options apply in command-line order; write \'\\:\' for a \':\' in a path' -r
+complete -c become-root -l bind -d 'Bind SRC (a host path) to DST (default: the same path; inside --rootfs when given), recursively. Filesystem options apply in command-line order; a DST below a tmpfs (or throwaway overlay) of an earlier option is made there. Write \'\\:\' for a \':\' in a path' -r
 complete -c become-root -l ro-bind -d 'As --bind, read-only, enforced recursively on every mount below DST' -r
 complete -c become-root -l tmpfs -d 'A fresh tmpfs on DIR' -r
-complete -c become-root -l copy-up -d 'DIR becomes a writable copy whose changes stay inside (an overlay with a throwaway upper layer). New and replaced files work; files owned by ids outside the map stay read-only, as on the host' -r
+complete -c become-root -l copy-up -d 'DIR becomes a writable copy whose changes stay inside (an overlay with a throwaway upper layer). New and replaced files work; files owned by ids outside the map stay read-only in place, as on the host (under fuse-overlayfs they are writable copies)' -r
 complete -c become-root -l overlay -d 'Overlay LOWER directories (top first, separated by \',\') on TARGET; changes go to UPPER (created if missing; become-root keeps its work directory beside it) or, without UPPER, to a tmpfs and are thrown away. Write \'\\:\' and \'\\,\' for those characters' -r
 complete -c become-root -l overlay-driver -d 'How --overlay and --copy-up are mounted: native overlayfs in the user namespace (Linux 5.11+), fuse-overlayfs, or auto (native, else fuse-overlayfs)' -r -f -a "auto\t'native overlayfs, else fuse-overlayfs'
 native\t'overlayfs in the user namespace'
 fuse\t'fuse-overlayfs'"
-complete -c become-root -l rootfs -d 'Make DIR the root (pivot_root) with /proc, a minimal /dev, /sys, /tmp and, with a connected network, /etc/resolv.conf; DSTs of the other options are inside it' -r
+complete -c become-root -l rootfs -d 'Make DIR the root (pivot_root) with /proc, a minimal /dev, /sys, /tmp and, with a connected network, /etc/resolv.conf (missing proc, dev, sys, tmp are made in a DIR of yours); DSTs of the other options are inside it' -r
 complete -c become-root -l chdir -d 'Run COMMAND in DIR (inside --rootfs when given; default: the current directory, or / with --rootfs)' -r
 complete -c become-root -l cap-add -d 'Give COMMAND capability CAP over the namespace (repeatable; NET_ADMIN, net_admin and CAP_NET_ADMIN are the same). With --uid, the only capabilities COMMAND gets' -r
 complete -c become-root -l cap-drop -d 'Take capability CAP away from COMMAND, or ALL (repeatable; --cap-add wins). Dropped from the bounding set too, so no exec inside can regain it' -r

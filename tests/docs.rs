@@ -259,7 +259,8 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             ),
             Para(
                 "State lives in $XDG_RUNTIME_DIR/become-root/, else /tmp/become-root-UID/: a \
-                 directory that must be the caller's own, mode 0700, not a symbolic link. A \
+                 directory that must be the caller's own, mode 0700 (or 0770 with the caller's \
+                 user private group), not a symbolic link. A \
                  session whose processes are gone, or whose pid was reused, is detected and its \
                  state removed.",
             ),
@@ -560,7 +561,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "overlayfs in a user namespace (userxattr) (Linux 5.11)",
                 "Native --overlay and --copy-up. Without it, --overlay-driver=auto uses \
                  fuse-overlayfs, and --overlay-driver=native fails with an error naming the \
-                 version it needs.",
+                 version it needs. Where a newer kernel refuses the layers themselves (Invalid \
+                 argument: an UPPER on overlayfs, FUSE or a network file system), the error \
+                 names the layer and its file system when it can tell, and auto falls back to \
+                 fuse-overlayfs. Under fuse-overlayfs a file owned by an id outside the map is \
+                 a writable copy in place, where native overlayfs keeps it read-only; both let \
+                 it be removed and replaced (README, Filesystems).",
             ),
             Item(
                 "mount_setattr with AT_RECURSIVE (Linux 5.12)",
@@ -621,11 +627,17 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  directory .UPPER.work, are made and opened relative to a descriptor of their \
                  parent with O_NOFOLLOW, and refused unless they belong to the caller (or to one \
                  of its subordinate ids) and nobody else can write to them; their parent must \
-                 not let others rename them (not writable by others, or sticky, as /tmp). The \
-                 overlay is then given these descriptors, not the paths. --rootfs must be a \
-                 directory that only its owner (the caller, a subordinate id, or root) can \
-                 write to. The session state directory must be the caller's, mode 0700, and is \
-                 opened without following a link. Bind sources follow symbolic links, as \
+                 not let others rename them (the caller's, a subordinate id's or root's, and not \
+                 writable by others, or sticky, as /tmp). The overlay is then given these \
+                 descriptors, not the paths. --rootfs must be a directory that only its owner \
+                 (the caller, a subordinate id, or root) can write to. Write access for the \
+                 caller's user private group counts as the caller's own: its primary group, \
+                 when no other account has it as its primary group in /etc/passwd and its \
+                 /etc/group line names no other member (as useradd makes them, and as Debian \
+                 13's umask 002 leaves every new directory group-writable); any other group's is \
+                 refused, naming who else is in it. Only /etc/passwd and /etc/group are read, \
+                 never NSS. The session state directory must be the caller's, mode 0700 (0770 \
+                 with its private group), and is opened without following a link. Bind sources follow symbolic links, as \
                  mount --bind does: they are the caller's own choice and nothing is written there.",
             ),
             Item(
@@ -639,7 +651,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  COMMAND will see them, so an absolute link, .. or /proc/self/cwd cannot lead a \
                  mount or a made file out of the image. The new root's own mount points (proc, \
                  dev, sys, tmp, run) must be directories of the image; a link there is an error \
-                 that names it. The generated resolv.conf of a connected network goes over the \
+                 that names it, and missing ones are made (mode 0755, by the caller, before \
+                 any namespace exists) only when the caller owns the new root and may write to \
+                 it. A destination below a tmpfs or throwaway overlay of the same run (or the \
+                 new root's /dev, /tmp, /run) is made in that mount, one component at a time \
+                 from its root with openat2(2) and RESOLVE_NO_SYMLINKS and RESOLVE_NO_XDEV: \
+                 never through a link, never on another mount. The generated resolv.conf of a connected network goes over the \
                  regular file /etc/resolv.conf leads to in the new root, or, where it leads to \
                  none (systemd-resolved's stub link dangles in most images; an absolute link \
                  may name a file of the host), over the entry itself, which is then covered, \

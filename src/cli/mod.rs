@@ -112,8 +112,8 @@ pub struct Cli {
     pub mtu: u32,
 
     /// Bind SRC (a host path) to DST (default: the same path; inside --rootfs when given),
-    /// recursively. Filesystem options apply in command-line order; write '\:' for a ':' in
-    /// a path
+    /// recursively. Filesystem options apply in command-line order; a DST below a tmpfs (or
+    /// throwaway overlay) of an earlier option is made there. Write '\:' for a ':' in a path
     #[arg(
         long,
         value_name = "SRC[:DST]",
@@ -139,7 +139,7 @@ pub struct Cli {
 
     /// DIR becomes a writable copy whose changes stay inside (an overlay with a throwaway
     /// upper layer). New and replaced files work; files owned by ids outside the map stay
-    /// read-only, as on the host
+    /// read-only in place, as on the host (under fuse-overlayfs they are writable copies)
     #[arg(
         long,
         value_name = "DIR",
@@ -163,7 +163,8 @@ pub struct Cli {
     pub overlay_driver: OverlayDriver,
 
     /// Make DIR the root (pivot_root) with /proc, a minimal /dev, /sys, /tmp and, with a
-    /// connected network, /etc/resolv.conf; DSTs of the other options are inside it
+    /// connected network, /etc/resolv.conf (missing proc, dev, sys, tmp are made in a DIR of
+    /// yours); DSTs of the other options are inside it
     #[arg(
         long,
         value_name = "DIR",

@@ -340,7 +340,22 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     // are made or checked and kept open. Only a directory of the caller's own ids (outside)
     // may be one.
     let owns = |uid: u32| uid == caller.uid || mapping.uid.to_inside(uid).is_some();
-    let prepared = mounts::check(&options, &owns)?;
+    // A group's write access is the caller's alone when it is a subordinate gid of the map,
+    // or the caller's user private group (read only when a directory has group write).
+    let private = std::cell::OnceCell::new();
+    let group = |gid: u32| {
+        if caller.is_real_root() || (gid != caller.gid && mapping.gid.to_inside(gid).is_some()) {
+            return Ok(());
+        }
+        private
+            .get_or_init(|| crate::userns::private_group(caller.uid))
+            .check(gid)
+    };
+    let trust = mounts::Trust {
+        uid: &owns,
+        group: &group,
+    };
+    let prepared = mounts::check(&options, &trust)?;
     if let Some(root) = &options.rootfs
         && !session.as_ref().is_some_and(|s| s.pause) // (session.rs: runs no COMMAND)
         && !mounts::command_in_rootfs(root, &command.name)

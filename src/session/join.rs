@@ -83,7 +83,11 @@ impl Target {
             match &session {
                 Some((dir, loaded)) => {
                     let name = &loaded.record.name;
-                    let _ = dir.remove_if_unchanged(name, &loaded.text);
+                    // Stale only once its supervisor is gone too: until then it records how
+                    // the session ended.
+                    if !loaded.record.supervisor.alive() {
+                        let _ = dir.remove_if_unchanged(name, &loaded.text);
+                    }
                     SessionError::NoSession { name: name.clone() }.into()
                 }
                 None => SessionError::NoProcess {

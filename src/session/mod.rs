@@ -61,8 +61,9 @@
 //! `$XDG_RUNTIME_DIR/become-root/` or, without XDG_RUNTIME_DIR, `/tmp/become-root-UID/` (UID
 //! outside: a nested become-root, root in the session, finds the same directory). The
 //! directory is created mode 0700 and refused unless it is a real directory (not a symlink),
-//! owned by the caller, with mode 0700: a name in /tmp is predictable, so it is only ever used
-//! after those checks. A session is identified by its pid and that process's start time
+//! owned by the caller, with mode 0700 (or 0770 when its group is the caller's user private
+//! group, which is nobody else's: crate::writers): a name in /tmp is predictable, so it is
+//! only ever used after those checks. A session is identified by its pid and that process's start time
 //! (field 22 of /proc/PID/stat) and namespace inodes, so a reused pid is never mistaken for
 //! the session; a state file whose process is gone is stale and is removed by `--list`,
 //! `--join`, `--stop` and by a new run taking the name. State is changed only under an
@@ -231,8 +232,8 @@ impl SessionError {
                 errno: Errno::EPERM,
                 ..
             } => "you can join only namespaces you created".into(),
-            SessionError::StateDir { .. } => "remove it, or set XDG_RUNTIME_DIR to a directory \
-                of your own with mode 0700"
+            SessionError::StateDir { .. } => "remove it (become-root makes it, mode 0700), or \
+                set XDG_RUNTIME_DIR to a directory of your own with mode 0700"
                 .into(),
             SessionError::CannotSignal { name, .. } => format!(
                 "the state file names a process that is not yours (was it forged or copied?); \

@@ -243,16 +243,15 @@ impl Record {
         }
     }
 
-    /// Whether the session still runs: its holder lives, or while it is being set up, its
-    /// supervisor. An ended session does not.
+    /// Whether the session still runs: its holder lives, or its supervisor does (setting it
+    /// up, booting its image again, or about to record how it ended: a reader that took the
+    /// record for stale in that moment would remove what the supervisor keeps). An ended
+    /// session does not.
     pub fn alive(&self) -> bool {
         if self.ended.is_some() {
             return false;
         }
-        match &self.holder {
-            Some(holder) => holder.alive(),
-            None => self.supervisor.alive(),
-        }
+        self.holder.as_ref().is_some_and(Proc::alive) || self.supervisor.alive()
     }
 
     pub(super) fn namespace(&self, kind: &str) -> Option<u64> {

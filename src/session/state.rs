@@ -64,11 +64,26 @@ impl StateDir {
                 st.st_uid
             )));
         }
-        if st.st_mode & 0o777 != 0o700 {
-            return Err(fail(format!(
-                "has mode {:04o}; it must be 0700, so that only you can read or change it",
-                st.st_mode & 0o7777
-            )));
+        // Only you may read or change it: 0700, or 0770 for your user private group (a
+        // group that is nobody else's, crate::writers), never anything for others.
+        let mode = st.st_mode & 0o7777;
+        let group = match st.st_mode & 0o070 {
+            0 => Ok(()),
+            _ => crate::userns::private_group(uid).check(st.st_gid),
+        };
+        if st.st_mode & 0o700 != 0o700 || st.st_mode & 0o007 != 0 || group.is_err() {
+            let why = match group {
+                Err(n) if st.st_mode & 0o007 == 0 => format!(
+                    "has mode {mode:04o}, which lets {} in, and {}; it must be 0700 (or 0770 \
+                     for your private group)",
+                    n.group, n.why
+                ),
+                _ => format!(
+                    "has mode {mode:04o}; it must be 0700, so that only you can read or change \
+                     it (others may not even read it)"
+                ),
+            };
+            return Err(fail(why));
         }
         // The same directory, now for reading and locking.
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;

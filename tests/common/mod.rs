@@ -490,6 +490,9 @@ pub struct World {
     pub services: Vec<String>,
     /// A cgroup of the test user's own ([`World::delegate_cgroup`]), removed with the World.
     pub cgroup: Option<PathBuf>,
+    /// The umask a login session gives the test user ([`World::login_umask`]), set before any
+    /// of its commands run, as pam_umask sets it; None: the test process's own.
+    pub umask: Option<u32>,
     /// The slot whose ids these are; dropped last, once nothing of them runs.
     slot: Slot,
 }
@@ -531,6 +534,7 @@ impl World {
             own_network: false,
             services: Vec::new(),
             cgroup: None,
+            umask: None,
             slot,
         };
         fs::set_permissions(&world.dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -554,6 +558,12 @@ impl World {
             "no spare range {n}"
         );
         self.sub_start() + n * SUB_COUNT
+    }
+
+    /// Give the test user the umask its login session would have: Debian 13's pam_umask gives
+    /// 002 to a user whose primary group is its own (usergroups), as the test user's is.
+    pub fn login_umask(&mut self, mask: u32) {
+        self.umask = Some(mask);
     }
 
     /// A test helper script from tests/helpers, by name.
@@ -690,10 +700,14 @@ mount --bind {d}/fuse /dev/fuse
 services=
 {services}
 cd {d}/home
+{umask}
 {launch}
 "#,
             etc = etc.display(),
             setup = self.root_setup,
+            umask = self
+                .umask
+                .map_or(String::new(), |m| format!("umask {m:03o}")),
             cgroup = self.cgroup.as_ref().map_or(String::new(), |cg| {
                 // The run starts in the test user's own cgroup, which it sees at
                 // /sys/fs/cgroup as a user of a systemd host sees its delegated subtree.
