@@ -416,17 +416,17 @@ const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 /// `systemd` (Debian's /sbin/init -> /lib/systemd/systemd, /lib -> usr/lib). Only links are
 /// read; nothing is opened or followed outside `root`.
 fn init_is_systemd(root: &Path, command: &std::ffi::OsStr) -> bool {
-    use std::path::Component;
-    let mut path = PathBuf::from("/");
-    let mut rest: Vec<std::ffi::OsString> = Path::new(command)
-        .components()
-        .rev()
-        .filter_map(|c| match c {
+    // The names still to walk, the next last (`..` kept, to step back).
+    fn names(path: &Path) -> impl DoubleEndedIterator<Item = std::ffi::OsString> + '_ {
+        use std::path::Component;
+        path.components().filter_map(|c| match c {
             Component::Normal(name) => Some(name.to_os_string()),
             Component::ParentDir => Some("..".into()),
             _ => None,
         })
-        .collect();
+    }
+    let mut path = PathBuf::from("/");
+    let mut rest: Vec<std::ffi::OsString> = names(Path::new(command)).rev().collect();
     let mut links = 0;
     while let Some(name) = rest.pop() {
         if name == ".." {
@@ -444,15 +444,7 @@ fn init_is_systemd(root: &Path, command: &std::ffi::OsStr) -> bool {
             if target.is_absolute() {
                 path = PathBuf::from("/");
             }
-            let parts: Vec<std::ffi::OsString> = target
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(n) => Some(n.to_os_string()),
-                    Component::ParentDir => Some("..".into()),
-                    _ => None,
-                })
-                .collect();
-            rest.extend(parts.into_iter().rev());
+            rest.extend(names(&target).rev());
         }
     }
     path.file_name().is_some_and(|n| n == "systemd")

@@ -11,13 +11,7 @@ pub const LOG_MAX: u64 = 8 << 20;
 const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
 pub(super) fn logs(name: &str, follow: bool) -> Result<(), Error> {
-    check_name(name).map_err(|why| SessionError::BadName {
-        name: name.into(),
-        why,
-    })?;
-    let missing = || SessionError::NoSession { name: name.into() };
-    let dir = StateDir::open(false)?.ok_or_else(missing)?;
-    let loaded = dir.load(name)?.ok_or_else(missing)?;
+    let (dir, loaded) = load_named(name)?;
     if !loaded.record.detached {
         return Err(SessionError::NoLog { name: name.into() }.into());
     }

@@ -106,7 +106,7 @@ pub use list::{render_json, render_table};
 pub use logs::LOG_MAX;
 use logs::logs;
 pub use record::*;
-use state::StateDir;
+use state::{StateDir, load_named};
 pub use state::{leftovers, report_leftover};
 use stop::stop;
 

@@ -383,3 +383,16 @@ pub fn leftovers() -> (Vec<String>, PathBuf) {
     let lines = text.lines().filter(still_there).map(str::to_string);
     (lines.collect(), path)
 }
+
+/// The state directory and the state file of session `name`, checked: its name is one a
+/// session may have, and both exist.
+pub(super) fn load_named(name: &str) -> Result<(StateDir, Loaded), Error> {
+    check_name(name).map_err(|why| SessionError::BadName {
+        name: name.into(),
+        why,
+    })?;
+    let missing = || SessionError::NoSession { name: name.into() };
+    let dir = StateDir::open(false)?.ok_or_else(missing)?;
+    let loaded = dir.load(name)?.ok_or_else(missing)?;
+    Ok((dir, loaded))
+}
