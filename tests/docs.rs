@@ -859,6 +859,9 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  become-root: id map: --map-users=0:300000:10: host uids 300000-300009 are \
                  neither yours (uid 1000) nor granted to you (/etc/subuid:1 grants \
                  100000-165535)\n\
+                 hint: map only your own id and the ids granted to you ('subid show' lists them, \
+                 and the map each --map mode makes); an administrator grants more with usermod \
+                 --add-subuids/--add-subgids\n\
                  $ echo $?\n\
                  125",
             ),
@@ -946,6 +949,7 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  ok\n\
                  $ become-root --memory=64M python3 -c 'b = bytearray(200 << 20)'\n\
                  become-root: COMMAND was killed by the memory limit (--memory=64M)\n\
+                 Killed\n\
                  $ echo $?\n\
                  137",
             ),
