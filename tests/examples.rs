@@ -65,7 +65,7 @@ enum Style {
 enum Runs {
     Harness,
     Vm,
-    /// Word for word an example of this document, which runs.
+    /// Word for word an example of that document, which runs.
     AsIn(&'static str),
     NotRun(String),
 }
@@ -477,7 +477,8 @@ fn run(mut cmd: Command) -> Result<(ExitStatus, String), String> {
 }
 
 /// Run `example` in a world of its own, as its test user with Debian 13's login umask and a
-/// cgroup of its own, become-root and subid on its PATH; nothing of it may be left running.
+/// cgroup of its own, become-root and subid on its PATH; nothing of it may be left running
+/// once its last command has returned.
 fn in_the_harness(example: &Example) -> Result<(), String> {
     let mut w = World::new();
     w.login_umask(0o002);
@@ -491,7 +492,8 @@ fn in_the_harness(example: &Example) -> Result<(), String> {
         .push(("PATH".into(), format!("{}:{USER_PATH}", bin.display())));
     let (status, output) = run(w.command(&["bash", "-c", &example.script(&w.name)]))?;
     example.check(&w.name, status, &output)?;
-    let left = w.wait_no_leftovers();
+    // Nothing left behind, the moment the last command returned.
+    let left = w.leftover_processes();
     let cgroups = w.cgroups_below();
     match left.is_empty() && cgroups.is_empty() {
         true => Ok(()),
@@ -519,16 +521,16 @@ fn as_this_user(example: &Example) -> Result<(), String> {
     result
 }
 
-/// An example of README.md that `example` is word for word.
-fn as_in(example: &Example, examples: &[Example]) -> Result<(), String> {
+/// The example of `doc` that `example` is word for word, which runs.
+fn as_in(doc: &str, example: &Example, examples: &[Example]) -> Result<(), String> {
     match examples
         .iter()
-        .find(|e| e.doc == "README.md" && e.lines == example.lines)
+        .find(|e| e.doc == doc && e.lines == example.lines)
     {
         Some(twin) if matches!(twin.runs, Runs::Harness | Runs::Vm) => Ok(()),
         Some(twin) => Err(format!("{} is not run either", twin.name())),
         None => Err(format!(
-            "{}: README.md has no example word for word the same",
+            "{}: {doc} has no example word for word the same",
             example.name()
         )),
     }
@@ -572,9 +574,9 @@ fn main() -> ExitCode {
             (Runs::Vm, false) => ignored(name, "VM tier: tests/vm/run".into()),
             (Runs::Harness | Runs::AsIn(_), true) => ignored(name, "not in the VM tier".into()),
             (Runs::Vm, true) => common::trial(name, &[], move || as_this_user(&example)),
-            (Runs::AsIn(_), false) => {
+            (&Runs::AsIn(doc), false) => {
                 let all = examples.clone();
-                common::trial(name, &[], move || as_in(&example, &all))
+                common::trial(name, &[], move || as_in(doc, &example, &all))
             }
             (Runs::Harness, false) => common::trial(
                 name,

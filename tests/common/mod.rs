@@ -787,14 +787,15 @@ cd {d}/home
         dir
     }
 
-    /// Assert that a run left nothing of the test user's behind: no process (waited for up
-    /// to [`DEADLINE`]) and no cgroup below its own.
+    /// Assert that a run left nothing of the test user's behind the moment it returned: no
+    /// process and no cgroup below its own. become-root returns once what it started is gone,
+    /// so this looks at once, as `ps` right after it would; only after become-root itself was
+    /// killed (SIGKILL), when what it started goes by the kernel's parent-death signal, may a
+    /// test wait ([`World::wait_no_leftovers`]).
+    #[track_caller]
     pub fn assert_nothing_left(&self) {
-        assert!(
-            self.wait_no_leftovers().is_empty(),
-            "left running: {:?}",
-            self.leftover_processes()
-        );
+        let left = self.leftover_processes();
+        assert!(left.is_empty(), "left running: {left:?}");
         assert!(
             self.cgroups_below().is_empty(),
             "left behind: {:?}",
@@ -831,7 +832,9 @@ cd {d}/home
     }
 
     /// Wait (up to [`DEADLINE`]) until no process of the test user is left, and return those
-    /// that are.
+    /// that are: for after a kill (of become-root, or a signal to the test's own processes),
+    /// whose effects the kernel delivers asynchronously. After a run that ended by itself,
+    /// [`World::assert_nothing_left`] looks at once.
     pub fn wait_no_leftovers(&self) -> Vec<String> {
         let deadline = Instant::now() + DEADLINE;
         loop {
