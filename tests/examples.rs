@@ -194,7 +194,9 @@ fn at_a_terminal(line: &str, command: &str) -> String {
         let rest = line.strip_prefix("bash: line ")?;
         let (number, rest) = rest.split_once(": ")?;
         let rest = rest.trim_start();
-        let pid_ends = rest.find(|c: char| !c.is_ascii_digit()).filter(|&at| at > 0)?;
+        let pid_ends = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .filter(|&at| at > 0)?;
         let numbers = [number, &rest[..pid_ends]];
         let what = rest[pid_ends..].strip_suffix(command)?.trim();
         let all_digits = numbers
