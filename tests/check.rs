@@ -195,7 +195,7 @@ fn ready_setup_is_ok_and_leaves_nothing_behind() {
     // The harness binds usable device nodes.
     assert_level(&out, "/dev/net/tun", "ok", &[]);
     assert_level(&out, "/dev/fuse", "ok", &[]);
-    assert_eq!(w.wait_no_leftovers(), Vec::<String>::new());
+    assert_eq!(w.leftover_processes(), Vec::<String>::new());
     assert_eq!(
         std::fs::read_dir(&tmp).unwrap().count(),
         0,

@@ -259,7 +259,7 @@ fn fuse_overlayfs_variable_names_the_program_that_runs() {
         "{}",
         out.stderr
     );
-    assert!(w.wait_no_leftovers().is_empty());
+    assert!(w.leftover_processes().is_empty());
 }
 
 fn fuse_overlayfs_driver_works_and_leaves_nothing() {
@@ -279,7 +279,7 @@ fn fuse_overlayfs_driver_works_and_leaves_nothing() {
         ),
     );
     assert_eq!(out.ok(), "1\nbase\n0\nkept\n");
-    let left = w.wait_no_leftovers();
+    let left = w.leftover_processes();
     assert!(left.is_empty(), "fuse-overlayfs outlived the run: {left:?}");
     // This world's staging directories: become-root makes them as the test user, and tests
     // running alongside have users of their own.

@@ -308,7 +308,7 @@ fn newuidmap_refusal_is_reported_with_its_stderr() {
         out.stderr
     );
     assert!(out.stderr.contains("exit status: 1"), "{}", out.stderr);
-    assert!(w.wait_no_leftovers().is_empty());
+    assert!(w.leftover_processes().is_empty());
 }
 
 fn helper_on_a_nosuid_mount_is_diagnosed() {
@@ -983,7 +983,7 @@ fn fifty_parallel_runs() {
                   ok=0; for p in $pids; do wait $p && ok=$((ok+1)); done; echo $ok";
     let out = w.sh(script);
     assert_eq!(out.ok().trim(), "50", "{out:#?}");
-    assert!(w.wait_no_leftovers().is_empty());
+    assert!(w.leftover_processes().is_empty());
 }
 
 fn refuses_to_run_setuid() {

@@ -394,7 +394,7 @@ fn a_path_cannot_inject_fuse_overlayfs_options() {
     assert!(out.stderr.contains("holds ','"), "{}", out.stderr);
     assert!(out.stderr.contains("\nhint: "), "{}", out.stderr);
     assert!(
-        w.wait_no_leftovers().is_empty(),
+        w.leftover_processes().is_empty(),
         "fuse-overlayfs must not have run"
     );
 }
@@ -575,7 +575,7 @@ fn a_file_size_limit_fails_detach_with_a_message_and_leaves_no_state() {
     assert_eq!(out.stdout, "status=125\n", "state left behind: {out:#?}");
     assert!(out.stderr.contains("File too large"), "{}", out.stderr);
     assert!(out.stderr.contains("ulimit -f"), "{}", out.stderr);
-    assert!(w.wait_no_leftovers().is_empty());
+    assert!(w.leftover_processes().is_empty());
 }
 
 // ---- 11. messages that said the wrong thing --------------------------------------------------

@@ -225,7 +225,7 @@ fn join_enters_the_pid_namespace() {
     assert_eq!(out.signal(), Some(nix::libc::SIGKILL), "{out:#?}");
     assert_eq!(s.w.run(&["--stop=pid"]).code(), Some(0));
     assert!(
-        s.w.wait_no_leftovers().is_empty(),
+        s.w.leftover_processes().is_empty(),
         "{:?}",
         s.w.leftover_processes()
     );
@@ -334,7 +334,7 @@ fn stop_ends_everything_inside_and_removes_the_state() {
         started.elapsed()
     );
     assert!(
-        s.w.wait_no_leftovers().is_empty(),
+        s.w.leftover_processes().is_empty(),
         "{:?}",
         s.w.leftover_processes()
     );

@@ -204,54 +204,83 @@ pub type Case = (&'static str, &'static [Need], fn());
 /// ignored with its reason when a need is unmet here, or failing with it under
 /// `BECOME_ROOT_MUST_WORK=1`.
 pub fn run_tests(binary: &str, cases: &[Case]) -> std::process::ExitCode {
-    let args = libtest_mimic::Arguments::from_args();
-    let must_work = must_work();
-    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let trials = cases
         .iter()
         .map(|&(name, needs, test)| {
-            let unmet: Vec<Unmet> = needs.iter().filter_map(|n| n.unmet()).collect();
-            if unmet.is_empty() {
-                return libtest_mimic::Trial::test(name, move || {
-                    test();
-                    Ok(())
-                });
-            }
-            let mut shorts: Vec<&str> = unmet.iter().map(|u| u.short.as_str()).collect();
-            shorts.dedup();
-            let kind = join(shorts.into_iter());
-            let why = join(unmet.iter().map(|u| u.why.as_str()));
-            *skipped.entry(why.clone()).or_default() += 1;
-            // Run anyway (--include-ignored), the body fails where the world cannot be built:
-            // World::new says why.
-            let trial = libtest_mimic::Trial::test(name, move || {
-                if must_work {
-                    return Err(format!(
-                        "cannot run here (BECOME_ROOT_MUST_WORK=1 forbids skipping): {why}"
-                    )
-                    .into());
-                }
+            trial(name, needs, move || {
                 test();
                 Ok(())
-            });
-            trial.with_kind(kind).with_ignored_flag(!must_work)
+            })
         })
         .collect();
+    run_trials(binary, trials)
+}
+
+/// The trial of a test that needs `needs`: ignored with its reason when a need is unmet here
+/// (as the test's kind), or failing with it under `BECOME_ROOT_MUST_WORK=1`. The reason comes
+/// back too, for [`run_trials`] to count. The test fails with the message it returns, or its
+/// panic.
+pub fn trial(
+    name: impl Into<String>,
+    needs: &[Need],
+    test: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> (libtest_mimic::Trial, Option<String>) {
+    let unmet: Vec<Unmet> = needs.iter().filter_map(|n| n.unmet()).collect();
+    if unmet.is_empty() {
+        return (
+            libtest_mimic::Trial::test(name, move || test().map_err(Into::into)),
+            None,
+        );
+    }
+    let must_work = must_work();
+    let mut shorts: Vec<&str> = unmet.iter().map(|u| u.short.as_str()).collect();
+    shorts.dedup();
+    let kind = join(shorts.into_iter());
+    let why = join(unmet.iter().map(|u| u.why.as_str()));
+    let reason = why.clone();
+    // Run anyway (--include-ignored), the body fails where the world cannot be built:
+    // World::new says why.
+    let trial = libtest_mimic::Trial::test(name, move || {
+        if must_work {
+            return Err(format!(
+                "cannot run here (BECOME_ROOT_MUST_WORK=1 forbids skipping): {why}"
+            )
+            .into());
+        }
+        test().map_err(Into::into)
+    });
+    (
+        trial.with_kind(kind).with_ignored_flag(!must_work),
+        Some(reason),
+    )
+}
+
+/// Run the trials of a test binary, after saying once how many cannot run here and why.
+pub fn run_trials(
+    binary: &str,
+    trials: Vec<(libtest_mimic::Trial, Option<String>)>,
+) -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    for why in trials.iter().filter_map(|(_, why)| why.clone()) {
+        *skipped.entry(why).or_default() += 1;
+    }
     if !args.list && !skipped.is_empty() {
         let total: usize = skipped.values().sum();
-        let verdict = if must_work {
+        let verdict = if must_work() {
             "failing, as BECOME_ROOT_MUST_WORK=1 forbids skipping"
         } else {
             "reported as ignored; BECOME_ROOT_MUST_WORK=1 makes them fail"
         };
         eprintln!(
             "{binary}: {total} of {} tests cannot run here ({verdict}):",
-            cases.len()
+            trials.len()
         );
         for (why, count) in &skipped {
             eprintln!("  {count} test(s): {why}");
         }
     }
+    let trials = trials.into_iter().map(|(trial, _)| trial).collect();
     libtest_mimic::run(&args, trials).exit_code()
 }
 
@@ -758,14 +787,15 @@ cd {d}/home
         dir
     }
 
-    /// Assert that a run left nothing of the test user's behind: no process (waited for up
-    /// to [`DEADLINE`]) and no cgroup below its own.
+    /// Assert that a run left nothing of the test user's behind the moment it returned: no
+    /// process and no cgroup below its own. become-root returns once what it started is gone,
+    /// so this looks at once, as `ps` right after it would; only after become-root itself was
+    /// killed (SIGKILL), when what it started goes by the kernel's parent-death signal, may a
+    /// test wait ([`World::wait_no_leftovers`]).
+    #[track_caller]
     pub fn assert_nothing_left(&self) {
-        assert!(
-            self.wait_no_leftovers().is_empty(),
-            "left running: {:?}",
-            self.leftover_processes()
-        );
+        let left = self.leftover_processes();
+        assert!(left.is_empty(), "left running: {left:?}");
         assert!(
             self.cgroups_below().is_empty(),
             "left behind: {:?}",
@@ -802,7 +832,9 @@ cd {d}/home
     }
 
     /// Wait (up to [`DEADLINE`]) until no process of the test user is left, and return those
-    /// that are.
+    /// that are: for after a kill (of become-root, or a signal to the test's own processes),
+    /// whose effects the kernel delivers asynchronously. After a run that ended by itself,
+    /// [`World::assert_nothing_left`] looks at once.
     pub fn wait_no_leftovers(&self) -> Vec<String> {
         let deadline = Instant::now() + DEADLINE;
         loop {
