@@ -28,7 +28,9 @@ common::tests! {
         network_helpers_get_only_their_own_descriptors,
         slirp4netns_and_pasta_variables_name_the_helper_that_runs,
         sysfs_shows_the_connected_modes_interface,
-        a_helper_variable_naming_nothing_is_an_error_naming_it;
+        a_helper_variable_naming_nothing_is_an_error_naming_it,
+        i22_cidr_ipv6_and_dns_set_the_addresses_routes_and_resolvers_inside,
+        i22_bad_cidr_and_dns_values_are_refused_before_anything_starts;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps")]
         sigterm_and_sigkill_to_become_root_leave_no_helper;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("ps")]
@@ -210,6 +212,104 @@ fn missing_helper_names_it_and_its_package() {
             out.stderr
         );
     }
+}
+
+/// Issue 22: --cidr moves the namespace off 10.0.2.0/24 (which clashes with networks users
+/// are on), --ipv6 gives slirp4netns's namespace its IPv6 address and route before COMMAND
+/// starts, --dns names the resolver; --verbose says what was set up.
+fn i22_cidr_ipv6_and_dns_set_the_addresses_routes_and_resolvers_inside() {
+    let mut w = world();
+    w.own_network = true; // pasta copies the uplink; give it the harness's dummy one
+    let show = "ip -o addr show scope global | awk '{print $4}'; ip route show default; \
+                ip -6 route show default | cut -d' ' -f1-5; grep nameserver /etc/resolv.conf";
+    for (mode, extra, expected) in [
+        (
+            "slirp4netns",
+            "--ipv6",
+            "10.42.0.100/24\nfd00::100/64\ndefault via 10.42.0.2 dev tap0 \n\
+             default via fd00::2 dev tap0\nnameserver 10.42.0.3\nnameserver fd00::3\n",
+        ),
+        (
+            "pasta",
+            "--dns=192.0.2.53",
+            "10.42.0.100/24\ndefault via 10.42.0.2 dev uplink0 \nnameserver 192.0.2.53\n",
+        ),
+    ] {
+        let out = w.run(&[
+            &format!("--net={mode}"),
+            "--cidr=10.42.0.0/24",
+            extra,
+            "--verbose",
+            "sh",
+            "-c",
+            show,
+        ]);
+        assert_eq!(out.ok(), expected, "{mode}: {out:#?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "become-root: network: {mode} 10.42.0.100/24 via 10.42.0.2"
+            )),
+            "{mode}: {}",
+            out.stderr
+        );
+    }
+    // And nothing of it without the options: slirp4netns's 10.0.2.0/24, IPv4 only.
+    let out = w.run(&["--net=slirp4netns", "sh", "-c", show]);
+    assert_eq!(
+        out.ok(),
+        "10.0.2.100/24\ndefault via 10.0.2.2 dev tap0 \nnameserver 10.0.2.3\n"
+    );
+    // --check shows them as a run would set them up.
+    let out = w.run(&[
+        "--check",
+        "--net=slirp4netns",
+        "--cidr=10.42.0.0/24",
+        "--ipv6",
+    ]);
+    assert!(
+        out.stdout.contains(
+            "ok    network: slirp4netns 10.42.0.100/24 via 10.42.0.2, IPv6 fd00::100/64, \
+             DNS 10.42.0.3 fd00::3\n"
+        ),
+        "{out:#?}"
+    );
+    no_helper_left(&w, "after --cidr");
+}
+
+fn i22_bad_cidr_and_dns_values_are_refused_before_anything_starts() {
+    let w = world();
+    for (args, says) in [
+        (
+            &["--net=slirp4netns", "--cidr=10.42.0.1/24"][..],
+            "host bits are set",
+        ),
+        (&["--net=slirp4netns", "--cidr=10.42.0.0/26"][..], "1 to 25"),
+        (
+            &["--net=pasta", "--cidr=127.0.0.0/8"][..],
+            "not a unicast network",
+        ),
+        (
+            &["--net=slirp4netns", "--dns=resolver"][..],
+            "not an IP address",
+        ),
+        (
+            &["--net=none", "--ipv6"][..],
+            "need --net=slirp4netns, pasta or auto",
+        ),
+    ] {
+        let mut argv = args.to_vec();
+        argv.push("true");
+        let out = w.run(&argv);
+        assert_eq!(out.code(), Some(125), "{args:?}: {out:#?}");
+        assert!(
+            out.stderr.starts_with("become-root: network: ") && out.stderr.contains(says),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("\nhint: "), "{args:?}: {}", out.stderr);
+    }
+    let out = w.run(&["--cidr=10.42.0.0/24", "true"]);
+    assert_eq!(out.code(), Some(125), "--cidr without --net: {out:#?}");
 }
 
 fn sysfs_shows_the_connected_modes_interface() {

@@ -187,7 +187,9 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let pid = cli.pid || cli.all || as_pid_1;
     let net = implied_net(cli.net, cli.all || cli.boot, cli.sysfs);
     let mut notices = Vec::new();
-    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
+    let addressing = net::Addressing::from_options(cli.cidr.as_deref(), cli.ipv6, &cli.dns)
+        .map_err(net::NetError::Addressing)?;
+    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback, addressing)?;
     let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
     if !publish.is_empty() && net.is_none() {
         return Err(net::NetError::PublishWithoutNet.into());
@@ -276,7 +278,9 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let session =
         crate::session::Request::new(cli.name.as_deref(), cli.detach, cli.command.is_empty())?;
-    let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
+    let resolv_conf = connected
+        .as_ref()
+        .map(|c| c.addressing.resolv_conf(c.driver));
     let filesystem = cli
         .filesystem
         .iter()

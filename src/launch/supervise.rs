@@ -316,8 +316,12 @@ impl<'p> Run<'p> {
             }
         }
         let mut word = b"ok".to_vec();
-        if self.driver != plan.connected.as_ref().map(|net| net.driver) {
-            word.extend(self.driver.map_or("", Driver::program).as_bytes());
+        if let (Some(driver), Some(net)) = (self.driver, plan.connected.as_ref())
+            && driver != net.driver
+        {
+            word.extend(driver.program().as_bytes());
+            word.push(b'\n');
+            word.extend(net.addressing.resolv_conf(driver).as_bytes());
         }
         if plan.info_fd.is_some() {
             let kinds = super::namespace_kinds(plan.namespaces);

@@ -93,6 +93,7 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
             // Its own mount namespace without capabilities, and a seccomp filter: a bug in
             // the user-mode TCP/IP stack then reaches less.
             cmd.args(["--enable-sandbox", "--enable-seccomp"]);
+            cmd.args(plan.addressing.helper_args(plan.driver));
             if !plan.forwards.is_empty() {
                 // Its API socket needs a path: a private directory, removed as soon as the
                 // forwards are added (see `add_forwards`).
@@ -132,6 +133,7 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
                 cmd.arg("--no-map-gw");
             }
             cmd.args(["--dns-forward", plan.driver.dns_forwarder()]);
+            cmd.args(plan.addressing.helper_args(plan.driver));
             // pasta writes its pid file once the namespace is configured: that is its
             // readiness. The file is a FIFO in a private directory, read here, removed as
             // soon as pasta has written. Not a /proc/.../fd path to a pipe: pasta since 2024

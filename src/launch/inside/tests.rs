@@ -49,6 +49,10 @@ impl Ops for Recorder {
         self.0.push("lo".into());
         Ok(())
     }
+    fn configure_network(&mut self, net: &crate::net::NetPlan) -> Result<(), Error> {
+        self.0.push(format!("configure {}", net.driver.program()));
+        Ok(())
+    }
 }
 
 fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
