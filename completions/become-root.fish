@@ -48,6 +48,7 @@ complete -c become-root -l join -d 'Run COMMAND (default: $SHELL, else /bin/sh) 
 complete -c become-root -l stop -d 'End session NAME and everything in it (SIGTERM, or SIGRTMIN+3 to a booted image\'s pid 1, then SIGKILL after --stop-timeout) and remove its state; returns once all of it is gone' -r
 complete -c become-root -l logs -d 'Print the output of detached session NAME (a booted image\'s console), while it runs or after it ended; the last 8 to 16 MiB are kept' -r
 complete -c become-root -s m -l mount -d 'New mount namespace; / is made recursively private (see --propagation)'
+complete -c become-root -l no-client-address -d 'The servers inside see every client of a published TCP port as 127.0.0.1 (by default they see the client\'s own address and port, through become-root\'s forwarder)'
 complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta). Off by default: the host\'s loopback services stay out of reach'
 complete -c become-root -l ipv6 -d 'IPv6 inside too: fd00::100/64 with slirp4netns (pasta has IPv6 whenever the host has it)'
 complete -c become-root -l sysfs -d 'A fresh sysfs, read-only, at /sys on the current root, showing the new network namespace\'s devices (the kernel lets a user namespace mount sysfs only there). Implies --net (mode none) unless --net=MODE is given. Mounts below the host\'s /sys (cgroup, ...) are not carried over. With --rootfs, its /sys is fresh anyway'

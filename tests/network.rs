@@ -30,7 +30,8 @@ common::tests! {
         sysfs_shows_the_connected_modes_interface,
         a_helper_variable_naming_nothing_is_an_error_naming_it,
         i22_cidr_ipv6_and_dns_set_the_addresses_routes_and_resolvers_inside,
-        i22_bad_cidr_and_dns_values_are_refused_before_anything_starts;
+        i22_bad_cidr_and_dns_values_are_refused_before_anything_starts,
+        i22_a_tcp_server_inside_sees_the_clients_own_address_unless_told_not_to;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps")]
         sigterm_and_sigkill_to_become_root_leave_no_helper;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("ps")]
@@ -595,6 +596,47 @@ fn publish_and_call(w: &World, args: &str, server: &str, client: &str) -> (Out, 
 
 fn helper(name: &str) -> String {
     format!("python3 {}", World::helper(name))
+}
+
+/// Issue 22 (rootlesskit #155, #558): the builtin forwarder showed every client to the server
+/// inside as 127.0.0.1. Now a client on another address of the host (192.0.2.3, a second
+/// address of the harness's own network namespace) is seen as itself, in every mode, also
+/// through the provider (a server on ::1 only: the IPv4 connection is refused at once and the
+/// provider goes on to ::1, where an IPv4 address cannot be kept); --no-client-address gives
+/// the old behaviour.
+fn i22_a_tcp_server_inside_sees_the_clients_own_address_unless_told_not_to() {
+    let mut w = world();
+    w.own_network = true;
+    w.root_setup = "ip addr add 192.0.2.3/24 dev uplink0".into();
+    let client = helper("client.py");
+    for mode in ["none", "slirp4netns", "pasta"] {
+        for (option, server, from_3, from_local) in [
+            ("", "127.0.0.1", "peer 192.0.2.3", "peer 127.0.0.1"),
+            (
+                "--no-client-address",
+                "127.0.0.1",
+                "peer 127.0.0.1",
+                "peer 127.0.0.1",
+            ),
+            ("", "::1", "peer ::1", "peer ::1"),
+        ] {
+            let (out, err) = publish_and_call(
+                &w,
+                &format!("--net={mode} {option} -p 192.0.2.2:18080:8000 -p 18081:8000"),
+                &format!("{} {server} 8000 8", helper("tcp-peer.py")),
+                &format!(
+                    "{client} tcp 192.0.2.2 18080 --from 192.0.2.3 && \
+                     {client} tcp 127.0.0.1 18081"
+                ),
+            );
+            assert_eq!(
+                out.stdout,
+                format!("{from_3}\n{from_local}\n"),
+                "{mode} {option} server on {server}: {out:#?} {err}"
+            );
+        }
+    }
+    no_helper_left(&w, "after keeping client addresses");
 }
 
 fn published_tcp_and_udp_ports_serve_requests_in_every_mode() {

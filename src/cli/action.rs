@@ -77,6 +77,7 @@ impl Cli {
             net: self.net,
             publish: self.publish,
             port_driver: self.port_driver,
+            keep_clients: !self.no_client_address,
             allow_host_loopback: self.allow_host_loopback,
             mtu: self.mtu,
             cidr: self.cidr,

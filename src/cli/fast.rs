@@ -36,6 +36,7 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
         port_driver: PortDriver::Builtin,
         allow_host_loopback: false,
         mtu: 65520,
+        keep_clients: true,
         cidr: None,
         ipv6: false,
         dns: Vec::new(),

@@ -102,6 +102,11 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = PortDriver::Builtin, value_name = "DRIVER", requires = "net")]
     pub port_driver: PortDriver,
 
+    /// The servers inside see every client of a published TCP port as 127.0.0.1 (by default
+    /// they see the client's own address and port, through become-root's forwarder)
+    #[arg(long, requires = "publish")]
+    pub no_client_address: bool,
+
     /// Let the namespace reach the host's loopback (127.0.0.1) through the gateway
     /// (10.0.2.2 with slirp4netns, the host's gateway address with pasta). Off by default:
     /// the host's loopback services stay out of reach
@@ -338,7 +343,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
+            "propagation", "net", "publish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
             "stop_timeout",
@@ -353,7 +358,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
+            "propagation", "net", "publish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
             "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd", "stop_timeout",
@@ -375,7 +380,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
-            "net", "publish", "port_driver", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind", "ro_bind",
+            "net", "publish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind", "ro_bind",
             "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd",
@@ -392,7 +397,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "list", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
+            "propagation", "net", "publish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir",
             "pid", "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus",
             "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",

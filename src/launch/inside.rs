@@ -456,7 +456,7 @@ pub(super) fn namespace_child(
     }
     sys::close_own_fds_except(&keep);
     if let Some(channel) = provider {
-        net::forward::spawn_provider(channel, plan.pid_namespace())?;
+        net::forward::spawn_provider(channel, plan.pid_namespace(), plan.keep_clients)?;
     }
     if plan.info_fd.is_some() {
         let _ = (&ending).write_all(&process::Ending::Ready.encode());

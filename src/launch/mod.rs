@@ -46,6 +46,8 @@ pub struct Request {
     pub net: Option<NetMode>,
     pub publish: Vec<String>,
     pub port_driver: PortDriver,
+    /// Published TCP ports keep the client's address (not --no-client-address).
+    pub keep_clients: bool,
     pub allow_host_loopback: bool,
     pub mtu: u32,
     /// --cidr, --ipv6, --dns, as given (checked by the plan).

@@ -30,6 +30,8 @@ pub struct Plan {
     pub connected: Option<NetPlan>,
     /// Ports published on the host by become-root's forwarder.
     pub publish: Vec<Publish>,
+    /// The forwarder keeps TCP clients' addresses (net::forward's transparent.rs).
+    pub keep_clients: bool,
     pub mapping: Mapping,
     pub command: Command,
     /// --quiet: no warnings or notices.
@@ -372,6 +374,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             net,
             connected,
             publish,
+            keep_clients: cli.keep_clients,
             mapping,
             command,
             quiet: cli.quiet,

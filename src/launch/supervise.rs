@@ -347,7 +347,8 @@ impl<'p> Run<'p> {
         if let Some(provider) = self.provider.take() {
             let provider = std::sync::Arc::new(net::forward::Provider::new(provider));
             self.forwarding = Some(provider.clone());
-            net::forward::start(std::mem::take(&mut self.bound), provider, self.idle);
+            let keep = self.plan.keep_clients;
+            net::forward::start(std::mem::take(&mut self.bound), provider, self.idle, keep);
         }
     }
 

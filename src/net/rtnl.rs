@@ -38,10 +38,10 @@ const RTN_UNICAST: u8 = 1;
 const RTN_LOCAL: u8 = 2;
 const RT_TABLE_MAIN: u8 = 254;
 
-const FRA_SRC: u16 = 2;
-const FRA_IIFNAME: u16 = 3;
 const FRA_PRIORITY: u16 = 6;
+const FRA_FWMARK: u16 = 10;
 const FRA_TABLE: u16 = 15;
+const FRA_FWMASK: u16 = 16;
 const FR_ACT_TO_TBL: u8 = 1;
 
 fn family(ip: IpAddr) -> u8 {
@@ -193,23 +193,25 @@ impl Rtnl {
         self.request(message)
     }
 
-    /// `ip rule add from SRC/LEN iif IIF lookup TABLE priority PRIORITY`.
-    pub fn add_rule(
+    /// `ip [-6] rule add fwmark MARK lookup TABLE priority PRIORITY`.
+    pub fn add_mark_rule(
         &mut self,
-        src: IpAddr,
-        src_len: u8,
-        iif: &str,
+        v6: bool,
+        mark: u32,
         table: u32,
         priority: u32,
     ) -> nix::Result<()> {
+        let fam = if v6 {
+            nix::libc::AF_INET6
+        } else {
+            nix::libc::AF_INET
+        } as u8;
         // struct fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action, flags.
-        let mut header = vec![family(src), 0, src_len, 0, 0, 0, 0, FR_ACT_TO_TBL];
+        let mut header = vec![fam, 0, 0, 0, 0, 0, 0, FR_ACT_TO_TBL];
         header.extend(0u32.to_ne_bytes());
-        let mut name = iif.as_bytes().to_vec();
-        name.push(0);
         let message = Message::new(RTM_NEWRULE, &header)
-            .attr(FRA_SRC, &octets(src))
-            .attr(FRA_IIFNAME, &name)
+            .attr(FRA_FWMARK, &mark.to_ne_bytes())
+            .attr(FRA_FWMASK, &u32::MAX.to_ne_bytes())
             .attr(FRA_PRIORITY, &priority.to_ne_bytes())
             .attr(FRA_TABLE, &table.to_ne_bytes());
         self.request(message)
@@ -230,7 +232,7 @@ mod tests {
     #[test]
     fn messages_are_laid_out_as_the_kernel_reads_them() {
         let m = Message::new(RTM_NEWRULE, &[2, 0, 8, 0, 0, 0, 0, 1, 0, 0, 0, 0])
-            .attr(FRA_IIFNAME, b"lo\0")
+            .attr(3, b"lo\0")
             .attr(FRA_TABLE, &7u32.to_ne_bytes());
         let bytes = m.bytes(9);
         // 16 of header, 12 of fib_rule_hdr, 8 for "lo\0" padded, 8 for the table.

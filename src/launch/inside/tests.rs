@@ -62,6 +62,7 @@ fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
         net,
         connected: None,
         publish: Vec::new(),
+        keep_clients: true,
         mapping: Mapping {
             uid: IdMap::single(1000),
             gid: IdMap::single(1000),

@@ -60,7 +60,9 @@ pub(super) struct Forwarder<'p> {
     /// TCP sockets made inside, for new connections.
     spares: Spares,
     /// Requests not yet taken by the channel (it was full).
-    outbox: VecDeque<[u8; 8]>,
+    outbox: VecDeque<Vec<u8>>,
+    /// Connections inside keep the TCP client's address (transparent.rs).
+    keep_clients: bool,
     pipes: Pipes,
     again: Vec<Again>,
     /// Accepting stopped because MAX_WAITING requests are in flight.
@@ -95,6 +97,7 @@ impl<'p> Forwarder<'p> {
         bound: Vec<Bound>,
         to_provider: &'p Provider,
         idle: Option<Duration>,
+        keep_clients: bool,
     ) -> nix::Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let both = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EDGE;
@@ -138,6 +141,7 @@ impl<'p> Forwarder<'p> {
             next_id: 0,
             spares: Spares::default(),
             outbox: VecDeque::new(),
+            keep_clients,
             pipes: Pipes::default(),
             again: Vec::new(),
             starved: false,
@@ -306,8 +310,8 @@ impl<'p> Forwarder<'p> {
             }
             let (listener, port) = &self.listeners[i];
             let port = *port;
-            let (client, from) = match listener.accept() {
-                Ok((client, from)) => (client, limits::client_of(from)),
+            let (client, peer, from) = match listener.accept() {
+                Ok((client, peer)) => (client, peer, limits::client_of(peer)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => match e.raw_os_error() {
                     Some(
@@ -335,17 +339,18 @@ impl<'p> Forwarder<'p> {
                 continue; // the client sees the connection close
             }
             // TCP_NODELAY comes from the listener.
+            let peer = self.keep_clients.then_some(peer);
             match self
                 .spares
                 .take()
-                .and_then(|spare| connect_now(spare, port))
+                .and_then(|spare| connect_now(spare, port, peer))
             {
                 Some(inside) => self.connected(client, from, inside),
                 // None spare, or it did not connect at once: the provider tries every address
                 // inside and waits for a slow one.
                 None => {
                     let waiting = Waiting::Tcp(client, from);
-                    self.ask(Wanted::Connection(Proto::Tcp), port, waiting)
+                    self.ask_for(Wanted::Connection(Proto::Tcp), port, peer, waiting)
                 }
             }
             self.refill();
@@ -411,11 +416,22 @@ impl<'p> Forwarder<'p> {
     }
 
     fn ask(&mut self, wanted: Wanted, port: u16, waiting: Waiting) {
+        self.ask_for(wanted, port, None, waiting)
+    }
+
+    /// Ask the provider, for a client whose address the connection is to keep.
+    fn ask_for(&mut self, wanted: Wanted, port: u16, client: Option<SocketAddr>, waiting: Waiting) {
         // Ids are unique among those in flight: at most MAX_WAITING of 2^32.
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.waiting.insert(id, waiting);
-        self.outbox.push_back(Request { id, wanted, port }.encode());
+        let request = Request {
+            id,
+            wanted,
+            port,
+            client,
+        };
+        self.outbox.push_back(request.encode());
         self.flush();
     }
 

@@ -38,6 +38,7 @@ mod provider;
 mod pump;
 mod slab;
 mod spares;
+mod transparent;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
@@ -231,8 +232,14 @@ pub fn idle_timeout_from_env() -> Result<Option<Duration>, NetError> {
 }
 
 /// Serve every bound port until become-root exits (the thread ends with the process); TCP
-/// connections idle for `idle` are reset.
-pub fn start(bound: Vec<Bound>, provider: Arc<Provider>, idle: Option<Duration>) {
+/// connections idle for `idle` are reset; with `keep_clients`, a TCP server inside sees its
+/// clients' own addresses (transparent.rs).
+pub fn start(
+    bound: Vec<Bound>,
+    provider: Arc<Provider>,
+    idle: Option<Duration>,
+    keep_clients: bool,
+) {
     if bound.is_empty() {
         return;
     }
@@ -245,17 +252,24 @@ pub fn start(bound: Vec<Bound>, provider: Arc<Provider>, idle: Option<Duration>)
     {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(OPEN_FILES), hard);
     }
-    std::thread::spawn(move || match Forwarder::new(bound, &provider, idle) {
-        Ok(mut forwarder) => forwarder.run(),
-        Err(e) => crate::error::say!("become-root: forwarding published ports: {e}"),
-    });
+    std::thread::spawn(
+        move || match Forwarder::new(bound, &provider, idle, keep_clients) {
+            Ok(mut forwarder) => forwarder.run(),
+            Err(e) => crate::error::say!("become-root: forwarding published ports: {e}"),
+        },
+    );
 }
 
 /// Create the socket provider inside the namespace: in a new pid namespace as a child of
 /// init (which outlives COMMAND); otherwise forked twice so that it is become-root's child (a
 /// subreaper), not COMMAND's, and COMMAND never sees an unknown child. It leaves when
-/// become-root's end of `channel` closes.
-pub fn spawn_provider(channel: OwnedFd, under_init: bool) -> Result<(), crate::error::Error> {
+/// become-root's end of `channel` closes. With `keep_clients` it sets up what keeping a TCP
+/// client's address needs (transparent.rs).
+pub fn spawn_provider(
+    channel: OwnedFd,
+    under_init: bool,
+    keep_clients: bool,
+) -> Result<(), crate::error::Error> {
     use crate::sys::{Forked, exit_now, fork_process};
     let fork = || fork_process().map_err(|e| crate::error::Error::sys("fork", e));
     match fork()? {
@@ -282,7 +296,7 @@ pub fn spawn_provider(channel: OwnedFd, under_init: bool) -> Result<(), crate::e
             let mut term = nix::sys::signal::SigSet::empty();
             term.add(nix::sys::signal::Signal::SIGTERM);
             let _ = term.thread_unblock();
-            serve_sockets(channel)
+            serve_sockets(channel, keep_clients)
         }
     }
 }
