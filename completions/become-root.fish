@@ -15,6 +15,7 @@ slirp4netns\t'user-mode networking by slirp4netns (10.0.2.100/24, gateway 10.0.2
 pasta\t'user-mode networking by pasta (the host\'s own addresses and routes)'
 auto\t'pasta when installed, else slirp4netns'"
 complete -c become-root -s p -l publish -d 'Publish a port of the namespace on the host: [HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp] (repeatable; HOST_IP defaults to 127.0.0.1, an IPv6 one goes in brackets; HOST_PORT 0 picks a free port and reports it). Connections reach NS_PORT on the namespace\'s loopback. Needs a network namespace: --net (any mode), --boot, --all or --sysfs' -r
+complete -c become-root -l unpublish -d 'With --join=NAME: stop publishing SPEC ([HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp], as --list shows it) in running session NAME (repeatable); with --publish and no COMMAND, --join=NAME adds ports to it' -r
 complete -c become-root -l port-driver -d 'Who forwards published ports: builtin (become-root\'s own splice forwarder, any --net mode) or helper (slirp4netns\'s API or pasta\'s own forwarding; needs slirp4netns or pasta, and a server inside listening on all addresses)' -r -f -a "builtin\t'become-root\'s own forwarder: splice(2) between a host socket and one made inside'
 helper\t'the network helper\'s own forwarding (slirp4netns add_hostfwd, pasta -t/-u)'"
 complete -c become-root -l mtu -d 'MTU of the connected interface' -r

@@ -31,7 +31,9 @@ common::tests! {
         a_helper_variable_naming_nothing_is_an_error_naming_it,
         i22_cidr_ipv6_and_dns_set_the_addresses_routes_and_resolvers_inside,
         i22_bad_cidr_and_dns_values_are_refused_before_anything_starts,
-        i22_a_tcp_server_inside_sees_the_clients_own_address_unless_told_not_to;
+        i22_a_tcp_server_inside_sees_the_clients_own_address_unless_told_not_to,
+        i22_ports_are_published_and_unpublished_while_a_session_runs_and_list_shows_them,
+        i22_live_port_errors_change_nothing;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps")]
         sigterm_and_sigkill_to_become_root_leave_no_helper;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("ps")]
@@ -596,6 +598,108 @@ fn publish_and_call(w: &World, args: &str, server: &str, client: &str) -> (Out, 
 
 fn helper(name: &str) -> String {
     format!("python3 {}", World::helper(name))
+}
+
+/// Start session `name` in `mode` with -p 18080:8000, serving TCP on 8000 and 9000 and UDP on
+/// 5300 inside for `lifetime` seconds; `$BR --list` after it.
+fn live_session_script(name: &str, mode: &str, lifetime: u32) -> String {
+    format!(
+        "\"$BR\" --name={name} --detach --net={mode} -p 18080:8000 sh -c '\
+         {peer} 127.0.0.1 8000 {lifetime} & {peer} 127.0.0.1 9000 {lifetime} & \
+         {udp} 127.0.0.1 5300 {lifetime} & wait' || exit 1\n",
+        peer = helper("tcp-peer.py"),
+        udp = helper("udp-echo.py"),
+    )
+}
+
+/// One attempt to connect, no retry: "refused" or "connected".
+const CONNECT_ONCE: &str = "python3 -c 'import socket,sys\n\
+     try: socket.create_connection((\"127.0.0.1\", int(sys.argv[1])), timeout=3); print(\"connected\")\n\
+     except ConnectionRefusedError: print(\"refused\")'";
+
+/// Issue 22 (podman #29727, rootlesskit #14): a running session's ports are fixed at start
+/// on main (--join takes no --publish there: "cannot be used with"). Now --join=NAME
+/// --publish adds ports while the servers inside run, --unpublish closes them (the host port is
+/// free at once), --list and --list --json show them as they are, in both helpers.
+fn i22_ports_are_published_and_unpublished_while_a_session_runs_and_list_shows_them() {
+    let mut w = world();
+    w.own_network = true;
+    let client = helper("client.py");
+    for mode in ["slirp4netns", "pasta"] {
+        let script = format!(
+            "{start}\
+             {client} tcp 127.0.0.1 18080 || exit 1\n\
+             \"$BR\" --join=web --publish=18090:9000 --publish=18091:5300/udp || exit 1\n\
+             \"$BR\" --list | awk 'NR > 1 {{print $6}}'\n\
+             {client} tcp 127.0.0.1 18090 && {client} udp 127.0.0.1 18091 live && echo\n\
+             \"$BR\" --join=web --unpublish=18090:9000 || exit 1\n\
+             {once} 18090\n\
+             \"$BR\" --list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"sessions\"][0][\"ports\"])'\n\
+             {client} tcp 127.0.0.1 18080\n\
+             \"$BR\" --join=web --publish=18090:9000 && {client} tcp 127.0.0.1 18090\n\
+             \"$BR\" --stop=web\n",
+            start = live_session_script("web", mode, 60),
+            once = CONNECT_ONCE,
+        );
+        let out = w.sh(&script);
+        assert_eq!(
+            out.ok(),
+            "peer 127.0.0.1\n\
+             127.0.0.1:18080->8000/tcp,127.0.0.1:18090->9000/tcp,127.0.0.1:18091->5300/udp\n\
+             peer 127.0.0.1\necho: live\n\
+             refused\n\
+             ['127.0.0.1:18080->8000/tcp', '127.0.0.1:18091->5300/udp']\n\
+             peer 127.0.0.1\n\
+             peer 127.0.0.1\n",
+            "{mode}"
+        );
+        assert!(out.stderr.is_empty(), "{mode}: {}", out.stderr);
+    }
+    no_helper_left(&w, "after live ports");
+}
+
+/// Bad specs, a port in use, a port not published, a COMMAND given too, a session without a
+/// network namespace, one that does not exist: each a clear error (125), and the session's
+/// ports are as they were.
+fn i22_live_port_errors_change_nothing() {
+    let mut w = world();
+    w.own_network = true;
+    let script = format!(
+        "{start}\
+         \"$BR\" --name=plain --detach || exit 1\n\
+         for args in --publish=bad --publish=18080:9000 --unpublish=18099:9000 \
+                     --unpublish=0:8000 '--publish=18090:9000 true'; do\n\
+             \"$BR\" --join=web $args 2>&1; echo \"status $?\"\n\
+         done\n\
+         \"$BR\" --join=plain --publish=18090:9000 2>&1; echo \"status $?\"\n\
+         \"$BR\" --join=nosuch --publish=18090:9000 2>&1; echo \"status $?\"\n\
+         \"$BR\" --list | awk '$1 == \"web\" {{print $6}}'\n\
+         {once} 18090\n\
+         \"$BR\" --stop=web; \"$BR\" --stop=plain\n",
+        start = live_session_script("web", "slirp4netns", 60),
+        once = CONNECT_ONCE,
+    );
+    let out = w.sh(&script);
+    let text = out.ok();
+    for says in [
+        "become-root: network: --publish bad: expected [HOST_IP:]HOST_PORT:NS_PORT",
+        "become-root: network: --publish 127.0.0.1:18080:9000/tcp: the port is already in use \
+         on the host",
+        "become-root: session web: --unpublish=127.0.0.1:18099:9000/tcp: 127.0.0.1:18099:9000/tcp \
+         is not published here (the session's ports: 127.0.0.1:18080->8000/tcp)",
+        "become-root: session web: --unpublish=127.0.0.1:0:8000/tcp: name the host port it has",
+        "become-root: usage: --join with --publish or --unpublish takes no COMMAND",
+        "become-root: session plain: it has no network namespace of its own",
+        "become-root: session nosuch: no such session",
+    ] {
+        assert!(text.contains(says), "{says:?} in {text}");
+    }
+    assert_eq!(text.matches("status 125\n").count(), 7, "{text}");
+    assert!(
+        text.ends_with("127.0.0.1:18080->8000/tcp\nrefused\n"),
+        "{text}"
+    );
+    no_helper_left(&w, "after live port errors");
 }
 
 /// Issue 22 (rootlesskit #155, #558): the builtin forwarder showed every client to the server

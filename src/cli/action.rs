@@ -44,6 +44,19 @@ impl Cli {
                 }),
             });
         }
+        if let Some(spec) = self
+            .join
+            .clone()
+            .filter(|_| !self.publish.is_empty() || !self.unpublish.is_empty())
+        {
+            return Action::Session(crate::session::SessionCommand::Ports {
+                name: spec,
+                publish: self.publish,
+                unpublish: self.unpublish,
+                command: !self.command.is_empty(),
+                quiet: self.quiet,
+            });
+        }
         if let Some(spec) = self.join {
             return Action::Session(crate::session::SessionCommand::Join {
                 spec,

@@ -96,6 +96,12 @@ pub struct Cli {
     #[arg(short = 'p', long, value_name = "SPEC")]
     pub publish: Vec<String>,
 
+    /// With --join=NAME: stop publishing SPEC ([HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp], as
+    /// --list shows it) in running session NAME (repeatable); with --publish and no COMMAND,
+    /// --join=NAME adds ports to it
+    #[arg(long, value_name = "SPEC", requires = "join")]
+    pub unpublish: Vec<String>,
+
     /// Who forwards published ports: builtin (become-root's own splice forwarder, any --net
     /// mode) or helper (slirp4netns's API or pasta's own forwarding; needs slirp4netns or
     /// pasta, and a server inside listening on all addresses)
@@ -343,7 +349,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
+            "propagation", "net", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
             "stop_timeout",
@@ -358,7 +364,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
+            "propagation", "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
             "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd", "stop_timeout",
@@ -380,7 +386,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
-            "net", "publish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind", "ro_bind",
+            "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind", "ro_bind",
             "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd",
@@ -397,7 +403,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "list", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
+            "propagation", "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir",
             "pid", "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus",
             "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",

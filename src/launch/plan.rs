@@ -32,6 +32,9 @@ pub struct Plan {
     pub publish: Vec<Publish>,
     /// The forwarder keeps TCP clients' addresses (net::forward's transparent.rs).
     pub keep_clients: bool,
+    /// A session whose ports can change while it runs (--join=NAME --publish): a network
+    /// namespace of its own and become-root's forwarder (not --port-driver=helper).
+    pub live_ports: bool,
     pub mapping: Mapping,
     pub command: Command,
     /// --quiet: no warnings or notices.
@@ -280,6 +283,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let session =
         crate::session::Request::new(cli.name.as_deref(), cli.detach, cli.command.is_empty())?;
+    let live_ports = session.is_some() && net.is_some() && cli.port_driver == PortDriver::Builtin;
     let resolv_conf = connected
         .as_ref()
         .map(|c| c.addressing.resolv_conf(c.driver));
@@ -375,6 +379,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             connected,
             publish,
             keep_clients: cli.keep_clients,
+            live_ports,
             mapping,
             command,
             quiet: cli.quiet,

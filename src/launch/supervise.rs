@@ -163,7 +163,7 @@ impl<'p> Run<'p> {
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let (go_r, go_w) = process::pipe()?;
         let (ending_r, ending_w) = process::pipe()?;
-        let channel = match plan.publish.is_empty() {
+        let channel = match plan.publish.is_empty() && !plan.live_ports {
             true => None,
             false => {
                 Some(net::forward::provider_channel().map_err(|e| Error::sys("socketpair", e))?)
@@ -348,8 +348,39 @@ impl<'p> Run<'p> {
             let provider = std::sync::Arc::new(net::forward::Provider::new(provider));
             self.forwarding = Some(provider.clone());
             let keep = self.plan.keep_clients;
-            net::forward::start(std::mem::take(&mut self.bound), provider, self.idle, keep);
+            let control = self.live_ports();
+            let bound = std::mem::take(&mut self.bound);
+            net::forward::start(bound, provider, self.idle, keep, control);
         }
+    }
+
+    /// A session's live ports (--join=NAME --publish): its control socket, and what a change
+    /// updates: the session's record (--list) and --info-fd (a "ports" event). A socket that
+    /// cannot be made leaves the session without live ports, and says so.
+    fn live_ports(&self) -> Option<net::forward::Control> {
+        let session = self.session.as_ref().filter(|_| self.plan.live_ports)?;
+        let (path, record) = session.ports_socket();
+        let listener = match net::forward::listen_at(&path) {
+            Ok(listener) => listener,
+            Err(e) => {
+                say!("become-root: live ports: {}: {e}", path.display());
+                return None;
+            }
+        };
+        let info_fd = self.plan.info_fd;
+        let changed = move |ports: &[(String, u16, String)]| {
+            let shown = ports
+                .iter()
+                .map(|(h, p, proto)| format!("{h}->{p}/{proto}"));
+            record.set(shown.collect());
+            if let Some(fd) = info_fd {
+                crate::info::write_line(fd, &crate::info::ports_json(ports));
+            }
+        };
+        Some(net::forward::Control {
+            listener,
+            changed: Box::new(changed),
+        })
     }
 
     /// Sessions: wait until the namespaces are ready, record them, let a --detach caller go,

@@ -63,6 +63,7 @@ fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
         connected: None,
         publish: Vec::new(),
         keep_clients: true,
+        live_ports: false,
         mapping: Mapping {
             uid: IdMap::single(1000),
             gid: IdMap::single(1000),

@@ -32,6 +32,7 @@
 //! - UDP keeps one connected socket inside per client address, closed after a minute without
 //!   a datagram either way.
 
+mod control;
 mod forwarder;
 mod limits;
 mod provider;
@@ -51,6 +52,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::NetError;
 use super::ports::{Proto, Publish};
+pub use control::{Control, ask as ask_session, listen_at};
 use forwarder::Forwarder;
 pub use limits::{IDLE_TIMEOUT, IDLE_TIMEOUT_VAR, PER_CLIENT};
 pub use provider::serve_sockets;
@@ -135,6 +137,15 @@ impl Bound {
             "{} -> {}/{}",
             self.local, self.publish.ns_port, self.publish.proto
         )
+    }
+
+    /// The host socket, to pass to a running session (live ports).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match &self.socket {
+            HostSocket::Tcp(s) => s.as_fd(),
+            HostSocket::Udp(s) => s.as_fd(),
+        }
     }
 }
 
@@ -233,14 +244,16 @@ pub fn idle_timeout_from_env() -> Result<Option<Duration>, NetError> {
 
 /// Serve every bound port until become-root exits (the thread ends with the process); TCP
 /// connections idle for `idle` are reset; with `keep_clients`, a TCP server inside sees its
-/// clients' own addresses (transparent.rs).
+/// clients' own addresses (transparent.rs). With `control` (a session), ports are published
+/// and unpublished while it runs (control.rs), from a thread of their own.
 pub fn start(
     bound: Vec<Bound>,
     provider: Arc<Provider>,
     idle: Option<Duration>,
     keep_clients: bool,
+    control: Option<Control>,
 ) {
-    if bound.is_empty() {
+    if bound.is_empty() && control.is_none() {
         return;
     }
     // Many connections at once need many descriptors, more than the usual soft limit of 1024
@@ -252,12 +265,29 @@ pub fn start(
     {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(OPEN_FILES), hard);
     }
-    std::thread::spawn(
-        move || match Forwarder::new(bound, &provider, idle, keep_clients) {
+    let changes = match control {
+        None => None,
+        Some(control) => {
+            let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+            match nix::unistd::pipe2(flags) {
+                Ok((wake_r, wake_w)) => {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    control::serve(control, &bound, tx, wake_w);
+                    Some((rx, wake_r))
+                }
+                Err(e) => {
+                    crate::error::say!("become-root: live ports: pipe2: {e}");
+                    None
+                }
+            }
+        }
+    };
+    std::thread::spawn(move || {
+        match Forwarder::new(bound, &provider, idle, keep_clients, changes) {
             Ok(mut forwarder) => forwarder.run(),
             Err(e) => crate::error::say!("become-root: forwarding published ports: {e}"),
-        },
-    );
+        }
+    });
 }
 
 /// Create the socket provider inside the namespace: in a new pid namespace as a child of
