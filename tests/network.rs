@@ -33,7 +33,8 @@ common::tests! {
         i22_bad_cidr_and_dns_values_are_refused_before_anything_starts,
         i22_a_tcp_server_inside_sees_the_clients_own_address_unless_told_not_to,
         i22_ports_are_published_and_unpublished_while_a_session_runs_and_list_shows_them,
-        i22_live_port_errors_change_nothing;
+        i22_live_port_errors_change_nothing,
+        i22_live_ports_through_slirp4netns_s_api_and_a_clear_refusal_from_pasta;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps")]
         sigterm_and_sigkill_to_become_root_leave_no_helper;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("ps")]
@@ -700,6 +701,49 @@ fn i22_live_port_errors_change_nothing() {
         "{text}"
     );
     no_helper_left(&w, "after live port errors");
+}
+
+/// --port-driver=helper: slirp4netns takes live ports through its API socket (add_hostfwd,
+/// remove_hostfwd), with a new run's refusals (UDP while the host's loopback is closed);
+/// Debian 12's pasta has no port API, which the refusal says.
+fn i22_live_ports_through_slirp4netns_s_api_and_a_clear_refusal_from_pasta() {
+    let mut w = world();
+    w.own_network = true;
+    let client = helper("client.py");
+    let script = format!(
+        "\"$BR\" --name=h --detach --net=slirp4netns --port-driver=helper -p 18080:8000 \
+             sh -c '{peer} 0.0.0.0 8000 60 & {peer} 0.0.0.0 9000 60 & wait' || exit 1\n\
+         \"$BR\" --join=h --publish=18090:9000 || exit 1\n\
+         {client} tcp 127.0.0.1 18090\n\
+         \"$BR\" --join=h --publish=18091:5300/udp 2>&1; echo \"status $?\"\n\
+         \"$BR\" --join=h --unpublish=18080:8000 || exit 1\n\
+         {once} 18080\n\
+         \"$BR\" --list | awk '$1 == \"h\" {{print $6}}'\n\
+         \"$BR\" --stop=h\n\
+         \"$BR\" --name=p --detach --net=pasta --port-driver=helper -p 18080:8000 sleep 60\n\
+         \"$BR\" --join=p --publish=18090:9000 2>&1; echo \"status $?\"\n\
+         \"$BR\" --stop=p\n",
+        peer = helper("tcp-peer.py"),
+        once = CONNECT_ONCE,
+    );
+    let out = w.sh(&script);
+    assert_eq!(
+        out.ok(),
+        // slirp4netns forwards to the namespace's address: the server sees its gateway.
+        "peer 10.0.2.2\n\
+         become-root: session h: --publish 127.0.0.1:18091:5300/udp: slirp4netns drops the \
+         replies of forwarded UDP while the host's loopback is closed; use \
+         --port-driver=builtin, or add --allow-host-loopback\n\
+         status 125\n\
+         refused\n\
+         127.0.0.1:18090->9000/tcp\n\
+         become-root: session p: its ports are forwarded by pasta (--port-driver=helper), \
+         which takes no ports while it runs (this pasta has no port API)\n\
+         hint: publish ports when starting it (-p), with the builtin port driver (the \
+         default); or stop it (--stop=p) and start it again\n\
+         status 125\n"
+    );
+    no_helper_left(&w, "after live ports through the helper");
 }
 
 /// Issue 22 (rootlesskit #155, #558): the builtin forwarder showed every client to the server

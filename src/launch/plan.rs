@@ -205,6 +205,8 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             .as_mut()
             .ok_or(net::NetError::HelperDriverWithoutHelper)?;
         helper.forwards = net::helper_forwards(helper, &publish)?;
+        // A session's live ports go through slirp4netns's API socket then (pasta has none).
+        helper.keep_api = cli.name.is_some();
         for (asked, got) in publish.iter().zip(&helper.forwards) {
             if asked.host_port == 0 {
                 let host = std::net::SocketAddr::new(got.host_ip, got.host_port);

@@ -348,17 +348,29 @@ impl<'p> Run<'p> {
             let provider = std::sync::Arc::new(net::forward::Provider::new(provider));
             self.forwarding = Some(provider.clone());
             let keep = self.plan.keep_clients;
-            let control = self.live_ports();
+            let control = self.live_ports(self.plan.live_ports);
             let bound = std::mem::take(&mut self.bound);
             net::forward::start(bound, provider, self.idle, keep, control);
+        } else if let (Some(api), Some(net)) = (
+            self.helper.as_ref().and_then(|h| h.api_socket()),
+            self.plan.connected.as_ref(),
+        ) {
+            // --port-driver=helper with slirp4netns (perhaps --net=auto's fallback to it).
+            let net = net::NetPlan {
+                driver: Driver::Slirp4netns,
+                ..net.clone()
+            };
+            if let Some(control) = self.live_ports(true) {
+                net::forward::serve_helper(control, &net, api);
+            }
         }
     }
 
     /// A session's live ports (--join=NAME --publish): its control socket, and what a change
     /// updates: the session's record (--list) and --info-fd (a "ports" event). A socket that
     /// cannot be made leaves the session without live ports, and says so.
-    fn live_ports(&self) -> Option<net::forward::Control> {
-        let session = self.session.as_ref().filter(|_| self.plan.live_ports)?;
+    fn live_ports(&self, wanted: bool) -> Option<net::forward::Control> {
+        let session = self.session.as_ref().filter(|_| wanted)?;
         let (path, record) = session.ports_socket();
         let listener = match net::forward::listen_at(&path) {
             Ok(listener) => listener,

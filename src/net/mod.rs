@@ -84,6 +84,9 @@ pub struct NetPlan {
     pub addressing: Addressing,
     /// Ports the helper itself forwards (`--port-driver=helper`), host ports resolved.
     pub forwards: Vec<ports::Publish>,
+    /// A session whose helper forwards its ports: slirp4netns keeps its API socket, for live
+    /// ports.
+    pub keep_api: bool,
     /// `--net=auto` chose pasta: slirp4netns, when installed, to use if pasta fails to start
     /// (Debian 12's AppArmor profile for pasta, for one, forbids what it needs).
     pub fallback: Option<programs::Found>,
@@ -276,6 +279,7 @@ pub fn plan(
         allow_host_loopback,
         addressing,
         forwards: Vec::new(),
+        keep_api: false,
         fallback,
     }))
 }
@@ -290,37 +294,7 @@ pub fn helper_forwards(
     publish
         .iter()
         .map(|p| -> Result<ports::Publish, NetError> {
-            if net.driver == Driver::Slirp4netns && p.host_ip.is_ipv6() {
-                return Err(NetError::Bind {
-                    spec: p.to_string(),
-                    why: "slirp4netns forwards IPv4 host addresses only".into(),
-                });
-            }
-            // Measured with slirp4netns 1.2: with host loopback closed it drops the replies
-            // of forwarded UDP (they go to 10.0.2.2, the host's alias), so such a forward
-            // would never answer.
-            if net.driver == Driver::Slirp4netns
-                && p.proto == ports::Proto::Udp
-                && !net.allow_host_loopback
-            {
-                return Err(NetError::Bind {
-                    spec: p.to_string(),
-                    why: "slirp4netns drops the replies of forwarded UDP while the host's \
-                          loopback is closed; use --port-driver=builtin, or add \
-                          --allow-host-loopback"
-                        .into(),
-                });
-            }
-            // Measured with Debian 12's pasta (2023-03-09): forwarded UDP never reached a
-            // server inside, with or without an address in the spec.
-            if net.driver == Driver::Pasta && p.proto == ports::Proto::Udp {
-                return Err(NetError::Bind {
-                    spec: p.to_string(),
-                    why: "pasta's own UDP forwarding did not deliver in testing; use \
-                          --port-driver=builtin, which forwards UDP in every mode"
-                        .into(),
-                });
-            }
+            helper_can_forward(net, p)?;
             let bound = forward::bind(std::slice::from_ref(p))?;
             Ok(ports::Publish {
                 host_port: bound[0].local.port(),
@@ -328,6 +302,40 @@ pub fn helper_forwards(
             })
         })
         .collect()
+}
+
+/// Whether the helper can forward `p`: what was measured not to work is refused, with why.
+pub fn helper_can_forward(net: &NetPlan, p: &ports::Publish) -> Result<(), NetError> {
+    if net.driver == Driver::Slirp4netns && p.host_ip.is_ipv6() {
+        return Err(NetError::Bind {
+            spec: p.to_string(),
+            why: "slirp4netns forwards IPv4 host addresses only".into(),
+        });
+    }
+    // Measured with slirp4netns 1.2: with host loopback closed it drops the replies
+    // of forwarded UDP (they go to 10.0.2.2, the host's alias), so such a forward
+    // would never answer.
+    if net.driver == Driver::Slirp4netns && p.proto == ports::Proto::Udp && !net.allow_host_loopback
+    {
+        return Err(NetError::Bind {
+            spec: p.to_string(),
+            why: "slirp4netns drops the replies of forwarded UDP while the host's \
+                  loopback is closed; use --port-driver=builtin, or add \
+                  --allow-host-loopback"
+                .into(),
+        });
+    }
+    // Measured with Debian 12's pasta (2023-03-09): forwarded UDP never reached a
+    // server inside, with or without an address in the spec.
+    if net.driver == Driver::Pasta && p.proto == ports::Proto::Udp {
+        return Err(NetError::Bind {
+            spec: p.to_string(),
+            why: "pasta's own UDP forwarding did not deliver in testing; use \
+                  --port-driver=builtin, which forwards UDP in every mode"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Inside the namespace, once the helper is up: what the helper does not configure itself.

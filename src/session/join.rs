@@ -431,14 +431,22 @@ pub(super) fn change_ports(
         .into());
     }
     let path = dir.path_of(&StateDir::ports_socket(name));
+    let helper = record.net.clone().unwrap_or_default();
     let no_socket = |e: std::io::Error| {
-        refused(
-            format!(
-                "it takes no live ports ({e}): its ports are forwarded by its network helper (--port-driver=helper), or it was started by an older become-root"
+        let why = match helper.as_str() {
+            "pasta" => "its ports are forwarded by pasta (--port-driver=helper), which takes no \
+                        ports while it runs (this pasta has no port API)"
+                .to_string(),
+            _ => format!(
+                "it takes no live ports ({e}): its ports are forwarded by its network helper \
+                 (--port-driver=helper), or it was started by an older become-root"
             ),
+        };
+        refused(
+            why,
             Some(format!(
-                "publish ports when starting it (-p), with the builtin port driver (the default); \
-                 or stop it (--stop={name}) and start it again"
+                "publish ports when starting it (-p), with the builtin port driver (the \
+                 default); or stop it (--stop={name}) and start it again"
             )),
         )
     };
@@ -448,17 +456,20 @@ pub(super) fn change_ports(
         .chain(publish.iter().map(|p| ("publish", *p)))
     {
         let bound = match verb {
-            "publish" => Some(net::forward::bind(std::slice::from_ref(&spec))?),
+            "publish" => net::forward::bind(std::slice::from_ref(&spec))?.pop(),
             _ => None,
         };
-        let socket = bound.as_ref().map(|b| b[0].as_fd());
+        let chosen = bound.as_ref().map(|b| b.describe());
+        let socket = bound.map(|b| b.into_fd());
         let answer = net::forward::ask_session(&path, verb, &spec, socket).map_err(no_socket)?;
         match answer {
             Ok(_) => {
-                if let (Some(bound), 0, false) = (&bound, spec.host_port, quiet) {
-                    crate::error::say!("become-root: published {}", bound[0].describe());
+                if let (Some(chosen), 0, false) = (chosen, spec.host_port, quiet) {
+                    crate::error::say!("become-root: published {chosen}");
                 }
             }
+            // (a refusal of the session's that names the spec already is passed on as it is)
+            Err(why) if why.starts_with("--") => return Err(refused(why, None).into()),
             Err(why) => return Err(refused(format!("--{verb}={spec}: {why}"), None).into()),
         }
     }

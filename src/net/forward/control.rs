@@ -16,7 +16,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::mpsc::{Sender, channel};
 use std::time::Duration;
@@ -57,14 +57,14 @@ pub type OnChange = Box<dyn FnMut(&[PortShown]) + Send>;
 
 /// A published port as the session keeps it.
 #[derive(Debug, Clone)]
-struct Entry {
+pub(super) struct Entry {
     local: SocketAddr,
     ns_port: u16,
     proto: Proto,
 }
 
 impl Entry {
-    fn of(bound: &Bound) -> Entry {
+    pub(super) fn of(bound: &Bound) -> Entry {
         Entry {
             local: bound.local,
             ns_port: bound.publish.ns_port,
@@ -96,9 +96,17 @@ pub fn listen_at(path: &Path) -> nix::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Who carries a change out.
+pub(super) enum Target {
+    /// become-root's forwarder: its event loop, woken through the pipe.
+    Forwarder(Sender<Change>, OwnedFd),
+    /// slirp4netns (`--port-driver=helper`), through its API socket; the run's network plan
+    /// for the checks a new run makes (crate::net::helper_forwards).
+    Slirp4netns(std::path::PathBuf, Box<crate::net::NetPlan>),
+}
+
 /// Serve the control socket until the process ends: one request at a time, each answered.
-pub(super) fn serve(mut control: Control, bound: &[Bound], changes: Sender<Change>, wake: OwnedFd) {
-    let entries: Vec<Entry> = bound.iter().map(Entry::of).collect();
+pub(super) fn serve(mut control: Control, entries: Vec<Entry>, target: Target) {
     std::thread::spawn(move || {
         let mut entries = entries;
         loop {
@@ -107,7 +115,7 @@ pub(super) fn serve(mut control: Control, bound: &[Bound], changes: Sender<Chang
                 continue;
             };
             let conn = crate::sys::own_accepted_fd(conn);
-            let answer = match serve_one(&conn, &mut entries, &changes, &wake) {
+            let answer = match serve_one(&conn, &mut entries, &target) {
                 Ok(port) => {
                     let now: Vec<_> = entries.iter().map(Entry::parts).collect();
                     (control.changed)(&now);
@@ -126,13 +134,27 @@ pub(super) fn serve(mut control: Control, bound: &[Bound], changes: Sender<Chang
     });
 }
 
+/// Serve a session whose slirp4netns forwards its ports (`--port-driver=helper`), through its
+/// API socket at `api`; `forwards` are the ports it forwards already.
+pub fn serve_helper(control: Control, plan: &crate::net::NetPlan, api: std::path::PathBuf) {
+    let entries = plan
+        .forwards
+        .iter()
+        .map(|p| Entry {
+            local: SocketAddr::new(p.host_ip, p.host_port),
+            ns_port: p.ns_port,
+            proto: p.proto,
+        })
+        .collect();
+    serve(
+        control,
+        entries,
+        Target::Slirp4netns(api, Box::new(plan.clone())),
+    );
+}
+
 /// One request: read it, check it, have the event loop carry it out. The port changed.
-fn serve_one(
-    conn: &OwnedFd,
-    entries: &mut Vec<Entry>,
-    changes: &Sender<Change>,
-    wake: &OwnedFd,
-) -> Result<String, String> {
+fn serve_one(conn: &OwnedFd, entries: &mut Vec<Entry>, target: &Target) -> Result<String, String> {
     // Only the session's own user: the directory is theirs alone (0700), and a socket passed
     // in is used as a host port of theirs.
     let peer = getsockopt(conn, sockopt::PeerCredentials).map_err(|e| e.to_string())?;
@@ -164,7 +186,6 @@ fn serve_one(
     let text = std::str::from_utf8(&bytes[..n]).map_err(|_| "a request that is not text")?;
     let (verb, spec) = text.split_once(' ').ok_or("a request without a spec")?;
     let asked = ports::parse(spec).map_err(|e| e.to_string())?;
-    let (done, outcome) = channel();
     let change = match (verb, passed) {
         ("publish", Some(socket)) => {
             let bound = adopt(socket, asked)?;
@@ -174,12 +195,11 @@ fn serve_one(
             {
                 return Err(format!("{} is published already ({})", e.local, e.shown()));
             }
-            entries.push(Entry::of(&bound));
-            Change::Add(bound, done)
+            Ok(bound)
         }
-        ("unpublish", None) => {
-            let found = entries.iter().position(|e| unpublishes(&asked, e));
-            let Some(i) = found else {
+        ("unpublish", None) => match entries.iter().position(|e| unpublishes(&asked, e)) {
+            Some(i) => Err(i),
+            None => {
                 let ports: Vec<String> = entries.iter().map(Entry::shown).collect();
                 return Err(format!(
                     "{spec} is not published here (the session's ports: {})",
@@ -189,38 +209,106 @@ fn serve_one(
                         ports.join(", ")
                     }
                 ));
-            };
-            let entry = entries.remove(i);
-            Change::Remove(entry.local, entry.proto, done)
-        }
+            }
+        },
         _ => return Err(format!("a request not understood: {verb}")),
     };
-    let shown = match &change {
-        Change::Add(b, _) => Entry::of(b).shown(),
-        Change::Remove(local, proto, _) => format!("{local}/{proto}"),
-    };
-    let undo = |entries: &mut Vec<Entry>, change_was_add: bool| {
-        if change_was_add {
-            entries.pop();
+    match change {
+        Ok(bound) => {
+            let entry = Entry::of(&bound);
+            match target {
+                Target::Forwarder(changes, wake) => {
+                    carry_out(changes, wake, |done| Change::Add(bound, done))?
+                }
+                Target::Slirp4netns(api, plan) => slirp4netns_add(api, plan, bound)?,
+            }
+            let shown = entry.shown();
+            entries.push(entry);
+            Ok(shown)
         }
-    };
-    let was_add = matches!(change, Change::Add(..));
-    if changes.send(change).is_err() {
-        undo(entries, was_add);
-        return Err("the forwarder has stopped".into());
+        Err(i) => {
+            let entry = &entries[i];
+            match target {
+                Target::Forwarder(changes, wake) => {
+                    let (local, proto) = (entry.local, entry.proto);
+                    carry_out(changes, wake, |done| Change::Remove(local, proto, done))?
+                }
+                Target::Slirp4netns(api, _) => slirp4netns_remove(api, entry)?,
+            }
+            let entry = entries.remove(i);
+            Ok(entry.shown())
+        }
     }
+}
+
+/// Send the event loop a change, wake it and wait for its outcome.
+fn carry_out(
+    changes: &Sender<Change>,
+    wake: &OwnedFd,
+    change: impl FnOnce(Sender<Result<(), String>>) -> Change,
+) -> Result<(), String> {
+    let (done, outcome) = channel();
+    changes
+        .send(change(done))
+        .map_err(|_| "the forwarder has stopped")?;
     let _ = nix::unistd::write(wake, b"c");
-    match outcome.recv_timeout(PATIENCE) {
-        Ok(Ok(())) => Ok(shown),
-        Ok(Err(why)) => {
-            undo(entries, was_add);
-            Err(why)
-        }
-        Err(_) => {
-            undo(entries, was_add);
-            Err("the forwarder did not answer".into())
-        }
-    }
+    outcome
+        .recv_timeout(PATIENCE)
+        .map_err(|_| "the forwarder did not answer".to_string())?
+}
+
+/// slirp4netns binds the port itself: the joining become-root's socket (which showed the port
+/// free, and chose it for host port 0) closes first, then the checks of a new run's helper
+/// driver (crate::net::helper_can_forward), then add_hostfwd.
+fn slirp4netns_add(api: &Path, plan: &crate::net::NetPlan, bound: Bound) -> Result<(), String> {
+    let publish = Publish {
+        host_port: bound.local.port(),
+        ..bound.publish
+    };
+    drop(bound); // the joining become-root closed its copy once it was sent
+    crate::net::helper_can_forward(plan, &publish).map_err(|e| e.to_string())?;
+    let request = format!(
+        "{{\"execute\": \"add_hostfwd\", \"arguments\": {{\"proto\": \"{}\", \
+         \"host_addr\": \"{}\", \"host_port\": {}, \"guest_port\": {}}}}}",
+        publish.proto, publish.host_ip, publish.host_port, publish.ns_port
+    );
+    crate::net::helper::slirp4netns_api(api, &request).map(drop)
+}
+
+/// Find the forward's id (list_hostfwd) and remove it.
+fn slirp4netns_remove(api: &Path, entry: &Entry) -> Result<(), String> {
+    let list = crate::net::helper::slirp4netns_api(api, "{\"execute\": \"list_hostfwd\"}")?;
+    let id = hostfwd_id(&list, entry)
+        .ok_or_else(|| format!("slirp4netns does not forward {}", entry.shown()))?;
+    let request = format!("{{\"execute\": \"remove_hostfwd\", \"arguments\": {{\"id\": {id}}}}}");
+    crate::net::helper::slirp4netns_api(api, &request).map(drop)
+}
+
+/// The id of `entry` in slirp4netns's list_hostfwd reply: `{"return": {"entries": [{"id": 1,
+/// "proto": "tcp", "host_addr": "127.0.0.1", "host_port": 8080, "guest_addr": "10.0.2.100",
+/// "guest_port": 80}, ...]}}`. Read by fields, without a JSON library: each entry is one flat
+/// object.
+fn hostfwd_id(reply: &str, entry: &Entry) -> Option<u64> {
+    let field = |object: &str, name: &str| -> Option<String> {
+        let at = object.find(&format!("\"{name}\""))? + name.len() + 2;
+        let rest = object[at..].trim_start().strip_prefix(':')?.trim_start();
+        let value: String = match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next()?.to_string(),
+            None => rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+                .collect(),
+        };
+        Some(value)
+    };
+    reply.split('{').skip(1).find_map(|object| {
+        let object = object.split('}').next()?;
+        let matches = field(object, "proto")? == entry.proto.to_string()
+            && field(object, "host_addr")? == entry.local.ip().to_string()
+            && field(object, "host_port")? == entry.local.port().to_string()
+            && field(object, "guest_port")? == entry.ns_port.to_string();
+        matches.then(|| field(object, "id")?.parse().ok())?
+    })
 }
 
 /// Whether `--unpublish=SPEC` names `entry`: the same host address (127.0.0.1 unless given),
@@ -266,19 +354,21 @@ fn adopt(socket: OwnedFd, asked: Publish) -> Result<Bound, String> {
 // ---- the joining side -----------------------------------------------------------------------
 
 /// Ask the session at `path` to publish `spec` (with `socket`, bound for it) or, without
-/// one, to unpublish it. The port as the session shows it, or why not.
+/// one, to unpublish it. The port as the session shows it, or why not. `socket` is closed
+/// here once sent: the session's copy is then the only one (a helper that binds the port
+/// itself needs it free).
 pub fn ask(
     path: &Path,
     verb: &str,
     spec: &Publish,
-    socket: Option<BorrowedFd>,
+    socket: Option<OwnedFd>,
 ) -> io::Result<Result<String, String>> {
     let fd = socket_for_asking()?;
     connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
     let timeout = nix::sys::time::TimeVal::new(2 * PATIENCE.as_secs() as i64, 0);
     setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)?;
     let text = format!("{verb} {spec}");
-    let fds: Vec<RawFd> = socket.iter().map(|s| s.as_fd().as_raw_fd()).collect();
+    let fds: Vec<RawFd> = socket.iter().map(|s| s.as_raw_fd()).collect();
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
     sendmsg::<()>(
@@ -288,6 +378,7 @@ pub fn ask(
         MsgFlags::MSG_NOSIGNAL,
         None,
     )?;
+    drop(socket);
     let mut bytes = [0u8; 2048];
     let mut iov = [IoSliceMut::new(&mut bytes)];
     let n = recvmsg::<()>(fd.as_raw_fd(), &mut iov, None, MsgFlags::empty())?.bytes;
@@ -331,5 +422,19 @@ mod tests {
             let asked = ports::parse(spec).unwrap();
             assert_eq!(unpublishes(&asked, &entry), yes, "{spec}");
         }
+    }
+
+    #[test]
+    fn slirp4netns_forwards_are_found_by_their_fields() {
+        let reply = r#"{"return": {"entries": [{"id": 3, "proto": "tcp", "host_addr": "127.0.0.1", "host_port": 8081, "guest_addr": "10.0.2.100", "guest_port": 80}, {"id": 7, "proto": "tcp", "host_addr": "127.0.0.1", "host_port": 8080, "guest_addr": "10.0.2.100", "guest_port": 80}]}}"#;
+        let entry = |port: u16, proto| Entry {
+            local: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+            ns_port: 80,
+            proto,
+        };
+        assert_eq!(hostfwd_id(reply, &entry(8080, Proto::Tcp)), Some(7));
+        assert_eq!(hostfwd_id(reply, &entry(8081, Proto::Tcp)), Some(3));
+        assert_eq!(hostfwd_id(reply, &entry(8080, Proto::Udp)), None);
+        assert_eq!(hostfwd_id(reply, &entry(8082, Proto::Tcp)), None);
     }
 }

@@ -52,7 +52,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::NetError;
 use super::ports::{Proto, Publish};
-pub use control::{Control, ask as ask_session, listen_at};
+pub use control::{Control, ask as ask_session, listen_at, serve_helper};
 use forwarder::Forwarder;
 pub use limits::{IDLE_TIMEOUT, IDLE_TIMEOUT_VAR, PER_CLIENT};
 pub use provider::serve_sockets;
@@ -140,11 +140,10 @@ impl Bound {
     }
 
     /// The host socket, to pass to a running session (live ports).
-    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        match &self.socket {
-            HostSocket::Tcp(s) => s.as_fd(),
-            HostSocket::Udp(s) => s.as_fd(),
+    pub fn into_fd(self) -> OwnedFd {
+        match self.socket {
+            HostSocket::Tcp(s) => s.into(),
+            HostSocket::Udp(s) => s.into(),
         }
     }
 }
@@ -272,7 +271,8 @@ pub fn start(
             match nix::unistd::pipe2(flags) {
                 Ok((wake_r, wake_w)) => {
                     let (tx, rx) = std::sync::mpsc::channel();
-                    control::serve(control, &bound, tx, wake_w);
+                    let entries = bound.iter().map(control::Entry::of).collect();
+                    control::serve(control, entries, control::Target::Forwarder(tx, wake_w));
                     Some((rx, wake_r))
                 }
                 Err(e) => {
