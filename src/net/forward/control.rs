@@ -11,6 +11,10 @@
 //! already made go on until they end, as a removed rootlesskit port's do), records the ports
 //! for --list and --info-fd, and answers.
 //!
+//! A session whose slirp4netns forwards its ports (`--port-driver=helper`) is served the same
+//! way, through slirp4netns's API socket instead of the event loop (the joining become-root's
+//! socket is closed first: slirp4netns binds the port itself).
+//!
 //! Messages, one SEQPACKET message each: `publish SPEC` (with the socket) or `unpublish SPEC`;
 //! the answer `ok PORT` (`127.0.0.1:8080->80/tcp`) or `error WHY`.
 
