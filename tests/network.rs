@@ -602,12 +602,12 @@ fn helper(name: &str) -> String {
 }
 
 /// Start session `name` in `mode` with -p 18080:8000, serving TCP on 8000 and 9000 and UDP on
-/// 5300 inside for `lifetime` seconds; `$BR --list` after it.
+/// 5300 inside for `lifetime` seconds, its --info-fd to ~/NAME.info.
 fn live_session_script(name: &str, mode: &str, lifetime: u32) -> String {
     format!(
-        "\"$BR\" --name={name} --detach --net={mode} -p 18080:8000 sh -c '\
+        "\"$BR\" --name={name} --detach --net={mode} -p 18080:8000 --info-fd=3 sh -c '\
          {peer} 127.0.0.1 8000 {lifetime} & {peer} 127.0.0.1 9000 {lifetime} & \
-         {udp} 127.0.0.1 5300 {lifetime} & wait' || exit 1\n",
+         {udp} 127.0.0.1 5300 {lifetime} & wait' 3>\"$HOME/{name}.info\" || exit 1\n",
         peer = helper("tcp-peer.py"),
         udp = helper("udp-echo.py"),
     )
@@ -621,7 +621,7 @@ const CONNECT_ONCE: &str = "python3 -c 'import socket,sys\n\
 /// Issue 22 (podman #29727, rootlesskit #14): a running session's ports are fixed at start
 /// on main (--join takes no --publish there: "cannot be used with"). Now --join=NAME
 /// --publish adds ports while the servers inside run, --unpublish closes them (the host port is
-/// free at once), --list and --list --json show them as they are, in both helpers.
+/// free at once), --list, --list --json and --info-fd show them as they are, in both helpers.
 fn i22_ports_are_published_and_unpublished_while_a_session_runs_and_list_shows_them() {
     let mut w = world();
     w.own_network = true;
@@ -638,7 +638,8 @@ fn i22_ports_are_published_and_unpublished_while_a_session_runs_and_list_shows_t
              \"$BR\" --list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"sessions\"][0][\"ports\"])'\n\
              {client} tcp 127.0.0.1 18080\n\
              \"$BR\" --join=web --publish=18090:9000 && {client} tcp 127.0.0.1 18090\n\
-             \"$BR\" --stop=web\n",
+             \"$BR\" --stop=web\n\
+             grep '\"event\":\"ports\"' \"$HOME/web.info\" | tail -n 1\n",
             start = live_session_script("web", mode, 60),
             once = CONNECT_ONCE,
         );
@@ -651,7 +652,11 @@ fn i22_ports_are_published_and_unpublished_while_a_session_runs_and_list_shows_t
              refused\n\
              ['127.0.0.1:18080->8000/tcp', '127.0.0.1:18091->5300/udp']\n\
              peer 127.0.0.1\n\
-             peer 127.0.0.1\n",
+             peer 127.0.0.1\n\
+             {\"event\":\"ports\",\"ports\":[\
+             {\"host\":\"127.0.0.1:18080\",\"ns_port\":8000,\"proto\":\"tcp\"},\
+             {\"host\":\"127.0.0.1:18091\",\"ns_port\":5300,\"proto\":\"udp\"},\
+             {\"host\":\"127.0.0.1:18090\",\"ns_port\":9000,\"proto\":\"tcp\"}]}\n",
             "{mode}"
         );
         assert!(out.stderr.is_empty(), "{mode}: {}", out.stderr);
