@@ -205,8 +205,6 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             .as_mut()
             .ok_or(net::NetError::HelperDriverWithoutHelper)?;
         helper.forwards = net::helper_forwards(helper, &publish)?;
-        // A session's live ports go through slirp4netns's API socket then (pasta has none).
-        helper.keep_api = cli.name.is_some();
         for (asked, got) in publish.iter().zip(&helper.forwards) {
             if asked.host_port == 0 {
                 let host = std::net::SocketAddr::new(got.host_ip, got.host_port);
@@ -215,7 +213,10 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         }
         publish.clear();
     }
-    if connected.is_some() {
+    if let Some(helper) = connected.as_mut() {
+        // A session whose helper forwards its ports takes live ports through slirp4netns's
+        // API socket (pasta has none), with or without -p at its start.
+        helper.keep_api = cli.port_driver == PortDriver::Helper && cli.name.is_some();
         net::check_tun()?;
     }
     cli.limits.check()?;

@@ -187,6 +187,17 @@ fn serve_one(conn: &OwnedFd, entries: &mut Vec<Entry>, target: &Target) -> Resul
         }
     }
     let n = msg.bytes;
+    // The joining become-root closes its copy of the socket, then ends its request: a helper
+    // that binds the port itself may do so only then (seen: slirp4netns's bind failed while
+    // the joiner had not closed its copy yet).
+    if matches!(target, Target::Slirp4netns(..)) {
+        let mut end = [0u8; 1];
+        let mut iov = [IoSliceMut::new(&mut end)];
+        match recvmsg::<()>(conn.as_raw_fd(), &mut iov, None, MsgFlags::empty()) {
+            Ok(m) if m.bytes == 0 => {}
+            _ => return Err("the request did not end".into()),
+        }
+    }
     let text = std::str::from_utf8(&bytes[..n]).map_err(|_| "a request that is not text")?;
     let (verb, spec) = text.split_once(' ').ok_or("a request without a spec")?;
     let asked = ports::parse(spec).map_err(|e| e.to_string())?;
@@ -269,7 +280,7 @@ fn slirp4netns_add(api: &Path, plan: &crate::net::NetPlan, bound: Bound) -> Resu
         host_port: bound.local.port(),
         ..bound.publish
     };
-    drop(bound); // the joining become-root closed its copy once it was sent
+    drop(bound); // the joining become-root closed its copy before it ended its request
     crate::net::helper_can_forward(plan, &publish).map_err(|e| e.to_string())?;
     let request = format!(
         "{{\"execute\": \"add_hostfwd\", \"arguments\": {{\"proto\": \"{}\", \
@@ -359,8 +370,8 @@ fn adopt(socket: OwnedFd, asked: Publish) -> Result<Bound, String> {
 
 /// Ask the session at `path` to publish `spec` (with `socket`, bound for it) or, without
 /// one, to unpublish it. The port as the session shows it, or why not. `socket` is closed
-/// here once sent: the session's copy is then the only one (a helper that binds the port
-/// itself needs it free).
+/// here once sent, before the request ends (shutdown): the session's copy is then the only
+/// one (a helper that binds the port itself needs it free).
 pub fn ask(
     path: &Path,
     verb: &str,
@@ -382,7 +393,9 @@ pub fn ask(
         MsgFlags::MSG_NOSIGNAL,
         None,
     )?;
+    // Then the end of the request: the session knows from it that this copy is closed.
     drop(socket);
+    nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write)?;
     let mut bytes = [0u8; 2048];
     let mut iov = [IoSliceMut::new(&mut bytes)];
     let n = recvmsg::<()>(fd.as_raw_fd(), &mut iov, None, MsgFlags::empty())?.bytes;
