@@ -710,7 +710,8 @@ fn i22_live_port_errors_change_nothing() {
 
 /// --port-driver=helper: slirp4netns takes live ports through its API socket (add_hostfwd,
 /// remove_hostfwd), with a new run's refusals (UDP while the host's loopback is closed);
-/// Debian 12's pasta has no port API, which the refusal says.
+/// Debian 12's pasta has no port API, which the refusal says. A session started without -p
+/// takes them too.
 fn i22_live_ports_through_slirp4netns_s_api_and_a_clear_refusal_from_pasta() {
     let mut w = world();
     w.own_network = true;
@@ -725,6 +726,10 @@ fn i22_live_ports_through_slirp4netns_s_api_and_a_clear_refusal_from_pasta() {
          {once} 18080\n\
          \"$BR\" --list | awk '$1 == \"h\" {{print $6}}'\n\
          \"$BR\" --stop=h\n\
+         \"$BR\" --name=h0 --detach --net=slirp4netns --port-driver=helper \
+             {peer} 0.0.0.0 9000 60 || exit 1\n\
+         \"$BR\" --join=h0 --publish=18092:9000 && {client} tcp 127.0.0.1 18092\n\
+         \"$BR\" --stop=h0\n\
          \"$BR\" --name=p --detach --net=pasta --port-driver=helper -p 18080:8000 sleep 60\n\
          \"$BR\" --join=p --publish=18090:9000 2>&1; echo \"status $?\"\n\
          \"$BR\" --stop=p\n",
@@ -742,6 +747,7 @@ fn i22_live_ports_through_slirp4netns_s_api_and_a_clear_refusal_from_pasta() {
          status 125\n\
          refused\n\
          127.0.0.1:18090->9000/tcp\n\
+         peer 10.0.2.2\n\
          become-root: session p: its ports are forwarded by pasta (--port-driver=helper), \
          which takes no ports while it runs (this pasta has no port API)\n\
          hint: publish ports when starting it (-p), with the builtin port driver (the \
