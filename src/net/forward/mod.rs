@@ -31,6 +31,10 @@
 //!   a burst beyond it, a server on ::1 only, a slow server).
 //! - UDP keeps one connected socket inside per client address, closed after a minute without
 //!   a datagram either way.
+//! - A TCP server inside sees the client's own address and port (transparent.rs), unless
+//!   `--no-client-address`.
+//! - A session's ports change while it runs (control.rs, forwarder/live.rs): its own socket
+//!   takes host ports bound by `become-root --join=NAME --publish` and closes unpublished ones.
 
 mod control;
 mod forwarder;
