@@ -793,7 +793,17 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  without a datagram. COMMAND may kill the socket provider, the process in the \
                  namespaces that makes the connections inside: become-root then says so at \
                  once, --list shows it (network down), and the TCP ports refuse connections \
-                 while keeping their host ports bound.",
+                 while keeping their host ports bound. A server inside sees a TCP client's own \
+                 address: the provider binds the connecting socket to it (IP_TRANSPARENT, \
+                 needing CAP_NET_ADMIN in the namespace's user namespace, which it has as root \
+                 there) and marks it; only marked sockets' replies are routed back to the \
+                 namespace's loopback (tcp_fwmark_accept, fwmark_reflect, a rule and a table \
+                 of the namespace's own), so the rest of its traffic is untouched and nothing \
+                 of the host changes. --no-client-address turns it off. A running session's \
+                 ports change through NAME.ports in its state directory (0700, the user's \
+                 own); the session also checks that the sender's uid is its own, and takes a \
+                 host port only as a socket the joining become-root bound, as any process of \
+                 the user could.",
             ),
             Item(
                 "The AppArmor profile is opt-in",

@@ -30,6 +30,11 @@ pub struct Plan {
     pub connected: Option<NetPlan>,
     /// Ports published on the host by become-root's forwarder.
     pub publish: Vec<Publish>,
+    /// The forwarder keeps TCP clients' addresses (net::forward's transparent.rs).
+    pub keep_clients: bool,
+    /// A session whose ports can change while it runs (--join=NAME --publish): a network
+    /// namespace of its own and become-root's forwarder (not --port-driver=helper).
+    pub live_ports: bool,
     pub mapping: Mapping,
     pub command: Command,
     /// --quiet: no warnings or notices.
@@ -187,7 +192,9 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let pid = cli.pid || cli.all || as_pid_1;
     let net = implied_net(cli.net, cli.all || cli.boot, cli.sysfs);
     let mut notices = Vec::new();
-    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
+    let addressing = net::Addressing::from_options(cli.cidr.as_deref(), cli.ipv6, &cli.dns)
+        .map_err(net::NetError::Addressing)?;
+    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback, addressing)?;
     let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
     if !publish.is_empty() && net.is_none() {
         return Err(net::NetError::PublishWithoutNet.into());
@@ -206,7 +213,10 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         }
         publish.clear();
     }
-    if connected.is_some() {
+    if let Some(helper) = connected.as_mut() {
+        // A session whose helper forwards its ports takes live ports through slirp4netns's
+        // API socket (pasta has none), with or without -p at its start.
+        helper.keep_api = cli.port_driver == PortDriver::Helper && cli.name.is_some();
         net::check_tun()?;
     }
     cli.limits.check()?;
@@ -276,7 +286,10 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let session =
         crate::session::Request::new(cli.name.as_deref(), cli.detach, cli.command.is_empty())?;
-    let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
+    let live_ports = session.is_some() && net.is_some() && cli.port_driver == PortDriver::Builtin;
+    let resolv_conf = connected
+        .as_ref()
+        .map(|c| c.addressing.resolv_conf(c.driver));
     let filesystem = cli
         .filesystem
         .iter()
@@ -383,6 +396,8 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             net,
             connected,
             publish,
+            keep_clients: cli.keep_clients,
+            live_ports,
             mapping,
             command,
             quiet: cli.quiet,

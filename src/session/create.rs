@@ -1,6 +1,8 @@
 //! Sessions: creating one (hooks in the launcher): claim the name, go to the background
 //! with --detach, say when the namespaces are ready, remove the state when the run ends.
 
+use std::sync::{Arc, Mutex};
+
 use super::*;
 
 // ---- creating a session (hooks in launch::supervise) --------------------------------------
@@ -10,12 +12,12 @@ use super::*;
 /// state when the run ends (on drop).
 pub struct Session {
     request: Request,
-    dir: StateDir,
+    dir: Arc<StateDir>,
     /// The process that owns the state (copies in forked children never remove it).
     owner: Pid,
-    /// The state file as this run last wrote it.
-    written: String,
-    record: Record,
+    /// The record and the state file as this run last wrote it, shared with the thread that
+    /// changes the ports while the session runs ([`PortsRecord`]).
+    shared: Arc<Mutex<Shared>>,
     /// The namespace process says "ready" on this pipe once its setup is done.
     ready_r: File,
     ready_w: Option<File>,
@@ -91,10 +93,9 @@ impl Session {
         };
         let (ready_r, ready_w) = process::pipe()?;
         let mut session = Session {
-            dir,
+            dir: Arc::new(dir),
             owner: getpid(),
-            written,
-            record,
+            shared: Arc::new(Mutex::new(Shared { record, written })),
             ready_r,
             ready_w: Some(ready_w),
             caller,
@@ -140,14 +141,15 @@ impl Session {
 
     /// Record which network helper runs (`--net=auto` may fall back to another).
     pub fn network_is(&mut self, program: &str) {
-        self.record.net = Some(program.to_string());
+        self.shared().record.net = Some(program.to_string());
     }
 
     /// Record how --stop ends the session: a booted image (--boot) halts with SIGRTMIN+3 to
     /// its pid 1, sent by the supervisor; `timeout` is --stop-timeout's, if given.
     pub fn stops_with(&mut self, boot: bool, timeout: Option<std::time::Duration>) {
-        self.record.boot = boot;
-        self.record.stop_timeout = timeout.map(|t| t.as_secs());
+        let mut shared = self.shared();
+        shared.record.boot = boot;
+        shared.record.stop_timeout = timeout.map(|t| t.as_secs());
     }
 
     /// Keep a detached session's log under its bound (logs::LOG_MAX); called every second or
@@ -165,7 +167,7 @@ impl Session {
 
     /// Record the published ports as the user reaches them, for --list.
     pub fn ports_are(&mut self, ports: Vec<String>) {
-        self.record.ports = ports;
+        self.shared().record.ports = ports;
     }
 
     /// The run is over: a detached session keeps its state, with `how` it ended, and its log,
@@ -175,9 +177,9 @@ impl Session {
         if !self.request.detach {
             return;
         }
-        self.record.ended = Some(how);
-        if let Ok(written) = self.dir.replace(&self.record) {
-            self.written = written;
+        self.shared().record.ended = Some(how);
+        self.unlink_ports_socket();
+        if self.write().is_ok() {
             self.keep = true;
         }
     }
@@ -185,26 +187,26 @@ impl Session {
     /// The image reboots: its pid 1 is gone, the supervisor is not (it starts again and takes
     /// the session over), which --list and --join must not take for a stale session.
     pub fn rebooting(&mut self) {
-        self.record.holder = None;
-        self.record.created = 0;
-        if let Ok(written) = self.dir.replace(&self.record) {
-            self.written = written;
+        {
+            let mut shared = self.shared();
+            shared.record.holder = None;
+            shared.record.created = 0;
         }
+        let _ = self.write();
     }
 
     /// Record the run's cgroup and its limits (--cgroup), for --list.
     pub fn cgroup_is(&mut self, path: &std::path::Path, limits: String) {
-        self.record.cgroup = Some(path.display().to_string());
-        self.record.limits = Some(limits).filter(|l| !l.is_empty());
+        let mut shared = self.shared();
+        shared.record.cgroup = Some(path.display().to_string());
+        shared.record.limits = Some(limits).filter(|l| !l.is_empty());
     }
 
     /// Record that the network helper ended (`why`: which and how), for --list. A failure to
     /// write it is not worth ending the session for; the message on stderr stands.
     pub fn network_down(&mut self, why: &str) {
-        self.record.net_down = Some(why.to_string());
-        if let Ok(written) = self.dir.replace(&self.record) {
-            self.written = written;
-        }
+        self.shared().record.net_down = Some(why.to_string());
+        let _ = self.write();
     }
 
     /// The descriptors the namespace process still needs for [`Session::ready_inside`].
@@ -266,12 +268,15 @@ impl Session {
     /// and the caller of --detach hears so.
     fn record_ready(&mut self, child: Pid) -> Result<(), Error> {
         if let Some(holder) = Proc::of(child.as_raw()) {
-            self.record.holder = Some(holder);
-            self.record.namespaces = namespaces_of(holder.pid);
-            self.record.created = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            self.written = self.dir.replace(&self.record)?;
+            {
+                let mut shared = self.shared();
+                shared.record.holder = Some(holder);
+                shared.record.namespaces = namespaces_of(holder.pid);
+                shared.record.created = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+            }
+            self.write()?;
         }
         Ok(())
     }
@@ -338,11 +343,67 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if getpid() == self.owner && !self.keep {
-            let _ = self
-                .dir
-                .remove_if_unchanged(&self.request.name, &self.written);
+        if getpid() == self.owner {
+            self.unlink_ports_socket();
+            if !self.keep {
+                let written = self.shared().written.clone();
+                let _ = self.dir.remove_if_unchanged(&self.request.name, &written);
+            }
         }
+    }
+}
+
+/// What the session's process and its live-ports thread share.
+struct Shared {
+    record: Record,
+    /// The state file as this run last wrote it.
+    written: String,
+}
+
+/// The session's record of its published ports, for the thread that changes them (live
+/// ports): each change is written to the state file at once, for --list.
+pub struct PortsRecord {
+    dir: Arc<StateDir>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl PortsRecord {
+    pub fn set(&self, ports: Vec<String>) {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.record.ports = ports;
+        if let Ok(written) = self.dir.replace(&shared.record) {
+            shared.written = written;
+        }
+    }
+}
+
+impl Session {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write the record to the state file.
+    fn write(&self) -> Result<(), SessionError> {
+        let mut shared = self.shared();
+        shared.written = self.dir.replace(&shared.record)?;
+        Ok(())
+    }
+
+    /// The path of the session's live-ports socket (NAME.ports in its state directory),
+    /// reached through the directory's descriptor, and the record its changes go to.
+    pub fn ports_socket(&self) -> (PathBuf, PortsRecord) {
+        let path = self
+            .dir
+            .path_of(&StateDir::ports_socket(&self.request.name));
+        let record = PortsRecord {
+            dir: self.dir.clone(),
+            shared: self.shared.clone(),
+        };
+        (path, record)
+    }
+
+    fn unlink_ports_socket(&self) {
+        self.dir.unlink(&StateDir::ports_socket(&self.request.name));
     }
 }
 
