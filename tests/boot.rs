@@ -95,8 +95,7 @@ fn image_with(w: &World, name: &str, body: &str) -> PathBuf {
          {body}"
     );
     let path = root.join("sbin/init");
-    std::fs::write(&path, init).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    common::write_executable(&path, init, 0o755);
     common::chown_tree(&root, w.uid);
     root
 }
@@ -283,7 +282,7 @@ fn tiocsti_at(w: &World, to: &Path) {
         .status()
         .unwrap();
     assert!(status.success(), "gcc tiocsti.c");
-    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    common::chmod(to, 0o755);
     common::chown_tree(to, w.uid);
 }
 

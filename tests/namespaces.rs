@@ -221,9 +221,7 @@ fn helper_without_privilege_is_diagnosed() {
     let w = world();
     // A copy of newuidmap without its set-user-ID bit.
     let copy = w.dir.join("newuidmap");
-    std::fs::copy(common::which("newuidmap").unwrap(), &copy).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::copy_executable(&common::which("newuidmap").unwrap(), &copy, 0o755);
     let mut w = w;
     w.env.push(("NEWUIDMAP".into(), copy.display().to_string()));
     let out = w.run(&["--map=full", "true"]);
@@ -252,16 +250,14 @@ fn newuidmap_refusal_is_reported_with_its_stderr() {
     // newuidmap refuses to map ids of a process that is not the caller's: point it at a
     // helper path that is a wrapper changing the range.
     let wrapper = w.dir.join("fake-newuidmap");
-    std::fs::write(
+    common::write_executable(
         &wrapper,
         format!(
             "#!/bin/sh\necho 'newuidmap: uid range [1-65537) -> [{start}-{}) not allowed' >&2\nexit 1\n",
             start + 65536
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        0o4755,
+    );
     w.env
         .push(("NEWUIDMAP".into(), wrapper.display().to_string()));
     let out = w.run(&["true"]);
@@ -317,13 +313,11 @@ fn getsubids_source_reads_the_same_ranges() {
         format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", w.home().display()),
     ));
     let fake = w.home().join("getsubids");
-    std::fs::write(
+    common::write_executable(
         &fake,
         "#!/bin/sh\necho 'getsubids: fake failure' >&2; exit 2\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        0o755,
+    );
     let out = w.run(&["--map=full", "true"]);
     assert_eq!(out.code(), Some(125), "auto used getsubids: {out:#?}");
     assert!(out.stderr.contains("fake failure"), "{}", out.stderr);
@@ -382,7 +376,7 @@ fn refuses_to_run_with_file_capabilities() {
     let w = world();
     let setcap = common::which("setcap").unwrap();
     let copy = w.dir.join("become-root-caps");
-    std::fs::copy(w.bin(), &copy).unwrap();
+    common::copy_executable(&w.bin(), &copy, 0o755);
     let status = std::process::Command::new(setcap)
         .args(["cap_net_admin+ep"])
         .arg(&copy)
@@ -400,16 +394,14 @@ fn helpers_never_get_the_callers_descriptors() {
     // a script is ignored by the kernel but satisfies become-root's check of the helper.
     let record = w.home().join("helper-fds");
     let fake = w.dir.join("fake-newuidmap");
-    std::fs::write(
+    common::write_executable(
         &fake,
         format!(
             "#!/bin/sh\nls /proc/self/fd > {}\nexit 1\n",
             record.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        0o4755,
+    );
     w.env.push(("NEWUIDMAP".into(), fake.display().to_string()));
     let out = w.sh("exec 7</dev/null 9>/dev/null; \"$BR\" --map=full true");
     assert_eq!(out.code(), Some(125), "{out:#?}");
@@ -784,9 +776,7 @@ fn options_after_command_and_after_double_dash_pass_through() {
 fn default_command_is_shell_then_bin_sh() {
     let mut w = world();
     let shell = w.home().join("myshell");
-    std::fs::write(&shell, "#!/bin/sh\necho my-shell-ran \"$#\"\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&shell, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_executable(&shell, "#!/bin/sh\necho my-shell-ran \"$#\"\n", 0o755);
     w.env.push(("SHELL".into(), shell.display().to_string()));
     assert_eq!(w.run::<&str>(&[]).ok(), "my-shell-ran 0\n");
     let out = w.sh("unset SHELL; echo 'echo from-sh $(id -u)' | \"$BR\"");
@@ -953,10 +943,10 @@ fn fifty_parallel_runs() {
 fn refuses_to_run_setuid() {
     let w = world();
     let copy = w.dir.join("become-root-suid");
-    std::fs::copy(w.bin(), &copy).unwrap();
+    common::copy_executable(&w.bin(), &copy, 0o755);
+    // After chown, which clears the set-user-ID bit.
     nix::unistd::chown(&copy, Some(12345.into()), None).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    common::chmod(&copy, 0o4755);
     let out = w.sh(&format!("{} true", copy.display()));
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(out.stderr.contains("set-user-ID"), "{}", out.stderr);

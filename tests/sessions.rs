@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ impl Sessions {
         let mut w = World::new();
         let xdg = w.home().join("xdg");
         fs::create_dir(&xdg).unwrap();
-        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
+        common::chmod(&xdg, 0o700);
         nix::unistd::chown(&xdg, Some(w.uid.into()), Some(w.gid.into())).unwrap();
         w.env
             .push(("XDG_RUNTIME_DIR".into(), xdg.display().to_string()));
@@ -494,7 +494,7 @@ fn stale_state_is_detected_and_cleaned() {
     let s = Sessions::new();
     let dir = s.state_dir();
     fs::create_dir(&dir).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&dir, 0o700);
     nix::unistd::chown(&dir, Some(s.w.uid.into()), None).unwrap();
     // A pid that is gone, and pid 1 with another start time: a reused pid.
     let dead = {
@@ -545,7 +545,7 @@ fn the_state_directory_must_be_private_and_the_callers() {
     let dir = s.state_dir();
     fs::create_dir(&dir).unwrap();
     nix::unistd::chown(&dir, Some(s.w.uid.into()), None).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    common::chmod(&dir, 0o755);
     let out = s.w.run(&["--name=x", "true"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(
@@ -553,7 +553,7 @@ fn the_state_directory_must_be_private_and_the_callers() {
         "{}",
         out.stderr
     );
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&dir, 0o700);
     nix::unistd::chown(&dir, Some(0.into()), None).unwrap();
     let out = s.w.run(&["--list"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
@@ -669,8 +669,7 @@ fn a_rootfs_session_needs_no_shell_inside_and_joins_start_in_its_directory() {
     // Nothing to run inside yet: a session without COMMAND runs none.
     s.detach("rfs", &[&rootfs, "--pid"]).ok();
     // The rootfs is bound, not copied: what arrives later is seen inside.
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    common::copy_executable(&busybox, &root.join("bin/busybox"), 0o755);
     let out = s.w.run(&[
         "--join=rfs",
         "/bin/busybox",

@@ -22,13 +22,18 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+mod executables;
+// (Each test binary uses some of them.)
+#[allow(unused_imports)]
+pub use executables::{chmod, copy_executable, write_executable};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_become-root");
 
@@ -328,7 +333,7 @@ impl Slot {
     fn claim() -> Slot {
         let dir = Path::new(SLOT_DIR);
         match fs::create_dir(dir) {
-            Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap(),
+            Ok(()) => chmod(dir, 0o755),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => panic!("{SLOT_DIR}: {e}"),
         }
@@ -532,10 +537,10 @@ impl World {
             cgroup: None,
             slot,
         };
-        fs::set_permissions(&world.dir, fs::Permissions::from_mode(0o755)).unwrap();
+        chmod(&world.dir, 0o755);
         nix::unistd::chown(&world.home(), Some(uid.into()), Some(uid.into())).unwrap();
         // A copy the test user can execute wherever the build tree lives (/root is 0700).
-        fs::copy(BIN, world.bin()).unwrap();
+        copy_executable(Path::new(BIN), &world.bin(), 0o755);
         world
     }
 
@@ -835,8 +840,7 @@ pub fn busybox_rootfs(root: &Path, uid: u32, applets: &[&str], resolv_conf: &str
     for dir in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
         fs::create_dir_all(root.join(dir)).unwrap();
     }
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    copy_executable(&busybox, &root.join("bin/busybox"), 0o755);
     for applet in applets {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
