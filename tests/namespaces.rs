@@ -46,7 +46,8 @@ common::tests! {
     [Harness, Tool("ip")] sysfs_shows_the_namespaces_own_devices_and_leaves_the_host_alone;
     [Harness, Tool("ps")]
         pid_namespace_init_reaps_orphans,
-        sigterm_and_sigkill_to_supervising_become_root_leave_nothing;
+        sigterm_and_sigkill_to_supervising_become_root_leave_nothing,
+        a_world_starts_without_a_zombie_of_the_world_before;
     [Harness, Tool("getsubids")] getsubids_source_reads_the_same_ranges;
     [Harness, Tool("setcap")] refuses_to_run_with_file_capabilities;
     [Harness, Tool("make")]
@@ -698,6 +699,21 @@ fn not_executable_is_126_not_found_is_127() {
         );
         assert!(out.stderr.contains("hint:"), "{}", out.stderr);
     }
+}
+
+fn a_world_starts_without_a_zombie_of_the_world_before() {
+    // The harness's promise (tests/common, slots): a World's test user has no process but
+    // its own. A World that left an orphan behind (killed as the World goes) leaves it as a
+    // zombie until the machine's init reaps it (up to 2 s later on this project's machine),
+    // and a World made at once with the same ids saw it: pgrep and ps list zombies, and d18
+    // counted 2 janitors under load (its own, and a zombie of the World before).
+    let w = world();
+    w.sh("sleep 60 >/dev/null 2>&1 & echo $! > orphan").ok();
+    drop(w);
+    let w = world();
+    let out = w.sh("ps -o pid=,stat=,comm= -u $(id -u)");
+    let zombies: Vec<&str> = out.ok().lines().filter(|l| l.contains(" Z")).collect();
+    assert!(zombies.is_empty(), "{} has zombies: {zombies:?}", w.uid);
 }
 
 fn sigterm_and_sigkill_to_supervising_become_root_leave_nothing() {

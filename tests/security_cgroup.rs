@@ -90,6 +90,7 @@ fn d18_the_janitor_sleeps_while_a_leftover_keeps_the_cgroup_populated() {
         "\"$BR\" --cgroup sh -c 'sleep 60 </dev/null >/dev/null 2>&1 & echo $! > leftover' \
          >/dev/null 2>&1; echo status $?; \
          janitor=$(pgrep -u $(id -u) -x become-root); echo janitors $(echo $janitor | wc -w); \
+         ps -o pid,ppid,stat,etimes,comm -u $(id -u) >&2; \
          ticks() {{ awk '{{print $14 + $15}}' /proc/$janitor/stat; }}; \
          before=$(ticks); sleep 3; after=$(ticks); \
          echo cpu $((after - before)) of $((3 * $(getconf CLK_TCK))); \

@@ -328,8 +328,12 @@ impl Slot {
         id == self.uid() || (self.sub_start()..self.sub_start() + SUB_BLOCK).contains(&id)
     }
 
-    /// The first free slot. Its ids are cleared of any process a World of a test process that
-    /// died left behind: a free slot has no owner.
+    /// The first free slot: its lock is free, and no process of its ids is left, not even a
+    /// zombie. A World of a test process that died may have left processes behind: they are
+    /// killed. What they and the World before leave as zombies (whose parents are gone) is
+    /// there until the machine's init reaps them, and the slot is passed over meanwhile: a
+    /// test that lists the test user's processes (pgrep, ps) sees its own only (d18 counted
+    /// the janitor of its run and a zombie of the World before, issue 26).
     fn claim() -> Slot {
         let dir = Path::new(SLOT_DIR);
         match fs::create_dir(dir) {
@@ -359,8 +363,10 @@ impl Slot {
             match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => {
                     let slot = Slot { index, _lock: lock };
-                    kill_and_wait(&|id| slot.owns(id));
-                    return slot;
+                    // Not even a zombie: pgrep and ps list them as the test user's.
+                    if kill_and_wait(&|id| slot.owns(id)).is_empty() {
+                        return slot;
+                    }
                 }
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
                 Err((_, e)) => panic!("flock {SLOT_DIR}/{index}: {e}"),
@@ -388,48 +394,82 @@ fn ids_of_the_machine() -> Vec<u32> {
     ids
 }
 
-/// The processes (other than zombies) whose real uid `ours` accepts, as "PID: NAME".
-fn processes_of(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-        };
-        let uid: Option<u32> =
-            field("Uid:").and_then(|v| v.split_whitespace().next().map(|s| s.parse().unwrap()));
-        let zombie = field("State:").is_some_and(|s| s.starts_with('Z'));
-        if uid.is_some_and(ours) && !zombie {
-            found.push(format!(
-                "{}: {}",
-                entry.file_name().to_string_lossy(),
-                field("Name:").unwrap_or_default()
-            ));
-        }
-    }
-    found
+/// A process of the machine, as /proc/PID/status shows it.
+struct Process {
+    pid: i32,
+    name: String,
+    uid: u32,
+    zombie: bool,
+    parent: String,
 }
 
-/// SIGKILL every process `ours` accepts, until none is left or the [`DEADLINE`] passes.
-fn kill_and_wait(ours: &dyn Fn(u32) -> bool) {
+impl Process {
+    /// Every process of the machine now.
+    fn all() -> Vec<Process> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse() else {
+                continue;
+            };
+            let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+                continue;
+            };
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let Some(Ok(uid)) = field("Uid:").split_whitespace().next().map(str::parse) else {
+                continue;
+            };
+            found.push(Process {
+                pid,
+                name: field("Name:"),
+                uid,
+                zombie: field("State:").starts_with('Z'),
+                parent: field("PPid:"),
+            });
+        }
+        found
+    }
+
+    /// "PID: NAME", and for a zombie, whose it is.
+    fn describe(&self) -> String {
+        match self.zombie {
+            false => format!("{}: {}", self.pid, self.name),
+            true => format!("{}: {} (a zombie of {})", self.pid, self.name, self.parent),
+        }
+    }
+}
+
+/// The processes (other than zombies) whose real uid `ours` accepts, as "PID: NAME".
+fn processes_of(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
+    Process::all()
+        .iter()
+        .filter(|p| ours(p.uid) && !p.zombie)
+        .map(Process::describe)
+        .collect()
+}
+
+/// SIGKILL every process `ours` accepts, until none is left or the [`DEADLINE`] passes; then
+/// what is left of them, zombies included: a process whose parent is gone is reaped by the
+/// machine's init when that gets to it (2 s later on this project's machine; never, in a
+/// container whose pid 1 does not reap).
+fn kill_and_wait(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let left = processes_of(ours);
-        if left.is_empty() || Instant::now() > deadline {
-            return;
+        let left: Vec<Process> = Process::all().into_iter().filter(|p| ours(p.uid)).collect();
+        let running: Vec<&Process> = left.iter().filter(|p| !p.zombie).collect();
+        if running.is_empty() || Instant::now() > deadline {
+            return left.iter().map(Process::describe).collect();
         }
-        for line in left {
-            if let Some(pid) = line.split(':').next().and_then(|p| p.parse().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+        for p in running {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -809,7 +849,7 @@ impl Drop for World {
     fn drop(&mut self) {
         // Whatever a failed test left running, so that the slot is free of it for the next
         // World (the slot's lock goes when this returns).
-        kill_and_wait(&|id| self.slot.owns(id));
+        let _ = kill_and_wait(&|id| self.slot.owns(id));
         if let Some(cg) = &self.cgroup {
             let mut below = Vec::new();
             cgroup_dirs(cg, &mut below);
