@@ -26,6 +26,7 @@ use crate::sys;
 
 mod in_place;
 pub mod inside;
+mod observer;
 mod plan;
 mod supervise;
 

@@ -435,6 +435,34 @@ impl Process {
         found
     }
 
+    /// "PID PPID PGID SID TPGID STATE WCHAN: COMMAND LINE" (/proc/PID/stat, wchan, cmdline).
+    fn row(&self) -> String {
+        let dir = PathBuf::from(format!("/proc/{}", self.pid));
+        let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // After the command's name in parentheses: state ppid pgrp session tty_nr tpgid.
+        let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+        let f: Vec<&str> = after.split(' ').collect();
+        let field = |i: usize| f.get(i).copied().unwrap_or("?");
+        let wchan = fs::read_to_string(dir.join("wchan")).unwrap_or_default();
+        let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        format!(
+            "{} {} {} {} {} {} {}: {}",
+            self.pid,
+            field(1),
+            field(2),
+            field(3),
+            field(5),
+            field(0),
+            if wchan.is_empty() { "-" } else { &wchan },
+            if cmdline.is_empty() {
+                &self.name
+            } else {
+                cmdline.trim_end()
+            }
+        )
+    }
+
     /// "PID: NAME", and for a zombie, whose it is.
     fn describe(&self) -> String {
         match self.zombie {
@@ -817,18 +845,34 @@ cd {d}/home
         let bin = self.bin();
         let mut argv: Vec<&OsStr> = vec![bin.as_os_str()];
         argv.extend(args.iter().map(|a| a.as_ref()));
-        run_with_timeout(self.command(&argv))
+        run_watched(self.command(&argv), &|| self.process_table())
     }
 
     /// Run a shell script as the test user; `$BR` is become-root.
     pub fn sh(&self, script: &str) -> Out {
-        run_with_timeout(self.command(&["/bin/sh", "-c", script]))
+        run_watched(self.command(&["/bin/sh", "-c", script]), &|| {
+            self.process_table()
+        })
     }
 
     /// Processes (other than zombies) whose real uid is the test user's or in this world's
     /// subordinate ids: this world's own, whatever else runs on the machine.
     pub fn leftover_processes(&self) -> Vec<String> {
         processes_of(&|id| self.slot.owns(id))
+    }
+
+    /// The processes of this world's ids, with what says where each is stuck: its process
+    /// group, session and the terminal's foreground group, state and wait channel (for a run
+    /// that timed out).
+    pub fn process_table(&self) -> String {
+        let mut table = String::from(
+            "processes of the test user then (pid ppid pgid sid tpgid state wchan: command):\n",
+        );
+        for p in Process::all().iter().filter(|p| self.slot.owns(p.uid)) {
+            table.push_str(&p.row());
+            table.push('\n');
+        }
+        table
     }
 
     /// Wait (up to [`DEADLINE`]) until no process of the test user is left, and return those
@@ -902,7 +946,12 @@ fn cgroup_dirs(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// Run `cmd` (spawned in its own process group), killing the group after [`TIMEOUT`].
-pub fn run_with_timeout(mut cmd: Command) -> Out {
+pub fn run_with_timeout(cmd: Command) -> Out {
+    run_watched(cmd, &String::new)
+}
+
+/// [`run_with_timeout`], saying at a timeout what `describe` says then (before the kill).
+fn run_watched(mut cmd: Command, describe: &dyn Fn() -> String) -> Out {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn");
     let pgid = child.id() as i32;
@@ -913,13 +962,14 @@ pub fn run_with_timeout(mut cmd: Command) -> Out {
     let output = match rx.recv_timeout(TIMEOUT) {
         Ok(out) => out.expect("wait"),
         Err(_) => {
+            let state = describe();
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pgid),
                 nix::sys::signal::SIGKILL,
             );
             let out = rx.recv().unwrap().expect("wait");
             panic!(
-                "timed out after {TIMEOUT:?}; stdout: {} stderr: {}",
+                "timed out after {TIMEOUT:?}; {state}stdout: {} stderr: {}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
