@@ -582,19 +582,25 @@ fn ctrl_z_under_pid_stops_and_fg_resumes() {
     let w = world();
     // An interactive outer shell runs become-root --pid; ^Z must stop the whole job (the
     // outer shell regains the terminal and lists it as stopped), fg must resume it. The
-    // command says when it runs, and then waits for a file that only the outer shell makes,
-    // typed after ^Z: the outer shell reads it only once it has the terminal back, the job
-    // stopped. (Typed lines wait in the terminal until a shell reads them.)
+    // command says when it runs, and then waits for a word on a FIFO that only the outer
+    // shell writes, typed after ^Z: the outer shell reads it only once it has the terminal
+    // back, the job stopped. (Typed lines wait in the terminal until a shell reads them.)
+    // Once it says it runs, the command starts no process: a ^Z that reaches dash between
+    // its vfork(2) and the child's exec stops the child, while the parent, waiting for that
+    // exec, cannot stop (the kernel's vfork wait is killable only), so no shell's job can
+    // stop then, with or without become-root (a wait-until here did, 2 in 196 runs under
+    // load). The outer shell opens the FIFO read-write, which never blocks.
     let (running, go) = (w.home().join("running"), w.home().join("go"));
     let (running, go) = (running.display(), go.display());
     let until = World::until();
-    let cmd =
-        format!("\"$BR\" --pid sh -c 'touch {running}; {until} test -e {go}; echo WOKE $(id -u)'");
+    let cmd = format!(
+        "\"$BR\" --pid sh -c 'touch {running}; read word < {go}; echo WOKE $word $(id -u)'"
+    );
     let script = format!(
-        "(echo {}; {until} test -e {running}; printf '\\032'; echo jobs; echo {}; echo fg; \
-         echo 'echo OUTER-DONE'; echo exit) | script -qec 'sh -i' /dev/null",
+        "mkfifo {go}; (echo {}; {until} test -e {running}; printf '\\032'; echo jobs; echo {}; \
+         echo fg; echo 'echo OUTER-DONE'; echo exit) | script -qec 'sh -i' /dev/null",
         common::shell_quote(&cmd),
-        common::shell_quote(&format!("touch {go}"))
+        common::shell_quote(&format!("exec 3<>{go}; echo up >&3"))
     );
     let out = w.sh(&script);
     let text = &out.stdout;
@@ -602,7 +608,7 @@ fn ctrl_z_under_pid_stops_and_fg_resumes() {
         text.contains("Stopped"),
         "the outer shell saw a stopped job: {out:#?}"
     );
-    assert!(text.contains("WOKE 0"), "fg resumed it: {out:#?}");
+    assert!(text.contains("WOKE up 0"), "fg resumed it: {out:#?}");
     assert!(text.contains("OUTER-DONE"), "{out:#?}");
     assert!(!text.contains("Cannot set tty"), "{out:#?}");
 }
