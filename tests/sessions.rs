@@ -21,6 +21,7 @@ common::tests! {
         stop_ends_everything_inside_and_removes_the_state,
         a_session_with_a_command_ends_with_it_and_logs_its_output,
         a_detached_log_is_bounded,
+        a_process_left_behind_writes_on_to_the_log_after_the_session_ended,
         a_named_run_in_the_foreground_is_listed_while_it_runs,
         a_live_name_cannot_be_taken_twice,
         stale_state_is_detected_and_cleaned,
@@ -447,6 +448,34 @@ fn a_detached_log_is_bounded() {
     );
     assert_eq!(out.stdout.len() as u64, kept, "--logs prints what is kept");
     s.w.run(&["--stop=big"]).ok();
+    assert!(s.state_files().is_empty(), "{:?}", s.state_files());
+}
+
+fn a_process_left_behind_writes_on_to_the_log_after_the_session_ended() {
+    // COMMAND's output reaches its log through become-root, which copies it from a pipe (so
+    // that starting the log again loses nothing). A process COMMAND leaves behind (no --pid)
+    // writes on after the session ended, and that reaches the log too, as when COMMAND wrote
+    // to the file itself: a keeper copies it until the last writer is gone. It writes once the
+    // test, having seen the session end, gives it a word on a FIFO.
+    let s = Sessions::new();
+    let fifo = s.w.home().join("later");
+    let script = format!(
+        "mkfifo {f}; \"$BR\" --name=left --detach sh -c '(read w < {f}; echo LATE $w) & \
+         echo EARLY' || exit 1; \
+         {until} sh -c '\"$BR\" --list | grep -q \"ended: exited 0\"'; echo now > {f}; \
+         {until} sh -c '\"$BR\" --logs=left | grep -q LATE'; \"$BR\" --logs=left",
+        f = fifo.display(),
+        until = World::until()
+    );
+    let out = s.w.sh(&script);
+    assert_eq!(out.ok(), "EARLY\nLATE now\n", "{out:#?}");
+    assert!(
+        s.w.wait_no_leftovers().is_empty(),
+        "the keeper ends with the last writer: {:?}",
+        s.w.leftover_processes()
+    );
+    let out = s.w.run(&["--stop=left"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
     assert!(s.state_files().is_empty(), "{:?}", s.state_files());
 }
 
