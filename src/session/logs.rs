@@ -152,6 +152,12 @@ impl Output {
             &self.pipe,
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
         );
+        // become-root's signals were blocked for its signalfd: a kill(1) of the keeper works.
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&nix::sys::signal::SigSet::empty()),
+            None,
+        );
         // Blocking now: each read waits for more, or for the end.
         while self.copy(dir, name, None) == Copied::Now {}
         sys::exit_now(0)
