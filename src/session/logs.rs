@@ -166,6 +166,8 @@ pub const KEEPER: &str = "BECOME_ROOT_LOG_KEEPER";
 /// log, started again past [`LOG_MAX`] as become-root did, until every writer has closed the
 /// pipe. A fresh process of one thread, with standard error on /dev/null.
 pub fn keep_log(name: &OsStr) -> i32 {
+    // Started as /proc/self/exe, whose name ps would show: it is become-root's.
+    let _ = nix::sys::prctl::set_name(c"become-root");
     // Nothing of the caller's but the pipe and the log: descriptors inherited without
     // close-on-exec (a jobserver's) are closed.
     sys::close_fds_except(&[]);
