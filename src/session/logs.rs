@@ -162,7 +162,8 @@ impl Output {
 /// Standard input is the read end of COMMAND's output, standard output the log.
 pub const KEEPER: &str = "BECOME_ROOT_LOG_KEEPER";
 
-/// Be the log keeper of session `name` ([`Output::finish`]): copy standard input into the
+/// Be the log keeper of session `name` (started by a detached session that ends while a
+/// process it left holds its output): copy standard input into the
 /// log, started again past [`LOG_MAX`] as become-root did, until every writer has closed the
 /// pipe. A fresh process of one thread, with standard error on /dev/null.
 pub fn keep_log(name: &OsStr) -> i32 {
