@@ -73,16 +73,16 @@ fn net_mode_is_taken_only_with_equals() {
     use become_root::cli::{Cli, NetMode};
     use clap::Parser;
     let cli = Cli::try_parse_from(["become-root", "-n", "bash"]).unwrap();
-    assert_eq!(cli.net, Some(NetMode::None));
-    assert_eq!(cli.command, ["bash"]);
+    assert_eq!(cli.run.net, Some(NetMode::None));
+    assert_eq!(cli.run.command, ["bash"]);
     let cli = Cli::try_parse_from(["become-root", "--net=none", "bash"]).unwrap();
-    assert_eq!(cli.net, Some(NetMode::None));
+    assert_eq!(cli.run.net, Some(NetMode::None));
     let cli = Cli::try_parse_from(["become-root", "ls", "-n", "--pid"]).unwrap();
-    assert_eq!(cli.net, None, "options after COMMAND belong to COMMAND");
-    assert_eq!(cli.command, ["ls", "-n", "--pid"]);
+    assert_eq!(cli.run.net, None, "options after COMMAND belong to COMMAND");
+    assert_eq!(cli.run.command, ["ls", "-n", "--pid"]);
     let cli = Cli::try_parse_from(["become-root", "--", "--pid"]).unwrap();
-    assert!(!cli.pid);
-    assert_eq!(cli.command, ["--pid"]);
+    assert!(!cli.run.pid);
+    assert_eq!(cli.run.command, ["--pid"]);
 }
 
 #[test]

@@ -194,7 +194,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let mut notices = Vec::new();
     let addressing = net::Addressing::from_options(cli.cidr.as_deref(), cli.ipv6, &cli.dns)
         .map_err(net::NetError::Addressing)?;
-    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback, addressing)?;
+    let mut connected = net::plan(net, cli.mtu.0, cli.allow_host_loopback, addressing)?;
     let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
     if !publish.is_empty() && net.is_none() {
         return Err(net::NetError::PublishWithoutNet.into());
@@ -396,7 +396,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             net,
             connected,
             publish,
-            keep_clients: cli.keep_clients,
+            keep_clients: !cli.no_client_address,
             live_ports,
             mapping,
             command,
