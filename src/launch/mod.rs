@@ -37,6 +37,9 @@ pub use plan::{Plan, plan};
 /// the types' own), the fast path of the plainest command lines fills it with
 /// `..Request::default()`, and the man page and completions are made from the same
 /// definition. Nothing here reads argv.
+// The help texts are the doc comments: "[HOST_IP:]PORT" is a command line's optional part
+// there, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Request {
     /// How ids are mapped: full (you as 0, then every subordinate range), single (only you,
