@@ -102,6 +102,7 @@ mod logs;
 mod record;
 mod state;
 mod stop;
+mod target;
 
 pub use create::{Again, PortsRecord, Session};
 use join::join;
