@@ -6,11 +6,10 @@
 
 use std::borrow::Cow;
 
-use crate::subid::{self, LineError};
-
 use super::owners::grant;
 use super::render::{show_bytes, show_owner};
 use super::{FileCheck, Finding, ID_LIMIT, Kind, Span};
+use crate::subid::{self, LineError};
 
 /// "123": digits only, no sign, no spaces; any number of leading zeros, as `str::parse` and
 /// `subid`'s padded-uid check read them. At most 19 digits after those, so the value fits.
@@ -298,7 +297,8 @@ fn check_numbers(line: &[u8], push: &mut impl FnMut(Kind, String)) {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{Row, check_rows};
-    use super::*;
+    use super::for_each_line;
+    use crate::subid;
 
     #[test]
     fn line_table() {

@@ -1,7 +1,21 @@
 //! `--check`: newuidmap and newgidmap, no_new_privs, the subordinate ranges, and the full mapping
 //! tried in a throwaway namespace, exactly as a run would.
 
-use super::*;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sched::{CloneFlags, unshare};
+
+use super::{Asked, Item, reap};
+use crate::idmap::IdMap;
+use crate::options::{MapMode, SubidSource};
+use crate::subid::{self, SubRange};
+use crate::sys::{self, Forked};
+use crate::userns::{self, Caller, Mapping, Planned, UsernsError, Writer};
 
 /// newuidmap and newgidmap: present, privileged, not on a nosuid mount.
 pub(super) fn helper_items(caller: &Caller) -> Vec<Item> {
@@ -380,7 +394,9 @@ pub(super) fn mapping_child(stream: OwnedFd) -> ! {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Found, consistency_item, subid_item};
+    use crate::check::Level;
+    use crate::subid::SubRange;
 
     #[test]
     fn subid_lines() {

@@ -1,6 +1,6 @@
 //! Table tests of the `--map` modes and of explicit entries (`modes`): one row per rule.
 
-use super::*;
+use super::{Entry, Explicit, Grants, IdMap, MapError, Side};
 use crate::subid::SubRange;
 
 fn sub(start: u32, count: u32) -> SubRange {

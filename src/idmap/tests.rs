@@ -1,6 +1,6 @@
 //! Table tests of `idmap`: one row per rule.
 
-use super::*;
+use super::{IdMap, IdRange, MapError, Side};
 use crate::subid::SubRange;
 
 fn sub(start: u32, count: u32) -> SubRange {

@@ -1,10 +1,18 @@
 //! Carrying out the mount plan inside the new user and mount namespaces, as root there.
 //! With a new root, every place below it is opened in it (the in-root path rule, root.rs).
 
-use super::dev;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::{OFlag, open};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
+
 use super::fuse::FuseStarter;
 use super::root::{Links, NewRoot, Place, fd_path};
-use super::*;
+use super::{MountStep, dev, mount_error, overlay};
+use crate::error::Error;
+use crate::options::Propagation;
 
 /// Carries out the mount plan one step at a time, and holds what a step leaves for the ones
 /// after it: the new root, once it is bound on itself, and who starts fuse-overlayfs.
@@ -465,7 +473,10 @@ pub fn open_path(path: &Path) -> nix::Result<OwnedFd> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use std::path::Path;
+
+    use super::reachable_at_or_below;
 
     #[test]
     fn readonly_fallback_reaches_what_a_lookup_reaches() {

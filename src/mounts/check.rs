@@ -1,7 +1,15 @@
 //! Every path of the plan checked before anything is mounted, and the directories an overlay
 //! writes to made or checked without following a symbolic link (see [`own_dir`]).
 
-use super::*;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+
+use super::{FsSpec, Options, Prepared, Upper, mount_error};
+use crate::error::Error;
+use crate::writers::NotPrivate;
 
 pub(super) fn not_found(what: &str, path: &Path) -> Error {
     mount_error(format!("{what} {}", path.display()), nix::Error::ENOENT)
@@ -394,7 +402,10 @@ pub fn own_dir(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use std::path::{Path, PathBuf};
+
+    use super::work_dir;
 
     #[test]
     fn work_dir_is_beside_upper() {

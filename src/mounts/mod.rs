@@ -8,16 +8,10 @@
 //! the options and entered with pivot_root(2) after them; every place below it is opened in
 //! it (root.rs: the in-root path rule).
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
-
-use nix::fcntl::{OFlag, open};
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::Mode;
+use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::options::{FsArg, OverlayDriver, Propagation};
-use crate::writers::NotPrivate;
+use crate::options::{OverlayDriver, Propagation};
 
 mod apply;
 mod check;

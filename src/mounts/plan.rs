@@ -1,7 +1,11 @@
 //! The mount plan: the steps of a run, in order, from the options (pure). The persistent upper
 //! layers it names were opened by `check`, and are held by [`Prepared`].
 
-use super::*;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use super::{FsSpec, MountStep};
+use crate::options::{OverlayDriver, Propagation};
 
 /// A persistent upper layer: UPPER and its work directory, made or checked by [`check`] and
 /// held open from then on, so that nothing is looked up by path again (the kernel is given
@@ -205,7 +209,9 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use super::{FsSpec, MountStep, Options, Prepared, plan};
+    use crate::options::Propagation;
 
     #[test]
     fn plan_rows() {

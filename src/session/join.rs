@@ -19,8 +19,23 @@
 //!   joiner before its cgroup namespace does, so that COMMAND is counted and limited with the
 //!   session's processes and reads `0::/` (D15).
 
+use std::convert::Infallible;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::wait::waitpid;
+use nix::unistd::{Gid, Uid, getpid};
+
 use super::target::Target;
-use super::*;
+use super::{Record, SessionError, StateDir, check_name};
+use crate::error::Error;
+use crate::process::{self, Command};
+use crate::sys::{self, Forked};
+use crate::userns;
 
 /// Enter the namespaces `kinds` (`flags`) of `label`'s process at once (the join rule).
 fn enter(label: &str, pidfd: &OwnedFd, kinds: &[&str], flags: CloneFlags) -> Result<(), Error> {

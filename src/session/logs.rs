@@ -11,7 +11,19 @@
 //! the pipe, a keeper (a fork of become-root that holds nothing else) copies on until the
 //! last one closes it.
 
-use super::*;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, fstat};
+
+use super::{SessionError, StateDir, load_named};
+use crate::error::Error;
+use crate::sys::{self, Forked};
 
 /// The most a log keeps: past it, become-root moves it to `NAME.log.1` (replacing the one
 /// before) and starts it again, so a session keeps at most twice this much.

@@ -1,6 +1,20 @@
 //! Sessions: `--stop`, ending everything in a session.
 
-use super::*;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, openat};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, fstat};
+use nix::unistd::Pid;
+
+use super::{Proc, STOP_GRACE, SessionError, load_named, own_namespace, parse_ns_link};
+use crate::error::Error;
+use crate::process::BOOT_STOP_GRACE;
+use crate::sys;
 
 // ---- --stop ---------------------------------------------------------------------------------
 

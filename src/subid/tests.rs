@@ -1,6 +1,11 @@
 //! Table tests of `subid`: one row per rule.
 
-use super::*;
+use std::path::Path;
+
+use super::{
+    Entry, Field, LineError, NumError, Parsed, SubRange, caller_ranges, parse_getsubids,
+    parse_line, split_lines,
+};
 
 const NAME: &str = "alice";
 const UID: u32 = 1000;

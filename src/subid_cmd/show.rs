@@ -1,7 +1,13 @@
 //! `subid show [USER]`: a user's ranges as newuidmap grants them, by name or uid, with totals and
 //! the source (files or getsubids).
 
-use super::*;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+
+use super::{EXIT_FOUND, EXIT_OK, Failure, PASSWD, print_out, read_input, read_subid_files};
+use crate::audit::{self, Accounts};
+use crate::cli::subid::ShowArgs;
+use crate::options::SubidSource;
 
 /// Who `show` is about.
 pub(super) struct User {

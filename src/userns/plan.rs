@@ -2,7 +2,17 @@
 //! `--map-groups`, real root's identity, a nested root's pass through), from the caller's
 //! subordinate ranges in the files or from getsubids.
 
-use super::*;
+use std::fs;
+use std::process::Stdio;
+
+use super::{
+    Ask, Caller, Mapping, NSSWITCH, Planned, SUBGID, SUBUID, UsernsError, Warning, Writer,
+    find_program, grants,
+};
+use crate::idmap::{Explicit, IdMap};
+use crate::options::{MapMode, SubidSource};
+use crate::subid::{self, SubRange};
+use crate::sys;
 
 pub(super) fn read_proc_map(path: &str) -> Result<IdMap, UsernsError> {
     let text = fs::read_to_string(path).map_err(|e| UsernsError::Read {

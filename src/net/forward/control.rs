@@ -418,7 +418,10 @@ fn socket_for_asking() -> nix::Result<OwnedFd> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::net::SocketAddr;
+
+    use super::{Entry, hostfwd_id, unpublishes};
+    use crate::net::ports::{self, Proto};
 
     #[test]
     fn unpublish_names_the_host_address_port_inside_and_protocol() {
