@@ -122,7 +122,7 @@ fn also_granted(accounts: &Accounts, owner: &[u8], uid: Option<u32>) -> Option<S
 pub struct RangeIndex<'a> {
     /// Sorted by start.
     ranges: Vec<Allocated<'a>>,
-    /// reach[i]: the largest end among ranges[..=i].
+    /// `reach[i]`: the largest end among `ranges[..=i]`.
     reach: Vec<u64>,
 }
 

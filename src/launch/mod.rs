@@ -8,7 +8,7 @@
 //!   helpers from outside, and waits, forwarding signals. That run is a pipeline of named
 //!   steps with one place that undoes them.
 //!
-//! [`plan`] decides everything that can be decided before any namespace exists. Inside,
+//! [`plan()`] decides everything that can be decided before any namespace exists. Inside,
 //! [`inside`] runs the steps in the same order in both shapes: maps written, ids set to 0,
 //! mounts, loopback, then COMMAND (or an init); its [`inside::Ops`] seam lets a unit test
 //! check that order.
@@ -79,7 +79,7 @@ pub struct Request {
     pub notify_ready: crate::options::NotifyReady,
     pub uts: bool,
     pub ipc: bool,
-    /// --cgroup: a cgroup of the run's own (cgroup.rs).
+    /// --cgroup: a cgroup of the run's own (the cgroup module).
     pub cgroup: bool,
     /// --memory, --memory-swap, --cpus, --pids-limit (each implies --cgroup).
     pub limits: crate::cgroup::Limits,

@@ -54,9 +54,9 @@ pub struct Plan {
     pub info_fd: Option<i32>,
     /// `--verbose`.
     pub verbose: bool,
-    /// --name/--detach: a session that --join can enter (session.rs).
+    /// --name/--detach: a session that --join can enter (the session module).
     pub session: Option<crate::session::Request>,
-    /// --cgroup (or a limit): the run's own cgroup, with these limits (cgroup.rs). The
+    /// --cgroup (or a limit): the run's own cgroup, with these limits (the cgroup module). The
     /// namespace process makes its cgroup namespace once it is in that cgroup.
     pub cgroup: Option<crate::cgroup::Limits>,
     /// --as-pid-1 (and --boot): COMMAND is pid 1, no init of become-root's runs inside.
@@ -214,7 +214,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let started = steps::command(&mut cli, &caller, &asked, filesystem.mount_ns)?;
     let options = steps::mount_options(&cli, &asked, filesystem, &started);
     let prepared = steps::check_paths(&options, &caller, &mapping)?;
-    let pause = session.as_ref().is_some_and(|s| s.pause); // (session.rs: runs no COMMAND)
+    let pause = session.as_ref().is_some_and(|s| s.pause); // (the session module: runs no COMMAND)
     steps::command_in_rootfs(&options, &started.command, pause)?;
     if options.mount_ns {
         namespaces |= CloneFlags::CLONE_NEWNS;

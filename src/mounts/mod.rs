@@ -109,7 +109,7 @@ pub enum MountStep {
     },
     /// --boot's console: the pty `tty` (launch::console) bound on a file made at `at`.
     Console { at: PathBuf, tty: PathBuf },
-    /// The run's cgroup2 (cgroup.rs), writable, as the cgroup namespace shows it: its root is
+    /// The run's cgroup2 (the cgroup module), writable, as the cgroup namespace shows it: its root is
     /// the run's own cgroup.
     Cgroup2 { at: PathBuf },
     /// Enter the new root and detach the old one.

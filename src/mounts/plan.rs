@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{FsSpec, MountStep};
 use crate::options::{OverlayDriver, Propagation};
 
-/// A persistent upper layer: UPPER and its work directory, made or checked by [`check`] and
+/// A persistent upper layer: UPPER and its work directory, made or checked by [`check`](super::check()) and
 /// held open from then on, so that nothing is looked up by path again (the kernel is given
 /// `/proc/self/fd/N`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct Upper {
     pub work: RawFd,
 }
 
-/// What [`check`] opened for the run: the directories overlays will write to. They stay open
+/// What [`check`](super::check()) opened for the run: the directories overlays will write to. They stay open
 /// (close-on-exec) until the mounts are made; the namespace process closes them before it
 /// becomes an init or a pause process (nothing inside may hold a directory of the host).
 #[derive(Debug, Default)]
@@ -88,7 +88,7 @@ pub(super) fn inside(rootfs: &Option<PathBuf>, path: &Path) -> PathBuf {
     }
 }
 
-/// The steps for a run, in order; `prepared` holds the upper layers [`check`] opened.
+/// The steps for a run, in order; `prepared` holds the upper layers [`check`](super::check()) opened.
 pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
     let mut steps = Vec::new();
     if o.mount_ns {
