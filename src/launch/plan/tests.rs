@@ -5,20 +5,56 @@ use std::path::Path;
 use nix::sched::CloneFlags;
 
 use super::steps::{Asked, READY_WAIT, asked, implied_net, namespaces, ready_wait};
-use crate::cli::Cli;
 use crate::launch::Request;
-use crate::options::{NetMode, NotifyReady};
+use crate::options::{
+    MapMode, NetMode, NotifyReady, OverlayDriver, PortDriver, Propagation, SubidSource,
+};
 
-/// The request a command line makes.
-fn request(words: &[&str]) -> Request {
-    let args = std::iter::once("become-root").chain(words.iter().copied());
-    match Cli::parse_args(args.map(Into::into).collect())
-        .unwrap()
-        .into_action()
-    {
-        crate::cli::Action::Run(request) => request,
-        other => panic!("{words:?}: {other:?}"),
-    }
+/// A run's request with every default, then `set`'s changes (as the options would make them:
+/// the command line is the cli module's, a layer above).
+fn request(set: impl FnOnce(&mut Request)) -> Request {
+    let mut request = Request {
+        map: MapMode::Auto,
+        map_users: Vec::new(),
+        map_groups: Vec::new(),
+        subid_source: SubidSource::Auto,
+        mount: false,
+        propagation: Propagation::Private,
+        net: None,
+        publish: Vec::new(),
+        port_driver: PortDriver::Builtin,
+        keep_clients: true,
+        allow_host_loopback: false,
+        mtu: 65520,
+        cidr: None,
+        ipv6: false,
+        dns: Vec::new(),
+        filesystem: Vec::new(),
+        overlay_driver: OverlayDriver::Auto,
+        rootfs: None,
+        sysfs: false,
+        chdir: None,
+        identity: Default::default(),
+        drop_groups: false,
+        info_fd: None,
+        verbose: false,
+        quiet: false,
+        pid: false,
+        as_pid_1: false,
+        boot: false,
+        stop_timeout: None,
+        notify_ready: Default::default(),
+        uts: false,
+        ipc: false,
+        cgroup: false,
+        limits: Default::default(),
+        all: false,
+        name: None,
+        detach: false,
+        command: vec!["true".into()],
+    };
+    set(&mut request);
+    request
 }
 
 #[test]
@@ -55,16 +91,40 @@ fn what_the_options_imply() {
         own_cgroup,
     };
     let none = Some(NetMode::None);
-    for (words, want) in [
-        (&[][..], row(false, false, None, false)),
-        (&["--pid"][..], row(false, true, None, false)),
-        (&["--as-pid-1"][..], row(true, true, None, false)),
-        (&["--all"][..], row(false, true, none, false)),
-        (&["--boot", "--rootfs=/"][..], row(true, true, none, true)),
-        (&["--memory=1g"][..], row(false, false, None, true)),
-        (&["--sysfs", "--cgroup"][..], row(false, false, none, true)),
+    for (words, cli, want) in [
+        ("", request(|_| {}), row(false, false, None, false)),
+        (
+            "--pid",
+            request(|r| r.pid = true),
+            row(false, true, None, false),
+        ),
+        (
+            "--as-pid-1",
+            request(|r| r.as_pid_1 = true),
+            row(true, true, None, false),
+        ),
+        (
+            "--all",
+            request(|r| r.all = true),
+            row(false, true, none, false),
+        ),
+        (
+            "--boot",
+            request(|r| r.boot = true),
+            row(true, true, none, true),
+        ),
+        (
+            "--memory=1g",
+            request(|r| r.limits.memory = Some(1 << 30)),
+            row(false, false, None, true),
+        ),
+        (
+            "--sysfs --cgroup",
+            request(|r| (r.sysfs, r.cgroup) = (true, true)),
+            row(false, false, none, true),
+        ),
     ] {
-        assert_eq!(asked(&request(words)), want, "{words:?}");
+        assert_eq!(asked(&cli), want, "{words}");
     }
 }
 
@@ -79,21 +139,52 @@ fn which_namespaces_a_run_gets() {
         F::CLONE_NEWIPC,
         F::CLONE_NEWCGROUP,
     );
-    // (command line, connected network) -> (namespaces, a mount namespace)
-    for (words, connected, want, mount) in [
-        (&["true"][..], false, F::empty(), false),
-        (&["-m", "true"][..], false, ns, true),
-        (&["-n", "true"][..], false, net, false),
-        (&["--net=slirp4netns", "true"][..], true, ns | net, true),
-        (&["--pid", "true"][..], false, ns | pid, true),
-        (&["-u", "-i", "true"][..], false, uts | ipc, false),
-        (&["--cgroup", "true"][..], false, ns | cg, true),
-        (&["--all"][..], false, ns | net | pid | uts | ipc | cg, true),
-        (&["podman", "ps"][..], false, ns, true),
+    // (options, connected network) -> (namespaces, a mount namespace)
+    let slirp = Some(NetMode::Slirp4netns);
+    let all = ns | net | pid | uts | ipc | cg;
+    for (words, cli, connected, want, mount) in [
+        ("", request(|_| {}), false, F::empty(), false),
+        ("-m", request(|r| r.mount = true), false, ns, true),
+        (
+            "-n",
+            request(|r| r.net = Some(NetMode::None)),
+            false,
+            net,
+            false,
+        ),
+        (
+            "--net=slirp4netns",
+            request(|r| r.net = slirp),
+            true,
+            ns | net,
+            true,
+        ),
+        ("--pid", request(|r| r.pid = true), false, ns | pid, true),
+        (
+            "-u -i",
+            request(|r| (r.uts, r.ipc) = (true, true)),
+            false,
+            uts | ipc,
+            false,
+        ),
+        (
+            "--cgroup",
+            request(|r| r.cgroup = true),
+            false,
+            ns | cg,
+            true,
+        ),
+        ("--all", request(|r| r.all = true), false, all, true),
+        (
+            "podman ps",
+            request(|r| r.command = vec!["podman".into(), "ps".into()]),
+            false,
+            ns,
+            true,
+        ),
     ] {
-        let cli = request(words);
         let got = namespaces(&cli, &asked(&cli), connected);
-        assert_eq!(got, (want, mount), "{words:?}");
+        assert_eq!(got, (want, mount), "{words}");
     }
 }
 
