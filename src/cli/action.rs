@@ -19,6 +19,7 @@ pub enum Action {
 
 impl Cli {
     /// What the command line asks for, as the values the layers below take.
+    // long: one line per field of the request, which the single definition of each option (issue 23, item 1) is to make
     pub fn into_action(self) -> Action {
         let identity = crate::identity::Asked {
             uid: self.uid,

@@ -31,6 +31,7 @@ fn check(rows: Vec<Row>, make: fn(u32, &[SubRange]) -> Result<IdMap, MapError>) 
     }
 }
 
+// long: a table of (input, expected) rows, one per rule
 #[test]
 fn keep_id_table() {
     let rows: Vec<Row> = vec![
@@ -194,6 +195,7 @@ fn entry(inner: u32, outer: u32, count: u32) -> Entry {
     }
 }
 
+// long: a table of (input, expected) rows, one per rule
 #[test]
 fn explicit_table() {
     let ranges = [sub(100000, 65536)];

@@ -11,6 +11,7 @@ fn text(map: &IdMap) -> String {
     map.proc_format()
 }
 
+// long: a table of (input, expected) rows, one per rule
 #[test]
 fn full_table() {
     // (rule, caller, subordinate ranges, expected proc_format)

@@ -204,6 +204,7 @@ mod tests {
 
     use super::{FsSpec, Options, below_fresh, root_dirs};
 
+    // long: a table of (input, expected) rows, one per rule
     #[test]
     fn below_fresh_rows() {
         let tmpfs = |d: &str| FsSpec::Tmpfs { dir: d.into() };

@@ -173,6 +173,7 @@ mod tests {
         }
     }
 
+    // long: a table of (input, expected) rows, one per rule
     #[test]
     fn parse_rows() {
         let p = PathBuf::from;

@@ -26,6 +26,7 @@ type Row = (
     Vec<&'static str>,
 );
 
+// long: a table of (input, expected) rows, one per rule
 #[test]
 fn caller_ranges_table() {
     let rows: Vec<Row> = vec![

@@ -106,6 +106,7 @@ impl From<UsernsError> for Error {
 
 impl UsernsError {
     /// How to fix it, where a fix is known.
+    // long: one arm per error, each with its own fix
     pub fn hint(&self) -> Option<String> {
         let e = self;
         Some(match e {
