@@ -204,7 +204,11 @@ impl Identity {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::HashSet;
+
+    use caps::Capability;
+
+    use super::{Identity, parse_cap};
 
     #[test]
     fn names_parse_in_every_spelling() {

@@ -217,7 +217,8 @@ pub fn parse_pids(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use super::{Limits, parse_cpus, parse_memory_swap, parse_pids, parse_size, size_text};
 
     #[test]
     fn sizes_as_podman_reads_them() {

@@ -1,6 +1,9 @@
 //! `--check`: the optional features: the helper programs and the devices they need.
 
-use super::*;
+use nix::errno::Errno;
+
+use super::Item;
+use crate::net::{self, NetError};
 use crate::programs::Program;
 
 /// A helper program: where it is (named by its variable, else on PATH), or why not.
@@ -56,7 +59,11 @@ pub(super) fn tun_item(result: Result<(), NetError>) -> Item {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use nix::errno::Errno;
+
+    use super::{device_item, program_item};
+    use crate::check::{FUSE, Level};
+    use crate::programs::Program;
 
     #[test]
     fn devices_and_programs() {

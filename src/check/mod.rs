@@ -15,24 +15,13 @@
 //! `--map=auto` falls back to the single mapping.
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::io::Write;
 
-use nix::errno::Errno;
-use nix::mount::{MsFlags, mount};
-use nix::sched::{CloneFlags, unshare};
-use nix::sys::wait::waitpid;
-use nix::unistd::{AccessFlags, Pid, access, getpid};
+use nix::unistd::{AccessFlags, access};
 
-use crate::idmap::IdMap;
-use crate::net::{self, Driver, NetError};
+use crate::net::{self, Driver};
 use crate::options::{MapMode, SubidSource};
-use crate::subid::{self, SubRange};
-use crate::sys::{self, Forked};
-use crate::userns::{self, Caller, Mapping, Planned, UsernsError, Writer};
+use crate::userns;
 
 mod features;
 mod kernel;
@@ -290,7 +279,8 @@ fn leftover_item() -> Option<Item> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use super::Item;
 
     #[test]
     fn lines_show_level_what_found_and_fix_unless_ok() {

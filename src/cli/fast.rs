@@ -61,7 +61,9 @@ fn command_words(rest: &[OsString]) -> Option<Vec<OsString>> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::ffi::OsString;
+
+    use super::{plain_join, plain_run};
     use crate::cli::{Action, Cli};
 
     #[test]

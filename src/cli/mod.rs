@@ -7,7 +7,8 @@
 //! adds only the options of the other modes. The launcher never reads argv:
 //! `bin/become-root.rs` parses into [`Cli`] and hands the result over. The same definition
 //! generates `man/` and `completions/` (see `tests/docs.rs`), so help, man page and
-//! completions cannot drift apart.
+//! completions cannot drift apart. Which options each mode (a run, --check, --list, --stop,
+//! --join, --logs) takes is the table of `modes.rs`, checked once after parsing.
 #![forbid(unsafe_code)]
 // The help texts are the doc comments: "[HOST_IP:]PORT" is a command line's optional part there,
 // not a link.
@@ -25,6 +26,7 @@ pub use crate::options::{
 
 mod action;
 mod fast;
+pub mod modes;
 pub mod subid;
 mod usage;
 
@@ -59,91 +61,43 @@ pub struct Cli {
     /// With --join=NAME: stop publishing SPEC ([HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp], as
     /// --list shows it) in running session NAME (repeatable); with --publish and no COMMAND,
     /// --join=NAME adds ports to it
-    #[arg(long, value_name = "SPEC", requires = "join")]
+    #[arg(long, value_name = "SPEC")]
     pub unpublish: Vec<String>,
 
     /// Run COMMAND (default: $SHELL, else /bin/sh) as root in the namespaces of session NAME,
     /// or of process PID: its user namespace first, then the others it made. No map is
     /// written and no helper runs. The working directory is --chdir, else the current one;
     /// --uid, --gid and the capability options apply as in a new run
-    #[arg(
-        long,
-        value_name = "NAME|PID",
-        help_heading = "Sessions",
-        conflicts_with_all = [
-            "map_users", "map_groups",
-            "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
-            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
-            "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
-            "stop_timeout",
-        ]
-    )]
+    #[arg(long, value_name = "NAME|PID", help_heading = "Sessions")]
     pub join: Option<String>,
 
     /// List the running sessions: name, pid, creation time, namespaces, network, state file
-    #[arg(
-        long,
-        help_heading = "Sessions",
-        conflicts_with_all = [
-            "map_users", "map_groups",
-            "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
-            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
-            "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
-            "info_fd", "stop_timeout",
-        ]
-    )]
+    #[arg(long, help_heading = "Sessions")]
     pub list: bool,
 
     /// With --list: print one JSON object {"state_dir": ..., "sessions": [...]}
-    #[arg(long, requires = "list", help_heading = "Sessions")]
+    #[arg(long, help_heading = "Sessions")]
     pub json: bool,
 
     /// End session NAME and everything in it (SIGTERM, or SIGRTMIN+3 to a booted image's pid
     /// 1, then SIGKILL after --stop-timeout) and remove its state; returns once all of it is
     /// gone
-    #[arg(
-        long,
-        value_name = "NAME",
-        help_heading = "Sessions",
-        conflicts_with_all = [
-            "map_users", "map_groups",
-            "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
-            "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind", "ro_bind",
-            "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid", "uts",
-            "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
-            "info_fd",
-        ]
-    )]
+    #[arg(long, value_name = "NAME", help_heading = "Sessions")]
     pub stop: Option<String>,
 
     /// Print the output of detached session NAME (a booted image's console), while it runs
     /// or after it ended; the last 8 to 16 MiB are kept
-    #[arg(
-        long,
-        value_name = "NAME",
-        help_heading = "Sessions",
-        conflicts_with_all = [
-            "map_users", "map_groups",
-            "command", "name", "detach", "stop", "list", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
-            "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir",
-            "pid", "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus",
-            "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
-            "drop_groups", "info_fd", "stop_timeout", "join",
-        ]
-    )]
+    #[arg(long, value_name = "NAME", help_heading = "Sessions")]
     pub logs: Option<String>,
 
     /// With --logs: go on printing what the session writes until it ends
-    #[arg(long, requires = "logs", help_heading = "Sessions")]
+    #[arg(long, help_heading = "Sessions")]
     pub follow: bool,
 
     /// Report whether become-root can work here, one line per item: ok, warn (an optional
     /// feature is unavailable) or FAIL, each with its fix. Exit status 0 when a command could
     /// run with the --map given (--map=auto may map only your own ids), 1 when it could not
-    #[arg(long, conflicts_with = "command")]
+    #[arg(long)]
     pub check: bool,
 }
 
@@ -153,6 +107,8 @@ impl Cli {
     pub fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
         use clap::FromArgMatches;
         let mut matches = Self::command().try_get_matches_from(args)?;
+        // Which options each mode takes: one table, checked here once (cli/modes.rs).
+        modes::check(&matches)?;
         // Indices first: from_arg_matches_mut takes the values out (no copy of the matches).
         let index = |id: &str| matches.indices_of(id).map(|i| i.collect::<Vec<usize>>());
         let indices: Vec<Option<Vec<usize>>> = ["bind", "ro_bind", "tmpfs", "copy_up", "overlay"]

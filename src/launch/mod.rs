@@ -8,7 +8,7 @@
 //!   helpers from outside, and waits, forwarding signals. That run is a pipeline of named
 //!   steps with one place that undoes them.
 //!
-//! [`plan`] decides everything that can be decided before any namespace exists. Inside,
+//! [`plan()`] decides everything that can be decided before any namespace exists. Inside,
 //! [`inside`] runs the steps in the same order in both shapes: maps written, ids set to 0,
 //! mounts, loopback, then COMMAND (or an init); its [`inside::Ops`] seam lets a unit test
 //! check that order.

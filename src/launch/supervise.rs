@@ -245,7 +245,7 @@ impl<'p> Run<'p> {
     }
 
     /// --cgroup: make the run's cgroup, with its limits, and move the namespace process into
-    /// it while it waits to go (cgroup.rs); then let it make its cgroup namespace, rooted
+    /// it while it waits to go (the cgroup module); then let it make its cgroup namespace, rooted
     /// there, and wait until it has: what --info-fd and the session's record read of it
     /// afterwards is that namespace, not the caller's (D14). Its janitor reports what it
     /// cannot remove to the state directory (it runs after become-root has returned).

@@ -8,12 +8,24 @@
 //! copy of a log COMMAND appends to itself, then its truncation, loses what COMMAND writes in
 //! between, which under load was a whole megabyte (issue 26); and the bound holds at each
 //! write, not at a timer's tick. When the run is over and a process of COMMAND's still holds
-//! the pipe, a keeper (a fork of become-root that holds nothing else) copies on until the
+//! the pipe, a keeper (become-root started again, holding nothing else) copies on until the
 //! last one closes it.
 
-use super::*;
 use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, fstat};
+
+use super::{SessionError, StateDir, load_named};
+use crate::error::Error;
+use crate::sys;
 
 /// The most a log keeps: past it, become-root moves it to `NAME.log.1` (replacing the one
 /// before) and starts it again, so a session keeps at most twice this much.
