@@ -19,7 +19,8 @@ use common::{Out, World};
 common::tests! {
     [Harness]
         container_variables_only_with_a_mount_namespace,
-        podman_and_buildah_by_name_get_a_mount_namespace;
+        podman_and_buildah_by_name_get_a_mount_namespace,
+        i21_a_keep_id_session_without_command_can_be_joined;
     [Harness, Tool("podman"), Tool("crun"), Tool("busybox"), Tool("slirp4netns")]
         podman_run_shows_the_full_map_with_no_flag,
         hybrid_cgroups_are_named_with_the_fix_and_the_fix_works;
@@ -121,6 +122,17 @@ fn container_variables_only_with_a_mount_namespace() {
         "without a mount namespace (a run, a join of a session without one) none is set: \
          {out:#?}"
     );
+    assert_no_leftovers(&w);
+}
+
+/// Regression (issue 21, under `--map=keep-id podman`): a session without COMMAND under
+/// keep-id could not be joined, `become-root: session k: cannot enter its user namespace:
+/// EACCES`: its pause process had changed ids outside (root inside is a subordinate id), which
+/// makes a process not dumpable, and the kernel then denies /proc/PID/ns to the joiner.
+fn i21_a_keep_id_session_without_command_can_be_joined() {
+    let w = world("");
+    let out = w.sh("$BR --name=k --detach --map=keep-id && $BR --join=k id -u; $BR --stop=k");
+    assert_eq!(out.ok(), "0\n", "{out:#?}");
     assert_no_leftovers(&w);
 }
 

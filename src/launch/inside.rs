@@ -443,7 +443,7 @@ pub(super) fn namespace_child(
     }
     // Sessions: tell become-root the namespaces are ready (a pause process holds here).
     if let Some(session) = session {
-        session.ready_inside()?;
+        session.ready_inside(plan.new_root())?;
     }
     if !plan.has_init() {
         // Without a console (no terminal, or none given to a pid 1): as it was given, leading

@@ -123,11 +123,14 @@ impl Plan {
     /// below a new root may be its. Its layers and root lead out of the new root, so it must
     /// run out of COMMAND's reach, which only become-root, outside, can start.
     pub(super) fn fuse_helper(&self) -> bool {
-        let new_root = self
-            .mounts
+        self.new_root() && self.fuse_overlay()
+    }
+
+    /// Whether the run pivots into a root of its own (--rootfs, --boot).
+    pub fn new_root(&self) -> bool {
+        self.mounts
             .iter()
-            .any(|step| matches!(step, MountStep::RootfsSelfBind { .. }));
-        new_root && self.fuse_overlay()
+            .any(|step| matches!(step, MountStep::RootfsSelfBind { .. }))
     }
 
     /// How the maps were made and who COMMAND runs as, for --verbose: "maps: keep-id;

@@ -217,8 +217,9 @@ impl Session {
     /// In the namespace process, once setup is done (maps, ids, mounts, loopback, port
     /// provider) and before COMMAND: say so. A detached session's output goes to the log from
     /// here on. Without COMMAND (`--detach` alone) this process becomes the pause process that
-    /// holds the namespaces, and never returns.
-    pub fn ready_inside(&self) -> Result<(), Error> {
+    /// holds the namespaces, and never returns. `new_root`: the run pivoted into a root of its
+    /// own (--rootfs, --boot).
+    pub fn ready_inside(&self, new_root: bool) -> Result<(), Error> {
         if let Some(log) = &self.log {
             nix::unistd::dup2_stderr(log).map_err(|e| Error::sys("redirecting stderr", e))?;
         }
@@ -231,6 +232,17 @@ impl Session {
             // The pause process holds the namespaces and nothing else: not even the pipe and
             // the log it just used (its stdout and stderr are the log already).
             sys::close_own_fds_except(&[]);
+            // A join reads the pause process's /proc/PID/ns (ptrace access, ptrace(2)), which
+            // the kernel denies while it is not dumpable. It is not when setting up changed its
+            // ids outside (--map=keep-id, --map=subids: uid 0 inside is a subordinate id), as
+            // any change of credentials makes a process (commit_creds): every join of such a
+            // session failed with EACCES. An exec'd COMMAND is dumpable again, so this makes
+            // the pause no more reachable than COMMAND would be. Not below a new root: its
+            // /proc/PID/exe is become-root's binary outside that root, which no process inside
+            // may open (COMMAND's own executable is inside).
+            if !new_root {
+                let _ = nix::sys::prctl::set_dumpable(true);
+            }
             hold();
         }
         Ok(())
