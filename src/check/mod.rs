@@ -34,6 +34,7 @@ use crate::subid::{self, SubRange};
 use crate::sys::{self, Forked};
 use crate::userns::{self, Caller, Mapping, Planned, UsernsError, Writer};
 
+mod containers;
 mod features;
 mod kernel;
 mod mapping;
@@ -241,6 +242,7 @@ pub fn report(cli: Asked) -> Report {
         ),
     });
     items.extend(leftover_item());
+    items.extend(containers::containers_items(&caller));
     Report { items, ready }
 }
 

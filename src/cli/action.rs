@@ -66,6 +66,7 @@ impl Cli {
                 command: self.command,
                 chdir: self.chdir,
                 identity,
+                quiet: self.quiet,
             });
         }
         if self.list {
@@ -122,6 +123,7 @@ impl Cli {
             all: self.all,
             name: self.name,
             detach: self.detach,
+            containers: self.containers,
             command: self.command,
         })
     }

@@ -58,6 +58,7 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
         all: false,
         name: None,
         detach: false,
+        containers: false,
         command,
     })
 }

@@ -310,6 +310,23 @@ pub struct Cli {
     #[arg(long, requires = "name", help_heading = "Sessions")]
     pub detach: bool,
 
+    /// Run COMMAND (default: $SHELL, else /bin/sh) in the containers namespace of --map's mode,
+    /// where podman and buildah always run (one per user and map, made on first use): for a
+    /// shell, a script or make that runs podman. Filesystem options apply when it is made
+    #[arg(
+        long,
+        help_heading = "Sessions",
+        conflicts_with_all = [
+            "map_users", "map_groups", "subid_source", "propagation", "net", "publish",
+            "port_driver", "allow_host_loopback", "mtu", "overlay_driver", "rootfs", "sysfs",
+            "pid", "uts", "ipc", "as_pid_1", "boot", "notify_ready", "stop_timeout", "cgroup",
+            "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
+            "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "name", "detach", "join",
+            "list", "stop", "logs", "check",
+        ]
+    )]
+    pub containers: bool,
+
     /// Run COMMAND (default: $SHELL, else /bin/sh) as root in the namespaces of session NAME,
     /// or of process PID: its user namespace first, then the others it made. No map is
     /// written and no helper runs. The working directory is --chdir, else the current one;

@@ -24,6 +24,7 @@ use crate::options::{
 };
 use crate::sys;
 
+mod containers;
 mod in_place;
 pub mod inside;
 mod plan;
@@ -80,6 +81,8 @@ pub struct Request {
     pub all: bool,
     pub name: Option<String>,
     pub detach: bool,
+    /// --containers: COMMAND runs in the containers namespace, as podman and buildah do.
+    pub containers: bool,
     pub command: Vec<OsString>,
 }
 
@@ -100,6 +103,10 @@ pub fn main(request: Request) -> i32 {
 }
 
 fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
+    // podman and buildah (and --containers) run in the containers namespace, made once.
+    if containers::route(&cli)? {
+        return containers::run(cli);
+    }
     let quiet = cli.quiet;
     // Taken out before COMMAND's environment is made (plan): they are become-root's alone.
     let again = sys::take_env_var(supervise::REBOOTED).map(|v| crate::session::Again::parse(&v));
@@ -108,6 +115,15 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
     let (mut plan, warnings) = plan(cli)?;
     plan.again = again;
     plan.notifier = notifier.map(std::sync::Arc::new);
+    launch(plan, &warnings, quiet)
+}
+
+/// Carry out `plan`, after saying what --verbose asks for and the warnings.
+fn launch(
+    mut plan: Plan,
+    warnings: &[crate::userns::Warning],
+    quiet: bool,
+) -> Result<std::convert::Infallible, Error> {
     if plan.verbose {
         let show = |map: &crate::idmap::IdMap| {
             let extents: Vec<String> = map.ranges().iter().map(|r| r.to_string()).collect();
@@ -146,7 +162,7 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
     }
     plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     if !quiet {
-        for w in &warnings {
+        for w in warnings {
             crate::error::write_stderr(format_args!("{w}"));
         }
     }

@@ -296,7 +296,12 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let targets: Vec<&Path> = filesystem.iter().map(|spec| spec.target()).collect();
     // The run's own cgroup2 covers /sys/fs/cgroup too.
     if !own_cgroup {
-        warnings.extend(containers::warning_for(&cli.command, &targets));
+        warnings.extend(containers::warning_for(
+            &cli.command,
+            &targets,
+            mount_ns,
+            None,
+        ));
     }
     let mut env = containers::env(&caller, mount_ns);
     if cli.boot {

@@ -77,6 +77,7 @@ impl Session {
             ports: Vec::new(),
             ended: None,
             detached: request.detach,
+            containers: request.containers.clone(),
         };
         let (written, caller) = match again {
             Some(again) => match dir.take_over(&record)? {

@@ -40,6 +40,8 @@ pub(super) struct Target {
     /// A booted image's session: its processes are the image's, not the caller's (the
     /// terminal rule).
     boot: bool,
+    /// A containers namespace's (containers::namespace): what it was made for.
+    containers: Option<Containers>,
 }
 
 impl Target {
@@ -196,6 +198,7 @@ impl Target {
             _ => None,
         };
         let boot = record.is_some_and(|r| r.boot);
+        let containers = record.and_then(|r| r.containers.clone());
         Ok(Target {
             label,
             pidfd,
@@ -204,6 +207,7 @@ impl Target {
             cwd,
             cgroup,
             boot,
+            containers,
         })
     }
 }
@@ -233,12 +237,15 @@ fn namespaces_text(kinds: &[&str]) -> String {
 }
 
 /// `--join`: enter the namespaces of a session (or a process) and run COMMAND there, in
-/// `chdir` when given, as `identity`.
+/// `chdir` when given, as `identity`. `warn_in`: the name of the containers namespace
+/// COMMAND runs in, for the warning about a cgroup layout crun refuses (None, or a session
+/// that is not one: no warning).
 pub(super) fn join(
     spec: &str,
     words: Vec<std::ffi::OsString>,
     chdir: Option<&str>,
     identity: &crate::identity::Identity,
+    warn_in: Option<&str>,
 ) -> Result<Infallible, Error> {
     // The join rule: not dumpable until COMMAND is executed. prctl(2) cannot fail for these
     // arguments; if it ever did, the join must not go on exposed.
@@ -253,7 +260,22 @@ pub(super) fn join(
     // podman and buildah are told they are in a configured user namespace only where they can
     // mount (containers.rs): a session without a mount namespace shares the caller's mounts.
     let mount_ns = target.flags.contains(CloneFlags::CLONE_NEWNS);
-    let mut command = Command::new(words, crate::containers::env(&caller, mount_ns))?;
+    let mut env = crate::containers::env(&caller, mount_ns);
+    // A containers namespace under another map than rootless podman's own: podman's home
+    // there is its own (containers::namespace).
+    let home = target.containers.as_ref().and_then(|c| {
+        let map = <crate::options::MapMode as clap::ValueEnum>::from_str(&c.map, false).ok()?;
+        Some((PathBuf::from(c.home.as_ref()?), map))
+    });
+    if let Some((home, _)) = &home {
+        env.extend(crate::containers::home_env(home));
+    }
+    // Whether COMMAND runs a container, which crun refuses on a hybrid host: asked inside.
+    let warn = warn_in
+        .filter(|_| target.containers.is_some())
+        .filter(|_| crate::containers::runs_containers(&words).is_some())
+        .map(|name| (name, words.clone()));
+    let mut command = Command::new(words, env)?;
     command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     // The caller's directory, looked up again by name inside (where a mount may cover it).
     let here = std::env::current_dir().ok();
@@ -268,6 +290,7 @@ pub(super) fn join(
         cwd,
         cgroup,
         boot,
+        containers: _,
     } = target;
     let mover = match &cgroup {
         Some((own, of_process)) if pid_ns => {
@@ -293,6 +316,21 @@ pub(super) fn join(
     match nix::unistd::setresuid(zero_uid, zero_uid, zero_uid) {
         Ok(()) | Err(nix::Error::EINVAL) => {}
         Err(e) => return Err(Error::sys("setting uid 0", e)),
+    }
+    if let Some((home, map)) = &home {
+        // Made here, as root inside, so that it is root's there (and podman's checks agree).
+        crate::containers::prepare_home(home, *map).map_err(|e| {
+            Error::sys(
+                format!("making podman's home {} in {label}", home.display()),
+                sys::io_errno(&e),
+            )
+        })?;
+    }
+    // Read inside: the namespace's own /sys/fs/cgroup (a --tmpfs it was made with covers it).
+    if let Some((name, words)) = &warn
+        && let Some(w) = crate::containers::warning_for(words, &[], true, Some(name))
+    {
+        crate::error::write_stderr(format_args!("{w}"));
     }
     match chdir {
         Some(dir) => nix::unistd::chdir(dir)

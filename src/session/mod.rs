@@ -90,6 +90,7 @@ use crate::error::Error;
 use crate::process::{self, Command};
 use crate::sys::{self, Forked};
 use crate::userns;
+pub mod containers;
 mod create;
 mod join;
 mod list;
@@ -184,6 +185,8 @@ pub enum SessionError {
     Ended { name: String, how: String },
     #[error("it has no log: only a --detach session keeps one")]
     NoLog { name: String },
+    #[error("is a session of yours, not become-root's containers namespace")]
+    NotContainers { name: String },
 }
 
 impl SessionError {
@@ -199,7 +202,8 @@ impl SessionError {
             | SessionError::CannotSignal { name, .. }
             | SessionError::StillAlive { name, .. }
             | SessionError::Ended { name, .. }
-            | SessionError::NoLog { name } => format!("session {name}"),
+            | SessionError::NoLog { name }
+            | SessionError::NotContainers { name } => format!("session {name}"),
             SessionError::NoProcess { pid } => format!("process {pid}"),
             SessionError::NotInUserns { target } | SessionError::Enter { target, .. } => {
                 target.clone()
@@ -253,6 +257,10 @@ impl SessionError {
                 "its output went where the caller's did; start it with --name={name} --detach \
                  to keep a log"
             ),
+            SessionError::NotContainers { name } => format!(
+                "podman and buildah run in a session of this name (become-root makes it): end \
+                 yours with become-root --stop={name}, and name it otherwise"
+            ),
             SessionError::StillAlive { .. } => {
                 "a process that survives SIGKILL is stuck in the kernel (D state, often on a \
                  file system); see ps -o pid,stat,wchan"
@@ -278,6 +286,8 @@ pub struct Request {
     pub detach: bool,
     /// No COMMAND with --detach: hold the namespaces with a pause process.
     pub pause: bool,
+    /// A containers namespace (launch::containers makes them), with what it is made for.
+    pub containers: Option<Containers>,
 }
 
 impl Request {
@@ -298,6 +308,7 @@ impl Request {
             name: name.into(),
             detach,
             pause: detach && no_command,
+            containers: None,
         }))
     }
 }
@@ -311,6 +322,8 @@ pub enum SessionCommand {
         command: Vec<std::ffi::OsString>,
         chdir: Option<String>,
         identity: crate::identity::Asked,
+        /// -q: no warnings.
+        quiet: bool,
     },
     List {
         json: bool,
@@ -335,8 +348,13 @@ pub fn main(command: SessionCommand) -> i32 {
             command,
             chdir,
             identity,
+            quiet,
         } => crate::identity::Identity::from_asked(&identity)
-            .and_then(|identity| join(&spec, command, chdir.as_deref(), &identity))
+            .and_then(|identity| {
+                // A join of a containers namespace by name warns as its calls do.
+                let warn_in = (!quiet).then_some(spec.as_str());
+                join(&spec, command, chdir.as_deref(), &identity, warn_in)
+            })
             .map(|never| match never {}),
         SessionCommand::List { json } => list(json).map(|()| 0),
         SessionCommand::Stop { name, timeout } => stop(&name, timeout).map(|()| 0),

@@ -156,6 +156,7 @@ impl StateDir {
                     ports: Vec::new(),
                     ended: None,
                     detached: false,
+                    containers: None,
                 },
                 text,
             })),
