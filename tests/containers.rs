@@ -29,6 +29,7 @@ common::tests! {
         i21_keep_id_across_calls_never_mixes_with_the_default_map,
         i21_a_changed_subuid_is_reported_by_check_with_how_to_renew,
         i21_an_indirect_podman_runs_in_the_same_namespace,
+        i21_plain_podman_and_become_root_podman_share_one_namespace,
         i21_the_hybrid_warning_only_where_a_container_runs_and_the_fix_works;
     [Harness, Tool("podman"), Tool("crun"), Tool("busybox"), Tool("slirp4netns"), Tool("catatonit")]
         i21_a_pod_and_its_published_port_across_calls_leave_nothing_behind;
@@ -604,4 +605,40 @@ fn i21_the_hybrid_warning_only_where_a_container_runs_and_the_fix_works() {
     let out = w.sh("$BR podman pod rm -a -f && $BR podman rm -a -f");
     assert!(out.status.success(), "{out:#?}");
     stop_and_assert_nothing_left(&w, "podman");
+}
+
+/// Plain `podman` and `become-root podman` share one namespace, whichever made it: plain
+/// podman joins become-root's (it names it in podman's pause file), and become-root joins
+/// plain podman's pause process when that runs. Two beside each other over one storage would
+/// each reset what the other runs (found while fixing issue 21: a plain `podman ps` showed a
+/// container running in become-root's namespace as "Created", and lost track of it).
+fn i21_plain_podman_and_become_root_podman_share_one_namespace() {
+    let w = world_with_image();
+    let names = "--format '{{.Names}} {{.Status}}'";
+    let out = w.sh(&format!(
+        "$BR podman run -d --name a localhost/bb sleep 1000 >/dev/null && podman ps {names} && \
+         podman exec a id -u"
+    ));
+    let text = out.ok();
+    assert!(
+        text.starts_with("a Up") && text.ends_with("\n0\n"),
+        "{out:#?}"
+    );
+    stop_and_assert_nothing_left(&w, "podman");
+    // Plain podman goes on alone, in a namespace of its own; become-root podman joins it.
+    let out = w.sh(&format!(
+        "podman ps -a {names} && podman run -d --name b localhost/bb sleep 1000 >/dev/null && \
+         $BR podman ps {names} && $BR --list"
+    ));
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("a ") && !lines[0].contains(" Up "),
+        "{out:#?}"
+    );
+    assert!(lines[1].starts_with("b Up"), "{out:#?}");
+    assert_eq!(lines.len(), 3, "no namespace of become-root's: {out:#?}");
+    let out = w.sh("$BR podman rm -f -t 0 a b && podman system migrate");
+    assert!(out.status.success(), "{out:#?}");
+    assert_no_leftovers(&w);
 }

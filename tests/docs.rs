@@ -392,6 +392,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  podman-single and podman-subids have a home of their own too.",
             ),
             Para(
+                "Plain podman shares the default map's namespace: become-root names its pause \
+                 process in podman's pause file ($XDG_RUNTIME_DIR/libpod/tmp/pause.pid, \
+                 removed when it ends), which plain podman joins; and where plain podman's own \
+                 namespace runs, become-root podman joins it instead of making one beside it, \
+                 since two over one storage would each reset the containers the other runs.",
+            ),
+            Para(
                 "--containers [COMMAND] runs COMMAND (default $SHELL) in the containers \
                  namespace of --map's mode, made if need be: a shell, a script or make that runs \
                  podman (become-root --containers sh -c 'podman build .'); --join=NAME does \
@@ -588,6 +595,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "The home of podman in containers namespace NAME under a map other than \
                  rootless podman's own (PODMAN AND BUILDAH): its storage and its \
                  containers.conf, root's inside.",
+            ),
+            Item(
+                "$XDG_RUNTIME_DIR/libpod/tmp/pause.pid",
+                "podman's pause file: become-root names the containers namespace podman's \
+                 process there while it runs, and joins the process it names otherwise (plain \
+                 podman's own namespace).",
             ),
         ],
     },

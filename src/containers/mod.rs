@@ -26,7 +26,8 @@ mod namespace;
 pub use cgroups::{CgroupLayout, cgroup_layout, cgroup_warning, covers_cgroup_dir, warning_for};
 pub use commands::runs_containers;
 pub use namespace::{
-    CONTAINERS_CONF, Places, Setup, home_env, namespace_name, prepare_home, setup,
+    CONTAINERS_CONF, Places, Setup, home_env, namespace_name, pause_file, podman_pause,
+    prepare_home, register, setup, shared_with_podman, unregister,
 };
 
 /// The programs that read `_CONTAINERS_USERNS_CONFIGURED` and mount as soon as they run

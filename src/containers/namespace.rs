@@ -23,6 +23,11 @@
 //!   are owned by other ids there. Under keep-id and subids its containers.conf chooses the
 //!   cgroupfs manager, journald-free logs and events: root inside is a subordinate id
 //!   outside, whom the user's systemd manager and journal do not know.
+//! - The default map's namespace is plain podman's too: its pause process is named in
+//!   podman's pause file, which every plain `podman` call joins; and where plain podman's own
+//!   pause process runs, `become-root podman` joins it rather than make one beside it. Two
+//!   namespaces over one storage would each reset, at their first call, the containers the
+//!   other runs (podman's refresh after a reboot).
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
@@ -126,6 +131,64 @@ pub fn setup(map: MapMode, places: &Places) -> Setup {
     }
 }
 
+/// podman's pause file: `RUNTIME/libpod/tmp/pause.pid`, which names the process whose user
+/// and mount namespaces every plain `podman` call joins (podman's `rootless` package; the
+/// same path in podman 4 and 5).
+pub fn pause_file(places: &Places) -> Option<PathBuf> {
+    Some(places.runtime.as_ref()?.join("libpod/tmp/pause.pid"))
+}
+
+/// Whether the containers namespace of `map` is one rootless podman's own could be: the
+/// default map's, in which root inside is the caller and every subordinate id is mapped.
+pub fn shared_with_podman(map: MapMode) -> bool {
+    matches!(map, MapMode::Auto | MapMode::Full)
+}
+
+/// The pid in podman's pause file, when it names a live process of the caller's (`uid`) in
+/// a user namespace other than the caller's own: plain podman's namespace, which a
+/// `become-root podman` then joins rather than make one beside it (two namespaces over one
+/// storage would each reset what the other runs).
+pub fn podman_pause(file: &Path, uid: u32) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let status = std::fs::read_to_string(proc.join("status")).ok()?;
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name));
+    let real_uid = field("Uid:")?
+        .split_whitespace()
+        .next()?
+        .parse::<u32>()
+        .ok()?;
+    let zombie = field("State:").is_some_and(|s| s.trim_start().starts_with('Z'));
+    let user_ns = std::fs::read_link(proc.join("ns/user")).ok()?;
+    let own = std::fs::read_link("/proc/self/ns/user").ok()?;
+    (real_uid == uid && !zombie && pid > 0 && user_ns != own).then_some(pid)
+}
+
+/// Name `pid` in podman's pause file, so that plain `podman` calls join the containers
+/// namespace too (written whole: a temporary file renamed over it).
+pub fn register(file: &Path, pid: i32) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)?;
+    let tmp = dir.join(format!(".pause.pid.become-root.{}", std::process::id()));
+    std::fs::write(&tmp, pid.to_string())?;
+    std::fs::rename(&tmp, file).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Remove podman's pause file if it still names `pid` (the namespace has ended): podman
+/// refuses to start while it names a process that is gone and containers of its storage
+/// are recorded as running.
+pub fn unregister(file: &Path, pid: i32) {
+    if std::fs::read_to_string(file).is_ok_and(|text| text.trim() == pid.to_string()) {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
 /// The environment of what runs in a namespace whose podman has a home of its own.
 pub fn home_env(home: &Path) -> Vec<(OsString, OsString)> {
     vec![
@@ -219,6 +282,34 @@ mod tests {
         let s = setup(MapMode::Full, &Places::default());
         assert_eq!(s.private, [shm], "no runtime directory known");
         assert!(s.make.is_empty());
+    }
+
+    #[test]
+    fn podman_pause_file() {
+        let dir = std::env::temp_dir().join(format!("become-root-pause-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let places = Places {
+            runtime: Some(dir.clone()),
+            data_home: None,
+        };
+        let file = pause_file(&places).unwrap();
+        assert_eq!(file, dir.join("libpod/tmp/pause.pid"));
+        let me = std::process::id() as i32;
+        register(&file, me).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), me.to_string());
+        let uid = nix::unistd::Uid::current().as_raw();
+        assert_eq!(
+            podman_pause(&file, uid),
+            None,
+            "in the caller's own user namespace"
+        );
+        unregister(&file, me + 1);
+        assert!(file.exists(), "names another process: kept");
+        unregister(&file, me);
+        assert!(!file.exists());
+        assert_eq!(podman_pause(&file, uid), None, "no file");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(shared_with_podman(MapMode::Auto) && !shared_with_podman(MapMode::KeepId));
     }
 
     #[test]

@@ -113,6 +113,12 @@ pub(super) fn run(r: Request) -> Result<Infallible, Error> {
             Standing::Starting => return Err(SessionError::NotReady { name: name.into() }.into()),
             Standing::Absent => {
                 let places = Places::of_caller(caller_uid());
+                // Plain podman's own namespace runs: its calls and these share it.
+                if let Some(pid) = podmans_own(r.map, &places) {
+                    drop(lock);
+                    let pid = pid.to_string();
+                    return join_containers(&pid, r.command, r.chdir.as_deref(), None);
+                }
                 make(&r, containers::setup(r.map, &places), &asked)?;
                 made = true;
             }
@@ -122,6 +128,16 @@ pub(super) fn run(r: Request) -> Result<Infallible, Error> {
 
 fn caller_uid() -> u32 {
     nix::unistd::Uid::current().as_raw()
+}
+
+/// The pause process of plain podman's own namespace, for podman's own map: one namespace
+/// holds podman's containers, whichever made it (two beside each other over one storage
+/// would each reset the containers the other runs, as podman does after a reboot).
+fn podmans_own(map: crate::options::MapMode, places: &Places) -> Option<i32> {
+    if !containers::shared_with_podman(map) {
+        return None;
+    }
+    containers::podman_pause(&containers::pause_file(places)?, caller_uid())
 }
 
 /// The namespace was made with other filesystem options than these.

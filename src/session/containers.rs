@@ -54,9 +54,9 @@ pub fn making_lock() -> Result<MakingLock, Error> {
     Ok(MakingLock { _lock: lock })
 }
 
-/// Run COMMAND in the containers namespace `spec`, as `--join=SPEC` does, in `chdir` when
-/// given. `warn_in`: the name the warning about a cgroup layout crun refuses gives it (None:
-/// no warning).
+/// Run COMMAND in the containers namespace `spec` (its name, or the pid of plain podman's
+/// pause process), as `--join=SPEC` does, in `chdir` when given. `warn_in`: the name the
+/// warning about a cgroup layout crun refuses gives it (None: no warning).
 pub fn join_containers(
     spec: &str,
     command: Vec<std::ffi::OsString>,

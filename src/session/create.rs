@@ -173,6 +173,7 @@ impl Session {
     /// for --list and --logs (until --stop removes them or a new session takes the name);
     /// another's state goes when the session is dropped.
     pub fn ended(&mut self, how: String) {
+        self.leave_podman();
         if !self.request.detach {
             return;
         }
@@ -285,8 +286,32 @@ impl Session {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             self.written = self.dir.replace(&self.record)?;
+            // A containers namespace of podman's own map is podman's too: plain `podman`
+            // calls join it (containers::namespace). Best effort: without it they make
+            // their own, as before.
+            if let Some(file) = self.podman_pause_file() {
+                let _ = crate::containers::register(&file, holder.pid);
+            }
         }
         Ok(())
+    }
+
+    /// podman's pause file, for a containers namespace of podman's own map.
+    fn podman_pause_file(&self) -> Option<PathBuf> {
+        let containers = self.record.containers.as_ref()?;
+        let map = <crate::options::MapMode as clap::ValueEnum>::from_str(&containers.map, false);
+        if !crate::containers::shared_with_podman(map.ok()?) {
+            return None;
+        }
+        let places = crate::containers::Places::of_caller(Uid::current().as_raw());
+        crate::containers::pause_file(&places)
+    }
+
+    /// The namespace ended: podman's pause file no longer names it.
+    fn leave_podman(&self) {
+        if let (Some(file), Some(holder)) = (self.podman_pause_file(), self.record.holder) {
+            crate::containers::unregister(&file, holder.pid);
+        }
     }
 
     /// The session is ready (a booted image said so): record it and let the caller of
@@ -351,6 +376,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        if getpid() == self.owner {
+            self.leave_podman();
+        }
         if getpid() == self.owner && !self.keep {
             let _ = self
                 .dir
