@@ -407,7 +407,8 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  it as it is, one with others is refused (status 125). Any other option \
                  (--net, --pid, --name, --uid, a cgroup, ...) makes podman's run one of its \
                  own, as any run: podman acts in that run's namespaces, and its containers end \
-                 with it; --containers refuses those options.",
+                 with it; --containers refuses those options. So does real root's become-root \
+                 podman (rootful podman keeps no namespace), and --containers is refused there.",
             ),
             Para(
                 "The namespace has a mount namespace, and COMMAND gets \

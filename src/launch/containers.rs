@@ -25,12 +25,36 @@ use crate::session::containers::{Standing, join_containers, making_lock, standin
 use crate::session::{Containers, SessionError};
 use crate::sys::{self, Forked};
 
-/// Whether `r` runs in the containers namespace.
+/// Whether `r` runs in the containers namespace. Never for real root, whose podman is
+/// rootful and keeps no namespace of its own: such a run stays one of its own, as before.
 pub(super) fn route(r: &Request) -> Result<bool, Error> {
-    if r.containers {
-        return Ok(true);
+    decide(r, real_root())
+}
+
+/// [`route`] for a caller who is real root or not.
+fn decide(r: &Request, real_root: bool) -> Result<bool, Error> {
+    if !r.containers && !containers::needs_mount_ns(&r.command) {
+        return Ok(false);
     }
-    Ok(containers::needs_mount_ns(&r.command) && options_of_its_own(r).is_empty())
+    if real_root {
+        return match r.containers {
+            true => Err(Error::usage(
+                "--containers: you are root on the host, where podman is rootful and runs in \
+                 no user namespace of its own",
+                "run podman and buildah as they are, or as a user with subordinate ids",
+            )),
+            false => Ok(false),
+        };
+    }
+    Ok(r.containers || options_of_its_own(r).is_empty())
+}
+
+/// uid 0 in the initial user namespace (its map is the identity of every id).
+fn real_root() -> bool {
+    nix::unistd::Uid::current().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+            map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
+        })
 }
 
 /// The options of `r` that ask for more than a containers namespace is: anything beyond
@@ -245,6 +269,9 @@ mod tests {
 
     #[test]
     fn which_runs_go_to_the_containers_namespace() {
+        // Root on the host: podman by name stays a run of its own, --containers is refused.
+        assert!(!decide(&request(&["podman", "ps"]), true).unwrap());
+        assert!(decide(&request(&["--containers"]), true).is_err());
         let rows: &[(&[&str], bool)] = &[
             (&["podman", "ps"], true),
             (&["/usr/bin/buildah", "from", "scratch"], true),
@@ -266,7 +293,7 @@ mod tests {
             (&["true"], false),
         ];
         for (words, want) in rows {
-            assert_eq!(route(&request(words)).unwrap(), *want, "{words:?}");
+            assert_eq!(decide(&request(words), false).unwrap(), *want, "{words:?}");
         }
         assert_eq!(
             options_of_its_own(&request(&["--pid", "--net", "podman"])),
