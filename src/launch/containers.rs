@@ -52,9 +52,8 @@ fn decide(r: &Request, real_root: bool) -> Result<bool, Error> {
 /// uid 0 in the initial user namespace (its map is the identity of every id).
 fn real_root() -> bool {
     nix::unistd::Uid::current().is_root()
-        && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
-            map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
-        })
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
 }
 
 /// The options of `r` that ask for more than a containers namespace is: anything beyond
