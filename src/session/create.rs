@@ -225,6 +225,19 @@ impl Session {
         if let Some(log) = &self.log {
             nix::unistd::dup2_stderr(log).map_err(|e| Error::sys("redirecting stderr", e))?;
         }
+        // A join reads the pause process's /proc/PID/ns (ptrace access, ptrace(2)), which the
+        // kernel denies while it is not dumpable. It is not when setting up changed its ids
+        // outside (--map=keep-id, --map=subids: uid 0 inside is a subordinate id), as any
+        // change of credentials makes a process (commit_creds): every join of such a session
+        // failed with EACCES. An exec'd COMMAND is dumpable again, so this makes the pause no
+        // more reachable than COMMAND would be. Before "ready": a join may come the moment
+        // the caller hears it (it did, on Debian 11's slower guest). Nothing else runs in the
+        // namespaces before then, so nothing can reach the descriptors it still holds for a
+        // moment. Not below a new root: its /proc/PID/exe is become-root's binary outside that
+        // root, which no process inside may open (COMMAND's own executable is inside).
+        if self.request.pause && !new_root {
+            let _ = nix::sys::prctl::set_dumpable(true);
+        }
         if let Some(mut ready) = self.ready_w.as_ref() {
             ready
                 .write_all(b"r")
@@ -234,17 +247,6 @@ impl Session {
             // The pause process holds the namespaces and nothing else: not even the pipe and
             // the log it just used (its stdout and stderr are the log already).
             sys::close_own_fds_except(&[]);
-            // A join reads the pause process's /proc/PID/ns (ptrace access, ptrace(2)), which
-            // the kernel denies while it is not dumpable. It is not when setting up changed its
-            // ids outside (--map=keep-id, --map=subids: uid 0 inside is a subordinate id), as
-            // any change of credentials makes a process (commit_creds): every join of such a
-            // session failed with EACCES. An exec'd COMMAND is dumpable again, so this makes
-            // the pause no more reachable than COMMAND would be. Not below a new root: its
-            // /proc/PID/exe is become-root's binary outside that root, which no process inside
-            // may open (COMMAND's own executable is inside).
-            if !new_root {
-                let _ = nix::sys::prctl::set_dumpable(true);
-            }
             hold();
         }
         Ok(())
