@@ -9,7 +9,9 @@
 #            normal user, go straight to measuring;
 #   world    root in that namespace: build the hermetic world of DESIGN.md "Testing"
 #            (bench_world: a throwaway overlay on /etc with a user `bench`, uid 4242, and
-#            BENCH_SUBIDS; a 0666 /dev/fuse with BENCH_FUSE=1) and drop to that user;
+#            BENCH_SUBIDS; a 0666 /dev/fuse with BENCH_FUSE=1; a network namespace of its
+#            own with BENCH_NETNS=1) and drop to that user (a script that must stay root,
+#            bench-boot, calls bench_world_prepare and drops to the user command by command);
 #   measure  as that user (or the normal user): measure.
 # Nothing on the machine changes. The script and these libraries are copied into $dir, since
 # the bench user may not be able to reach the build tree (/root, 0700).
@@ -99,21 +101,33 @@ bench_setup() {
 # trap must still clean up once the namespace is gone. Returns its status.
 bench_enter() {
     local tool
-    for tool in unshare setpriv newuidmap newgidmap mknod python3; do
-        command -v "$tool" >/dev/null ||
-            die "$tool not found (packages util-linux, uidmap, coreutils, python3)"
+    for tool in unshare setpriv newuidmap newgidmap mknod python3 ${BENCH_NETNS:+ip}; do
+        command -v "$tool" >/dev/null || die "$tool not found (packages util-linux, uidmap," \
+            "coreutils, python3${BENCH_NETNS:+, iproute2})"
     done
     chown "$BENCH_UID:$BENCH_UID" "$dir/data" "$dir/home" "$dir/run"
     echo "$BENCH_NAME: hermetic world: user $BENCH_USER (uid $BENCH_UID, subids $BENCH_SUBIDS)," \
-        "/etc overlaid${BENCH_FUSE:+ and /dev/fuse 0666} in a private mount namespace"
+        "/etc overlaid${BENCH_FUSE:+ and /dev/fuse 0666} in a private mount" \
+        "namespace${BENCH_NETNS:+ and a network namespace of its own}"
     _BENCH_STAGE=world _BENCH_DIR=$dir _BENCH_BIN=${binary:-} \
-        unshare -m --propagation private bash "$dir/$BENCH_NAME" "$@"
+        unshare -m ${BENCH_NETNS:+-n} --propagation private bash "$dir/$BENCH_NAME" "$@"
 }
 
 # Stage 2: root in the private mount namespace. Make /etc writable without touching the real
 # one, add the bench user, make /dev/fuse usable (BENCH_FUSE=1), and exec this script's copy
 # as stage `measure`, as that user, with the arguments given.
 bench_world() {
+    bench_world_prepare
+    exec setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --clear-groups \
+        env -i "${bench_user_env[@]}" _BENCH_STAGE=measure _BENCH_DIR="$dir" \
+        _BENCH_BIN="${_BENCH_BIN:-}" bash "$dir/$BENCH_NAME" "$@"
+}
+
+bench_user_env=()
+
+# All of stage 2 but the drop to the user. With BENCH_NETNS=1, the world's network namespace
+# (unshare -n) gets its loopback up.
+bench_world_prepare() {
     # Only ever inside the namespace unshare just made: never the machine's own.
     [[ $(readlink /proc/self/ns/mnt) != "$(readlink /proc/1/ns/mnt)" ]] ||
         die "not in a mount namespace of its own; refusing to mount anything"
@@ -164,11 +178,19 @@ bench_world() {
             echo "$BENCH_NAME: no cgroup2 on this machine; --cgroup will be left out" >&2
         fi
     fi
-    exec setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --clear-groups \
-        env -i HOME="$dir/home" USER="$BENCH_USER" LOGNAME="$BENCH_USER" SHELL=/bin/sh \
-        PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin XDG_RUNTIME_DIR="$dir/run" \
-        LANG=C.UTF-8 _BENCH_STAGE=measure _BENCH_DIR="$dir" _BENCH_BIN="${_BENCH_BIN:-}" \
-        bash "$dir/$BENCH_NAME" "$@"
+    if [[ -n ${BENCH_NETNS:-} ]]; then
+        [[ $(readlink /proc/self/ns/net) != "$(readlink /proc/1/ns/net)" ]] ||
+            die "not in a network namespace of its own; refusing to configure it"
+        ip link set lo up
+    fi
+    bench_set_user_env
+}
+
+# Sets bench_user_env: the bench user's environment, all it has after the drop.
+bench_set_user_env() {
+    bench_user_env=(HOME="$dir/home" USER="$BENCH_USER" LOGNAME="$BENCH_USER" SHELL=/bin/sh
+        PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin XDG_RUNTIME_DIR="$dir/run"
+        LANG=C.UTF-8)
 }
 
 # Prints the uid map a launcher creates, which also proves it works before it is timed; or

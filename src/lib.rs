@@ -28,6 +28,7 @@ pub mod subid;
 pub mod subid_cmd;
 pub mod sys;
 pub mod userns;
+pub mod writers;
 
 use std::ffi::OsString;
 use std::path::Path;

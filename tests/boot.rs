@@ -43,12 +43,14 @@ common::tests! {
         the_console_of_a_boot_that_failed_is_kept,
         a_halted_or_powered_off_image_ends_with_0_and_exit_n_with_n,
         a_rebooted_image_boots_again_in_new_namespaces;
-    [Harness, Cgroup2, Tool("busybox")]
+    [Harness, Cgroup2, Tool("busybox"), Tool("python3")]
         d21_a_stop_in_the_first_moments_of_a_boot_is_not_lost,
         d21_an_image_that_ignores_sigrtmin_3_is_killed_after_the_stop_timeout,
+        the_console_is_copied_to_its_last_line_before_become_root_returns;
+    [Harness, Cgroup2, Tool("busybox"), Tool("gcc"), Tool("python3")]
+        boot_gives_init_the_container_interface_and_stops_it_with_sigrtmin_3;
+    [Harness, Cgroup2, Tool("busybox")]
         stop_of_a_session_at_once_after_detach_returns_once_the_image_is_gone,
-        the_console_is_copied_to_its_last_line_before_become_root_returns,
-        boot_gives_init_the_container_interface_and_stops_it_with_sigrtmin_3,
         boot_without_init_in_the_rootfs_is_an_error;
 }
 
@@ -56,21 +58,23 @@ common::tests! {
 const RTMIN_3: i32 = 37;
 
 fn image(w: &World) -> PathBuf {
-    image_with(
-        w,
-        "image",
-        &format!(
-            "say pid $$\n\
-             say container=$container\n\
-             [ -c /dev/console ] && say console is a terminal\n\
-             grep -q ' /run tmpfs ' /proc/mounts && say run is a tmpfs\n\
-             grep -q ' /sys sysfs ' /proc/mounts && say sys is sysfs\n\
-             say $(grep ^0:: /proc/self/cgroup)\n\
-             touch /run/booted\n\
-             trap 'say halting; exit 0' {RTMIN_3}\n\
-             say up\n\
-             while :; do sleep 0.1; done\n"
-        ),
+    image_with(w, "image", &image_init(""))
+}
+
+/// The init of [`image`], with `ready` (a command) once it is up.
+fn image_init(ready: &str) -> String {
+    format!(
+        "say pid $$\n\
+         say container=$container\n\
+         [ -c /dev/console ] && say console is a terminal\n\
+         grep -q ' /run tmpfs ' /proc/mounts && say run is a tmpfs\n\
+         grep -q ' /sys sysfs ' /proc/mounts && say sys is sysfs\n\
+         say $(grep ^0:: /proc/self/cgroup)\n\
+         touch /run/booted\n\
+         trap 'say halting; exit 0' {RTMIN_3}\n\
+         say up\n\
+         {ready}\n\
+         while :; do sleep 0.1; done\n"
     )
 }
 
@@ -96,8 +100,7 @@ fn image_with(w: &World, name: &str, body: &str) -> PathBuf {
          {body}"
     );
     let path = root.join("sbin/init");
-    std::fs::write(&path, init).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    common::write_executable(&path, init, 0o755);
     common::chown_tree(&root, w.uid);
     root
 }
@@ -108,11 +111,21 @@ fn world() -> World {
     w
 }
 
-/// The script's lines that wait until `file` holds `text` (up to 10 s).
-fn wait_for(file: &Path, text: &str) -> String {
+/// The script's lines that start `become-root ARGS` in the background as a service manager
+/// starts a Type=notify unit, its standard error in `console`, and wait, as the manager
+/// does, for its READY=1 (tests/helpers/notify-listen.py: the messages go to
+/// $HOME/messages). Then `$pid` is become-root's, and the unit may be stopped: a stop asked
+/// for before pid 1 handles it is held until it does (D21). Not a wait for the image's
+/// console to say something, which no user has.
+fn started_as_a_unit(args: &str, console: &Path) -> String {
     format!(
-        "for i in $(seq 200); do grep -q '{text}' {f} 2>/dev/null && break; sleep 0.05; done; ",
-        f = file.display()
+        "python3 {listen} $HOME/notify $HOME/none > $HOME/messages & listener=$!; \
+         {until} test -S $HOME/notify; \
+         NOTIFY_SOCKET=$HOME/notify \"$BR\" {args} 2>{c} & pid=$!; \
+         {until} grep -q READY=1 $HOME/messages; ",
+        listen = World::helper("notify-listen.py"),
+        until = World::until(),
+        c = console.display(),
     )
 }
 
@@ -147,16 +160,18 @@ fn boot_needs_a_rootfs() {
 
 fn boot_gives_init_the_container_interface_and_stops_it_with_sigrtmin_3() {
     let w = world();
-    let root = image(&w);
+    // An init that says READY=1 once it is up, so that the console is the same every time.
+    let root = image_with(&w, "image", &image_init("sd-notify READY=1"));
+    sd_notify_in(&w, &root);
     let err = w.home().join("console");
     // SIGTERM to become-root, as a service manager or kill(1) sends it, becomes SIGRTMIN+3 for
     // pid 1 (which ignores SIGTERM, having no handler: the script would never end).
     let script = format!(
-        "\"$BR\" --boot --rootfs={root} 2>{err} & pid=$!; {wait}kill -TERM $pid; wait $pid; \
-         echo status $?",
-        root = root.display(),
-        err = err.display(),
-        wait = wait_for(&err, "init: up"),
+        "{start}kill -TERM $pid; wait $pid; echo status $?; wait $listener",
+        start = started_as_a_unit(
+            &format!("--boot --notify-ready=yes --rootfs={}", root.display()),
+            &err
+        ),
     );
     let out = w.sh(&script);
     let console = std::fs::read_to_string(&err).unwrap_or_default();
@@ -284,7 +299,7 @@ fn tiocsti_at(w: &World, to: &Path) {
         .status()
         .unwrap();
     assert!(status.success(), "gcc tiocsti.c");
-    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    common::chmod(to, 0o755);
     common::chown_tree(to, w.uid);
 }
 
@@ -366,12 +381,13 @@ fn d21_a_stop_in_the_first_moments_of_a_boot_is_not_lost() {
     // SIGTERM as soon as init runs, before it handles SIGRTMIN+3: the image still halts
     // (the signal is sent once init handles it), three times in a row.
     let console = w.home().join("console");
+    // Stopped once become-root says it is ready, which for an init that is not systemd is
+    // as soon as it has started (--notify-ready=auto).
     let script = format!(
-        "for i in 1 2 3; do rm -f {c}; \"$BR\" --boot --rootfs={root} 2>{c} & pid=$!; \
-         {wait}kill -TERM $pid; wait $pid; echo status $?; tail -n 1 {c}; done",
+        "for i in 1 2 3; do rm -f {c}; {start}kill -TERM $pid; wait $pid; echo status $?; \
+         wait $listener; tail -n 1 {c}; done",
         c = console.display(),
-        root = root.display(),
-        wait = wait_for(&console, "init: started"),
+        start = started_as_a_unit(&format!("--boot --rootfs={}", root.display()), &console),
     );
     let out = w.sh(&script);
     assert_eq!(
@@ -387,12 +403,13 @@ fn d21_an_image_that_ignores_sigrtmin_3_is_killed_after_the_stop_timeout() {
     let root = image_with(&w, "deaf", "say up\nwhile :; do sleep 0.1; done\n");
     let console = w.home().join("console");
     let script = format!(
-        "\"$BR\" --boot --stop-timeout=2 --rootfs={root} 2>{c} & pid=$!; {wait}\
-         start=$(date +%s); kill -TERM $pid; wait $pid; echo status $?; \
-         echo took $(( $(date +%s) - start )); cat {c}",
+        "{start}start=$(date +%s); kill -TERM $pid; wait $pid; echo status $?; \
+         echo took $(( $(date +%s) - start )); wait $listener; cat {c}",
         c = console.display(),
-        root = root.display(),
-        wait = wait_for(&console, "init: up"),
+        start = started_as_a_unit(
+            &format!("--boot --stop-timeout=2 --rootfs={}", root.display()),
+            &console
+        ),
     );
     let out = w.sh(&script);
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -454,12 +471,10 @@ fn the_console_is_copied_to_its_last_line_before_become_root_returns() {
     );
     let console = w.home().join("console");
     let script = format!(
-        "for i in 1 2 3 4 5; do rm -f {c}; \"$BR\" --boot --rootfs={root} 2>{c} & pid=$!; \
-         {wait}kill -TERM $pid; wait $pid; echo status $? $(grep -c '^init: line' {c}) \
-         $(tail -n 1 {c}); done",
+        "for i in 1 2 3 4 5; do rm -f {c}; {start}kill -TERM $pid; wait $pid; \
+         echo status $? $(grep -c '^init: line' {c}) $(tail -n 1 {c}); wait $listener; done",
         c = console.display(),
-        root = root.display(),
-        wait = wait_for(&console, "init: up"),
+        start = started_as_a_unit(&format!("--boot --rootfs={}", root.display()), &console),
     );
     let out = w.sh(&script);
     assert_eq!(
@@ -658,12 +673,17 @@ fn sd_notify_in(w: &World, root: &Path) {
 /// An image whose init takes half a second to be ready, marks it in /run and in its root
 /// (/marker, which the host sees), then says READY=1 on $NOTIFY_SOCKET.
 fn notifying_image(w: &World) -> PathBuf {
+    notifying_image_halting_with(w, "")
+}
+
+/// [`notifying_image`], running `halting` (shell lines) first when told to stop.
+fn notifying_image_halting_with(w: &World, halting: &str) -> PathBuf {
     let root = image_with(
         w,
         "notifying",
         &format!(
             "say notify at $NOTIFY_SOCKET\n\
-             trap 'say halting; rm -f /marker; exit 0' {RTMIN_3}\n\
+             trap 'say halting; {halting} rm -f /marker; exit 0' {RTMIN_3}\n\
              sleep 0.5\n\
              touch /run/ready /marker\n\
              sd-notify READY=1 || say sd-notify failed\n\
@@ -695,22 +715,31 @@ fn detach_of_a_notifying_image_returns_once_it_is_ready() {
 
 fn a_service_manager_hears_ready_when_the_image_is_and_stopping() {
     let w = world();
-    let root = notifying_image(&w);
+    // STOPPING=1 must come while the image still runs, before it halts. The listener looks
+    // for /marker when it reads a message, and under load it read STOPPING=1 after the image
+    // had halted (1 in 10 runs of the suite beside busy loops): so the image, told to stop,
+    // first waits (up to 20 s) until the listener has heard STOPPING=1 (it makes
+    // /stopping-heard in the image), and only then removes /marker. Sent only after the
+    // image's end, STOPPING=1 would find no marker still.
+    let root = notifying_image_halting_with(
+        &w,
+        "i=0; until [ -e /stopping-heard ] || [ $i -ge 200 ]; do sleep 0.1; i=$((i+1)); done;",
+    );
     let console = w.home().join("console");
     // become-root as a Type=notify unit's main process: READY=1 once the image said so
     // (its /marker exists by then), STOPPING=1 when asked to stop; the image's init has a
     // NOTIFY_SOCKET of its own.
     let script = format!(
-        "python3 {listen} $HOME/notify {root}/marker > messages & listener=$!; \
+        "python3 {listen} $HOME/notify {root}/marker {root}/stopping-heard > messages & \
+         listener=$!; \
          {until} test -S $HOME/notify; \
          NOTIFY_SOCKET=$HOME/notify \"$BR\" --boot --notify-ready=yes --rootfs={root} 2>{c} & \
-         pid=$!; {wait}kill -TERM $pid; wait $pid; echo status $?; wait $listener; \
-         cat messages; head -n 1 {c}",
+         pid=$!; {until} grep -q READY=1 messages; kill -TERM $pid; wait $pid; echo status $?; \
+         wait $listener; cat messages; head -n 1 {c}",
         listen = World::helper("notify-listen.py"),
         until = World::until(),
         root = root.display(),
         c = console.display(),
-        wait = wait_for(&console, "init: up"),
     );
     let out = w.sh(&script);
     assert_eq!(

@@ -81,12 +81,15 @@ fn the_leaf_is_gone_after_the_run_and_after_sigkill() {
     // The user's cgroup, as the harness's run sees it.
     let cg = "/sys/fs/cgroup";
     // While the run lasts, its leaf holds COMMAND; become-root itself stays where it was.
+    // The run is ready when become-root says so on --info-fd, naming the leaf; once killed,
+    // the janitor removes the leaf within the 10 s the README gives it.
     let script = format!(
-        "\"$BR\" --cgroup sleep 30 & pid=$!; \
-         for i in $(seq 200); do ls -d {cg}/become-root-* >/dev/null 2>&1 && break; sleep 0.05; done; \
-         leaf=$(ls -d {cg}/become-root-*); echo \"leaf ${{leaf##*/}}\"; \
+        "mkfifo info; \"$BR\" --cgroup --info-fd=3 sleep 30 3>info & pid=$!; \
+         exec 4<info; read -r ready <&4; \
+         leaf=$(echo \"$ready\" | sed 's/.*\"cgroup\":{{\"path\":\"\\([^\"]*\\)\".*/\\1/'); \
+         echo \"leaf ${{leaf##*/}}\"; \
          grep -c . \"$leaf/cgroup.procs\"; grep -qx $pid {cg}/cgroup.procs && echo br-outside; \
-         kill -KILL $pid; wait $pid; echo status $?; \
+         kill -KILL $pid; wait $pid; echo status $?; exec 4<&-; \
          for i in $(seq 200); do [ -e \"$leaf\" ] || break; sleep 0.05; done; \
          [ -e \"$leaf\" ] && echo leaf-left || echo leaf-gone"
     );

@@ -43,9 +43,23 @@ enum Block {
     Para(&'static str),
     /// A tagged paragraph: the tag in bold on its own line, the text indented below it.
     Item(&'static str, &'static str),
+    /// An example, as typed and as it prints: `$ ` command lines, each followed by its output
+    /// (.EX/.EE, as man-pages(7) asks). tests/examples.rs runs it as written, where
+    /// [`Runs`] says; the marker is a roff comment, which no reader sees.
+    Example(Runs, &'static str),
 }
 
-use Block::{Item, Para};
+/// Where tests/examples.rs runs an example (the README marks its own the same way).
+enum Runs {
+    /// In the hermetic harness, on the host (no marker).
+    Harness,
+    /// In the VM tier, as a user made by useradd (uid 1000, 100000:65536) in a login session.
+    Vm,
+    /// Word for word an example of README.md, which runs there.
+    AsInReadme,
+}
+
+use Block::{Example, Item, Para};
 
 /// Every executable that has a man page and completions.
 const PAGES: &[Page] = &[
@@ -251,15 +265,18 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  or killed by a signal), --logs=NAME prints its output (a booted image's \
                  console, to its last line), --join refuses it, and --stop=NAME removes it, as \
                  does a new session that takes the name. --logs=NAME --follow prints what a \
-                 running session writes until it ends. A log keeps at most 8 MiB: past that, \
-                 looked at every second, it moves to NAME.log.1 (replacing the one before) and \
-                 starts again, so 8 to 16 MiB of the latest output are kept. A session killed \
-                 with SIGKILL cannot record its end: its state is removed as stale, with its \
-                 log.",
+                 running session writes until it ends. COMMAND's output reaches the log \
+                 through a pipe that become-root copies from, so nothing is lost on the way; \
+                 a process COMMAND leaves behind writes on into it after the session ended. A \
+                 log keeps at most 8 MiB: before a write would take it past that, it moves to \
+                 NAME.log.1 (replacing the one before) and starts again, so 8 to 16 MiB of the \
+                 latest output are kept. A session killed with SIGKILL cannot record its end: \
+                 its state is removed as stale, with its log.",
             ),
             Para(
                 "State lives in $XDG_RUNTIME_DIR/become-root/, else /tmp/become-root-UID/: a \
-                 directory that must be the caller's own, mode 0700, not a symbolic link. A \
+                 directory that must be the caller's own, mode 0700 (or 0770 with the caller's \
+                 user private group), not a symbolic link. A \
                  session whose processes are gone, or whose pid was reused, is detected and its \
                  state removed.",
             ),
@@ -351,10 +368,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  image again (EXIT STATUS). --boot \
                  drops CAP_SYS_RAWIO and CAP_SYS_MODULE (as systemd-nspawn and podman do; \
                  --cap-add keeps them), so that systemd skips the debugfs and tracefs mounts \
-                 and the module loading a user namespace refuses. A Debian image for it: become-root mmdebstrap \
-                 --variant=minbase --include=systemd-sysv,dbus bookworm DIR (as root inside, so \
-                 the files belong to your subordinate ids; debootstrap would need mknod, which \
-                 a user namespace refuses).",
+                 and the module loading a user namespace refuses. A Debian image for it: \
+                 become-root --net=auto --pid mmdebstrap --variant=minbase \
+                 --include=systemd-sysv,dbus bookworm DIR (as root inside, so the files belong \
+                 to your subordinate ids; mmdebstrap mounts /proc and /sys in DIR, which takes \
+                 a pid and a network namespace of the run's own; debootstrap would need mknod, \
+                 which a user namespace refuses). EXAMPLES builds and boots one.",
             ),
         ],
     },
@@ -624,7 +643,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "overlayfs in a user namespace (userxattr) (Linux 5.11)",
                 "Native --overlay and --copy-up. Without it, --overlay-driver=auto uses \
                  fuse-overlayfs, and --overlay-driver=native fails with an error naming the \
-                 version it needs.",
+                 version it needs. Where a newer kernel refuses the layers themselves (Invalid \
+                 argument: an UPPER on overlayfs, FUSE or a network file system), the error \
+                 names the layer and its file system when it can tell, and auto falls back to \
+                 fuse-overlayfs. Under fuse-overlayfs a file owned by an id outside the map is \
+                 a writable copy in place, where native overlayfs keeps it read-only; both let \
+                 it be removed and replaced (README, Filesystems).",
             ),
             Item(
                 "mount_setattr with AT_RECURSIVE (Linux 5.12)",
@@ -685,11 +709,17 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  directory .UPPER.work, are made and opened relative to a descriptor of their \
                  parent with O_NOFOLLOW, and refused unless they belong to the caller (or to one \
                  of its subordinate ids) and nobody else can write to them; their parent must \
-                 not let others rename them (not writable by others, or sticky, as /tmp). The \
-                 overlay is then given these descriptors, not the paths. --rootfs must be a \
-                 directory that only its owner (the caller, a subordinate id, or root) can \
-                 write to. The session state directory must be the caller's, mode 0700, and is \
-                 opened without following a link. Bind sources follow symbolic links, as \
+                 not let others rename them (the caller's, a subordinate id's or root's, and not \
+                 writable by others, or sticky, as /tmp). The overlay is then given these \
+                 descriptors, not the paths. --rootfs must be a directory that only its owner \
+                 (the caller, a subordinate id, or root) can write to. Write access for the \
+                 caller's user private group counts as the caller's own: its primary group, \
+                 when no other account has it as its primary group in /etc/passwd and its \
+                 /etc/group line names no other member (as useradd makes them, and as Debian \
+                 13's umask 002 leaves every new directory group-writable); any other group's is \
+                 refused, naming who else is in it. Only /etc/passwd and /etc/group are read, \
+                 never NSS. The session state directory must be the caller's, mode 0700 (0770 \
+                 with its private group), and is opened without following a link. Bind sources follow symbolic links, as \
                  mount --bind does: they are the caller's own choice and nothing is written there.",
             ),
             Item(
@@ -703,7 +733,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  COMMAND will see them, so an absolute link, .. or /proc/self/cwd cannot lead a \
                  mount or a made file out of the image. The new root's own mount points (proc, \
                  dev, sys, tmp, run) must be directories of the image; a link there is an error \
-                 that names it. The generated resolv.conf of a connected network goes over the \
+                 that names it, and missing ones are made (mode 0755, by the caller, before \
+                 any namespace exists) only when the caller owns the new root and may write to \
+                 it. A destination below a tmpfs or throwaway overlay of the same run (or the \
+                 new root's /dev, /tmp, /run) is made in that mount, one component at a time \
+                 from its root with openat2(2) and RESOLVE_NO_SYMLINKS and RESOLVE_NO_XDEV: \
+                 never through a link, never on another mount. The generated resolv.conf of a connected network goes over the \
                  regular file /etc/resolv.conf leads to in the new root, or, where it leads to \
                  none (systemd-resolved's stub link dangles in most images; an absolute link \
                  may name a file of the host), over the entry itself, which is then covered, \
@@ -824,7 +859,17 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  without a datagram. COMMAND may kill the socket provider, the process in the \
                  namespaces that makes the connections inside: become-root then says so at \
                  once, --list shows it (network down), and the TCP ports refuse connections \
-                 while keeping their host ports bound.",
+                 while keeping their host ports bound. A server inside sees a TCP client's own \
+                 address: the provider binds the connecting socket to it (IP_TRANSPARENT, \
+                 needing CAP_NET_ADMIN in the namespace's user namespace, which it has as root \
+                 there) and marks it; only marked sockets' replies are routed back to the \
+                 namespace's loopback (tcp_fwmark_accept, fwmark_reflect, a rule and a table \
+                 of the namespace's own), so the rest of its traffic is untouched and nothing \
+                 of the host changes. --no-client-address turns it off. A running session's \
+                 ports change through NAME.ports in its state directory (0700, the user's \
+                 own); the session also checks that the sender's uid is its own, and takes a \
+                 host port only as a socket the joining become-root bound, as any process of \
+                 the user could.",
             ),
             Item(
                 "The AppArmor profile is opt-in",
@@ -845,6 +890,144 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "overlayfs leaves a directory work with mode 000 in .UPPER.work, owned by the \
                  caller (uid 0 inside). Remove the work directory with become-root rm -rf \
                  .UPPER.work, or chmod -R u+rwx .UPPER.work first.",
+            ),
+        ],
+    },
+    Section {
+        title: "EXAMPLES",
+        body: &[
+            Para(
+                "Each example is typed as shown, each $ line a command, followed by what it \
+                 prints ([..] for text left out, ... for lines). They are for alice, uid and gid 1000, with \
+                 the line alice:100000:65536 in /etc/subuid and /etc/subgid, as useradd(8) \
+                 writes it for the first user.",
+            ),
+            Para(
+                "Root inside, with every subordinate id mapped; a file given to uid 1000 \
+                 inside belongs to subordinate id 100999 on the host:",
+            ),
+            Example(
+                Runs::Vm,
+                "$ become-root id -u\n\
+                 0\n\
+                 $ become-root cat /proc/self/uid_map\n\
+                 \x20        0       1000          1\n\
+                 \x20        1     100000      65536\n\
+                 $ become-root sh -c 'touch f && chown 1000:1000 f' && stat -c '%u:%g' f\n\
+                 100999:100999",
+            ),
+            Para("The other maps (ID MAPS), and a map of ids that are not yours:"),
+            Example(
+                Runs::Vm,
+                "$ become-root --map=keep-id sh -c 'id -un; cat /proc/self/uid_map'\n\
+                 alice\n\
+                 \x20        0     100000       1000\n\
+                 \x20     1000       1000          1\n\
+                 \x20     1001     101000      64536\n\
+                 $ become-root --map=subids cat /proc/self/uid_map\n\
+                 \x20     1000       1000          1\n\
+                 \x20   100000     100000      65536\n\
+                 $ become-root --map-users=33:1000:1 --map-users=auto cat /proc/self/uid_map\n\
+                 \x20        0     100000         33\n\
+                 \x20       33       1000          1\n\
+                 \x20       34     100033      65503\n\
+                 $ become-root --map-users=0:300000:10 true\n\
+                 become-root: id map: --map-users=0:300000:10: host uids 300000-300009 are \
+                 neither yours (uid 1000) nor granted to you (/etc/subuid:1 grants \
+                 100000-165535)\n\
+                 hint: map only your own id and the ids granted to you ('subid show' lists them, \
+                 and the map each --map mode makes); an administrator grants more with usermod \
+                 --add-subuids/--add-subgids\n\
+                 $ echo $?\n\
+                 125",
+            ),
+            Para(
+                "Filesystem options apply in command-line order, so a bind below a fresh \
+                 tmpfs lands on it; --copy-up's changes stay inside:",
+            ),
+            Example(
+                Runs::Harness,
+                "$ mkdir data && echo hello > data/greeting\n\
+                 $ become-root --tmpfs=/mnt --bind=$PWD/data:/mnt/data cat /mnt/data/greeting\n\
+                 hello\n\
+                 $ become-root --copy-up=/etc sh -c 'echo inside > /etc/example && cat /etc/example'\n\
+                 inside\n\
+                 $ cat /etc/example\n\
+                 cat: /etc/example: No such file or directory\n\
+                 $ echo $?\n\
+                 1",
+            ),
+            Para(
+                "A published port needs a network namespace, of any mode, none included; port \
+                 0 lets the kernel pick one:",
+            ),
+            Example(
+                Runs::Harness,
+                "$ become-root --net=none -p 127.0.0.1:0:80 true\n\
+                 become-root: published 127.0.0.1:[..] -> 80/tcp\n\
+                 $ become-root -p 8080:80 true\n\
+                 become-root: network: --publish needs a network namespace of the run's own\n\
+                 hint: add --net (any mode: --net=none publishes too), or --boot, --all or \
+                 --sysfs, which make one\n\
+                 $ echo $?\n\
+                 125",
+            ),
+            Para("A helper named by the environment must be there:"),
+            Example(
+                Runs::Harness,
+                "$ NEWUIDMAP=/opt/no/newuidmap become-root true\n\
+                 become-root: id mapping: NEWUIDMAP=/opt/no/newuidmap: no such file or \
+                 directory\n\
+                 hint: set NEWUIDMAP to the path of the program ([..]), or unset it to use the \
+                 one on PATH\n\
+                 $ echo $?\n\
+                 125",
+            ),
+            Para(
+                "A session: set up once, then joined (here its pid namespace's init, become-root, \
+                 is pid 1), listed and stopped:",
+            ),
+            Example(
+                Runs::Harness,
+                "$ become-root --name=box --detach --pid\n\
+                 $ become-root --join=box cat /proc/1/comm\n\
+                 become-root\n\
+                 $ become-root --list\n\
+                 NAME  PID[..]STATUS\n\
+                 box   [..]user,pid,mnt[..]running\n\
+                 $ become-root --stop=box",
+            ),
+            Para(
+                "A Debian image, built as root inside from the package registry and booted; \
+                 --detach returns once its systemd is ready:",
+            ),
+            Example(
+                Runs::AsInReadme,
+                "$ become-root --net=auto --pid mmdebstrap --variant=minbase \
+                 --include=systemd-sysv,dbus bookworm img\n\
+                 ...\n\
+                 $ become-root --name=sys --detach --boot --net=auto --rootfs=img\n\
+                 $ become-root --join=sys systemctl is-system-running --wait\n\
+                 running\n\
+                 $ become-root --join=sys apt-get update\n\
+                 ...\n\
+                 $ become-root --join=sys apt-get install -y less\n\
+                 ...\n\
+                 $ become-root --stop=sys\n\
+                 $ become-root rm -rf img",
+            ),
+            Para("A cgroup of the run's own, and a memory limit:"),
+            Example(
+                Runs::AsInReadme,
+                "$ become-root --cgroup sh -c 'cat /proc/self/cgroup; mkdir /sys/fs/cgroup/inner \
+                 && echo ok'\n\
+                 0::/\n\
+                 ok\n\
+                 $ become-root --memory=64M python3 -c 'b = bytearray(200 << 20)'\n\
+                 become-root: COMMAND was killed by the memory limit (--memory=64M)\n\
+                 Killed\n\
+                 $ echo $?\n\
+                 137",
             ),
         ],
     },
@@ -1195,7 +1378,14 @@ fn become_root_man_page_has_the_contract_sections() {
     let page = &PAGES[0];
     let man = render_man(page);
     let man = String::from_utf8(man).expect("man page is UTF-8");
-    for heading in ["EXIT STATUS", "ENVIRONMENT", "FILES", "KERNEL", "SECURITY"] {
+    for heading in [
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "KERNEL",
+        "SECURITY",
+        "EXAMPLES",
+    ] {
         assert!(
             man.contains(&format!(".SH \"{heading}\""))
                 || man.contains(&format!(".SH {heading}\n")),
@@ -1227,6 +1417,20 @@ fn become_root_man_page_has_the_contract_sections() {
             "{}: {word} is not mentioned",
             page.man
         );
+    }
+}
+
+/// A heading appears once: the page's own section about a group of options (SESSIONS) is
+/// that group's, not a second section of the same name (there were two SESSIONS and two
+/// CGROUPS AND SYSTEM IMAGES).
+#[test]
+fn no_man_page_has_a_section_twice() {
+    for page in PAGES {
+        let man = String::from_utf8(render_man(page)).expect("man page is UTF-8");
+        let mut seen = std::collections::BTreeSet::new();
+        for heading in man.lines().filter(|l| l.starts_with(".SH ")) {
+            assert!(seen.insert(heading), "{}: {heading} twice", page.man);
+        }
     }
 }
 
@@ -1287,7 +1491,8 @@ fn render_page(page: &Page) -> Vec<(PathBuf, Vec<u8>)> {
 /// `Man::render` cannot take extra sections, so the page is assembled from its section
 /// renderers. Each of them writes the roff apostrophe preamble, which must appear only once.
 /// The after-help text is left out: it is the terminal's summary of EXIT STATUS, which the
-/// man page gives in full.
+/// man page gives in full. A section of the page's own whose title is that of a group of
+/// options (SESSIONS) goes at the end of that group, so that no heading appears twice.
 fn render_man(page: &Page) -> Vec<u8> {
     let cmd = (page.command)();
     let has_args = cmd.get_arguments().any(|a| !a.is_hide_set());
@@ -1298,47 +1503,85 @@ fn render_man(page: &Page) -> Vec<u8> {
     let mut out = format!(
         ".\\\" Generated by tests/docs.rs from src/cli.rs; do not edit.\n\
          .\\\" Regenerate with: {REGENERATE_VAR}=1 cargo test --test docs\n{preamble}"
-    )
-    .into_bytes();
-    let mut add = |render: &dyn Fn(&mut Vec<u8>) -> io::Result<()>| {
+    );
+    let rendered = |render: &dyn Fn(&mut Vec<u8>) -> io::Result<()>| {
         let mut part = Vec::new();
         render(&mut part).expect("rendering into memory cannot fail");
-        let body = part
-            .strip_prefix(preamble.as_bytes())
-            .expect("every roff rendering starts with the preamble");
-        out.extend_from_slice(body);
+        let part = String::from_utf8(part).expect("roff is UTF-8");
+        part.strip_prefix(&preamble)
+            .expect("every roff rendering starts with the preamble")
+            .to_string()
     };
 
-    add(&|w| man.render_title(w));
-    add(&|w| man.render_name_section(w));
-    add(&|w| man.render_synopsis_section(w));
-    add(&|w| man.render_description_section(w));
+    out += &rendered(&|w| man.render_title(w));
+    out += &rendered(&|w| man.render_name_section(w));
+    out += &rendered(&|w| man.render_synopsis_section(w));
+    out += &rendered(&|w| man.render_description_section(w));
+    let mut options = String::new();
     if has_args {
-        add(&|w| man.render_options_section(w));
+        options = rendered(&|w| man.render_options_section(w));
     }
+    let mut own = Vec::new();
+    for section in page.sections {
+        let heading = rendered(&|w| Roff::new().control("SH", [section.title]).to_writer(w));
+        let Some(at) = options.find(&heading) else {
+            own.push(section);
+            continue;
+        };
+        let after = at + heading.len();
+        let end = options[after..]
+            .find("\n.SH ")
+            .map_or(options.len(), |i| after + i + 1);
+        let body = rendered(&|w| render_blocks(&mut Roff::new(), section.body).to_writer(w));
+        options.insert_str(end, &body);
+    }
+    out += &options;
     // No render_subcommands_section: it refers to a page per subcommand (subid-show(1)),
     // which is not generated; a page with subcommands describes them in a section of its own.
-    add(&|w| render_sections(page.sections).to_writer(w));
+    out += &rendered(&|w| render_sections(&own).to_writer(w));
     if has_version {
-        add(&|w| man.render_version_section(w));
+        out += &rendered(&|w| man.render_version_section(w));
     }
-    out
+    out.into_bytes()
 }
 
-fn render_sections(sections: &[Section]) -> Roff {
+fn render_sections(sections: &[&Section]) -> Roff {
     let mut roff = Roff::new();
     for section in sections {
         roff.control("SH", [section.title]);
-        for block in section.body {
-            match block {
-                Para(text) => {
-                    roff.control("PP", []).text([roman(*text)]);
+        render_blocks(&mut roff, section.body);
+    }
+    roff
+}
+
+fn render_blocks<'a>(roff: &'a mut Roff, blocks: &[Block]) -> &'a mut Roff {
+    for block in blocks {
+        match block {
+            Para(text) => {
+                roff.control("PP", []).text([roman(*text)]);
+            }
+            Item(tag, text) => {
+                roff.control("TP", [])
+                    .text([bold(*tag)])
+                    .text([roman(*text)]);
+            }
+            Example(runs, text) => {
+                // Indented, in no-fill mode, as man-pages(7) sets examples.
+                match runs {
+                    Runs::Harness => {}
+                    Runs::Vm => {
+                        roff.control("\\\"", ["runs:", "vm"]);
+                    }
+                    Runs::AsInReadme => {
+                        roff.control("\\\"", ["runs:", "as", "in", "README.md"]);
+                    }
                 }
-                Item(tag, text) => {
-                    roff.control("TP", [])
-                        .text([bold(*tag)])
-                        .text([roman(*text)]);
-                }
+                roff.control("PP", [])
+                    .control("in", ["+4n"])
+                    .control("EX", [])
+                    .text([roman(*text)])
+                    .control("EE", [])
+                    .control("in", []);
             }
         }
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::{World, chown_tree};
@@ -19,7 +19,8 @@ common::tests! {
     [Harness, Tool("fuse-overlayfs")]
         fuse_overlayfs_driver_works_and_leaves_nothing,
         fuse_overlayfs_is_gone_when_become_root_returns,
-        fuse_overlayfs_variable_names_the_program_that_runs;
+        fuse_overlayfs_variable_names_the_program_that_runs,
+        fuse_overlayfs_beside_a_mount_point_that_is_not_utf8;
     [Harness, Tool("fuse-overlayfs"), Tool("ps")]
         killing_become_root_leaves_no_mount_and_no_fuse_process;
     [Harness, Tool("busybox")]
@@ -208,16 +209,15 @@ fn fuse_overlayfs_variable_names_the_program_that_runs() {
     let log = w.home().join("fuse-ran");
     let real = common::which("fuse-overlayfs").unwrap();
     let wrapper = w.dir.join("wrapped-fuse-overlayfs");
-    std::fs::write(
+    common::write_executable(
         &wrapper,
         format!(
             "#!/bin/sh\necho fuse-overlayfs >> {}\nexec {} \"$@\"\n",
             p(&log),
             p(&real)
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        0o755,
+    );
     let overlay = format!("--overlay={}:{}", p(&data), p(&t));
     w.env = vec![("FUSE_OVERLAYFS".into(), p(&wrapper))];
     let out = w.run(&[
@@ -258,7 +258,7 @@ fn fuse_overlayfs_variable_names_the_program_that_runs() {
         "{}",
         out.stderr
     );
-    assert!(w.wait_no_leftovers().is_empty());
+    assert!(w.leftover_processes().is_empty());
 }
 
 fn fuse_overlayfs_driver_works_and_leaves_nothing() {
@@ -278,7 +278,7 @@ fn fuse_overlayfs_driver_works_and_leaves_nothing() {
         ),
     );
     assert_eq!(out.ok(), "1\nbase\n0\nkept\n");
-    let left = w.wait_no_leftovers();
+    let left = w.leftover_processes();
     assert!(left.is_empty(), "fuse-overlayfs outlived the run: {left:?}");
     // This world's staging directories: become-root makes them as the test user, and tests
     // running alongside have users of their own.
@@ -327,13 +327,8 @@ fn fuse_overlayfs_is_gone_when_become_root_returns() {
 /// Regression: /proc/self/mountinfo was read as UTF-8, so one mount point anywhere that is not
 /// (here a Latin-1 "café") hid every mount from become-root, and a fuse-overlayfs that had
 /// mounted looked as if it never did: "did not mount within 10 s".
-#[test]
 fn fuse_overlayfs_beside_a_mount_point_that_is_not_utf8() {
-    let Some((mut w, data)) = world() else { return };
-    if common::which("fuse-overlayfs").is_none() {
-        common::skip("fuse-overlayfs is not installed (Debian: fuse-overlayfs)");
-        return;
-    }
+    let (mut w, data) = world();
     let latin1 = format!("{}/caf$(printf '\\351')", p(&w.home()));
     w.root_setup = format!("mkdir -p {latin1} && mount -t tmpfs none {latin1}");
     let t = w.home().join("target");
@@ -389,7 +384,7 @@ fn rootfs_owned_by_a_subordinate_uid_and_with_network_resolv_conf() {
     // As an unpacked image would be: owned by root inside, i.e. the caller... and by
     // subordinate ids for the rest.
     let root = busybox_rootfs(&w, w.sub_start());
-    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::chmod(&root, 0o755);
     let out = w.run(&[
         &format!("--rootfs={}", p(&root)),
         "/bin/stat",

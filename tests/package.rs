@@ -42,6 +42,7 @@ fn gunzip(path: &Path) -> Vec<u8> {
 fn expected(prefix: &str) -> Vec<(String, u32)> {
     let mut files = Vec::new();
     for p in ["become-root", "subid"] {
+        // subid: a link to become-root (whose mode it shows).
         files.push((format!("{prefix}/bin/{p}"), 0o755));
         files.push((format!("{prefix}/share/man/man1/{p}.1.gz"), 0o644));
         files.push((
@@ -99,6 +100,12 @@ fn make_install_puts_every_file_where_distributions_look_and_uninstall_removes_t
             let meta = std::fs::metadata(dest.join(&path[1..])).unwrap();
             assert_eq!(meta.permissions().mode() & 0o7777, *mode, "{path}");
         }
+        let subid = dest.join(format!("{}/bin/subid", &prefix[1..]));
+        assert_eq!(
+            std::fs::read_link(&subid).ok(),
+            Some(PathBuf::from("become-root")),
+            "subid is a link to become-root, not a second copy"
+        );
         for p in ["become-root", "subid"] {
             let man = gunzip(&dest.join(format!("{}/share/man/man1/{p}.1.gz", &prefix[1..])));
             assert_eq!(

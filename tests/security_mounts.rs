@@ -91,7 +91,7 @@ fn d12_fuse_overlayfs_leads_nowhere_outside_the_rootfs() {
         // COMMAND's own root and working directory at least: the audit did look.
         assert!(looked >= 2, "{extra}: {out:#?}");
     }
-    assert!(w.wait_no_leftovers().is_empty());
+    assert!(w.leftover_processes().is_empty());
 }
 
 // ---- D13 ------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ fn d13_links_in_the_image_never_take_become_roots_mounts_out_of_it() {
         "{}",
         out.stderr
     );
-    assert!(w.wait_no_leftovers().is_empty());
+    assert!(w.leftover_processes().is_empty());
 }
 
 // ---- D16 ------------------------------------------------------------------------------------
@@ -238,5 +238,5 @@ fn d16_a_missing_or_linked_resolv_conf_in_the_image_still_gets_the_generated_one
             "nameserver 192.0.2.1\n"
         );
     }
-    assert!(w.wait_no_leftovers().is_empty());
+    assert!(w.leftover_processes().is_empty());
 }

@@ -13,13 +13,13 @@
 //! 3. else an error that names what is missing.
 //!
 //! A leaf is removed by become-root when the run ends, and by a janitor process (a fork of
-//! become-root outside the namespaces, holding nothing of the caller's: [`janitor`]) when
+//! become-root outside the namespaces, holding nothing of the caller's: `janitor`) when
 //! become-root is killed or COMMAND left a process behind: it waits for the pipe's end, then,
 //! asleep, for the leaf to empty, and removes its tree descriptor-relative, within a bound
-//! ([`tree`]); what it cannot remove it reports to the function the launcher gives it. A scope
+//! (`tree`); what it cannot remove it reports to the function the launcher gives it. A scope
 //! is removed by systemd once its last process is gone (`CollectMode=inactive-or-failed`);
 //! the user manager is asked over the session bus, each call bounded in time and ended by a
-//! signal that ends the run ([`bus`]).
+//! signal that ends the run (`bus`).
 //!
 //! Privilege: none. Every write is one the kernel lets the caller make in its own cgroup
 //! (cgroup v2's delegation model, Documentation/admin-guide/cgroup-v2.rst, "Delegation
@@ -133,7 +133,7 @@ fn words(path: &Path) -> Vec<String> {
 
 /// What `--check` says about cgroups: where a run's cgroup would come from and the
 /// controllers it would have; else what is missing, and the fix when there is a specific
-/// one. The user manager is asked (its version, a cheap call bounded by [`CHECK_LIMIT`])
+/// one. The user manager is asked (its version, a cheap call bounded by `CHECK_LIMIT`)
 /// before a scope is said to be possible: busctl and a bus address alone promise nothing.
 pub fn describe_for_check() -> Result<String, (String, Option<String>)> {
     let Some(current) = cgroup_of(None) else {
@@ -351,7 +351,7 @@ impl Own {
     }
 
     /// After the run: remove a leaf once it is empty (its processes have just ended, or end
-    /// within [`ENDING`]), or let the janitor do it (a process of COMMAND's outlives
+    /// within `ENDING`), or let the janitor do it (a process of COMMAND's outlives
     /// become-root, or the tree resists: the janitor reports). A scope's keeper ends, and
     /// systemd removes the scope once the rest has.
     pub fn remove(mut self) {

@@ -1,47 +1,23 @@
-//! The command line's values turned into what it asks for: the filesystem options in the
-//! order given, then a run, `--check` or a session command ([`Action`]).
+//! What a command line asks for: [`Cli`] turned into the values the layers below take.
+#![forbid(unsafe_code)]
 
-use std::ffi::OsString;
+use super::Cli;
 
-use super::{Cli, FsArg};
+/// What a `become-root` command line asks for.
+// Made once per run and matched at once: boxing the large variant would only add an
+// allocation to the start-up path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Action {
+    /// A new run (launch).
+    Run(crate::launch::Request),
+    /// `--check`.
+    Check(crate::check::Asked),
+    /// `--join`, `--list`, `--stop`.
+    Session(crate::session::SessionCommand),
+}
 
 impl Cli {
-    /// Parse like `Parser::try_parse_from`, and also record the filesystem options in the
-    /// order they were given (later mounts may build on earlier ones).
-    pub fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
-        use clap::FromArgMatches;
-        let mut matches = Self::command().try_get_matches_from(args)?;
-        // Indices first: from_arg_matches_mut takes the values out (no copy of the matches).
-        let index = |id: &str| matches.indices_of(id).map(|i| i.collect::<Vec<usize>>());
-        let indices: Vec<Option<Vec<usize>>> = ["bind", "ro_bind", "tmpfs", "copy_up", "overlay"]
-            .iter()
-            .map(|id| index(id))
-            .collect();
-        let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
-        let mut ordered: Vec<(usize, FsArg)> = Vec::new();
-        type Kind<'a> = (&'a str, &'a Vec<String>, fn(String) -> FsArg);
-        let kinds: [Kind; 5] = [
-            ("bind", &cli.bind, FsArg::Bind),
-            ("ro_bind", &cli.ro_bind, FsArg::RoBind),
-            ("tmpfs", &cli.tmpfs, FsArg::Tmpfs),
-            ("copy_up", &cli.copy_up, FsArg::CopyUp),
-            ("overlay", &cli.overlay, FsArg::Overlay),
-        ];
-        for ((_, values, make), indices) in kinds.into_iter().zip(indices) {
-            if let Some(indices) = indices {
-                ordered.extend(indices.into_iter().zip(values.iter().cloned().map(make)));
-            }
-        }
-        ordered.sort_by_key(|(index, _)| *index);
-        cli.filesystem = ordered.into_iter().map(|(_, arg)| arg).collect();
-        Ok(cli)
-    }
-
-    /// The clap command, for generating man pages and completions.
-    pub fn command() -> clap::Command {
-        <Self as clap::CommandFactory>::command()
-    }
-
     /// What the command line asks for, as the values the layers below take.
     pub fn into_action(self) -> Action {
         let identity = crate::identity::Asked {
@@ -58,6 +34,27 @@ impl Cli {
                 map_users: self.map_users,
                 map_groups: self.map_groups,
                 subid_source: self.subid_source,
+                network: self.net.map(|mode| {
+                    let a = crate::net::Addressing::from_options(
+                        self.cidr.as_deref(),
+                        self.ipv6,
+                        &self.dns,
+                    );
+                    (mode, a)
+                }),
+            });
+        }
+        if let Some(spec) = self
+            .join
+            .clone()
+            .filter(|_| !self.publish.is_empty() || !self.unpublish.is_empty())
+        {
+            return Action::Session(crate::session::SessionCommand::Ports {
+                name: spec,
+                publish: self.publish,
+                unpublish: self.unpublish,
+                command: !self.command.is_empty(),
+                quiet: self.quiet,
             });
         }
         if let Some(spec) = self.join {
@@ -94,8 +91,12 @@ impl Cli {
             net: self.net,
             publish: self.publish,
             port_driver: self.port_driver,
+            keep_clients: !self.no_client_address,
             allow_host_loopback: self.allow_host_loopback,
             mtu: self.mtu,
+            cidr: self.cidr,
+            ipv6: self.ipv6,
+            dns: self.dns,
             filesystem: self.filesystem,
             overlay_driver: self.overlay_driver,
             rootfs: self.rootfs,
@@ -127,18 +128,4 @@ impl Cli {
             command: self.command,
         })
     }
-}
-
-/// What a `become-root` command line asks for.
-// Made once per run and matched at once: boxing the large variant would only add an
-// allocation to the start-up path.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Action {
-    /// A new run (launch).
-    Run(crate::launch::Request),
-    /// `--check`.
-    Check(crate::check::Asked),
-    /// `--join`, `--list`, `--stop`.
-    Session(crate::session::SessionCommand),
 }

@@ -5,6 +5,9 @@
 //! result over. The same definition generates `man/` and `completions/` (see
 //! `tests/docs.rs`), so help, man page and completions cannot drift apart.
 #![forbid(unsafe_code)]
+// The help texts are the doc comments: "[HOST_IP:]PORT" is a command line's optional part there,
+// not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::ffi::OsString;
 
@@ -17,10 +20,11 @@ pub use crate::options::{
 mod action;
 mod fast;
 pub mod subid;
+mod usage;
 
 pub use action::Action;
-
 pub use fast::{plain_join, plain_run};
+pub use usage::{clap_usage, usage_exit};
 
 const AFTER_HELP: &str = "\
 Exit status: the command's own; 128+N when it was killed by signal N (become-root dies
@@ -95,11 +99,22 @@ pub struct Cli {
     #[arg(short = 'p', long, value_name = "SPEC")]
     pub publish: Vec<String>,
 
+    /// With --join=NAME: stop publishing SPEC ([HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp], as
+    /// --list shows it) in running session NAME (repeatable); with --publish and no COMMAND,
+    /// --join=NAME adds ports to it
+    #[arg(long, value_name = "SPEC", requires = "join")]
+    pub unpublish: Vec<String>,
+
     /// Who forwards published ports: builtin (become-root's own splice forwarder, any --net
     /// mode) or helper (slirp4netns's API or pasta's own forwarding; needs slirp4netns or
     /// pasta, and a server inside listening on all addresses)
     #[arg(long, value_enum, default_value_t = PortDriver::Builtin, value_name = "DRIVER", requires = "net")]
     pub port_driver: PortDriver,
+
+    /// The servers inside see every client of a published TCP port as 127.0.0.1 (by default
+    /// they see the client's own address and port, through become-root's forwarder)
+    #[arg(long, requires = "publish")]
+    pub no_client_address: bool,
 
     /// Let the namespace reach the host's loopback (127.0.0.1) through the gateway
     /// (10.0.2.2 with slirp4netns, the host's gateway address with pasta). Off by default:
@@ -111,9 +126,25 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 65520, value_parser = clap::value_parser!(u32).range(1280..=65520))]
     pub mtu: u32,
 
+    /// The IPv4 network of the connected interface (default: 10.0.2.0/24 with slirp4netns,
+    /// the host's own with pasta): the namespace is NET+100, the gateway NET+2, slirp4netns's
+    /// DNS forwarder NET+3. PREFIX 1 to 25
+    #[arg(long, value_name = "NET/PREFIX", requires = "net")]
+    pub cidr: Option<String>,
+
+    /// IPv6 inside too: fd00::100/64 with slirp4netns (pasta has IPv6 whenever the host has
+    /// it)
+    #[arg(long, requires = "net")]
+    pub ipv6: bool,
+
+    /// Name IP as the resolver in the generated resolv.conf, instead of the helper's DNS
+    /// forwarder (repeatable)
+    #[arg(long, value_name = "IP", requires = "net")]
+    pub dns: Vec<String>,
+
     /// Bind SRC (a host path) to DST (default: the same path; inside --rootfs when given),
-    /// recursively. Filesystem options apply in command-line order; write '\:' for a ':' in
-    /// a path
+    /// recursively. Filesystem options apply in command-line order; a DST below a tmpfs (or
+    /// throwaway overlay) of an earlier option is made there. Write '\:' for a ':' in a path
     #[arg(
         long,
         value_name = "SRC[:DST]",
@@ -139,7 +170,7 @@ pub struct Cli {
 
     /// DIR becomes a writable copy whose changes stay inside (an overlay with a throwaway
     /// upper layer). New and replaced files work; files owned by ids outside the map stay
-    /// read-only, as on the host
+    /// read-only in place, as on the host (under fuse-overlayfs they are writable copies)
     #[arg(
         long,
         value_name = "DIR",
@@ -163,7 +194,8 @@ pub struct Cli {
     pub overlay_driver: OverlayDriver,
 
     /// Make DIR the root (pivot_root) with /proc, a minimal /dev, /sys, /tmp and, with a
-    /// connected network, /etc/resolv.conf; DSTs of the other options are inside it
+    /// connected network, /etc/resolv.conf (missing proc, dev, sys, tmp are made in a DIR of
+    /// yours); DSTs of the other options are inside it
     #[arg(
         long,
         value_name = "DIR",
@@ -318,7 +350,8 @@ pub struct Cli {
         help_heading = "Sessions",
         conflicts_with_all = [
             "map_users", "map_groups", "subid_source", "propagation", "net", "publish",
-            "port_driver", "allow_host_loopback", "mtu", "overlay_driver", "rootfs", "sysfs",
+            "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu",
+            "cidr", "ipv6", "dns", "overlay_driver", "rootfs", "sysfs",
             "pid", "uts", "ipc", "as_pid_1", "boot", "notify_ready", "stop_timeout", "cgroup",
             "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
             "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "name", "detach", "join",
@@ -338,7 +371,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
+            "propagation", "net", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
             "stop_timeout",
@@ -353,7 +386,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
+            "propagation", "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
             "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd", "stop_timeout",
@@ -375,7 +408,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
-            "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind", "ro_bind",
+            "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind", "ro_bind",
             "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd",
@@ -392,7 +425,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "list", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
+            "propagation", "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir",
             "pid", "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus",
             "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
@@ -425,52 +458,40 @@ pub struct Cli {
     pub command: Vec<OsString>,
 }
 
-/// A command line clap refused: its help or version printed (status 0), or the usage error
-/// reported in become-root's format (status 125).
-pub fn usage_exit(e: &clap::Error, program: &str) -> i32 {
-    use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return 0;
-    }
-    let (why, hint) = clap_usage(e, program);
-    let err = crate::error::Error::usage(why, hint);
-    err.report();
-    err.exit_code()
-}
-
-/// clap's error for bad usage, as `(why, hint)` for `<program>: usage: <why>` and `hint:`:
-/// the first line without clap's "error: ", the missing arguments it lists on the following
-/// lines, and its tip or the possible values as the hint.
-pub fn clap_usage(e: &clap::Error, program: &str) -> (String, String) {
-    let text = e.render().to_string();
-    let mut lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .peekable();
-    let mut why = lines
-        .next()
-        .unwrap_or("bad usage")
-        .trim_start_matches("error: ")
-        .to_string();
-    // "the following required arguments were not provided:" lists them on the next lines.
-    if why.ends_with(':') {
-        let mut missing = Vec::new();
-        while let Some(line) = lines.next_if(|l| !l.starts_with("Usage:") && !l.contains(": ")) {
-            missing.push(line);
+impl Cli {
+    /// Parse like `Parser::try_parse_from`, and also record the filesystem options in the
+    /// order they were given (later mounts may build on earlier ones).
+    pub fn parse_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+        use clap::FromArgMatches;
+        let mut matches = Self::command().try_get_matches_from(args)?;
+        // Indices first: from_arg_matches_mut takes the values out (no copy of the matches).
+        let index = |id: &str| matches.indices_of(id).map(|i| i.collect::<Vec<usize>>());
+        let indices: Vec<Option<Vec<usize>>> = ["bind", "ro_bind", "tmpfs", "copy_up", "overlay"]
+            .iter()
+            .map(|id| index(id))
+            .collect();
+        let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+        let mut ordered: Vec<(usize, FsArg)> = Vec::new();
+        type Kind<'a> = (&'a str, &'a Vec<String>, fn(String) -> FsArg);
+        let kinds: [Kind; 5] = [
+            ("bind", &cli.bind, FsArg::Bind),
+            ("ro_bind", &cli.ro_bind, FsArg::RoBind),
+            ("tmpfs", &cli.tmpfs, FsArg::Tmpfs),
+            ("copy_up", &cli.copy_up, FsArg::CopyUp),
+            ("overlay", &cli.overlay, FsArg::Overlay),
+        ];
+        for ((_, values, make), indices) in kinds.into_iter().zip(indices) {
+            if let Some(indices) = indices {
+                ordered.extend(indices.into_iter().zip(values.iter().cloned().map(make)));
+            }
         }
-        why = format!("{why} {}", missing.join(", "));
+        ordered.sort_by_key(|(index, _)| *index);
+        cli.filesystem = ordered.into_iter().map(|(_, arg)| arg).collect();
+        Ok(cli)
     }
-    let tip = lines.find_map(|l| {
-        l.strip_prefix("tip: ").map(str::to_string).or_else(|| {
-            let values = l.strip_prefix("[possible values: ")?.strip_suffix(']')?;
-            Some(format!("use one of: {values}"))
-        })
-    });
-    let hint = match tip {
-        Some(tip) => format!("{tip}; see '{program} --help'"),
-        None => format!("see '{program} --help'"),
-    };
-    (why, hint)
+
+    /// The clap command, for generating man pages and completions.
+    pub fn command() -> clap::Command {
+        <Self as clap::CommandFactory>::command()
+    }
 }

@@ -6,7 +6,7 @@
 use nix::unistd::getpid;
 
 use super::Plan;
-use super::inside::{MapsFrom, Ops, Real, map_helper, run_command, setup_inside};
+use super::inside::{MapsFrom, Real, map_helper, run_command, unshare_and_set_up};
 use crate::error::Error;
 use crate::process;
 use crate::sys::{self, Forked};
@@ -59,10 +59,7 @@ pub(super) fn exec_in_place(plan: &Plan) -> Result<std::convert::Infallible, Err
         }
     };
     let mut real = Real::new(maps, None);
-    if let Err(e) = real
-        .unshare(plan.namespaces)
-        .and_then(|()| setup_inside(&mut real, plan))
-    {
+    if let Err(e) = unshare_and_set_up(&mut real, plan) {
         real.abandon();
         return Err(e);
     }

@@ -1,7 +1,7 @@
 //! The namespace process's side: the steps inside the new namespaces, from the maps to
 //! COMMAND, in the same order in both shapes of a run ([`setup_inside`] through the [`Ops`]
 //! seam), the map helper of exec-in-place mode, and the cloned process of a supervised run
-//! ([`namespace_child`]).
+//! (`namespace_child`).
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -21,7 +21,7 @@ use crate::sys::{self, Forked};
 use crate::userns::{self, Mapping, UsernsError};
 
 /// What the namespace process does to the system, in order. The real implementation is
-/// [`Real`]; a test records the calls.
+/// `Real`; a test records the calls.
 pub trait Ops {
     /// Make the new namespaces (exec in place only; a cloned child already has them).
     fn unshare(&mut self, flags: CloneFlags) -> Result<(), Error>;
@@ -40,6 +40,14 @@ pub trait Ops {
     fn drop_groups(&mut self) -> Result<(), Error>;
     fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
     fn loopback_up(&mut self) -> Result<(), Error>;
+    /// What the network helper leaves to the namespace (net::configure_inside).
+    fn configure_network(&mut self, net: &net::NetPlan) -> Result<(), Error>;
+}
+
+/// Exec in place: make the namespaces, then the steps inside them.
+pub fn unshare_and_set_up(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
+    ops.unshare(plan.namespaces)?;
+    setup_inside(ops, plan)
 }
 
 /// The steps inside the namespaces, after they exist and before COMMAND runs.
@@ -61,6 +69,9 @@ pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     }
     if plan.net.is_some() {
         ops.loopback_up()?;
+    }
+    if let Some(net) = &plan.connected {
+        ops.configure_network(net)?;
     }
     Ok(())
 }
@@ -95,6 +106,8 @@ pub(super) struct Real {
     /// The resolv.conf to bind instead of the plan's: the network helper become-root fell
     /// back to has another DNS forwarder.
     resolv_conf: Option<String>,
+    /// The helper that runs, when become-root fell back to another than the plan's.
+    fell_back_to: Option<net::Driver>,
     /// Carries out the mount steps.
     mounts: mounts::Applier,
     /// --cgroup: where to say that the cgroup namespace is made, and the rest of the word to
@@ -110,6 +123,7 @@ impl Real {
         Real {
             maps: Some(maps),
             resolv_conf: None,
+            fell_back_to: None,
             mounts: mounts::Applier::new(fuse),
             cgroup_made: None,
             release: None,
@@ -123,8 +137,15 @@ impl Real {
         let _ = go.read_to_end(&mut bytes);
         match bytes.strip_prefix(b"ok") {
             Some(b"") => Ok(()),
-            Some(b"slirp4netns") => {
-                self.resolv_conf = Some(net::Driver::Slirp4netns.resolv_conf());
+            // The fallback's resolv.conf follows its name, made by become-root from the
+            // run's --cidr, --ipv6 and --dns.
+            Some(rest) if rest.starts_with(b"slirp4netns") => {
+                self.fell_back_to = Some(net::Driver::Slirp4netns);
+                let text = rest.strip_prefix(b"slirp4netns\n").unwrap_or_default();
+                self.resolv_conf = Some(match std::str::from_utf8(text) {
+                    Ok(text) if !text.is_empty() => text.to_string(),
+                    _ => net::Driver::Slirp4netns.resolv_conf(),
+                });
                 Ok(())
             }
             // become-root failed to map us and reports that itself.
@@ -271,6 +292,11 @@ impl Ops for Real {
 
     fn loopback_up(&mut self) -> Result<(), Error> {
         sys::loopback_up().map_err(|e| Error::sys("bringing up loopback", e))
+    }
+
+    fn configure_network(&mut self, plan: &net::NetPlan) -> Result<(), Error> {
+        let driver = self.fell_back_to.unwrap_or(plan.driver);
+        Ok(net::configure_inside(driver, &plan.addressing)?)
     }
 }
 
@@ -436,7 +462,7 @@ pub(super) fn namespace_child(
     }
     sys::close_own_fds_except(&keep);
     if let Some(channel) = provider {
-        net::forward::spawn_provider(channel, plan.pid_namespace())?;
+        net::forward::spawn_provider(channel, plan.pid_namespace(), plan.keep_clients)?;
     }
     if plan.info_fd.is_some() {
         let _ = (&ending).write_all(&process::Ending::Ready.encode());

@@ -1,9 +1,9 @@
 //! The launcher: from what the command line asks to COMMAND running in its namespaces.
 //!
 //! Two shapes, chosen by what must live outside the namespaces (DESIGN.md, process model):
-//! - exec in place ([`in_place`]): newuidmap and newgidmap, forked ahead, write the maps
+//! - exec in place (`in_place`): newuidmap and newgidmap, forked ahead, write the maps
 //!   while become-root itself unshares and then execs COMMAND, which keeps become-root's pid;
-//! - supervise ([`supervise`]: `--pid`, a network helper, published ports, `--info-fd`, a
+//! - supervise (`supervise`: `--pid`, a network helper, published ports, `--info-fd`, a
 //!   session, `--cgroup`, fuse-overlayfs): become-root clones the namespace process, writes its maps and starts its
 //!   helpers from outside, and waits, forwarding signals. That run is a pipeline of named
 //!   steps with one place that undoes them.
@@ -47,8 +47,14 @@ pub struct Request {
     pub net: Option<NetMode>,
     pub publish: Vec<String>,
     pub port_driver: PortDriver,
+    /// Published TCP ports keep the client's address (not --no-client-address).
+    pub keep_clients: bool,
     pub allow_host_loopback: bool,
     pub mtu: u32,
+    /// --cidr, --ipv6, --dns, as given (checked by the plan).
+    pub cidr: Option<String>,
+    pub ipv6: bool,
+    pub dns: Vec<String>,
     /// The filesystem options in command-line order.
     pub filesystem: Vec<FsArg>,
     pub overlay_driver: OverlayDriver,
@@ -132,6 +138,12 @@ fn launch(
         say!("become-root: uid map: {}", show(&plan.mapping.uid));
         say!("become-root: gid map: {}", show(&plan.mapping.gid));
         say!("become-root: {}", plan.identity_text());
+        if let Some(net) = &plan.connected {
+            say!(
+                "become-root: network: {}",
+                net.addressing.describe(net.driver)
+            );
+        }
         if let crate::userns::Writer::Helpers {
             newuidmap,
             newgidmap,

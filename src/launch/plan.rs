@@ -30,6 +30,11 @@ pub struct Plan {
     pub connected: Option<NetPlan>,
     /// Ports published on the host by become-root's forwarder.
     pub publish: Vec<Publish>,
+    /// The forwarder keeps TCP clients' addresses (net::forward's transparent.rs).
+    pub keep_clients: bool,
+    /// A session whose ports can change while it runs (--join=NAME --publish): a network
+    /// namespace of its own and become-root's forwarder (not --port-driver=helper).
+    pub live_ports: bool,
     pub mapping: Mapping,
     pub command: Command,
     /// --quiet: no warnings or notices.
@@ -190,7 +195,9 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let pid = cli.pid || cli.all || as_pid_1;
     let net = implied_net(cli.net, cli.all || cli.boot, cli.sysfs);
     let mut notices = Vec::new();
-    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
+    let addressing = net::Addressing::from_options(cli.cidr.as_deref(), cli.ipv6, &cli.dns)
+        .map_err(net::NetError::Addressing)?;
+    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback, addressing)?;
     let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
     if !publish.is_empty() && net.is_none() {
         return Err(net::NetError::PublishWithoutNet.into());
@@ -209,7 +216,10 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         }
         publish.clear();
     }
-    if connected.is_some() {
+    if let Some(helper) = connected.as_mut() {
+        // A session whose helper forwards its ports takes live ports through slirp4netns's
+        // API socket (pasta has none), with or without -p at its start.
+        helper.keep_api = cli.port_driver == PortDriver::Helper && cli.name.is_some();
         net::check_tun()?;
     }
     cli.limits.check()?;
@@ -279,7 +289,10 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let session =
         crate::session::Request::new(cli.name.as_deref(), cli.detach, cli.command.is_empty())?;
-    let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
+    let live_ports = session.is_some() && net.is_some() && cli.port_driver == PortDriver::Builtin;
+    let resolv_conf = connected
+        .as_ref()
+        .map(|c| c.addressing.resolv_conf(c.driver));
     let filesystem = cli
         .filesystem
         .iter()
@@ -348,7 +361,22 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     // are made or checked and kept open. Only a directory of the caller's own ids (outside)
     // may be one.
     let owns = |uid: u32| uid == caller.uid || mapping.uid.to_inside(uid).is_some();
-    let prepared = mounts::check(&options, &owns)?;
+    // A group's write access is the caller's alone when it is a subordinate gid of the map,
+    // or the caller's user private group (read only when a directory has group write).
+    let private = std::cell::OnceCell::new();
+    let group = |gid: u32| {
+        if caller.is_real_root() || (gid != caller.gid && mapping.gid.to_inside(gid).is_some()) {
+            return Ok(());
+        }
+        private
+            .get_or_init(|| crate::userns::private_group(caller.uid))
+            .check(gid)
+    };
+    let trust = mounts::Trust {
+        uid: &owns,
+        group: &group,
+    };
+    let prepared = mounts::check(&options, &trust)?;
     if let Some(root) = &options.rootfs
         && !session.as_ref().is_some_and(|s| s.pause) // (session.rs: runs no COMMAND)
         && !mounts::command_in_rootfs(root, &command.name)
@@ -376,6 +404,8 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             net,
             connected,
             publish,
+            keep_clients: cli.keep_clients,
+            live_ports,
             mapping,
             command,
             quiet: cli.quiet,
@@ -409,17 +439,17 @@ const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 /// `systemd` (Debian's /sbin/init -> /lib/systemd/systemd, /lib -> usr/lib). Only links are
 /// read; nothing is opened or followed outside `root`.
 fn init_is_systemd(root: &Path, command: &std::ffi::OsStr) -> bool {
-    use std::path::Component;
-    let mut path = PathBuf::from("/");
-    let mut rest: Vec<std::ffi::OsString> = Path::new(command)
-        .components()
-        .rev()
-        .filter_map(|c| match c {
+    // The names still to walk, the next last (`..` kept, to step back).
+    fn names(path: &Path) -> impl DoubleEndedIterator<Item = std::ffi::OsString> + '_ {
+        use std::path::Component;
+        path.components().filter_map(|c| match c {
             Component::Normal(name) => Some(name.to_os_string()),
             Component::ParentDir => Some("..".into()),
             _ => None,
         })
-        .collect();
+    }
+    let mut path = PathBuf::from("/");
+    let mut rest: Vec<std::ffi::OsString> = names(Path::new(command)).rev().collect();
     let mut links = 0;
     while let Some(name) = rest.pop() {
         if name == ".." {
@@ -437,15 +467,7 @@ fn init_is_systemd(root: &Path, command: &std::ffi::OsStr) -> bool {
             if target.is_absolute() {
                 path = PathBuf::from("/");
             }
-            let parts: Vec<std::ffi::OsString> = target
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(n) => Some(n.to_os_string()),
-                    Component::ParentDir => Some("..".into()),
-                    _ => None,
-                })
-                .collect();
-            rest.extend(parts.into_iter().rev());
+            rest.extend(names(&target).rev());
         }
     }
     path.file_name().is_some_and(|n| n == "systemd")

@@ -81,6 +81,20 @@ impl Applier {
                 Ok(())
             }
             MountStep::Tmpfs { dir, mode } => tmpfs(&self.place(dir, Links::Inside)?, *mode),
+            MountStep::MountPoint {
+                base,
+                rest,
+                source,
+                what,
+            } => {
+                // The fresh mount's root, looked up as its own mount step looked it up.
+                let base_fd = match self.place(base, Links::Inside)? {
+                    Place::Opened { fd, .. } => fd,
+                    Place::Path(path) => open_path(&path)
+                        .map_err(fail(format!("{what} {}", base.join(rest).display())))?,
+                };
+                super::points::make(base_fd, rest, source.as_deref(), what, &base.join(rest))
+            }
             MountStep::Overlay {
                 lowers,
                 target,

@@ -7,15 +7,26 @@ pub(super) fn not_found(what: &str, path: &Path) -> Error {
     mount_error(format!("{what} {}", path.display()), nix::Error::ENOENT)
 }
 
+/// Whose directories a run may write to and run from ([`crate::writers`]): the caller's own
+/// and its map's, writable by nobody else.
+pub struct Trust<'a> {
+    /// Whether a host uid is the caller's own, or one its map covers.
+    pub uid: &'a dyn Fn(u32) -> bool,
+    /// Whether write access for a host group is the caller's alone: its user private group,
+    /// or a subordinate gid its map covers.
+    pub group: &'a dyn Fn(u32) -> Result<(), NotPrivate>,
+}
+
 /// Check every path the plan names, as the caller sees them, before anything is mounted.
 /// Creates nothing but a missing overlay UPPER and its work directory (beside it, so on the
-/// same filesystem), each with one mkdir, and returns them open. `owns` says whether a host
-/// uid belongs to the caller (its own, or one its map covers): only such a directory may be
-/// written to.
-pub fn check(o: &Options, owns: &dyn Fn(u32) -> bool) -> Result<Prepared, Error> {
+/// same filesystem), each with one mkdir, and returns them open; and, last, the mount points
+/// a new root of the caller's own lacks (points.rs). Only a directory `trust` says is the
+/// caller's alone may be written to. A destination below a place the run mounts fresh before
+/// it is made then, in that mount (points.rs), and not looked for here.
+pub fn check(o: &Options, trust: &Trust) -> Result<Prepared, Error> {
     let mut new_root = None;
     if let Some(root) = &o.rootfs {
-        check_rootfs(root, owns)?;
+        check_rootfs(root, trust)?;
         // Destinations are inside the new root: a '..' would climb out of it before pivot.
         let destinations = o.filesystem.iter().map(|spec| match spec {
             FsSpec::Bind { dst, .. } => dst,
@@ -60,17 +71,21 @@ pub fn check(o: &Options, owns: &dyn Fn(u32) -> bool) -> Result<Prepared, Error>
         }
     };
     let mut prepared = Prepared::default();
-    for spec in &o.filesystem {
+    for (index, spec) in o.filesystem.iter().enumerate() {
+        let made_later = super::points::below_fresh(o, index).is_some();
         match spec {
             FsSpec::Bind { src, dst, .. } => {
                 if !src.exists() {
                     return Err(not_found("bind source", src));
                 }
-                dest("bind destination", dst, false)?;
+                if !made_later {
+                    dest("bind destination", dst, false)?;
+                }
             }
-            FsSpec::Tmpfs { dir } => {
+            FsSpec::Tmpfs { dir } if !made_later => {
                 dest("tmpfs directory", dir, true)?;
             }
+            FsSpec::Tmpfs { .. } => {}
             FsSpec::Overlay {
                 lowers,
                 target,
@@ -82,16 +97,21 @@ pub fn check(o: &Options, owns: &dyn Fn(u32) -> bool) -> Result<Prepared, Error>
                     }
                     refuse_pseudo_fs("overlay lower", lower, lower)?;
                 }
-                let fd = dest("overlay target", target, true)?;
-                let shown = super::plan::inside(&o.rootfs, target);
-                refuse_pseudo_fs("overlay target", &shown, &super::root::fd_path(&fd))?;
+                if !made_later {
+                    let fd = dest("overlay target", target, true)?;
+                    let shown = super::plan::inside(&o.rootfs, target);
+                    refuse_pseudo_fs("overlay target", &shown, &super::root::fd_path(&fd))?;
+                }
                 if let Some(upper) = upper
                     && prepared.upper(upper).is_none()
                 {
-                    prepare_upper(upper, owns, &mut prepared)?;
+                    prepare_upper(upper, trust, &mut prepared)?;
                 }
             }
         }
+    }
+    if let Some(root) = &new_root {
+        root.make_own_dirs(&root.missing(&super::points::root_dirs(o.boot)))?;
     }
     Ok(prepared)
 }
@@ -148,7 +168,7 @@ pub(super) fn refuse_pseudo_fs(what: &str, path: &Path, at: &Path) -> Result<(),
 
 /// --rootfs: a directory (not a file, not `/`) that nobody but the caller (or root) can
 /// change, since become-root runs COMMAND from it as root of the namespace.
-pub(super) fn check_rootfs(root: &Path, owns: &dyn Fn(u32) -> bool) -> Result<(), Error> {
+pub(super) fn check_rootfs(root: &Path, trust: &Trust) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(root).map_err(|e| {
         mount_error(
@@ -170,21 +190,24 @@ pub(super) fn check_rootfs(root: &Path, owns: &dyn Fn(u32) -> bool) -> Result<()
             "give a directory holding the new root's tree, or leave --rootfs out",
         ));
     }
-    if !(owns(meta.uid()) || meta.uid() == 0) || meta.mode() & 0o022 != 0 {
-        return Err(refused(
-            "--rootfs",
-            root,
-            format!(
-                "is owned by uid {} with mode {:04o}: others could change the tree COMMAND \
-                 runs from",
-                meta.uid(),
-                meta.mode() & 0o7777
-            ),
-            "use a directory of yours (or of your subordinate ids) that only its owner can \
-             write to",
-        ));
-    }
-    Ok(())
+    let why = if !((trust.uid)(meta.uid()) || meta.uid() == 0) {
+        format!(
+            "is owned by uid {}, neither yours nor one of your subordinate ids'",
+            meta.uid()
+        )
+    } else {
+        match crate::writers::others_write(meta.mode(), meta.gid(), trust.group) {
+            Ok(()) => return Ok(()),
+            Err(who) => who,
+        }
+    };
+    Err(refused(
+        "--rootfs",
+        root,
+        format!("{why}: others could change the tree COMMAND runs from"),
+        "use a directory of yours (or of your subordinate ids) that nobody else can write to \
+         (chmod go-w it, unless its group is your private group)",
+    ))
 }
 
 /// The work directory overlayfs needs, kept beside UPPER so that both are on one
@@ -202,7 +225,7 @@ pub fn work_dir(upper: &Path) -> PathBuf {
 /// leaves nothing behind.
 pub(super) fn prepare_upper(
     upper: &Path,
-    owns: &dyn Fn(u32) -> bool,
+    trust: &Trust,
     prepared: &mut Prepared,
 ) -> Result<(), Error> {
     let Some(name) = upper.file_name() else {
@@ -218,9 +241,9 @@ pub(super) fn prepare_upper(
         _ => Path::new("."),
     };
     let work_name = format!(".{}.work", name.to_string_lossy());
-    let parent_fd = open_parent(parent, upper)?;
-    let (dir, made_dir) = own_dir(&parent_fd, parent, name, owns)?;
-    let (work, _) = match own_dir(&parent_fd, parent, work_name.as_ref(), owns) {
+    let parent_fd = open_parent(parent, upper, trust)?;
+    let (dir, made_dir) = own_dir(&parent_fd, parent, name, trust)?;
+    let (work, _) = match own_dir(&parent_fd, parent, work_name.as_ref(), trust) {
         Ok(done) => done,
         Err(e) => {
             if made_dir {
@@ -254,9 +277,10 @@ pub(super) fn prepare_upper(
 
 /// The directory that will hold UPPER and its work directory, opened once: both are made
 /// and opened relative to it. It may be reached through symlinks (the caller named it), but
-/// it must not let others rename what is in it: not group- or world-writable unless sticky
-/// (as /tmp is, where only an entry's owner may remove or rename it).
-pub(super) fn open_parent(parent: &Path, upper: &Path) -> Result<OwnedFd, Error> {
+/// it must not let others rename what is in it: owned by the caller (or one of its
+/// subordinate ids, or root), and writable by nobody else unless sticky (as /tmp is, where
+/// only an entry's owner may remove or rename it).
+pub(super) fn open_parent(parent: &Path, upper: &Path, trust: &Trust) -> Result<OwnedFd, Error> {
     let fd = open(
         parent,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -265,25 +289,34 @@ pub(super) fn open_parent(parent: &Path, upper: &Path) -> Result<OwnedFd, Error>
     .map_err(|errno| mount_error(format!("overlay upper {}", upper.display()), errno))?;
     let st = nix::sys::stat::fstat(&fd)
         .map_err(|errno| mount_error(format!("overlay upper {}", upper.display()), errno))?;
-    if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
-        return Err(refused(
-            "overlay upper",
-            upper,
-            format!(
-                "its directory {} is writable by others (mode {:04o}) and not sticky: they \
-                 could swap UPPER or its work directory for a link to your files",
-                parent.display(),
-                st.st_mode & 0o7777
-            ),
-            "keep UPPER in a directory only you can write to",
-        ));
-    }
-    Ok(fd)
+    let why = if !((trust.uid)(st.st_uid) || st.st_uid == 0) {
+        format!(
+            "is owned by uid {}, neither yours nor one of your subordinate ids'",
+            st.st_uid
+        )
+    } else if st.st_mode & 0o1000 != 0 {
+        return Ok(fd);
+    } else {
+        match crate::writers::others_write(st.st_mode, st.st_gid, trust.group) {
+            Ok(()) => return Ok(fd),
+            Err(who) => format!("is not sticky, and {who}"),
+        }
+    };
+    Err(refused(
+        "overlay upper",
+        upper,
+        format!(
+            "its directory {} {why}: others could swap UPPER or its work directory for a link \
+             to your files",
+            parent.display()
+        ),
+        "keep UPPER in a directory only you can write to",
+    ))
 }
 
 /// Make `name` in `parent` (mode 0755, if missing) and open it without following a symbolic
 /// link (O_NOFOLLOW on the last component, relative to the parent's descriptor), then check
-/// that it is a directory the caller owns (`owns`) and that nobody else can write to. Says
+/// that it is a directory the caller owns and that nobody else can write to (`trust`). Says
 /// whether it was made here.
 ///
 /// Why: overlayfs empties and rewrites its work directory, and writes whatever COMMAND writes
@@ -293,7 +326,7 @@ pub fn own_dir(
     parent: &OwnedFd,
     parent_path: &Path,
     name: &std::ffi::OsStr,
-    owns: &dyn Fn(u32) -> bool,
+    trust: &Trust,
 ) -> Result<(OwnedFd, bool), Error> {
     let path = parent_path.join(name);
     let fail = |errno| mount_error(format!("overlay directory {}", path.display()), errno);
@@ -336,18 +369,24 @@ pub fn own_dir(
         .map_err(fail)?;
     }
     let st = nix::sys::stat::fstat(&fd).map_err(fail)?;
-    if !owns(st.st_uid) || st.st_mode & 0o022 != 0 {
+    let why = if !(trust.uid)(st.st_uid) {
+        format!(
+            "is owned by uid {}, neither yours nor one of your subordinate ids'",
+            st.st_uid
+        )
+    } else {
+        match crate::writers::others_write(st.st_mode, st.st_gid, trust.group) {
+            Ok(()) => String::new(),
+            Err(who) => who,
+        }
+    };
+    if !why.is_empty() {
         return Err(refused(
             "overlay directory",
             &path,
-            format!(
-                "is owned by uid {} with mode {:04o}; it must be yours (or one of your \
-                 subordinate ids') and writable by nobody else",
-                st.st_uid,
-                st.st_mode & 0o7777
-            ),
-            "if it is yours: chmod go-w it; else remove it (someone else may have made \
-             it), or choose another UPPER",
+            format!("{why}; it must be yours and writable by nobody else"),
+            "if it is yours: chmod go-w it (group write is fine for your private group); \
+             else remove it (someone else may have made it), or choose another UPPER",
         ));
     }
     Ok((fd, made))

@@ -17,6 +17,7 @@ use nix::sys::stat::Mode;
 
 use crate::error::Error;
 use crate::options::{FsArg, OverlayDriver, Propagation};
+use crate::writers::NotPrivate;
 
 mod apply;
 mod check;
@@ -25,11 +26,12 @@ mod fuse;
 pub mod fuse_helper;
 mod overlay;
 mod plan;
+mod points;
 mod root;
 mod spec;
 
 pub use apply::{Applier, command_in_rootfs, open_path};
-pub use check::{check, own_dir, work_dir};
+pub use check::{Trust, check, own_dir, work_dir};
 pub use fuse::started_here as fuse_started_here;
 pub use plan::{Options, Prepared, Upper, plan};
 pub use spec::{FsSpec, parse, split_escaped};
@@ -42,7 +44,8 @@ pub fn mount_error(what: impl Into<String>, errno: nix::Error) -> Error {
         }
         nix::Error::ENOENT => {
             "create it first, or correct the path; with --rootfs, destinations (DST, TARGET, \
-             --tmpfs DIR, --chdir) are inside the new root and must exist there"
+             --tmpfs DIR, --chdir) are inside the new root and must exist there, unless below a \
+             tmpfs of the run (an earlier --tmpfs, the new root's /tmp), where they are made"
         }
         nix::Error::ENOTDIR => "overlay layers and targets, and --tmpfs, need directories",
         nix::Error::EACCES => {
@@ -76,6 +79,15 @@ pub enum MountStep {
     },
     /// A fresh tmpfs.
     Tmpfs { dir: PathBuf, mode: u32 },
+    /// Make the mount point `rest` below `base`, a place this run mounted fresh before
+    /// (points.rs): directories, and last a directory or, for a bind of a file `source`, an
+    /// empty file. `what` names the destination in errors ("bind destination").
+    MountPoint {
+        base: PathBuf,
+        rest: PathBuf,
+        source: Option<PathBuf>,
+        what: &'static str,
+    },
     /// An overlay of `lowers` (top first) on `target`; changes go to `upper` (with `work`
     /// beside it), or to a throwaway tmpfs.
     Overlay {

@@ -188,44 +188,103 @@ pub(super) fn mount_overlay(
     let what = || format!("overlay on {}", place.shown().display());
     let fuse = || fuse_overlayfs(at.fuse, lowers, upper, place, at.reopen, at.in_root);
     match driver {
-        OverlayDriver::Native => native().map_err(|errno| native_refused(what(), errno)),
+        OverlayDriver::Native => native().map_err(|errno| native_refused(what(), errno, upper)),
         OverlayDriver::Fuse => fuse(),
         OverlayDriver::Auto => match native() {
             Ok(used) => Ok(used),
-            Err(native_errno) => fuse()
-                .map(|used| format!("{used} (native overlayfs refused: {})", native_errno.desc()))
-                .map_err(|fuse| {
-                    Error::new(
-                        what(),
-                        format!(
-                            "native overlayfs refused ({}), and fuse-overlayfs: {}",
-                            native_errno.desc(),
-                            fuse.why()
-                        ),
-                    )
-                    .with_hint_maybe(fuse.hint().map(str::to_string))
-                }),
+            Err(native_errno) => {
+                let why = match refused_layer(native_errno, upper) {
+                    Some(cause) => format!("{}: {cause}", native_errno.desc()),
+                    None => native_errno.desc().to_string(),
+                };
+                fuse()
+                    .map(|used| format!("{used} (native overlayfs refused: {why})"))
+                    .map_err(|fuse| {
+                        Error::new(
+                            what(),
+                            format!(
+                                "native overlayfs refused ({why}), and fuse-overlayfs: {}",
+                                fuse.why()
+                            ),
+                        )
+                        .with_hint_maybe(fuse.hint().map(str::to_string))
+                    })
+            }
         },
     }
 }
 
+/// What in the layers made overlayfs refuse with `errno`, when their file systems say it:
+/// overlayfs writes its upper layer and work directory only on a local file system with
+/// the features it needs, not on another overlay, FUSE or a network file system
+/// (ovl_mount_dir_check and ovl_make_workdir, fs/overlayfs/super.c, refuse with EINVAL and
+/// say why only in the kernel's log, which a user may not read).
+fn refused_layer(errno: nix::Error, upper: Option<&Upper>) -> Option<String> {
+    use nix::sys::statfs::{
+        ECRYPTFS_SUPER_MAGIC, FUSE_SUPER_MAGIC, FsType, NFS_SUPER_MAGIC, OVERLAYFS_SUPER_MAGIC,
+        SMB_SUPER_MAGIC, fstatfs,
+    };
+    if errno != nix::Error::EINVAL {
+        return None;
+    }
+    let upper = upper?;
+    let fs = fstatfs(crate::sys::borrow_fd(upper.dir)).ok()?;
+    let t = fs.filesystem_type();
+    // CIFS and SMB2 (fs/smb/client), 9p: no constants in the libc crate.
+    let (cifs, smb2, v9fs) = (0xFF53_4D42u32, 0xFE53_4D42u32, 0x0102_1997u32);
+    let raw = t.0 as u32;
+    let name = match t {
+        OVERLAYFS_SUPER_MAGIC => "overlayfs",
+        FUSE_SUPER_MAGIC => "a FUSE file system",
+        NFS_SUPER_MAGIC => "NFS",
+        SMB_SUPER_MAGIC => "SMB",
+        ECRYPTFS_SUPER_MAGIC => "eCryptfs",
+        FsType(_) if raw == cifs || raw == smb2 => "SMB",
+        FsType(_) if raw == v9fs => "9p",
+        FsType(_) => return None,
+    };
+    Some(format!(
+        "UPPER {} is on {name}, where overlayfs cannot keep an upper layer",
+        upper.path.display()
+    ))
+}
+
 /// The error for `--overlay-driver=native` when the kernel refuses: on a kernel older than
-/// overlayfs in user namespaces, say which version is needed and what works meanwhile.
-fn native_refused(what: String, errno: nix::Error) -> Error {
+/// overlayfs in user namespaces, say which version is needed and what works meanwhile; for
+/// layers overlayfs refuses (EINVAL, its reasons only in the kernel's log), what in them it
+/// refuses where their file systems say it, and the fallback.
+fn native_refused(what: String, errno: nix::Error, upper: Option<&Upper>) -> Error {
     use crate::kernel::{Facility, needs, older_than, running};
-    if !older_than(Facility::OverlayInUserns) {
+    let fallback = "use --overlay-driver=auto (the default) or fuse: fuse-overlayfs takes these \
+                    layers (Debian/Ubuntu: apt install fuse-overlayfs)";
+    if older_than(Facility::OverlayInUserns) {
+        return Error::new(
+            what,
+            format!(
+                "{}: native overlayfs {}",
+                errno.desc(),
+                needs(Facility::OverlayInUserns, &running().0)
+            ),
+        )
+        .with_hint(
+            "use --overlay-driver=auto or fuse (fuse-overlayfs; Debian/Ubuntu: apt install \
+             fuse-overlayfs)",
+        );
+    }
+    if errno != nix::Error::EINVAL {
         return mount_error(what, errno);
     }
+    let why = refused_layer(errno, upper).unwrap_or_else(|| {
+        "overlayfs refuses these layers, and says why only in the kernel's log (dmesg): \
+         usually an UPPER on a file system it cannot keep one on (overlayfs, FUSE, NFS), or \
+         layers that are overlays of overlays already"
+            .to_string()
+    });
     Error::new(
         what,
-        format!(
-            "{}: native overlayfs {}",
-            errno.desc(),
-            needs(Facility::OverlayInUserns, &running().0)
-        ),
+        format!("the kernel refused the overlay ({}): {why}", errno.desc()),
     )
-    .with_hint(
-        "use --overlay-driver=auto or fuse (fuse-overlayfs; Debian/Ubuntu: apt install \
-             fuse-overlayfs)",
-    )
+    .with_hint(format!(
+        "{fallback}; or keep UPPER on a local file system (ext4, xfs, btrfs, tmpfs)"
+    ))
 }

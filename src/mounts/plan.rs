@@ -153,7 +153,20 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
         });
     }
     let driver = o.overlay_driver.unwrap_or(OverlayDriver::Auto);
-    for spec in &o.filesystem {
+    for (index, spec) in o.filesystem.iter().enumerate() {
+        if let Some((base, rest)) = super::points::below_fresh(o, index) {
+            let (source, what) = match spec {
+                FsSpec::Bind { src, .. } => (Some(src.clone()), "bind destination"),
+                FsSpec::Tmpfs { .. } => (None, "tmpfs directory"),
+                FsSpec::Overlay { .. } => (None, "overlay target"),
+            };
+            steps.push(MountStep::MountPoint {
+                base,
+                rest,
+                source,
+                what,
+            });
+        }
         steps.push(match spec {
             FsSpec::Bind { src, dst, readonly } => MountStep::Bind {
                 src: src.clone(),
@@ -317,15 +330,25 @@ mod tests {
                 mode: 0o755
             }
         );
+        // the bind's destination on the fresh tmpfs is made there first (points.rs)
         assert_eq!(
             steps[7],
+            MountPoint {
+                base: "/r/scratch".into(),
+                rest: "h".into(),
+                source: Some("/h".into()),
+                what: "bind destination"
+            }
+        );
+        assert_eq!(
+            steps[8],
             Bind {
                 src: "/h".into(),
                 dst: "/r/scratch/h".into(),
                 readonly: true
             }
         );
-        assert_eq!(steps[8], PivotRoot { dir: "/r".into() });
+        assert_eq!(steps[9], PivotRoot { dir: "/r".into() });
         let root_pid = Options {
             pid_ns: true,
             own_net: true,

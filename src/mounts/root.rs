@@ -68,6 +68,11 @@ impl NewRoot {
         })
     }
 
+    /// The new root's descriptor (O_PATH), for lookups and entries made in it.
+    pub(super) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
     /// `path` relative to the new root, if it is below it (as the plan names destinations).
     pub(super) fn relative<'a>(&self, path: &'a Path) -> Option<&'a Path> {
         path.strip_prefix(&self.dir).ok()

@@ -24,9 +24,9 @@
 //!   COMMAND the session holds its namespaces with a pause process (pid 1 of the session's
 //!   pid namespace with `--pid`) until `--stop`; with COMMAND it lasts as long as COMMAND.
 //!   Standard input is /dev/null; standard output and error go to `NAME.log` in the state
-//!   directory (removed with the session). Errors before the namespaces are ready are
-//!   reported on the caller's terminal with the usual status; interrupting become-root while
-//!   it starts a session cancels the session.
+//!   directory (removed with the session), copied there by become-root (logs.rs). Errors
+//!   before the namespaces are ready are reported on the caller's terminal with the usual
+//!   status; interrupting become-root while it starts a session cancels the session.
 //! - `--join=NAME|PID [COMMAND]` runs COMMAND (default `$SHELL`, else /bin/sh) in the
 //!   namespaces of session NAME, or of process PID (any process of yours in a user namespace
 //!   of its own, like `nsenter -t PID`). It enters the user namespace and each of cgroup,
@@ -48,6 +48,9 @@
 //!   there) works too. Joining a session that does not exist, or whose process has ended, is
 //!   an error (125) naming it. The plain form `--join=NAME [--] [COMMAND...]` is read without
 //!   clap, which would cost a tenth of the join.
+//! - `--join=NAME --publish=SPEC` and `--join=NAME --unpublish=SPEC` (no COMMAND) add a
+//!   published port to running session NAME or close one, through its socket `NAME.ports`
+//!   (net::forward's control.rs); the session's record, --list and --info-fd follow.
 //! - `--list` shows the live sessions (name, pid of the process a join enters, creation time
 //!   in UTC, namespaces, network mode, state file); `--list --json` prints one JSON object
 //!   `{"state_dir": ..., "sessions": [...]}`.
@@ -57,12 +60,14 @@
 //!   the network helper and the forwarder, and the state is removed. Status 0; stopping a
 //!   session that does not exist is an error (125) naming it.
 //!
-//! State: one file per session, `NAME.session` (plus `NAME.log` for `--detach`), in
+//! State: one file per session, `NAME.session` (plus `NAME.log` for `--detach`, and the
+//! live-ports socket `NAME.ports` while a session with a network namespace runs), in
 //! `$XDG_RUNTIME_DIR/become-root/` or, without XDG_RUNTIME_DIR, `/tmp/become-root-UID/` (UID
 //! outside: a nested become-root, root in the session, finds the same directory). The
 //! directory is created mode 0700 and refused unless it is a real directory (not a symlink),
-//! owned by the caller, with mode 0700: a name in /tmp is predictable, so it is only ever used
-//! after those checks. A session is identified by its pid and that process's start time
+//! owned by the caller, with mode 0700 (or 0770 when its group is the caller's user private
+//! group, which is nobody else's: crate::writers): a name in /tmp is predictable, so it is
+//! only ever used after those checks. A session is identified by its pid and that process's start time
 //! (field 22 of /proc/PID/stat) and namespace inodes, so a reused pid is never mistaken for
 //! the session; a state file whose process is gone is stale and is removed by `--list`,
 //! `--join`, `--stop` and by a new run taking the name. State is changed only under an
@@ -99,14 +104,14 @@ mod record;
 mod state;
 mod stop;
 
-pub use create::{Again, Session};
+pub use create::{Again, PortsRecord, Session};
 use join::join;
 use list::list;
 pub use list::{render_json, render_table};
 pub use logs::LOG_MAX;
 use logs::logs;
 pub use record::*;
-use state::StateDir;
+use state::{StateDir, load_named};
 pub use state::{leftovers, report_leftover};
 use stop::stop;
 
@@ -187,6 +192,13 @@ pub enum SessionError {
     NoLog { name: String },
     #[error("is a session of yours, not become-root's containers namespace")]
     NotContainers { name: String },
+    /// --join=NAME --publish or --unpublish refused: nothing changed.
+    #[error("{why}")]
+    Ports {
+        name: String,
+        why: String,
+        hint: Option<String>,
+    },
 }
 
 impl SessionError {
@@ -203,7 +215,8 @@ impl SessionError {
             | SessionError::StillAlive { name, .. }
             | SessionError::Ended { name, .. }
             | SessionError::NoLog { name }
-            | SessionError::NotContainers { name } => format!("session {name}"),
+            | SessionError::NotContainers { name }
+            | SessionError::Ports { name, .. } => format!("session {name}"),
             SessionError::NoProcess { pid } => format!("process {pid}"),
             SessionError::NotInUserns { target } | SessionError::Enter { target, .. } => {
                 target.clone()
@@ -235,8 +248,8 @@ impl SessionError {
                 errno: Errno::EPERM,
                 ..
             } => "you can join only namespaces you created".into(),
-            SessionError::StateDir { .. } => "remove it, or set XDG_RUNTIME_DIR to a directory \
-                of your own with mode 0700"
+            SessionError::StateDir { .. } => "remove it (become-root makes it, mode 0700), or \
+                set XDG_RUNTIME_DIR to a directory of your own with mode 0700"
                 .into(),
             SessionError::CannotSignal { name, .. } => format!(
                 "the state file names a process that is not yours (was it forged or copied?); \
@@ -261,6 +274,7 @@ impl SessionError {
                 "podman and buildah run in a session of this name (become-root makes it): end \
                  yours with become-root --stop={name}, and name it otherwise"
             ),
+            SessionError::Ports { hint, .. } => return hint.clone(),
             SessionError::StillAlive { .. } => {
                 "a process that survives SIGKILL is stuck in the kernel (D state, often on a \
                  file system); see ps -o pid,stat,wchan"
@@ -337,6 +351,15 @@ pub enum SessionCommand {
         name: String,
         follow: bool,
     },
+    /// `--join=NAME --publish=SPEC` / `--unpublish=SPEC`: change a running session's ports.
+    Ports {
+        name: String,
+        publish: Vec<String>,
+        unpublish: Vec<String>,
+        /// A COMMAND was given too, which these take none of.
+        command: bool,
+        quiet: bool,
+    },
 }
 
 /// Run a session command and return the exit status (`--join` returns only on failure:
@@ -359,6 +382,18 @@ pub fn main(command: SessionCommand) -> i32 {
         SessionCommand::List { json } => list(json).map(|()| 0),
         SessionCommand::Stop { name, timeout } => stop(&name, timeout).map(|()| 0),
         SessionCommand::Logs { name, follow } => logs(&name, follow).map(|()| 0),
+        SessionCommand::Ports {
+            name,
+            publish,
+            unpublish,
+            command: false,
+            quiet,
+        } => join::change_ports(&name, &publish, &unpublish, quiet).map(|()| 0),
+        SessionCommand::Ports { .. } => Err(Error::usage(
+            "--join with --publish or --unpublish takes no COMMAND",
+            "change the ports in one command, then join with another: \
+             become-root --join=NAME COMMAND",
+        )),
     };
     result.unwrap_or_else(|e| {
         e.report();

@@ -289,16 +289,22 @@ impl Record {
         }
     }
 
-    /// Whether the session still runs: its holder lives, or while it is being set up, its
-    /// supervisor. An ended session does not.
+    /// Whether the session still runs: its holder lives, or its supervisor does (setting it
+    /// up, booting its image again, or about to record how it ended: a reader that took the
+    /// record for stale in that moment would remove what the supervisor keeps). An ended
+    /// session does not.
     pub fn alive(&self) -> bool {
         if self.ended.is_some() {
             return false;
         }
-        match &self.holder {
-            Some(holder) => holder.alive(),
-            None => self.supervisor.alive(),
-        }
+        self.holder.as_ref().is_some_and(Proc::alive) || self.supervisor.alive()
+    }
+
+    /// Whether more of its output may still reach its log: it has not ended, and its holder
+    /// or its supervisor lives (the supervisor copies COMMAND's last output into the log after
+    /// COMMAND is gone, and then records the end).
+    pub fn writing(&self) -> bool {
+        self.ended.is_none() && (self.holder.is_some_and(|h| h.alive()) || self.supervisor.alive())
     }
 
     pub(super) fn namespace(&self, kind: &str) -> Option<u64> {

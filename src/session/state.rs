@@ -64,11 +64,26 @@ impl StateDir {
                 st.st_uid
             )));
         }
-        if st.st_mode & 0o777 != 0o700 {
-            return Err(fail(format!(
-                "has mode {:04o}; it must be 0700, so that only you can read or change it",
-                st.st_mode & 0o7777
-            )));
+        // Only you may read or change it: 0700, or 0770 for your user private group (a
+        // group that is nobody else's, crate::writers), never anything for others.
+        let mode = st.st_mode & 0o7777;
+        let group = match st.st_mode & 0o070 {
+            0 => Ok(()),
+            _ => crate::userns::private_group(uid).check(st.st_gid),
+        };
+        if st.st_mode & 0o700 != 0o700 || st.st_mode & 0o007 != 0 || group.is_err() {
+            let why = match group {
+                Err(n) if st.st_mode & 0o007 == 0 => format!(
+                    "has mode {mode:04o}, which lets {} in, and {}; it must be 0700 (or 0770 \
+                     for your private group)",
+                    n.group, n.why
+                ),
+                _ => format!(
+                    "has mode {mode:04o}; it must be 0700, so that only you can read or change \
+                     it (others may not even read it)"
+                ),
+            };
+            return Err(fail(why));
         }
         // The same directory, now for reading and locking.
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
@@ -113,6 +128,17 @@ impl StateDir {
 
     pub(super) fn log_file(name: &str) -> String {
         format!("{name}.log")
+    }
+
+    /// The socket of a session's live ports (net::forward's control.rs).
+    pub(super) fn ports_socket(name: &str) -> String {
+        format!("{name}.ports")
+    }
+
+    /// `file` in this directory, by a path through its descriptor: the directory checked
+    /// when it was opened, whatever its path names now.
+    pub(super) fn path_of(&self, file: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}/{file}", self.fd.as_raw_fd()))
     }
 
     pub(super) fn read(&self, file: &str) -> Result<Option<String>, SessionError> {
@@ -185,6 +211,7 @@ impl StateDir {
         self.locked(|| {
             if self.read(&Self::state_file(name)).ok().flatten().as_deref() == Some(text) {
                 // The logs first: a log never outlives its state file's removal.
+                self.unlink(&Self::ports_socket(name));
                 self.unlink(&Self::older_log_file(name));
                 self.unlink(&Self::log_file(name));
                 self.unlink(&Self::state_file(name));
@@ -235,6 +262,7 @@ impl StateDir {
                         pid,
                     });
                 }
+                self.unlink(&Self::ports_socket(name));
                 self.unlink(&Self::older_log_file(name));
                 self.unlink(&Self::log_file(name));
                 self.unlink(&file);
@@ -313,6 +341,7 @@ impl StateDir {
                 let orphan_log = file
                     .strip_suffix(".log")
                     .or_else(|| file.strip_suffix(".log.1"))
+                    .or_else(|| file.strip_suffix(".ports"))
                     .is_some_and(|name| !names.iter().any(|n| n == name));
                 // .NAME.session.PID.tmp, left by a writer killed halfway
                 let dead_writer = file.starts_with('.')
@@ -368,4 +397,17 @@ pub fn leftovers() -> (Vec<String>, PathBuf) {
     };
     let lines = text.lines().filter(still_there).map(str::to_string);
     (lines.collect(), path)
+}
+
+/// The state directory and the state file of session `name`, checked: its name is one a
+/// session may have, and both exist.
+pub(super) fn load_named(name: &str) -> Result<(StateDir, Loaded), Error> {
+    check_name(name).map_err(|why| SessionError::BadName {
+        name: name.into(),
+        why,
+    })?;
+    let missing = || SessionError::NoSession { name: name.into() };
+    let dir = StateDir::open(false)?.ok_or_else(missing)?;
+    let loaded = dir.load(name)?.ok_or_else(missing)?;
+    Ok((dir, loaded))
 }

@@ -12,13 +12,8 @@ pub(super) struct Doomed {
 }
 
 pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
-    check_name(name).map_err(|why| SessionError::BadName {
-        name: name.into(),
-        why,
-    })?;
     let missing = || SessionError::NoSession { name: name.into() };
-    let dir = StateDir::open(false)?.ok_or_else(missing)?;
-    let loaded = dir.load(name)?.ok_or_else(missing)?;
+    let (dir, loaded) = load_named(name)?;
     let record = loaded.record;
     if record.pid_ns != dir.pid_ns {
         return Err(SessionError::ForeignPidNamespace { name: name.into() }.into());

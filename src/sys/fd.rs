@@ -181,6 +181,13 @@ pub fn own_received_fd(fd: i32) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// Take ownership of a descriptor accept(2) just returned.
+pub fn own_accepted_fd(fd: i32) -> OwnedFd {
+    // SAFETY: accept4 installed `fd` for this caller just now; nothing else in the process
+    // knows of it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
 /// In a forked child that will not exec: stdin, stdout and stderr to /dev/null (so that it
 /// never holds a caller's pipe or terminal open) and every other descriptor but `keep` closed.
 pub fn keep_only_fd(keep: i32) {
@@ -208,7 +215,7 @@ pub fn keep_only_fds(keep: &[i32]) {
 /// become-root (the cgroup janitor), which must hold none of the caller's descriptors (a
 /// `$(...)` or a pipe waits for every writer to let go). Closed if /dev/null cannot be opened.
 ///
-/// Precondition: as for [`close_fds`], nothing in this process uses 0, 1 or 2 through a Rust
+/// Precondition: as for `close_fds`, nothing in this process uses 0, 1 or 2 through a Rust
 /// object afterwards (the child ends with _exit and prints nothing).
 pub fn stdio_to_null() {
     use nix::fcntl::{OFlag, open};

@@ -36,9 +36,11 @@ pub enum Forked {
 
 /// fork(2).
 ///
-/// Precondition: the process is single-threaded (become-root never starts threads), so the
-/// child may run any code, not only async-signal-safe code.
+/// Precondition: the process is single-threaded, so the child may run any code, not only
+/// async-signal-safe code. become-root starts two threads, the forwarder's (published ports)
+/// and none other, and only after its last fork; a debug build checks it at every fork.
 pub fn fork_process() -> nix::Result<Forked> {
+    debug_assert_single_threaded("fork");
     // SAFETY: become-root is single-threaded when it forks, so no lock can be held by a thread
     // that does not exist in the child; the child continues with ordinary Rust code.
     match unsafe { nix::unistd::fork() }? {
@@ -53,6 +55,7 @@ pub fn fork_process() -> nix::Result<Forked> {
 ///
 /// Precondition: as for [`fork_process`], the process is single-threaded.
 pub fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
+    debug_assert_single_threaded("clone");
     let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: with a null stack pointer clone(2) behaves like fork(2): the child runs on a
     // copy of the parent's stack. No CLONE_VM, CLONE_SETTLS or CLONE_*TID flag is passed, so
@@ -72,6 +75,24 @@ pub fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
         -1 => Err(Errno::last()),
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(Pid::from_raw(pid as libc::pid_t))),
+    }
+}
+
+/// In a debug build, panic unless this process has one thread (the Threads: line of
+/// /proc/self/status): a fork while another thread may hold a lock (the allocator's, stderr's)
+/// would leave the child stuck on it.
+fn debug_assert_single_threaded(what: &str) {
+    if cfg!(debug_assertions) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let threads = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .map(str::trim);
+        assert!(
+            matches!(threads, Some("1") | None),
+            "{what} with {} threads: the child could inherit a held lock",
+            threads.unwrap_or("?")
+        );
     }
 }
 
@@ -289,4 +310,46 @@ pub fn exec_again(extra: &[(&str, &std::ffi::OsStr)]) -> nix::Error {
     // /proc/self/exe is this very program, even if its file was replaced or removed since.
     let Err(e) = nix::unistd::execve(c"/proc/self/exe", &args, &env);
     e
+}
+
+/// The arguments as C's `main` receives them, as `OsString`s (bytes, not UTF-8).
+///
+/// # Safety
+/// `argv` must hold `argc` valid pointers to NUL-terminated strings (as the C runtime gives
+/// `main`); a null `argv` or a negative `argc` gives no arguments.
+pub unsafe fn args_from_main(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    if argv.is_null() || argc <= 0 {
+        return Vec::new();
+    }
+    (0..argc as usize)
+        .filter_map(|i| {
+            // SAFETY: i < argc, and by the contract argv has argc valid entries.
+            let arg = unsafe { *argv.add(i) };
+            // SAFETY: a non-null entry is a NUL-terminated string that outlives this call.
+            (!arg.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(arg) })
+        })
+        .map(|arg| std::ffi::OsString::from_vec(arg.to_bytes().to_vec()))
+        .collect()
+}
+
+#[cfg(test)]
+mod args_tests {
+    #[test]
+    fn arguments_are_read_from_argc_and_argv_as_bytes() {
+        let words: [&std::ffi::CStr; 3] = [c"become-root", c"make", c"caf\xe9"];
+        let argv: Vec<*const nix::libc::c_char> = words.iter().map(|w| w.as_ptr()).collect();
+        // SAFETY: argv holds 3 pointers to NUL-terminated literals.
+        let args = unsafe { super::args_from_main(3, argv.as_ptr()) };
+        let bytes: Vec<&[u8]> = args
+            .iter()
+            .map(|a| std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()))
+            .collect();
+        assert_eq!(bytes, [&b"become-root"[..], b"make", b"caf\xe9"]);
+        // SAFETY: a null argv is refused before it is read.
+        assert!(unsafe { super::args_from_main(2, std::ptr::null()) }.is_empty());
+    }
 }

@@ -67,13 +67,13 @@ pub fn loopback_up() -> nix::Result<()> {
     }
     // SAFETY: SIOCGIFFLAGS reads the name and writes ifru_flags inside `req`, which lives for
     // the whole call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
         return Err(Errno::last());
     }
     // SAFETY: ifru_flags was just written by the kernel (union member of ifreq).
     unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
     // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) } < 0 {
         return Err(Errno::last());
     }
     Ok(())

@@ -38,6 +38,7 @@ pub const SUBGID: &str = "/etc/subgid";
 
 const NSSWITCH: &str = "/etc/nsswitch.conf";
 const PASSWD: &str = "/etc/passwd";
+const GROUP: &str = "/etc/group";
 
 /// Where the helpers live when PATH does not name them (Debian puts them in /usr/bin).
 const HELPER_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"];
@@ -219,6 +220,13 @@ pub fn passwd_name_of(text: &[u8], uid: u32) -> Option<String> {
         (field.parse::<u32>() == Ok(uid) && !name.is_empty())
             .then(|| String::from_utf8_lossy(name).into_owned())
     })
+}
+
+/// Whether the primary group of `uid` is its user private group, by /etc/passwd and
+/// /etc/group as they are (read here, never through NSS: see [`crate::writers`]).
+pub fn private_group(uid: u32) -> crate::writers::PrivateGroup {
+    let read = |path| fs::read(path).unwrap_or_default();
+    crate::writers::PrivateGroup::parse(&read(PASSWD), &read(GROUP), uid)
 }
 
 /// Read the caller's identity. Reads /proc/self/uid_map only when the caller is uid 0.

@@ -22,13 +22,18 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+mod executables;
+// (Each test binary uses some of them.)
+#[allow(unused_imports)]
+pub use executables::{chmod, copy_executable, write_executable};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_become-root");
 
@@ -205,54 +210,83 @@ pub type Case = (&'static str, &'static [Need], fn());
 /// ignored with its reason when a need is unmet here, or failing with it under
 /// `BECOME_ROOT_MUST_WORK=1`.
 pub fn run_tests(binary: &str, cases: &[Case]) -> std::process::ExitCode {
-    let args = libtest_mimic::Arguments::from_args();
-    let must_work = must_work();
-    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let trials = cases
         .iter()
         .map(|&(name, needs, test)| {
-            let unmet: Vec<Unmet> = needs.iter().filter_map(|n| n.unmet()).collect();
-            if unmet.is_empty() {
-                return libtest_mimic::Trial::test(name, move || {
-                    test();
-                    Ok(())
-                });
-            }
-            let mut shorts: Vec<&str> = unmet.iter().map(|u| u.short.as_str()).collect();
-            shorts.dedup();
-            let kind = join(shorts.into_iter());
-            let why = join(unmet.iter().map(|u| u.why.as_str()));
-            *skipped.entry(why.clone()).or_default() += 1;
-            // Run anyway (--include-ignored), the body fails where the world cannot be built:
-            // World::new says why.
-            let trial = libtest_mimic::Trial::test(name, move || {
-                if must_work {
-                    return Err(format!(
-                        "cannot run here (BECOME_ROOT_MUST_WORK=1 forbids skipping): {why}"
-                    )
-                    .into());
-                }
+            trial(name, needs, move || {
                 test();
                 Ok(())
-            });
-            trial.with_kind(kind).with_ignored_flag(!must_work)
+            })
         })
         .collect();
+    run_trials(binary, trials)
+}
+
+/// The trial of a test that needs `needs`: ignored with its reason when a need is unmet here
+/// (as the test's kind), or failing with it under `BECOME_ROOT_MUST_WORK=1`. The reason comes
+/// back too, for [`run_trials`] to count. The test fails with the message it returns, or its
+/// panic.
+pub fn trial(
+    name: impl Into<String>,
+    needs: &[Need],
+    test: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> (libtest_mimic::Trial, Option<String>) {
+    let unmet: Vec<Unmet> = needs.iter().filter_map(|n| n.unmet()).collect();
+    if unmet.is_empty() {
+        return (
+            libtest_mimic::Trial::test(name, move || test().map_err(Into::into)),
+            None,
+        );
+    }
+    let must_work = must_work();
+    let mut shorts: Vec<&str> = unmet.iter().map(|u| u.short.as_str()).collect();
+    shorts.dedup();
+    let kind = join(shorts.into_iter());
+    let why = join(unmet.iter().map(|u| u.why.as_str()));
+    let reason = why.clone();
+    // Run anyway (--include-ignored), the body fails where the world cannot be built:
+    // World::new says why.
+    let trial = libtest_mimic::Trial::test(name, move || {
+        if must_work {
+            return Err(format!(
+                "cannot run here (BECOME_ROOT_MUST_WORK=1 forbids skipping): {why}"
+            )
+            .into());
+        }
+        test().map_err(Into::into)
+    });
+    (
+        trial.with_kind(kind).with_ignored_flag(!must_work),
+        Some(reason),
+    )
+}
+
+/// Run the trials of a test binary, after saying once how many cannot run here and why.
+pub fn run_trials(
+    binary: &str,
+    trials: Vec<(libtest_mimic::Trial, Option<String>)>,
+) -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    for why in trials.iter().filter_map(|(_, why)| why.clone()) {
+        *skipped.entry(why).or_default() += 1;
+    }
     if !args.list && !skipped.is_empty() {
         let total: usize = skipped.values().sum();
-        let verdict = if must_work {
+        let verdict = if must_work() {
             "failing, as BECOME_ROOT_MUST_WORK=1 forbids skipping"
         } else {
             "reported as ignored; BECOME_ROOT_MUST_WORK=1 makes them fail"
         };
         eprintln!(
             "{binary}: {total} of {} tests cannot run here ({verdict}):",
-            cases.len()
+            trials.len()
         );
         for (why, count) in &skipped {
             eprintln!("  {count} test(s): {why}");
         }
     }
+    let trials = trials.into_iter().map(|(trial, _)| trial).collect();
     libtest_mimic::run(&args, trials).exit_code()
 }
 
@@ -325,12 +359,16 @@ impl Slot {
         id == self.uid() || (self.sub_start()..self.sub_start() + SUB_BLOCK).contains(&id)
     }
 
-    /// The first free slot. Its ids are cleared of any process a World of a test process that
-    /// died left behind: a free slot has no owner.
+    /// The first free slot: its lock is free, and no process of its ids is left, not even a
+    /// zombie. A World of a test process that died may have left processes behind: they are
+    /// killed. What they and the World before leave as zombies (whose parents are gone) is
+    /// there until the machine's init reaps them, and the slot is passed over meanwhile: a
+    /// test that lists the test user's processes (pgrep, ps) sees its own only (d18 counted
+    /// the janitor of its run and a zombie of the World before, issue 26).
     fn claim() -> Slot {
         let dir = Path::new(SLOT_DIR);
         match fs::create_dir(dir) {
-            Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap(),
+            Ok(()) => chmod(dir, 0o755),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => panic!("{SLOT_DIR}: {e}"),
         }
@@ -356,8 +394,10 @@ impl Slot {
             match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => {
                     let slot = Slot { index, _lock: lock };
-                    kill_and_wait(&|id| slot.owns(id));
-                    return slot;
+                    // Not even a zombie: pgrep and ps list them as the test user's.
+                    if kill_and_wait(&|id| slot.owns(id)).is_empty() {
+                        return slot;
+                    }
                 }
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
                 Err((_, e)) => panic!("flock {SLOT_DIR}/{index}: {e}"),
@@ -385,48 +425,110 @@ fn ids_of_the_machine() -> Vec<u32> {
     ids
 }
 
-/// The processes (other than zombies) whose real uid `ours` accepts, as "PID: NAME".
-fn processes_of(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-        };
-        let uid: Option<u32> =
-            field("Uid:").and_then(|v| v.split_whitespace().next().map(|s| s.parse().unwrap()));
-        let zombie = field("State:").is_some_and(|s| s.starts_with('Z'));
-        if uid.is_some_and(ours) && !zombie {
-            found.push(format!(
-                "{}: {}",
-                entry.file_name().to_string_lossy(),
-                field("Name:").unwrap_or_default()
-            ));
-        }
-    }
-    found
+/// A process of the machine, as /proc/PID/status shows it.
+struct Process {
+    pid: i32,
+    name: String,
+    uid: u32,
+    zombie: bool,
+    parent: String,
 }
 
-/// SIGKILL every process `ours` accepts, until none is left or the [`DEADLINE`] passes.
-fn kill_and_wait(ours: &dyn Fn(u32) -> bool) {
+impl Process {
+    /// Every process of the machine now.
+    fn all() -> Vec<Process> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse() else {
+                continue;
+            };
+            let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+                continue;
+            };
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let Some(Ok(uid)) = field("Uid:").split_whitespace().next().map(str::parse) else {
+                continue;
+            };
+            found.push(Process {
+                pid,
+                name: field("Name:"),
+                uid,
+                zombie: field("State:").starts_with('Z'),
+                parent: field("PPid:"),
+            });
+        }
+        found
+    }
+
+    /// "PID PPID PGID SID TPGID STATE WCHAN: COMMAND LINE" (/proc/PID/stat, wchan, cmdline).
+    fn row(&self) -> String {
+        let dir = PathBuf::from(format!("/proc/{}", self.pid));
+        let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // After the command's name in parentheses: state ppid pgrp session tty_nr tpgid.
+        let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+        let f: Vec<&str> = after.split(' ').collect();
+        let field = |i: usize| f.get(i).copied().unwrap_or("?");
+        let wchan = fs::read_to_string(dir.join("wchan")).unwrap_or_default();
+        let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        format!(
+            "{} {} {} {} {} {} {}: {}",
+            self.pid,
+            field(1),
+            field(2),
+            field(3),
+            field(5),
+            field(0),
+            if wchan.is_empty() { "-" } else { &wchan },
+            if cmdline.is_empty() {
+                &self.name
+            } else {
+                cmdline.trim_end()
+            }
+        )
+    }
+
+    /// "PID: NAME", and for a zombie, whose it is.
+    fn describe(&self) -> String {
+        match self.zombie {
+            false => format!("{}: {}", self.pid, self.name),
+            true => format!("{}: {} (a zombie of {})", self.pid, self.name, self.parent),
+        }
+    }
+}
+
+/// The processes (other than zombies) whose real uid `ours` accepts, as "PID: NAME".
+fn processes_of(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
+    Process::all()
+        .iter()
+        .filter(|p| ours(p.uid) && !p.zombie)
+        .map(Process::describe)
+        .collect()
+}
+
+/// SIGKILL every process `ours` accepts, until none is left or the [`DEADLINE`] passes; then
+/// what is left of them, zombies included: a process whose parent is gone is reaped by the
+/// machine's init when that gets to it (2 s later on this project's machine; never, in a
+/// container whose pid 1 does not reap).
+fn kill_and_wait(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let left = processes_of(ours);
-        if left.is_empty() || Instant::now() > deadline {
-            return;
+        let left: Vec<Process> = Process::all().into_iter().filter(|p| ours(p.uid)).collect();
+        let running: Vec<&Process> = left.iter().filter(|p| !p.zombie).collect();
+        if running.is_empty() || Instant::now() > deadline {
+            return left.iter().map(Process::describe).collect();
         }
-        for line in left {
-            if let Some(pid) = line.split(':').next().and_then(|p| p.parse().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+        for p in running {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -491,6 +593,9 @@ pub struct World {
     pub services: Vec<String>,
     /// A cgroup of the test user's own ([`World::delegate_cgroup`]), removed with the World.
     pub cgroup: Option<PathBuf>,
+    /// The umask a login session gives the test user ([`World::login_umask`]), set before any
+    /// of its commands run, as pam_umask sets it; None: the test process's own.
+    pub umask: Option<u32>,
     /// The slot whose ids these are; dropped last, once nothing of them runs.
     slot: Slot,
 }
@@ -532,12 +637,13 @@ impl World {
             own_network: false,
             services: Vec::new(),
             cgroup: None,
+            umask: None,
             slot,
         };
-        fs::set_permissions(&world.dir, fs::Permissions::from_mode(0o755)).unwrap();
+        chmod(&world.dir, 0o755);
         nix::unistd::chown(&world.home(), Some(uid.into()), Some(uid.into())).unwrap();
         // A copy the test user can execute wherever the build tree lives (/root is 0700).
-        fs::copy(BIN, world.bin()).unwrap();
+        copy_executable(Path::new(BIN), &world.bin(), 0o755);
         world
     }
 
@@ -555,6 +661,12 @@ impl World {
             "no spare range {n}"
         );
         self.sub_start() + n * SUB_COUNT
+    }
+
+    /// Give the test user the umask its login session would have: Debian 13's pam_umask gives
+    /// 002 to a user whose primary group is its own (usergroups), as the test user's is.
+    pub fn login_umask(&mut self, mask: u32) {
+        self.umask = Some(mask);
     }
 
     /// A test helper script from tests/helpers, by name.
@@ -691,10 +803,14 @@ mount --bind {d}/fuse /dev/fuse
 services=
 {services}
 cd {d}/home
+{umask}
 {launch}
 "#,
             etc = etc.display(),
             setup = self.root_setup,
+            umask = self
+                .umask
+                .map_or(String::new(), |m| format!("umask {m:03o}")),
             cgroup = self.cgroup.as_ref().map_or(String::new(), |cg| {
                 // The run starts in the test user's own cgroup, which it sees at
                 // /sys/fs/cgroup as a user of a systemd host sees its delegated subtree.
@@ -745,14 +861,15 @@ cd {d}/home
         dir
     }
 
-    /// Assert that a run left nothing of the test user's behind: no process (waited for up
-    /// to [`DEADLINE`]) and no cgroup below its own.
+    /// Assert that a run left nothing of the test user's behind the moment it returned: no
+    /// process and no cgroup below its own. become-root returns once what it started is gone,
+    /// so this looks at once, as `ps` right after it would; only after become-root itself was
+    /// killed (SIGKILL), when what it started goes by the kernel's parent-death signal, may a
+    /// test wait ([`World::wait_no_leftovers`]).
+    #[track_caller]
     pub fn assert_nothing_left(&self) {
-        assert!(
-            self.wait_no_leftovers().is_empty(),
-            "left running: {:?}",
-            self.leftover_processes()
-        );
+        let left = self.leftover_processes();
+        assert!(left.is_empty(), "left running: {left:?}");
         assert!(
             self.cgroups_below().is_empty(),
             "left behind: {:?}",
@@ -774,12 +891,14 @@ cd {d}/home
         let bin = self.bin();
         let mut argv: Vec<&OsStr> = vec![bin.as_os_str()];
         argv.extend(args.iter().map(|a| a.as_ref()));
-        run_with_timeout(self.command(&argv))
+        run_watched(self.command(&argv), &|| self.process_table())
     }
 
     /// Run a shell script as the test user; `$BR` is become-root.
     pub fn sh(&self, script: &str) -> Out {
-        run_with_timeout(self.command(&["/bin/sh", "-c", script]))
+        run_watched(self.command(&["/bin/sh", "-c", script]), &|| {
+            self.process_table()
+        })
     }
 
     /// Processes (other than zombies) whose real uid is the test user's or in this world's
@@ -788,8 +907,24 @@ cd {d}/home
         processes_of(&|id| self.slot.owns(id))
     }
 
+    /// The processes of this world's ids, with what says where each is stuck: its process
+    /// group, session and the terminal's foreground group, state and wait channel (for a run
+    /// that timed out).
+    pub fn process_table(&self) -> String {
+        let mut table = String::from(
+            "processes of the test user then (pid ppid pgid sid tpgid state wchan: command):\n",
+        );
+        for p in Process::all().iter().filter(|p| self.slot.owns(p.uid)) {
+            table.push_str(&p.row());
+            table.push('\n');
+        }
+        table
+    }
+
     /// Wait (up to [`DEADLINE`]) until no process of the test user is left, and return those
-    /// that are.
+    /// that are: for after a kill (of become-root, or a signal to the test's own processes),
+    /// whose effects the kernel delivers asynchronously. After a run that ended by itself,
+    /// [`World::assert_nothing_left`] looks at once.
     pub fn wait_no_leftovers(&self) -> Vec<String> {
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -806,7 +941,7 @@ impl Drop for World {
     fn drop(&mut self) {
         // Whatever a failed test left running, so that the slot is free of it for the next
         // World (the slot's lock goes when this returns).
-        kill_and_wait(&|id| self.slot.owns(id));
+        let _ = kill_and_wait(&|id| self.slot.owns(id));
         if let Some(cg) = &self.cgroup {
             let mut below = Vec::new();
             cgroup_dirs(cg, &mut below);
@@ -837,8 +972,7 @@ pub fn busybox_rootfs(root: &Path, uid: u32, applets: &[&str], resolv_conf: &str
     for dir in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
         fs::create_dir_all(root.join(dir)).unwrap();
     }
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    copy_executable(&busybox, &root.join("bin/busybox"), 0o755);
     for applet in applets {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
@@ -860,7 +994,12 @@ fn cgroup_dirs(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// Run `cmd` (spawned in its own process group), killing the group after [`TIMEOUT`].
-pub fn run_with_timeout(mut cmd: Command) -> Out {
+pub fn run_with_timeout(cmd: Command) -> Out {
+    run_watched(cmd, &String::new)
+}
+
+/// [`run_with_timeout`], saying at a timeout what `describe` says then (before the kill).
+fn run_watched(mut cmd: Command, describe: &dyn Fn() -> String) -> Out {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn");
     let pgid = child.id() as i32;
@@ -871,13 +1010,14 @@ pub fn run_with_timeout(mut cmd: Command) -> Out {
     let output = match rx.recv_timeout(TIMEOUT) {
         Ok(out) => out.expect("wait"),
         Err(_) => {
+            let state = describe();
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pgid),
                 nix::sys::signal::SIGKILL,
             );
             let out = rx.recv().unwrap().expect("wait");
             panic!(
-                "timed out after {TIMEOUT:?}; stdout: {} stderr: {}",
+                "timed out after {TIMEOUT:?}; {state}stdout: {} stderr: {}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );

@@ -1827,7 +1827,27 @@ pub mod mounts {
             }
         };
         for spec in &o.filesystem {
-            match (spec, next("filesystem option")) {
+            // A mount point made first (below a fresh mount of the run) is the destination's
+            // own, made for the kind of thing the option mounts.
+            let mut step = next("filesystem option");
+            if let MountStep::MountPoint {
+                base,
+                rest,
+                source,
+                what,
+            } = step
+            {
+                assert!(rest.components().next().is_some(), "{step:?}");
+                moved(spec.target(), &base.join(rest));
+                match spec {
+                    FsSpec::Bind { src, .. } => {
+                        assert_eq!((source.as_ref(), *what), (Some(src), "bind destination"))
+                    }
+                    _ => assert_eq!(source, &None),
+                }
+                step = next("filesystem option after its mount point");
+            }
+            match (spec, step) {
                 (
                     FsSpec::Bind { src, dst, readonly },
                     MountStep::Bind {

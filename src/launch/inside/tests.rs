@@ -49,6 +49,10 @@ impl Ops for Recorder {
         self.0.push("lo".into());
         Ok(())
     }
+    fn configure_network(&mut self, net: &crate::net::NetPlan) -> Result<(), Error> {
+        self.0.push(format!("configure {}", net.driver.program()));
+        Ok(())
+    }
 }
 
 fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
@@ -58,6 +62,8 @@ fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
         net,
         connected: None,
         publish: Vec::new(),
+        keep_clients: true,
+        live_ports: false,
         mapping: Mapping {
             uid: IdMap::single(1000),
             gid: IdMap::single(1000),
@@ -93,8 +99,7 @@ fn inside_steps_in_order() {
     ];
     let plan = plan_with(steps, Some(NetMode::None));
     let mut ops = Recorder::default();
-    ops.unshare(plan.namespaces).unwrap();
-    setup_inside(&mut ops, &plan).unwrap();
+    unshare_and_set_up(&mut ops, &plan).unwrap();
     assert_eq!(
         ops.0,
         [
