@@ -204,6 +204,9 @@ impl<'p> Run<'p> {
                 ))
             }
             Forked::Parent(child) => {
+                if let Some(session) = &self.session {
+                    session.cloned();
+                }
                 self.child = Some(child);
                 self.go = Some(go_w);
                 self.ending = Some(ending_r);
