@@ -464,7 +464,7 @@ pub(super) fn namespace_child(
     }
     // Sessions: tell become-root the namespaces are ready (a pause process holds here).
     if let Some(session) = session {
-        session.ready_inside()?;
+        session.ready_inside(plan.new_root())?;
     }
     if !plan.has_init() {
         return Err(command_in_place(plan, terminal, &ending));
