@@ -33,6 +33,13 @@ complete -c become-root -l cap-drop -d 'Take capability CAP away from COMMAND, o
 complete -c become-root -l uid -d 'Run COMMAND as uid N inside (a mapped id) instead of 0, after every mount is made' -r
 complete -c become-root -l gid -d 'Run COMMAND as gid N inside (a mapped id) instead of 0' -r
 complete -c become-root -l info-fd -d 'When the namespaces are ready, write one JSON object to file descriptor FD (pid, id maps, namespace inodes, network, published ports); when COMMAND ends, a second one with how it ended. FD is not passed to COMMAND' -r
+complete -c become-root -l emulate -d 'Run programs built for ARCH through QEMU\'s user-mode emulator: a binfmt_misc of the run\'s own (Linux 6.7 and later) at /proc/sys/fs/binfmt_misc, with qemu-ARCH-static (found on PATH, else qemu-ARCH; or named by QEMU_ARCH_STATIC, as QEMU_AARCH64_STATIC) registered as Debian registers it, with the F flag, so that it works inside --rootfs and chroots. ARCH: aarch64, arm, riscv64, ppc64le, s390x, mips64el, loongarch64, i386, x86_64, or Debian\'s arm64, armhf, armel, ppc64el, loong64, amd64 (repeatable, or several with \',\'). Implies --mount' -r
+complete -c become-root -l monotonic -d 'Add SECONDS (negative too) to CLOCK_MONOTONIC inside; implies --time' -r
+complete -c become-root -l boottime -d 'Add SECONDS (negative too) to CLOCK_BOOTTIME inside, which uptime and /proc/uptime show; implies --time' -r
+complete -c become-root -l hostname -d 'Set the host name inside to NAME (at most 64 bytes); implies --uts' -r
+complete -c become-root -l setenv -d 'Set VAR to VALUE in COMMAND\'s environment (repeatable). The environment options apply in command-line order, to the environment COMMAND would get' -r
+complete -c become-root -l unsetenv -d 'Remove VAR from COMMAND\'s environment (repeatable)' -r
+complete -c become-root -l device -d 'Bind the device node PATH at DST (default: PATH; below /dev) inside: with --rootfs, into its minimal /dev, made there (/dev/fuse for fuse-overlayfs or sshfs, /dev/net/tun for pasta or a VPN, /dev/dri/renderD128 for a GPU); without, over an existing DST. Refused for a path that is not a device node (repeatable)' -r
 complete -c become-root -l notify-ready -d 'With --boot, when the image counts as ready, for --detach to return and for a service manager above become-root (READY=1): when its init says so on NOTIFY_SOCKET (/run/host/notify inside), or as soon as it has started' -r -f -a "auto\t'yes when the image\'s init is systemd, else no'
 yes\t'when its init says READY=1 on NOTIFY_SOCKET (sd_notify(3)), waiting 90 s at most'
 no\t'as soon as its init has started'"
@@ -51,6 +58,8 @@ complete -c become-root -l sysfs -d 'A fresh sysfs, read-only, at /sys on the cu
 complete -c become-root -l drop-groups -d 'Drop the supplementary groups (setgroups(2) to none) before the mounts; by default they are kept, those not mapped showing as nogroup. An error (status 125) where setgroups is denied: with only your own gid mapped (--map=single, --map=auto\'s fallback)'
 complete -c become-root -l no-new-privs -d 'Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and file capabilities are ignored)'
 complete -c become-root -s v -l verbose -d 'Say what become-root chose (id maps, overlay driver) on standard error'
+complete -c become-root -s T -l time -d 'New time namespace: CLOCK_MONOTONIC and CLOCK_BOOTTIME of its own, offset by --monotonic and --boottime (as unshare -T)'
+complete -c become-root -l clearenv -d 'Remove every variable but PWD from COMMAND\'s environment, PATH and TERM included (as bubblewrap\'s --clearenv); COMMAND is then looked up in /bin and /usr/bin unless a later --setenv=PATH=... says where'
 complete -c become-root -l pid -d 'New pid namespace with become-root as its init and a fresh /proc (implies --mount)'
 complete -c become-root -l as-pid-1 -d 'With --pid (implied), COMMAND itself is pid 1 of the new pid namespace: no init of become-root\'s inside, which still supervises from outside'
 complete -c become-root -l boot -d 'Boot a system image: --pid --as-pid-1 --uts --ipc --cgroup and a network namespace (--net=none unless --net says), with a fresh /sys, tmpfs /run, /dev/console, container=become-root, and SIGRTMIN+3 as the stop signal. Needs --rootfs; COMMAND defaults to /sbin/init there'

@@ -109,3 +109,35 @@ pub enum NotifyReady {
     /// as soon as its init has started
     No,
 }
+
+/// One environment option (`--setenv`, `--unsetenv`, `--clearenv`), as given; they apply in
+/// command-line order, as bubblewrap's do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvArg {
+    /// `--setenv=VAR=VALUE`.
+    Set(std::ffi::OsString),
+    /// `--unsetenv=VAR`.
+    Unset(std::ffi::OsString),
+    /// `--clearenv`.
+    Clear,
+}
+
+/// What the run's world holds besides its namespaces and mounts: `--emulate`, a time
+/// namespace (`--time`, `--monotonic`, `--boottime`), `--hostname`, the environment options
+/// and `--device`. Kept together, as the command line defines them (cli/extras.rs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// `--emulate`: architectures, as given (each value may list several, with ',').
+    pub emulate: Vec<String>,
+    /// `--time`, or implied by an offset.
+    pub time: bool,
+    /// `--monotonic` and `--boottime`: seconds added to those clocks inside.
+    pub monotonic: Option<i64>,
+    pub boottime: Option<i64>,
+    /// `--hostname` (implies a uts namespace).
+    pub hostname: Option<String>,
+    /// The environment options in command-line order.
+    pub env: Vec<EnvArg>,
+    /// `--device=PATH[:DST]`, as given.
+    pub devices: Vec<String>,
+}

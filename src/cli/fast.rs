@@ -56,6 +56,7 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
         cgroup: false,
         limits: Default::default(),
         all: false,
+        extras: Default::default(),
         name: None,
         detach: false,
         command,

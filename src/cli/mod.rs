@@ -17,10 +17,14 @@ pub use crate::options::{
     FsArg, MapMode, NetMode, NotifyReady, OverlayDriver, PortDriver, Propagation, SubidSource,
 };
 
+mod extras;
 mod fast;
 pub mod subid;
+mod usage;
 
+pub use extras::ExtrasArgs;
 pub use fast::{plain_join, plain_run};
+pub use usage::{clap_usage, usage_exit};
 
 const AFTER_HELP: &str = "\
 Exit status: the command's own; 128+N when it was killed by signal N (become-root dies
@@ -231,6 +235,10 @@ pub struct Cli {
     #[arg(skip)]
     pub filesystem: Vec<FsArg>,
 
+    /// --emulate, the time namespace, --hostname, the environment options, --device.
+    #[command(flatten)]
+    pub extras: ExtrasArgs,
+
     /// New pid namespace with become-root as its init and a fresh /proc (implies --mount)
     #[arg(long)]
     pub pid: bool,
@@ -326,6 +334,7 @@ pub struct Cli {
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
             "stop_timeout",
+            "emulate", "time", "monotonic", "boottime", "hostname", "setenv", "unsetenv", "clearenv", "device",
         ]
     )]
     pub join: Option<String>,
@@ -341,6 +350,7 @@ pub struct Cli {
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
             "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd", "stop_timeout",
+            "emulate", "time", "monotonic", "boottime", "hostname", "setenv", "unsetenv", "clearenv", "device",
         ]
     )]
     pub list: bool,
@@ -363,6 +373,7 @@ pub struct Cli {
             "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd",
+            "emulate", "time", "monotonic", "boottime", "hostname", "setenv", "unsetenv", "clearenv", "device",
         ]
     )]
     pub stop: Option<String>,
@@ -381,6 +392,7 @@ pub struct Cli {
             "pid", "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus",
             "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
             "drop_groups", "info_fd", "stop_timeout", "join",
+            "emulate", "time", "monotonic", "boottime", "hostname", "setenv", "unsetenv", "clearenv", "device",
         ]
     )]
     pub logs: Option<String>,
@@ -421,7 +433,9 @@ impl Cli {
             .iter()
             .map(|id| index(id))
             .collect();
+        let env = extras::env_in_order(&matches);
         let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+        cli.extras.env = env;
         let mut ordered: Vec<(usize, FsArg)> = Vec::new();
         type Kind<'a> = (&'a str, &'a Vec<String>, fn(String) -> FsArg);
         let kinds: [Kind; 5] = [
@@ -524,6 +538,7 @@ impl Cli {
                 pids: self.pids_limit,
             },
             all: self.all,
+            extras: self.extras.into_extras(),
             name: self.name,
             detach: self.detach,
             command: self.command,
@@ -543,54 +558,4 @@ pub enum Action {
     Check(crate::check::Asked),
     /// `--join`, `--list`, `--stop`.
     Session(crate::session::SessionCommand),
-}
-
-/// A command line clap refused: its help or version printed (status 0), or the usage error
-/// reported in become-root's format (status 125).
-pub fn usage_exit(e: &clap::Error, program: &str) -> i32 {
-    use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return 0;
-    }
-    let (why, hint) = clap_usage(e, program);
-    let err = crate::error::Error::usage(why, hint);
-    err.report();
-    err.exit_code()
-}
-
-/// clap's error for bad usage, as `(why, hint)` for `<program>: usage: <why>` and `hint:`:
-/// the first line without clap's "error: ", the missing arguments it lists on the following
-/// lines, and its tip or the possible values as the hint.
-pub fn clap_usage(e: &clap::Error, program: &str) -> (String, String) {
-    let text = e.render().to_string();
-    let mut lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .peekable();
-    let mut why = lines
-        .next()
-        .unwrap_or("bad usage")
-        .trim_start_matches("error: ")
-        .to_string();
-    // "the following required arguments were not provided:" lists them on the next lines.
-    if why.ends_with(':') {
-        let mut missing = Vec::new();
-        while let Some(line) = lines.next_if(|l| !l.starts_with("Usage:") && !l.contains(": ")) {
-            missing.push(line);
-        }
-        why = format!("{why} {}", missing.join(", "));
-    }
-    let tip = lines.find_map(|l| {
-        l.strip_prefix("tip: ").map(str::to_string).or_else(|| {
-            let values = l.strip_prefix("[possible values: ")?.strip_suffix(']')?;
-            Some(format!("use one of: {values}"))
-        })
-    });
-    let hint = match tip {
-        Some(tip) => format!("{tip}; see '{program} --help'"),
-        None => format!("see '{program} --help'"),
-    };
-    (why, hint)
 }

@@ -24,12 +24,14 @@ use crate::options::{
 };
 use crate::sys;
 
+mod extras;
 mod in_place;
 pub mod inside;
 mod plan;
 mod supervise;
 mod warden;
 
+pub use extras::TimeOffsets;
 pub use plan::{Plan, plan};
 
 /// What a run is asked for: the command line's options for a new run, as values (`cli`
@@ -78,6 +80,8 @@ pub struct Request {
     /// --memory, --memory-swap, --cpus, --pids-limit (each implies --cgroup).
     pub limits: crate::cgroup::Limits,
     pub all: bool,
+    /// --emulate, the time namespace, --hostname, the environment options, --device.
+    pub extras: crate::options::Extras,
     pub name: Option<String>,
     pub detach: bool,
     pub command: Vec<OsString>,

@@ -69,6 +69,10 @@ pub struct Plan {
     pub console: Option<std::sync::Arc<Console>>,
     /// The directories `mounts::check` opened for the mount steps (overlay upper layers).
     pub prepared: std::sync::Arc<mounts::Prepared>,
+    /// --time (--monotonic, --boottime, --all): a time namespace with these offsets.
+    pub time: Option<super::TimeOffsets>,
+    /// --hostname: the uts namespace's host name.
+    pub hostname: Option<String>,
 }
 
 /// Which ids the namespace process sets to 0 before the mounts: each kind whose 0 is mapped.
@@ -183,6 +187,10 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     if cli.boot && cli.command.is_empty() {
         cli.command = vec!["/sbin/init".into()];
     }
+    let mut extras = super::extras::plan(&cli.extras)?;
+    if cli.all {
+        extras.time.get_or_insert_default();
+    }
     let as_pid_1 = cli.as_pid_1 || cli.boot;
     let pid = cli.pid || cli.all || as_pid_1;
     let net = implied_net(cli.net, cli.all || cli.boot, cli.sysfs);
@@ -219,6 +227,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         || cli.all
         || connected.is_some()
         || own_cgroup
+        || extras.mount
         || containers::needs_mount_ns(&cli.command);
     let mut namespaces = CloneFlags::empty();
     for (on, flag) in [
@@ -233,6 +242,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             namespaces |= flag;
         }
     }
+    namespaces |= extras.namespaces;
     let caller = userns::caller()?;
     let mut warnings = Vec::new();
     let ask = userns::Ask {
@@ -295,18 +305,20 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     if !own_cgroup {
         warnings.extend(containers::warning_for(&cli.command, &targets));
     }
-    let mut env = containers::env(&caller, mount_ns);
+    let env = containers::env(&caller, mount_ns);
+    let mut last = Vec::new();
     if cli.boot {
         // How systemd and other software tell they run in a container, and where its init
-        // says it is ready (systemd.io/CONTAINER_INTERFACE).
-        env.push(("container".into(), "become-root".into()));
-        env.push(("NOTIFY_SOCKET".into(), notify::INSIDE.into()));
+        // says it is ready (systemd.io/CONTAINER_INTERFACE): the environment options cannot
+        // take these away.
+        last.push(("container".into(), "become-root".into()));
+        last.push(("NOTIFY_SOCKET".into(), notify::INSIDE.into()));
     }
     let notify = match cli.boot {
         true => Some(std::sync::Arc::new(notify::Listener::new()?)),
         false => None,
     };
-    let command = Command::new(cli.command, env)?;
+    let command = Command::with_env(cli.command, env, &cli.extras.env, last)?;
     // The terminal rule (process::console): a pid 1 that is not become-root's init never
     // gets the caller's terminal. A detached run has none to give.
     let console = if cli.boot {
@@ -335,6 +347,8 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             .as_ref()
             .filter(|_| cli.boot)
             .map(|c| c.path.clone()),
+        binfmt: std::mem::take(&mut extras.binfmt),
+        devices: std::mem::take(&mut extras.devices),
     };
     // Every path is checked before anything is mounted; the overlay directories to write to
     // are made or checked and kept open. Only a directory of the caller's own ids (outside)
@@ -402,6 +416,8 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             notifier: None,
             console,
             prepared: std::sync::Arc::new(prepared),
+            time: extras.time,
+            hostname: extras.hostname,
         },
         warnings,
     ))

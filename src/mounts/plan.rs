@@ -74,6 +74,10 @@ pub struct Options {
     /// --boot (with --rootfs): a tmpfs /run, and `console` bound at /dev/console.
     pub boot: bool,
     pub console: Option<PathBuf>,
+    /// --emulate: the binfmt_misc registrations (after /proc, which holds their mount point).
+    pub binfmt: Vec<String>,
+    /// --device: the device nodes to bind (after /dev).
+    pub devices: Vec<DeviceSpec>,
 }
 
 /// Where a destination lies before pivot_root: inside the new root when there is one.
@@ -97,6 +101,7 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
             if o.pid_ns {
                 steps.push(MountStep::FreshProc { at: "/proc".into() });
             }
+            extras_steps(o, &mut steps);
             if o.sysfs {
                 steps.push(MountStep::FreshSys { at: "/sys".into() });
             }
@@ -115,6 +120,7 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
                 fresh: o.pid_ns,
             });
             steps.push(MountStep::RootfsDev { dir: dir.clone() });
+            extras_steps(o, &mut steps);
             if let Some(tty) = &o.console {
                 let at = dir.join("dev/console");
                 steps.push(MountStep::Console {
@@ -201,6 +207,23 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
         steps.push(MountStep::Chdir { dir });
     }
     steps
+}
+
+/// --emulate's binfmt_misc and --device's nodes: once the run's /proc and /dev are in place,
+/// before the filesystem options (which may cover them).
+fn extras_steps(o: &Options, steps: &mut Vec<MountStep>) {
+    if !o.binfmt.is_empty() {
+        steps.push(MountStep::Binfmt {
+            at: inside(&o.rootfs, Path::new("/proc/sys/fs/binfmt_misc")),
+            entries: o.binfmt.clone(),
+        });
+    }
+    for device in &o.devices {
+        steps.push(MountStep::Device {
+            src: device.src.clone(),
+            dst: device.dst.clone(),
+        });
+    }
 }
 
 #[cfg(test)]
