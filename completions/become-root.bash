@@ -23,7 +23,7 @@ _become__root() {
 
     case "${cmd}" in
         become__root)
-            opts="-m -n -p -v -T -u -i -a -q -h -V --map --map-users --map-groups --subid-source --mount --propagation --net --publish --port-driver --allow-host-loopback --mtu --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --sysfs --chdir --cap-add --cap-drop --uid --gid --drop-groups --no-new-privs --info-fd --verbose --emulate --time --monotonic --boottime --hostname --setenv --unsetenv --clearenv --device --pid --as-pid-1 --boot --notify-ready --stop-timeout --uts --ipc --cgroup --memory --memory-swap --cpus --pids-limit --all --name --detach --join --list --json --stop --logs --follow --check --quiet --help --version"
+            opts="-m -n -p -v -T -u -i -a -q -h -V --map --map-users --map-groups --subid-source --mount --propagation --net --publish --unpublish --port-driver --no-client-address --allow-host-loopback --mtu --cidr --ipv6 --dns --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --sysfs --chdir --cap-add --cap-drop --uid --gid --drop-groups --no-new-privs --info-fd --verbose --emulate --time --monotonic --boottime --hostname --setenv --unsetenv --clearenv --device --pid --as-pid-1 --boot --notify-ready --stop-timeout --uts --ipc --cgroup --memory --memory-swap --cpus --pids-limit --all --name --detach --join --list --json --stop --logs --follow --check --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -65,11 +65,23 @@ _become__root() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --unpublish)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --port-driver)
                     COMPREPLY=($(compgen -W "builtin helper" -- "${cur}"))
                     return 0
                     ;;
                 --mtu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cidr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dns)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

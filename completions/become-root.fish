@@ -15,9 +15,12 @@ slirp4netns\t'user-mode networking by slirp4netns (10.0.2.100/24, gateway 10.0.2
 pasta\t'user-mode networking by pasta (the host\'s own addresses and routes)'
 auto\t'pasta when installed, else slirp4netns'"
 complete -c become-root -s p -l publish -d 'Publish a port of the namespace on the host: [HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp] (repeatable; HOST_IP defaults to 127.0.0.1, an IPv6 one goes in brackets; HOST_PORT 0 picks a free port and reports it). Connections reach NS_PORT on the namespace\'s loopback. Needs a network namespace: --net (any mode), --boot, --all or --sysfs' -r
+complete -c become-root -l unpublish -d 'With --join=NAME: stop publishing SPEC ([HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp], as --list shows it) in running session NAME (repeatable); with --publish and no COMMAND, --join=NAME adds ports to it' -r
 complete -c become-root -l port-driver -d 'Who forwards published ports: builtin (become-root\'s own splice forwarder, any --net mode) or helper (slirp4netns\'s API or pasta\'s own forwarding; needs slirp4netns or pasta, and a server inside listening on all addresses)' -r -f -a "builtin\t'become-root\'s own forwarder: splice(2) between a host socket and one made inside'
 helper\t'the network helper\'s own forwarding (slirp4netns add_hostfwd, pasta -t/-u)'"
 complete -c become-root -l mtu -d 'MTU of the connected interface' -r
+complete -c become-root -l cidr -d 'The IPv4 network of the connected interface (default: 10.0.2.0/24 with slirp4netns, the host\'s own with pasta): the namespace is NET+100, the gateway NET+2, slirp4netns\'s DNS forwarder NET+3. PREFIX 1 to 25' -r
+complete -c become-root -l dns -d 'Name IP as the resolver in the generated resolv.conf, instead of the helper\'s DNS forwarder (repeatable)' -r
 complete -c become-root -l bind -d 'Bind SRC (a host path) to DST (default: the same path; inside --rootfs when given), recursively. Filesystem options apply in command-line order; a DST below a tmpfs (or throwaway overlay) of an earlier option is made there. Write \'\\:\' for a \':\' in a path' -r
 complete -c become-root -l ro-bind -d 'As --bind, read-only, enforced recursively on every mount below DST' -r
 complete -c become-root -l tmpfs -d 'A fresh tmpfs on DIR' -r
@@ -53,7 +56,9 @@ complete -c become-root -l join -d 'Run COMMAND (default: $SHELL, else /bin/sh) 
 complete -c become-root -l stop -d 'End session NAME and everything in it (SIGTERM, or SIGRTMIN+3 to a booted image\'s pid 1, then SIGKILL after --stop-timeout) and remove its state; returns once all of it is gone' -r
 complete -c become-root -l logs -d 'Print the output of detached session NAME (a booted image\'s console), while it runs or after it ended; the last 8 to 16 MiB are kept' -r
 complete -c become-root -s m -l mount -d 'New mount namespace; / is made recursively private (see --propagation)'
+complete -c become-root -l no-client-address -d 'The servers inside see every client of a published TCP port as 127.0.0.1 (by default they see the client\'s own address and port, through become-root\'s forwarder)'
 complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta). Off by default: the host\'s loopback services stay out of reach'
+complete -c become-root -l ipv6 -d 'IPv6 inside too: fd00::100/64 with slirp4netns (pasta has IPv6 whenever the host has it)'
 complete -c become-root -l sysfs -d 'A fresh sysfs, read-only, at /sys on the current root, showing the new network namespace\'s devices (the kernel lets a user namespace mount sysfs only there). Implies --net (mode none) unless --net=MODE is given. Mounts below the host\'s /sys (cgroup, ...) are not carried over. With --rootfs, its /sys is fresh anyway'
 complete -c become-root -l drop-groups -d 'Drop the supplementary groups (setgroups(2) to none) before the mounts; by default they are kept, those not mapped showing as nogroup. An error (status 125) where setgroups is denied: with only your own gid mapped (--map=single, --map=auto\'s fallback)'
 complete -c become-root -l no-new-privs -d 'Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and file capabilities are ignored)'

@@ -127,21 +127,10 @@ impl Ready<'_> {
                     .as_ref()
                     .map(|a| json_string(a))
                     .unwrap_or_else(|| "null".into());
-                let ports: Vec<String> = self
-                    .ports
-                    .iter()
-                    .map(|(host, ns_port, proto)| {
-                        format!(
-                            "{{\"host\":{},\"ns_port\":{ns_port},\"proto\":{}}}",
-                            json_string(host),
-                            json_string(proto)
-                        )
-                    })
-                    .collect();
+                let ports = ports_array(&self.ports);
                 format!(
-                    "{{\"mode\":{},\"address\":{address},\"ports\":[{}]}}",
+                    "{{\"mode\":{},\"address\":{address},\"ports\":{ports}}}",
                     json_string(mode),
-                    ports.join(",")
                 )
             }
         };
@@ -203,6 +192,26 @@ pub fn ended_json(ending: Ending) -> String {
         ),
         Ending::Ready | Ending::Helper(_) => "{\"event\":\"ready\"}".into(),
     }
+}
+
+/// The published ports as a JSON array of {"host", "ns_port", "proto"}.
+fn ports_array(ports: &[(String, u16, String)]) -> String {
+    let ports: Vec<String> = ports
+        .iter()
+        .map(|(host, ns_port, proto)| {
+            format!(
+                "{{\"host\":{},\"ns_port\":{ns_port},\"proto\":{}}}",
+                json_string(host),
+                json_string(proto)
+            )
+        })
+        .collect();
+    format!("[{}]", ports.join(","))
+}
+
+/// The line said when a session's ports change (live ports): `{"event":"ports","ports":[...]}`.
+pub fn ports_json(ports: &[(String, u16, String)]) -> String {
+    format!("{{\"event\":\"ports\",\"ports\":{}}}", ports_array(ports))
 }
 
 /// Write one line to the info descriptor; a reader that went away is not an error of ours.

@@ -265,11 +265,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  or killed by a signal), --logs=NAME prints its output (a booted image's \
                  console, to its last line), --join refuses it, and --stop=NAME removes it, as \
                  does a new session that takes the name. --logs=NAME --follow prints what a \
-                 running session writes until it ends. A log keeps at most 8 MiB: past that, \
-                 looked at every second, it moves to NAME.log.1 (replacing the one before) and \
-                 starts again, so 8 to 16 MiB of the latest output are kept. A session killed \
-                 with SIGKILL cannot record its end: its state is removed as stale, with its \
-                 log.",
+                 running session writes until it ends. COMMAND's output reaches the log \
+                 through a pipe that become-root copies from, so nothing is lost on the way; \
+                 a process COMMAND leaves behind writes on into it after the session ended. A \
+                 log keeps at most 8 MiB: before a write would take it past that, it moves to \
+                 NAME.log.1 (replacing the one before) and starts again, so 8 to 16 MiB of the \
+                 latest output are kept. A session killed with SIGKILL cannot record its end: \
+                 its state is removed as stale, with its log.",
             ),
             Para(
                 "State lives in $XDG_RUNTIME_DIR/become-root/, else /tmp/become-root-UID/: a \
@@ -842,7 +844,17 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  without a datagram. COMMAND may kill the socket provider, the process in the \
                  namespaces that makes the connections inside: become-root then says so at \
                  once, --list shows it (network down), and the TCP ports refuse connections \
-                 while keeping their host ports bound.",
+                 while keeping their host ports bound. A server inside sees a TCP client's own \
+                 address: the provider binds the connecting socket to it (IP_TRANSPARENT, \
+                 needing CAP_NET_ADMIN in the namespace's user namespace, which it has as root \
+                 there) and marks it; only marked sockets' replies are routed back to the \
+                 namespace's loopback (tcp_fwmark_accept, fwmark_reflect, a rule and a table \
+                 of the namespace's own), so the rest of its traffic is untouched and nothing \
+                 of the host changes. --no-client-address turns it off. A running session's \
+                 ports change through NAME.ports in its state directory (0700, the user's \
+                 own); the session also checks that the sender's uid is its own, and takes a \
+                 host port only as a socket the joining become-root bound, as any process of \
+                 the user could.",
             ),
             Item(
                 "The AppArmor profile is opt-in",

@@ -35,7 +35,7 @@ fn arm64_rootfs(world: &World, applets: &[&str]) -> std::path::PathBuf {
         fs::create_dir_all(root.join(dir)).unwrap();
     }
     let busybox = std::env::var(ARM64_BUSYBOX).unwrap();
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    common::copy_executable(Path::new(&busybox), &root.join("bin/busybox"), 0o755);
     for applet in applets {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }

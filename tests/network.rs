@@ -28,7 +28,13 @@ common::tests! {
         network_helpers_get_only_their_own_descriptors,
         slirp4netns_and_pasta_variables_name_the_helper_that_runs,
         sysfs_shows_the_connected_modes_interface,
-        a_helper_variable_naming_nothing_is_an_error_naming_it;
+        a_helper_variable_naming_nothing_is_an_error_naming_it,
+        i22_cidr_ipv6_and_dns_set_the_addresses_routes_and_resolvers_inside,
+        i22_bad_cidr_and_dns_values_are_refused_before_anything_starts,
+        i22_a_tcp_server_inside_sees_the_clients_own_address_unless_told_not_to,
+        i22_ports_are_published_and_unpublished_while_a_session_runs_and_list_shows_them,
+        i22_live_port_errors_change_nothing,
+        i22_live_ports_through_slirp4netns_s_api_and_a_clear_refusal_from_pasta;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("python3"), Tool("ip"), Tool("ps")]
         sigterm_and_sigkill_to_become_root_leave_no_helper;
     [Harness, Tool("slirp4netns"), Tool("pasta"), Tool("ps")]
@@ -179,11 +185,9 @@ fn world_with_path(stand_ins: &[(&str, &str)]) -> World {
     let mut w = world();
     let bin = w.home().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    use std::os::unix::fs::PermissionsExt;
     for (name, script) in stand_ins {
         let path = bin.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        common::write_executable(&path, format!("#!/bin/sh\n{script}\n"), 0o755);
     }
     w.env.push(("PATH".into(), bin.display().to_string()));
     w
@@ -212,6 +216,104 @@ fn missing_helper_names_it_and_its_package() {
     }
 }
 
+/// Issue 22: --cidr moves the namespace off 10.0.2.0/24 (which clashes with networks users
+/// are on), --ipv6 gives slirp4netns's namespace its IPv6 address and route before COMMAND
+/// starts, --dns names the resolver; --verbose says what was set up.
+fn i22_cidr_ipv6_and_dns_set_the_addresses_routes_and_resolvers_inside() {
+    let mut w = world();
+    w.own_network = true; // pasta copies the uplink; give it the harness's dummy one
+    let show = "ip -o addr show scope global | awk '{print $4}'; ip route show default; \
+                ip -6 route show default | cut -d' ' -f1-5; grep nameserver /etc/resolv.conf";
+    for (mode, extra, expected) in [
+        (
+            "slirp4netns",
+            "--ipv6",
+            "10.42.0.100/24\nfd00::100/64\ndefault via 10.42.0.2 dev tap0 \n\
+             default via fd00::2 dev tap0\nnameserver 10.42.0.3\nnameserver fd00::3\n",
+        ),
+        (
+            "pasta",
+            "--dns=192.0.2.53",
+            "10.42.0.100/24\ndefault via 10.42.0.2 dev uplink0 \nnameserver 192.0.2.53\n",
+        ),
+    ] {
+        let out = w.run(&[
+            &format!("--net={mode}"),
+            "--cidr=10.42.0.0/24",
+            extra,
+            "--verbose",
+            "sh",
+            "-c",
+            show,
+        ]);
+        assert_eq!(out.ok(), expected, "{mode}: {out:#?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "become-root: network: {mode} 10.42.0.100/24 via 10.42.0.2"
+            )),
+            "{mode}: {}",
+            out.stderr
+        );
+    }
+    // And nothing of it without the options: slirp4netns's 10.0.2.0/24, IPv4 only.
+    let out = w.run(&["--net=slirp4netns", "sh", "-c", show]);
+    assert_eq!(
+        out.ok(),
+        "10.0.2.100/24\ndefault via 10.0.2.2 dev tap0 \nnameserver 10.0.2.3\n"
+    );
+    // --check shows them as a run would set them up.
+    let out = w.run(&[
+        "--check",
+        "--net=slirp4netns",
+        "--cidr=10.42.0.0/24",
+        "--ipv6",
+    ]);
+    assert!(
+        out.stdout.contains(
+            "ok    network: slirp4netns 10.42.0.100/24 via 10.42.0.2, IPv6 fd00::100/64, \
+             DNS 10.42.0.3 fd00::3\n"
+        ),
+        "{out:#?}"
+    );
+    no_helper_left(&w, "after --cidr");
+}
+
+fn i22_bad_cidr_and_dns_values_are_refused_before_anything_starts() {
+    let w = world();
+    for (args, says) in [
+        (
+            &["--net=slirp4netns", "--cidr=10.42.0.1/24"][..],
+            "host bits are set",
+        ),
+        (&["--net=slirp4netns", "--cidr=10.42.0.0/26"][..], "1 to 25"),
+        (
+            &["--net=pasta", "--cidr=127.0.0.0/8"][..],
+            "not a unicast network",
+        ),
+        (
+            &["--net=slirp4netns", "--dns=resolver"][..],
+            "not an IP address",
+        ),
+        (
+            &["--net=none", "--ipv6"][..],
+            "need --net=slirp4netns, pasta or auto",
+        ),
+    ] {
+        let mut argv = args.to_vec();
+        argv.push("true");
+        let out = w.run(&argv);
+        assert_eq!(out.code(), Some(125), "{args:?}: {out:#?}");
+        assert!(
+            out.stderr.starts_with("become-root: network: ") && out.stderr.contains(says),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("\nhint: "), "{args:?}: {}", out.stderr);
+    }
+    let out = w.run(&["--cidr=10.42.0.0/24", "true"]);
+    assert_eq!(out.code(), Some(125), "--cidr without --net: {out:#?}");
+}
+
 fn sysfs_shows_the_connected_modes_interface() {
     let mut w = world();
     w.own_network = true; // pasta copies the uplink; give it the harness's dummy one
@@ -227,17 +329,15 @@ fn sysfs_shows_the_connected_modes_interface() {
 fn recording_wrapper(w: &World, program: &str, log: &std::path::Path) -> String {
     let real = common::which(program).unwrap();
     let path = w.dir.join(format!("wrapped-{program}"));
-    std::fs::write(
+    common::write_executable(
         &path,
         format!(
             "#!/bin/sh\necho {program} >> {}\nexec {} \"$@\"\n",
             log.display(),
             real.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        0o755,
+    );
     path.display().to_string()
 }
 
@@ -495,6 +595,203 @@ fn publish_and_call(w: &World, args: &str, server: &str, client: &str) -> (Out, 
 
 fn helper(name: &str) -> String {
     format!("python3 {}", World::helper(name))
+}
+
+/// Start session `name` in `mode` with -p 18080:8000, serving TCP on 8000 and 9000 and UDP on
+/// 5300 inside for `lifetime` seconds, its --info-fd to ~/NAME.info.
+fn live_session_script(name: &str, mode: &str, lifetime: u32) -> String {
+    format!(
+        "\"$BR\" --name={name} --detach --net={mode} -p 18080:8000 --info-fd=3 sh -c '\
+         {peer} 127.0.0.1 8000 {lifetime} & {peer} 127.0.0.1 9000 {lifetime} & \
+         {udp} 127.0.0.1 5300 {lifetime} & wait' 3>\"$HOME/{name}.info\" || exit 1\n",
+        peer = helper("tcp-peer.py"),
+        udp = helper("udp-echo.py"),
+    )
+}
+
+/// One attempt to connect, no retry: "refused" or "connected".
+const CONNECT_ONCE: &str = "python3 -c 'import socket,sys\n\
+     try: socket.create_connection((\"127.0.0.1\", int(sys.argv[1])), timeout=3); print(\"connected\")\n\
+     except ConnectionRefusedError: print(\"refused\")'";
+
+/// Issue 22 (podman #29727, rootlesskit #14): a running session's ports are fixed at start
+/// on main (--join takes no --publish there: "cannot be used with"). Now --join=NAME
+/// --publish adds ports while the servers inside run, --unpublish closes them (the host port is
+/// free at once), --list, --list --json and --info-fd show them as they are, in both helpers.
+fn i22_ports_are_published_and_unpublished_while_a_session_runs_and_list_shows_them() {
+    let mut w = world();
+    w.own_network = true;
+    let client = helper("client.py");
+    for mode in ["slirp4netns", "pasta"] {
+        let script = format!(
+            "{start}\
+             {client} tcp 127.0.0.1 18080 || exit 1\n\
+             \"$BR\" --join=web --publish=18090:9000 --publish=18091:5300/udp || exit 1\n\
+             \"$BR\" --list | awk 'NR > 1 {{print $6}}'\n\
+             {client} tcp 127.0.0.1 18090 && {client} udp 127.0.0.1 18091 live && echo\n\
+             \"$BR\" --join=web --unpublish=18090:9000 || exit 1\n\
+             {once} 18090\n\
+             \"$BR\" --list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"sessions\"][0][\"ports\"])'\n\
+             {client} tcp 127.0.0.1 18080\n\
+             \"$BR\" --join=web --publish=18090:9000 && {client} tcp 127.0.0.1 18090\n\
+             \"$BR\" --stop=web\n\
+             grep '\"event\":\"ports\"' \"$HOME/web.info\" | tail -n 1\n",
+            start = live_session_script("web", mode, 60),
+            once = CONNECT_ONCE,
+        );
+        let out = w.sh(&script);
+        assert_eq!(
+            out.ok(),
+            "peer 127.0.0.1\n\
+             127.0.0.1:18080->8000/tcp,127.0.0.1:18090->9000/tcp,127.0.0.1:18091->5300/udp\n\
+             peer 127.0.0.1\necho: live\n\
+             refused\n\
+             ['127.0.0.1:18080->8000/tcp', '127.0.0.1:18091->5300/udp']\n\
+             peer 127.0.0.1\n\
+             peer 127.0.0.1\n\
+             {\"event\":\"ports\",\"ports\":[\
+             {\"host\":\"127.0.0.1:18080\",\"ns_port\":8000,\"proto\":\"tcp\"},\
+             {\"host\":\"127.0.0.1:18091\",\"ns_port\":5300,\"proto\":\"udp\"},\
+             {\"host\":\"127.0.0.1:18090\",\"ns_port\":9000,\"proto\":\"tcp\"}]}\n",
+            "{mode}"
+        );
+        assert!(out.stderr.is_empty(), "{mode}: {}", out.stderr);
+    }
+    no_helper_left(&w, "after live ports");
+}
+
+/// Bad specs, a port in use, a port not published, a COMMAND given too, a session without a
+/// network namespace, one that does not exist: each a clear error (125), and the session's
+/// ports are as they were.
+fn i22_live_port_errors_change_nothing() {
+    let mut w = world();
+    w.own_network = true;
+    let script = format!(
+        "{start}\
+         \"$BR\" --name=plain --detach || exit 1\n\
+         for args in --publish=bad --publish=18080:9000 --unpublish=18099:9000 \
+                     --unpublish=0:8000 '--publish=18090:9000 true'; do\n\
+             \"$BR\" --join=web $args 2>&1; echo \"status $?\"\n\
+         done\n\
+         \"$BR\" --join=plain --publish=18090:9000 2>&1; echo \"status $?\"\n\
+         \"$BR\" --join=nosuch --publish=18090:9000 2>&1; echo \"status $?\"\n\
+         \"$BR\" --list | awk '$1 == \"web\" {{print $6}}'\n\
+         {once} 18090\n\
+         \"$BR\" --stop=web; \"$BR\" --stop=plain\n",
+        start = live_session_script("web", "slirp4netns", 60),
+        once = CONNECT_ONCE,
+    );
+    let out = w.sh(&script);
+    let text = out.ok();
+    for says in [
+        "become-root: network: --publish bad: expected [HOST_IP:]HOST_PORT:NS_PORT",
+        "become-root: network: --publish 127.0.0.1:18080:9000/tcp: the port is already in use \
+         on the host",
+        "become-root: session web: --unpublish=127.0.0.1:18099:9000/tcp: 127.0.0.1:18099:9000/tcp \
+         is not published here (the session's ports: 127.0.0.1:18080->8000/tcp)",
+        "become-root: session web: --unpublish=127.0.0.1:0:8000/tcp: name the host port it has",
+        "become-root: usage: --join with --publish or --unpublish takes no COMMAND",
+        "become-root: session plain: it has no network namespace of its own",
+        "become-root: session nosuch: no such session",
+    ] {
+        assert!(text.contains(says), "{says:?} in {text}");
+    }
+    assert_eq!(text.matches("status 125\n").count(), 7, "{text}");
+    assert!(
+        text.ends_with("127.0.0.1:18080->8000/tcp\nrefused\n"),
+        "{text}"
+    );
+    no_helper_left(&w, "after live port errors");
+}
+
+/// --port-driver=helper: slirp4netns takes live ports through its API socket (add_hostfwd,
+/// remove_hostfwd), with a new run's refusals (UDP while the host's loopback is closed);
+/// Debian 12's pasta has no port API, which the refusal says. A session started without -p
+/// takes them too.
+fn i22_live_ports_through_slirp4netns_s_api_and_a_clear_refusal_from_pasta() {
+    let mut w = world();
+    w.own_network = true;
+    let client = helper("client.py");
+    let script = format!(
+        "\"$BR\" --name=h --detach --net=slirp4netns --port-driver=helper -p 18080:8000 \
+             sh -c '{peer} 0.0.0.0 8000 60 & {peer} 0.0.0.0 9000 60 & wait' || exit 1\n\
+         \"$BR\" --join=h --publish=18090:9000 || exit 1\n\
+         {client} tcp 127.0.0.1 18090\n\
+         \"$BR\" --join=h --publish=18091:5300/udp 2>&1; echo \"status $?\"\n\
+         \"$BR\" --join=h --unpublish=18080:8000 || exit 1\n\
+         {once} 18080\n\
+         \"$BR\" --list | awk '$1 == \"h\" {{print $6}}'\n\
+         \"$BR\" --stop=h\n\
+         \"$BR\" --name=h0 --detach --net=slirp4netns --port-driver=helper \
+             {peer} 0.0.0.0 9000 60 || exit 1\n\
+         \"$BR\" --join=h0 --publish=18092:9000 && {client} tcp 127.0.0.1 18092\n\
+         \"$BR\" --stop=h0\n\
+         \"$BR\" --name=p --detach --net=pasta --port-driver=helper -p 18080:8000 sleep 60\n\
+         \"$BR\" --join=p --publish=18090:9000 2>&1; echo \"status $?\"\n\
+         \"$BR\" --stop=p\n",
+        peer = helper("tcp-peer.py"),
+        once = CONNECT_ONCE,
+    );
+    let out = w.sh(&script);
+    assert_eq!(
+        out.ok(),
+        // slirp4netns forwards to the namespace's address: the server sees its gateway.
+        "peer 10.0.2.2\n\
+         become-root: session h: --publish 127.0.0.1:18091:5300/udp: slirp4netns drops the \
+         replies of forwarded UDP while the host's loopback is closed; use \
+         --port-driver=builtin, or add --allow-host-loopback\n\
+         status 125\n\
+         refused\n\
+         127.0.0.1:18090->9000/tcp\n\
+         peer 10.0.2.2\n\
+         become-root: session p: its ports are forwarded by pasta (--port-driver=helper), \
+         which takes no ports while it runs (this pasta has no port API)\n\
+         hint: publish ports when starting it (-p), with the builtin port driver (the \
+         default); or stop it (--stop=p) and start it again\n\
+         status 125\n"
+    );
+    no_helper_left(&w, "after live ports through the helper");
+}
+
+/// Issue 22 (rootlesskit #155, #558): the builtin forwarder showed every client to the server
+/// inside as 127.0.0.1. Now a client on another address of the host (192.0.2.3, a second
+/// address of the harness's own network namespace) is seen as itself, in every mode, also
+/// through the provider (a server on ::1 only: the IPv4 connection is refused at once and the
+/// provider goes on to ::1, where an IPv4 address cannot be kept); --no-client-address gives
+/// the old behaviour.
+fn i22_a_tcp_server_inside_sees_the_clients_own_address_unless_told_not_to() {
+    let mut w = world();
+    w.own_network = true;
+    w.root_setup = "ip addr add 192.0.2.3/24 dev uplink0".into();
+    let client = helper("client.py");
+    for mode in ["none", "slirp4netns", "pasta"] {
+        for (option, server, from_3, from_local) in [
+            ("", "127.0.0.1", "peer 192.0.2.3", "peer 127.0.0.1"),
+            (
+                "--no-client-address",
+                "127.0.0.1",
+                "peer 127.0.0.1",
+                "peer 127.0.0.1",
+            ),
+            ("", "::1", "peer ::1", "peer ::1"),
+        ] {
+            let (out, err) = publish_and_call(
+                &w,
+                &format!("--net={mode} {option} -p 192.0.2.2:18080:8000 -p 18081:8000"),
+                &format!("{} {server} 8000 8", helper("tcp-peer.py")),
+                &format!(
+                    "{client} tcp 192.0.2.2 18080 --from 192.0.2.3 && \
+                     {client} tcp 127.0.0.1 18081"
+                ),
+            );
+            assert_eq!(
+                out.stdout,
+                format!("{from_3}\n{from_local}\n"),
+                "{mode} {option} server on {server}: {out:#?} {err}"
+            );
+        }
+    }
+    no_helper_left(&w, "after keeping client addresses");
 }
 
 fn published_tcp_and_udp_ports_serve_requests_in_every_mode() {

@@ -155,6 +155,9 @@ pub struct Asked {
     pub map_users: Vec<String>,
     pub map_groups: Vec<String>,
     pub subid_source: SubidSource,
+    /// --net with --check: the connected mode and --cidr, --ipv6, --dns, to show as a run
+    /// would set them up.
+    pub network: Option<(crate::options::NetMode, Result<net::Addressing, String>)>,
 }
 
 /// `become-root --check`: print the report on stdout and return the exit status.
@@ -170,6 +173,25 @@ pub fn run(asked: Asked) -> i32 {
 
 /// Check everything, in the order the report prints it: the user namespace and the mapping
 /// (the core), then filesystems, then networking.
+/// The network a run with these options would have: the helper, addresses and resolvers.
+fn network_item(
+    mode: crate::options::NetMode,
+    addressing: &Result<net::Addressing, String>,
+) -> Item {
+    let addressing = match addressing {
+        Ok(a) => a.clone(),
+        Err(e) => {
+            let e = net::NetError::Addressing(e.clone());
+            return Item::fail("network", e.to_string(), e.hint());
+        }
+    };
+    match net::plan(Some(mode), 65520, false, addressing) {
+        Ok(Some(plan)) => Item::ok("network", plan.addressing.describe(plan.driver)),
+        Ok(None) => Item::ok("network", "loopback only (--net=none)".to_string()),
+        Err(e) => Item::warn("network", e.to_string(), e.hint().unwrap_or_default()),
+    }
+}
+
 pub fn report(cli: Asked) -> Report {
     let mut items = Vec::new();
     let mut ready = true;
@@ -227,6 +249,9 @@ pub fn report(cli: Asked) -> Report {
         "--net=pasta needs it, and --net=auto prefers it",
     ));
     items.push(tun_item(net::check_tun()));
+    if let Some((mode, addressing)) = &cli.network {
+        items.push(network_item(*mode, addressing));
+    }
     // --cgroup and the limits: where a run's cgroup would come from, with which controllers.
     items.push(match crate::cgroup::describe_for_check() {
         Ok(found) => Item::ok("cgroup", found),

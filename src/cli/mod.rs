@@ -17,11 +17,13 @@ pub use crate::options::{
     FsArg, MapMode, NetMode, NotifyReady, OverlayDriver, PortDriver, Propagation, SubidSource,
 };
 
+mod action;
 mod extras;
 mod fast;
 pub mod subid;
 mod usage;
 
+pub use action::Action;
 pub use extras::ExtrasArgs;
 pub use fast::{plain_join, plain_run};
 pub use usage::{clap_usage, usage_exit};
@@ -99,11 +101,22 @@ pub struct Cli {
     #[arg(short = 'p', long, value_name = "SPEC")]
     pub publish: Vec<String>,
 
+    /// With --join=NAME: stop publishing SPEC ([HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp], as
+    /// --list shows it) in running session NAME (repeatable); with --publish and no COMMAND,
+    /// --join=NAME adds ports to it
+    #[arg(long, value_name = "SPEC", requires = "join")]
+    pub unpublish: Vec<String>,
+
     /// Who forwards published ports: builtin (become-root's own splice forwarder, any --net
     /// mode) or helper (slirp4netns's API or pasta's own forwarding; needs slirp4netns or
     /// pasta, and a server inside listening on all addresses)
     #[arg(long, value_enum, default_value_t = PortDriver::Builtin, value_name = "DRIVER", requires = "net")]
     pub port_driver: PortDriver,
+
+    /// The servers inside see every client of a published TCP port as 127.0.0.1 (by default
+    /// they see the client's own address and port, through become-root's forwarder)
+    #[arg(long, requires = "publish")]
+    pub no_client_address: bool,
 
     /// Let the namespace reach the host's loopback (127.0.0.1) through the gateway
     /// (10.0.2.2 with slirp4netns, the host's gateway address with pasta). Off by default:
@@ -114,6 +127,22 @@ pub struct Cli {
     /// MTU of the connected interface
     #[arg(long, value_name = "N", default_value_t = 65520, value_parser = clap::value_parser!(u32).range(1280..=65520))]
     pub mtu: u32,
+
+    /// The IPv4 network of the connected interface (default: 10.0.2.0/24 with slirp4netns,
+    /// the host's own with pasta): the namespace is NET+100, the gateway NET+2, slirp4netns's
+    /// DNS forwarder NET+3. PREFIX 1 to 25
+    #[arg(long, value_name = "NET/PREFIX", requires = "net")]
+    pub cidr: Option<String>,
+
+    /// IPv6 inside too: fd00::100/64 with slirp4netns (pasta has IPv6 whenever the host has
+    /// it)
+    #[arg(long, requires = "net")]
+    pub ipv6: bool,
+
+    /// Name IP as the resolver in the generated resolv.conf, instead of the helper's DNS
+    /// forwarder (repeatable)
+    #[arg(long, value_name = "IP", requires = "net")]
+    pub dns: Vec<String>,
 
     /// Bind SRC (a host path) to DST (default: the same path; inside --rootfs when given),
     /// recursively. Filesystem options apply in command-line order; a DST below a tmpfs (or
@@ -330,7 +359,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "name", "detach", "list", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
+            "propagation", "net", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
             "stop_timeout",
@@ -346,7 +375,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
+            "propagation", "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid",
             "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd", "stop_timeout",
@@ -369,7 +398,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "check", "map", "subid_source", "mount", "propagation",
-            "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind", "ro_bind",
+            "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind", "ro_bind",
             "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir", "pid", "uts",
             "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus", "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "drop_groups",
             "info_fd",
@@ -387,7 +416,7 @@ pub struct Cli {
         conflicts_with_all = [
             "map_users", "map_groups",
             "command", "name", "detach", "stop", "list", "check", "map", "subid_source", "mount",
-            "propagation", "net", "publish", "port_driver", "allow_host_loopback", "mtu", "bind",
+            "propagation", "net", "publish", "unpublish", "port_driver", "no_client_address", "allow_host_loopback", "mtu", "cidr", "ipv6", "dns", "bind",
             "ro_bind", "tmpfs", "copy_up", "overlay", "overlay_driver", "rootfs", "sysfs", "chdir",
             "pid", "uts", "ipc", "as_pid_1", "boot", "cgroup", "memory", "memory_swap", "cpus",
             "pids_limit", "all", "cap_add", "cap_drop", "uid", "gid", "no_new_privs",
@@ -459,103 +488,4 @@ impl Cli {
     pub fn command() -> clap::Command {
         <Self as clap::CommandFactory>::command()
     }
-
-    /// What the command line asks for, as the values the layers below take.
-    pub fn into_action(self) -> Action {
-        let identity = crate::identity::Asked {
-            uid: self.uid,
-            gid: self.gid,
-            cap_add: self.cap_add,
-            cap_drop: self.cap_drop,
-            no_new_privs: self.no_new_privs,
-        };
-        let drop_groups = self.drop_groups;
-        if self.check {
-            return Action::Check(crate::check::Asked {
-                map: self.map,
-                map_users: self.map_users,
-                map_groups: self.map_groups,
-                subid_source: self.subid_source,
-            });
-        }
-        if let Some(spec) = self.join {
-            return Action::Session(crate::session::SessionCommand::Join {
-                spec,
-                command: self.command,
-                chdir: self.chdir,
-                identity,
-            });
-        }
-        if self.list {
-            return Action::Session(crate::session::SessionCommand::List { json: self.json });
-        }
-        if let Some(name) = self.logs {
-            return Action::Session(crate::session::SessionCommand::Logs {
-                name,
-                follow: self.follow,
-            });
-        }
-        if let Some(name) = self.stop {
-            return Action::Session(crate::session::SessionCommand::Stop {
-                name,
-                timeout: self.stop_timeout,
-            });
-        }
-        Action::Run(crate::launch::Request {
-            map: self.map,
-            map_users: self.map_users,
-            map_groups: self.map_groups,
-            subid_source: self.subid_source,
-            mount: self.mount,
-            propagation: self.propagation,
-            net: self.net,
-            publish: self.publish,
-            port_driver: self.port_driver,
-            allow_host_loopback: self.allow_host_loopback,
-            mtu: self.mtu,
-            filesystem: self.filesystem,
-            overlay_driver: self.overlay_driver,
-            rootfs: self.rootfs,
-            sysfs: self.sysfs,
-            chdir: self.chdir,
-            identity,
-            drop_groups,
-            info_fd: self.info_fd,
-            verbose: self.verbose,
-            quiet: self.quiet,
-            pid: self.pid,
-            as_pid_1: self.as_pid_1,
-            boot: self.boot,
-            stop_timeout: self.stop_timeout,
-            notify_ready: self.notify_ready,
-            uts: self.uts,
-            ipc: self.ipc,
-            cgroup: self.cgroup,
-            limits: crate::cgroup::Limits {
-                memory: self.memory,
-                memory_swap: self.memory_swap,
-                cpus: self.cpus,
-                pids: self.pids_limit,
-            },
-            all: self.all,
-            extras: self.extras.into_extras(),
-            name: self.name,
-            detach: self.detach,
-            command: self.command,
-        })
-    }
-}
-
-/// What a `become-root` command line asks for.
-// Made once per run and matched at once: boxing the large variant would only add an
-// allocation to the start-up path.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Action {
-    /// A new run (launch).
-    Run(crate::launch::Request),
-    /// `--check`.
-    Check(crate::check::Asked),
-    /// `--join`, `--list`, `--stop`.
-    Session(crate::session::SessionCommand),
 }

@@ -1,5 +1,5 @@
-//! Bad usage, as become-root reports every error: clap's message turned into
-//! `<program>: usage: <why>` and `hint:` (for `become-root` and `subid` alike).
+//! Usage errors: clap's refusals in become-root's own format.
+#![forbid(unsafe_code)]
 
 /// A command line clap refused: its help or version printed (status 0), or the usage error
 /// reported in become-root's format (status 125).

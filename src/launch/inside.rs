@@ -44,6 +44,8 @@ pub trait Ops {
     fn set_hostname(&mut self, name: &str) -> Result<(), Error>;
     fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
     fn loopback_up(&mut self) -> Result<(), Error>;
+    /// What the network helper leaves to the namespace (net::configure_inside).
+    fn configure_network(&mut self, net: &net::NetPlan) -> Result<(), Error>;
 }
 
 /// Exec in place: make the namespaces, then the steps inside them.
@@ -78,6 +80,9 @@ pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     if plan.net.is_some() {
         ops.loopback_up()?;
     }
+    if let Some(net) = &plan.connected {
+        ops.configure_network(net)?;
+    }
     Ok(())
 }
 
@@ -111,6 +116,8 @@ pub(super) struct Real {
     /// The resolv.conf to bind instead of the plan's: the network helper become-root fell
     /// back to has another DNS forwarder.
     resolv_conf: Option<String>,
+    /// The helper that runs, when become-root fell back to another than the plan's.
+    fell_back_to: Option<net::Driver>,
     /// Carries out the mount steps.
     mounts: mounts::Applier,
     /// --cgroup: where to say that the cgroup namespace is made, and the rest of the word to
@@ -126,6 +133,7 @@ impl Real {
         Real {
             maps: Some(maps),
             resolv_conf: None,
+            fell_back_to: None,
             mounts: mounts::Applier::new(fuse),
             cgroup_made: None,
             release: None,
@@ -139,8 +147,15 @@ impl Real {
         let _ = go.read_to_end(&mut bytes);
         match bytes.strip_prefix(b"ok") {
             Some(b"") => Ok(()),
-            Some(b"slirp4netns") => {
-                self.resolv_conf = Some(net::Driver::Slirp4netns.resolv_conf());
+            // The fallback's resolv.conf follows its name, made by become-root from the
+            // run's --cidr, --ipv6 and --dns.
+            Some(rest) if rest.starts_with(b"slirp4netns") => {
+                self.fell_back_to = Some(net::Driver::Slirp4netns);
+                let text = rest.strip_prefix(b"slirp4netns\n").unwrap_or_default();
+                self.resolv_conf = Some(match std::str::from_utf8(text) {
+                    Ok(text) if !text.is_empty() => text.to_string(),
+                    _ => net::Driver::Slirp4netns.resolv_conf(),
+                });
                 Ok(())
             }
             // become-root failed to map us and reports that itself.
@@ -295,6 +310,11 @@ impl Ops for Real {
 
     fn loopback_up(&mut self) -> Result<(), Error> {
         sys::loopback_up().map_err(|e| Error::sys("bringing up loopback", e))
+    }
+
+    fn configure_network(&mut self, plan: &net::NetPlan) -> Result<(), Error> {
+        let driver = self.fell_back_to.unwrap_or(plan.driver);
+        Ok(net::configure_inside(driver, &plan.addressing)?)
     }
 }
 
@@ -460,7 +480,7 @@ pub(super) fn namespace_child(
     }
     sys::close_own_fds_except(&keep);
     if let Some(channel) = provider {
-        net::forward::spawn_provider(channel, plan.pid_namespace())?;
+        net::forward::spawn_provider(channel, plan.pid_namespace(), plan.keep_clients)?;
     }
     if plan.info_fd.is_some() {
         let _ = (&ending).write_all(&process::Ending::Ready.encode());

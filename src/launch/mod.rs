@@ -48,8 +48,14 @@ pub struct Request {
     pub net: Option<NetMode>,
     pub publish: Vec<String>,
     pub port_driver: PortDriver,
+    /// Published TCP ports keep the client's address (not --no-client-address).
+    pub keep_clients: bool,
     pub allow_host_loopback: bool,
     pub mtu: u32,
+    /// --cidr, --ipv6, --dns, as given (checked by the plan).
+    pub cidr: Option<String>,
+    pub ipv6: bool,
+    pub dns: Vec<String>,
     /// The filesystem options in command-line order.
     pub filesystem: Vec<FsArg>,
     pub overlay_driver: OverlayDriver,
@@ -120,6 +126,12 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
         say!("become-root: uid map: {}", show(&plan.mapping.uid));
         say!("become-root: gid map: {}", show(&plan.mapping.gid));
         say!("become-root: {}", plan.identity_text());
+        if let Some(net) = &plan.connected {
+            say!(
+                "become-root: network: {}",
+                net.addressing.describe(net.driver)
+            );
+        }
         if let crate::userns::Writer::Helpers {
             newuidmap,
             newgidmap,

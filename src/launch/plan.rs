@@ -30,6 +30,11 @@ pub struct Plan {
     pub connected: Option<NetPlan>,
     /// Ports published on the host by become-root's forwarder.
     pub publish: Vec<Publish>,
+    /// The forwarder keeps TCP clients' addresses (net::forward's transparent.rs).
+    pub keep_clients: bool,
+    /// A session whose ports can change while it runs (--join=NAME --publish): a network
+    /// namespace of its own and become-root's forwarder (not --port-driver=helper).
+    pub live_ports: bool,
     pub mapping: Mapping,
     pub command: Command,
     /// --quiet: no warnings or notices.
@@ -195,7 +200,9 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     let pid = cli.pid || cli.all || as_pid_1;
     let net = implied_net(cli.net, cli.all || cli.boot, cli.sysfs);
     let mut notices = Vec::new();
-    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback)?;
+    let addressing = net::Addressing::from_options(cli.cidr.as_deref(), cli.ipv6, &cli.dns)
+        .map_err(net::NetError::Addressing)?;
+    let mut connected = net::plan(net, cli.mtu, cli.allow_host_loopback, addressing)?;
     let mut publish = net::ports::parse_all(&cli.publish).map_err(net::NetError::from)?;
     if !publish.is_empty() && net.is_none() {
         return Err(net::NetError::PublishWithoutNet.into());
@@ -214,7 +221,10 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         }
         publish.clear();
     }
-    if connected.is_some() {
+    if let Some(helper) = connected.as_mut() {
+        // A session whose helper forwards its ports takes live ports through slirp4netns's
+        // API socket (pasta has none), with or without -p at its start.
+        helper.keep_api = cli.port_driver == PortDriver::Helper && cli.name.is_some();
         net::check_tun()?;
     }
     cli.limits.check()?;
@@ -286,7 +296,10 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     }
     let session =
         crate::session::Request::new(cli.name.as_deref(), cli.detach, cli.command.is_empty())?;
-    let resolv_conf = connected.as_ref().map(|c| c.driver.resolv_conf());
+    let live_ports = session.is_some() && net.is_some() && cli.port_driver == PortDriver::Builtin;
+    let resolv_conf = connected
+        .as_ref()
+        .map(|c| c.addressing.resolv_conf(c.driver));
     let filesystem = cli
         .filesystem
         .iter()
@@ -397,6 +410,8 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             net,
             connected,
             publish,
+            keep_clients: cli.keep_clients,
+            live_ports,
             mapping,
             command,
             quiet: cli.quiet,
@@ -559,31 +574,4 @@ fn inside_ids(map: &crate::idmap::IdMap) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sysfs_and_all_imply_net_none_unless_net_says_otherwise() {
-        let off = NetMode::None;
-        // (--net, --all, --sysfs) -> the network namespace's mode
-        let rows = [
-            ((None, false, false), None),
-            ((None, true, false), Some(off)),
-            ((None, false, true), Some(off)),
-            ((None, true, true), Some(off)),
-            (
-                (Some(NetMode::Slirp4netns), false, true),
-                Some(NetMode::Slirp4netns),
-            ),
-            ((Some(NetMode::Pasta), true, true), Some(NetMode::Pasta)),
-            ((Some(NetMode::Auto), false, false), Some(NetMode::Auto)),
-        ];
-        for ((net, all, sysfs), want) in rows {
-            assert_eq!(
-                implied_net(net, all, sysfs),
-                want,
-                "--net={net:?} --all={all} --sysfs={sysfs}"
-            );
-        }
-    }
-}
+mod tests;

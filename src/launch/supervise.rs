@@ -15,7 +15,7 @@
 //! and returns how COMMAND ended.
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
@@ -163,7 +163,7 @@ impl<'p> Run<'p> {
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let (go_r, go_w) = process::pipe()?;
         let (ending_r, ending_w) = process::pipe()?;
-        let channel = match plan.publish.is_empty() {
+        let channel = match plan.publish.is_empty() && !plan.live_ports {
             true => None,
             false => {
                 Some(net::forward::provider_channel().map_err(|e| Error::sys("socketpair", e))?)
@@ -316,8 +316,12 @@ impl<'p> Run<'p> {
             }
         }
         let mut word = b"ok".to_vec();
-        if self.driver != plan.connected.as_ref().map(|net| net.driver) {
-            word.extend(self.driver.map_or("", Driver::program).as_bytes());
+        if let (Some(driver), Some(net)) = (self.driver, plan.connected.as_ref())
+            && driver != net.driver
+        {
+            word.extend(driver.program().as_bytes());
+            word.push(b'\n');
+            word.extend(net.addressing.resolv_conf(driver).as_bytes());
         }
         if plan.info_fd.is_some() {
             let kinds = super::namespace_kinds(plan.namespaces);
@@ -343,8 +347,52 @@ impl<'p> Run<'p> {
         if let Some(provider) = self.provider.take() {
             let provider = std::sync::Arc::new(net::forward::Provider::new(provider));
             self.forwarding = Some(provider.clone());
-            net::forward::start(std::mem::take(&mut self.bound), provider, self.idle);
+            let keep = self.plan.keep_clients;
+            let control = self.live_ports(self.plan.live_ports);
+            let bound = std::mem::take(&mut self.bound);
+            net::forward::start(bound, provider, self.idle, keep, control);
+        } else if let (Some(api), Some(net)) = (
+            self.helper.as_ref().and_then(|h| h.api_socket()),
+            self.plan.connected.as_ref(),
+        ) {
+            // --port-driver=helper with slirp4netns (perhaps --net=auto's fallback to it).
+            let net = net::NetPlan {
+                driver: Driver::Slirp4netns,
+                ..net.clone()
+            };
+            if let Some(control) = self.live_ports(true) {
+                net::forward::serve_helper(control, &net, api);
+            }
         }
+    }
+
+    /// A session's live ports (--join=NAME --publish): its control socket, and what a change
+    /// updates: the session's record (--list) and --info-fd (a "ports" event). A socket that
+    /// cannot be made leaves the session without live ports, and says so.
+    fn live_ports(&self, wanted: bool) -> Option<net::forward::Control> {
+        let session = self.session.as_ref().filter(|_| wanted)?;
+        let (path, record) = session.ports_socket();
+        let listener = match net::forward::listen_at(&path) {
+            Ok(listener) => listener,
+            Err(e) => {
+                say!("become-root: live ports: {}: {e}", path.display());
+                return None;
+            }
+        };
+        let info_fd = self.plan.info_fd;
+        let changed = move |ports: &[(String, u16, String)]| {
+            let shown = ports
+                .iter()
+                .map(|(h, p, proto)| format!("{h}->{p}/{proto}"));
+            record.set(shown.collect());
+            if let Some(fd) = info_fd {
+                crate::info::write_line(fd, &crate::info::ports_json(ports));
+            }
+        };
+        Some(net::forward::Control {
+            listener,
+            changed: Box::new(changed),
+        })
     }
 
     /// Sessions: wait until the namespaces are ready, record them, let a --detach caller go,
@@ -373,6 +421,7 @@ impl<'p> Run<'p> {
         let reports = (plan.has_init() || plan.info_fd.is_some())
             .then(|| self.ending.take())
             .flatten();
+        let output = self.session.as_ref().and_then(Session::output_to_poll);
         let watch = process::Watch {
             reports,
             terminal: self.terminal,
@@ -385,6 +434,7 @@ impl<'p> Run<'p> {
                 .as_ref()
                 .is_some_and(Session::has_log)
                 .then_some(std::time::Duration::from_secs(1)),
+            output: output.as_ref().map(|fd| fd.as_fd()),
         };
         let mut observer = Observer {
             plan,
@@ -400,6 +450,10 @@ impl<'p> Run<'p> {
         };
         let mut helpers = Vec::new();
         let ending = process::supervise(child, watch, &mut helpers, &mut observer);
+        // All COMMAND wrote is in its log before the session says it ended.
+        if let Some(session) = self.session.as_mut() {
+            session.finish_output();
+        }
         // Reaped by process::supervise: nothing of it is left to undo.
         self.child = None;
         // What the namespace process said of helpers before it became COMMAND, if no one

@@ -43,6 +43,8 @@ pub struct Running {
     api_dir: Option<PathBuf>,
     /// Ports to add through the API once ready (slirp4netns; pasta took them as options).
     forwards: Vec<Publish>,
+    /// slirp4netns's API socket stays for the run (a session's live ports, control.rs).
+    keep_api: bool,
     /// It ended and was reaped ([`Running::ended`]): its pid may belong to another process.
     gone: bool,
 }
@@ -93,9 +95,11 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
             // Its own mount namespace without capabilities, and a seccomp filter: a bug in
             // the user-mode TCP/IP stack then reaches less.
             cmd.args(["--enable-sandbox", "--enable-seccomp"]);
-            if !plan.forwards.is_empty() {
+            cmd.args(plan.addressing.helper_args(plan.driver));
+            if !plan.forwards.is_empty() || plan.keep_api {
                 // Its API socket needs a path: a private directory, removed as soon as the
-                // forwards are added (see `add_forwards`).
+                // forwards are added (see `add_forwards`), or with the helper for a session's
+                // live ports.
                 let dir = private_dir()
                     .map_err(|e| fail(format!("a directory for its API socket: {e}")))?;
                 cmd.arg(format!("--api-socket={}", dir.join("api.sock").display()));
@@ -132,6 +136,7 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
                 cmd.arg("--no-map-gw");
             }
             cmd.args(["--dns-forward", plan.driver.dns_forwarder()]);
+            cmd.args(plan.addressing.helper_args(plan.driver));
             // pasta writes its pid file once the namespace is configured: that is its
             // readiness. The file is a FIFO in a private directory, read here, removed as
             // soon as pasta has written. Not a /proc/.../fd path to a pipe: pasta since 2024
@@ -199,6 +204,7 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
         stderr,
         api_dir,
         forwards: plan.forwards.clone(),
+        keep_api: plan.keep_api && plan.driver == Driver::Slirp4netns,
         gone: false,
     })
 }
@@ -282,8 +288,12 @@ impl Running {
         let Some(dir) = self.api_dir.take() else {
             return Ok(());
         };
+        let keep = |this: &mut Self, dir: PathBuf| match this.keep_api {
+            true => this.api_dir = Some(dir),
+            false => remove_dir(Some(&dir)),
+        };
         if self.forwards.is_empty() || self.program == Driver::Pasta.program() {
-            remove_dir(Some(&dir));
+            keep(self, dir);
             return Ok(());
         }
         let result = self.forwards.iter().try_for_each(|p| {
@@ -292,14 +302,9 @@ impl Running {
                  \"host_addr\": \"{}\", \"host_port\": {}, \"guest_port\": {}}}}}",
                 p.proto, p.host_ip, p.host_port, p.ns_port
             );
-            let reply = api_call(&dir.join("api.sock"), &request)
-                .map_err(|e| format!("its API socket: {e}"))?;
-            if reply.contains("\"error\"") || !reply.contains("\"return\"") {
-                return Err(format!("add_hostfwd {p}: {}", reply.trim()));
-            }
-            Ok(())
+            slirp4netns_api(&dir.join("api.sock"), &request).map(drop)
         });
-        remove_dir(Some(&dir));
+        keep(self, dir);
         result.map_err(|why| {
             self.kill();
             NetError::Start {
@@ -307,6 +312,14 @@ impl Running {
                 why,
             }
         })
+    }
+
+    /// slirp4netns's API socket, kept for a session's live ports.
+    pub fn api_socket(&self) -> Option<PathBuf> {
+        self.api_dir
+            .as_ref()
+            .filter(|_| self.keep_api)
+            .map(|d| d.join("api.sock"))
     }
 
     fn stderr_text(&mut self) -> String {
@@ -355,6 +368,19 @@ impl Running {
         }
         self.kill();
     }
+}
+
+/// One request to slirp4netns's API, and its "return" part; its "error" or a failure to ask
+/// as the reason.
+pub fn slirp4netns_api(socket: &Path, request: &str) -> Result<String, String> {
+    let reply = api_call(socket, request).map_err(|e| format!("its API socket: {e}"))?;
+    // add_hostfwd answers {"return": {"id": N}}, list_hostfwd {"entries": [...]} (1.2): only
+    // an "error" is one.
+    if reply.contains("\"error\"") || reply.trim().is_empty() {
+        let what = request.split('"').nth(3).unwrap_or("request");
+        return Err(format!("slirp4netns's {what}: {}", reply.trim()));
+    }
+    Ok(reply)
 }
 
 /// One request to slirp4netns's API: write it, read the reply until the socket closes.

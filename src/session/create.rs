@@ -1,6 +1,8 @@
 //! Sessions: creating one (hooks in the launcher): claim the name, go to the background
 //! with --detach, say when the namespaces are ready, remove the state when the run ends.
 
+use std::sync::{Arc, Mutex};
+
 use super::*;
 
 // ---- creating a session (hooks in launch::supervise) --------------------------------------
@@ -10,19 +12,19 @@ use super::*;
 /// state when the run ends (on drop).
 pub struct Session {
     request: Request,
-    dir: StateDir,
+    dir: Arc<StateDir>,
     /// The process that owns the state (copies in forked children never remove it).
     owner: Pid,
-    /// The state file as this run last wrote it.
-    written: String,
-    record: Record,
+    /// The record and the state file as this run last wrote it, shared with the thread that
+    /// changes the ports while the session runs ([`PortsRecord`]).
+    shared: Arc<Mutex<Shared>>,
     /// The namespace process says "ready" on this pipe once its setup is done.
     ready_r: File,
     ready_w: Option<File>,
     /// `--detach`: the caller, waiting in the foreground for the word "ready".
     caller: Option<File>,
-    /// `--detach`: where the session's output goes.
-    log: Option<File>,
+    /// `--detach`: the session's output, on its way from COMMAND's pipe to its log.
+    output: Option<super::logs::Output>,
     /// The session ended and its state stays ([`Session::ended`]).
     keep: bool,
     /// The namespace process, ready, while the session waits for its pid 1 to say so too.
@@ -91,28 +93,29 @@ impl Session {
         };
         let (ready_r, ready_w) = process::pipe()?;
         let mut session = Session {
-            dir,
+            dir: Arc::new(dir),
             owner: getpid(),
-            written,
-            record,
+            shared: Arc::new(Mutex::new(Shared { record, written })),
             ready_r,
             ready_w: Some(ready_w),
             caller,
-            log: None,
+            output: None,
             keep: false,
             pending: None,
             request,
         };
         if session.request.detach {
             let log = session.open_log(again.is_some())?;
-            // COMMAND's stdin is /dev/null and its stdout the log from the start; stderr stays
-            // the caller's until the namespaces are ready, so that a failed setup is reported
-            // where the caller sees it.
+            // COMMAND's stdin is /dev/null and its stdout the pipe to the log (logs.rs) from
+            // the start, become-root's own until the namespace process is cloned
+            // ([`Session::cloned`]); stderr stays the caller's until the namespaces are ready,
+            // so that a failed setup is reported where the caller sees it.
+            let (pipe_r, pipe_w) = process::pipe()?;
             let null = File::open("/dev/null")
                 .map_err(|e| Error::sys("opening /dev/null", crate::sys::io_errno(&e)))?;
             nix::unistd::dup2_stdin(&null).map_err(|e| Error::sys("redirecting stdin", e))?;
-            nix::unistd::dup2_stdout(&log).map_err(|e| Error::sys("redirecting stdout", e))?;
-            session.log = Some(log);
+            nix::unistd::dup2_stdout(&pipe_w).map_err(|e| Error::sys("redirecting stdout", e))?;
+            session.output = Some(super::logs::Output::new(pipe_r, log));
         }
         Ok(Some(session))
     }
@@ -140,32 +143,65 @@ impl Session {
 
     /// Record which network helper runs (`--net=auto` may fall back to another).
     pub fn network_is(&mut self, program: &str) {
-        self.record.net = Some(program.to_string());
+        self.shared().record.net = Some(program.to_string());
     }
 
     /// Record how --stop ends the session: a booted image (--boot) halts with SIGRTMIN+3 to
     /// its pid 1, sent by the supervisor; `timeout` is --stop-timeout's, if given.
     pub fn stops_with(&mut self, boot: bool, timeout: Option<std::time::Duration>) {
-        self.record.boot = boot;
-        self.record.stop_timeout = timeout.map(|t| t.as_secs());
+        let mut shared = self.shared();
+        shared.record.boot = boot;
+        shared.record.stop_timeout = timeout.map(|t| t.as_secs());
     }
 
-    /// Keep a detached session's log under its bound (logs::LOG_MAX); called every second or
-    /// so while the session runs.
-    pub fn bound_log(&self) {
-        if let Some(log) = &self.log {
-            super::logs::bound(&self.dir, &self.request.name, log);
+    /// Keep a detached session's log under its bound (logs::LOG_MAX) as become-root writes to
+    /// it itself (a booted image's console); called every second or so while the session runs.
+    pub fn bound_log(&mut self) {
+        if let Some(output) = self.output.as_mut() {
+            output.bound(&self.dir, &self.request.name);
         }
     }
 
     /// Whether the session has a log to keep bounded.
     pub fn has_log(&self) -> bool {
-        self.log.is_some()
+        self.output.is_some()
+    }
+
+    /// The namespace process is cloned, with COMMAND's pipe as its stdout: become-root's own
+    /// stdout is the log from here on (it must never wait for room in a pipe only it empties).
+    pub fn cloned(&self) {
+        if let Some(output) = &self.output {
+            let _ = nix::unistd::dup2_stdout(output.log());
+        }
+    }
+
+    /// The pipe of COMMAND's output, to poll (supervision calls [`Session::copy_output`]
+    /// when it is readable).
+    pub fn output_to_poll(&self) -> Option<OwnedFd> {
+        self.output
+            .as_ref()
+            .and_then(super::logs::Output::pipe_to_poll)
+    }
+
+    /// Copy COMMAND's output into the log; false once the pipe is at its end.
+    pub fn copy_output(&mut self) -> bool {
+        let name = &self.request.name;
+        self.output
+            .as_mut()
+            .is_some_and(|o| o.copy(&self.dir, name, Some(16)) == super::logs::Copied::Now)
+    }
+
+    /// COMMAND has ended: all it wrote goes to the log before the session says it ended (a
+    /// keeper copies what processes it left behind write later).
+    pub fn finish_output(&mut self) {
+        if let Some(output) = self.output.take() {
+            output.finish(&self.dir, &self.request.name);
+        }
     }
 
     /// Record the published ports as the user reaches them, for --list.
     pub fn ports_are(&mut self, ports: Vec<String>) {
-        self.record.ports = ports;
+        self.shared().record.ports = ports;
     }
 
     /// The run is over: a detached session keeps its state, with `how` it ended, and its log,
@@ -175,9 +211,9 @@ impl Session {
         if !self.request.detach {
             return;
         }
-        self.record.ended = Some(how);
-        if let Ok(written) = self.dir.replace(&self.record) {
-            self.written = written;
+        self.shared().record.ended = Some(how);
+        self.unlink_ports_socket();
+        if self.write().is_ok() {
             self.keep = true;
         }
     }
@@ -185,42 +221,46 @@ impl Session {
     /// The image reboots: its pid 1 is gone, the supervisor is not (it starts again and takes
     /// the session over), which --list and --join must not take for a stale session.
     pub fn rebooting(&mut self) {
-        self.record.holder = None;
-        self.record.created = 0;
-        if let Ok(written) = self.dir.replace(&self.record) {
-            self.written = written;
+        {
+            let mut shared = self.shared();
+            shared.record.holder = None;
+            shared.record.created = 0;
         }
+        let _ = self.write();
     }
 
     /// Record the run's cgroup and its limits (--cgroup), for --list.
     pub fn cgroup_is(&mut self, path: &std::path::Path, limits: String) {
-        self.record.cgroup = Some(path.display().to_string());
-        self.record.limits = Some(limits).filter(|l| !l.is_empty());
+        let mut shared = self.shared();
+        shared.record.cgroup = Some(path.display().to_string());
+        shared.record.limits = Some(limits).filter(|l| !l.is_empty());
     }
 
     /// Record that the network helper ended (`why`: which and how), for --list. A failure to
     /// write it is not worth ending the session for; the message on stderr stands.
     pub fn network_down(&mut self, why: &str) {
-        self.record.net_down = Some(why.to_string());
-        if let Ok(written) = self.dir.replace(&self.record) {
-            self.written = written;
-        }
+        self.shared().record.net_down = Some(why.to_string());
+        let _ = self.write();
     }
 
     /// The descriptors the namespace process still needs for [`Session::ready_inside`].
     pub fn fds_inside(&self) -> Vec<i32> {
-        let ready = self.ready_w.as_ref().map(|f| f.as_raw_fd());
-        let log = self.log.as_ref().map(|f| f.as_raw_fd());
-        ready.into_iter().chain(log).collect()
+        self.ready_w
+            .as_ref()
+            .map(|f| f.as_raw_fd())
+            .into_iter()
+            .collect()
     }
 
     /// In the namespace process, once setup is done (maps, ids, mounts, loopback, port
-    /// provider) and before COMMAND: say so. A detached session's output goes to the log from
-    /// here on. Without COMMAND (`--detach` alone) this process becomes the pause process that
-    /// holds the namespaces, and never returns.
+    /// provider) and before COMMAND: say so. A detached session's output (stderr too, from
+    /// here on) goes to the pipe to its log, stdout already. Without COMMAND (`--detach`
+    /// alone) this process becomes the pause process that holds the namespaces, and never
+    /// returns.
     pub fn ready_inside(&self) -> Result<(), Error> {
-        if let Some(log) = &self.log {
-            nix::unistd::dup2_stderr(log).map_err(|e| Error::sys("redirecting stderr", e))?;
+        if self.output.is_some() {
+            nix::unistd::dup2_stderr(sys::std_fd(1))
+                .map_err(|e| Error::sys("redirecting stderr", e))?;
         }
         if let Some(mut ready) = self.ready_w.as_ref() {
             ready
@@ -228,8 +268,8 @@ impl Session {
                 .map_err(|e| Error::sys("reporting readiness", crate::sys::io_errno(&e)))?;
         }
         if self.request.pause {
-            // The pause process holds the namespaces and nothing else: not even the pipe and
-            // the log it just used (its stdout and stderr are the log already).
+            // The pause process holds the namespaces and nothing else: not even the pipe it
+            // just used (its stdout and stderr are the pipe to the log already).
             sys::close_own_fds_except(&[]);
             hold();
         }
@@ -266,12 +306,15 @@ impl Session {
     /// and the caller of --detach hears so.
     fn record_ready(&mut self, child: Pid) -> Result<(), Error> {
         if let Some(holder) = Proc::of(child.as_raw()) {
-            self.record.holder = Some(holder);
-            self.record.namespaces = namespaces_of(holder.pid);
-            self.record.created = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            self.written = self.dir.replace(&self.record)?;
+            {
+                let mut shared = self.shared();
+                shared.record.holder = Some(holder);
+                shared.record.namespaces = namespaces_of(holder.pid);
+                shared.record.created = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+            }
+            self.write()?;
         }
         Ok(())
     }
@@ -283,8 +326,8 @@ impl Session {
             self.record_ready(child)?;
         }
         if let Some(mut caller) = self.caller.take() {
-            if let Some(log) = &self.log {
-                let _ = nix::unistd::dup2_stderr(log);
+            if let Some(output) = &self.output {
+                let _ = nix::unistd::dup2_stderr(output.log());
             }
             // The caller left (interrupted) before hearing "ready": the session is cancelled.
             caller.write_all(b"r").map_err(|_| {
@@ -338,11 +381,67 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if getpid() == self.owner && !self.keep {
-            let _ = self
-                .dir
-                .remove_if_unchanged(&self.request.name, &self.written);
+        if getpid() == self.owner {
+            self.unlink_ports_socket();
+            if !self.keep {
+                let written = self.shared().written.clone();
+                let _ = self.dir.remove_if_unchanged(&self.request.name, &written);
+            }
         }
+    }
+}
+
+/// What the session's process and its live-ports thread share.
+struct Shared {
+    record: Record,
+    /// The state file as this run last wrote it.
+    written: String,
+}
+
+/// The session's record of its published ports, for the thread that changes them (live
+/// ports): each change is written to the state file at once, for --list.
+pub struct PortsRecord {
+    dir: Arc<StateDir>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl PortsRecord {
+    pub fn set(&self, ports: Vec<String>) {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.record.ports = ports;
+        if let Ok(written) = self.dir.replace(&shared.record) {
+            shared.written = written;
+        }
+    }
+}
+
+impl Session {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write the record to the state file.
+    fn write(&self) -> Result<(), SessionError> {
+        let mut shared = self.shared();
+        shared.written = self.dir.replace(&shared.record)?;
+        Ok(())
+    }
+
+    /// The path of the session's live-ports socket (NAME.ports in its state directory),
+    /// reached through the directory's descriptor, and the record its changes go to.
+    pub fn ports_socket(&self) -> (PathBuf, PortsRecord) {
+        let path = self
+            .dir
+            .path_of(&StateDir::ports_socket(&self.request.name));
+        let record = PortsRecord {
+            dir: self.dir.clone(),
+            shared: self.shared.clone(),
+        };
+        (path, record)
+    }
+
+    fn unlink_ports_socket(&self) {
+        self.dir.unlink(&StateDir::ports_socket(&self.request.name));
     }
 }
 

@@ -380,6 +380,106 @@ pub(super) fn join(
     }
 }
 
+/// `--join=NAME --publish=SPEC... --unpublish=SPEC...`: change the published ports of running
+/// session NAME through its live-ports socket (net::forward's control.rs), one spec at a
+/// time, unpublishing first; each is done, or refused with nothing changed. A host port is
+/// bound here, as a new run binds it, so its errors are a new run's.
+pub(super) fn change_ports(
+    name: &str,
+    publish: &[String],
+    unpublish: &[String],
+    quiet: bool,
+) -> Result<(), Error> {
+    use crate::net::{self, ports};
+    check_name(name).map_err(|why| SessionError::BadName {
+        name: name.into(),
+        why,
+    })?;
+    let missing = || SessionError::NoSession { name: name.into() };
+    let dir = StateDir::open(false)?.ok_or_else(missing)?;
+    let record = dir.live(name)?.ok_or_else(missing)?;
+    if let Some(how) = record.ended {
+        return Err(SessionError::Ended {
+            name: name.into(),
+            how,
+        }
+        .into());
+    }
+    let refused = |why: String, hint: Option<String>| SessionError::Ports {
+        name: name.into(),
+        why,
+        hint,
+    };
+    if record.net.is_none() {
+        return Err(refused(
+            "it has no network namespace of its own, so there are no ports to publish".into(),
+            Some(format!(
+                "start it with --net: become-root --name={name} --net ..."
+            )),
+        )
+        .into());
+    }
+    // Every spec is checked before anything changes.
+    let parse = |specs: &[String]| -> Result<Vec<ports::Publish>, Error> {
+        specs
+            .iter()
+            .map(|s| ports::parse(s).map_err(|e| net::NetError::from(e).into()))
+            .collect()
+    };
+    let (publish, unpublish) = (parse(publish)?, parse(unpublish)?);
+    if let Some(p) = unpublish.iter().find(|p| p.host_port == 0) {
+        return Err(refused(
+            format!("--unpublish={p}: name the host port it has, not 0"),
+            Some("'become-root --list' shows the session's ports".into()),
+        )
+        .into());
+    }
+    let path = dir.path_of(&StateDir::ports_socket(name));
+    let helper = record.net.clone().unwrap_or_default();
+    let no_socket = |e: std::io::Error| {
+        let why = match helper.as_str() {
+            "pasta" => "its ports are forwarded by pasta (--port-driver=helper), which takes no \
+                        ports while it runs (this pasta has no port API)"
+                .to_string(),
+            _ => format!(
+                "it takes no live ports ({e}): its ports are forwarded by its network helper \
+                 (--port-driver=helper), or it was started by an older become-root"
+            ),
+        };
+        refused(
+            why,
+            Some(format!(
+                "publish ports when starting it (-p), with the builtin port driver (the \
+                 default); or stop it (--stop={name}) and start it again"
+            )),
+        )
+    };
+    for (verb, spec) in unpublish
+        .iter()
+        .map(|p| ("unpublish", *p))
+        .chain(publish.iter().map(|p| ("publish", *p)))
+    {
+        let bound = match verb {
+            "publish" => net::forward::bind(std::slice::from_ref(&spec))?.pop(),
+            _ => None,
+        };
+        let chosen = bound.as_ref().map(|b| b.describe());
+        let socket = bound.map(|b| b.into_fd());
+        let answer = net::forward::ask_session(&path, verb, &spec, socket).map_err(no_socket)?;
+        match answer {
+            Ok(_) => {
+                if let (Some(chosen), 0, false) = (chosen, spec.host_port, quiet) {
+                    crate::error::say!("become-root: published {chosen}");
+                }
+            }
+            // (a refusal of the session's that names the spec already is passed on as it is)
+            Err(why) if why.starts_with("--") => return Err(refused(why, None).into()),
+            Err(why) => return Err(refused(format!("--{verb}={spec}: {why}"), None).into()),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::namespaces_text;

@@ -24,9 +24,9 @@
 //!   COMMAND the session holds its namespaces with a pause process (pid 1 of the session's
 //!   pid namespace with `--pid`) until `--stop`; with COMMAND it lasts as long as COMMAND.
 //!   Standard input is /dev/null; standard output and error go to `NAME.log` in the state
-//!   directory (removed with the session). Errors before the namespaces are ready are
-//!   reported on the caller's terminal with the usual status; interrupting become-root while
-//!   it starts a session cancels the session.
+//!   directory (removed with the session), copied there by become-root (logs.rs). Errors
+//!   before the namespaces are ready are reported on the caller's terminal with the usual
+//!   status; interrupting become-root while it starts a session cancels the session.
 //! - `--join=NAME|PID [COMMAND]` runs COMMAND (default `$SHELL`, else /bin/sh) in the
 //!   namespaces of session NAME, or of process PID (any process of yours in a user namespace
 //!   of its own, like `nsenter -t PID`). It enters the user namespace and each of cgroup,
@@ -48,6 +48,9 @@
 //!   there) works too. Joining a session that does not exist, or whose process has ended, is
 //!   an error (125) naming it. The plain form `--join=NAME [--] [COMMAND...]` is read without
 //!   clap, which would cost a tenth of the join.
+//! - `--join=NAME --publish=SPEC` and `--join=NAME --unpublish=SPEC` (no COMMAND) add a
+//!   published port to running session NAME or close one, through its socket `NAME.ports`
+//!   (net::forward's control.rs); the session's record, --list and --info-fd follow.
 //! - `--list` shows the live sessions (name, pid of the process a join enters, creation time
 //!   in UTC, namespaces, network mode, state file); `--list --json` prints one JSON object
 //!   `{"state_dir": ..., "sessions": [...]}`.
@@ -57,7 +60,8 @@
 //!   the network helper and the forwarder, and the state is removed. Status 0; stopping a
 //!   session that does not exist is an error (125) naming it.
 //!
-//! State: one file per session, `NAME.session` (plus `NAME.log` for `--detach`), in
+//! State: one file per session, `NAME.session` (plus `NAME.log` for `--detach`, and the
+//! live-ports socket `NAME.ports` while a session with a network namespace runs), in
 //! `$XDG_RUNTIME_DIR/become-root/` or, without XDG_RUNTIME_DIR, `/tmp/become-root-UID/` (UID
 //! outside: a nested become-root, root in the session, finds the same directory). The
 //! directory is created mode 0700 and refused unless it is a real directory (not a symlink),
@@ -99,7 +103,7 @@ mod record;
 mod state;
 mod stop;
 
-pub use create::{Again, Session};
+pub use create::{Again, PortsRecord, Session};
 use join::join;
 use list::list;
 pub use list::{render_json, render_table};
@@ -190,6 +194,13 @@ pub enum SessionError {
     Ended { name: String, how: String },
     #[error("it has no log: only a --detach session keeps one")]
     NoLog { name: String },
+    /// --join=NAME --publish or --unpublish refused: nothing changed.
+    #[error("{why}")]
+    Ports {
+        name: String,
+        why: String,
+        hint: Option<String>,
+    },
 }
 
 impl SessionError {
@@ -205,7 +216,8 @@ impl SessionError {
             | SessionError::CannotSignal { name, .. }
             | SessionError::StillAlive { name, .. }
             | SessionError::Ended { name, .. }
-            | SessionError::NoLog { name } => format!("session {name}"),
+            | SessionError::NoLog { name }
+            | SessionError::Ports { name, .. } => format!("session {name}"),
             SessionError::NoProcess { pid } => format!("process {pid}"),
             SessionError::NotInUserns { target } | SessionError::Enter { target, .. } => {
                 target.clone()
@@ -259,6 +271,7 @@ impl SessionError {
                 "its output went where the caller's did; start it with --name={name} --detach \
                  to keep a log"
             ),
+            SessionError::Ports { hint, .. } => return hint.clone(),
             SessionError::StillAlive { .. } => {
                 "a process that survives SIGKILL is stuck in the kernel (D state, often on a \
                  file system); see ps -o pid,stat,wchan"
@@ -330,6 +343,15 @@ pub enum SessionCommand {
         name: String,
         follow: bool,
     },
+    /// `--join=NAME --publish=SPEC` / `--unpublish=SPEC`: change a running session's ports.
+    Ports {
+        name: String,
+        publish: Vec<String>,
+        unpublish: Vec<String>,
+        /// A COMMAND was given too, which these take none of.
+        command: bool,
+        quiet: bool,
+    },
 }
 
 /// Run a session command and return the exit status (`--join` returns only on failure:
@@ -347,6 +369,18 @@ pub fn main(command: SessionCommand) -> i32 {
         SessionCommand::List { json } => list(json).map(|()| 0),
         SessionCommand::Stop { name, timeout } => stop(&name, timeout).map(|()| 0),
         SessionCommand::Logs { name, follow } => logs(&name, follow).map(|()| 0),
+        SessionCommand::Ports {
+            name,
+            publish,
+            unpublish,
+            command: false,
+            quiet,
+        } => join::change_ports(&name, &publish, &unpublish, quiet).map(|()| 0),
+        SessionCommand::Ports { .. } => Err(Error::usage(
+            "--join with --publish or --unpublish takes no COMMAND",
+            "change the ports in one command, then join with another: \
+             become-root --join=NAME COMMAND",
+        )),
     };
     result.unwrap_or_else(|e| {
         e.report();

@@ -130,6 +130,17 @@ impl StateDir {
         format!("{name}.log")
     }
 
+    /// The socket of a session's live ports (net::forward's control.rs).
+    pub(super) fn ports_socket(name: &str) -> String {
+        format!("{name}.ports")
+    }
+
+    /// `file` in this directory, by a path through its descriptor: the directory checked
+    /// when it was opened, whatever its path names now.
+    pub(super) fn path_of(&self, file: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}/{file}", self.fd.as_raw_fd()))
+    }
+
     pub(super) fn read(&self, file: &str) -> Result<Option<String>, SessionError> {
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = match openat(&self.fd, file, flags, Mode::empty()) {
@@ -199,6 +210,7 @@ impl StateDir {
         self.locked(|| {
             if self.read(&Self::state_file(name)).ok().flatten().as_deref() == Some(text) {
                 // The logs first: a log never outlives its state file's removal.
+                self.unlink(&Self::ports_socket(name));
                 self.unlink(&Self::older_log_file(name));
                 self.unlink(&Self::log_file(name));
                 self.unlink(&Self::state_file(name));
@@ -249,6 +261,7 @@ impl StateDir {
                         pid,
                     });
                 }
+                self.unlink(&Self::ports_socket(name));
                 self.unlink(&Self::older_log_file(name));
                 self.unlink(&Self::log_file(name));
                 self.unlink(&file);
@@ -327,6 +340,7 @@ impl StateDir {
                 let orphan_log = file
                     .strip_suffix(".log")
                     .or_else(|| file.strip_suffix(".log.1"))
+                    .or_else(|| file.strip_suffix(".ports"))
                     .is_some_and(|name| !names.iter().any(|n| n == name));
                 // .NAME.session.PID.tmp, left by a writer killed halfway
                 let dead_writer = file.starts_with('.')

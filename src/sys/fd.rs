@@ -181,6 +181,13 @@ pub fn own_received_fd(fd: i32) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// Take ownership of a descriptor accept(2) just returned.
+pub fn own_accepted_fd(fd: i32) -> OwnedFd {
+    // SAFETY: accept4 installed `fd` for this caller just now; nothing else in the process
+    // knows of it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
 /// In a forked child that will not exec: stdin, stdout and stderr to /dev/null (so that it
 /// never holds a caller's pipe or terminal open) and every other descriptor but `keep` closed.
 pub fn keep_only_fd(keep: i32) {

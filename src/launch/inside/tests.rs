@@ -58,6 +58,10 @@ impl Ops for Recorder {
         self.0.push("lo".into());
         Ok(())
     }
+    fn configure_network(&mut self, net: &crate::net::NetPlan) -> Result<(), Error> {
+        self.0.push(format!("configure {}", net.driver.program()));
+        Ok(())
+    }
 }
 
 fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
@@ -67,6 +71,8 @@ fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
         net,
         connected: None,
         publish: Vec::new(),
+        keep_clients: true,
+        live_ports: false,
         mapping: Mapping {
             uid: IdMap::single(1000),
             gid: IdMap::single(1000),

@@ -1,12 +1,14 @@
 //! The event loop in become-root: one epoll(7) thread serves every published port, its TCP
 //! connections and its UDP flows (udp.rs), and asks the provider for the sockets inside.
 
+mod live;
 mod udp;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -15,12 +17,13 @@ use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, Shutdown, recvmsg, sendmsg, setsockopt, sockopt,
 };
 
+use super::control::Change;
 use super::limits::{self, Clients};
 use super::provider::{Reply, Request, Wanted, errno_of, millis_until};
 use super::pump::{Conn, Dir, DirState, Pipes, Pumped, Way, pump};
 use super::slab::{Key, Slab, Token};
 use super::spares::{Spares, connect_now};
-use super::{BATCH, Bound, FD_PAUSE, FDS_PER_CONN, HostSocket, MAX_WAITING, Provider, fd_budget};
+use super::{BATCH, Bound, FD_PAUSE, FDS_PER_CONN, MAX_WAITING, Provider, fd_budget};
 use crate::error::say;
 use crate::net::ports::Proto;
 use udp::Flow;
@@ -50,8 +53,11 @@ pub(super) struct Forwarder<'p> {
     to_provider: &'p Provider,
     /// False once the provider is gone: the TCP ports then refuse connections.
     provider: bool,
-    listeners: Vec<(TcpListener, u16)>,
-    udp: Vec<(UdpSocket, u16)>,
+    /// The published ports, by token index; a port unpublished leaves its slot empty.
+    listeners: Vec<Option<(TcpListener, u16)>>,
+    udp: Vec<Option<(UdpSocket, u16)>>,
+    /// Live ports: changes from the session's control thread, and the pipe that says so.
+    changes: Option<(Receiver<Change>, OwnedFd)>,
     conns: Slab<Conn>,
     flows: Slab<Flow>,
     flow_of: HashMap<(usize, SocketAddr), Key>,
@@ -60,7 +66,9 @@ pub(super) struct Forwarder<'p> {
     /// TCP sockets made inside, for new connections.
     spares: Spares,
     /// Requests not yet taken by the channel (it was full).
-    outbox: VecDeque<[u8; 8]>,
+    outbox: VecDeque<Vec<u8>>,
+    /// Connections inside keep the TCP client's address (transparent.rs).
+    keep_clients: bool,
     pipes: Pipes,
     again: Vec<Again>,
     /// Accepting stopped because MAX_WAITING requests are in flight.
@@ -95,6 +103,8 @@ impl<'p> Forwarder<'p> {
         bound: Vec<Bound>,
         to_provider: &'p Provider,
         idle: Option<Duration>,
+        keep_clients: bool,
+        changes: Option<(Receiver<Change>, OwnedFd)>,
     ) -> nix::Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let both = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EDGE;
@@ -102,35 +112,19 @@ impl<'p> Forwarder<'p> {
             &to_provider.channel,
             EpollEvent::new(both, Token::Channel.encode()),
         )?;
-        let (mut listeners, mut udp) = (Vec::new(), Vec::new());
-        for b in bound {
-            let port = b.publish.ns_port;
-            match b.socket {
-                HostSocket::Tcp(listener) => {
-                    listener.set_nonblocking(true).map_err(io_errno)?;
-                    let token = Token::Listener(listeners.len() as u32).encode();
-                    epoll.add(
-                        &listener,
-                        EpollEvent::new(EpollFlags::EPOLLIN | EDGE, token),
-                    )?;
-                    // Accepted sockets inherit it: one system call per port, not per connection.
-                    setsockopt(&listener, sockopt::TcpNoDelay, &true)?;
-                    listeners.push((listener, port));
-                }
-                HostSocket::Udp(socket) => {
-                    socket.set_nonblocking(true).map_err(io_errno)?;
-                    let token = Token::UdpHost(udp.len() as u32).encode();
-                    epoll.add(&socket, EpollEvent::new(EpollFlags::EPOLLIN | EDGE, token))?;
-                    udp.push((socket, port));
-                }
-            }
+        if let Some((_, wake)) = &changes {
+            epoll.add(
+                wake,
+                EpollEvent::new(EpollFlags::EPOLLIN, Token::Changes.encode()),
+            )?;
         }
-        Ok(Forwarder {
+        let mut forwarder = Forwarder {
             epoll,
             to_provider,
             provider: true,
-            listeners,
-            udp,
+            listeners: Vec::new(),
+            udp: Vec::new(),
+            changes,
             conns: Slab::new(),
             flows: Slab::new(),
             flow_of: HashMap::new(),
@@ -138,6 +132,7 @@ impl<'p> Forwarder<'p> {
             next_id: 0,
             spares: Spares::default(),
             outbox: VecDeque::new(),
+            keep_clients,
             pipes: Pipes::default(),
             again: Vec::new(),
             starved: false,
@@ -151,7 +146,11 @@ impl<'p> Forwarder<'p> {
             sweep: None,
             datagram: vec![0; 65536],
             cmsg: nix::cmsg_space!([RawFd; 1]),
-        })
+        };
+        for b in bound {
+            forwarder.add(b)?;
+        }
+        Ok(forwarder)
     }
 
     pub(super) fn run(&mut self) {
@@ -216,6 +215,7 @@ impl<'p> Forwarder<'p> {
             Token::Listener(i) => self.accept(i as usize),
             Token::UdpHost(i) => self.udp_host(i as usize),
             Token::Flow(key) => self.flow(key),
+            Token::Changes => self.apply_changes(),
             Token::Channel => {
                 if writable {
                     self.flush();
@@ -304,10 +304,12 @@ impl<'p> Forwarder<'p> {
             if !self.provider {
                 return; // the listeners are shut: nothing more comes
             }
-            let (listener, port) = &self.listeners[i];
+            let Some((listener, port)) = &self.listeners[i] else {
+                return; // unpublished
+            };
             let port = *port;
-            let (client, from) = match listener.accept() {
-                Ok((client, from)) => (client, limits::client_of(from)),
+            let (client, peer, from) = match listener.accept() {
+                Ok((client, peer)) => (client, peer, limits::client_of(peer)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => match e.raw_os_error() {
                     Some(
@@ -335,17 +337,18 @@ impl<'p> Forwarder<'p> {
                 continue; // the client sees the connection close
             }
             // TCP_NODELAY comes from the listener.
+            let peer = self.keep_clients.then_some(peer);
             match self
                 .spares
                 .take()
-                .and_then(|spare| connect_now(spare, port))
+                .and_then(|spare| connect_now(spare, port, peer))
             {
                 Some(inside) => self.connected(client, from, inside),
                 // None spare, or it did not connect at once: the provider tries every address
                 // inside and waits for a slow one.
                 None => {
                     let waiting = Waiting::Tcp(client, from);
-                    self.ask(Wanted::Connection(Proto::Tcp), port, waiting)
+                    self.ask_for(Wanted::Connection(Proto::Tcp), port, peer, waiting)
                 }
             }
             self.refill();
@@ -395,7 +398,7 @@ impl<'p> Forwarder<'p> {
     /// Ask for the spare sockets the pool wants (none for UDP only), as far as requests and
     /// descriptors allow.
     fn refill(&mut self) {
-        if self.listeners.is_empty() {
+        if self.listeners.iter().all(Option::is_none) {
             return;
         }
         for _ in 0..self.spares.wanted() {
@@ -411,11 +414,22 @@ impl<'p> Forwarder<'p> {
     }
 
     fn ask(&mut self, wanted: Wanted, port: u16, waiting: Waiting) {
+        self.ask_for(wanted, port, None, waiting)
+    }
+
+    /// Ask the provider, for a client whose address the connection is to keep.
+    fn ask_for(&mut self, wanted: Wanted, port: u16, client: Option<SocketAddr>, waiting: Waiting) {
         // Ids are unique among those in flight: at most MAX_WAITING of 2^32.
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.waiting.insert(id, waiting);
-        self.outbox.push_back(Request { id, wanted, port }.encode());
+        let request = Request {
+            id,
+            wanted,
+            port,
+            client,
+        };
+        self.outbox.push_back(request.encode());
         self.flush();
     }
 
@@ -538,7 +552,7 @@ impl<'p> Forwarder<'p> {
             }
         }
         let _ = self.epoll.delete(&self.to_provider.channel);
-        for (listener, _) in &self.listeners {
+        for (listener, _) in self.listeners.iter().flatten() {
             let _ = self.epoll.delete(listener);
             let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), Shutdown::Read);
         }

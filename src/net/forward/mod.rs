@@ -31,13 +31,19 @@
 //!   a burst beyond it, a server on ::1 only, a slow server).
 //! - UDP keeps one connected socket inside per client address, closed after a minute without
 //!   a datagram either way.
+//! - A TCP server inside sees the client's own address and port (transparent.rs), unless
+//!   `--no-client-address`.
+//! - A session's ports change while it runs (control.rs, forwarder/live.rs): its own socket
+//!   takes host ports bound by `become-root --join=NAME --publish` and closes unpublished ones.
 
+mod control;
 mod forwarder;
 mod limits;
 mod provider;
 mod pump;
 mod slab;
 mod spares;
+mod transparent;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
@@ -50,6 +56,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::NetError;
 use super::ports::{Proto, Publish};
+pub use control::{Control, ask as ask_session, listen_at, serve_helper};
 use forwarder::Forwarder;
 pub use limits::{IDLE_TIMEOUT, IDLE_TIMEOUT_VAR, PER_CLIENT};
 pub use provider::serve_sockets;
@@ -134,6 +141,14 @@ impl Bound {
             "{} -> {}/{}",
             self.local, self.publish.ns_port, self.publish.proto
         )
+    }
+
+    /// The host socket, to pass to a running session (live ports).
+    pub fn into_fd(self) -> OwnedFd {
+        match self.socket {
+            HostSocket::Tcp(s) => s.into(),
+            HostSocket::Udp(s) => s.into(),
+        }
     }
 }
 
@@ -231,9 +246,17 @@ pub fn idle_timeout_from_env() -> Result<Option<Duration>, NetError> {
 }
 
 /// Serve every bound port until become-root exits (the thread ends with the process); TCP
-/// connections idle for `idle` are reset.
-pub fn start(bound: Vec<Bound>, provider: Arc<Provider>, idle: Option<Duration>) {
-    if bound.is_empty() {
+/// connections idle for `idle` are reset; with `keep_clients`, a TCP server inside sees its
+/// clients' own addresses (transparent.rs). With `control` (a session), ports are published
+/// and unpublished while it runs (control.rs), from a thread of their own.
+pub fn start(
+    bound: Vec<Bound>,
+    provider: Arc<Provider>,
+    idle: Option<Duration>,
+    keep_clients: bool,
+    control: Option<Control>,
+) {
+    if bound.is_empty() && control.is_none() {
         return;
     }
     // Many connections at once need many descriptors, more than the usual soft limit of 1024
@@ -245,17 +268,42 @@ pub fn start(bound: Vec<Bound>, provider: Arc<Provider>, idle: Option<Duration>)
     {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(OPEN_FILES), hard);
     }
-    std::thread::spawn(move || match Forwarder::new(bound, &provider, idle) {
-        Ok(mut forwarder) => forwarder.run(),
-        Err(e) => crate::error::say!("become-root: forwarding published ports: {e}"),
+    let changes = match control {
+        None => None,
+        Some(control) => {
+            let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+            match nix::unistd::pipe2(flags) {
+                Ok((wake_r, wake_w)) => {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let entries = bound.iter().map(control::Entry::of).collect();
+                    control::serve(control, entries, control::Target::Forwarder(tx, wake_w));
+                    Some((rx, wake_r))
+                }
+                Err(e) => {
+                    crate::error::say!("become-root: live ports: pipe2: {e}");
+                    None
+                }
+            }
+        }
+    };
+    std::thread::spawn(move || {
+        match Forwarder::new(bound, &provider, idle, keep_clients, changes) {
+            Ok(mut forwarder) => forwarder.run(),
+            Err(e) => crate::error::say!("become-root: forwarding published ports: {e}"),
+        }
     });
 }
 
 /// Create the socket provider inside the namespace: in a new pid namespace as a child of
 /// init (which outlives COMMAND); otherwise forked twice so that it is become-root's child (a
 /// subreaper), not COMMAND's, and COMMAND never sees an unknown child. It leaves when
-/// become-root's end of `channel` closes.
-pub fn spawn_provider(channel: OwnedFd, under_init: bool) -> Result<(), crate::error::Error> {
+/// become-root's end of `channel` closes. With `keep_clients` it sets up what keeping a TCP
+/// client's address needs (transparent.rs).
+pub fn spawn_provider(
+    channel: OwnedFd,
+    under_init: bool,
+    keep_clients: bool,
+) -> Result<(), crate::error::Error> {
     use crate::sys::{Forked, exit_now, fork_process};
     let fork = || fork_process().map_err(|e| crate::error::Error::sys("fork", e));
     match fork()? {
@@ -282,7 +330,7 @@ pub fn spawn_provider(channel: OwnedFd, under_init: bool) -> Result<(), crate::e
             let mut term = nix::sys::signal::SigSet::empty();
             term.add(nix::sys::signal::Signal::SIGTERM);
             let _ = term.thread_unblock();
-            serve_sockets(channel)
+            serve_sockets(channel, keep_clients)
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
@@ -14,17 +14,21 @@ use nix::sys::socket::{
     setsockopt, sockopt,
 };
 
+use super::transparent;
 use super::{CONNECT_TIMEOUT, INSIDE};
 use crate::net::ports::Proto;
 
 /// A request to the provider, one SEQPACKET message of 8 bytes: the id (u32, little-endian),
 /// what is wanted (0 a TCP connection, 1 a UDP socket, 2 a spare TCP socket), a zero, the
-/// port inside (u16, big-endian; 0 for a spare).
+/// port inside (u16, big-endian; 0 for a spare). A TCP connection for a client whose address
+/// is to be kept (transparent.rs) has 19 bytes more: 4 or 6 (the family), the client's port
+/// (u16, big-endian) and its address (16 bytes, an IPv4 one in the first 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Request {
     pub(super) id: u32,
     pub(super) wanted: Wanted,
     pub(super) port: u16,
+    pub(super) client: Option<SocketAddr>,
 }
 
 /// What a request asks the provider for.
@@ -42,7 +46,7 @@ pub(super) enum Wanted {
 }
 
 impl Request {
-    pub(super) fn encode(self) -> [u8; 8] {
+    pub(super) fn encode(self) -> Vec<u8> {
         let [i0, i1, i2, i3] = self.id.to_le_bytes();
         let [p0, p1] = self.port.to_be_bytes();
         let wanted = match self.wanted {
@@ -50,11 +54,28 @@ impl Request {
             Wanted::Connection(Proto::Udp) => 1,
             Wanted::Spare => 2,
         };
-        [i0, i1, i2, i3, wanted, 0, p0, p1]
+        let mut bytes = vec![i0, i1, i2, i3, wanted, 0, p0, p1];
+        if let Some(client) = self.client {
+            let mut address = [0u8; 16];
+            let family = match client.ip() {
+                IpAddr::V4(ip) => {
+                    address[..4].copy_from_slice(&ip.octets());
+                    4
+                }
+                IpAddr::V6(ip) => {
+                    address.copy_from_slice(&ip.octets());
+                    6
+                }
+            };
+            bytes.push(family);
+            bytes.extend(client.port().to_be_bytes());
+            bytes.extend(address);
+        }
+        bytes
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Option<Request> {
-        let &[i0, i1, i2, i3, wanted, 0, p0, p1] = bytes else {
+        let (&[i0, i1, i2, i3, wanted, 0, p0, p1], rest) = bytes.split_first_chunk::<8>()? else {
             return None;
         };
         let port = u16::from_be_bytes([p0, p1]);
@@ -64,10 +85,25 @@ impl Request {
             (2, 0) => Wanted::Spare,
             _ => return None,
         };
+        let client = match (rest, wanted) {
+            ([], _) => None,
+            ([family, c0, c1, address @ ..], Wanted::Connection(Proto::Tcp))
+                if address.len() == 16 =>
+            {
+                let ip = match family {
+                    4 => IpAddr::from(<[u8; 4]>::try_from(&address[..4]).ok()?),
+                    6 => IpAddr::from(<[u8; 16]>::try_from(address).ok()?),
+                    _ => return None,
+                };
+                Some(SocketAddr::new(ip, u16::from_be_bytes([*c0, *c1])))
+            }
+            _ => return None,
+        };
         Some(Request {
             id: u32::from_le_bytes([i0, i1, i2, i3]),
             wanted,
             port,
+            client,
         })
     }
 }
@@ -106,6 +142,8 @@ struct Attempt {
     port: u16,
     /// Index into [`INSIDE`] of the address being tried.
     address: usize,
+    /// The client whose address the connection keeps, where it can.
+    client: Option<SocketAddr>,
     socket: OwnedFd,
     deadline: Instant,
 }
@@ -113,8 +151,14 @@ struct Attempt {
 /// The socket provider, inside the namespace: serve requests until become-root's end closes.
 /// Every request is answered, in the order connections complete: a connection that takes
 /// long (a server that does not accept) holds up no other.
-pub fn serve_sockets(channel: OwnedFd) -> ! {
-    let mut inside = Inside::default();
+///
+/// With `keep_clients`, it first routes the replies of connections that keep a client's
+/// address (transparent.rs); if it cannot, its sockets are plain ones.
+pub fn serve_sockets(channel: OwnedFd, keep_clients: bool) -> ! {
+    let mut inside = Inside {
+        transparent: keep_clients && transparent::route_replies_to_loopback().is_ok(),
+        ..Inside::default()
+    };
     loop {
         let (requests, settled) = inside.wait(&channel);
         inside.settle(&settled, Instant::now());
@@ -133,6 +177,8 @@ pub fn serve_sockets(channel: OwnedFd) -> ! {
 struct Inside {
     attempts: Vec<Attempt>,
     outbox: VecDeque<(Reply, Option<OwnedFd>)>,
+    /// Its TCP sockets may bind a client's address (transparent.rs).
+    transparent: bool,
 }
 
 impl Inside {
@@ -179,7 +225,7 @@ impl Inside {
             };
             match result {
                 Ok(()) => self.outbox.push_back((reply(a.id, 0), Some(a.socket))),
-                Err(e) => self.connect_tcp(a.id, a.port, a.address + 1, e),
+                Err(e) => self.connect_tcp(a.id, a.port, a.client, a.address + 1, e),
             }
         }
     }
@@ -187,7 +233,7 @@ impl Inside {
     /// Read every request waiting, and start each.
     fn take_requests(&mut self, channel: &OwnedFd) -> Result<(), ()> {
         loop {
-            let mut bytes = [0u8; 16];
+            let mut bytes = [0u8; 32];
             let mut iov = [IoSliceMut::new(&mut bytes)];
             let flags = MsgFlags::MSG_DONTWAIT;
             let n = match recvmsg::<()>(channel.as_raw_fd(), &mut iov, None, flags) {
@@ -204,16 +250,22 @@ impl Inside {
             };
             match request.wanted {
                 Wanted::Connection(Proto::Tcp) => {
-                    self.connect_tcp(request.id, request.port, 0, Errno::ECONNREFUSED)
+                    let client = request.client.filter(|_| self.transparent);
+                    self.connect_tcp(request.id, request.port, client, 0, Errno::ECONNREFUSED)
                 }
                 Wanted::Connection(Proto::Udp) => {
                     let socket =
                         connect_udp(request.port).map_err(|e| Errno::from_raw(errno_of(&e)));
                     self.outbox.push_back(answer(socket));
                 }
-                Wanted::Spare => self
-                    .outbox
-                    .push_back(answer(tcp_socket(AddressFamily::Inet))),
+                Wanted::Spare => {
+                    let socket = tcp_socket(AddressFamily::Inet);
+                    // Prepared to take a client's address; become-root binds it.
+                    if let (Ok(socket), true) = (&socket, self.transparent) {
+                        let _ = transparent::prepare(socket);
+                    }
+                    self.outbox.push_back(answer(socket))
+                }
             }
         }
     }
@@ -240,9 +292,16 @@ impl Inside {
     /// Start a TCP connection to `port` on the first address of [`INSIDE`] from `address`
     /// on that does not fail at once: answered now if it completes or every address fails
     /// (with the last error, `failed` if there is none), else left in `attempts`.
-    fn connect_tcp(&mut self, id: u32, port: u16, address: usize, mut failed: Errno) {
+    fn connect_tcp(
+        &mut self,
+        id: u32,
+        port: u16,
+        client: Option<SocketAddr>,
+        address: usize,
+        mut failed: Errno,
+    ) {
         for (i, ip) in INSIDE.iter().enumerate().skip(address) {
-            match connect_tcp_start(SocketAddr::new(*ip, port)) {
+            match connect_tcp_start(SocketAddr::new(*ip, port), client) {
                 Ok((socket, true)) => {
                     self.outbox.push_back((reply(id, 0), Some(socket)));
                     return;
@@ -252,6 +311,7 @@ impl Inside {
                         id,
                         port,
                         address: i,
+                        client,
                         socket,
                         deadline: Instant::now() + CONNECT_TIMEOUT,
                     });
@@ -264,13 +324,21 @@ impl Inside {
     }
 }
 
-/// A TCP socket connecting to `addr`, and whether it is connected already.
-fn connect_tcp_start(addr: SocketAddr) -> nix::Result<(OwnedFd, bool)> {
+/// A TCP socket connecting to `addr`, from `client`'s address when given and of the same
+/// family, and whether it is connected already.
+fn connect_tcp_start(addr: SocketAddr, client: Option<SocketAddr>) -> nix::Result<(OwnedFd, bool)> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let socket = tcp_socket(family)?;
+    let mut socket = tcp_socket(family)?;
+    if let Some(client) = client.and_then(|c| transparent::client_for(c, addr.is_ipv6())) {
+        let kept =
+            transparent::prepare(&socket).is_ok() && transparent::bind_to_client(&socket, client);
+        if !kept {
+            socket = tcp_socket(family)?; // a plain one, as if the address were not asked for
+        }
+    }
     match nix::sys::socket::connect(socket.as_raw_fd(), &SockaddrStorage::from(addr)) {
         Ok(()) => Ok((socket, true)),
         Err(Errno::EINPROGRESS) => Ok((socket, false)),

@@ -88,6 +88,8 @@ pub(super) enum Token {
     Inside(Key),
     /// A UDP flow's socket inside.
     Flow(Key),
+    /// Live ports: changes to carry out (control.rs).
+    Changes,
 }
 
 impl Token {
@@ -100,6 +102,7 @@ impl Token {
             Token::Host(k) => (4, k.index, k.generation),
             Token::Inside(k) => (5, k.index, k.generation),
             Token::Flow(k) => (6, k.index, k.generation),
+            Token::Changes => (7, 0, 0),
         };
         (kind << 56) | (u64::from(index & 0xff_ffff) << 32) | u64::from(generation)
     }
@@ -117,6 +120,7 @@ impl Token {
             4 => Token::Host(key),
             5 => Token::Inside(key),
             6 => Token::Flow(key),
+            7 => Token::Changes,
             _ => return None,
         })
     }

@@ -52,12 +52,22 @@ impl Spares {
 /// the socket's backlog until connect releases the socket. Otherwise `None`: the socket
 /// closes (a connection still in SYN-SENT sends nothing) and the caller asks the provider,
 /// which tries ::1 too and waits for a slow server.
-pub(super) fn connect_now(spare: OwnedFd, port: u16) -> Option<TcpStream> {
+///
+/// With `client`, the socket is first bound to the client's address where it can be
+/// (transparent.rs; an IPv6 client cannot be, on this IPv4 socket).
+pub(super) fn connect_now(
+    spare: OwnedFd,
+    port: u16,
+    client: Option<std::net::SocketAddr>,
+) -> Option<TcpStream> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::{SockaddrIn, connect};
     let std::net::IpAddr::V4(ip) = INSIDE[0] else {
         return None;
     };
+    if let Some(client) = client.and_then(|c| super::transparent::client_for(c, false)) {
+        super::transparent::bind_to_client(&spare, client);
+    }
     let addr = SockaddrIn::from(std::net::SocketAddrV4::new(ip, port));
     match connect(spare.as_raw_fd(), &addr) {
         Ok(()) => {}

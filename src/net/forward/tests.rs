@@ -14,42 +14,63 @@ use crate::net::ports::Proto;
 
 #[test]
 fn requests_round_trip_and_nonsense_is_refused() {
-    let rows: &[(Request, [u8; 8])] = &[
+    let rows: &[(Request, &[u8])] = &[
         (
             Request {
                 id: 0,
                 wanted: Wanted::Connection(Proto::Tcp),
                 port: 80,
+                client: None,
             },
-            [0, 0, 0, 0, 0, 0, 0, 80],
+            &[0, 0, 0, 0, 0, 0, 0, 80],
         ),
         (
             Request {
                 id: 0x0403_0201,
                 wanted: Wanted::Connection(Proto::Udp),
                 port: 0x1451,
+                client: None,
             },
-            [1, 2, 3, 4, 1, 0, 0x14, 0x51],
+            &[1, 2, 3, 4, 1, 0, 0x14, 0x51],
         ),
         (
             Request {
                 id: u32::MAX,
                 wanted: Wanted::Connection(Proto::Tcp),
                 port: u16::MAX,
+                client: None,
             },
-            [255, 255, 255, 255, 0, 0, 255, 255],
+            &[255, 255, 255, 255, 0, 0, 255, 255],
         ),
         (
             Request {
                 id: 9,
                 wanted: Wanted::Spare,
                 port: 0,
+                client: None,
             },
-            [9, 0, 0, 0, 2, 0, 0, 0],
+            &[9, 0, 0, 0, 2, 0, 0, 0],
         ),
     ];
-    for (request, bytes) in rows {
-        assert_eq!(request.encode(), *bytes, "{request:?}");
+    let v4 = Request {
+        id: 1,
+        wanted: Wanted::Connection(Proto::Tcp),
+        port: 80,
+        client: Some("192.0.2.3:40000".parse().unwrap()),
+    };
+    let v4_bytes = [
+        1, 0, 0, 0, 0, 0, 0, 80, 4, 0x9c, 0x40, 192, 0, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let v6 = Request {
+        client: Some("[2001:db8::3]:1".parse().unwrap()),
+        ..v4
+    };
+    let v6_bytes = [
+        1, 0, 0, 0, 0, 0, 0, 80, 6, 0, 1, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3,
+    ];
+    let rows = [rows, &[(v4, &v4_bytes[..]), (v6, &v6_bytes[..])]].concat();
+    for (request, bytes) in &rows {
+        assert_eq!(request.encode(), bytes.to_vec(), "{request:?}");
         assert_eq!(Request::decode(bytes), Some(*request), "{bytes:?}");
     }
     let nonsense: &[&[u8]] = &[
@@ -59,6 +80,9 @@ fn requests_round_trip_and_nonsense_is_refused() {
         &[0, 0, 0, 0, 2, 0, 0, 80],    // a spare names no port
         &[0, 0, 0, 0, 0, 1, 0, 80],    // the padding is not zero
         &[0, 0, 0, 0, 0, 0, 0, 80, 0], // too long
+        // a client's address for a UDP socket, or of no family
+        &[&[1, 0, 0, 0, 1, 0, 0, 80, 4, 0, 1][..], &[0; 16][..]].concat(),
+        &[&[1, 0, 0, 0, 0, 0, 0, 80, 5, 0, 1][..], &[0; 16][..]].concat(),
     ];
     for bytes in nonsense {
         assert_eq!(Request::decode(bytes), None, "{bytes:?}");
@@ -173,15 +197,15 @@ fn a_spare_connects_at_once_or_leaves_the_connection_to_the_provider() {
     listen(&server, Backlog::new(0).unwrap()).unwrap();
     let addr: SockaddrIn = nix::sys::socket::getsockname(server.as_raw_fd()).unwrap();
     let port = addr.port();
-    let first = connect_now(spare(), port).expect("connected at once on loopback");
+    let first = connect_now(spare(), port, None).expect("connected at once on loopback");
     assert_eq!(first.peer_addr().unwrap().port(), port);
     assert!(
-        connect_now(spare(), port).is_none(),
+        connect_now(spare(), port, None).is_none(),
         "the accept queue is full"
     );
     drop((first, server));
     // Nothing listens: refused, and left to the provider (which tries ::1 too).
-    assert!(connect_now(spare(), port).is_none(), "refused");
+    assert!(connect_now(spare(), port, None).is_none(), "refused");
 }
 
 #[test]

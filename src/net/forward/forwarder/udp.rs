@@ -29,7 +29,10 @@ pub(super) struct Flow {
 impl Forwarder<'_> {
     pub(super) fn udp_host(&mut self, i: usize) {
         for _ in 0..BATCH {
-            let (n, client) = match self.udp[i].0.recv_from(&mut self.datagram) {
+            let Some((host, _)) = &self.udp[i] else {
+                return; // unpublished
+            };
+            let (n, client) = match host.recv_from(&mut self.datagram) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => continue,
@@ -64,7 +67,9 @@ impl Forwarder<'_> {
                 self.sweep
                     .map_or(now + UDP_IDLE, |at| at.min(now + UDP_IDLE)),
             );
-            let port = self.udp[i].1;
+            let Some((_, port)) = self.udp[i] else {
+                return;
+            };
             self.ask(Wanted::Connection(Proto::Udp), port, Waiting::Udp(key));
         }
         self.again.push(Again::UdpHost(i));
@@ -102,8 +107,9 @@ impl Forwarder<'_> {
             match inside.recv(&mut self.datagram) {
                 Ok(n) => {
                     flow.last = Instant::now();
-                    let host = &self.udp[flow.port].0;
-                    let _ = host.send_to(&self.datagram[..n], flow.client);
+                    if let Some((host, _)) = &self.udp[flow.port] {
+                        let _ = host.send_to(&self.datagram[..n], flow.client);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
