@@ -649,9 +649,21 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             Para(
                 "Two facilities have no fallback. A binfmt_misc of a user namespace's own \
                  (Linux 6.7) is the only way to run another architecture's programs without \
-                 root: --emulate fails before 6.7, naming the version. Time namespaces (Linux \
+                 root: --emulate fails before 6.7, naming the version, and --check says \
+                 whether this kernel can and which emulators it finds. Time namespaces (Linux \
                  5.6, CONFIG_TIME_NS) are older than any supported kernel; where one is built \
                  without them, --time, its offsets and --all fail saying so.",
+            ),
+            Para(
+                "In a container or a Kubernetes pod (hostUsers: false), --check names what the \
+                 container's settings take away, with the pod-spec field that gives it back: \
+                 a /proc with masked or read-only paths, where the kernel mounts no new proc \
+                 in a user namespace, so --pid, --boot and --all fail (procMount: Unmasked); a \
+                 seccomp filter (the Seccomp: field of /proc/self/status) that refused the \
+                 probe's unshare(CLONE_NEWUSER) (seccompProfile: Unconfined, or a Localhost \
+                 profile that allows it); no_new_privs, under which neither a set-user-ID \
+                 newuidmap nor one with file capabilities gains privilege \
+                 (allowPrivilegeEscalation: true).",
             ),
         ],
     },

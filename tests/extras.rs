@@ -26,6 +26,11 @@ common::tests! {
         boottime_and_monotonic_are_shifted_inside_and_a_join_sees_them;
     [Harness, Tool("busybox")]
         a_device_node_appears_in_the_minimal_dev_of_rootfs;
+    [Harness]
+        check_in_a_pod_names_a_masked_proc_and_the_pod_spec_field,
+        check_in_a_pod_names_no_new_privs_and_the_pod_spec_field;
+    [Harness, Tool("python3")]
+        check_in_a_pod_names_a_seccomp_filter_refusing_user_namespaces;
 }
 
 /// A root file system of the arm64 busybox, owned by the test user, with these applets.
@@ -254,5 +259,96 @@ fn a_device_node_appears_in_the_minimal_dev_of_rootfs() {
             .next()
             .is_none()
     );
+    world.assert_nothing_left();
+}
+
+/// `--check`'s line about `what` ("LEVEL  WHAT: FOUND; fix: FIX"), as (LEVEL, the rest).
+#[track_caller]
+fn check_line<'a>(out: &'a common::Out, what: &str) -> (&'a str, &'a str) {
+    let found: Vec<(&str, &str)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let (level, rest) = l.split_once("  ")?;
+            let rest = rest.trim_start().strip_prefix(what)?.strip_prefix(": ")?;
+            Some((level.trim_end(), rest))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one line for {what:?} in\n{}", out.stdout);
+    found[0]
+}
+
+/// A pod's /proc as the container runtime leaves it with procMount: Default, made in the
+/// harness's mount namespace: /proc/keys and /proc/timer_list covered by /dev/null, /proc/acpi
+/// by an empty read-only tmpfs (runc's masked paths), /proc/sys bound read-only over itself. --check names each and the pod-spec field; a --pid run indeed fails.
+fn check_in_a_pod_names_a_masked_proc_and_the_pod_spec_field() {
+    let mut world = World::new();
+    world.root_setup = "mount --bind /dev/null /proc/keys\n\
+                        mount --bind /dev/null /proc/timer_list\n\
+                        mount -t tmpfs -o ro tmpfs /proc/acpi\n\
+                        mount --bind /proc/sys /proc/sys\n\
+                        mount -o remount,bind,ro /proc/sys"
+        .into();
+    let out = world.run(&["--check"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let (level, rest) = check_line(&out, "/proc");
+    assert_eq!(level, "warn", "{rest}");
+    for text in [
+        "masked: /proc/keys, /proc/timer_list, /proc/acpi",
+        "read-only: /proc/sys",
+        "--pid, --boot and --all fail",
+        "procMount: Unmasked",
+        "hostUsers: false",
+    ] {
+        assert!(rest.contains(text), "/proc line lacks {text:?}: {rest}");
+    }
+    let out = world.run(&["--pid", "true"]);
+    assert_eq!(out.code(), Some(125), "{out:#?}");
+    world.assert_nothing_left();
+}
+
+/// no_new_privs, as a container with allowPrivilegeEscalation: false has it (setpriv sets
+/// it here): neither a set-user-ID newuidmap nor one with file capabilities can work, and the
+/// fix names the pod-spec field.
+fn check_in_a_pod_names_no_new_privs_and_the_pod_spec_field() {
+    let world = World::new();
+    let out = world.sh("exec setpriv --no-new-privs \"$BR\" --check");
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let (level, rest) = check_line(&out, "no_new_privs");
+    assert_eq!(level, "FAIL", "{rest}");
+    for text in [
+        "set-user-ID or with file capabilities",
+        "allowPrivilegeEscalation: true",
+    ] {
+        assert!(
+            rest.contains(text),
+            "no_new_privs line lacks {text:?}: {rest}"
+        );
+    }
+}
+
+/// A seccomp filter that refuses unshare and clone with CLONE_NEWUSER, as a runtime's default
+/// profile does (tests/helpers/deny-userns.py, which sets no_new_privs too, as an unprivileged
+/// process must): the seccomp line says the filter refused the probe's user namespace, and
+/// what to change in the pod spec; --check exits 1 (no command could run).
+fn check_in_a_pod_names_a_seccomp_filter_refusing_user_namespaces() {
+    let world = World::new();
+    let script = format!(
+        "exec python3 {} \"$BR\" --check",
+        World::helper("deny-userns.py")
+    );
+    let out = world.sh(&script);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    let (level, rest) = check_line(&out, "seccomp");
+    assert_eq!(level, "FAIL", "{rest}");
+    for text in [
+        "1 filter(s)",
+        "unshare(CLONE_NEWUSER)",
+        "Operation not permitted",
+        "seccompProfile",
+    ] {
+        assert!(rest.contains(text), "seccomp line lacks {text:?}: {rest}");
+    }
+    assert_eq!(check_line(&out, "user namespaces").0, "FAIL");
     world.assert_nothing_left();
 }

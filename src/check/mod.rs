@@ -37,12 +37,14 @@ use crate::userns::{self, Caller, Mapping, Planned, UsernsError, Writer};
 mod features;
 mod kernel;
 mod mapping;
+mod pod;
 mod probe;
 
 use features::{device_item, program_item, tun_item};
 use kernel::kernel_items;
 use mapping::{helper_items, mapping_item, modes_item, no_new_privs_item, subid_items};
-use probe::{NamespaceProbe, overlay_item, reap, userns_item};
+use pod::{emulate_item, proc_item, seccomp_item, settings_explain};
+use probe::{NamespaceProbe, Probed, Step, overlay_item, reap, userns_item};
 
 /// A command could run (see the module documentation).
 pub const EXIT_READY: i32 = 0;
@@ -224,11 +226,22 @@ pub fn report(cli: Asked) -> Report {
     let userns_ok = userns_item.level == Level::Ok;
     ready &= userns_ok;
     items.push(userns_item);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let seccomp = seccomp_item(&status, &probed, settings_explain(&probed));
+    // After no_new_privs: in a container, the two come from the same securityContext.
+    let at = static_items
+        .iter()
+        .position(|i| i.what == "no_new_privs")
+        .map_or(static_items.len(), |i| i + 1);
+    static_items.insert(at, seccomp);
     items.extend(static_items);
     let mapping = mapping_item(&cli, &caller, userns_ok);
     ready &= mapping.level != Level::Fail;
     items.push(mapping);
     items.push(modes_item(cli.subid_source, &caller));
+    items.push(proc_item(
+        &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+    ));
 
     items.push(overlay_item(&probed));
     items.push(program_item(
@@ -249,6 +262,9 @@ pub fn report(cli: Asked) -> Report {
         "--net=pasta needs it, and --net=auto prefers it",
     ));
     items.push(tun_item(net::check_tun()));
+    items.push(emulate_item(
+        &std::fs::read_to_string("/proc/filesystems").unwrap_or_default(),
+    ));
     if let Some((mode, addressing)) = &cli.network {
         items.push(network_item(*mode, addressing));
     }
