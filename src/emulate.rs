@@ -301,7 +301,25 @@ fn has_no_interpreter(elf: &[u8]) -> Option<bool> {
     Some(true)
 }
 
+/// --emulate on a kernel before 6.7 (`release`): no binfmt_misc of a user namespace's own.
+pub fn kernel_too_old(release: &str) -> Error {
+    let since = crate::kernel::BINFMT_IN_USERNS;
+    Error::new(
+        "--emulate: mounting binfmt_misc in the run's user namespace",
+        format!(
+            "needs Linux {since} or later (a binfmt_misc of a user namespace's own; this kernel \
+             is {release})"
+        ),
+    )
+    .with_hint(
+        "run it on Linux 6.7 or later; or have root register QEMU for the whole machine \
+         (Debian 12: apt install qemu-user-static binfmt-support; Debian 13: qemu-user-binfmt) \
+         and leave out --emulate",
+    )
+}
+
 /// What `--emulate` registers: each architecture asked for (once), with its interpreter.
+/// Names are checked first, then the kernel (6.7 or later), then each interpreter.
 pub fn plan(asked: &[String]) -> Result<Vec<(&'static Arch, PathBuf)>, Error> {
     let mut chosen: Vec<(&'static Arch, PathBuf)> = Vec::new();
     for name in asked.iter().map(|n| n.trim()) {
@@ -322,6 +340,12 @@ pub fn plan(asked: &[String]) -> Result<Vec<(&'static Arch, PathBuf)>, Error> {
         }
         if chosen.iter().any(|(a, _)| std::ptr::eq(*a, arch)) {
             continue;
+        }
+        // The kernel first: before 6.7 no emulator can help, so a missing one is not what
+        // to tell (the VM tier's Debian 12 said "no qemu-aarch64-static" where it has none).
+        let (release, version) = crate::kernel::running();
+        if version.is_some_and(|v| v < crate::kernel::BINFMT_IN_USERNS) {
+            return Err(kernel_too_old(&release));
         }
         let found = arch.interpreter()?;
         if arch.registration(&found.path).is_none() {

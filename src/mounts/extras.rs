@@ -191,18 +191,9 @@ fn binfmt_refused(errno: nix::Error) -> Error {
     let since = crate::kernel::BINFMT_IN_USERNS;
     let what = "--emulate: mounting binfmt_misc in the run's user namespace";
     match (errno, version) {
-        (nix::Error::EPERM | nix::Error::ENODEV, Some(v)) if v < since => Error::new(
-            what,
-            format!(
-                "needs Linux {since} or later (a binfmt_misc of a user namespace's own; this \
-                 kernel is {release})"
-            ),
-        )
-        .with_hint(
-            "run it on Linux 6.7 or later; or have root register QEMU for the whole machine \
-             (Debian 12: apt install qemu-user-static binfmt-support; Debian 13: qemu-user-binfmt) \
-             and leave out --emulate",
-        ),
+        (nix::Error::EPERM | nix::Error::ENODEV, Some(v)) if v < since => {
+            crate::emulate::kernel_too_old(&release)
+        }
         (nix::Error::ENODEV, _) => Error::sys(what, errno)
             .with_hint("the kernel has no binfmt_misc: as root, modprobe binfmt_misc"),
         _ => mount_error(what, errno),
