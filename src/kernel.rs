@@ -59,6 +59,10 @@ impl fmt::Display for Version {
 /// on it (tests/vm).
 pub const MINIMUM: Version = Version::new(5, 10);
 
+/// binfmt_misc mounted in a user namespace, an instance of its own (`--emulate`): no
+/// fallback can exist, so it is not one of the [`FACILITIES`]; `--check` tries it.
+pub const BINFMT_IN_USERNS: Version = Version::new(6, 7);
+
 /// A kernel facility newer than [`MINIMUM`], or one worth naming because a fallback depends on
 /// it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod check;
 pub mod cli;
 pub mod containers;
+pub mod emulate;
 pub mod error;
 pub mod identity;
 pub mod idmap;

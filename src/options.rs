@@ -130,3 +130,96 @@ impl std::fmt::Display for Mtu {
         self.0.fmt(f)
     }
 }
+
+/// One environment option (`--setenv`, `--unsetenv`, `--clearenv`), as given; they apply in
+/// command-line order, as bubblewrap's do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvArg {
+    /// `--setenv=VAR=VALUE`.
+    Set(std::ffi::OsString),
+    /// `--unsetenv=VAR`.
+    Unset(std::ffi::OsString),
+    /// `--clearenv`.
+    Clear,
+}
+
+/// What the run's world holds besides its namespaces and mounts: `--emulate`, a time
+/// namespace (`--time`, `--monotonic`, `--boottime`), `--hostname`, the environment options
+/// and `--device`: their one definition, which a run's request flattens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct Extras {
+    /// Run programs built for ARCH through QEMU's user-mode emulator: a binfmt_misc of the
+    /// run's own (Linux 6.7 and later) at /proc/sys/fs/binfmt_misc, with qemu-ARCH-static
+    /// (found on PATH, else qemu-ARCH; or named by QEMU_ARCH_STATIC, as QEMU_AARCH64_STATIC)
+    /// registered as Debian registers it, with the F flag, so that it works inside --rootfs
+    /// and chroots. ARCH: aarch64, arm, riscv64, ppc64le, s390x, mips64el, loongarch64, i386,
+    /// x86_64, or Debian's arm64, armhf, armel, ppc64el, loong64, amd64 (repeatable, or
+    /// several with ','). Implies --mount
+    #[arg(
+        long,
+        value_name = "ARCH[,ARCH...]",
+        value_delimiter = ',',
+        help_heading = "Foreign architectures"
+    )]
+    pub emulate: Vec<String>,
+
+    /// New time namespace: CLOCK_MONOTONIC and CLOCK_BOOTTIME of its own, offset by
+    /// --monotonic and --boottime (as unshare -T)
+    #[arg(short = 'T', long)]
+    pub time: bool,
+
+    /// Add SECONDS (negative too) to CLOCK_MONOTONIC inside; implies --time
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub monotonic: Option<i64>,
+
+    /// Add SECONDS (negative too) to CLOCK_BOOTTIME inside, which uptime and /proc/uptime
+    /// show; implies --time
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub boottime: Option<i64>,
+
+    /// Set the host name inside to NAME (at most 64 bytes); implies --uts
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Set VAR to VALUE in COMMAND's environment (repeatable). The environment options apply
+    /// in command-line order, to the environment COMMAND would get
+    #[arg(
+        long,
+        value_name = "VAR=VALUE",
+        value_parser = clap::value_parser!(std::ffi::OsString),
+        help_heading = "Environment of COMMAND"
+    )]
+    pub setenv: Vec<std::ffi::OsString>,
+
+    /// Remove VAR from COMMAND's environment (repeatable)
+    #[arg(
+        long,
+        value_name = "VAR",
+        value_parser = clap::value_parser!(std::ffi::OsString),
+        help_heading = "Environment of COMMAND"
+    )]
+    pub unsetenv: Vec<std::ffi::OsString>,
+
+    /// Remove every variable but PWD from COMMAND's environment, PATH and TERM included (as
+    /// bubblewrap's --clearenv); COMMAND is then looked up in /bin and /usr/bin unless a
+    /// later --setenv=PATH=... says where
+    #[arg(long, help_heading = "Environment of COMMAND")]
+    pub clearenv: bool,
+
+    /// Bind the device node PATH at DST (default: PATH; below /dev) inside: with --rootfs,
+    /// into its minimal /dev, made there (/dev/fuse for fuse-overlayfs or sshfs, /dev/net/tun
+    /// for pasta or a VPN, /dev/dri/renderD128 for a GPU); without, over an existing DST.
+    /// Refused for a path that is not a device node (repeatable)
+    #[arg(
+        long = "device",
+        id = "device",
+        value_name = "PATH[:DST]",
+        help_heading = "Filesystem (each implies --mount)"
+    )]
+    pub devices: Vec<String>,
+
+    /// The environment options in command-line order (filled by the command line's parser
+    /// from --setenv, --unsetenv and --clearenv).
+    #[arg(skip)]
+    pub env: Vec<EnvArg>,
+}

@@ -128,7 +128,8 @@ fn sample_value(arg: &clap::Arg) -> Option<String> {
             "command" => "true",
             "mtu" => "1500",
             "memory" | "memory_swap" => "1g",
-            "uid" | "gid" | "info_fd" | "stop_timeout" | "cpus" | "pids_limit" => "1",
+            "uid" | "gid" | "info_fd" | "stop_timeout" | "cpus" | "pids_limit" | "monotonic"
+            | "boottime" => "1",
             "publish" | "unpublish" => "8080:80",
             _ => "x",
         }

@@ -378,6 +378,34 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        title: "FOREIGN ARCHITECTURES",
+        body: &[
+            Para(
+                "--emulate=ARCH mounts a binfmt_misc of the run's own at /proc/sys/fs/binfmt_misc \
+                 (Linux 6.7 and later give a user namespace that mounts it an instance that only \
+                 it and the user namespaces below it consult) and registers QEMU's user-mode \
+                 emulator for ARCH there as qemu-ARCH, with Debian's magic and mask and the \
+                 flags P (argv[0] preserved; QEMU 6.0 or later), O and F (the kernel opens the \
+                 emulator when it is registered, so it runs inside --rootfs and chroots). No C \
+                 flag: a set-user-ID program inside runs without its privilege, as under \
+                 Debian's own registration. The host's binfmt_misc is neither read nor written; \
+                 the registration ends with the run. On an older kernel --emulate fails \
+                 (status 125) naming the version it needs. The emulator (see ENVIRONMENT) must \
+                 be linked statically, or it could not start inside another architecture's \
+                 tree; --emulate naming this machine's own architecture is refused.",
+            ),
+            Para(
+                "mmdebstrap builds a foreign tree this way without root (it needs arch-test, and \
+                 sees the F flag, so it copies no emulator into the tree): become-root \
+                 --emulate=arm64 --net=auto --pid mmdebstrap --variant=minbase \
+                 --architectures=arm64 trixie arm64-tree, then become-root tar --numeric-owner \
+                 -C arm64-tree -cf arm64.tar . writes its files with the tree's own owners. \
+                 mmdebstrap's unshare mode, podman and a nested become-root run in user \
+                 namespaces below the run's, where the kernel finds the same registration.",
+            ),
+        ],
+    },
+    Section {
         title: "PODMAN AND BUILDAH",
         body: &[
             Para(
@@ -537,6 +565,12 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  fuse-overlayfs, instead of the one on PATH.",
             ),
             Item(
+                "QEMU_AARCH64_STATIC, QEMU_ARM_STATIC, ...",
+                "Path of the emulator --emulate registers for that architecture (QEMU's name, \
+                 upper case, '-' as '_': QEMU_X86_64_STATIC), instead of qemu-ARCH-static or \
+                 qemu-ARCH on PATH. It must be linked statically.",
+            ),
+            Item(
                 "BECOME_ROOT_PORT_IDLE_TIMEOUT",
                 "Seconds a TCP connection to a published port may stay idle (no byte either \
                  way) before both its ends are reset; 0 for never. Unset or empty: 7200 (two \
@@ -590,7 +624,15 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "container",
                 "Set to become-root for a booted image's pid 1 (systemd's container interface).",
             ),
-            Para("Apart from these variables, COMMAND gets become-root's environment unchanged."),
+            Para(
+                "Apart from these variables, COMMAND gets become-root's environment unchanged, \
+                 but for --setenv, --unsetenv and --clearenv. They apply in command-line order, \
+                 as bubblewrap's options of these names do, to the environment COMMAND would \
+                 get, the _CONTAINERS_ variables included; a booted image's container and \
+                 NOTIFY_SOCKET are set after them. --clearenv keeps PWD alone: PATH and TERM go \
+                 too, and COMMAND is then looked up on the PATH a later --setenv gives, else in \
+                 /bin and /usr/bin, as execvp(3) does without one.",
+            ),
         ],
     },
     Section {
@@ -673,6 +715,25 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  caller's namespace; it is stacked over /, where no path reaches it, and \
                  detached again at once. become-root --check prints the kernel's version and \
                  each of these facilities as ok or warn.",
+            ),
+            Para(
+                "Two facilities have no fallback. A binfmt_misc of a user namespace's own \
+                 (Linux 6.7) is the only way to run another architecture's programs without \
+                 root: --emulate fails before 6.7, naming the version, and --check says \
+                 whether this kernel can and which emulators it finds. Time namespaces (Linux \
+                 5.6, CONFIG_TIME_NS) are older than any supported kernel; where one is built \
+                 without them, --time, its offsets and --all fail saying so.",
+            ),
+            Para(
+                "In a container or a Kubernetes pod (hostUsers: false), --check names what the \
+                 container's settings take away, with the pod-spec field that gives it back: \
+                 a /proc with masked or read-only paths, where the kernel mounts no new proc \
+                 in a user namespace, so --pid, --boot and --all fail (procMount: Unmasked); a \
+                 seccomp filter (the Seccomp: field of /proc/self/status) that refused the \
+                 probe's unshare(CLONE_NEWUSER) (seccompProfile: Unconfined, or a Localhost \
+                 profile that allows it); no_new_privs, under which neither a set-user-ID \
+                 newuidmap nor one with file capabilities gains privilege \
+                 (allowPrivilegeEscalation: true).",
             ),
         ],
     },

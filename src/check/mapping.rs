@@ -62,8 +62,12 @@ pub(super) fn no_new_privs_item(caller: &Caller) -> Item {
         Ok(true) if caller.uid == 0 => Item::ok(WHAT, "set, which does not matter to root"),
         Ok(true) => {
             let e = UsernsError::NoNewPrivs;
-            let hint = e.hint();
-            Item::fail(WHAT, e.to_string(), hint)
+            let hint = e.hint().unwrap_or_default();
+            Item::fail(
+                WHAT,
+                e.to_string(),
+                format!("{hint}; {}", super::pod::NO_NEW_PRIVS_FIX),
+            )
         }
         Err(errno) => Item::warn(WHAT, format!("cannot read it: {errno}"), None),
     }

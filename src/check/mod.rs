@@ -27,11 +27,13 @@ mod containers;
 mod features;
 mod kernel;
 mod mapping;
+mod pod;
 mod probe;
 
 use features::{device_item, program_item, tun_item};
 use kernel::kernel_items;
 use mapping::{helper_items, mapping_item, modes_item, no_new_privs_item, subid_items};
+use pod::{emulate_item, proc_item, seccomp_item, settings_explain};
 use probe::{NamespaceProbe, overlay_item, reap, userns_item};
 
 /// A command could run (see the module documentation).
@@ -214,31 +216,52 @@ pub fn report(cli: Asked) -> Report {
     let userns_ok = userns_item.level == Level::Ok;
     ready &= userns_ok;
     items.push(userns_item);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let seccomp = seccomp_item(&status, &probed, settings_explain(&probed));
+    // After no_new_privs: in a container, the two come from the same securityContext.
+    let at = static_items
+        .iter()
+        .position(|i| i.what == "no_new_privs")
+        .map_or(static_items.len(), |i| i + 1);
+    static_items.insert(at, seccomp);
     items.extend(static_items);
     let mapping = mapping_item(&cli, &caller, userns_ok);
     ready &= mapping.level != Level::Fail;
     items.push(mapping);
     items.push(modes_item(cli.subid_source, &caller));
+    items.push(proc_item(
+        &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+    ));
 
-    items.push(overlay_item(&probed));
-    items.push(program_item(
-        crate::programs::FUSE_OVERLAYFS,
-        "--overlay needs it when the kernel cannot mount overlayfs in a user namespace",
-    ));
-    items.push(device_item(
-        FUSE,
-        access(FUSE, AccessFlags::R_OK | AccessFlags::W_OK),
-        "fuse-overlayfs needs it",
-    ));
-    items.push(program_item(
-        Driver::Slirp4netns.helper(),
-        "--net=slirp4netns needs it",
-    ));
-    items.push(program_item(
-        Driver::Pasta.helper(),
-        "--net=pasta needs it, and --net=auto prefers it",
-    ));
-    items.push(tun_item(net::check_tun()));
+    items.extend(feature_items(&probed, &cli));
+    items.extend(leftover_item());
+    items.extend(containers::containers_items(&caller));
+    Report { items, ready }
+}
+
+/// The optional features, one item each: overlayfs, fuse-overlayfs and /dev/fuse, the network
+/// helpers and /dev/net/tun, --emulate, the network asked for, and where a cgroup would come
+/// from (with which controllers).
+fn feature_items(probed: &probe::Probed, cli: &Asked) -> Vec<Item> {
+    let mut items = vec![
+        overlay_item(probed),
+        program_item(
+            crate::programs::FUSE_OVERLAYFS,
+            "--overlay needs it when the kernel cannot mount overlayfs in a user namespace",
+        ),
+        device_item(
+            FUSE,
+            access(FUSE, AccessFlags::R_OK | AccessFlags::W_OK),
+            "fuse-overlayfs needs it",
+        ),
+        program_item(Driver::Slirp4netns.helper(), "--net=slirp4netns needs it"),
+        program_item(
+            Driver::Pasta.helper(),
+            "--net=pasta needs it, and --net=auto prefers it",
+        ),
+        tun_item(net::check_tun()),
+        emulate_item(&std::fs::read_to_string("/proc/filesystems").unwrap_or_default()),
+    ];
     if let Some((mode, addressing)) = &cli.network {
         items.push(network_item(*mode, addressing));
     }
@@ -255,9 +278,7 @@ pub fn report(cli: Asked) -> Report {
             }),
         ),
     });
-    items.extend(leftover_item());
-    items.extend(containers::containers_items(&caller));
-    Report { items, ready }
+    items
 }
 
 /// The cgroups the janitor of an earlier run reported it could not remove, when some are

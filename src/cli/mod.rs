@@ -25,6 +25,7 @@ pub use crate::options::{
 };
 
 mod action;
+mod extras;
 mod fast;
 pub mod modes;
 pub mod subid;
@@ -115,7 +116,9 @@ impl Cli {
             .iter()
             .map(|id| index(id))
             .collect();
+        let env = extras::env_in_order(&matches);
         let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+        cli.run.extras.env = env;
         let mut ordered: Vec<(usize, FsArg)> = Vec::new();
         type Kind<'a> = (&'a str, &'a Vec<String>, fn(String) -> FsArg);
         let kinds: [Kind; 5] = [

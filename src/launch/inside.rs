@@ -38,6 +38,10 @@ pub trait Ops {
     fn wait_for_release(&mut self) -> Result<(), Error>;
     /// Set the supplementary groups to none (--drop-groups).
     fn drop_groups(&mut self) -> Result<(), Error>;
+    /// Make the run's time namespace with its clock offsets, and enter it (--time).
+    fn enter_time_namespace(&mut self, offsets: super::TimeOffsets) -> Result<(), Error>;
+    /// Set the host name of the run's uts namespace (--hostname).
+    fn set_hostname(&mut self, name: &str) -> Result<(), Error>;
     fn mount(&mut self, step: &MountStep) -> Result<(), Error>;
     fn loopback_up(&mut self) -> Result<(), Error>;
     /// What the network helper leaves to the namespace (net::configure_inside).
@@ -63,6 +67,12 @@ pub fn setup_inside(ops: &mut impl Ops, plan: &Plan) -> Result<(), Error> {
     }
     if plan.drop_groups {
         ops.drop_groups()?;
+    }
+    if let Some(offsets) = plan.time {
+        ops.enter_time_namespace(offsets)?;
+    }
+    if let Some(name) = &plan.hostname {
+        ops.set_hostname(name)?;
     }
     for step in &plan.mounts {
         ops.mount(step)?;
@@ -276,6 +286,14 @@ impl Ops for Real {
             Err(nix::Error::EPERM) => Err(super::plan::drop_groups_denied()),
             Err(e) => Err(Error::sys("--drop-groups: setgroups", e)),
         }
+    }
+
+    fn enter_time_namespace(&mut self, offsets: super::TimeOffsets) -> Result<(), Error> {
+        super::extras::enter_time_namespace(offsets)
+    }
+
+    fn set_hostname(&mut self, name: &str) -> Result<(), Error> {
+        super::extras::set_hostname(name)
     }
 
     fn mount(&mut self, step: &MountStep) -> Result<(), Error> {

@@ -25,12 +25,14 @@ use crate::options::{
 use crate::sys;
 
 mod containers;
+mod extras;
 mod in_place;
 pub mod inside;
 mod plan;
 mod supervise;
 mod warden;
 
+pub use extras::TimeOffsets;
 pub use plan::{Plan, plan};
 
 /// What a run is asked for: each option of a new run, defined once, here. `cli` flattens
@@ -304,6 +306,10 @@ pub struct Request {
     /// only: --cgroup makes the run's own cgroup too)
     #[arg(short = 'a', long)]
     pub all: bool,
+
+    /// --emulate, the time namespace, --hostname, the environment options, --device.
+    #[command(flatten)]
+    pub extras: crate::options::Extras,
 
     /// Give this run a NAME, making it a session that --join can enter while it runs (letters,
     /// digits, '_', '.' and '-', starting with a letter or digit, not all digits). Its state is

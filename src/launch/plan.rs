@@ -79,6 +79,10 @@ pub struct Plan {
     pub console: Option<std::sync::Arc<Console>>,
     /// The directories `mounts::check` opened for the mount steps (overlay upper layers).
     pub prepared: std::sync::Arc<mounts::Prepared>,
+    /// --time (--monotonic, --boottime, --all): a time namespace with these offsets.
+    pub time: Option<super::TimeOffsets>,
+    /// --hostname: the uts namespace's host name.
+    pub hostname: Option<String>,
 }
 
 /// Which ids the namespace process sets to 0 before the mounts: each kind whose 0 is mapped.
@@ -198,9 +202,11 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         cli.command = vec!["/sbin/init".into()];
     }
     let asked = steps::asked(&cli);
+    let mut extras = steps::extras(&cli)?;
     let network = steps::network(&cli, asked.net)?;
     cli.limits.check()?;
-    let (mut namespaces, mount) = steps::namespaces(&cli, &asked, network.connected.is_some());
+    let (mut namespaces, mount) =
+        steps::namespaces(&cli, &asked, network.connected.is_some(), &extras);
     let caller = userns::caller()?;
     let mut warnings = Vec::new();
     let (mapping, identity) = steps::identity(&cli, &caller, &mut warnings)?;
@@ -220,7 +226,7 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         ));
     }
     let started = steps::command(&mut cli, &caller, &asked, filesystem.mount_ns)?;
-    let options = steps::mount_options(&cli, &asked, filesystem, &started);
+    let options = steps::mount_options(&cli, &asked, filesystem, &started, &mut extras);
     let prepared = steps::check_paths(&options, &caller, &mapping)?;
     let pause = session.as_ref().is_some_and(|s| s.pause); // (the session module: runs no COMMAND)
     steps::command_in_rootfs(&options, &started.command, pause)?;
@@ -262,6 +268,8 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
             notifier: None,
             console: started.console,
             prepared: std::sync::Arc::new(prepared),
+            time: extras.time,
+            hostname: extras.hostname,
         },
         warnings,
     ))

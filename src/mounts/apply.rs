@@ -101,6 +101,10 @@ impl Applier {
             MountStep::RootfsTmpfs { dir, name, mode } => {
                 tmpfs(&self.place(&dir.join(name), Links::Refused)?, *mode)
             }
+            MountStep::Binfmt { at, entries } => {
+                super::extras::binfmt(self.root.as_ref(), at, entries)
+            }
+            MountStep::Device { src, dst } => super::extras::device(self.root.as_ref(), src, dst),
             MountStep::Console { at, tty } => {
                 let root = self.root();
                 let dev = at.parent().unwrap_or(at);

@@ -16,6 +16,7 @@ use crate::options::{OverlayDriver, Propagation};
 mod apply;
 mod check;
 mod dev;
+mod extras;
 mod fuse;
 pub mod fuse_helper;
 mod overlay;
@@ -26,6 +27,7 @@ mod spec;
 
 pub use apply::{Applier, command_in_rootfs, open_path};
 pub use check::{Trust, check, own_dir, work_dir};
+pub use extras::{DeviceSpec, parse_device};
 pub use fuse::started_here as fuse_started_here;
 pub use plan::{Options, Prepared, Upper, plan};
 pub use spec::{FsSpec, parse, split_escaped};
@@ -107,6 +109,12 @@ pub enum MountStep {
         name: &'static str,
         mode: u32,
     },
+    /// --emulate: a binfmt_misc of the run's own on `at` (its /proc/sys/fs/binfmt_misc), with
+    /// these registrations (emulate.rs).
+    Binfmt { at: PathBuf, entries: Vec<String> },
+    /// --device: the host's device node `src` bound at `dst` inside (below /dev: in the new
+    /// root's minimal /dev when there is one).
+    Device { src: PathBuf, dst: PathBuf },
     /// --boot's console: the pty `tty` (launch::console) bound on a file made at `at`.
     Console { at: PathBuf, tty: PathBuf },
     /// The run's cgroup2 (the cgroup module), writable, as the cgroup namespace shows it: its root is

@@ -4,7 +4,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use super::{FsSpec, MountStep};
+use super::{DeviceSpec, FsSpec, MountStep};
 use crate::options::{OverlayDriver, Propagation};
 
 /// A persistent upper layer: UPPER and its work directory, made or checked by [`check`](super::check()) and
@@ -78,6 +78,10 @@ pub struct Options {
     /// --boot (with --rootfs): a tmpfs /run, and `console` bound at /dev/console.
     pub boot: bool,
     pub console: Option<PathBuf>,
+    /// --emulate: the binfmt_misc registrations (after /proc, which holds their mount point).
+    pub binfmt: Vec<String>,
+    /// --device: the device nodes to bind (after /dev).
+    pub devices: Vec<DeviceSpec>,
 }
 
 /// Where a destination lies before pivot_root: inside the new root when there is one.
@@ -131,6 +135,7 @@ fn current_root_steps(o: &Options) -> Vec<MountStep> {
     if o.pid_ns {
         steps.push(MountStep::FreshProc { at: "/proc".into() });
     }
+    extras_steps(o, &mut steps);
     if o.sysfs {
         steps.push(MountStep::FreshSys { at: "/sys".into() });
     }
@@ -157,6 +162,7 @@ fn new_root_steps(o: &Options, dir: &Path) -> Vec<MountStep> {
         },
         MountStep::RootfsDev { dir: dir.clone() },
     ];
+    extras_steps(o, &mut steps);
     if let Some(tty) = &o.console {
         let at = dir.join("dev/console");
         steps.push(MountStep::Console {
@@ -188,6 +194,23 @@ fn new_root_steps(o: &Options, dir: &Path) -> Vec<MountStep> {
         });
     }
     steps
+}
+
+/// --emulate's binfmt_misc and --device's nodes: once the run's /proc and /dev are in place,
+/// before the filesystem options (which may cover them).
+fn extras_steps(o: &Options, steps: &mut Vec<MountStep>) {
+    if !o.binfmt.is_empty() {
+        steps.push(MountStep::Binfmt {
+            at: inside(&o.rootfs, Path::new("/proc/sys/fs/binfmt_misc")),
+            entries: o.binfmt.clone(),
+        });
+    }
+    for device in &o.devices {
+        steps.push(MountStep::Device {
+            src: device.src.clone(),
+            dst: device.dst.clone(),
+        });
+    }
 }
 
 /// Filesystem option `index`: its mount point first where it is below a fresh filesystem

@@ -24,6 +24,7 @@ use crate::sys;
 
 pub mod console;
 mod ending;
+mod env;
 pub mod notify;
 mod parent;
 mod supervise;
@@ -46,6 +47,9 @@ pub struct Command {
     pub name: OsString,
     argv: Vec<CString>,
     env: Vec<CString>,
+    /// The PATH COMMAND is looked up on, when the environment options changed it (None inside:
+    /// unset, so the C library's default path); else become-root's own.
+    lookup_path: Option<Option<OsString>>,
     /// The caller had SIGCHLD ignored: become-root works with it at its default (an ignored
     /// SIGCHLD makes the kernel reap children, and waitpid fails) and ignores it again for
     /// COMMAND.
@@ -56,6 +60,17 @@ impl Command {
     /// Build from the words after the options (empty: `$SHELL`, else /bin/sh), with the
     /// environment unchanged but for `extra_env`.
     pub fn new(words: Vec<OsString>, extra_env: Vec<(OsString, OsString)>) -> Result<Self, Error> {
+        Self::with_env(words, extra_env, &[], Vec::new())
+    }
+
+    /// As [`Command::new`], then the environment options `ops` applied in order (env.rs), then
+    /// `last` set, which they cannot touch (--boot's `container` and `NOTIFY_SOCKET`).
+    pub fn with_env(
+        words: Vec<OsString>,
+        extra_env: Vec<(OsString, OsString)>,
+        ops: &[crate::options::EnvArg],
+        last: Vec<(OsString, OsString)>,
+    ) -> Result<Self, Error> {
         let words = if words.is_empty() {
             let shell = std::env::var_os("SHELL").filter(|s| !s.is_empty());
             vec![shell.unwrap_or_else(|| "/bin/sh".into())]
@@ -73,10 +88,15 @@ impl Command {
             .iter()
             .map(|w| CString::new(w.as_bytes()).map_err(|_| nul(w)))
             .collect::<Result<Vec<_>, _>>()?;
-        let keys: Vec<OsString> = extra_env.iter().map(|(k, _)| k.clone()).collect();
-        let mut env: Vec<CString> = std::env::vars_os()
-            .filter(|(k, _)| !keys.contains(k))
-            .chain(extra_env)
+        let replace = |base: Vec<(OsString, OsString)>, extra: Vec<(OsString, OsString)>| {
+            let keys: Vec<OsString> = extra.iter().map(|(k, _)| k.clone()).collect();
+            let kept = base.into_iter().filter(|(k, _)| !keys.contains(k));
+            kept.chain(extra).collect::<Vec<_>>()
+        };
+        let given = replace(std::env::vars_os().collect(), extra_env);
+        let (given, lookup_path) = env::apply(given, ops)?;
+        let mut env: Vec<CString> = replace(given, last)
+            .into_iter()
             .filter_map(|(k, v)| {
                 let mut kv = k.into_vec();
                 kv.push(b'=');
@@ -89,6 +109,7 @@ impl Command {
             name,
             argv,
             env,
+            lookup_path,
             sigchld_ignored: false,
         })
     }
@@ -106,6 +127,12 @@ impl Command {
             sys::ignore_signal(Signal::SIGCHLD);
         }
         let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+        // execvpe(3) searches the PATH of this process, not of the environment it is given:
+        // COMMAND is looked up on the PATH it gets, as bubblewrap's --setenv and --clearenv
+        // have it. (Only this thread runs: the namespace process, or become-root in place.)
+        if let Some(path) = &self.lookup_path {
+            sys::set_own_env_var("PATH", path.as_deref());
+        }
         let Err(errno) = nix::unistd::execvpe(&self.argv[0], &self.argv, &self.env);
         let has_slash = self.name.as_bytes().contains(&b'/');
         let error = match errno {

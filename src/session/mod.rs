@@ -114,7 +114,7 @@ const MAGIC: &str = "become-root session 1";
 
 /// The namespaces a session may have: the user namespace first (entering it grants the
 /// capabilities the others ask for; a join enters all it needs with one setns(2)).
-const KINDS: [(&str, CloneFlags); 7] = [
+const KINDS: [(&str, CloneFlags); 8] = [
     ("user", CloneFlags::CLONE_NEWUSER),
     ("cgroup", CloneFlags::CLONE_NEWCGROUP),
     ("ipc", CloneFlags::CLONE_NEWIPC),
@@ -122,6 +122,11 @@ const KINDS: [(&str, CloneFlags); 7] = [
     ("net", CloneFlags::CLONE_NEWNET),
     ("pid", CloneFlags::CLONE_NEWPID),
     ("mnt", CloneFlags::CLONE_NEWNS),
+    // --time (launch::extras): CLONE_NEWTIME, which nix does not name.
+    (
+        "time",
+        CloneFlags::from_bits_retain(nix::libc::CLONE_NEWTIME),
+    ),
 ];
 
 /// What went wrong with a session.

@@ -285,6 +285,18 @@ pub fn take_env_var(name: &str) -> Option<std::ffi::OsString> {
     Some(value)
 }
 
+/// Set variable `name` of this process's own environment to `value`, or remove it (None).
+///
+/// Precondition: no other thread runs (they could read the environment meanwhile).
+pub fn set_own_env_var(name: &str, value: Option<&std::ffi::OsStr>) {
+    match value {
+        // SAFETY: by the precondition no other thread reads or writes the environment now.
+        Some(value) => unsafe { std::env::set_var(name, value) },
+        // SAFETY: as above.
+        None => unsafe { std::env::remove_var(name) },
+    }
+}
+
 /// Start this program again in this process, with the arguments it was started with and
 /// `extra` (name, value) added to its environment (the new run reads them, and takes them out
 /// at once). Every descriptor become-root opened is close-on-exec; the standard ones and those

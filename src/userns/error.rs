@@ -30,7 +30,10 @@ pub enum UsernsError {
         path: PathBuf,
         why: String,
     },
-    #[error("no_new_privs is set for this process, so setuid helpers cannot gain privilege")]
+    #[error(
+        "no_new_privs is set for this process, so newuidmap and newgidmap cannot gain \
+         privilege, whether set-user-ID or with file capabilities"
+    )]
     NoNewPrivs,
     #[error("{program} failed ({status}){}", stderr_suffix(.stderr))]
     HelperFailed {

@@ -1757,11 +1757,26 @@ pub mod mounts {
                 text: text.clone(),
             })
         };
+        // --emulate's binfmt_misc and --device's nodes, once /proc and /dev are in place.
+        let extras = |at: PathBuf| -> Vec<MountStep> {
+            let binfmt = (!o.binfmt.is_empty()).then(|| MountStep::Binfmt {
+                at,
+                entries: o.binfmt.clone(),
+            });
+            let devices = o.devices.iter().map(|device| MountStep::Device {
+                src: device.src.clone(),
+                dst: device.dst.clone(),
+            });
+            binfmt.into_iter().chain(devices).collect()
+        };
         match &o.rootfs {
             None => {
                 if o.pid_ns {
                     let want = MountStep::FreshProc { at: "/proc".into() };
                     assert_eq!(next("proc"), &want);
+                }
+                for want in extras("/proc/sys/fs/binfmt_misc".into()) {
+                    assert_eq!(next("binfmt_misc or device"), &want);
                 }
                 if o.sysfs {
                     let want = MountStep::FreshSys { at: "/sys".into() };
@@ -1782,6 +1797,9 @@ pub mod mounts {
                 };
                 assert_eq!(next("proc"), &proc);
                 assert_eq!(next("dev"), &MountStep::RootfsDev { dir: root.clone() });
+                for want in extras(root.join("proc/sys/fs/binfmt_misc")) {
+                    assert_eq!(next("binfmt_misc or device"), &want);
+                }
                 if let Some(tty) = &o.console {
                     let console = MountStep::Console {
                         at: root.join("dev/console"),
@@ -1935,6 +1953,17 @@ pub mod mounts {
             cgroup2: src.coin(),
             boot: src.coin(),
             console: src.coin().then(|| "/dev/pts/7".into()),
+            binfmt: match src.coin() {
+                true => vec![":qemu-aarch64:M::\\x7fELF:\\xff\\xff\\xff\\xff:/q:POF".into()],
+                false => Vec::new(),
+            },
+            devices: match src.coin() {
+                true => vec![become_root::mounts::DeviceSpec {
+                    src: "/dev/fuse".into(),
+                    dst: gen_path(src),
+                }],
+                false => Vec::new(),
+            },
         }
     }
 

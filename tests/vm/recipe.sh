@@ -22,6 +22,12 @@ vm_packages() {
     bullseye) ;;
     *) printf '%s\n' passt apparmor catatonit ;;
     esac
+    # --emulate's arm64 tree (scenario emulate_tree): QEMU's static emulators without their
+    # binfmt registration (qemu-user, not qemu-user-binfmt), mmdebstrap and arch-test. Only
+    # Debian 13's kernel (6.12) can; older releases test the error, which needs none of these.
+    case $release in
+    trixie) printf '%s\n' qemu-user mmdebstrap arch-test ;;
+    esac
 }
 
 # vm_recipe_hooks RELEASE: set vm_hooks, the mmdebstrap hooks that make the tree a bootable

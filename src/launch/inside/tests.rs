@@ -44,6 +44,15 @@ impl Ops for Recorder {
         self.0.push("drop groups".into());
         Ok(())
     }
+    fn enter_time_namespace(&mut self, offsets: super::super::TimeOffsets) -> Result<(), Error> {
+        self.0
+            .push(format!("timens {} {}", offsets.monotonic, offsets.boottime));
+        Ok(())
+    }
+    fn set_hostname(&mut self, name: &str) -> Result<(), Error> {
+        self.0.push(format!("hostname {name}"));
+        Ok(())
+    }
     fn mount(&mut self, step: &MountStep) -> Result<(), Error> {
         self.0.push(format!("mount {step:?}"));
         Ok(())
@@ -91,6 +100,8 @@ fn plan_with(mounts: Vec<MountStep>, net: Option<NetMode>) -> Plan {
         notifier: None,
         console: None,
         prepared: Default::default(),
+        time: None,
+        hostname: None,
     }
 }
 
@@ -152,6 +163,33 @@ fn groups_are_dropped_as_root_before_the_mounts() {
             "maps",
             "root",
             "drop groups",
+            "mount SetPropagation(Private)"
+        ]
+    );
+}
+
+#[test]
+fn the_clocks_and_the_host_name_are_set_as_root_before_the_mounts() {
+    let steps = vec![MountStep::SetPropagation(Propagation::Private)];
+    let plan = Plan {
+        time: Some(super::super::TimeOffsets {
+            monotonic: -5,
+            boottime: 86400,
+        }),
+        hostname: Some("box".into()),
+        drop_groups: true,
+        ..plan_with(steps, None)
+    };
+    let mut ops = Recorder::default();
+    setup_inside(&mut ops, &plan).unwrap();
+    assert_eq!(
+        ops.0,
+        [
+            "maps",
+            "root",
+            "drop groups",
+            "timens -5 86400",
+            "hostname box",
             "mount SetPropagation(Private)"
         ]
     );

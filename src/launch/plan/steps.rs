@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::identity::Identity;
 use crate::idmap::IdMap;
 use crate::launch::Request;
+use crate::launch::extras::Planned;
 use crate::mounts::{self, FsSpec};
 use crate::net::ports::Publish;
 use crate::net::{self, NetPlan};
@@ -102,7 +103,12 @@ pub(super) fn network(cli: &Request, net: Option<NetMode>) -> Result<Network, Er
 
 /// Step 3: the namespaces besides the user namespace, and whether one is a mount namespace
 /// before the filesystem options are read.
-pub(super) fn namespaces(cli: &Request, asked: &Asked, connected: bool) -> (CloneFlags, bool) {
+pub(super) fn namespaces(
+    cli: &Request,
+    asked: &Asked,
+    connected: bool,
+    extras: &Planned,
+) -> (CloneFlags, bool) {
     // A connected network needs its own resolv.conf, and a cgroup of the run's own its
     // cgroup2 at /sys/fs/cgroup: each a mount namespace; so do podman and buildah
     // (containers.rs).
@@ -111,8 +117,9 @@ pub(super) fn namespaces(cli: &Request, asked: &Asked, connected: bool) -> (Clon
         || cli.all
         || connected
         || asked.own_cgroup
+        || extras.mount
         || containers::needs_mount_ns(&cli.command);
-    let mut namespaces = CloneFlags::empty();
+    let mut namespaces = extras.namespaces;
     for (on, flag) in [
         (mount, CloneFlags::CLONE_NEWNS),
         (asked.net.is_some(), CloneFlags::CLONE_NEWNET),
@@ -239,18 +246,20 @@ pub(super) fn command(
     asked: &Asked,
     mount_ns: bool,
 ) -> Result<Started, Error> {
-    let mut env = containers::env(caller, mount_ns);
+    let env = containers::env(caller, mount_ns);
+    let mut last = Vec::new();
     if cli.boot {
         // How systemd and other software tell they run in a container, and where its init
-        // says it is ready (systemd.io/CONTAINER_INTERFACE).
-        env.push(("container".into(), "become-root".into()));
-        env.push(("NOTIFY_SOCKET".into(), notify::INSIDE.into()));
+        // says it is ready (systemd.io/CONTAINER_INTERFACE): the environment options cannot
+        // take these away.
+        last.push(("container".into(), "become-root".into()));
+        last.push(("NOTIFY_SOCKET".into(), notify::INSIDE.into()));
     }
     let notify = match cli.boot {
         true => Some(Arc::new(notify::Listener::new()?)),
         false => None,
     };
-    let command = Command::new(std::mem::take(&mut cli.command), env)?;
+    let command = Command::with_env(std::mem::take(&mut cli.command), env, &cli.extras.env, last)?;
     // The terminal rule (process::console): a pid 1 that is not become-root's init never
     // gets the caller's terminal. A detached run has none to give.
     let console = if cli.boot {
@@ -273,6 +282,7 @@ pub(super) fn mount_options(
     asked: &Asked,
     filesystem: Filesystem,
     started: &Started,
+    extras: &mut Planned,
 ) -> mounts::Options {
     mounts::Options {
         mount_ns: filesystem.mount_ns,
@@ -293,7 +303,19 @@ pub(super) fn mount_options(
             .as_ref()
             .filter(|_| cli.boot)
             .map(|c| c.path.clone()),
+        binfmt: std::mem::take(&mut extras.binfmt),
+        devices: std::mem::take(&mut extras.devices),
     }
+}
+
+/// Step 2: what --emulate, the time namespace, --hostname and --device add (checked, the
+/// emulators and devices looked up); --all asks for a time namespace too.
+pub(super) fn extras(cli: &Request) -> Result<Planned, Error> {
+    let mut extras = crate::launch::extras::plan(&cli.extras)?;
+    if cli.all {
+        extras.time.get_or_insert_default();
+    }
+    Ok(extras)
 }
 
 /// Step 8: every path is checked before anything is mounted; the overlay directories to

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use nix::sched::CloneFlags;
 
-use super::steps::{Asked, READY_WAIT, asked, implied_net, namespaces, ready_wait};
+use super::steps::{Asked, READY_WAIT, asked, extras, implied_net, namespaces, ready_wait};
 use crate::launch::Request;
 use crate::options::{NetMode, NotifyReady};
 
@@ -145,7 +145,7 @@ fn which_namespaces_a_run_gets() {
             true,
         ),
     ] {
-        let got = namespaces(&cli, &asked(&cli), connected);
+        let got = namespaces(&cli, &asked(&cli), connected, &extras(&cli).unwrap());
         assert_eq!(got, (want, mount), "{words}");
     }
 }
