@@ -96,6 +96,10 @@ pub enum NetMode {
     Pasta,
     /// pasta when installed, else slirp4netns
     Auto,
+    /// the namespace's outbound TCP and UDP sockets become sockets of the host (seccomp user
+    /// notification), at the host's own speed; pasta or slirp4netns (as auto picks) for the
+    /// rest
+    Bypass,
 }
 
 /// `--notify-ready`: when a booted image counts as ready (a `--detach` caller waits for it).
