@@ -100,8 +100,7 @@ fn image_with(w: &World, name: &str, body: &str) -> PathBuf {
          {body}"
     );
     let path = root.join("sbin/init");
-    std::fs::write(&path, init).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    common::write_executable(&path, init, 0o755);
     common::chown_tree(&root, w.uid);
     root
 }
@@ -300,7 +299,7 @@ fn tiocsti_at(w: &World, to: &Path) {
         .status()
         .unwrap();
     assert!(status.success(), "gcc tiocsti.c");
-    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    common::chmod(to, 0o755);
     common::chown_tree(to, w.uid);
 }
 
@@ -674,12 +673,17 @@ fn sd_notify_in(w: &World, root: &Path) {
 /// An image whose init takes half a second to be ready, marks it in /run and in its root
 /// (/marker, which the host sees), then says READY=1 on $NOTIFY_SOCKET.
 fn notifying_image(w: &World) -> PathBuf {
+    notifying_image_halting_with(w, "")
+}
+
+/// [`notifying_image`], running `halting` (shell lines) first when told to stop.
+fn notifying_image_halting_with(w: &World, halting: &str) -> PathBuf {
     let root = image_with(
         w,
         "notifying",
         &format!(
             "say notify at $NOTIFY_SOCKET\n\
-             trap 'say halting; rm -f /marker; exit 0' {RTMIN_3}\n\
+             trap 'say halting; {halting} rm -f /marker; exit 0' {RTMIN_3}\n\
              sleep 0.5\n\
              touch /run/ready /marker\n\
              sd-notify READY=1 || say sd-notify failed\n\
@@ -711,13 +715,23 @@ fn detach_of_a_notifying_image_returns_once_it_is_ready() {
 
 fn a_service_manager_hears_ready_when_the_image_is_and_stopping() {
     let w = world();
-    let root = notifying_image(&w);
+    // STOPPING=1 must come while the image still runs, before it halts. The listener looks
+    // for /marker when it reads a message, and under load it read STOPPING=1 after the image
+    // had halted (1 in 10 runs of the suite beside busy loops): so the image, told to stop,
+    // first waits (up to 20 s) until the listener has heard STOPPING=1 (it makes
+    // /stopping-heard in the image), and only then removes /marker. Sent only after the
+    // image's end, STOPPING=1 would find no marker still.
+    let root = notifying_image_halting_with(
+        &w,
+        "i=0; until [ -e /stopping-heard ] || [ $i -ge 200 ]; do sleep 0.1; i=$((i+1)); done;",
+    );
     let console = w.home().join("console");
     // become-root as a Type=notify unit's main process: READY=1 once the image said so
     // (its /marker exists by then), STOPPING=1 when asked to stop; the image's init has a
     // NOTIFY_SOCKET of its own.
     let script = format!(
-        "python3 {listen} $HOME/notify {root}/marker > messages & listener=$!; \
+        "python3 {listen} $HOME/notify {root}/marker {root}/stopping-heard > messages & \
+         listener=$!; \
          {until} test -S $HOME/notify; \
          NOTIFY_SOCKET=$HOME/notify \"$BR\" --boot --notify-ready=yes --rootfs={root} 2>{c} & \
          pid=$!; {until} grep -q READY=1 messages; kill -TERM $pid; wait $pid; echo status $?; \

@@ -480,9 +480,7 @@ fn missing_programs_warn_naming_their_packages() {
 fn helper_variables_are_reported_as_used_or_unusable() {
     let mut w = World::new();
     let script = w.dir.join("some-helper");
-    std::fs::write(&script, "#!/bin/sh\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_executable(&script, "#!/bin/sh\n", 0o755);
     let script = script.display().to_string();
     w.env = vec![
         ("SLIRP4NETNS".into(), script.clone()),

@@ -12,7 +12,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 
 use common::{Out, World};
 
@@ -42,7 +41,7 @@ fn world(cgroups: &str) -> World {
     for (var, dir, mode) in [("XDG_RUNTIME_DIR", "run", 0o700), ("TMPDIR", "tmp", 0o755)] {
         let path = w.home().join(dir);
         fs::create_dir(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        common::chmod(&path, mode);
         nix::unistd::chown(&path, Some(w.uid.into()), Some(w.gid.into())).unwrap();
         w.env.push((var.into(), path.display().to_string()));
     }
@@ -56,7 +55,7 @@ fn busybox_tarball(w: &World) {
     let root = w.home().join("rootfs");
     fs::create_dir_all(root.join("bin")).unwrap();
     let busybox = common::which("busybox").unwrap();
-    fs::copy(&busybox, root.join("bin/busybox")).unwrap();
+    common::copy_executable(&busybox, &root.join("bin/busybox"), 0o755);
     for applet in ["sh", "cat", "id", "ls", "true"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
@@ -132,12 +131,11 @@ fn podman_and_buildah_by_name_get_a_mount_namespace() {
     fs::create_dir(&bin).unwrap();
     for name in ["podman", "buildah", "other"] {
         let path = bin.join(name);
-        fs::write(
+        common::write_executable(
             &path,
             "#!/bin/sh\necho \"$(readlink /proc/self/ns/mnt) ${_CONTAINERS_USERNS_CONFIGURED:-unset}\"\n",
-        )
-        .unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            0o755,
+        );
     }
     let b = bin.display();
     let out = w.sh(&format!(

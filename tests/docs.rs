@@ -265,11 +265,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  or killed by a signal), --logs=NAME prints its output (a booted image's \
                  console, to its last line), --join refuses it, and --stop=NAME removes it, as \
                  does a new session that takes the name. --logs=NAME --follow prints what a \
-                 running session writes until it ends. A log keeps at most 8 MiB: past that, \
-                 looked at every second, it moves to NAME.log.1 (replacing the one before) and \
-                 starts again, so 8 to 16 MiB of the latest output are kept. A session killed \
-                 with SIGKILL cannot record its end: its state is removed as stale, with its \
-                 log.",
+                 running session writes until it ends. COMMAND's output reaches the log \
+                 through a pipe that become-root copies from, so nothing is lost on the way; \
+                 a process COMMAND leaves behind writes on into it after the session ended. A \
+                 log keeps at most 8 MiB: before a write would take it past that, it moves to \
+                 NAME.log.1 (replacing the one before) and starts again, so 8 to 16 MiB of the \
+                 latest output are kept. A session killed with SIGKILL cannot record its end: \
+                 its state is removed as stale, with its log.",
             ),
             Para(
                 "State lives in $XDG_RUNTIME_DIR/become-root/, else /tmp/become-root-UID/: a \

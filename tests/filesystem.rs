@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::{World, chown_tree};
@@ -209,16 +209,15 @@ fn fuse_overlayfs_variable_names_the_program_that_runs() {
     let log = w.home().join("fuse-ran");
     let real = common::which("fuse-overlayfs").unwrap();
     let wrapper = w.dir.join("wrapped-fuse-overlayfs");
-    std::fs::write(
+    common::write_executable(
         &wrapper,
         format!(
             "#!/bin/sh\necho fuse-overlayfs >> {}\nexec {} \"$@\"\n",
             p(&log),
             p(&real)
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        0o755,
+    );
     let overlay = format!("--overlay={}:{}", p(&data), p(&t));
     w.env = vec![("FUSE_OVERLAYFS".into(), p(&wrapper))];
     let out = w.run(&[
@@ -385,7 +384,7 @@ fn rootfs_owned_by_a_subordinate_uid_and_with_network_resolv_conf() {
     // As an unpacked image would be: owned by root inside, i.e. the caller... and by
     // subordinate ids for the rest.
     let root = busybox_rootfs(&w, w.sub_start());
-    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::chmod(&root, 0o755);
     let out = w.run(&[
         &format!("--rootfs={}", p(&root)),
         "/bin/stat",

@@ -167,11 +167,7 @@ fn info_fd_reports_the_setup_and_the_ending() {
     // Session state goes in the world, not in a /tmp fallback that would outlive the test.
     let runtime = w.home().join("runtime");
     std::fs::create_dir(&runtime).unwrap();
-    std::fs::set_permissions(
-        &runtime,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
+    common::chmod(&runtime, 0o700);
     nix::unistd::chown(&runtime, Some(w.uid.into()), Some(w.gid.into())).unwrap();
     w.env
         .push(("XDG_RUNTIME_DIR".into(), runtime.display().to_string()));

@@ -480,11 +480,7 @@ fn a_subids_session_is_joined_as_the_caller() {
     let mut w = World::new();
     let runtime = w.home().join("runtime");
     std::fs::create_dir(&runtime).unwrap();
-    std::fs::set_permissions(
-        &runtime,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
+    common::chmod(&runtime, 0o700);
     nix::unistd::chown(&runtime, Some(w.uid.into()), Some(w.gid.into())).unwrap();
     w.env
         .push(("XDG_RUNTIME_DIR".into(), runtime.display().to_string()));

@@ -46,7 +46,8 @@ common::tests! {
     [Harness, Tool("ip")] sysfs_shows_the_namespaces_own_devices_and_leaves_the_host_alone;
     [Harness, Tool("ps")]
         pid_namespace_init_reaps_orphans,
-        sigterm_and_sigkill_to_supervising_become_root_leave_nothing;
+        sigterm_and_sigkill_to_supervising_become_root_leave_nothing,
+        a_world_starts_without_a_zombie_of_the_world_before;
     [Harness, Tool("getsubids")] getsubids_source_reads_the_same_ranges;
     [Harness, Tool("setcap")] refuses_to_run_with_file_capabilities;
     [Harness, Tool("make")]
@@ -257,9 +258,7 @@ fn helper_without_privilege_is_diagnosed() {
     let w = world();
     // A copy of newuidmap without its set-user-ID bit.
     let copy = w.dir.join("newuidmap");
-    std::fs::copy(common::which("newuidmap").unwrap(), &copy).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::copy_executable(&common::which("newuidmap").unwrap(), &copy, 0o755);
     let mut w = w;
     w.env.push(("NEWUIDMAP".into(), copy.display().to_string()));
     let out = w.run(&["--map=full", "true"]);
@@ -288,16 +287,14 @@ fn newuidmap_refusal_is_reported_with_its_stderr() {
     // newuidmap refuses to map ids of a process that is not the caller's: point it at a
     // helper path that is a wrapper changing the range.
     let wrapper = w.dir.join("fake-newuidmap");
-    std::fs::write(
+    common::write_executable(
         &wrapper,
         format!(
             "#!/bin/sh\necho 'newuidmap: uid range [1-65537) -> [{start}-{}) not allowed' >&2\nexit 1\n",
             start + 65536
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        0o4755,
+    );
     w.env
         .push(("NEWUIDMAP".into(), wrapper.display().to_string()));
     let out = w.run(&["true"]);
@@ -353,13 +350,11 @@ fn getsubids_source_reads_the_same_ranges() {
         format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", w.home().display()),
     ));
     let fake = w.home().join("getsubids");
-    std::fs::write(
+    common::write_executable(
         &fake,
         "#!/bin/sh\necho 'getsubids: fake failure' >&2; exit 2\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        0o755,
+    );
     let out = w.run(&["--map=full", "true"]);
     assert_eq!(out.code(), Some(125), "auto used getsubids: {out:#?}");
     assert!(out.stderr.contains("fake failure"), "{}", out.stderr);
@@ -418,7 +413,7 @@ fn refuses_to_run_with_file_capabilities() {
     let w = world();
     let setcap = common::which("setcap").unwrap();
     let copy = w.dir.join("become-root-caps");
-    std::fs::copy(w.bin(), &copy).unwrap();
+    common::copy_executable(&w.bin(), &copy, 0o755);
     let status = std::process::Command::new(setcap)
         .args(["cap_net_admin+ep"])
         .arg(&copy)
@@ -436,16 +431,14 @@ fn helpers_never_get_the_callers_descriptors() {
     // a script is ignored by the kernel but satisfies become-root's check of the helper.
     let record = w.home().join("helper-fds");
     let fake = w.dir.join("fake-newuidmap");
-    std::fs::write(
+    common::write_executable(
         &fake,
         format!(
             "#!/bin/sh\nls /proc/self/fd > {}\nexit 1\n",
             record.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        0o4755,
+    );
     w.env.push(("NEWUIDMAP".into(), fake.display().to_string()));
     let out = w.sh("exec 7</dev/null 9>/dev/null; \"$BR\" --map=full true");
     assert_eq!(out.code(), Some(125), "{out:#?}");
@@ -625,19 +618,25 @@ fn ctrl_z_under_pid_stops_and_fg_resumes() {
     let w = world();
     // An interactive outer shell runs become-root --pid; ^Z must stop the whole job (the
     // outer shell regains the terminal and lists it as stopped), fg must resume it. The
-    // command says when it runs, and then waits for a file that only the outer shell makes,
-    // typed after ^Z: the outer shell reads it only once it has the terminal back, the job
-    // stopped. (Typed lines wait in the terminal until a shell reads them.)
+    // command says when it runs, and then waits for a word on a FIFO that only the outer
+    // shell writes, typed after ^Z: the outer shell reads it only once it has the terminal
+    // back, the job stopped. (Typed lines wait in the terminal until a shell reads them.)
+    // Once it says it runs, the command starts no process: a ^Z that reaches dash between
+    // its vfork(2) and the child's exec stops the child, while the parent, waiting for that
+    // exec, cannot stop (the kernel's vfork wait is killable only), so no shell's job can
+    // stop then, with or without become-root (a wait-until here did, 2 in 196 runs under
+    // load). The outer shell opens the FIFO read-write, which never blocks.
     let (running, go) = (w.home().join("running"), w.home().join("go"));
     let (running, go) = (running.display(), go.display());
     let until = World::until();
-    let cmd =
-        format!("\"$BR\" --pid sh -c 'touch {running}; {until} test -e {go}; echo WOKE $(id -u)'");
+    let cmd = format!(
+        "\"$BR\" --pid sh -c 'touch {running}; read word < {go}; echo WOKE $word $(id -u)'"
+    );
     let script = format!(
-        "(echo {}; {until} test -e {running}; printf '\\032'; echo jobs; echo {}; echo fg; \
-         echo 'echo OUTER-DONE'; echo exit) | script -qec 'sh -i' /dev/null",
+        "mkfifo {go}; (echo {}; {until} test -e {running}; printf '\\032'; echo jobs; echo {}; \
+         echo fg; echo 'echo OUTER-DONE'; echo exit) | script -qec 'sh -i' /dev/null",
         common::shell_quote(&cmd),
-        common::shell_quote(&format!("touch {go}"))
+        common::shell_quote(&format!("exec 3<>{go}; echo up >&3"))
     );
     let out = w.sh(&script);
     let text = &out.stdout;
@@ -645,7 +644,7 @@ fn ctrl_z_under_pid_stops_and_fg_resumes() {
         text.contains("Stopped"),
         "the outer shell saw a stopped job: {out:#?}"
     );
-    assert!(text.contains("WOKE 0"), "fg resumed it: {out:#?}");
+    assert!(text.contains("WOKE up 0"), "fg resumed it: {out:#?}");
     assert!(text.contains("OUTER-DONE"), "{out:#?}");
     assert!(!text.contains("Cannot set tty"), "{out:#?}");
 }
@@ -744,6 +743,21 @@ fn not_executable_is_126_not_found_is_127() {
     }
 }
 
+fn a_world_starts_without_a_zombie_of_the_world_before() {
+    // The harness's promise (tests/common, slots): a World's test user has no process but
+    // its own. A World that left an orphan behind (killed as the World goes) leaves it as a
+    // zombie until the machine's init reaps it (up to 2 s later on this project's machine),
+    // and a World made at once with the same ids saw it: pgrep and ps list zombies, and d18
+    // counted 2 janitors under load (its own, and a zombie of the World before).
+    let w = world();
+    w.sh("sleep 60 >/dev/null 2>&1 & echo $! > orphan").ok();
+    drop(w);
+    let w = world();
+    let out = w.sh("ps -o pid=,stat=,comm= -u $(id -u)");
+    let zombies: Vec<&str> = out.ok().lines().filter(|l| l.contains(" Z")).collect();
+    assert!(zombies.is_empty(), "{} has zombies: {zombies:?}", w.uid);
+}
+
 fn sigterm_and_sigkill_to_supervising_become_root_leave_nothing() {
     let w = world();
     // Each kill comes once the command runs (its last sleep has started, the first one is
@@ -820,9 +834,7 @@ fn options_after_command_and_after_double_dash_pass_through() {
 fn default_command_is_shell_then_bin_sh() {
     let mut w = world();
     let shell = w.home().join("myshell");
-    std::fs::write(&shell, "#!/bin/sh\necho my-shell-ran \"$#\"\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&shell, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_executable(&shell, "#!/bin/sh\necho my-shell-ran \"$#\"\n", 0o755);
     w.env.push(("SHELL".into(), shell.display().to_string()));
     assert_eq!(w.run::<&str>(&[]).ok(), "my-shell-ran 0\n");
     let out = w.sh("unset SHELL; echo 'echo from-sh $(id -u)' | \"$BR\"");
@@ -989,10 +1001,10 @@ fn fifty_parallel_runs() {
 fn refuses_to_run_setuid() {
     let w = world();
     let copy = w.dir.join("become-root-suid");
-    std::fs::copy(w.bin(), &copy).unwrap();
+    common::copy_executable(&w.bin(), &copy, 0o755);
+    // After chown, which clears the set-user-ID bit.
     nix::unistd::chown(&copy, Some(12345.into()), None).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    common::chmod(&copy, 0o4755);
     let out = w.sh(&format!("{} true", copy.display()));
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(out.stderr.contains("set-user-ID"), "{}", out.stderr);

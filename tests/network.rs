@@ -185,11 +185,9 @@ fn world_with_path(stand_ins: &[(&str, &str)]) -> World {
     let mut w = world();
     let bin = w.home().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    use std::os::unix::fs::PermissionsExt;
     for (name, script) in stand_ins {
         let path = bin.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        common::write_executable(&path, format!("#!/bin/sh\n{script}\n"), 0o755);
     }
     w.env.push(("PATH".into(), bin.display().to_string()));
     w
@@ -331,17 +329,15 @@ fn sysfs_shows_the_connected_modes_interface() {
 fn recording_wrapper(w: &World, program: &str, log: &std::path::Path) -> String {
     let real = common::which(program).unwrap();
     let path = w.dir.join(format!("wrapped-{program}"));
-    std::fs::write(
+    common::write_executable(
         &path,
         format!(
             "#!/bin/sh\necho {program} >> {}\nexec {} \"$@\"\n",
             log.display(),
             real.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        0o755,
+    );
     path.display().to_string()
 }
 

@@ -4,7 +4,6 @@
 //! namespaces (descriptors that lead back to the host).
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{World, chown_tree};
@@ -160,7 +159,7 @@ fn a_planted_work_directory_link_is_refused_and_its_target_untouched() {
     chown_tree(&precious, w.uid);
     let shared = w.dir.join("shared");
     std::fs::create_dir(&shared).unwrap();
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    common::chmod(&shared, 0o1777);
     std::os::unix::fs::symlink(&precious, shared.join(".up.work")).unwrap();
     let out = w.run(&[
         &format!(
@@ -309,7 +308,7 @@ fn no_process_inside_holds_a_descriptor_of_the_host() {
     std::fs::create_dir_all(w.home().join("run")).unwrap();
     chown_tree(&w.home().join("run"), w.uid);
     std::fs::write(w.home().join("audit.sh"), FD_AUDIT).unwrap();
-    std::fs::copy(w.home().join("audit.sh"), root.join("audit.sh")).unwrap();
+    std::fs::write(root.join("audit.sh"), FD_AUDIT).unwrap();
     let r = p(&root);
     let home = w.home();
     let (lower, target) = (p(&home.join("lower")), p(&home.join("target")));
@@ -590,7 +589,7 @@ fn messages_name_what_is_wrong() {
     // has no capability over it, as it would over one of the caller's own.
     let locked = w.dir.join("locked");
     std::fs::create_dir(&locked).unwrap();
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&locked, 0o700);
     let rows: Vec<(String, i32, Vec<String>)> = vec![
         (
             format!("\"$BR\" --rootfs={} true", p(&file)),

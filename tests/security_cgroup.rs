@@ -7,7 +7,6 @@
 mod common;
 
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{World, chown_tree};
@@ -31,7 +30,7 @@ fn world() -> World {
     w.delegate_cgroup();
     let xdg = w.home().join("run");
     std::fs::create_dir(&xdg).unwrap();
-    std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&xdg, 0o700);
     chown_tree(&xdg, w.uid);
     w.env
         .push(("XDG_RUNTIME_DIR".into(), xdg.display().to_string()));
@@ -91,6 +90,7 @@ fn d18_the_janitor_sleeps_while_a_leftover_keeps_the_cgroup_populated() {
         "\"$BR\" --cgroup sh -c 'sleep 60 </dev/null >/dev/null 2>&1 & echo $! > leftover' \
          >/dev/null 2>&1; echo status $?; \
          janitor=$(pgrep -u $(id -u) -x become-root); echo janitors $(echo $janitor | wc -w); \
+         ps -o pid,ppid,stat,etimes,comm -u $(id -u) >&2; \
          ticks() {{ awk '{{print $14 + $15}}' /proc/$janitor/stat; }}; \
          before=$(ticks); sleep 3; after=$(ticks); \
          echo cpu $((after - before)) of $((3 * $(getconf CLK_TCK))); \
@@ -223,8 +223,11 @@ fn boot_image(w: &World) -> PathBuf {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
     let init = root.join("sbin/init");
-    std::fs::write(&init, "#!/bin/sh\necho up\nwhile :; do sleep 1; done\n").unwrap();
-    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_executable(
+        &init,
+        "#!/bin/sh\necho up\nwhile :; do sleep 1; done\n",
+        0o755,
+    );
     chown_tree(&root, w.uid);
     root
 }
@@ -299,12 +302,11 @@ fn scope_world(script: &str) -> World {
     let bin = w.home().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let busctl = bin.join("busctl");
-    std::fs::write(
+    common::write_executable(
         &busctl,
         format!("#!/bin/sh\necho \"$*\" >> $HOME/busctl.calls\n{script}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&busctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        0o755,
+    );
     chown_tree(&w.home(), w.uid);
     w.env.push((
         "PATH".into(),

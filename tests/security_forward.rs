@@ -101,7 +101,7 @@ fn d17_sigkill_of_a_join_that_changes_ids_ends_its_command() {
     let mut w = World::new();
     let xdg = w.home().join("xdg");
     std::fs::create_dir(&xdg).unwrap();
-    std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    common::chmod(&xdg, 0o700);
     chown_tree(&xdg, w.uid);
     w.env.push(("XDG_RUNTIME_DIR".into(), p(&xdg)));
     let out = w.sh(&format!(

@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{World, chown_tree};
@@ -28,7 +27,7 @@ fn world() -> World {
     let mut w = World::new();
     let xdg = w.home().join("xdg");
     fs::create_dir(&xdg).unwrap();
-    fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&xdg, 0o700);
     chown_tree(&xdg, w.uid);
     w.env.push(("XDG_RUNTIME_DIR".into(), p(&xdg)));
     w

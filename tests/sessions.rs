@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ common::tests! {
         stop_ends_everything_inside_and_removes_the_state,
         a_session_with_a_command_ends_with_it_and_logs_its_output,
         a_detached_log_is_bounded,
+        a_process_left_behind_writes_on_to_the_log_after_the_session_ended,
         a_named_run_in_the_foreground_is_listed_while_it_runs,
         a_live_name_cannot_be_taken_twice,
         stale_state_is_detected_and_cleaned,
@@ -44,7 +45,7 @@ impl Sessions {
         let mut w = World::new();
         let xdg = w.home().join("xdg");
         fs::create_dir(&xdg).unwrap();
-        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
+        common::chmod(&xdg, 0o700);
         nix::unistd::chown(&xdg, Some(w.uid.into()), Some(w.gid.into())).unwrap();
         w.env
             .push(("XDG_RUNTIME_DIR".into(), xdg.display().to_string()));
@@ -450,6 +451,34 @@ fn a_detached_log_is_bounded() {
     assert!(s.state_files().is_empty(), "{:?}", s.state_files());
 }
 
+fn a_process_left_behind_writes_on_to_the_log_after_the_session_ended() {
+    // COMMAND's output reaches its log through become-root, which copies it from a pipe (so
+    // that starting the log again loses nothing). A process COMMAND leaves behind (no --pid)
+    // writes on after the session ended, and that reaches the log too, as when COMMAND wrote
+    // to the file itself: a keeper copies it until the last writer is gone. It writes once the
+    // test, having seen the session end, gives it a word on a FIFO.
+    let s = Sessions::new();
+    let fifo = s.w.home().join("later");
+    let script = format!(
+        "mkfifo {f}; \"$BR\" --name=left --detach sh -c '(read w < {f}; echo LATE $w) & \
+         echo EARLY' || exit 1; \
+         {until} sh -c '\"$BR\" --list | grep -q \"ended: exited 0\"'; echo now > {f}; \
+         {until} sh -c '\"$BR\" --logs=left | grep -q LATE'; \"$BR\" --logs=left",
+        f = fifo.display(),
+        until = World::until()
+    );
+    let out = s.w.sh(&script);
+    assert_eq!(out.ok(), "EARLY\nLATE now\n", "{out:#?}");
+    assert!(
+        s.w.wait_no_leftovers().is_empty(),
+        "the keeper ends with the last writer: {:?}",
+        s.w.leftover_processes()
+    );
+    let out = s.w.run(&["--stop=left"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert!(s.state_files().is_empty(), "{:?}", s.state_files());
+}
+
 fn a_named_run_in_the_foreground_is_listed_while_it_runs() {
     let s = Sessions::new();
     let out =
@@ -494,7 +523,7 @@ fn stale_state_is_detected_and_cleaned() {
     let s = Sessions::new();
     let dir = s.state_dir();
     fs::create_dir(&dir).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&dir, 0o700);
     nix::unistd::chown(&dir, Some(s.w.uid.into()), None).unwrap();
     // A pid that is gone, and pid 1 with another start time: a reused pid.
     let dead = {
@@ -545,7 +574,7 @@ fn the_state_directory_must_be_private_and_the_callers() {
     let dir = s.state_dir();
     fs::create_dir(&dir).unwrap();
     nix::unistd::chown(&dir, Some(s.w.uid.into()), None).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    common::chmod(&dir, 0o755);
     let out = s.w.run(&["--name=x", "true"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
     assert!(
@@ -553,7 +582,7 @@ fn the_state_directory_must_be_private_and_the_callers() {
         "{}",
         out.stderr
     );
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    common::chmod(&dir, 0o700);
     nix::unistd::chown(&dir, Some(0.into()), None).unwrap();
     let out = s.w.run(&["--list"]);
     assert_eq!(out.code(), Some(125), "{out:#?}");
@@ -669,8 +698,7 @@ fn a_rootfs_session_needs_no_shell_inside_and_joins_start_in_its_directory() {
     // Nothing to run inside yet: a session without COMMAND runs none.
     s.detach("rfs", &[&rootfs, "--pid"]).ok();
     // The rootfs is bound, not copied: what arrives later is seen inside.
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    common::copy_executable(&busybox, &root.join("bin/busybox"), 0o755);
     let out = s.w.run(&[
         "--join=rfs",
         "/bin/busybox",

@@ -1,7 +1,13 @@
 //! The crate's structure, as the README's "Hacking" section states it: every module is in its
 //! table, a module uses only modules of its own layer or below, there is no cycle between
 //! modules, no source file is longer than 600 lines, and no
-//! test file with its own runner holds a `#[test]` that would never run.
+//! test file with its own runner holds a `#[test]` that would never run. And a rule of the
+//! tests' own: the executables they make are written by a child process
+//! (tests/common/executables.rs).
+
+#[path = "common/executables.rs"]
+#[allow(dead_code)]
+mod executables;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -194,5 +200,143 @@ fn no_test_attribute_in_a_file_with_its_own_runner() {
     assert!(
         offenders.is_empty(),
         "#[test] in a harness = false file never runs: {offenders:?}"
+    );
+}
+
+/// Every `.rs` file of tests/ but the harness's own (tests/common), which holds the helpers,
+/// and this one, which holds the rule.
+fn test_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(Path::new(TOP).join("tests"))
+        .unwrap()
+        .flatten()
+    {
+        let path = entry.path();
+        if path.is_file()
+            && path.extension().is_some_and(|e| e == "rs")
+            && !path.ends_with("structure.rs")
+        {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Whether a line of a test makes a file executable itself: `set_permissions`, `from_mode`,
+/// `fs::copy` (the copy keeps the source's mode), or an `OpenOptions` mode with an execute
+/// bit.
+fn makes_an_executable(line: &str) -> bool {
+    let code = line.split("//").next().unwrap_or("");
+    let executable_mode = code.match_indices(".mode(0o").any(|(i, m)| {
+        let digits: String = code[i + m.len()..]
+            .chars()
+            .take_while(|c| c.is_digit(8))
+            .collect();
+        u32::from_str_radix(&digits, 8).is_ok_and(|mode| mode & 0o111 != 0)
+    });
+    executable_mode
+        || ["set_permissions(", "from_mode(", "fs::copy("]
+            .iter()
+            .any(|call| code.contains(call))
+}
+
+#[test]
+fn tests_make_executables_only_through_the_harness() {
+    // A file the test process wrote and then runs is busy (ETXTBSY) while a child that
+    // another test thread forked meanwhile has not exec'd: World::new's copy of become-root
+    // failed so under load (issue 26). common::write_executable, copy_executable and chmod.
+    let mut found = Vec::new();
+    for file in test_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if makes_an_executable(line) {
+                let name = file.file_name().unwrap().to_string_lossy();
+                found.push(format!("tests/{name}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "use common::write_executable, common::copy_executable or common::chmod:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_rule_on_executables_sees_each_way_to_make_one() {
+    for (line, makes) in [
+        (
+            "std::fs::set_permissions(&p, Permissions::from_mode(0o755)).unwrap();",
+            true,
+        ),
+        (
+            "fs::copy(&busybox, root.join(\"bin/busybox\")).unwrap();",
+            true,
+        ),
+        ("let perm = std::fs::Permissions::from_mode(0o700);", true),
+        ("OpenOptions::new().create(true).mode(0o755).open(&p)", true),
+        (
+            "OpenOptions::new().create(true).mode(0o644).open(&p)",
+            false,
+        ),
+        ("common::write_executable(&path, script, 0o755);", false),
+        ("std::fs::write(&path, text).unwrap();", false),
+        ("// fs::copy( in a comment", false),
+    ] {
+        assert_eq!(makes_an_executable(line), makes, "{line}");
+    }
+}
+
+#[test]
+fn an_executable_written_while_other_threads_fork_runs_at_once() {
+    // Two threads fork without pause, and each child holds whatever this process had open at
+    // its fork for 2 ms before it execs (as a fork does under load): an executable this
+    // process wrote itself would be busy. Written by common::write_executable, each runs.
+    use std::os::unix::process::CommandExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = std::env::temp_dir().join(format!("become-root-etxtbsy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let forkers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut children = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let mut cmd = std::process::Command::new("true");
+                    // SAFETY: the closure only sleeps (nanosleep(2) is async-signal-safe).
+                    unsafe {
+                        cmd.pre_exec(|| {
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                            Ok(())
+                        })
+                    };
+                    children.extend(cmd.spawn());
+                    if children.len() >= 32 {
+                        children.drain(..).for_each(|mut c| drop(c.wait()));
+                    }
+                }
+                children.into_iter().for_each(|mut c| drop(c.wait()));
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for i in 0..300 {
+        let path = dir.join(format!("script-{i}"));
+        executables::write_executable(&path, "#!/bin/sh\nexit 0\n", 0o755);
+        match std::process::Command::new(&path).status() {
+            Ok(status) if status.success() => {}
+            other => failed.push(format!("{}: {other:?}", path.display())),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for forker in forkers {
+        forker.join().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failed.is_empty(),
+        "{} of 300 failed: {failed:?}",
+        failed.len()
     );
 }

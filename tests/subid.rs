@@ -11,7 +11,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -1189,14 +1188,13 @@ fn show_defaults_to_the_caller() {
 fn show_asks_the_name_service_through_getent() {
     let dir = TempDir::new("getent");
     let getent = dir.0.join("getent");
-    fs::write(
+    common::write_executable(
         &getent,
         "#!/bin/sh\n[ \"$1\" = passwd ] && [ \"$2\" = -- ] || exit 2\n\
          case $3 in 77777|dirsvc) echo 'dirsvc:x:77777:77777::/home/dirsvc:/bin/sh' ;; \
          *) exit 2 ;; esac\n",
-    )
-    .unwrap();
-    fs::set_permissions(&getent, fs::Permissions::from_mode(0o755)).unwrap();
+        0o755,
+    );
     let path = format!(
         "{}:{}",
         dir.0.display(),
@@ -1270,10 +1268,10 @@ fn scan_tree(name: &str) -> TempDir {
     let make = |path: &str, uid: u32, gid: u32, mode: u32| {
         let path = dir.0.join(path);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, "#!/bin/sh\n").unwrap();
+        common::write_executable(&path, "#!/bin/sh\n", 0o755);
         std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
         // After chown, which clears the set-ID bits.
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        common::chmod(&path, mode);
     };
     make("tree/a/b/setuid", 100500, 0, 0o4755); // alice's range
     make("tree/a/setgid", 0, 165600, 0o2755); // bob's range

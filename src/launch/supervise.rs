@@ -15,7 +15,7 @@
 //! and returns how COMMAND ended.
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
@@ -421,6 +421,7 @@ impl<'p> Run<'p> {
         let reports = (plan.has_init() || plan.info_fd.is_some())
             .then(|| self.ending.take())
             .flatten();
+        let output = self.session.as_ref().and_then(Session::output_to_poll);
         let watch = process::Watch {
             reports,
             terminal: self.terminal,
@@ -433,6 +434,7 @@ impl<'p> Run<'p> {
                 .as_ref()
                 .is_some_and(Session::has_log)
                 .then_some(std::time::Duration::from_secs(1)),
+            output: output.as_ref().map(|fd| fd.as_fd()),
         };
         let mut observer = Observer {
             plan,
@@ -448,6 +450,10 @@ impl<'p> Run<'p> {
         };
         let mut helpers = Vec::new();
         let ending = process::supervise(child, watch, &mut helpers, &mut observer);
+        // All COMMAND wrote is in its log before the session says it ended.
+        if let Some(session) = self.session.as_mut() {
+            session.finish_output();
+        }
         // Reaped by process::supervise: nothing of it is left to undo.
         self.child = None;
         // What the namespace process said of helpers before it became COMMAND, if no one

@@ -128,6 +128,8 @@ pub struct Watch<'a> {
     pub notify: Option<(&'a notify::Listener, Option<Duration>)>,
     /// Call [`Events::tick`] this often.
     pub tick: Option<Duration>,
+    /// Call [`Events::output`] when this (a pipe of COMMAND's output) is readable.
+    pub output: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// What supervision tells its caller as it happens.
@@ -143,6 +145,10 @@ pub trait Events {
     fn stopping(&mut self) {}
     /// [`Watch::tick`] has passed again.
     fn tick(&mut self) {}
+    /// [`Watch::output`] is readable; false once it is at its end (it is not watched then).
+    fn output(&mut self) -> bool {
+        false
+    }
 }
 
 /// Nothing to be told.
@@ -166,6 +172,7 @@ pub fn supervise(
         stop_with,
         notify,
         tick,
+        mut output,
     } = watch;
     let mut next_tick = tick.map(|every| Instant::now() + every);
     let sfd = signalfd()?;
@@ -200,7 +207,7 @@ pub fn supervise(
             let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
             timeout = earliest(timeout, PollTimeout::from(ms));
         }
-        let (signal_ready, report_ready, notified, escaped) = {
+        let (signal_ready, report_ready, notified, escaped, output_ready) = {
             let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
             let report_at = reports.as_ref().map(|pipe| {
                 fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
@@ -208,6 +215,10 @@ pub fn supervise(
             });
             let notify_at = notify.map(|(listener, _)| {
                 fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let output_at = output.map(|fd| {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 fds.len() - 1
             });
             let first_relay = fds.len();
@@ -227,8 +238,18 @@ pub fn supervise(
                 .as_mut()
                 .is_some_and(|r| r.on_events(&revents[first_relay..]));
             let ready = |at: Option<usize>| at.is_some_and(|i| !revents[i].is_empty());
-            (ready(Some(0)), ready(report_at), ready(notify_at), escaped)
+            let outputs = ready(output_at);
+            (
+                ready(Some(0)),
+                ready(report_at),
+                ready(notify_at),
+                escaped,
+                outputs,
+            )
         };
+        if output_ready && !events.output() {
+            output = None;
+        }
         if notified && let Some((listener, _)) = notify {
             while let Some((pid, message)) = listener.receive() {
                 // Only pid 1's word counts (the socket is root's inside, but any process of

@@ -23,8 +23,8 @@ pub struct Session {
     ready_w: Option<File>,
     /// `--detach`: the caller, waiting in the foreground for the word "ready".
     caller: Option<File>,
-    /// `--detach`: where the session's output goes.
-    log: Option<File>,
+    /// `--detach`: the session's output, on its way from COMMAND's pipe to its log.
+    output: Option<super::logs::Output>,
     /// The session ended and its state stays ([`Session::ended`]).
     keep: bool,
     /// The namespace process, ready, while the session waits for its pid 1 to say so too.
@@ -99,21 +99,23 @@ impl Session {
             ready_r,
             ready_w: Some(ready_w),
             caller,
-            log: None,
+            output: None,
             keep: false,
             pending: None,
             request,
         };
         if session.request.detach {
             let log = session.open_log(again.is_some())?;
-            // COMMAND's stdin is /dev/null and its stdout the log from the start; stderr stays
-            // the caller's until the namespaces are ready, so that a failed setup is reported
-            // where the caller sees it.
+            // COMMAND's stdin is /dev/null and its stdout the pipe to the log (logs.rs) from
+            // the start, become-root's own until the namespace process is cloned
+            // ([`Session::cloned`]); stderr stays the caller's until the namespaces are ready,
+            // so that a failed setup is reported where the caller sees it.
+            let (pipe_r, pipe_w) = process::pipe()?;
             let null = File::open("/dev/null")
                 .map_err(|e| Error::sys("opening /dev/null", crate::sys::io_errno(&e)))?;
             nix::unistd::dup2_stdin(&null).map_err(|e| Error::sys("redirecting stdin", e))?;
-            nix::unistd::dup2_stdout(&log).map_err(|e| Error::sys("redirecting stdout", e))?;
-            session.log = Some(log);
+            nix::unistd::dup2_stdout(&pipe_w).map_err(|e| Error::sys("redirecting stdout", e))?;
+            session.output = Some(super::logs::Output::new(pipe_r, log));
         }
         Ok(Some(session))
     }
@@ -152,17 +154,49 @@ impl Session {
         shared.record.stop_timeout = timeout.map(|t| t.as_secs());
     }
 
-    /// Keep a detached session's log under its bound (logs::LOG_MAX); called every second or
-    /// so while the session runs.
-    pub fn bound_log(&self) {
-        if let Some(log) = &self.log {
-            super::logs::bound(&self.dir, &self.request.name, log);
+    /// Keep a detached session's log under its bound (logs::LOG_MAX) as become-root writes to
+    /// it itself (a booted image's console); called every second or so while the session runs.
+    pub fn bound_log(&mut self) {
+        if let Some(output) = self.output.as_mut() {
+            output.bound(&self.dir, &self.request.name);
         }
     }
 
     /// Whether the session has a log to keep bounded.
     pub fn has_log(&self) -> bool {
-        self.log.is_some()
+        self.output.is_some()
+    }
+
+    /// The namespace process is cloned, with COMMAND's pipe as its stdout: become-root's own
+    /// stdout is the log from here on (it must never wait for room in a pipe only it empties).
+    pub fn cloned(&self) {
+        if let Some(output) = &self.output {
+            let _ = nix::unistd::dup2_stdout(output.log());
+        }
+    }
+
+    /// The pipe of COMMAND's output, to poll (supervision calls [`Session::copy_output`]
+    /// when it is readable).
+    pub fn output_to_poll(&self) -> Option<OwnedFd> {
+        self.output
+            .as_ref()
+            .and_then(super::logs::Output::pipe_to_poll)
+    }
+
+    /// Copy COMMAND's output into the log; false once the pipe is at its end.
+    pub fn copy_output(&mut self) -> bool {
+        let name = &self.request.name;
+        self.output
+            .as_mut()
+            .is_some_and(|o| o.copy(&self.dir, name, Some(16)) == super::logs::Copied::Now)
+    }
+
+    /// COMMAND has ended: all it wrote goes to the log before the session says it ended (a
+    /// keeper copies what processes it left behind write later).
+    pub fn finish_output(&mut self) {
+        if let Some(output) = self.output.take() {
+            output.finish(&self.dir, &self.request.name);
+        }
     }
 
     /// Record the published ports as the user reaches them, for --list.
@@ -211,18 +245,22 @@ impl Session {
 
     /// The descriptors the namespace process still needs for [`Session::ready_inside`].
     pub fn fds_inside(&self) -> Vec<i32> {
-        let ready = self.ready_w.as_ref().map(|f| f.as_raw_fd());
-        let log = self.log.as_ref().map(|f| f.as_raw_fd());
-        ready.into_iter().chain(log).collect()
+        self.ready_w
+            .as_ref()
+            .map(|f| f.as_raw_fd())
+            .into_iter()
+            .collect()
     }
 
     /// In the namespace process, once setup is done (maps, ids, mounts, loopback, port
-    /// provider) and before COMMAND: say so. A detached session's output goes to the log from
-    /// here on. Without COMMAND (`--detach` alone) this process becomes the pause process that
-    /// holds the namespaces, and never returns.
+    /// provider) and before COMMAND: say so. A detached session's output (stderr too, from
+    /// here on) goes to the pipe to its log, stdout already. Without COMMAND (`--detach`
+    /// alone) this process becomes the pause process that holds the namespaces, and never
+    /// returns.
     pub fn ready_inside(&self) -> Result<(), Error> {
-        if let Some(log) = &self.log {
-            nix::unistd::dup2_stderr(log).map_err(|e| Error::sys("redirecting stderr", e))?;
+        if self.output.is_some() {
+            nix::unistd::dup2_stderr(sys::std_fd(1))
+                .map_err(|e| Error::sys("redirecting stderr", e))?;
         }
         if let Some(mut ready) = self.ready_w.as_ref() {
             ready
@@ -230,8 +268,8 @@ impl Session {
                 .map_err(|e| Error::sys("reporting readiness", crate::sys::io_errno(&e)))?;
         }
         if self.request.pause {
-            // The pause process holds the namespaces and nothing else: not even the pipe and
-            // the log it just used (its stdout and stderr are the log already).
+            // The pause process holds the namespaces and nothing else: not even the pipe it
+            // just used (its stdout and stderr are the pipe to the log already).
             sys::close_own_fds_except(&[]);
             hold();
         }
@@ -288,8 +326,8 @@ impl Session {
             self.record_ready(child)?;
         }
         if let Some(mut caller) = self.caller.take() {
-            if let Some(log) = &self.log {
-                let _ = nix::unistd::dup2_stderr(log);
+            if let Some(output) = &self.output {
+                let _ = nix::unistd::dup2_stderr(output.log());
             }
             // The caller left (interrupted) before hearing "ready": the session is cancelled.
             caller.write_all(b"r").map_err(|_| {

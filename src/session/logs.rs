@@ -1,5 +1,15 @@
 //! Sessions: `--logs`, a detached session's output (a booted image's console), while it runs
-//! and after it ended; and the bound on how much of it is kept.
+//! and after it ended; how that output reaches the log; and the bound on how much is kept.
+//!
+//! COMMAND's standard output and error are a pipe, and become-root copies what comes out of
+//! it into `NAME.log`, of which it is the only writer. Past [`LOG_MAX`] it renames the log to
+//! `NAME.log.1` (replacing the one before) and starts a new one, before the write that would
+//! cross the bound. Nothing is ever truncated under a writer, so nothing written is lost: a
+//! copy of a log COMMAND appends to itself, then its truncation, loses what COMMAND writes in
+//! between, which under load was a whole megabyte (issue 26); and the bound holds at each
+//! write, not at a timer's tick. When the run is over and a process of COMMAND's still holds
+//! the pipe, a keeper (a fork of become-root that holds nothing else) copies on until the
+//! last one closes it.
 
 use super::*;
 
@@ -7,8 +17,152 @@ use super::*;
 /// before) and starts it again, so a session keeps at most twice this much.
 pub const LOG_MAX: u64 = 8 << 20;
 
-/// How often `--logs --follow` looks for more.
+/// How long `--logs --follow` waits before it looks for more.
 const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+
+/// A detached session's output on its way to its log: the read end of COMMAND's pipe, and
+/// the log, held by become-root alone.
+pub(super) struct Output {
+    pipe: File,
+    log: File,
+}
+
+/// What a copy from the pipe found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Copied {
+    /// All there was for now; writers still hold the pipe.
+    Now,
+    /// The pipe is at its end: every writer closed it.
+    End,
+}
+
+impl Output {
+    /// `pipe`: the read end of COMMAND's output (made non-blocking here).
+    pub(super) fn new(pipe: File, log: File) -> Output {
+        let _ = nix::fcntl::fcntl(
+            &pipe,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        Output { pipe, log }
+    }
+
+    pub(super) fn log(&self) -> &File {
+        &self.log
+    }
+
+    /// A descriptor of the pipe to poll (a copy: supervision polls it while the session is
+    /// borrowed elsewhere).
+    pub(super) fn pipe_to_poll(&self) -> Option<OwnedFd> {
+        self.pipe.as_fd().try_clone_to_owned().ok()
+    }
+
+    /// Copy what the pipe holds now into the log, at most `reads` reads of 64 KiB (`None`:
+    /// until it is empty), so that supervision gets back to its signals.
+    pub(super) fn copy(&mut self, dir: &StateDir, name: &str, reads: Option<usize>) -> Copied {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut done = 0;
+        while reads.is_none_or(|most| done < most) {
+            match nix::unistd::read(&self.pipe, &mut buf) {
+                Ok(0) => return Copied::End,
+                Ok(n) => self.append(dir, name, &buf[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Copied::Now,
+                Err(_) => return Copied::End,
+            }
+            done += 1;
+        }
+        Copied::Now
+    }
+
+    /// Append `bytes`, starting the log again first if they would take it past the bound.
+    fn append(&mut self, dir: &StateDir, name: &str, bytes: &[u8]) {
+        let size = fstat(&self.log).map_or(0, |st| st.st_size as u64);
+        if size > 0 && size + bytes.len() as u64 > LOG_MAX {
+            self.start_again(dir, name);
+        }
+        // Over the file size limit (ulimit -f) the write fails (EFBIG) instead of killing
+        // become-root; what cannot be kept is dropped.
+        sys::with_signal_ignored(Signal::SIGXFSZ, || (&self.log).write_all(bytes)).ok();
+    }
+
+    /// Past [`LOG_MAX`] (what become-root writes itself, a booted image's console, is looked
+    /// at every second): start the log again.
+    pub(super) fn bound(&mut self, dir: &StateDir, name: &str) {
+        if fstat(&self.log).is_ok_and(|st| st.st_size as u64 > LOG_MAX) {
+            self.start_again(dir, name);
+        }
+    }
+
+    /// Rename the log to `NAME.log.1` and open a new one, which become-root's own output (its
+    /// standard output, and its standard error once that is the log) follows. A reader of
+    /// the old log reads it to its end under its new name.
+    fn start_again(&mut self, dir: &StateDir, name: &str) {
+        let (log, older) = (StateDir::log_file(name), StateDir::older_log_file(name));
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_CREAT
+            | OFlag::O_EXCL
+            | OFlag::O_APPEND
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC;
+        if renameat(&dir.fd, log.as_str(), &dir.fd, older.as_str()).is_err() {
+            return;
+        }
+        let Ok(fd) = openat(
+            &dir.fd,
+            log.as_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        ) else {
+            return; // on in the old one, under its new name
+        };
+        let new = File::from(fd);
+        let old = fstat(&self.log).ok().map(|st| (st.st_dev, st.st_ino));
+        for std in [1, 2] {
+            let here = fstat(sys::std_fd(std))
+                .ok()
+                .map(|st| (st.st_dev, st.st_ino));
+            if here.is_some() && here == old {
+                let _ = match std {
+                    1 => nix::unistd::dup2_stdout(&new),
+                    _ => nix::unistd::dup2_stderr(&new),
+                };
+            }
+        }
+        self.log = new;
+    }
+
+    /// The run is over: copy what is left; if a process of COMMAND's still holds the pipe,
+    /// leave a keeper to copy the rest, until the last one closes it.
+    pub(super) fn finish(mut self, dir: &StateDir, name: &str) {
+        if self.copy(dir, name, None) == Copied::End {
+            return;
+        }
+        let Ok(Forked::Child) = sys::fork_process() else {
+            return;
+        };
+        // Nothing of the caller's: standard streams to /dev/null, no descriptor but the pipe,
+        // the log and the state directory.
+        sys::stdio_to_null();
+        sys::close_fds_except(&[
+            self.pipe.as_raw_fd(),
+            self.log.as_raw_fd(),
+            dir.fd.as_raw_fd(),
+        ]);
+        let _ = nix::fcntl::fcntl(
+            &self.pipe,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        );
+        // become-root's signals were blocked for its signalfd: a kill(1) of the keeper works.
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&nix::sys::signal::SigSet::empty()),
+            None,
+        );
+        // Blocking now: each read waits for more, or for the end.
+        while self.copy(dir, name, None) == Copied::Now {}
+        sys::exit_now(0)
+    }
+}
 
 pub(super) fn logs(name: &str, follow: bool) -> Result<(), Error> {
     let (dir, loaded) = load_named(name)?;
@@ -21,35 +175,45 @@ pub(super) fn logs(name: &str, follow: bool) -> Result<(), Error> {
             .map(drop)
             .map_err(|e| Error::sys("writing the log", sys::io_errno(&e)))
     };
-    if let Some(mut older) = dir.open_log(&StateDir::older_log_file(name))? {
-        copy(&mut older)?;
-    }
+    // The log first, then the one before: if the log is started again in between, both are
+    // the same file, read once.
     let Some(mut log) = dir.open_log(&StateDir::log_file(name))? else {
         return Ok(());
     };
+    if let Some(mut older) = dir.open_log(&StateDir::older_log_file(name))?
+        && file_id(&older) != file_id(&log)
+    {
+        copy(&mut older)?;
+    }
     copy(&mut log)?;
     if !follow {
         return Ok(());
     }
-    // Until the session ends (its state says so, or is gone), then what it wrote last.
+    // Until the session ends (its state says so, or its processes are gone), then what it
+    // wrote last.
     loop {
         let running = dir
             .load(name)
             .ok()
             .flatten()
-            .is_some_and(|l| l.record.alive());
-        // A log that shrank was started again (LOG_MAX): the rest of what was read so far is
-        // in NAME.log.1, its copy; then the log from its start.
-        let offset = nix::unistd::lseek(&log, 0, nix::unistd::Whence::SeekCur).unwrap_or(0);
-        if fstat(&log).is_ok_and(|st| st.st_size < offset) {
-            if let Some(mut older) = dir.open_log(&StateDir::older_log_file(name))?
-                && nix::unistd::lseek(&older, offset, nix::unistd::Whence::SeekSet).is_ok()
+            .is_some_and(|l| l.record.writing());
+        copy(&mut log)?;
+        // Started again (LOG_MAX): the file read so far is NAME.log.1 now, and what was
+        // written to it before that is read to its end; if it was started again twice, the
+        // NAME.log.1 there is a log not read yet, whole; then the new log from its start.
+        let now = dir.log_id(&StateDir::log_file(name));
+        if now.is_some() && now != file_id(&log) {
+            copy(&mut log)?;
+            if dir.log_id(&StateDir::older_log_file(name)) != file_id(&log)
+                && let Some(mut older) = dir.open_log(&StateDir::older_log_file(name))?
             {
                 copy(&mut older)?;
             }
-            let _ = nix::unistd::lseek(&log, 0, nix::unistd::Whence::SeekSet);
+            if let Some(new) = dir.open_log(&StateDir::log_file(name))? {
+                log = new;
+            }
+            continue;
         }
-        copy(&mut log)?;
         if !running {
             return Ok(());
         }
@@ -57,10 +221,22 @@ pub(super) fn logs(name: &str, follow: bool) -> Result<(), Error> {
     }
 }
 
+/// Which file this is (device and inode).
+fn file_id(file: &File) -> Option<(u64, u64)> {
+    fstat(file).ok().map(|st| (st.st_dev, st.st_ino))
+}
+
 impl StateDir {
     /// The log before the last time it was started again.
     pub(super) fn older_log_file(name: &str) -> String {
         format!("{name}.log.1")
+    }
+
+    /// Which file log `file` is now (device and inode), not following a link.
+    fn log_id(&self, file: &str) -> Option<(u64, u64)> {
+        nix::sys::stat::fstatat(&self.fd, file, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
     }
 
     /// Open log `file` for reading, not following a link; `None` when there is none.
@@ -71,49 +247,5 @@ impl StateDir {
             Err(Errno::ENOENT) => Ok(None),
             Err(e) => Err(self.error(file, "read", e)),
         }
-    }
-}
-
-/// Keep `log` (a session's, open for appending) under [`LOG_MAX`]: past it, copy it to
-/// `NAME.log.1` and empty it. Whoever writes to it appends (O_APPEND), so they go on at its
-/// new end. The copy goes on until it has all the log holds, and the log is emptied right
-/// after: what a writer adds in between (microseconds) is lost.
-pub(super) fn bound(dir: &StateDir, name: &str, log: &File) {
-    if !fstat(log).is_ok_and(|st| st.st_size as u64 > LOG_MAX) {
-        return;
-    }
-    let older = StateDir::older_log_file(name);
-    let tmp = format!(".{older}.{}.tmp", getpid());
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW;
-    let Ok(fd) = openat(
-        &dir.fd,
-        tmp.as_str(),
-        flags | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    ) else {
-        return;
-    };
-    let copied = dir
-        .open_log(&StateDir::log_file(name))
-        .ok()
-        .flatten()
-        .map(|mut from| {
-            let mut to = File::from(fd);
-            sys::with_signal_ignored(Signal::SIGXFSZ, || {
-                let mut copied = 0u64;
-                loop {
-                    copied += std::io::copy(&mut from, &mut to)?;
-                    match fstat(log) {
-                        Ok(st) if st.st_size as u64 > copied => {}
-                        _ => return Ok::<_, std::io::Error>(copied),
-                    }
-                }
-            })
-        });
-    match copied {
-        Some(Ok(_)) if renameat(&dir.fd, tmp.as_str(), &dir.fd, older.as_str()).is_ok() => {
-            let _ = nix::unistd::ftruncate(log, 0);
-        }
-        _ => dir.unlink(&tmp),
     }
 }

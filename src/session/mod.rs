@@ -24,9 +24,9 @@
 //!   COMMAND the session holds its namespaces with a pause process (pid 1 of the session's
 //!   pid namespace with `--pid`) until `--stop`; with COMMAND it lasts as long as COMMAND.
 //!   Standard input is /dev/null; standard output and error go to `NAME.log` in the state
-//!   directory (removed with the session). Errors before the namespaces are ready are
-//!   reported on the caller's terminal with the usual status; interrupting become-root while
-//!   it starts a session cancels the session.
+//!   directory (removed with the session), copied there by become-root (logs.rs). Errors
+//!   before the namespaces are ready are reported on the caller's terminal with the usual
+//!   status; interrupting become-root while it starts a session cancels the session.
 //! - `--join=NAME|PID [COMMAND]` runs COMMAND (default `$SHELL`, else /bin/sh) in the
 //!   namespaces of session NAME, or of process PID (any process of yours in a user namespace
 //!   of its own, like `nsenter -t PID`). It enters the user namespace and each of cgroup,

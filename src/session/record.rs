@@ -254,6 +254,13 @@ impl Record {
         self.holder.as_ref().is_some_and(Proc::alive) || self.supervisor.alive()
     }
 
+    /// Whether more of its output may still reach its log: it has not ended, and its holder
+    /// or its supervisor lives (the supervisor copies COMMAND's last output into the log after
+    /// COMMAND is gone, and then records the end).
+    pub fn writing(&self) -> bool {
+        self.ended.is_none() && (self.holder.is_some_and(|h| h.alive()) || self.supervisor.alive())
+    }
+
     pub(super) fn namespace(&self, kind: &str) -> Option<u64> {
         self.namespaces
             .iter()

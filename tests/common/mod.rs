@@ -22,13 +22,18 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+mod executables;
+// (Each test binary uses some of them.)
+#[allow(unused_imports)]
+pub use executables::{chmod, copy_executable, write_executable};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_become-root");
 
@@ -353,12 +358,16 @@ impl Slot {
         id == self.uid() || (self.sub_start()..self.sub_start() + SUB_BLOCK).contains(&id)
     }
 
-    /// The first free slot. Its ids are cleared of any process a World of a test process that
-    /// died left behind: a free slot has no owner.
+    /// The first free slot: its lock is free, and no process of its ids is left, not even a
+    /// zombie. A World of a test process that died may have left processes behind: they are
+    /// killed. What they and the World before leave as zombies (whose parents are gone) is
+    /// there until the machine's init reaps them, and the slot is passed over meanwhile: a
+    /// test that lists the test user's processes (pgrep, ps) sees its own only (d18 counted
+    /// the janitor of its run and a zombie of the World before, issue 26).
     fn claim() -> Slot {
         let dir = Path::new(SLOT_DIR);
         match fs::create_dir(dir) {
-            Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap(),
+            Ok(()) => chmod(dir, 0o755),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => panic!("{SLOT_DIR}: {e}"),
         }
@@ -384,8 +393,10 @@ impl Slot {
             match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => {
                     let slot = Slot { index, _lock: lock };
-                    kill_and_wait(&|id| slot.owns(id));
-                    return slot;
+                    // Not even a zombie: pgrep and ps list them as the test user's.
+                    if kill_and_wait(&|id| slot.owns(id)).is_empty() {
+                        return slot;
+                    }
                 }
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
                 Err((_, e)) => panic!("flock {SLOT_DIR}/{index}: {e}"),
@@ -413,48 +424,110 @@ fn ids_of_the_machine() -> Vec<u32> {
     ids
 }
 
-/// The processes (other than zombies) whose real uid `ours` accepts, as "PID: NAME".
-fn processes_of(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-        };
-        let uid: Option<u32> =
-            field("Uid:").and_then(|v| v.split_whitespace().next().map(|s| s.parse().unwrap()));
-        let zombie = field("State:").is_some_and(|s| s.starts_with('Z'));
-        if uid.is_some_and(ours) && !zombie {
-            found.push(format!(
-                "{}: {}",
-                entry.file_name().to_string_lossy(),
-                field("Name:").unwrap_or_default()
-            ));
-        }
-    }
-    found
+/// A process of the machine, as /proc/PID/status shows it.
+struct Process {
+    pid: i32,
+    name: String,
+    uid: u32,
+    zombie: bool,
+    parent: String,
 }
 
-/// SIGKILL every process `ours` accepts, until none is left or the [`DEADLINE`] passes.
-fn kill_and_wait(ours: &dyn Fn(u32) -> bool) {
+impl Process {
+    /// Every process of the machine now.
+    fn all() -> Vec<Process> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse() else {
+                continue;
+            };
+            let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+                continue;
+            };
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let Some(Ok(uid)) = field("Uid:").split_whitespace().next().map(str::parse) else {
+                continue;
+            };
+            found.push(Process {
+                pid,
+                name: field("Name:"),
+                uid,
+                zombie: field("State:").starts_with('Z'),
+                parent: field("PPid:"),
+            });
+        }
+        found
+    }
+
+    /// "PID PPID PGID SID TPGID STATE WCHAN: COMMAND LINE" (/proc/PID/stat, wchan, cmdline).
+    fn row(&self) -> String {
+        let dir = PathBuf::from(format!("/proc/{}", self.pid));
+        let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // After the command's name in parentheses: state ppid pgrp session tty_nr tpgid.
+        let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+        let f: Vec<&str> = after.split(' ').collect();
+        let field = |i: usize| f.get(i).copied().unwrap_or("?");
+        let wchan = fs::read_to_string(dir.join("wchan")).unwrap_or_default();
+        let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        format!(
+            "{} {} {} {} {} {} {}: {}",
+            self.pid,
+            field(1),
+            field(2),
+            field(3),
+            field(5),
+            field(0),
+            if wchan.is_empty() { "-" } else { &wchan },
+            if cmdline.is_empty() {
+                &self.name
+            } else {
+                cmdline.trim_end()
+            }
+        )
+    }
+
+    /// "PID: NAME", and for a zombie, whose it is.
+    fn describe(&self) -> String {
+        match self.zombie {
+            false => format!("{}: {}", self.pid, self.name),
+            true => format!("{}: {} (a zombie of {})", self.pid, self.name, self.parent),
+        }
+    }
+}
+
+/// The processes (other than zombies) whose real uid `ours` accepts, as "PID: NAME".
+fn processes_of(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
+    Process::all()
+        .iter()
+        .filter(|p| ours(p.uid) && !p.zombie)
+        .map(Process::describe)
+        .collect()
+}
+
+/// SIGKILL every process `ours` accepts, until none is left or the [`DEADLINE`] passes; then
+/// what is left of them, zombies included: a process whose parent is gone is reaped by the
+/// machine's init when that gets to it (2 s later on this project's machine; never, in a
+/// container whose pid 1 does not reap).
+fn kill_and_wait(ours: &dyn Fn(u32) -> bool) -> Vec<String> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let left = processes_of(ours);
-        if left.is_empty() || Instant::now() > deadline {
-            return;
+        let left: Vec<Process> = Process::all().into_iter().filter(|p| ours(p.uid)).collect();
+        let running: Vec<&Process> = left.iter().filter(|p| !p.zombie).collect();
+        if running.is_empty() || Instant::now() > deadline {
+            return left.iter().map(Process::describe).collect();
         }
-        for line in left {
-            if let Some(pid) = line.split(':').next().and_then(|p| p.parse().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+        for p in running {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -566,10 +639,10 @@ impl World {
             umask: None,
             slot,
         };
-        fs::set_permissions(&world.dir, fs::Permissions::from_mode(0o755)).unwrap();
+        chmod(&world.dir, 0o755);
         nix::unistd::chown(&world.home(), Some(uid.into()), Some(uid.into())).unwrap();
         // A copy the test user can execute wherever the build tree lives (/root is 0700).
-        fs::copy(BIN, world.bin()).unwrap();
+        copy_executable(Path::new(BIN), &world.bin(), 0o755);
         world
     }
 
@@ -817,18 +890,34 @@ cd {d}/home
         let bin = self.bin();
         let mut argv: Vec<&OsStr> = vec![bin.as_os_str()];
         argv.extend(args.iter().map(|a| a.as_ref()));
-        run_with_timeout(self.command(&argv))
+        run_watched(self.command(&argv), &|| self.process_table())
     }
 
     /// Run a shell script as the test user; `$BR` is become-root.
     pub fn sh(&self, script: &str) -> Out {
-        run_with_timeout(self.command(&["/bin/sh", "-c", script]))
+        run_watched(self.command(&["/bin/sh", "-c", script]), &|| {
+            self.process_table()
+        })
     }
 
     /// Processes (other than zombies) whose real uid is the test user's or in this world's
     /// subordinate ids: this world's own, whatever else runs on the machine.
     pub fn leftover_processes(&self) -> Vec<String> {
         processes_of(&|id| self.slot.owns(id))
+    }
+
+    /// The processes of this world's ids, with what says where each is stuck: its process
+    /// group, session and the terminal's foreground group, state and wait channel (for a run
+    /// that timed out).
+    pub fn process_table(&self) -> String {
+        let mut table = String::from(
+            "processes of the test user then (pid ppid pgid sid tpgid state wchan: command):\n",
+        );
+        for p in Process::all().iter().filter(|p| self.slot.owns(p.uid)) {
+            table.push_str(&p.row());
+            table.push('\n');
+        }
+        table
     }
 
     /// Wait (up to [`DEADLINE`]) until no process of the test user is left, and return those
@@ -851,7 +940,7 @@ impl Drop for World {
     fn drop(&mut self) {
         // Whatever a failed test left running, so that the slot is free of it for the next
         // World (the slot's lock goes when this returns).
-        kill_and_wait(&|id| self.slot.owns(id));
+        let _ = kill_and_wait(&|id| self.slot.owns(id));
         if let Some(cg) = &self.cgroup {
             let mut below = Vec::new();
             cgroup_dirs(cg, &mut below);
@@ -882,8 +971,7 @@ pub fn busybox_rootfs(root: &Path, uid: u32, applets: &[&str], resolv_conf: &str
     for dir in ["bin", "etc", "proc", "dev", "sys", "tmp"] {
         fs::create_dir_all(root.join(dir)).unwrap();
     }
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    copy_executable(&busybox, &root.join("bin/busybox"), 0o755);
     for applet in applets {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
@@ -905,7 +993,12 @@ fn cgroup_dirs(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// Run `cmd` (spawned in its own process group), killing the group after [`TIMEOUT`].
-pub fn run_with_timeout(mut cmd: Command) -> Out {
+pub fn run_with_timeout(cmd: Command) -> Out {
+    run_watched(cmd, &String::new)
+}
+
+/// [`run_with_timeout`], saying at a timeout what `describe` says then (before the kill).
+fn run_watched(mut cmd: Command, describe: &dyn Fn() -> String) -> Out {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn");
     let pgid = child.id() as i32;
@@ -916,13 +1009,14 @@ pub fn run_with_timeout(mut cmd: Command) -> Out {
     let output = match rx.recv_timeout(TIMEOUT) {
         Ok(out) => out.expect("wait"),
         Err(_) => {
+            let state = describe();
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pgid),
                 nix::sys::signal::SIGKILL,
             );
             let out = rx.recv().unwrap().expect("wait");
             panic!(
-                "timed out after {TIMEOUT:?}; stdout: {} stderr: {}",
+                "timed out after {TIMEOUT:?}; {state}stdout: {} stderr: {}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );

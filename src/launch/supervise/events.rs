@@ -154,9 +154,13 @@ impl process::Events for Observer<'_> {
     }
 
     fn tick(&mut self) {
-        if let Some(session) = self.session.as_ref() {
+        if let Some(session) = self.session.as_mut() {
             session.bound_log();
         }
+    }
+
+    fn output(&mut self) -> bool {
+        self.session.as_mut().is_some_and(Session::copy_output)
     }
 }
 
