@@ -97,8 +97,8 @@ pub enum NetMode {
     /// pasta when installed, else slirp4netns
     Auto,
     /// the namespace's outbound TCP and UDP sockets become sockets of the host (seccomp user
-    /// notification), at the host's own speed; pasta or slirp4netns (as auto picks) for the
-    /// rest
+    /// notification), at the host's own speed; slirp4netns (pasta when it is not installed)
+    /// for the rest
     Bypass,
 }
 

@@ -249,6 +249,14 @@ pub fn report(cli: Asked) -> Report {
         "--net=pasta needs it, and --net=auto prefers it",
     ));
     items.push(tun_item(net::check_tun()));
+    items.push(match net::bypass::available() {
+        Ok(()) => Item::ok(
+            "--net=bypass",
+            "seccomp user notification with SECCOMP_IOCTL_NOTIF_ADDFD: outbound sockets can \
+             become the host's",
+        ),
+        Err(e) => Item::warn("--net=bypass", e.to_string(), e.hint()),
+    });
     if let Some((mode, addressing)) = &cli.network {
         items.push(network_item(*mode, addressing));
     }

@@ -408,6 +408,8 @@ pub(super) struct Channels {
     pub(super) fuse: Option<std::os::fd::OwnedFd>,
     /// --cgroup: where it says it made its cgroup namespace.
     pub(super) cgroup_made: Option<std::fs::File>,
+    /// --net=bypass: where it sends its seccomp listener.
+    pub(super) bypass: Option<std::os::fd::OwnedFd>,
 }
 
 /// The cloned namespace process: wait for its maps (and network), set up, then exec COMMAND,
@@ -424,6 +426,7 @@ pub(super) fn namespace_child(
         provider,
         fuse,
         cgroup_made,
+        bypass,
     } = channels;
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
     // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
@@ -457,6 +460,7 @@ pub(super) fn namespace_child(
     // (seen under load: the next run's -p of the same port failed).
     let mut keep = vec![ending.as_raw_fd()];
     keep.extend(provider.as_ref().map(|c| c.as_raw_fd()));
+    keep.extend(bypass.as_ref().map(|c| c.as_raw_fd()));
     if let Some(session) = session {
         keep.extend(session.fds_inside());
     }
@@ -470,6 +474,11 @@ pub(super) fn namespace_child(
     // Sessions: tell become-root the namespaces are ready (a pause process holds here).
     if let Some(session) = session {
         session.ready_inside()?;
+    }
+    // Last before COMMAND (or its init), after the socket provider was forked: the filter
+    // stops the calls of this process and of every process it starts, and of no helper.
+    if let Some(channel) = bypass {
+        net::bypass::install_inside(channel)?;
     }
     if !plan.has_init() {
         // Without a console (no terminal, or none given to a pid 1): as it was given, leading

@@ -218,6 +218,11 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
         // API socket (pasta has none), with or without -p at its start.
         helper.keep_api = cli.port_driver == PortDriver::Helper && cli.name.is_some();
         net::check_tun()?;
+        // The rest of what --net=bypass needs is found out where it is used: the filter's
+        // install inside, ADDFD by become-root (status 125 naming it either way).
+        if helper.bypass && !net::bypass::filter::SUPPORTED {
+            return Err(net::bypass::BypassError::Architecture.into());
+        }
     }
     cli.limits.check()?;
     let own_cgroup = cli.cgroup || cli.limits.any() || cli.boot;

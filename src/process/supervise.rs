@@ -130,6 +130,15 @@ pub struct Watch<'a> {
     pub tick: Option<Duration>,
     /// Call [`Events::output`] when this (a pipe of COMMAND's output) is readable.
     pub output: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Descriptors of its own to poll (`--net=bypass`'s seccomp listener).
+    pub source: Option<&'a mut dyn Source>,
+}
+
+/// Something supervision polls for, that answers what it is told at once (it never blocks):
+/// its descriptors, then what poll said of them, in the same order.
+pub trait Source {
+    fn interest(&self) -> Vec<nix::poll::PollFd<'_>>;
+    fn on_events(&mut self, revents: &[nix::poll::PollFlags]);
 }
 
 /// What supervision tells its caller as it happens.
@@ -173,6 +182,7 @@ pub fn supervise(
         notify,
         tick,
         mut output,
+        mut source,
     } = watch;
     let mut next_tick = tick.map(|every| Instant::now() + every);
     let sfd = signalfd()?;
@@ -221,6 +231,10 @@ pub fn supervise(
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 fds.len() - 1
             });
+            let first_source = fds.len();
+            if let Some(source) = source.as_ref() {
+                fds.extend(source.interest());
+            }
             let first_relay = fds.len();
             if let Some(relay) = relay.as_ref() {
                 fds.extend(relay.interest());
@@ -234,6 +248,9 @@ pub fn supervise(
                 .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
                 .collect();
             drop(fds);
+            if let Some(source) = source.as_mut() {
+                source.on_events(&revents[first_source..first_relay]);
+            }
             let escaped = relay
                 .as_mut()
                 .is_some_and(|r| r.on_events(&revents[first_relay..]));

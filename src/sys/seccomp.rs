@@ -67,7 +67,13 @@ pub fn notif_recv(listener: &OwnedFd) -> nix::Result<Notification> {
 
 /// Answer notification `id`: the syscall returns `val`, or fails with `error` (an errno,
 /// positive) when it is not 0, or (`continue_it`) is carried out by the kernel as asked.
-pub fn notif_send(listener: &OwnedFd, id: u64, val: i64, error: i32, continue_it: bool) -> nix::Result<()> {
+pub fn notif_send(
+    listener: &OwnedFd,
+    id: u64,
+    val: i64,
+    error: i32,
+    continue_it: bool,
+) -> nix::Result<()> {
     let resp = libc::seccomp_notif_resp {
         id,
         val,
@@ -107,7 +113,13 @@ pub fn notif_id_valid(listener: &OwnedFd, id: u64) -> bool {
 /// Install `src` in the notifying process at descriptor number `target`, replacing what is
 /// there (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SETFD, Linux 5.9); `cloexec`
 /// gives the new descriptor FD_CLOEXEC. Fails when the notification is no longer pending.
-pub fn notif_addfd(listener: &OwnedFd, id: u64, src: &OwnedFd, target: u32, cloexec: bool) -> nix::Result<()> {
+pub fn notif_addfd(
+    listener: &OwnedFd,
+    id: u64,
+    src: &OwnedFd,
+    target: u32,
+    cloexec: bool,
+) -> nix::Result<()> {
     let add = libc::seccomp_notif_addfd {
         id,
         flags: libc::SECCOMP_ADDFD_FLAG_SETFD as u32,
@@ -157,7 +169,13 @@ pub fn getsockopt_raw(fd: &OwnedFd, level: i32, name: i32, buf: &mut [u8]) -> ni
     let mut len = buf.len() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into `buf`, which lives for the call.
     let ret = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), level, name, buf.as_mut_ptr().cast(), &mut len)
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
     };
     check_ret(ret as libc::c_long)?;
     Ok(len as usize)
@@ -187,7 +205,11 @@ fn storage(addr: &[u8]) -> nix::Result<(libc::sockaddr_storage, libc::socklen_t)
     }
     // SAFETY: `addr.len()` bytes fit in `ss` (checked above); the regions do not overlap.
     unsafe {
-        std::ptr::copy_nonoverlapping(addr.as_ptr(), (&mut ss as *mut libc::sockaddr_storage).cast(), addr.len())
+        std::ptr::copy_nonoverlapping(
+            addr.as_ptr(),
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            addr.len(),
+        )
     };
     Ok((ss, addr.len() as libc::socklen_t))
 }
@@ -197,7 +219,11 @@ pub fn connect_raw(fd: &OwnedFd, addr: &[u8]) -> nix::Result<()> {
     let (ss, len) = storage(addr)?;
     // SAFETY: `ss` holds `len` valid bytes and lives for the call.
     let ret = unsafe {
-        libc::connect(fd.as_raw_fd(), (&ss as *const libc::sockaddr_storage).cast(), len)
+        libc::connect(
+            fd.as_raw_fd(),
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
     };
     check_ret(ret as libc::c_long).map(drop)
 }
@@ -209,12 +235,18 @@ pub fn getsockname_raw(fd: &OwnedFd) -> nix::Result<Vec<u8>> {
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into `ss`, which lives for the call.
     let ret = unsafe {
-        libc::getsockname(fd.as_raw_fd(), (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len)
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
     };
     check_ret(ret as libc::c_long)?;
     let len = (len as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
     // SAFETY: `ss` is at least `len` bytes long and initialized (zeroed, then written).
-    let bytes = unsafe { std::slice::from_raw_parts((&ss as *const libc::sockaddr_storage).cast::<u8>(), len) };
+    let bytes = unsafe {
+        std::slice::from_raw_parts((&ss as *const libc::sockaddr_storage).cast::<u8>(), len)
+    };
     Ok(bytes.to_vec())
 }
 
@@ -223,4 +255,59 @@ pub fn listen_raw(fd: &OwnedFd, backlog: i32) -> nix::Result<()> {
     // SAFETY: only integers.
     let ret = unsafe { libc::listen(fd.as_raw_fd(), backlog) };
     check_ret(ret as libc::c_long).map(drop)
+}
+
+/// Why `--net=bypass` cannot be had here, found by trying it in a forked child (a filter
+/// cannot be removed again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeccompProbe {
+    /// A filter with a listener was refused with this error: EINVAL from a kernel without
+    /// listeners (before 5.0) or without seccomp, EBUSY where a filter of the process's chain
+    /// has one already (a seccomp supervisor above, a --net=bypass run around this one),
+    /// EPERM or EACCES where a policy forbids seccomp(2).
+    Listener(Errno),
+    /// SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SETFD is unknown (before 5.9).
+    NoAddfd,
+    /// The probe itself could not run.
+    Probe,
+}
+
+/// Try a filter with a listener (SECCOMP_FILTER_FLAG_NEW_LISTENER, after no_new_privs), then
+/// SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SETFD asked for an id that is not
+/// pending, which a kernel that knows the ioctl answers with ENOENT; in a forked child.
+pub fn probe_seccomp_addfd() -> Result<(), SeccompProbe> {
+    const ALLOW: [BpfInstruction; 1] = [libc::sock_filter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0x7fff_0000,
+    }];
+    // The child's status: 0 works, 1 no ADDFD, 2 no probe, 100 + errno a refused listener.
+    match fork_process() {
+        Ok(Forked::Child) => {
+            let code = match nix::sys::prctl::set_no_new_privs()
+                .and_then(|()| seccomp_filter_with_listener(&ALLOW))
+            {
+                Err(e) if (e as i32) < 100 => 100 + e as i32,
+                Err(_) => 2,
+                Ok(listener) => match std::fs::File::open("/").map(OwnedFd::from) {
+                    Ok(any) => match notif_addfd(&listener, u64::MAX, &any, 1000, true) {
+                        Err(Errno::ENOENT) => 0,
+                        _ => 1,
+                    },
+                    Err(_) => 2,
+                },
+            };
+            exit_now(code)
+        }
+        Ok(Forked::Parent(child)) => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 1)) => Err(SeccompProbe::NoAddfd),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) if code > 100 => {
+                Err(SeccompProbe::Listener(Errno::from_raw(code - 100)))
+            }
+            _ => Err(SeccompProbe::Probe),
+        },
+        Err(_) => Err(SeccompProbe::Probe),
+    }
 }

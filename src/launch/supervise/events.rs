@@ -214,3 +214,14 @@ fn exiting(pid: Pid) -> bool {
         .and_then(|f| f.parse::<u64>().ok());
     flags.is_none_or(|f| f & PF_EXITING != 0)
 }
+
+/// --net=bypass's answerer, polled by supervision.
+impl process::Source for net::bypass::Supervisor {
+    fn interest(&self) -> Vec<nix::poll::PollFd<'_>> {
+        net::bypass::Supervisor::interest(self)
+    }
+
+    fn on_events(&mut self, revents: &[nix::poll::PollFlags]) {
+        net::bypass::Supervisor::on_events(self, revents)
+    }
+}

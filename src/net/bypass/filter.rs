@@ -50,7 +50,7 @@ impl Call {
 }
 
 // Classic BPF opcodes (linux/bpf_common.h, linux/filter.h).
-const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
+const LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20)
 const JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
 const JGE_K: u16 = 0x05 | 0x30; // BPF_JMP | BPF_JGE | BPF_K
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
@@ -152,7 +152,11 @@ mod tests {
                     pc += 1;
                 }
                 JEQ_K | JGE_K => {
-                    let taken = if i.code == JEQ_K { acc == i.k } else { acc >= i.k };
+                    let taken = if i.code == JEQ_K {
+                        acc == i.k
+                    } else {
+                        acc >= i.k
+                    };
                     pc += 1 + usize::from(if taken { i.jt } else { i.jf });
                 }
                 RET_K => return i.k,
@@ -180,8 +184,18 @@ mod tests {
             (libc::SYS_write, a, null, RET_ALLOW),
             (libc::SYS_bind, a, addr, RET_ALLOW),
             (libc::SYS_socket, a, null, RET_ALLOW),
-            (libc::SYS_io_uring_setup, a, null, RET_ERRNO | libc::ENOSYS as u32),
-            (libc::SYS_io_uring_enter, a, null, RET_ERRNO | libc::ENOSYS as u32),
+            (
+                libc::SYS_io_uring_setup,
+                a,
+                null,
+                RET_ERRNO | libc::ENOSYS as u32,
+            ),
+            (
+                libc::SYS_io_uring_enter,
+                a,
+                null,
+                RET_ERRNO | libc::ENOSYS as u32,
+            ),
             (libc::SYS_connect, 0x4000_0003, addr, RET_ALLOW),
         ];
         for (nr, arch, args, want) in rows {

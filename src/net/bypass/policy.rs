@@ -64,7 +64,12 @@ impl Policy {
         }
     }
 
-    fn verdict_v4(&self, ip: Ipv4Addr, port: u16, form: impl Fn(Ipv4Addr) -> SocketAddr) -> Verdict {
+    fn verdict_v4(
+        &self,
+        ip: Ipv4Addr,
+        port: u16,
+        form: impl Fn(Ipv4Addr) -> SocketAddr,
+    ) -> Verdict {
         if self.allow_host_loopback && ip == self.cidr.gateway() {
             return Verdict::Host(form(Ipv4Addr::LOCALHOST));
         }
@@ -106,7 +111,12 @@ impl Policy {
         {
             return Verdict::Inside;
         }
-        Verdict::Host(SocketAddr::V6(SocketAddrV6::new(ip, v6.port(), v6.flowinfo(), 0)))
+        Verdict::Host(SocketAddr::V6(SocketAddrV6::new(
+            ip,
+            v6.port(),
+            v6.flowinfo(),
+            0,
+        )))
     }
 }
 
@@ -128,7 +138,12 @@ pub fn parse_sockaddr(bytes: &[u8]) -> Option<SocketAddr> {
                 Some(s) => u32::from_ne_bytes(s.try_into().ok()?),
                 None => 0,
             };
-            Some(SocketAddr::V6(SocketAddrV6::new(ip.into(), port, flowinfo, scope)))
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip.into(),
+                port,
+                flowinfo,
+                scope,
+            )))
         }
         _ => None,
     }
@@ -182,7 +197,10 @@ mod tests {
             ipv6: true,
             ..plain
         };
-        let v6 = Policy { ipv6: true, ..plain };
+        let v6 = Policy {
+            ipv6: true,
+            ..plain
+        };
         // (policy, destination) -> verdict
         let rows: [(&Policy, &str, Verdict); 22] = [
             (&plain, "192.0.2.2:5201", host("192.0.2.2:5201")),
@@ -201,7 +219,11 @@ mod tests {
             (&plain, "[::1]:80", Verdict::Inside),
             (&plain, "[::]:80", Verdict::Inside),
             (&plain, "[::ffff:127.0.0.1]:80", Verdict::Inside),
-            (&plain, "[::ffff:192.0.2.2]:80", host("[::ffff:192.0.2.2]:80")),
+            (
+                &plain,
+                "[::ffff:192.0.2.2]:80",
+                host("[::ffff:192.0.2.2]:80"),
+            ),
             (&plain, "[::127.0.0.1]:80", Verdict::Inside),
             (&plain, "[fe80::1%2]:80", Verdict::Inside),
             (&v6, "[fd00::3]:53", Verdict::Inside),
@@ -209,7 +231,11 @@ mod tests {
             (&open, "[fd00::2]:8999", host("[::1]:8999")),
         ];
         for (policy, dest, want) in rows {
-            assert_eq!(policy.verdict(dest.parse().unwrap()), want, "{dest} {policy:?}");
+            assert_eq!(
+                policy.verdict(dest.parse().unwrap()),
+                want,
+                "{dest} {policy:?}"
+            );
         }
         assert_eq!(
             plain.verdict("[2001:db8::2]:80".parse().unwrap()),

@@ -167,7 +167,8 @@ impl Sockets {
         let mut namespace = None;
         let mut defaults = HashMap::new();
         for t in &templates {
-            namespace = namespace.or_else(|| sys::socket_netns(t).ok().and_then(|ns| netns_inode(&ns)));
+            namespace =
+                namespace.or_else(|| sys::socket_netns(t).ok().and_then(|ns| netns_inode(&ns)));
             if let Some(kind) = Kind::of(t) {
                 let values = OPTIONS.iter().map(|&(l, n)| read_option(t, l, n)).collect();
                 defaults.insert((kind.domain, kind.ty), values);
@@ -194,6 +195,13 @@ impl Sockets {
         }
     }
 
+    /// Whether `sock` is bound to a device, as the sockets become-root puts in place are.
+    pub fn is_bypassed(&self, sock: &OwnedFd) -> bool {
+        let mut name = [0u8; 16];
+        sys::getsockopt_raw(sock, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, &mut name)
+            .is_ok_and(|len| len > 0 && name[0] != 0)
+    }
+
     /// A socket of the host like `sock` (its kind, the options its program set), non-blocking
     /// for now, bound to the device `dest` is routed through. None when that is the host's
     /// loopback and `loopback_allowed` is not: such a destination is not bypassed.
@@ -210,7 +218,12 @@ impl Sockets {
         }
         let host = sys::socket_raw(kind.domain, kind.ty | libc::SOCK_NONBLOCK, kind.protocol)?;
         self.copy_options(sock, &host, kind);
-        sys::setsockopt_raw(&host, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, device.name.as_bytes())?;
+        sys::setsockopt_raw(
+            &host,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            device.name.as_bytes(),
+        )?;
         Ok(Some(host))
     }
 
@@ -249,12 +262,17 @@ impl Sockets {
         let source = sys::getsockname_raw(&probe)?;
         let source = parse_sockaddr(&source).ok_or(Errno::EADDRNOTAVAIL)?.ip();
         if let Some(device) = self.devices.get(&source)
-            && self.devices_read.is_some_and(|t| t.elapsed() < DEVICES_FRESH)
+            && self
+                .devices_read
+                .is_some_and(|t| t.elapsed() < DEVICES_FRESH)
         {
             return Ok(device.clone());
         }
         self.read_devices();
-        self.devices.get(&source).cloned().ok_or(Errno::EADDRNOTAVAIL)
+        self.devices
+            .get(&source)
+            .cloned()
+            .ok_or(Errno::EADDRNOTAVAIL)
     }
 
     fn read_devices(&mut self) {
