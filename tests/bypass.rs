@@ -92,6 +92,9 @@ fn i24_udp_datagrams_and_connected_udp_are_answered_from_the_host() {
         text.contains(&format!("local {HOST}\n")),
         "bypassed: {text}"
     );
+    // sendmsg(2) with a destination: the socket was replaced by one bound to the uplink.
+    assert!(text.contains("answer echo: three\n"), "sendmsg: {text}");
+    assert!(text.contains("sent by uplink0\n"), "bypassed: {text}");
 }
 
 fn i24_connects_from_many_threads_at_once_are_each_bypassed() {

@@ -3,8 +3,9 @@
 saw, one fact a line:
   sum HOST PORT MB        send MB megabytes (a fixed pseudo-random stream) to a tcp-sha256.py
                           server: "local IP", then "intact" or "corrupt ..."
-  udp HOST PORT           a datagram by sendto(2), then one on a connected socket, to a
-                          udp-echo.py server: "answer ..." and "local IP" of the connected one
+  udp HOST PORT           a datagram by sendto(2), then one on a connected socket, then one
+                          by sendmsg(2), to a udp-echo.py server: "answer ..." each, "local
+                          IP" of the connected one, "sent by DEVICE" (the sendmsg socket's)
   many HOST PORT N        N threads connect at once to a tcp-sha256.py server and send
                           nothing: "answers K" (K right answers), "locals IP,..."
   tcp HOST PORT           one connection: "answer ..." or "error ERRNO-NAME"
@@ -60,6 +61,17 @@ elif cmd == "udp":
     c.send(b"two")
     print("answer", c.recv(100).decode())
     print("local", c.getsockname()[0])
+    m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    m.settimeout(10)
+    m.sendmsg([b"three"], [], 0, (host, port))
+    print("answer", m.recvfrom(100)[0].decode())
+    device = m.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16).rstrip(b"\0")
+    print("sent by", device.decode() or "nothing")
+    m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    m.settimeout(10)
+    m.sendmsg([b"three"], [], 0, (host, port))
+    print("answer", m.recvfrom(100)[0].decode())
+    print("sent by", m.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16).rstrip(b"\0").decode() or "nothing")
 elif cmd == "many":
     n, answers, locals_, lock = int(sys.argv[4]), [], set(), threading.Lock()
 
