@@ -16,7 +16,6 @@ pasta\t'user-mode networking by pasta (the host\'s own addresses and routes)'
 auto\t'pasta when installed, else slirp4netns'
 bypass\t'the namespace\'s outbound TCP and UDP sockets become sockets of the host (seccomp user notification), at the host\'s own speed; slirp4netns (pasta when it is not installed) for the rest'"
 complete -c become-root -s p -l publish -d 'Publish a port of the namespace on the host: [HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp] (repeatable; HOST_IP defaults to 127.0.0.1, an IPv6 one goes in brackets; HOST_PORT 0 picks a free port and reports it). Connections reach NS_PORT on the namespace\'s loopback. Needs a network namespace: --net (any mode), --boot, --all or --sysfs' -r
-complete -c become-root -l unpublish -d 'With --join=NAME: stop publishing SPEC ([HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp], as --list shows it) in running session NAME (repeatable); with --publish and no COMMAND, --join=NAME adds ports to it' -r
 complete -c become-root -l port-driver -d 'Who forwards published ports: builtin (become-root\'s own splice forwarder, any --net mode) or helper (slirp4netns\'s API or pasta\'s own forwarding; needs slirp4netns or pasta, and a server inside listening on all addresses)' -r -f -a "builtin\t'become-root\'s own forwarder: splice(2) between a host socket and one made inside'
 helper\t'the network helper\'s own forwarding (slirp4netns add_hostfwd, pasta -t/-u)'"
 complete -c become-root -l mtu -d 'MTU of the connected interface' -r
@@ -46,6 +45,7 @@ complete -c become-root -l memory-swap -d 'Memory and swap together (podman\'s m
 complete -c become-root -l cpus -d 'CPU time limit in CPUs, fractions allowed (cpu.max; 0.5 is half of one CPU). Implies --cgroup' -r
 complete -c become-root -l pids-limit -d 'Most tasks (processes and threads) at once (pids.max; -1: no limit). Implies --cgroup' -r
 complete -c become-root -l name -d 'Give this run a NAME, making it a session that --join can enter while it runs (letters, digits, \'_\', \'.\' and \'-\', starting with a letter or digit, not all digits). Its state is kept under $XDG_RUNTIME_DIR/become-root/ (else /tmp/become-root-UID/) until it ends' -r
+complete -c become-root -l unpublish -d 'With --join=NAME: stop publishing SPEC ([HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp], as --list shows it) in running session NAME (repeatable); with --publish and no COMMAND, --join=NAME adds ports to it' -r
 complete -c become-root -l join -d 'Run COMMAND (default: $SHELL, else /bin/sh) as root in the namespaces of session NAME, or of process PID: its user namespace first, then the others it made. No map is written and no helper runs. The working directory is --chdir, else the current one; --uid, --gid and the capability options apply as in a new run' -r
 complete -c become-root -l stop -d 'End session NAME and everything in it (SIGTERM, or SIGRTMIN+3 to a booted image\'s pid 1, then SIGKILL after --stop-timeout) and remove its state; returns once all of it is gone' -r
 complete -c become-root -l logs -d 'Print the output of detached session NAME (a booted image\'s console), while it runs or after it ended; the last 8 to 16 MiB are kept' -r
@@ -54,8 +54,8 @@ complete -c become-root -l no-client-address -d 'The servers inside see every cl
 complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta; with --net=bypass, a connection to the gateway becomes one to the host\'s 127.0.0.1). Off by default: the host\'s loopback services stay out of reach'
 complete -c become-root -l ipv6 -d 'IPv6 inside too: fd00::100/64 with slirp4netns (pasta has IPv6 whenever the host has it)'
 complete -c become-root -l sysfs -d 'A fresh sysfs, read-only, at /sys on the current root, showing the new network namespace\'s devices (the kernel lets a user namespace mount sysfs only there). Implies --net (mode none) unless --net=MODE is given. Mounts below the host\'s /sys (cgroup, ...) are not carried over. With --rootfs, its /sys is fresh anyway'
-complete -c become-root -l drop-groups -d 'Drop the supplementary groups (setgroups(2) to none) before the mounts; by default they are kept, those not mapped showing as nogroup. An error (status 125) where setgroups is denied: with only your own gid mapped (--map=single, --map=auto\'s fallback)'
 complete -c become-root -l no-new-privs -d 'Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and file capabilities are ignored)'
+complete -c become-root -l drop-groups -d 'Drop the supplementary groups (setgroups(2) to none) before the mounts; by default they are kept, those not mapped showing as nogroup. An error (status 125) where setgroups is denied: with only your own gid mapped (--map=single, --map=auto\'s fallback)'
 complete -c become-root -s v -l verbose -d 'Say what become-root chose (id maps, overlay driver) on standard error'
 complete -c become-root -l pid -d 'New pid namespace with become-root as its init and a fresh /proc (implies --mount)'
 complete -c become-root -l as-pid-1 -d 'With --pid (implied), COMMAND itself is pid 1 of the new pid namespace: no init of become-root\'s inside, which still supervises from outside'
@@ -65,10 +65,10 @@ complete -c become-root -s i -l ipc -d 'New ipc namespace (System V IPC, POSIX m
 complete -c become-root -l cgroup -d 'A cgroup v2 of the run\'s own (a leaf of your cgroup when it is yours, else a scope of your systemd user manager with Delegate=yes), a cgroup namespace rooted there and a writable cgroup2 at /sys/fs/cgroup inside (implies --mount); removed when the run\'s last process is gone'
 complete -c become-root -s a -l all -d 'Every namespace: mount, net (mode none), pid, uts, ipc and cgroup (a cgroup namespace only: --cgroup makes the run\'s own cgroup too)'
 complete -c become-root -l detach -d 'Return once the namespaces are ready (maps written, mounts done, network up) and keep the session in the background: without COMMAND a pause process holds it until --stop, with COMMAND it lasts as long as COMMAND, whose output goes to NAME.log in the state directory. Needs --name'
+complete -c become-root -s q -l quiet -d 'Print no warnings (errors are still printed)'
 complete -c become-root -l list -d 'List the running sessions: name, pid, creation time, namespaces, network, state file'
 complete -c become-root -l json -d 'With --list: print one JSON object {"state_dir": ..., "sessions": [...]}'
 complete -c become-root -l follow -d 'With --logs: go on printing what the session writes until it ends'
 complete -c become-root -l check -d 'Report whether become-root can work here, one line per item: ok, warn (an optional feature is unavailable) or FAIL, each with its fix. Exit status 0 when a command could run with the --map given (--map=auto may map only your own ids), 1 when it could not'
-complete -c become-root -s q -l quiet -d 'Print no warnings (errors are still printed)'
 complete -c become-root -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c become-root -s V -l version -d 'Print version'

@@ -152,7 +152,14 @@ pub fn warning_for(command: &[OsString], targets: &[&Path]) -> Option<Warning> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::ffi::OsString;
+    use std::path::Path;
+
+    use super::{
+        CgroupLayout, cgroup_layout, cgroup_warning, covers_cgroup_dir, env, needs_mount_ns,
+    };
+    use crate::mountinfo;
+    use crate::userns::Caller;
 
     fn words(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()

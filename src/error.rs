@@ -140,7 +140,7 @@ impl fmt::Display for Error {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{EXIT_FAILURE, EXIT_NOT_FOUND, Error};
 
     #[test]
     fn the_one_format() {

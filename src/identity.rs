@@ -56,13 +56,30 @@ pub fn parse_cap(name: &str) -> Result<Capability, Error> {
 }
 
 /// Who COMMAND should run as, as the command line says it (parsed by
-/// [`Identity::from_asked`]).
-#[derive(Debug, Clone, Default)]
+/// [`Identity::from_asked`]): the options' one definition, which the command line flattens.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Asked {
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
+    /// Give COMMAND capability CAP over the namespace (repeatable; NET_ADMIN, net_admin and
+    /// CAP_NET_ADMIN are the same). With --uid, the only capabilities COMMAND gets
+    #[arg(long, value_name = "CAP", help_heading = "Identity inside")]
     pub cap_add: Vec<String>,
+
+    /// Take capability CAP away from COMMAND, or ALL (repeatable; --cap-add wins). Dropped
+    /// from the bounding set too, so no exec inside can regain it
+    #[arg(long, value_name = "CAP|ALL", help_heading = "Identity inside")]
     pub cap_drop: Vec<String>,
+
+    /// Run COMMAND as uid N inside (a mapped id) instead of 0, after every mount is made
+    #[arg(long, value_name = "N", help_heading = "Identity inside")]
+    pub uid: Option<u32>,
+
+    /// Run COMMAND as gid N inside (a mapped id) instead of 0
+    #[arg(long, value_name = "N", help_heading = "Identity inside")]
+    pub gid: Option<u32>,
+
+    /// Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and
+    /// file capabilities are ignored)
+    #[arg(long, help_heading = "Identity inside")]
     pub no_new_privs: bool,
 }
 
@@ -187,7 +204,11 @@ impl Identity {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::HashSet;
+
+    use caps::Capability;
+
+    use super::{Identity, parse_cap};
 
     #[test]
     fn names_parse_in_every_spelling() {

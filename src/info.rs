@@ -225,7 +225,9 @@ pub fn write_line(fd: RawFd, json: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{ended_json, map_json};
+    use crate::idmap::IdMap;
+    use crate::process::Ending;
 
     #[test]
     fn ended_objects() {

@@ -180,7 +180,7 @@ pub fn needs(facility: Facility, release: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{FACILITIES, Facility, Fallback, MINIMUM, Version, needs};
 
     #[test]
     fn version_rows() {

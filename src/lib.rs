@@ -85,6 +85,10 @@ pub fn run(program: Program, args: Vec<OsString>) -> i32 {
 
 /// `become-root`: parse the command line, and hand what it asks for to the layer that does it.
 fn become_root(args: Vec<OsString>) -> i32 {
+    // A detached session's log keeper, started again by the session (session::keep_log).
+    if let Some(name) = sys::take_env_var(session::KEEPER) {
+        return session::keep_log(&name);
+    }
     // The plain `--join=NAME [COMMAND...]` needs no clap (joining is meant to be cheap).
     if let Some((spec, command)) = cli::plain_join(&args) {
         return session::main(session::SessionCommand::Join {

@@ -103,7 +103,10 @@ pub fn top_at(entries: &[Entry], path: &Path) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use std::path::{Path, PathBuf};
+
+    use super::{at_or_below, parse, top_at, unescape};
 
     const SAMPLE: &str = "\
 22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw

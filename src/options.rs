@@ -7,8 +7,9 @@
 use clap::ValueEnum;
 
 /// `--map`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum MapMode {
+    #[default]
     /// full when possible, else single with a warning that says why
     Auto,
     /// the caller as 0, then every subordinate range; an error when that cannot be done
@@ -36,8 +37,9 @@ impl MapMode {
 }
 
 /// `--subid-source`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum SubidSource {
+    #[default]
     /// getsubids when /etc/nsswitch.conf has a subid line, else the files
     Auto,
     /// /etc/subuid and /etc/subgid
@@ -47,8 +49,9 @@ pub enum SubidSource {
 }
 
 /// `--propagation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Propagation {
+    #[default]
     /// no mount events in either direction
     Private,
     /// receive mounts made on the host, send none back
@@ -66,8 +69,9 @@ pub enum FsArg {
 }
 
 /// `--overlay-driver`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum OverlayDriver {
+    #[default]
     /// native overlayfs, else fuse-overlayfs
     Auto,
     /// overlayfs in the user namespace
@@ -77,8 +81,9 @@ pub enum OverlayDriver {
 }
 
 /// `--port-driver`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum PortDriver {
+    #[default]
     /// become-root's own forwarder: splice(2) between a host socket and one made inside
     Builtin,
     /// the network helper's own forwarding (slirp4netns add_hostfwd, pasta -t/-u)
@@ -105,11 +110,27 @@ pub enum NetMode {
 /// `--notify-ready`: when a booted image counts as ready (a `--detach` caller waits for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum NotifyReady {
-    /// yes when the image's init is systemd, else no
     #[default]
+    /// yes when the image's init is systemd, else no
     Auto,
     /// when its init says READY=1 on NOTIFY_SOCKET (sd_notify(3)), waiting 90 s at most
     Yes,
     /// as soon as its init has started
     No,
+}
+
+/// `--mtu`: the network helper's MTU, 65520 unless given (slirp4netns's and pasta's most).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mtu(pub u32);
+
+impl Default for Mtu {
+    fn default() -> Mtu {
+        Mtu(65520)
+    }
+}
+
+impl std::fmt::Display for Mtu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }

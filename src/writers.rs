@@ -183,7 +183,7 @@ pub fn others_write(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{PrivateGroup, Shared, others_write};
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
                           alice:x:1000:1000::/home/alice:/bin/bash\n\

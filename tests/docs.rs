@@ -436,7 +436,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "125",
                 "become-root itself failed, bad usage included. It prints one line \
                  \"become-root: WHAT: WHY\" and, where a fix is known, a second line \
-                 \"hint: FIX\".",
+                 \"hint: FIX\". An option the mode does not take is bad usage, never ignored: \
+                 --check takes only --map, --map-users, --map-groups, --subid-source, --net, \
+                 --cidr, --ipv6 and --dns; --list only --json; --logs only --follow; --stop \
+                 only --stop-timeout; --join only --publish, --unpublish, --chdir, the \
+                 identity options (--uid, --gid, --cap-add, --cap-drop, --no-new-privs) and \
+                 COMMAND; --json, --follow and --unpublish only those modes; -q and -v every \
+                 mode.",
             ),
             Item(
                 "126",

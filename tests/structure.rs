@@ -340,3 +340,181 @@ fn an_executable_written_while_other_threads_fork_runs_at_once() {
         failed.len()
     );
 }
+
+/// The longest a function of src/ may be, in lines from `fn` to its closing brace.
+const MAX_FN_LINES: usize = 80;
+
+/// `text` with comments, string literals and character literals blanked out (newlines kept),
+/// so that only the code's own braces are left to count.
+fn code_only(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let blank = |out: &mut String, s: &str| {
+        out.extend(s.chars().map(|c| if c == '\n' { '\n' } else { ' ' }));
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &text[i..];
+        let ident_before = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let end = if rest.starts_with("//") {
+            rest.find('\n').unwrap_or(rest.len())
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            comment.find("*/").map_or(rest.len(), |e| e + 4)
+        } else if let Some(hashes) = (!ident_before).then(|| raw_string_hashes(rest)).flatten() {
+            let open = rest.find('"').unwrap() + 1;
+            let close = format!("\"{}", "#".repeat(hashes));
+            rest[open..]
+                .find(&close)
+                .map_or(rest.len(), |e| open + e + close.len())
+        } else if rest.starts_with('"') {
+            let mut j = 1;
+            while j < rest.len() && rest.as_bytes()[j] != b'"' {
+                j += if rest.as_bytes()[j] == b'\\' { 2 } else { 1 };
+            }
+            (j + 1).min(rest.len())
+        } else if let Some(escape) = rest.strip_prefix("'\\") {
+            escape.find('\'').map_or(rest.len(), |e| e + 3)
+        } else if rest.starts_with('\'') && rest.chars().nth(2) == Some('\'') {
+            rest.char_indices().nth(3).map_or(rest.len(), |(e, _)| e)
+        } else {
+            let c = rest.chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+            continue;
+        };
+        blank(&mut out, &rest[..end]);
+        i += end;
+    }
+    out
+}
+
+/// The number of `#` of a raw string literal that starts `s` (`r"`, `r#"`, `br"`...).
+fn raw_string_hashes(s: &str) -> Option<usize> {
+    let s = s.strip_prefix('b').unwrap_or(s).strip_prefix('r')?;
+    let hashes = s.len() - s.trim_start_matches('#').len();
+    s[hashes..].starts_with('"').then_some(hashes)
+}
+
+/// The name of the function a line of code declares, if it declares one.
+fn declared_fn(line: &str) -> Option<&str> {
+    let mut words = line.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        match word {
+            "fn" => {
+                let name = words.next()?;
+                return name.split(['(', '<']).next();
+            }
+            w if w == "pub" || w.starts_with("pub(") => {}
+            "const" | "async" | "unsafe" | "extern" | "\"C\"" => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Every function of `text` longer than [`MAX_FN_LINES`] without a comment line saying
+/// "long:" and why just above its `fn` (or above its attributes): `(line, name, length)`.
+fn long_functions(text: &str) -> Vec<(usize, String, usize)> {
+    let code = code_only(text);
+    let lines: Vec<&str> = code.lines().collect();
+    let raw: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let Some(name) = declared_fn(line) else {
+            continue;
+        };
+        // The body: from the first '{' after `fn` (a ';' first: a declaration without one)
+        // to the brace that closes it.
+        let mut depth = 0;
+        let mut end = None;
+        'lines: for (n, l) in lines.iter().enumerate().skip(at) {
+            let from = if n == at { l.find("fn ").unwrap() } else { 0 };
+            for c in l[from..].chars() {
+                match c {
+                    ';' if depth == 0 => break 'lines,
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(n);
+                            break 'lines;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let Some(end) = end else { continue };
+        let length = end - at + 1;
+        // The reason: a comment line just above `fn`, or above its attributes.
+        let above = raw[..at]
+            .iter()
+            .rev()
+            .find(|l| !l.trim_start().starts_with("#["));
+        let reason = above.is_some_and(|l| l.trim_start().starts_with("//") && l.contains("long:"));
+        if length > MAX_FN_LINES && !reason {
+            found.push((at + 1, name.to_string(), length));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_is_longer_than_80_lines_without_a_reason() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(TOP).join("src"), &mut files);
+    files.sort();
+    let mut long = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for (line, name, length) in long_functions(&text) {
+            let rel = file.strip_prefix(TOP).unwrap().display().to_string();
+            long.push(format!("{rel}:{line}: {name}: {length} lines"));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split into named steps, or say why on the line before `fn` (// long: REASON):\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_function_length_rule_counts_what_it_should() {
+    let body = |n: usize| "    let x = 1;\n".repeat(n);
+    for (text, long) in [
+        // 80 lines in all: the `fn` line, 78 of body, the closing brace.
+        (format!("fn short() {{\n{}}}\n", body(78)), vec![]),
+        (
+            format!("pub(crate) fn long() {{\n{}}}\n", body(79)),
+            vec![(1, "long".to_string(), 81)],
+        ),
+        (
+            format!("// long: a table\nfn table() {{\n{}}}\n", body(90)),
+            vec![],
+        ),
+        (
+            format!("// long: a table\n#[test]\nfn table() {{\n{}}}\n", body(90)),
+            vec![],
+        ),
+        // A reason further up is not this function's.
+        (
+            format!(
+                "// long: a table\nlet x = 1;\nfn table() {{\n{}}}\n",
+                body(90)
+            ),
+            vec![(3, "table".to_string(), 92)],
+        ),
+        // Braces in strings, characters and comments do not close the body.
+        (
+            format!(
+                "fn tricky<T>() {{\n let a = \"}}\"; let b = '}}'; // }}\n let c = r#\"}}\"#;\n{}}}\n",
+                body(80)
+            ),
+            vec![(1, "tricky".to_string(), 84)],
+        ),
+        ("trait T { fn declared(&self); }\n".to_string(), vec![]),
+    ] {
+        assert_eq!(long_functions(&text), long, "{text}");
+    }
+}

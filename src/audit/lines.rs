@@ -6,11 +6,10 @@
 
 use std::borrow::Cow;
 
-use crate::subid::{self, LineError};
-
 use super::owners::grant;
 use super::render::{show_bytes, show_owner};
 use super::{FileCheck, Finding, ID_LIMIT, Kind, Span};
+use crate::subid::{self, LineError};
 
 /// "123": digits only, no sign, no spaces; any number of leading zeros, as `str::parse` and
 /// `subid`'s padded-uid check read them. At most 19 digits after those, so the value fits.
@@ -184,55 +183,11 @@ pub(super) fn check_line<'a>(
 
     let comment = line.starts_with(b"#");
     if spliced {
-        let what = match read {
-            Some(_) => "reads",
-            None => "reads, and ignores,",
-        };
-        push(
-            Kind::NulByte,
-            format!(
-                "{}; so it {what} this line as '{}'",
-                LineError::NulByte,
-                show_bytes(line)
-            ),
-        );
+        spliced_line(line, read.is_some(), &mut push);
     } else if comment {
-        let what = match read {
-            Some(_) => format!(
-                "newuidmap has no comments: it reads this as a range of an owner named '{}', \
-                 who is no one",
-                show_owner(&owner)
-            ),
-            None => "newuidmap has no comments: it ignores this line as malformed".into(),
-        };
-        push(Kind::Comment, what);
-    } else {
-        match &parsed {
-            Ok(_) => {}
-            Err(e @ LineError::FieldCount(_)) if e.newuidmap_parses() => {
-                push(
-                    Kind::ExtraFields,
-                    format!("{e}; newuidmap reads the first three and ignores the rest"),
-                );
-                let prefix = &line[..third_colon(line).unwrap_or(line.len())];
-                if let Err(e) = subid::parse_line(prefix) {
-                    range_problem(&e, &mut push);
-                }
-            }
-            Err(e) if e.newuidmap_parses() => range_problem(e, &mut push),
-            // These two say already that newuidmap skips the line.
-            Err(e @ (LineError::Nis | LineError::TooLong(_))) => push(
-                Kind::Ignored,
-                format!("{e}; useradd skips it too, and may hand its ids out again"),
-            ),
-            Err(e) => push(
-                Kind::Ignored,
-                format!(
-                    "{e}; newuidmap ignores this line, and useradd, which skips it too, may \
-                     hand its ids out again"
-                ),
-            ),
-        }
+        comment_line(&owner, read.is_some(), &mut push);
+    } else if let Err(e) = &parsed {
+        malformed_line(line, e, &mut push);
     }
 
     let Some((start, count)) = read else {
@@ -243,6 +198,64 @@ pub(super) fn check_line<'a>(
     }
     if !comment {
         grant(state, number, owner, start, count);
+    }
+}
+
+/// A line with a NUL byte, which newuidmap reads only up to it.
+fn spliced_line(line: &[u8], read: bool, push: &mut impl FnMut(Kind, String)) {
+    let what = match read {
+        true => "reads",
+        false => "reads, and ignores,",
+    };
+    push(
+        Kind::NulByte,
+        format!(
+            "{}; so it {what} this line as '{}'",
+            LineError::NulByte,
+            show_bytes(line)
+        ),
+    );
+}
+
+/// A line that starts with '#', which newuidmap does not take for a comment.
+fn comment_line(owner: &[u8], read: bool, push: &mut impl FnMut(Kind, String)) {
+    let what = match read {
+        true => format!(
+            "newuidmap has no comments: it reads this as a range of an owner named '{}', \
+             who is no one",
+            show_owner(owner)
+        ),
+        false => "newuidmap has no comments: it ignores this line as malformed".into(),
+    };
+    push(Kind::Comment, what);
+}
+
+/// A line subid's parser refuses (`e`): what newuidmap and useradd make of it.
+fn malformed_line(line: &[u8], e: &LineError, push: &mut impl FnMut(Kind, String)) {
+    match e {
+        LineError::FieldCount(_) if e.newuidmap_parses() => {
+            push(
+                Kind::ExtraFields,
+                format!("{e}; newuidmap reads the first three and ignores the rest"),
+            );
+            let prefix = &line[..third_colon(line).unwrap_or(line.len())];
+            if let Err(e) = subid::parse_line(prefix) {
+                range_problem(&e, push);
+            }
+        }
+        e if e.newuidmap_parses() => range_problem(e, push),
+        // These two say already that newuidmap skips the line.
+        LineError::Nis | LineError::TooLong(_) => push(
+            Kind::Ignored,
+            format!("{e}; useradd skips it too, and may hand its ids out again"),
+        ),
+        e => push(
+            Kind::Ignored,
+            format!(
+                "{e}; newuidmap ignores this line, and useradd, which skips it too, may hand \
+                 its ids out again"
+            ),
+        ),
     }
 }
 
@@ -298,7 +311,8 @@ fn check_numbers(line: &[u8], push: &mut impl FnMut(Kind, String)) {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{Row, check_rows};
-    use super::*;
+    use super::for_each_line;
+    use crate::subid;
 
     #[test]
     fn line_table() {

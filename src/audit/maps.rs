@@ -17,12 +17,11 @@
 //! are not counted (see `Owners::count`).
 #![forbid(unsafe_code)]
 
-use crate::idmap::{IdMap, MapError};
-
 use super::accounts::{Accounts, FastMap};
 use super::overlaps::Granted;
 use super::owners::{OwnerKey, Owners};
 use super::{Finding, ID_LIMIT, Kind, Span, Which};
+use crate::idmap::{IdMap, MapError};
 
 /// The longest line of a map, `4294967294 4294967294 4294967294\n`, and the longest first line,
 /// `0 4294967294 1\n`.
@@ -185,7 +184,8 @@ pub(super) fn check_maps<'a>(
 #[cfg(test)]
 mod tests {
     use super::super::tests::{PASSWD, kinds_with};
-    use super::*;
+    use super::{ID_LIMIT, LONGEST_EXTENT, LONGEST_OWN, Layout, MAY_NOT_FIT};
+    use crate::idmap::{IdMap, MapError};
     use crate::subid::SubRange;
 
     /// The layout is `IdMap::full`'s: for ranges that neither overlap nor contain the owner's

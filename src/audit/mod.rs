@@ -321,7 +321,7 @@ fn check_file<'a>(
 /// Fixtures shared by the unit tables of every part of `audit`.
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Accounts, check};
 
     pub(super) const PASSWD: &[u8] = b"root:x:0:0::/root:/bin/sh\n\
         daemon:x:1:1::/:/usr/sbin/nologin\n\

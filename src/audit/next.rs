@@ -133,7 +133,7 @@ pub fn next_range(
 #[cfg(test)]
 mod tests {
     use super::super::tests::{GROUP, PASSWD, STOCK};
-    use super::*;
+    use super::{Accounts, next_range};
 
     #[test]
     fn next_range_table() {

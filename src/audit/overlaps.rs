@@ -151,7 +151,7 @@ fn gallop<T>(list: &[T], from: usize, below: impl Fn(&T) -> bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{Row, check_rows, kinds};
-    use super::*;
+    use super::gallop;
 
     #[test]
     fn overlap_table() {

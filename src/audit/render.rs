@@ -2,11 +2,11 @@
 //! finding, or one JSON object for all of them; and the escaping of file bytes for both.
 #![forbid(unsafe_code)]
 
-use crate::json::json_string;
 use std::borrow::Cow;
 use std::io;
 
 use super::{Finding, Kind, LOW_LIMIT, Span, Which};
+use crate::json::json_string;
 
 /// Text for messages: as is when it is printable UTF-8, else with escapes.
 pub fn show_bytes(bytes: &[u8]) -> Cow<'_, str> {
@@ -221,7 +221,7 @@ fn json_text(bytes: &[u8]) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::json::json_string;
 
     #[test]
     fn json_string_escapes() {

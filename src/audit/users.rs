@@ -2,13 +2,12 @@
 //! rules of `find_range`) and the allocated ranges containing an id (`subid scan`).
 #![forbid(unsafe_code)]
 
-use crate::subid::{self, LineError};
-
 use super::accounts::Accounts;
 use super::lines::{decimal, for_each_line};
 use super::next::Allocated;
 use super::owners::{is_padded_uid, second_grantee};
 use super::render::show_bytes;
+use crate::subid::{self, LineError};
 
 /// One range of a user, for `subid show`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +122,7 @@ fn also_granted(accounts: &Accounts, owner: &[u8], uid: Option<u32>) -> Option<S
 pub struct RangeIndex<'a> {
     /// Sorted by start.
     ranges: Vec<Allocated<'a>>,
-    /// reach[i]: the largest end among ranges[..=i].
+    /// `reach[i]`: the largest end among `ranges[..=i]`.
     reach: Vec<u64>,
 }
 
@@ -166,7 +165,8 @@ impl<'a> RangeIndex<'a> {
 #[cfg(test)]
 mod tests {
     use super::super::next::allocated;
-    use super::*;
+    use super::{Accounts, RangeIndex, for_each_line, user_ranges};
+    use crate::subid;
 
     #[test]
     fn user_ranges_by_name_uid_and_alias() {

@@ -9,7 +9,7 @@
 //!
 //! The janitor's bounds: it waits for become-root's end, then for the leaf to empty, asleep
 //! in poll(2) on cgroup.events, for as long as a process of the run is left (that costs no
-//! CPU); then it removes the tree within [`tree::LIMIT`], and ends. What it could not remove
+//! CPU); then it removes the tree within [`tree::LIMIT`](super::tree::LIMIT), and ends. What it could not remove
 //! (a cgroup made unreadable inside by a subordinate id, a tree it could not remove in time)
 //! it reports with the function it was given, one line (become-root's state directory,
 //! `janitor.log`: nothing else of the caller's is there once become-root has returned), and

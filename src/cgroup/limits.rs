@@ -2,16 +2,28 @@
 
 use crate::error::Error;
 
-/// The limits asked for, with podman's spellings, as the values cgroup v2 takes.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The limits asked for, with podman's spellings, as the values cgroup v2 takes (bytes;
+/// u64::MAX for no limit; CPUs' worth of time per period): the options' one definition,
+/// which the command line flattens.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
 pub struct Limits {
-    /// --memory, in bytes.
+    /// Memory limit (memory.max): bytes, or with a unit b, k, m, g (64M, 1.5g), as podman.
+    /// Implies --cgroup; a COMMAND the limit kills ends with status 137
+    #[arg(long, value_name = "SIZE", value_parser = crate::cgroup::parse_size, help_heading = "Cgroups and system images")]
     pub memory: Option<u64>,
-    /// --memory-swap: memory and swap together, in bytes (u64::MAX: no limit), as podman.
+
+    /// Memory and swap together (podman's meaning; -1: no limit on swap). Needs --memory;
+    /// without it swap is limited to as much as --memory
+    #[arg(long, value_name = "SIZE", value_parser = crate::cgroup::parse_memory_swap, allow_hyphen_values = true, help_heading = "Cgroups and system images")]
     pub memory_swap: Option<u64>,
-    /// --cpus: CPUs' worth of time per period.
+
+    /// CPU time limit in CPUs, fractions allowed (cpu.max; 0.5 is half of one CPU). Implies
+    /// --cgroup
+    #[arg(long, value_name = "N", value_parser = crate::cgroup::parse_cpus, help_heading = "Cgroups and system images")]
     pub cpus: Option<f64>,
-    /// --pids-limit (u64::MAX: no limit).
+
+    /// Most tasks (processes and threads) at once (pids.max; -1: no limit). Implies --cgroup
+    #[arg(long = "pids-limit", id = "pids_limit", value_name = "N", value_parser = crate::cgroup::parse_pids, allow_hyphen_values = true, help_heading = "Cgroups and system images")]
     pub pids: Option<u64>,
 }
 
@@ -205,7 +217,8 @@ pub fn parse_pids(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use super::{Limits, parse_cpus, parse_memory_swap, parse_pids, parse_size, size_text};
 
     #[test]
     fn sizes_as_podman_reads_them() {

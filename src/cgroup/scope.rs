@@ -36,6 +36,27 @@ pub(super) fn make(
         janitor: Some((keeper, pipe)),
         leaf: None,
     };
+    let interrupts = Interrupts::watch();
+    ask_for_scope(busctl, &unit, &[child, keeper], limits, &interrupts)?;
+    let scope = wait_for_scope(&unit, child, keeper, &interrupts)?;
+    make_leaves(&scope, keeper, child)?;
+    own.path = scope.join("payload");
+    enable_controllers(&scope, limits)?;
+    // The limits on the payload too, as on a leaf: COMMAND sees them at /sys/fs/cgroup
+    // (memory.max, cpu.stat's throttling), as a container sees its own.
+    write_limits(&own.path, limits)?;
+    Ok(own)
+}
+
+/// Ask the user manager for scope `unit` holding `pids`, delegated, with the limits; a
+/// systemd that does not know OOMPolicy for a scope (before 253) is asked again without it.
+fn ask_for_scope(
+    busctl: &Path,
+    unit: &str,
+    pids: &[Pid],
+    limits: &Limits,
+    interrupts: &Interrupts,
+) -> Result<(), Error> {
     let mut props: Vec<(&str, &str, String)> = vec![
         ("Description", "s", "become-root --cgroup".into()),
         ("Delegate", "b", "true".into()),
@@ -46,34 +67,41 @@ pub(super) fn make(
         ("OOMPolicy", "s", "continue".into()),
     ];
     props.extend(limits.properties());
-    let interrupts = Interrupts::watch();
     let ask = |props: &[(&str, &str, String)]| {
-        start_transient_unit(busctl, &unit, &[child, keeper], props, &interrupts)
+        start_transient_unit(busctl, unit, pids, props, interrupts)
     };
     let mut asked = ask(&props);
     if matches!(&asked, Err(BusError::Failed(said)) if said.contains("OOMPolicy")) {
         props.retain(|(name, _, _)| *name != "OOMPolicy");
         asked = ask(&props);
     }
-    asked.map_err(|e| match e {
+    asked.map(drop).map_err(|e| match e {
         BusError::Interrupted(sig) => Error::interrupted(sig as i32),
         e => Error::new(
             "--cgroup: asking your systemd user manager for a scope",
             e.to_string(),
         )
         .with_hint("systemctl --user status shows whether the user manager runs"),
-    })?;
-    // The job runs asynchronously: the scope exists once both processes are in it.
+    })
+}
+
+/// The scope's directory, once both processes are in it: the job runs asynchronously.
+fn wait_for_scope(
+    unit: &str,
+    child: Pid,
+    keeper: Pid,
+    interrupts: &Interrupts,
+) -> Result<PathBuf, Error> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let in_scope = |pid: Pid| cgroup_of(Some(pid)).filter(|p| p.ends_with(&unit));
-    let scope = loop {
+    let in_scope = |pid: Pid| cgroup_of(Some(pid)).filter(|p| p.ends_with(unit));
+    loop {
         if let (Some(path), Some(_)) = (in_scope(child), in_scope(keeper)) {
-            break directory_of(&path).ok_or_else(|| {
+            return directory_of(&path).ok_or_else(|| {
                 Error::new(
                     "--cgroup",
                     format!("the scope {} is not visible here", path.display()),
                 )
-            })?;
+            });
         }
         if Instant::now() > deadline {
             return Err(Error::new(
@@ -85,17 +113,32 @@ pub(super) fn make(
         if let Err(BusError::Interrupted(sig)) = interrupts.pause(Duration::from_millis(2)) {
             return Err(Error::interrupted(sig as i32));
         }
-    };
-    let fail = |what: String| move |e: std::io::Error| Error::sys(what, sys::io_errno(&e));
+    }
+}
+
+/// The delegated subtree as the no-internal-processes rule wants it: the keeper in
+/// SCOPE/keeper, the namespace process in SCOPE/payload.
+fn make_leaves(scope: &Path, keeper: Pid, child: Pid) -> Result<(), Error> {
     for (leaf, pid) in [("keeper", keeper), ("payload", child)] {
         let dir = scope.join(leaf);
-        std::fs::create_dir(&dir).map_err(fail(format!("making {}", dir.display())))?;
+        std::fs::create_dir(&dir).map_err(io_fail(format!("making {}", dir.display())))?;
         let procs = dir.join("cgroup.procs");
-        write_file(&procs, &pid.to_string())
-            .map_err(fail(format!("moving process {pid} to {}", procs.display())))?;
+        write_file(&procs, &pid.to_string()).map_err(io_fail(format!(
+            "moving process {pid} to {}",
+            procs.display()
+        )))?;
     }
-    own.path = scope.join("payload");
-    // Every controller the scope has, for COMMAND's own use too (podman, systemd inside).
+    Ok(())
+}
+
+fn io_fail(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::sys(what, sys::io_errno(&e))
+}
+
+/// Every controller the scope has, enabled for its leaves (for COMMAND's own use too:
+/// podman, systemd inside); a limit whose controller the scope lacks is an error.
+fn enable_controllers(scope: &Path, limits: &Limits) -> Result<(), Error> {
+    let fail = io_fail;
     let offered = words(&scope.join("cgroup.controllers"));
     let enable: Vec<String> = offered.iter().map(|c| format!("+{c}")).collect();
     let control = scope.join("cgroup.subtree_control");
@@ -111,12 +154,9 @@ pub(super) fn make(
         .filter(|c| !offered.iter().any(|o| o == c))
         .collect();
     if !missing.is_empty() {
-        return Err(missing_controllers_error(&scope, &missing, limits));
+        return Err(missing_controllers_error(scope, &missing, limits));
     }
-    // The limits on the payload too, as on a leaf: COMMAND sees them at /sys/fs/cgroup
-    // (memory.max, cpu.stat's throttling), as a container sees its own.
-    write_limits(&own.path, limits)?;
-    Ok(own)
+    Ok(())
 }
 
 /// busctl's StartTransientUnit of `unit` (mode "fail": an existing unit of the name is an

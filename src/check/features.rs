@@ -1,6 +1,9 @@
 //! `--check`: the optional features: the helper programs and the devices they need.
 
-use super::*;
+use nix::errno::Errno;
+
+use super::Item;
+use crate::net::{self, NetError};
 use crate::programs::Program;
 
 /// A helper program: where it is (named by its variable, else on PATH), or why not.
@@ -54,9 +57,25 @@ pub(super) fn tun_item(result: Result<(), NetError>) -> Item {
     }
 }
 
+/// Whether --net=bypass can work: seccomp user notification with ADDFD, probed.
+pub(super) fn bypass_item() -> Item {
+    match net::bypass::available() {
+        Ok(()) => Item::ok(
+            "--net=bypass",
+            "seccomp user notification with SECCOMP_IOCTL_NOTIF_ADDFD: outbound sockets can \
+             become the host's",
+        ),
+        Err(e) => Item::warn("--net=bypass", e.to_string(), e.hint()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use nix::errno::Errno;
+
+    use super::{device_item, program_item};
+    use crate::check::{FUSE, Level};
+    use crate::programs::Program;
 
     #[test]
     fn devices_and_programs() {

@@ -1,6 +1,6 @@
 //! `--check`: the kernel's version, and each newer facility probed (kernel.rs).
 
-use super::*;
+use super::Item;
 
 /// The kernel's version against the oldest supported, then each newer facility become-root
 /// uses, probed (overlayfs in a user namespace has its own line, from the namespace probe).

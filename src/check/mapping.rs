@@ -1,7 +1,21 @@
 //! `--check`: newuidmap and newgidmap, no_new_privs, the subordinate ranges, and the full mapping
 //! tried in a throwaway namespace, exactly as a run would.
 
-use super::*;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sched::{CloneFlags, unshare};
+
+use super::{Asked, Item, reap};
+use crate::idmap::IdMap;
+use crate::options::{MapMode, SubidSource};
+use crate::subid::{self, SubRange};
+use crate::sys::{self, Forked};
+use crate::userns::{self, Caller, Mapping, Planned, UsernsError, Writer};
 
 /// newuidmap and newgidmap: present, privileged, not on a nosuid mount.
 pub(super) fn helper_items(caller: &Caller) -> Vec<Item> {
@@ -238,35 +252,7 @@ pub(super) fn mapping_item(cli: &Asked, caller: &Caller, userns_ok: bool) -> Ite
         );
     }
     match try_mapping(&mapping) {
-        Ok(()) => {
-            let by = match mapping.writer {
-                Writer::Helpers { .. } => "by newuidmap and newgidmap",
-                Writer::SelfMap => "by become-root itself (only your own ids)",
-                Writer::Privileged => "directly, as root",
-            };
-            let (uid, gid) = mapping.command_ids(caller);
-            let show = |id: Option<u32>| id.map_or("unmapped".to_string(), |id| id.to_string());
-            let runs_as = if (uid, gid) == (Some(0), Some(0)) {
-                String::new()
-            } else {
-                format!(
-                    "; COMMAND runs as uid {} and gid {} inside",
-                    show(uid),
-                    show(gid)
-                )
-            };
-            Item::ok(
-                WHAT,
-                format!(
-                    "{} uids and {} gids mapped in a test namespace, {by} ({asked}: uid map {}; \
-                     gid map {}){runs_as}",
-                    mapping.uid.len(),
-                    mapping.gid.len(),
-                    extents_text(&mapping.uid),
-                    extents_text(&mapping.gid),
-                ),
-            )
-        }
+        Ok(()) => Item::ok(WHAT, mapped_text(&mapping, caller, &asked)),
         Err(e) => {
             let mut hint = e.hint();
             if userns::apparmor_restricts() {
@@ -275,6 +261,34 @@ pub(super) fn mapping_item(cli: &Asked, caller: &Caller, userns_ok: bool) -> Ite
             Item::fail(WHAT, e.to_string(), hint)
         }
     }
+}
+
+/// What a mapping that worked maps, who wrote it, and who COMMAND runs as.
+fn mapped_text(mapping: &Mapping, caller: &Caller, asked: &str) -> String {
+    let by = match mapping.writer {
+        Writer::Helpers { .. } => "by newuidmap and newgidmap",
+        Writer::SelfMap => "by become-root itself (only your own ids)",
+        Writer::Privileged => "directly, as root",
+    };
+    let (uid, gid) = mapping.command_ids(caller);
+    let show = |id: Option<u32>| id.map_or("unmapped".to_string(), |id| id.to_string());
+    let runs_as = if (uid, gid) == (Some(0), Some(0)) {
+        String::new()
+    } else {
+        format!(
+            "; COMMAND runs as uid {} and gid {} inside",
+            show(uid),
+            show(gid)
+        )
+    };
+    format!(
+        "{} uids and {} gids mapped in a test namespace, {by} ({asked}: uid map {}; gid map \
+         {}){runs_as}",
+        mapping.uid.len(),
+        mapping.gid.len(),
+        extents_text(&mapping.uid),
+        extents_text(&mapping.gid),
+    )
 }
 
 /// The options that ask for the mapping, as given: `--map=keep-id`, `--map-users=...`.
@@ -380,7 +394,9 @@ pub(super) fn mapping_child(stream: OwnedFd) -> ! {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Found, consistency_item, subid_item};
+    use crate::check::Level;
+    use crate::subid::SubRange;
 
     #[test]
     fn subid_lines() {

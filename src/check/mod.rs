@@ -15,31 +15,20 @@
 //! `--map=auto` falls back to the single mapping.
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::io::Write;
 
-use nix::errno::Errno;
-use nix::mount::{MsFlags, mount};
-use nix::sched::{CloneFlags, unshare};
-use nix::sys::wait::waitpid;
-use nix::unistd::{AccessFlags, Pid, access, getpid};
+use nix::unistd::{AccessFlags, access};
 
-use crate::idmap::IdMap;
-use crate::net::{self, Driver, NetError};
+use crate::net::{self, Driver};
 use crate::options::{MapMode, SubidSource};
-use crate::subid::{self, SubRange};
-use crate::sys::{self, Forked};
-use crate::userns::{self, Caller, Mapping, Planned, UsernsError, Writer};
+use crate::userns;
 
 mod features;
 mod kernel;
 mod mapping;
 mod probe;
 
-use features::{device_item, program_item, tun_item};
+use features::{bypass_item, device_item, program_item, tun_item};
 use kernel::kernel_items;
 use mapping::{helper_items, mapping_item, modes_item, no_new_privs_item, subid_items};
 use probe::{NamespaceProbe, overlay_item, reap, userns_item};
@@ -249,14 +238,7 @@ pub fn report(cli: Asked) -> Report {
         "--net=pasta needs it, and --net=auto prefers it",
     ));
     items.push(tun_item(net::check_tun()));
-    items.push(match net::bypass::available() {
-        Ok(()) => Item::ok(
-            "--net=bypass",
-            "seccomp user notification with SECCOMP_IOCTL_NOTIF_ADDFD: outbound sockets can \
-             become the host's",
-        ),
-        Err(e) => Item::warn("--net=bypass", e.to_string(), e.hint()),
-    });
+    items.push(bypass_item());
     if let Some((mode, addressing)) = &cli.network {
         items.push(network_item(*mode, addressing));
     }
@@ -298,7 +280,8 @@ fn leftover_item() -> Option<Item> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use super::Item;
 
     #[test]
     fn lines_show_level_what_found_and_fix_unless_ok() {

@@ -2,7 +2,21 @@
 //! in it and mounts overlayfs on a scratch tmpfs of a private mount namespace; and the lines
 //! that its report decides.
 
-use super::*;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::wait::waitpid;
+use nix::unistd::{Pid, getpid};
+
+use super::Item;
+use crate::idmap::IdMap;
+use crate::sys::{self, Forked};
+use crate::userns::{self, Caller, Mapping, Planned, UsernsError, Writer};
 
 /// The steps of the namespace probe, in order. The first that fails ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,7 +295,9 @@ pub(super) fn overlay_item(probed: &Probed) -> Item {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use nix::errno::Errno;
+
+    use super::{Probed, STEPS, decode, encode};
 
     #[test]
     fn probe_reports_survive_the_wire() {

@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 
-use crate::options::{MapMode, OverlayDriver, PortDriver, Propagation, SubidSource};
+use crate::options::MapMode;
 
 /// The plain form `become-root [--map=MODE] [--] [COMMAND [ARG]...]`, with no other option: a
 /// new run with every other default, parsed without clap. That is the most common command line
@@ -26,43 +26,8 @@ pub fn plain_run(args: &[OsString]) -> Option<crate::launch::Request> {
     let command = command_words(rest)?;
     Some(crate::launch::Request {
         map,
-        map_users: Vec::new(),
-        map_groups: Vec::new(),
-        subid_source: SubidSource::Auto,
-        mount: false,
-        propagation: Propagation::Private,
-        net: None,
-        publish: Vec::new(),
-        port_driver: PortDriver::Builtin,
-        allow_host_loopback: false,
-        mtu: 65520,
-        keep_clients: true,
-        cidr: None,
-        ipv6: false,
-        dns: Vec::new(),
-        filesystem: Vec::new(),
-        overlay_driver: OverlayDriver::Auto,
-        rootfs: None,
-        sysfs: false,
-        chdir: None,
-        identity: crate::identity::Asked::default(),
-        drop_groups: false,
-        info_fd: None,
-        verbose: false,
-        quiet: false,
-        pid: false,
-        as_pid_1: false,
-        boot: false,
-        stop_timeout: None,
-        notify_ready: Default::default(),
-        uts: false,
-        ipc: false,
-        cgroup: false,
-        limits: Default::default(),
-        all: false,
-        name: None,
-        detach: false,
         command,
+        ..Default::default()
     })
 }
 
@@ -96,7 +61,9 @@ fn command_words(rest: &[OsString]) -> Option<Vec<OsString>> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::ffi::OsString;
+
+    use super::{plain_join, plain_run};
     use crate::cli::{Action, Cli};
 
     #[test]
@@ -141,6 +108,22 @@ mod tests {
     }
 
     #[test]
+    fn a_request_by_default_is_clap_reading_no_option() {
+        // The defaults are defined once, by the options' types: clap takes them from there
+        // (default_value_t), and so does the fast path (Request::default()).
+        let Action::Run(slow) = Cli::parse_args(vec!["become-root".into()])
+            .unwrap()
+            .into_action()
+        else {
+            panic!("clap reads no run");
+        };
+        assert_eq!(
+            format!("{:?}", crate::launch::Request::default()),
+            format!("{slow:?}")
+        );
+    }
+
+    #[test]
     fn plain_join_agrees_with_clap() {
         let table: &[(&[&str], bool)] = &[
             (&["--join=build"], true),
@@ -170,7 +153,7 @@ mod tests {
             if let Some((spec, command)) = fast {
                 let cli = Cli::parse_args(args.clone()).expect("clap accepts it too");
                 assert_eq!(cli.join.as_deref(), Some(spec.as_str()), "{words:?}");
-                assert_eq!(cli.command, command, "{words:?}");
+                assert_eq!(cli.run.command, command, "{words:?}");
                 // Nothing else was given: every other option has its default.
                 let default = Cli::parse_args(vec!["become-root".into()]).unwrap();
                 assert_eq!(
@@ -178,7 +161,10 @@ mod tests {
                         "{:?}",
                         Cli {
                             join: None,
-                            command: Vec::new(),
+                            run: crate::launch::Request {
+                                command: Vec::new(),
+                                ..cli.run
+                            },
                             ..cli
                         }
                     ),

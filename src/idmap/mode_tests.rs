@@ -1,6 +1,6 @@
 //! Table tests of the `--map` modes and of explicit entries (`modes`): one row per rule.
 
-use super::*;
+use super::{Entry, Explicit, Grants, IdMap, MapError, Side};
 use crate::subid::SubRange;
 
 fn sub(start: u32, count: u32) -> SubRange {
@@ -31,6 +31,7 @@ fn check(rows: Vec<Row>, make: fn(u32, &[SubRange]) -> Result<IdMap, MapError>) 
     }
 }
 
+// long: a table of (input, expected) rows, one per rule
 #[test]
 fn keep_id_table() {
     let rows: Vec<Row> = vec![
@@ -194,6 +195,7 @@ fn entry(inner: u32, outer: u32, count: u32) -> Entry {
     }
 }
 
+// long: a table of (input, expected) rows, one per rule
 #[test]
 fn explicit_table() {
     let ranges = [sub(100000, 65536)];

@@ -1,6 +1,6 @@
 //! Table tests of `idmap`: one row per rule.
 
-use super::*;
+use super::{IdMap, IdRange, MapError, Side};
 use crate::subid::SubRange;
 
 fn sub(start: u32, count: u32) -> SubRange {
@@ -11,6 +11,7 @@ fn text(map: &IdMap) -> String {
     map.proc_format()
 }
 
+// long: a table of (input, expected) rows, one per rule
 #[test]
 fn full_table() {
     // (rule, caller, subordinate ranges, expected proc_format)

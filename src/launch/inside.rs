@@ -458,13 +458,8 @@ pub(super) fn namespace_child(
     // again. Before the socket provider is forked: a provider that held become-root's host
     // ports until it ran its own close would keep them bound after become-root returned
     // (seen under load: the next run's -p of the same port failed).
-    let mut keep = vec![ending.as_raw_fd()];
-    keep.extend(provider.as_ref().map(|c| c.as_raw_fd()));
-    keep.extend(bypass.as_ref().map(|c| c.as_raw_fd()));
-    if let Some(session) = session {
-        keep.extend(session.fds_inside());
-    }
-    sys::close_own_fds_except(&keep);
+    let channels = [provider.as_ref(), bypass.as_ref()];
+    close_all_but(&ending, channels.into_iter().flatten(), session);
     if let Some(channel) = provider {
         net::forward::spawn_provider(channel, plan.pid_namespace(), plan.keep_clients)?;
     }
@@ -481,28 +476,58 @@ pub(super) fn namespace_child(
         net::bypass::install_inside(channel)?;
     }
     if !plan.has_init() {
-        // Without a console (no terminal, or none given to a pid 1): as it was given, leading
-        // the terminal's foreground.
-        if let (true, Some(terminal)) = (plan.as_pid_1, terminal) {
-            terminal.lead_inside();
-        }
-        // The fuse-overlayfs processes this process started for COMMAND (without a new root:
-        // with one, become-root's fuse helper did), for become-root to wait for at the end
-        // (their pids are its pids only without a pid namespace; with one, the kernel ends
-        // them before pid 1's end is reported, zap_pid_ns_processes).
-        if !plan.pid_namespace() {
-            let helpers = crate::mounts::fuse_started_here();
-            for &pid in &helpers {
-                let _ = (&ending).write_all(&process::Ending::Helper(pid).encode());
-            }
-            // COMMAND may not be allowed to signal them (warden.rs).
-            super::warden::start(&helpers, &ending);
-        }
-        return Err(run_command(plan, Some(&ending)));
+        return Err(command_in_place(plan, terminal, &ending));
     }
     if let Some(terminal) = terminal {
         terminal.lead_inside();
     }
+    init_with_command(plan, ending)
+}
+
+/// Close every descriptor but the pipe to become-root (`ending`), the channel to the socket
+/// provider and to become-root for --net=bypass, and the session's own.
+fn close_all_but<'a>(
+    ending: &std::fs::File,
+    channels: impl Iterator<Item = &'a std::os::fd::OwnedFd>,
+    session: Option<&crate::session::Session>,
+) {
+    let mut keep = vec![ending.as_raw_fd()];
+    keep.extend(channels.map(|c| c.as_raw_fd()));
+    if let Some(session) = session {
+        keep.extend(session.fds_inside());
+    }
+    sys::close_own_fds_except(&keep);
+}
+
+/// Without an init of become-root's: COMMAND replaces this process (the error if it could
+/// not).
+fn command_in_place(
+    plan: &Plan,
+    terminal: Option<process::Terminal>,
+    ending: &std::fs::File,
+) -> Error {
+    // Without a console (no terminal, or none given to a pid 1): as it was given, leading
+    // the terminal's foreground.
+    if let (true, Some(terminal)) = (plan.as_pid_1, terminal) {
+        terminal.lead_inside();
+    }
+    // The fuse-overlayfs processes this process started for COMMAND (without a new root:
+    // with one, become-root's fuse helper did), for become-root to wait for at the end
+    // (their pids are its pids only without a pid namespace; with one, the kernel ends
+    // them before pid 1's end is reported, zap_pid_ns_processes).
+    if !plan.pid_namespace() {
+        let helpers = crate::mounts::fuse_started_here();
+        for &pid in &helpers {
+            let _ = (&*ending).write_all(&process::Ending::Helper(pid).encode());
+        }
+        // COMMAND may not be allowed to signal them (warden.rs).
+        super::warden::start(&helpers, ending);
+    }
+    run_command(plan, Some(ending))
+}
+
+/// In a new pid namespace: this process is its init, and COMMAND its child.
+fn init_with_command(plan: &Plan, ending: std::fs::File) -> Result<(), Error> {
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
             drop(ending);

@@ -216,6 +216,9 @@ impl<'p> Run<'p> {
                 ))
             }
             Forked::Parent(child) => {
+                if let Some(session) = &self.session {
+                    session.cloned();
+                }
                 self.child = Some(child);
                 self.go = Some(go_w);
                 self.ending = Some(ending_r);
@@ -255,7 +258,7 @@ impl<'p> Run<'p> {
     }
 
     /// --cgroup: make the run's cgroup, with its limits, and move the namespace process into
-    /// it while it waits to go (cgroup.rs); then let it make its cgroup namespace, rooted
+    /// it while it waits to go (the cgroup module); then let it make its cgroup namespace, rooted
     /// there, and wait until it has: what --info-fd and the session's record read of it
     /// afterwards is that namespace, not the caller's (D14). Its janitor reports what it
     /// cannot remove to the state directory (it runs after become-root has returned).
@@ -352,20 +355,6 @@ impl<'p> Run<'p> {
         let mut go = self.go.take().expect("released once");
         go.write_all(&word)
             .map_err(|e| Error::sys("starting the namespace process", sys::io_errno(&e)))
-    }
-
-    /// --net=bypass: the namespace process sends its seccomp listener just before COMMAND
-    /// runs; a namespace process that ended first failed, and its status says so.
-    fn take_bypass(&mut self) -> Result<(), Error> {
-        if let (Some(channel), Some(net)) = (self.bypass_channel.take(), &self.plan.connected) {
-            let policy = net::bypass::Policy {
-                cidr: net.addressing.cidr.unwrap_or(net::addressing::DEFAULT_CIDR),
-                ipv6: net.addressing.ipv6,
-                allow_host_loopback: net.allow_host_loopback,
-            };
-            self.bypass = net::bypass::receive(channel, self.child(), policy)?;
-        }
-        Ok(())
     }
 
     /// become-root's own forwarder takes the host ports (the provider inside answers once the

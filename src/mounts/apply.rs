@@ -1,10 +1,18 @@
 //! Carrying out the mount plan inside the new user and mount namespaces, as root there.
 //! With a new root, every place below it is opened in it (the in-root path rule, root.rs).
 
-use super::dev;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::{OFlag, open};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
+
 use super::fuse::FuseStarter;
 use super::root::{Links, NewRoot, Place, fd_path};
-use super::*;
+use super::{MountStep, dev, mount_error, overlay};
+use crate::error::Error;
+use crate::options::Propagation;
 
 /// Carries out the mount plan one step at a time, and holds what a step leaves for the ones
 /// after it: the new root, once it is bound on itself, and who starts fuse-overlayfs.
@@ -47,54 +55,18 @@ impl Applier {
 
     /// Carry out one step.
     pub fn apply(&mut self, step: &MountStep) -> Result<(), Error> {
-        let fail = |what: String| move |errno| mount_error(what, errno);
         match step {
-            MountStep::SetPropagation(p) => {
-                // A mount namespace made together with a user namespace is "less privileged":
-                // the kernel already turned shared mounts into slaves (mount_namespaces(7)).
-                // Private cuts the last link to the host.
-                let kind = match p {
-                    Propagation::Private => MsFlags::MS_PRIVATE,
-                    Propagation::Slave => MsFlags::MS_SLAVE,
-                };
-                mount(
-                    None::<&str>,
-                    "/",
-                    None::<&str>,
-                    kind | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .map_err(fail("making / recursively private".into()))
-            }
+            MountStep::SetPropagation(p) => set_propagation(*p),
             MountStep::FreshProc { at } => fresh_proc(&Place::Path(at.clone())),
             MountStep::ResolvConf { at, text } => self.resolv_conf(at, text),
-            MountStep::Bind { src, dst, readonly } => {
-                let place = self.place(dst, Links::Inside)?;
-                bind(src, &place)?;
-                if *readonly {
-                    // Opened again: the bind's own root, not the directory under it.
-                    let place = self.place(dst, Links::Inside)?;
-                    // mount_setattr with AT_RECURSIVE: every mount below dst, not only the top.
-                    readonly_recursive(&place.target())
-                        .map_err(fail(format!("making {} read-only", dst.display())))?;
-                }
-                Ok(())
-            }
+            MountStep::Bind { src, dst, readonly } => self.bind(src, dst, *readonly),
             MountStep::Tmpfs { dir, mode } => tmpfs(&self.place(dir, Links::Inside)?, *mode),
             MountStep::MountPoint {
                 base,
                 rest,
                 source,
                 what,
-            } => {
-                // The fresh mount's root, looked up as its own mount step looked it up.
-                let base_fd = match self.place(base, Links::Inside)? {
-                    Place::Opened { fd, .. } => fd,
-                    Place::Path(path) => open_path(&path)
-                        .map_err(fail(format!("{what} {}", base.join(rest).display())))?,
-                };
-                super::points::make(base_fd, rest, source.as_deref(), what, &base.join(rest))
-            }
+            } => self.mount_point(base, rest, source.as_deref(), what),
             MountStep::Overlay {
                 lowers,
                 target,
@@ -115,18 +87,7 @@ impl Applier {
                 }
                 Ok(())
             }
-            MountStep::RootfsSelfBind { dir } => {
-                mount(
-                    Some(dir),
-                    dir,
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .map_err(fail(format!("binding the new root {}", dir.display())))?;
-                self.root = Some(NewRoot::open(dir)?);
-                Ok(())
-            }
+            MountStep::RootfsSelfBind { dir } => self.rootfs_self_bind(dir),
             MountStep::RootfsProc { dir, fresh } => {
                 let place = self.place(&dir.join("proc"), Links::Refused)?;
                 match fresh {
@@ -136,17 +97,7 @@ impl Applier {
                 }
             }
             MountStep::RootfsDev { dir } => dev::rootfs_dev(self.root(), &dir.join("dev")),
-            MountStep::RootfsSys { dir, fresh } => {
-                let at = dir.join("sys");
-                let place = self.place(&at, Links::Refused)?;
-                if *fresh {
-                    return fresh_sysfs(&place);
-                }
-                bind(Path::new("/sys"), &place)?;
-                let place = self.place(&at, Links::Refused)?;
-                readonly_recursive(&place.target())
-                    .map_err(fail(format!("making {} read-only", at.display())))
-            }
+            MountStep::RootfsSys { dir, fresh } => self.rootfs_sys(dir, *fresh),
             MountStep::RootfsTmpfs { dir, name, mode } => {
                 tmpfs(&self.place(&dir.join(name), Links::Refused)?, *mode)
             }
@@ -157,50 +108,112 @@ impl Applier {
                 let dir = root.open_in("", rel, Links::Refused, OFlag::O_DIRECTORY)?;
                 dev::bind_device(tty, &dir, dev, "console")
             }
-            MountStep::Cgroup2 { at } => {
-                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-                // The kernel refuses a file system on the root of a mount of itself (EBUSY,
-                // do_add_mount), and /sys/fs/cgroup is the root of a cgroup2 mount on a v2
-                // host: a small tmpfs goes in between (the host's mount below stays, locked,
-                // unseen).
-                let place = self.place(at, Links::Refused)?;
-                mount(
-                    Some("tmpfs"),
-                    &place.target(),
-                    Some("tmpfs"),
-                    flags,
-                    Some("mode=755,size=64k"),
-                )
-                .map_err(fail(format!("mounting a tmpfs on {}", at.display())))?;
-                let place = self.place(at, Links::Refused)?;
-                mount(
-                    Some("cgroup2"),
-                    &place.target(),
-                    Some("cgroup2"),
-                    flags,
-                    None::<&str>,
-                )
-                .map_err(fail(format!(
-                    "mounting the run's cgroup2 on {}",
-                    at.display()
-                )))
-            }
+            MountStep::Cgroup2 { at } => self.cgroup2(at),
             MountStep::FreshSys { at } => fresh_sysfs(&Place::Path(at.clone())),
-            MountStep::PivotRoot { dir } => {
-                // pivot_root(".", ".") stacks the old root under the new one; detaching it
-                // leaves only the new root visible (the trick documented in pivot_root(2)).
-                nix::unistd::chdir(dir).map_err(fail(format!("entering {}", dir.display())))?;
-                nix::unistd::pivot_root(".", ".").map_err(fail("pivot_root".into()))?;
-                umount2(".", MntFlags::MNT_DETACH)
-                    .map_err(fail("detaching the old root".into()))?;
-                // From here on every path is inside the new root anyway.
-                self.root = None;
-                nix::unistd::chdir("/").map_err(fail("entering /".into()))
-            }
-            MountStep::Chdir { dir } => {
-                nix::unistd::chdir(dir).map_err(fail(format!("--chdir {}", dir.display())))
-            }
+            MountStep::PivotRoot { dir } => self.pivot_root(dir),
+            MountStep::Chdir { dir } => nix::unistd::chdir(dir)
+                .map_err(|e| mount_error(format!("--chdir {}", dir.display()), e)),
         }
+    }
+
+    /// --bind and --ro-bind: `src` on `dst`, and for --ro-bind every mount below it
+    /// read-only.
+    fn bind(&self, src: &Path, dst: &Path, readonly: bool) -> Result<(), Error> {
+        let place = self.place(dst, Links::Inside)?;
+        bind(src, &place)?;
+        if readonly {
+            // Opened again: the bind's own root, not the directory under it.
+            let place = self.place(dst, Links::Inside)?;
+            // mount_setattr with AT_RECURSIVE: every mount below dst, not only the top.
+            readonly_recursive(&place.target())
+                .map_err(|e| mount_error(format!("making {} read-only", dst.display()), e))?;
+        }
+        Ok(())
+    }
+
+    /// A mount point below a fresh filesystem of an earlier step (points.rs).
+    fn mount_point(
+        &self,
+        base: &Path,
+        rest: &Path,
+        source: Option<&Path>,
+        what: &str,
+    ) -> Result<(), Error> {
+        // The fresh mount's root, looked up as its own mount step looked it up.
+        let base_fd = match self.place(base, Links::Inside)? {
+            Place::Opened { fd, .. } => fd,
+            Place::Path(path) => open_path(&path)
+                .map_err(|e| mount_error(format!("{what} {}", base.join(rest).display()), e))?,
+        };
+        super::points::make(base_fd, rest, source, what, &base.join(rest))
+    }
+
+    /// --rootfs's directory bound on itself, and opened as the new root every later step
+    /// looks up its places in.
+    fn rootfs_self_bind(&mut self, dir: &Path) -> Result<(), Error> {
+        mount(
+            Some(dir),
+            dir,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| mount_error(format!("binding the new root {}", dir.display()), e))?;
+        self.root = Some(NewRoot::open(dir)?);
+        Ok(())
+    }
+
+    /// The new root's /sys: fresh with a network namespace of the run's own, else the
+    /// host's, read-only.
+    fn rootfs_sys(&self, dir: &Path, fresh: bool) -> Result<(), Error> {
+        let at = dir.join("sys");
+        let place = self.place(&at, Links::Refused)?;
+        if fresh {
+            return fresh_sysfs(&place);
+        }
+        bind(Path::new("/sys"), &place)?;
+        let place = self.place(&at, Links::Refused)?;
+        readonly_recursive(&place.target())
+            .map_err(|e| mount_error(format!("making {} read-only", at.display()), e))
+    }
+
+    /// The run's own cgroup2 at `at`.
+    fn cgroup2(&self, at: &Path) -> Result<(), Error> {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        // The kernel refuses a file system on the root of a mount of itself (EBUSY,
+        // do_add_mount), and /sys/fs/cgroup is the root of a cgroup2 mount on a v2 host: a
+        // small tmpfs goes in between (the host's mount below stays, locked, unseen).
+        let place = self.place(at, Links::Refused)?;
+        mount(
+            Some("tmpfs"),
+            &place.target(),
+            Some("tmpfs"),
+            flags,
+            Some("mode=755,size=64k"),
+        )
+        .map_err(|e| mount_error(format!("mounting a tmpfs on {}", at.display()), e))?;
+        let place = self.place(at, Links::Refused)?;
+        mount(
+            Some("cgroup2"),
+            &place.target(),
+            Some("cgroup2"),
+            flags,
+            None::<&str>,
+        )
+        .map_err(|e| mount_error(format!("mounting the run's cgroup2 on {}", at.display()), e))
+    }
+
+    /// Into the new root `dir`: pivot_root(".", ".") stacks the old root under the new one;
+    /// detaching it leaves only the new root visible (the trick documented in
+    /// pivot_root(2)).
+    fn pivot_root(&mut self, dir: &Path) -> Result<(), Error> {
+        let fail = |what: String| move |errno| mount_error(what, errno);
+        nix::unistd::chdir(dir).map_err(fail(format!("entering {}", dir.display())))?;
+        nix::unistd::pivot_root(".", ".").map_err(fail("pivot_root".into()))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(fail("detaching the old root".into()))?;
+        // From here on every path is inside the new root anyway.
+        self.root = None;
+        nix::unistd::chdir("/").map_err(fail("entering /".into()))
     }
 
     /// A generated, read-only resolv.conf (naming the network helper's DNS forwarder) bound
@@ -463,9 +476,30 @@ pub fn open_path(path: &Path) -> nix::Result<OwnedFd> {
     )
 }
 
+/// A mount namespace made together with a user namespace is "less privileged": the kernel
+/// already turned shared mounts into slaves (mount_namespaces(7)). Private cuts the last
+/// link to the host.
+fn set_propagation(p: Propagation) -> Result<(), Error> {
+    let kind = match p {
+        Propagation::Private => MsFlags::MS_PRIVATE,
+        Propagation::Slave => MsFlags::MS_SLAVE,
+    };
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        kind | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| mount_error("making / recursively private", e))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use std::path::Path;
+
+    use super::reachable_at_or_below;
 
     #[test]
     fn readonly_fallback_reaches_what_a_lookup_reaches() {

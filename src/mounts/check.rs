@@ -1,7 +1,15 @@
 //! Every path of the plan checked before anything is mounted, and the directories an overlay
 //! writes to made or checked without following a symbolic link (see [`own_dir`]).
 
-use super::*;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+
+use super::{FsSpec, Options, Prepared, Upper, mount_error};
+use crate::error::Error;
+use crate::writers::NotPrivate;
 
 pub(super) fn not_found(what: &str, path: &Path) -> Error {
     mount_error(format!("{what} {}", path.display()), nix::Error::ENOENT)
@@ -24,96 +32,122 @@ pub struct Trust<'a> {
 /// caller's alone may be written to. A destination below a place the run mounts fresh before
 /// it is made then, in that mount (points.rs), and not looked for here.
 pub fn check(o: &Options, trust: &Trust) -> Result<Prepared, Error> {
-    let mut new_root = None;
-    if let Some(root) = &o.rootfs {
-        check_rootfs(root, trust)?;
-        // Destinations are inside the new root: a '..' would climb out of it before pivot.
-        let destinations = o.filesystem.iter().map(|spec| match spec {
-            FsSpec::Bind { dst, .. } => dst,
-            FsSpec::Tmpfs { dir } => dir,
-            FsSpec::Overlay { target, .. } => target,
-        });
-        for dst in destinations.chain(o.chdir.as_ref()) {
-            if dst
-                .components()
-                .any(|c| c == std::path::Component::ParentDir)
-            {
-                return Err(refused(
-                    "destination",
-                    dst,
-                    "climbs out of the new root with '..' (destinations are inside --rootfs)"
-                        .into(),
-                    "name it by its path inside the new root, without '..'",
-                ));
-            }
-        }
-        new_root = Some(super::root::NewRoot::open(root)?);
-    }
-    // A destination as the mount will find it: in the new root (its links resolved there, as
-    // apply does), else the path as the caller sees it.
-    let dest = |what: &str, path: &Path, dir: bool| -> Result<OwnedFd, Error> {
-        let flags = if dir {
-            OFlag::O_DIRECTORY
-        } else {
-            OFlag::empty()
-        };
-        match &new_root {
-            Some(root) => {
-                let rel = path.strip_prefix("/").unwrap_or(path);
-                root.open_in(what, rel, super::root::Links::Inside, flags)
-            }
-            None => open(
-                path,
-                OFlag::O_PATH | OFlag::O_CLOEXEC | flags,
-                Mode::empty(),
-            )
-            .map_err(|errno| mount_error(format!("{what} {}", path.display()), errno)),
-        }
+    let new_root = match &o.rootfs {
+        Some(root) => Some(check_new_root(o, root, trust)?),
+        None => None,
     };
     let mut prepared = Prepared::default();
     for (index, spec) in o.filesystem.iter().enumerate() {
         let made_later = super::points::below_fresh(o, index).is_some();
-        match spec {
-            FsSpec::Bind { src, dst, .. } => {
-                if !src.exists() {
-                    return Err(not_found("bind source", src));
-                }
-                if !made_later {
-                    dest("bind destination", dst, false)?;
-                }
-            }
-            FsSpec::Tmpfs { dir } if !made_later => {
-                dest("tmpfs directory", dir, true)?;
-            }
-            FsSpec::Tmpfs { .. } => {}
-            FsSpec::Overlay {
-                lowers,
-                target,
-                upper,
-            } => {
-                for lower in lowers {
-                    if !lower.is_dir() {
-                        return Err(not_a_dir("overlay lower", lower));
-                    }
-                    refuse_pseudo_fs("overlay lower", lower, lower)?;
-                }
-                if !made_later {
-                    let fd = dest("overlay target", target, true)?;
-                    let shown = super::plan::inside(&o.rootfs, target);
-                    refuse_pseudo_fs("overlay target", &shown, &super::root::fd_path(&fd))?;
-                }
-                if let Some(upper) = upper
-                    && prepared.upper(upper).is_none()
-                {
-                    prepare_upper(upper, trust, &mut prepared)?;
-                }
-            }
-        }
+        check_spec(o, spec, made_later, new_root.as_ref(), trust, &mut prepared)?;
     }
     if let Some(root) = &new_root {
         root.make_own_dirs(&root.missing(&super::points::root_dirs(o.boot)))?;
     }
     Ok(prepared)
+}
+
+/// --rootfs `root`: checked, no destination climbing out of it with '..' (destinations are
+/// inside the new root, and a '..' would climb out of it before the pivot), and opened.
+fn check_new_root(o: &Options, root: &Path, trust: &Trust) -> Result<super::root::NewRoot, Error> {
+    check_rootfs(root, trust)?;
+    let destinations = o.filesystem.iter().map(|spec| match spec {
+        FsSpec::Bind { dst, .. } => dst,
+        FsSpec::Tmpfs { dir } => dir,
+        FsSpec::Overlay { target, .. } => target,
+    });
+    for dst in destinations.chain(o.chdir.as_ref()) {
+        if dst
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(refused(
+                "destination",
+                dst,
+                "climbs out of the new root with '..' (destinations are inside --rootfs)".into(),
+                "name it by its path inside the new root, without '..'",
+            ));
+        }
+    }
+    super::root::NewRoot::open(root)
+}
+
+/// One filesystem option: its source and layers exist, its destination too unless a fresh
+/// mount of an earlier option makes it (`made_later`), and a persistent overlay upper is
+/// prepared.
+fn check_spec(
+    o: &Options,
+    spec: &FsSpec,
+    made_later: bool,
+    new_root: Option<&super::root::NewRoot>,
+    trust: &Trust,
+    prepared: &mut Prepared,
+) -> Result<(), Error> {
+    let dest = |what: &str, path: &Path, dir: bool| destination(new_root, what, path, dir);
+    match spec {
+        FsSpec::Bind { src, dst, .. } => {
+            if !src.exists() {
+                return Err(not_found("bind source", src));
+            }
+            if !made_later {
+                dest("bind destination", dst, false)?;
+            }
+        }
+        FsSpec::Tmpfs { dir } if !made_later => {
+            dest("tmpfs directory", dir, true)?;
+        }
+        FsSpec::Tmpfs { .. } => {}
+        FsSpec::Overlay {
+            lowers,
+            target,
+            upper,
+        } => {
+            for lower in lowers {
+                if !lower.is_dir() {
+                    return Err(not_a_dir("overlay lower", lower));
+                }
+                refuse_pseudo_fs("overlay lower", lower, lower)?;
+            }
+            if !made_later {
+                let fd = dest("overlay target", target, true)?;
+                let shown = super::plan::inside(&o.rootfs, target);
+                refuse_pseudo_fs("overlay target", &shown, &super::root::fd_path(&fd))?;
+            }
+            if let Some(upper) = upper
+                && prepared.upper(upper).is_none()
+            {
+                prepare_upper(upper, trust, prepared)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A destination as the mount will find it: in the new root (its links resolved there, as
+/// apply does), else the path as the caller sees it.
+fn destination(
+    new_root: Option<&super::root::NewRoot>,
+    what: &str,
+    path: &Path,
+    dir: bool,
+) -> Result<OwnedFd, Error> {
+    let flags = if dir {
+        OFlag::O_DIRECTORY
+    } else {
+        OFlag::empty()
+    };
+    match new_root {
+        Some(root) => {
+            let rel = path.strip_prefix("/").unwrap_or(path);
+            root.open_in(what, rel, super::root::Links::Inside, flags)
+        }
+        None => open(
+            path,
+            OFlag::O_PATH | OFlag::O_CLOEXEC | flags,
+            Mode::empty(),
+        )
+        .map_err(|errno| mount_error(format!("{what} {}", path.display()), errno)),
+    }
 }
 
 pub(super) fn not_a_dir(what: &str, path: &Path) -> Error {
@@ -394,7 +428,10 @@ pub fn own_dir(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use std::path::{Path, PathBuf};
+
+    use super::work_dir;
 
     #[test]
     fn work_dir_is_beside_upper() {

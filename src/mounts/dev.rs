@@ -2,8 +2,16 @@
 //! with the harmless character devices bound from the host, a private devpts and /dev/shm;
 //! and --boot's console. Everything is made relative to a descriptor of that tmpfs.
 
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::{MsFlags, mount};
+use nix::sys::stat::Mode;
+
+use super::mount_error;
 use super::root::{Links, NewRoot, fd_path};
-use super::*;
+use crate::error::Error;
 
 /// Bind the device `src` on a file `name` made in `dir` (the new root's /dev, a tmpfs of
 /// become-root's own: made with O_EXCL and O_NOFOLLOW, named to the kernel by descriptor).

@@ -150,6 +150,47 @@ pub(super) fn fuse_overlayfs(
     in_root: bool,
 ) -> Result<String, Error> {
     let what = || format!("overlay on {}", place.shown().display());
+    let (program, used) = find_fuse_overlayfs(starter, in_root, &what)?;
+    let sys_err = |errno: nix::Error| mount_error(what(), errno);
+    let layers = Layers::of(lowers, upper, place, &program, &sys_err)?;
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        layers.lowers.join(":"),
+        layers.upper,
+        layers.work
+    );
+    // fuse-overlayfs's root: a copy of this mount namespace's tree as it is now, before the
+    // FUSE mount exists. Not the root itself, for two reasons. Its lookups must not cross
+    // the mount it is to serve (a lower that is the target itself, --copy-up, would wait on
+    // fuse-overlayfs's own answer); and pivot_root(2) moves every process whose root is the
+    // old root into the new one (chroot_fs_refs, whatever its namespaces), where /proc may
+    // be a pid namespace's in which fuse-overlayfs has no /proc/self (it reaches its layers'
+    // files through /proc/self/fd).
+    let root = sys::clone_root_tree().map_err(sys_err)?;
+    let fuse = mount_fuse(place).map_err(|e| match e {
+        nix::Error::ENOENT | nix::Error::EACCES | nix::Error::EPERM => mount_error(what(), e)
+            .with_hint(
+                "fuse-overlayfs needs /dev/fuse readable and writable by you, and FUSE in user \
+                 namespaces (Linux 4.18)",
+            ),
+        _ => mount_error(what(), e),
+    })?;
+    let started = starter.start(&program, &options, &fuse, &root);
+    // Only fuse-overlayfs holds the connection now: if it ends, the kernel aborts the
+    // connection and a lookup in the mount fails at once instead of waiting.
+    drop((fuse, root));
+    let result = started.and_then(|started| wait_until_served(started, reopen, &what));
+    drop(layers);
+    result.map(|()| used)
+}
+
+/// fuse-overlayfs's absolute path (it runs with / as its working directory), and how it is
+/// named for --verbose. Refused where it would run in the namespaces below a new root.
+fn find_fuse_overlayfs(
+    starter: &FuseStarter,
+    in_root: bool,
+    what: &dyn Fn() -> String,
+) -> Result<(PathBuf, String), Error> {
     if in_root && matches!(starter, FuseStarter::Here) {
         return Err(Error::new(
             what(),
@@ -176,100 +217,107 @@ pub(super) fn fuse_overlayfs(
         Some(_) => format!("fuse-overlayfs {}", found.describe()),
         None => "fuse-overlayfs".to_string(),
     };
-    let sys_err = |errno: nix::Error| mount_error(what(), errno);
-    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| sys_err(sys::io_errno(&e)));
-    // Absolute: fuse-overlayfs runs with / as its working directory.
-    let program = absolute(&found.path)?;
-    let lower_paths = lowers
-        .iter()
-        .map(|l| fuse_safe("overlay lower", &absolute(l)?))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (staging, upper_path, work_path) = match upper {
-        Some(upper) => {
-            let path = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}"));
-            let io = |e: std::io::Error| sys_err(sys::io_errno(&e));
-            let (dir, work) = (path(upper.dir).map_err(io)?, path(upper.work).map_err(io)?);
-            (
-                None,
-                fuse_safe("overlay upper", &dir)?,
-                fuse_safe("overlay work directory", &work)?,
-            )
+    let program =
+        std::path::absolute(&found.path).map_err(|e| mount_error(what(), sys::io_errno(&e)))?;
+    Ok((program, used))
+}
+
+/// The layers as fuse-overlayfs takes them: paths it can read in its options, and the
+/// staging of a throwaway upper, detached when this is dropped.
+struct Layers {
+    lowers: Vec<String>,
+    upper: String,
+    work: String,
+    _staging: Option<Staging>,
+}
+
+impl Layers {
+    fn of(
+        lowers: &[PathBuf],
+        upper: Option<&Upper>,
+        place: &Place,
+        program: &Path,
+        sys_err: &dyn Fn(nix::Error) -> Error,
+    ) -> Result<Layers, Error> {
+        let absolute = |p: &Path| std::path::absolute(p).map_err(|e| sys_err(sys::io_errno(&e)));
+        let lower_paths = lowers
+            .iter()
+            .map(|l| fuse_safe("overlay lower", &absolute(l)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (staging, upper, work) = match upper {
+            Some(upper) => {
+                let path = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}"));
+                let io = |e: std::io::Error| sys_err(sys::io_errno(&e));
+                let (dir, work) = (path(upper.dir).map_err(io)?, path(upper.work).map_err(io)?);
+                (
+                    None,
+                    fuse_safe("overlay upper", &dir)?,
+                    fuse_safe("overlay work directory", &work)?,
+                )
+            }
+            None => {
+                let mut avoid: Vec<PathBuf> = lowers
+                    .iter()
+                    .filter_map(|l| std::fs::canonicalize(l).ok())
+                    .collect();
+                avoid.extend(std::fs::canonicalize(place.target()).ok());
+                avoid.push(program.to_path_buf());
+                let staging = Staging::attach(&avoid).map_err(sys_err)?;
+                let dir = staging.dir.clone();
+                let upper = fuse_safe("overlay staging", &dir.join("upper"))?;
+                let work = fuse_safe("overlay staging", &dir.join("work"))?;
+                (Some(staging), upper, work)
+            }
+        };
+        Ok(Layers {
+            lowers: lower_paths,
+            upper,
+            work,
+            _staging: staging,
+        })
+    }
+}
+
+/// Wait until the new mount serves; if it does not, detach it and say why with what
+/// fuse-overlayfs said. One started here is remembered to be waited for.
+fn wait_until_served(
+    started: Started,
+    reopen: &dyn Fn() -> Result<Place, Error>,
+    what: &dyn Fn() -> String,
+) -> Result<(), Error> {
+    let mounted = reopen()?;
+    match serves(&mounted.target(), FUSE_TIMEOUT) {
+        Ok(()) => {
+            if let Started::Here(running) = started {
+                STARTED
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(running.pid());
+            }
+            Ok(())
         }
-        None => {
-            let mut avoid: Vec<PathBuf> = lowers
-                .iter()
-                .filter_map(|l| std::fs::canonicalize(l).ok())
-                .collect();
-            avoid.extend(std::fs::canonicalize(place.target()).ok());
-            avoid.push(program.clone());
-            let staging = Staging::attach(&avoid).map_err(sys_err)?;
-            let dir = staging.dir.clone();
-            let upper = fuse_safe("overlay staging", &dir.join("upper"))?;
-            let work = fuse_safe("overlay staging", &dir.join("work"))?;
-            (Some(staging), upper, work)
-        }
-    };
-    let options = format!(
-        "lowerdir={},upperdir={upper_path},workdir={work_path}",
-        lower_paths.join(":")
-    );
-    // fuse-overlayfs's root: a copy of this mount namespace's tree as it is now, before the
-    // FUSE mount exists. Not the root itself, for two reasons. Its lookups must not cross
-    // the mount it is to serve (a lower that is the target itself, --copy-up, would wait on
-    // fuse-overlayfs's own answer); and pivot_root(2) moves every process whose root is the
-    // old root into the new one (chroot_fs_refs, whatever its namespaces), where /proc may
-    // be a pid namespace's in which fuse-overlayfs has no /proc/self (it reaches its layers'
-    // files through /proc/self/fd).
-    let root = sys::clone_root_tree().map_err(sys_err)?;
-    let fuse = mount_fuse(place).map_err(|e| match e {
-        nix::Error::ENOENT | nix::Error::EACCES | nix::Error::EPERM => mount_error(what(), e)
+        Err(failed) => {
+            let _ = umount2(&mounted.target(), MntFlags::MNT_DETACH);
+            let (status, stderr) = started.ended();
+            Err(match failed {
+                None => Error::new(
+                    what(),
+                    format!(
+                        "fuse-overlayfs did not mount within {} s ({status}): {stderr}",
+                        FUSE_TIMEOUT.as_secs()
+                    ),
+                ),
+                Some(_) => Error::new(
+                    what(),
+                    format!("fuse-overlayfs failed ({status}): {stderr}"),
+                ),
+            }
             .with_hint(
-                "fuse-overlayfs needs /dev/fuse readable and writable by you, and FUSE in user \
-                 namespaces (Linux 4.18)",
-            ),
-        _ => mount_error(what(), e),
-    })?;
-    let started = starter.start(&program, &options, &fuse, &root);
-    // Only fuse-overlayfs holds the connection now: if it ends, the kernel aborts the
-    // connection and a lookup in the mount fails at once instead of waiting.
-    drop((fuse, root));
-    let result = started.and_then(|started| {
-        let mounted = reopen()?;
-        match serves(&mounted.target(), FUSE_TIMEOUT) {
-            Ok(()) => {
-                if let Started::Here(running) = started {
-                    STARTED
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(running.pid());
-                }
-                Ok(())
-            }
-            Err(failed) => {
-                let _ = umount2(&mounted.target(), MntFlags::MNT_DETACH);
-                let (status, stderr) = started.ended();
-                Err(match failed {
-                    None => Error::new(
-                        what(),
-                        format!(
-                            "fuse-overlayfs did not mount within {} s ({status}): {stderr}",
-                            FUSE_TIMEOUT.as_secs()
-                        ),
-                    ),
-                    Some(_) => Error::new(
-                        what(),
-                        format!("fuse-overlayfs failed ({status}): {stderr}"),
-                    ),
-                }
-                .with_hint(
-                    "fuse-overlayfs says why above: the lowers must be directories you can \
-                     read, and UPPER one you can write",
-                ))
-            }
+                "fuse-overlayfs says why above: the lowers must be directories you can read, \
+                 and UPPER one you can write",
+            ))
         }
-    });
-    drop(staging);
-    result.map(|()| used)
+    }
 }
 
 /// The fuse-overlayfs processes this process started itself and left running, by pid.

@@ -8,16 +8,10 @@
 //! the options and entered with pivot_root(2) after them; every place below it is opened in
 //! it (root.rs: the in-root path rule).
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
-
-use nix::fcntl::{OFlag, open};
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::Mode;
+use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::options::{FsArg, OverlayDriver, Propagation};
-use crate::writers::NotPrivate;
+use crate::options::{OverlayDriver, Propagation};
 
 mod apply;
 mod check;
@@ -115,7 +109,7 @@ pub enum MountStep {
     },
     /// --boot's console: the pty `tty` (launch::console) bound on a file made at `at`.
     Console { at: PathBuf, tty: PathBuf },
-    /// The run's cgroup2 (cgroup.rs), writable, as the cgroup namespace shows it: its root is
+    /// The run's cgroup2 (the cgroup module), writable, as the cgroup namespace shows it: its root is
     /// the run's own cgroup.
     Cgroup2 { at: PathBuf },
     /// Enter the new root and detach the old one.

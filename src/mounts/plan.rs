@@ -1,9 +1,13 @@
 //! The mount plan: the steps of a run, in order, from the options (pure). The persistent upper
 //! layers it names were opened by `check`, and are held by [`Prepared`].
 
-use super::*;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
-/// A persistent upper layer: UPPER and its work directory, made or checked by [`check`] and
+use super::{FsSpec, MountStep};
+use crate::options::{OverlayDriver, Propagation};
+
+/// A persistent upper layer: UPPER and its work directory, made or checked by [`check`](super::check()) and
 /// held open from then on, so that nothing is looked up by path again (the kernel is given
 /// `/proc/self/fd/N`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +18,7 @@ pub struct Upper {
     pub work: RawFd,
 }
 
-/// What [`check`] opened for the run: the directories overlays will write to. They stay open
+/// What [`check`](super::check()) opened for the run: the directories overlays will write to. They stay open
 /// (close-on-exec) until the mounts are made; the namespace process closes them before it
 /// becomes an init or a pause process (nothing inside may hold a directory of the host).
 #[derive(Debug, Default)]
@@ -84,7 +88,10 @@ pub(super) fn inside(rootfs: &Option<PathBuf>, path: &Path) -> PathBuf {
     }
 }
 
-/// The steps for a run, in order; `prepared` holds the upper layers [`check`] opened.
+/// The steps for a run, in order; `prepared` holds the upper layers [`check`](super::check()) opened.
+/// The propagation first, then the fresh filesystems of the current root or of a new one,
+/// the run's cgroup2, the filesystem options in their order, and last the pivot and the
+/// directory.
 pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
     let mut steps = Vec::new();
     if o.mount_ns {
@@ -93,102 +100,16 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
         ));
     }
     match &o.rootfs {
-        None => {
-            if o.pid_ns {
-                steps.push(MountStep::FreshProc { at: "/proc".into() });
-            }
-            if o.sysfs {
-                steps.push(MountStep::FreshSys { at: "/sys".into() });
-            }
-            if let Some(text) = &o.resolv_conf {
-                let at = "/etc/resolv.conf".into();
-                steps.push(MountStep::ResolvConf {
-                    at,
-                    text: text.clone(),
-                });
-            }
-        }
-        Some(dir) => {
-            steps.push(MountStep::RootfsSelfBind { dir: dir.clone() });
-            steps.push(MountStep::RootfsProc {
-                dir: dir.clone(),
-                fresh: o.pid_ns,
-            });
-            steps.push(MountStep::RootfsDev { dir: dir.clone() });
-            if let Some(tty) = &o.console {
-                let at = dir.join("dev/console");
-                steps.push(MountStep::Console {
-                    at,
-                    tty: tty.clone(),
-                });
-            }
-            steps.push(MountStep::RootfsSys {
-                dir: dir.clone(),
-                fresh: o.own_net,
-            });
-            steps.push(MountStep::RootfsTmpfs {
-                dir: dir.clone(),
-                name: "tmp",
-                mode: 0o1777,
-            });
-            if o.boot {
-                steps.push(MountStep::RootfsTmpfs {
-                    dir: dir.clone(),
-                    name: "run",
-                    mode: 0o755,
-                });
-            }
-            if let Some(text) = &o.resolv_conf {
-                let at = dir.join("etc/resolv.conf");
-                steps.push(MountStep::ResolvConf {
-                    at,
-                    text: text.clone(),
-                });
-            }
-        }
+        None => steps.extend(current_root_steps(o)),
+        Some(dir) => steps.extend(new_root_steps(o, dir)),
     }
     if o.cgroup2 {
         steps.push(MountStep::Cgroup2 {
             at: inside(&o.rootfs, Path::new("/sys/fs/cgroup")),
         });
     }
-    let driver = o.overlay_driver.unwrap_or(OverlayDriver::Auto);
-    for (index, spec) in o.filesystem.iter().enumerate() {
-        if let Some((base, rest)) = super::points::below_fresh(o, index) {
-            let (source, what) = match spec {
-                FsSpec::Bind { src, .. } => (Some(src.clone()), "bind destination"),
-                FsSpec::Tmpfs { .. } => (None, "tmpfs directory"),
-                FsSpec::Overlay { .. } => (None, "overlay target"),
-            };
-            steps.push(MountStep::MountPoint {
-                base,
-                rest,
-                source,
-                what,
-            });
-        }
-        steps.push(match spec {
-            FsSpec::Bind { src, dst, readonly } => MountStep::Bind {
-                src: src.clone(),
-                dst: inside(&o.rootfs, dst),
-                readonly: *readonly,
-            },
-            FsSpec::Tmpfs { dir } => MountStep::Tmpfs {
-                dir: inside(&o.rootfs, dir),
-                mode: 0o755,
-            },
-            FsSpec::Overlay {
-                lowers,
-                target,
-                upper,
-            } => MountStep::Overlay {
-                lowers: lowers.clone(),
-                target: inside(&o.rootfs, target),
-                upper: upper.as_deref().and_then(|u| prepared.upper(u)),
-                driver,
-                report: o.verbose,
-            },
-        });
+    for index in 0..o.filesystem.len() {
+        steps.extend(filesystem_steps(o, index, prepared));
     }
     if let Some(dir) = &o.rootfs {
         steps.push(MountStep::PivotRoot { dir: dir.clone() });
@@ -203,10 +124,122 @@ pub fn plan(o: &Options, prepared: &Prepared) -> Vec<MountStep> {
     steps
 }
 
+/// On the current root: a fresh /proc for a pid namespace, a fresh /sys for --sysfs, and
+/// the connected network's resolv.conf.
+fn current_root_steps(o: &Options) -> Vec<MountStep> {
+    let mut steps = Vec::new();
+    if o.pid_ns {
+        steps.push(MountStep::FreshProc { at: "/proc".into() });
+    }
+    if o.sysfs {
+        steps.push(MountStep::FreshSys { at: "/sys".into() });
+    }
+    if let Some(text) = &o.resolv_conf {
+        let at = "/etc/resolv.conf".into();
+        steps.push(MountStep::ResolvConf {
+            at,
+            text: text.clone(),
+        });
+    }
+    steps
+}
+
+/// A new root `dir` (--rootfs): bound on itself, with /proc, a minimal /dev (and
+/// /dev/console for --boot), /sys, a tmpfs /tmp (and /run for --boot), and the connected
+/// network's resolv.conf.
+fn new_root_steps(o: &Options, dir: &Path) -> Vec<MountStep> {
+    let dir = dir.to_path_buf();
+    let mut steps = vec![
+        MountStep::RootfsSelfBind { dir: dir.clone() },
+        MountStep::RootfsProc {
+            dir: dir.clone(),
+            fresh: o.pid_ns,
+        },
+        MountStep::RootfsDev { dir: dir.clone() },
+    ];
+    if let Some(tty) = &o.console {
+        let at = dir.join("dev/console");
+        steps.push(MountStep::Console {
+            at,
+            tty: tty.clone(),
+        });
+    }
+    steps.push(MountStep::RootfsSys {
+        dir: dir.clone(),
+        fresh: o.own_net,
+    });
+    steps.push(MountStep::RootfsTmpfs {
+        dir: dir.clone(),
+        name: "tmp",
+        mode: 0o1777,
+    });
+    if o.boot {
+        steps.push(MountStep::RootfsTmpfs {
+            dir: dir.clone(),
+            name: "run",
+            mode: 0o755,
+        });
+    }
+    if let Some(text) = &o.resolv_conf {
+        let at = dir.join("etc/resolv.conf");
+        steps.push(MountStep::ResolvConf {
+            at,
+            text: text.clone(),
+        });
+    }
+    steps
+}
+
+/// Filesystem option `index`: its mount point first where it is below a fresh filesystem
+/// of an earlier option, then its mount.
+fn filesystem_steps(o: &Options, index: usize, prepared: &Prepared) -> Vec<MountStep> {
+    let spec = &o.filesystem[index];
+    let mut steps = Vec::new();
+    if let Some((base, rest)) = super::points::below_fresh(o, index) {
+        let (source, what) = match spec {
+            FsSpec::Bind { src, .. } => (Some(src.clone()), "bind destination"),
+            FsSpec::Tmpfs { .. } => (None, "tmpfs directory"),
+            FsSpec::Overlay { .. } => (None, "overlay target"),
+        };
+        steps.push(MountStep::MountPoint {
+            base,
+            rest,
+            source,
+            what,
+        });
+    }
+    steps.push(match spec {
+        FsSpec::Bind { src, dst, readonly } => MountStep::Bind {
+            src: src.clone(),
+            dst: inside(&o.rootfs, dst),
+            readonly: *readonly,
+        },
+        FsSpec::Tmpfs { dir } => MountStep::Tmpfs {
+            dir: inside(&o.rootfs, dir),
+            mode: 0o755,
+        },
+        FsSpec::Overlay {
+            lowers,
+            target,
+            upper,
+        } => MountStep::Overlay {
+            lowers: lowers.clone(),
+            target: inside(&o.rootfs, target),
+            upper: upper.as_deref().and_then(|u| prepared.upper(u)),
+            driver: o.overlay_driver.unwrap_or(OverlayDriver::Auto),
+            report: o.verbose,
+        },
+    });
+    steps
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
 
+    use super::{FsSpec, MountStep, Options, Prepared, plan};
+    use crate::options::Propagation;
+
+    // long: a table of (input, expected) rows, one per rule
     #[test]
     fn plan_rows() {
         use MountStep::*;

@@ -12,9 +12,14 @@
 //!   --rootfs the caller owns: made by `check`, as the caller, mode 0755. In a root the caller
 //!   cannot write to, one error names all that are missing.
 
-use nix::fcntl::{OpenHow, ResolveFlag, openat2};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
-use super::*;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::sys::stat::Mode;
+
+use super::{FsSpec, Options, mount_error, plan};
+use crate::error::Error;
 
 /// The new root's own mount points, in the order the plan mounts them.
 pub(super) fn root_dirs(boot: bool) -> Vec<&'static str> {
@@ -194,8 +199,12 @@ impl super::root::NewRoot {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
+    use std::path::PathBuf;
+
+    use super::{FsSpec, Options, below_fresh, root_dirs};
+
+    // long: a table of (input, expected) rows, one per rule
     #[test]
     fn below_fresh_rows() {
         let tmpfs = |d: &str| FsSpec::Tmpfs { dir: d.into() };

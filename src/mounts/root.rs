@@ -8,8 +8,13 @@
 //! or a file become-root makes, out of it. The new root's own mount points must moreover be
 //! directories of the image and not links at all (a link there is an error).
 
-use super::*;
-use nix::fcntl::{OpenHow, ResolveFlag, openat2};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+
+use super::{mount_error, open_path};
+use crate::error::Error;
 
 /// How symbolic links below the new root are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,10 @@
 //! The filesystem options as given (`--bind=SRC[:DST]`, `--overlay=LOWER[,LOWER...]:TARGET[:UPPER]`,
 //! ...), parsed: pure. `\:`, `\,` and `\\` escape those characters in paths.
 
-use super::*;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::options::FsArg;
 
 /// A filesystem option, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +152,11 @@ pub fn parse(arg: &FsArg) -> Result<FsSpec, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use std::path::PathBuf;
+
+    use super::{FsSpec, parse, split_escaped};
+    use crate::options::FsArg;
 
     #[test]
     fn split_escaped_rows() {
@@ -166,6 +173,7 @@ mod tests {
         }
     }
 
+    // long: a table of (input, expected) rows, one per rule
     #[test]
     fn parse_rows() {
         let p = PathBuf::from;

@@ -227,7 +227,7 @@ pub const PASTA_DNS: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Addressing, Cidr, Driver, parse_dns};
 
     #[test]
     fn cidr_rules() {

@@ -7,6 +7,7 @@
 //! waits until it is gone, before it returns. Its stderr goes to an anonymous memory file that is read only for error messages, so
 //! a chatty helper can never block on a full pipe.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -60,141 +61,31 @@ pub fn start_ready(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
     Ok(helper)
 }
 
-/// Start the helper for `plan` against the namespace process `target`.
+/// Start the helper for `plan` against the namespace process `target`: its descriptors and
+/// command line (one step per driver), then the process.
 pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
     let program = plan.driver.program().to_string();
     let fail = |why: String| NetError::Start {
         program: program.clone(),
         why,
     };
-    let pipe =
-        || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.desc().to_string()));
-    let (ready_r, ready_w) = pipe()?;
+    let (ready_r, ready_w) = pipe().map_err(|e| fail(e.desc().to_string()))?;
     let stderr = sys::memfd(c"helper-stderr").map_err(|e| fail(e.desc().to_string()))?;
-    // Descriptors the helper gets, at fixed numbers from 3 up; every other one is closed.
-    let mut give: Vec<OwnedFd> = Vec::new();
-    let mut ready = File::from(ready_r);
-    let mut exit = None;
-    let mut api_dir = None;
-    let mut cmd = Command::new(&plan.program);
-    match plan.driver {
-        Driver::Slirp4netns => {
-            let (exit_r, exit_w) = pipe()?;
-            give.push(ready_w);
-            give.push(exit_r);
-            exit = Some(File::from(exit_w));
-            cmd.args([
-                "--configure",
-                &format!("--mtu={}", plan.mtu),
-                "--ready-fd=3",
-                "--exit-fd=4",
-            ]);
-            if !plan.allow_host_loopback {
-                cmd.arg("--disable-host-loopback");
-            }
-            // Its own mount namespace without capabilities, and a seccomp filter: a bug in
-            // the user-mode TCP/IP stack then reaches less.
-            cmd.args(["--enable-sandbox", "--enable-seccomp"]);
-            cmd.args(plan.addressing.helper_args(plan.driver));
-            if !plan.forwards.is_empty() || plan.keep_api {
-                // Its API socket needs a path: a private directory, removed as soon as the
-                // forwards are added (see `add_forwards`), or with the helper for a session's
-                // live ports.
-                let dir = private_dir()
-                    .map_err(|e| fail(format!("a directory for its API socket: {e}")))?;
-                cmd.arg(format!("--api-socket={}", dir.join("api.sock").display()));
-                api_dir = Some(dir);
-            }
-            cmd.arg(target.to_string()).arg("tap0");
-        }
+    let prepared = match plan.driver {
+        Driver::Slirp4netns => slirp4netns(plan, target, (ready_r, ready_w), &fail)?,
         Driver::Pasta => {
-            cmd.args([
-                "--foreground",
-                "--quiet",
-                "--config-net",
-                "--mtu",
-                &plan.mtu.to_string(),
-            ]);
-            // No port is forwarded in either direction unless published: pasta's default
-            // (auto) would forward every port bound inside to the host and every port bound
-            // on the host into the namespace.
-            for (flag, proto) in [("-t", Proto::Tcp), ("-u", Proto::Udp)] {
-                let specs: Vec<String> = plan
-                    .forwards
-                    .iter()
-                    .filter(|p| p.proto == proto)
-                    .map(|p| format!("{}/{}:{}", p.host_ip, p.host_port, p.ns_port))
-                    .collect();
-                cmd.arg(flag).arg(if specs.is_empty() {
-                    "none".into()
-                } else {
-                    specs.join(",")
-                });
-            }
-            cmd.args(["-T", "none", "-U", "none"]);
-            if !plan.allow_host_loopback {
-                cmd.arg("--no-map-gw");
-            }
-            cmd.args(["--dns-forward", plan.driver.dns_forwarder()]);
-            cmd.args(plan.addressing.helper_args(plan.driver));
-            // pasta writes its pid file once the namespace is configured: that is its
-            // readiness. The file is a FIFO in a private directory, read here, removed as
-            // soon as pasta has written. Not a /proc/.../fd path to a pipe: pasta since 2024
-            // closes every descriptor it inherits first (so its own fd 3 names nothing),
-            // Debian 12's opens the file only after joining the new user namespace (where
-            // ptrace rules deny it another process's /proc/PID/fd), and the AppArmor profile
-            // Debian ships for pasta allows pid files under /run/user/UID and /tmp only.
-            drop(ready_w);
-            let dir =
-                private_dir().map_err(|e| fail(format!("a directory for its pid file: {e}")))?;
-            let fifo = dir.join("pasta.pid");
-            let opened = nix::unistd::mkfifo(
-                &fifo,
-                nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
-            )
-            .and_then(|()| {
-                nix::fcntl::open(
-                    &fifo,
-                    nix::fcntl::OFlag::O_RDONLY
-                        | nix::fcntl::OFlag::O_NONBLOCK
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-            });
-            match opened {
-                Ok(fd) => ready = File::from(fd),
-                Err(e) => {
-                    remove_dir(Some(&dir));
-                    return Err(fail(format!("its pid file {}: {e}", fifo.display())));
-                }
-            }
-            cmd.arg("--pid").arg(&fifo);
-            api_dir = Some(dir);
-            cmd.arg(target.to_string());
-        }
-    }
-    let stderr_fd = stderr.try_clone().map_err(|e| fail(e.to_string()))?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr_fd);
-    sys::hand_fds_to_helper(&mut cmd, give.iter().map(|fd| fd.as_raw_fd()).collect());
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            remove_dir(api_dir.as_deref());
-            return Err(fail(e.to_string()));
+            drop((ready_r, ready_w));
+            pasta(plan, target, &fail)?
         }
     };
-    drop(give);
-    let pidfd = match sys::pidfd_open(Pid::from_raw(child.id() as i32)) {
-        Ok(pidfd) => pidfd,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            remove_dir(api_dir.as_deref());
-            return Err(fail(format!("pidfd_open: {e}")));
-        }
-    };
+    let Prepared {
+        cmd,
+        give,
+        ready,
+        exit,
+        api_dir,
+    } = prepared;
+    let (child, pidfd) = spawn(cmd, give, &stderr, api_dir.as_deref(), &fail)?;
     Ok(Running {
         program,
         child,
@@ -207,6 +98,197 @@ pub fn start(plan: &NetPlan, target: Pid) -> Result<Running, NetError> {
         keep_api: plan.keep_api && plan.driver == Driver::Slirp4netns,
         gone: false,
     })
+}
+
+/// A helper ready to be spawned: its command, the descriptors it gets (at fixed numbers from
+/// 3 up; every other one is closed), and the ends become-root keeps.
+struct Prepared {
+    cmd: Command,
+    give: Vec<OwnedFd>,
+    ready: File,
+    exit: Option<File>,
+    api_dir: Option<PathBuf>,
+}
+
+fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// slirp4netns: it reports readiness on the ready pipe (fd 3) and leaves when its exit pipe
+/// (fd 4) closes; an API socket in a private directory when ports are to be added.
+fn slirp4netns(
+    plan: &NetPlan,
+    target: Pid,
+    (ready_r, ready_w): (OwnedFd, OwnedFd),
+    fail: &dyn Fn(String) -> NetError,
+) -> Result<Prepared, NetError> {
+    let (exit_r, exit_w) = pipe().map_err(|e| fail(e.desc().to_string()))?;
+    let api_dir = if !plan.forwards.is_empty() || plan.keep_api {
+        // Its API socket needs a path: a private directory, removed as soon as the
+        // forwards are added (see `add_forwards`), or with the helper for a session's
+        // live ports.
+        let dir =
+            private_dir().map_err(|e| fail(format!("a directory for its API socket: {e}")))?;
+        Some(dir)
+    } else {
+        None
+    };
+    let mut cmd = Command::new(&plan.program);
+    cmd.args(slirp4netns_args(
+        plan,
+        api_dir.as_ref().map(|d| d.join("api.sock")).as_deref(),
+        target,
+    ));
+    Ok(Prepared {
+        cmd,
+        give: vec![ready_w, exit_r],
+        ready: File::from(ready_r),
+        exit: Some(File::from(exit_w)),
+        api_dir,
+    })
+}
+
+/// slirp4netns's command line, the descriptors at 3 (ready) and 4 (exit).
+fn slirp4netns_args(plan: &NetPlan, api_socket: Option<&Path>, target: Pid) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "--configure".into(),
+        format!("--mtu={}", plan.mtu).into(),
+        "--ready-fd=3".into(),
+        "--exit-fd=4".into(),
+    ];
+    if !plan.allow_host_loopback {
+        args.push("--disable-host-loopback".into());
+    }
+    // Its own mount namespace without capabilities, and a seccomp filter: a bug in the
+    // user-mode TCP/IP stack then reaches less.
+    args.extend(["--enable-sandbox".into(), "--enable-seccomp".into()]);
+    args.extend(
+        plan.addressing
+            .helper_args(plan.driver)
+            .into_iter()
+            .map(Into::into),
+    );
+    if let Some(socket) = api_socket {
+        args.push(format!("--api-socket={}", socket.display()).into());
+    }
+    args.extend([target.to_string().into(), "tap0".into()]);
+    args
+}
+
+/// pasta: it writes its pid file once the namespace is configured, and that is its
+/// readiness. The file is a FIFO in a private directory, read here, removed as soon as pasta
+/// has written. Not a /proc/.../fd path to a pipe: pasta since 2024 closes every descriptor
+/// it inherits first (so its own fd 3 names nothing), Debian 12's opens the file only after
+/// joining the new user namespace (where ptrace rules deny it another process's
+/// /proc/PID/fd), and the AppArmor profile Debian ships for pasta allows pid files under
+/// /run/user/UID and /tmp only.
+fn pasta(
+    plan: &NetPlan,
+    target: Pid,
+    fail: &dyn Fn(String) -> NetError,
+) -> Result<Prepared, NetError> {
+    let dir = private_dir().map_err(|e| fail(format!("a directory for its pid file: {e}")))?;
+    let fifo = dir.join("pasta.pid");
+    let opened = nix::unistd::mkfifo(
+        &fifo,
+        nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+    )
+    .and_then(|()| {
+        nix::fcntl::open(
+            &fifo,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+    });
+    let ready = match opened {
+        Ok(fd) => File::from(fd),
+        Err(e) => {
+            remove_dir(Some(&dir));
+            return Err(fail(format!("its pid file {}: {e}", fifo.display())));
+        }
+    };
+    let mut cmd = Command::new(&plan.program);
+    cmd.args(pasta_args(plan, &fifo, target));
+    Ok(Prepared {
+        cmd,
+        give: Vec::new(),
+        ready,
+        exit: None,
+        api_dir: Some(dir),
+    })
+}
+
+/// pasta's command line, its pid file at `pid_file`.
+fn pasta_args(plan: &NetPlan, pid_file: &Path, target: Pid) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["--foreground", "--quiet", "--config-net", "--mtu"]
+        .map(Into::into)
+        .into();
+    args.push(plan.mtu.to_string().into());
+    // No port is forwarded in either direction unless published: pasta's default (auto)
+    // would forward every port bound inside to the host and every port bound on the host
+    // into the namespace.
+    for (flag, proto) in [("-t", Proto::Tcp), ("-u", Proto::Udp)] {
+        let specs: Vec<String> = plan
+            .forwards
+            .iter()
+            .filter(|p| p.proto == proto)
+            .map(|p| format!("{}/{}:{}", p.host_ip, p.host_port, p.ns_port))
+            .collect();
+        args.push(flag.into());
+        args.push(if specs.is_empty() {
+            "none".into()
+        } else {
+            specs.join(",").into()
+        });
+    }
+    args.extend(["-T", "none", "-U", "none"].map(Into::into));
+    if !plan.allow_host_loopback {
+        args.push("--no-map-gw".into());
+    }
+    args.extend(["--dns-forward", plan.driver.dns_forwarder()].map(Into::into));
+    args.extend(
+        plan.addressing
+            .helper_args(plan.driver)
+            .into_iter()
+            .map(Into::into),
+    );
+    args.extend(["--pid".into(), pid_file.into(), target.to_string().into()]);
+    args
+}
+
+/// Spawn the prepared helper with `give` at 3 up and its stderr in `stderr`, and open its
+/// pidfd; on failure nothing of it is left (nor its private directory).
+fn spawn(
+    mut cmd: Command,
+    give: Vec<OwnedFd>,
+    stderr: &File,
+    api_dir: Option<&Path>,
+    fail: &dyn Fn(String) -> NetError,
+) -> Result<(Child, OwnedFd), NetError> {
+    let stderr_fd = stderr.try_clone().map_err(|e| fail(e.to_string()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr_fd);
+    sys::hand_fds_to_helper(&mut cmd, give.iter().map(|fd| fd.as_raw_fd()).collect());
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            remove_dir(api_dir);
+            return Err(fail(e.to_string()));
+        }
+    };
+    drop(give);
+    match sys::pidfd_open(Pid::from_raw(child.id() as i32)) {
+        Ok(pidfd) => Ok((child, pidfd)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            remove_dir(api_dir);
+            Err(fail(format!("pidfd_open: {e}")))
+        }
+    }
 }
 
 /// A fresh directory only the caller can enter: under $XDG_RUNTIME_DIR (per user, on a
@@ -393,4 +475,90 @@ fn api_call(socket: &Path, request: &str) -> std::io::Result<String> {
     let mut reply = String::new();
     stream.read_to_string(&mut reply)?;
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::path::{Path, PathBuf};
+
+    use nix::unistd::Pid;
+
+    use super::{pasta_args, slirp4netns_args};
+    use crate::net::addressing::Addressing;
+    use crate::net::ports::parse;
+    use crate::net::{Driver, NetPlan};
+
+    fn plan(driver: Driver, loopback: bool, cidr: Option<&str>, forwards: &[&str]) -> NetPlan {
+        NetPlan {
+            driver,
+            program: PathBuf::from("/usr/bin/helper"),
+            from_env: None,
+            mtu: 65520,
+            allow_host_loopback: loopback,
+            addressing: Addressing::from_options(cidr, false, &[]).unwrap(),
+            forwards: forwards.iter().map(|s| parse(s).unwrap()).collect(),
+            keep_api: false,
+            fallback: None,
+            bypass: false,
+        }
+    }
+
+    fn words(args: Vec<OsString>) -> String {
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
+        args.join(" ")
+    }
+
+    #[test]
+    fn slirp4netns_command_lines() {
+        let pid = Pid::from_raw(42);
+        let sock = Path::new("/run/d/api.sock");
+        for (plan, api, want) in [
+            (
+                plan(Driver::Slirp4netns, false, None, &[]),
+                None,
+                "--configure --mtu=65520 --ready-fd=3 --exit-fd=4 --disable-host-loopback \
+                 --enable-sandbox --enable-seccomp 42 tap0",
+            ),
+            (
+                plan(Driver::Slirp4netns, true, Some("10.42.0.0/24"), &[]),
+                Some(sock),
+                "--configure --mtu=65520 --ready-fd=3 --exit-fd=4 --enable-sandbox \
+                 --enable-seccomp --cidr=10.42.0.0/24 --api-socket=/run/d/api.sock 42 tap0",
+            ),
+        ] {
+            assert_eq!(words(slirp4netns_args(&plan, api, pid)), want);
+        }
+    }
+
+    #[test]
+    fn pasta_command_lines_forward_only_what_is_published() {
+        let pid = Pid::from_raw(42);
+        let fifo = Path::new("/run/d/pasta.pid");
+        let dns = Driver::Pasta.dns_forwarder();
+        for (plan, want) in [
+            (
+                plan(Driver::Pasta, false, None, &[]),
+                format!(
+                    "--foreground --quiet --config-net --mtu 65520 -t none -u none -T none \
+                     -U none --no-map-gw --dns-forward {dns} --pid /run/d/pasta.pid 42"
+                ),
+            ),
+            (
+                plan(
+                    Driver::Pasta,
+                    true,
+                    None,
+                    &["8080:80", "5353:53/udp", "8443:443"],
+                ),
+                format!(
+                    "--foreground --quiet --config-net --mtu 65520 \
+                     -t 127.0.0.1/8080:80,127.0.0.1/8443:443 -u 127.0.0.1/5353:53 -T none \
+                     -U none --dns-forward {dns} --pid /run/d/pasta.pid 42"
+                ),
+            ),
+        ] {
+            assert_eq!(words(pasta_args(&plan, fifo, pid)), want);
+        }
+    }
 }

@@ -391,7 +391,8 @@ pub fn check_tun() -> Result<(), NetError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Addressing, Driver, NetError, plan};
+    use crate::options::NetMode;
 
     #[test]
     fn resolv_conf_names_the_forwarder() {

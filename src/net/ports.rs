@@ -150,8 +150,9 @@ pub fn parse_all(specs: &[String]) -> Result<Vec<Publish>, SpecError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::net::Ipv6Addr;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::{Proto, Publish, parse, parse_all};
 
     fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(a, b, c, d))

@@ -227,7 +227,8 @@ fn route_header(family: u8, table: u8, scope: u8, kind: u8) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use super::{FRA_TABLE, Message, NLMSG_ERROR, RTM_NEWRULE, ack_of};
 
     #[test]
     fn messages_are_laid_out_as_the_kernel_reads_them() {

@@ -11,13 +11,13 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use std::time::Duration;
 
 use crate::error::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, Error};
 use crate::sys;
@@ -388,7 +388,10 @@ pub fn exec_error(command: std::ffi::OsString, error: ExecError) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use nix::sys::signal::Signal;
+
+    use super::{Command, Ending};
 
     #[test]
     fn ending_round_trips() {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::PollTimeout;
 use nix::sys::signal::{Signal, kill};
+use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -165,211 +166,317 @@ impl Events for () {}
 
 /// Supervise `child` (outside every namespace): forward signals, wait for it, and return how
 /// COMMAND ended: as the reports say when an init sends them, else as `child` itself ended.
-/// The helpers the reports name go to `helpers`.
+/// The helpers the reports name go to `helpers`. Each turn: the timeout (a stop under way,
+/// pid 1's ready deadline, the tick), one poll, then what it found, in order: output, pid
+/// 1's messages, the console's escape, a report, a signal.
 pub fn supervise(
     child: Pid,
     watch: Watch<'_>,
     helpers: &mut Vec<Pid>,
     events: &mut dyn Events,
 ) -> Result<Ending, Error> {
-    use nix::poll::{PollFd, PollFlags, poll};
-    use std::os::fd::AsFd;
-    let Watch {
-        mut reports,
-        terminal,
-        console,
-        stop_with,
-        notify,
-        tick,
-        mut output,
-        mut source,
-    } = watch;
-    let mut next_tick = tick.map(|every| Instant::now() + every);
-    let sfd = signalfd()?;
-    let mut reported = None;
-    let mut relay = console.map(console::Relay::start);
-    let mut stopping: Option<Stopping> = None;
-    // Until pid 1 says READY=1, or this deadline.
-    let mut ready_by = notify
-        .and_then(|(_, wait)| wait)
-        .map(|w| (Instant::now(), w));
+    let mut s = Supervisor::new(child, watch, helpers, events)?;
     let status = loop {
-        let mut timeout = stopping
+        let timeout = s.timeout();
+        let polled = s.wait_for_events(timeout)?;
+        if polled.output && !s.events.output() {
+            s.output = None;
+        }
+        if polled.notified {
+            s.hear_pid_1();
+        }
+        if polled.escaped {
+            s.escape();
+        }
+        if polled.report {
+            s.read_report();
+        }
+        if polled.signal
+            && let Some(status) = s.on_signal()?
+        {
+            break status;
+        }
+    };
+    Ok(s.finish(status))
+}
+
+/// Supervision's state between turns.
+struct Supervisor<'a, 'e> {
+    child: Pid,
+    sfd: SignalFd,
+    reports: Option<std::fs::File>,
+    terminal: Option<Terminal>,
+    relay: Option<console::Relay<'a>>,
+    stop_with: Option<StopWith>,
+    notify: Option<(&'a notify::Listener, Option<Duration>)>,
+    tick: Option<Duration>,
+    next_tick: Option<Instant>,
+    output: Option<std::os::fd::BorrowedFd<'a>>,
+    source: Option<&'a mut dyn Source>,
+    /// How COMMAND ended, as an init reported it.
+    reported: Option<Ending>,
+    stopping: Option<Stopping>,
+    /// Until pid 1 says READY=1, or this deadline.
+    ready_by: Option<(Instant, Duration)>,
+    helpers: &'e mut Vec<Pid>,
+    events: &'e mut dyn Events,
+}
+
+/// What one poll found ready.
+struct Polled {
+    signal: bool,
+    report: bool,
+    notified: bool,
+    /// The console's escape was typed.
+    escaped: bool,
+    output: bool,
+}
+
+impl<'a, 'e> Supervisor<'a, 'e> {
+    fn new(
+        child: Pid,
+        watch: Watch<'a>,
+        helpers: &'e mut Vec<Pid>,
+        events: &'e mut dyn Events,
+    ) -> Result<Self, Error> {
+        let Watch {
+            reports,
+            terminal,
+            console,
+            stop_with,
+            notify,
+            tick,
+            output,
+            source,
+        } = watch;
+        Ok(Supervisor {
+            child,
+            next_tick: tick.map(|every| Instant::now() + every),
+            sfd: signalfd()?,
+            reports,
+            terminal,
+            relay: console.map(console::Relay::start),
+            stop_with,
+            ready_by: notify
+                .and_then(|(_, wait)| wait)
+                .map(|w| (Instant::now(), w)),
+            notify,
+            tick,
+            output,
+            source,
+            reported: None,
+            stopping: None,
+            helpers,
+            events,
+        })
+    }
+
+    /// How long the next poll may wait: a stop under way takes its next step, pid 1's ready
+    /// deadline and the tick are told when they pass.
+    fn timeout(&mut self) -> PollTimeout {
+        let mut timeout = self
+            .stopping
             .as_mut()
-            .map_or(PollTimeout::NONE, |s| s.advance(child));
-        if let Some((since, wait)) = ready_by {
+            .map_or(PollTimeout::NONE, |s| s.advance(self.child));
+        if let Some((since, wait)) = self.ready_by {
             let left = wait.saturating_sub(since.elapsed());
             if left.is_zero() {
-                ready_by = None;
-                events.pid_1_ready(Some(wait));
+                self.ready_by = None;
+                self.events.pid_1_ready(Some(wait));
             } else {
                 let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
                 timeout = earliest(timeout, PollTimeout::from(ms));
             }
         }
-        if let (Some(at), Some(every)) = (next_tick, tick) {
+        if let (Some(at), Some(every)) = (self.next_tick, self.tick) {
             let now = Instant::now();
             if now >= at {
-                events.tick();
-                next_tick = Some(now + every);
+                self.events.tick();
+                self.next_tick = Some(now + every);
             }
-            let left = next_tick.map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+            let left = self
+                .next_tick
+                .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
             let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
             timeout = earliest(timeout, PollTimeout::from(ms));
         }
-        let (signal_ready, report_ready, notified, escaped, output_ready) = {
-            let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-            let report_at = reports.as_ref().map(|pipe| {
-                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
-            let notify_at = notify.map(|(listener, _)| {
-                fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
-            let output_at = output.map(|fd| {
-                fds.push(PollFd::new(fd, PollFlags::POLLIN));
-                fds.len() - 1
-            });
-            let first_source = fds.len();
-            if let Some(source) = source.as_ref() {
-                fds.extend(source.interest());
-            }
-            let first_relay = fds.len();
-            if let Some(relay) = relay.as_ref() {
-                fds.extend(relay.interest());
-            }
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys("waiting for events", e)),
-            }
-            let revents: Vec<PollFlags> = fds
-                .iter()
-                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
-                .collect();
-            drop(fds);
-            if let Some(source) = source.as_mut() {
-                source.on_events(&revents[first_source..first_relay]);
-            }
-            let escaped = relay
-                .as_mut()
-                .is_some_and(|r| r.on_events(&revents[first_relay..]));
-            let ready = |at: Option<usize>| at.is_some_and(|i| !revents[i].is_empty());
-            let outputs = ready(output_at);
-            (
-                ready(Some(0)),
-                ready(report_at),
-                ready(notify_at),
-                escaped,
-                outputs,
-            )
+        timeout
+    }
+
+    /// One poll of everything watched; the console's relay handles its own descriptors.
+    fn wait_for_events(&mut self, timeout: PollTimeout) -> Result<Polled, Error> {
+        use nix::poll::{PollFd, PollFlags, poll};
+        use std::os::fd::AsFd;
+        let mut fds = vec![PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
+        let report_at = self.reports.as_ref().map(|pipe| {
+            fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let notify_at = self.notify.map(|(listener, _)| {
+            fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let output_at = self.output.map(|fd| {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let first_source = fds.len();
+        if let Some(source) = self.source.as_ref() {
+            fds.extend(source.interest());
+        }
+        let first_relay = fds.len();
+        if let Some(relay) = self.relay.as_ref() {
+            fds.extend(relay.interest());
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("waiting for events", e)),
+        }
+        let revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+            .collect();
+        drop(fds);
+        if let Some(source) = self.source.as_mut() {
+            source.on_events(&revents[first_source..first_relay]);
+        }
+        let escaped = self
+            .relay
+            .as_mut()
+            .is_some_and(|r| r.on_events(&revents[first_relay..]));
+        let ready = |at: Option<usize>| at.is_some_and(|i| !revents[i].is_empty());
+        Ok(Polled {
+            signal: ready(Some(0)),
+            report: ready(report_at),
+            notified: ready(notify_at),
+            escaped,
+            output: ready(output_at),
+        })
+    }
+
+    /// pid 1's sd_notify messages: its READY=1 ends the wait for it.
+    fn hear_pid_1(&mut self) {
+        let Some((listener, _)) = self.notify else {
+            return;
         };
-        if output_ready && !events.output() {
-            output = None;
-        }
-        if notified && let Some((listener, _)) = notify {
-            while let Some((pid, message)) = listener.receive() {
-                // Only pid 1's word counts (the socket is root's inside, but any process of
-                // root's there could write to it).
-                if pid == Some(child.as_raw())
-                    && notify::says(&message, "READY=1")
-                    && ready_by.take().is_some()
-                {
-                    events.pid_1_ready(None);
-                }
-            }
-        }
-        if escaped && stopping.is_none() {
-            // The console's escape: stop as the run stops (SIGTERM for a pid 1 of the
-            // caller's own).
-            let with = stop_with.unwrap_or(StopWith {
-                signo: Signal::SIGTERM as i32,
-                grace: ESCAPE_GRACE,
-            });
-            stopping = Some(Stopping::new(with));
-            events.stopping();
-        }
-        if report_ready && let Some(pipe) = reports.as_mut() {
-            let mut msg = [0u8; 5];
-            match pipe
-                .read_exact(&mut msg)
-                .ok()
-                .and_then(|()| Ending::decode(&msg))
+        while let Some((pid, message)) = listener.receive() {
+            // Only pid 1's word counts (the socket is root's inside, but any process of
+            // root's there could write to it).
+            if pid == Some(self.child.as_raw())
+                && notify::says(&message, "READY=1")
+                && self.ready_by.take().is_some()
             {
-                Some(Ending::Stopped(sig)) => suspend_like(sig, child, terminal),
-                Some(Ending::Ready) => events.setup_done(),
-                Some(Ending::Helper(pid)) => helpers.push(Pid::from_raw(pid)),
-                Some(ending) => reported = Some(ending),
-                None => reports = None, // init is gone; its own status tells the rest
+                self.events.pid_1_ready(None);
             }
         }
-        if !signal_ready {
-            continue;
+    }
+
+    /// The console's escape: stop as the run stops (SIGTERM for a pid 1 of the caller's own).
+    fn escape(&mut self) {
+        if self.stopping.is_some() {
+            return;
         }
-        match receive(&sfd)? {
+        let with = self.stop_with.unwrap_or(StopWith {
+            signo: Signal::SIGTERM as i32,
+            grace: ESCAPE_GRACE,
+        });
+        self.stopping = Some(Stopping::new(with));
+        self.events.stopping();
+    }
+
+    /// One report of the init (or of the namespace process's setup).
+    fn read_report(&mut self) {
+        let Some(pipe) = self.reports.as_mut() else {
+            return;
+        };
+        let mut msg = [0u8; 5];
+        match pipe
+            .read_exact(&mut msg)
+            .ok()
+            .and_then(|()| Ending::decode(&msg))
+        {
+            Some(Ending::Stopped(sig)) => suspend_like(sig, self.child, self.terminal),
+            Some(Ending::Ready) => self.events.setup_done(),
+            Some(Ending::Helper(pid)) => self.helpers.push(Pid::from_raw(pid)),
+            Some(ending) => self.reported = Some(ending),
+            None => self.reports = None, // init is gone; its own status tells the rest
+        }
+    }
+
+    /// A signal: a child changed state (the status, once `child` has ended), or one to
+    /// forward, relay or turn into a polite stop.
+    fn on_signal(&mut self) -> Result<Option<WaitStatus>, Error> {
+        let child = self.child;
+        match receive(&self.sfd)? {
             // Some child of ours changed state: the namespace process, or a helper.
             Received::Child => {
-                events.child_changed();
+                self.events.child_changed();
                 match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
                     Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                        break status;
+                        return Ok(Some(status));
                     }
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("waiting for the namespace process", e)),
                 }
             }
-            Received::FromTerminal(Signal::SIGWINCH) if relay.is_some() => {
-                if let Some(relay) = relay.as_ref() {
+            Received::FromTerminal(Signal::SIGWINCH) if self.relay.is_some() => {
+                if let Some(relay) = self.relay.as_ref() {
                     relay.resize();
                 }
             }
             // A system image (--boot) stops on its own signal, whoever asks: a kill(1) of
             // become-root or the terminal's Ctrl-C (COMMAND is in a session of its own).
             Received::Forward(sig) | Received::FromTerminal(sig)
-                if let Some(with) = stop_with
+                if let Some(with) = self.stop_with
                     && matches!(
                         sig,
                         Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT
                     ) =>
             {
-                if stopping.is_none() {
-                    stopping = Some(Stopping::new(with));
-                    events.stopping();
+                if self.stopping.is_none() {
+                    self.stopping = Some(Stopping::new(with));
+                    self.events.stopping();
                 }
             }
             Received::Forward(sig) => {
                 if sig == Signal::SIGTERM {
-                    events.stopping();
+                    self.events.stopping();
                 }
                 let _ = kill(child, sig);
             }
             // COMMAND is in a session of its own (the console's): the terminal's signals
             // reached become-root alone.
-            Received::FromTerminal(sig) if relay.is_some() => {
+            Received::FromTerminal(sig) if self.relay.is_some() => {
                 let _ = kill(child, sig);
             }
             Received::FromTerminal(_) | Received::Nothing => {}
         }
-    };
-    if let Some(relay) = relay {
-        relay.finish();
+        Ok(None)
     }
-    if let Some(terminal) = terminal {
-        terminal.take_back();
-    }
-    if reported.is_none()
-        && let Some(pipe) = reports.as_mut()
-    {
-        let messages = read_reports(pipe, helpers);
-        if messages.contains(&Ending::Ready) {
-            events.setup_done();
+
+    /// `child` ended with `status`: the console and the terminal are handed back, and the
+    /// ending is the init's last report, else `child`'s own.
+    fn finish(mut self, status: WaitStatus) -> Ending {
+        if let Some(relay) = self.relay.take() {
+            relay.finish();
         }
-        reported = messages
-            .into_iter()
-            .rfind(|e| matches!(e, Ending::Exited(_) | Ending::Killed(_)));
+        if let Some(terminal) = self.terminal {
+            terminal.take_back();
+        }
+        if self.reported.is_none()
+            && let Some(pipe) = self.reports.as_mut()
+        {
+            let messages = read_reports(pipe, self.helpers);
+            if messages.contains(&Ending::Ready) {
+                self.events.setup_done();
+            }
+            self.reported = messages
+                .into_iter()
+                .rfind(|e| matches!(e, Ending::Exited(_) | Ending::Killed(_)));
+        }
+        let own = Ending::from_wait(status).expect("exited or killed");
+        self.reported.unwrap_or(own)
     }
-    let own = Ending::from_wait(status).expect("exited or killed");
-    Ok(reported.unwrap_or(own))
 }
 
 /// COMMAND stopped: stop become-root the same way, so that the caller's shell sees a

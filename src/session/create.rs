@@ -1,9 +1,24 @@
 //! Sessions: creating one (hooks in the launcher): claim the name, go to the background
 //! with --detach, say when the namespaces are ready, remove the state when the run ends.
 
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::*;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{Pid, getpid};
+
+use super::{Proc, Record, Request, SessionError, StateDir, namespaces_of};
+use crate::error::Error;
+use crate::process;
+use crate::sys::{self, Forked};
 
 // ---- creating a session (hooks in launch::supervise) --------------------------------------
 

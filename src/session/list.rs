@@ -1,6 +1,11 @@
 //! Sessions: `--list`, as a table or JSON.
 
-use super::*;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+use super::{Record, StateDir, state_dir_location, utc};
+use crate::error::Error;
 
 // ---- --list ---------------------------------------------------------------------------------
 
@@ -141,7 +146,10 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use std::path::Path;
+
+    use super::{Record, render_json, render_table};
     use crate::session::record::tests::record;
 
     #[test]

@@ -8,10 +8,24 @@
 //! copy of a log COMMAND appends to itself, then its truncation, loses what COMMAND writes in
 //! between, which under load was a whole megabyte (issue 26); and the bound holds at each
 //! write, not at a timer's tick. When the run is over and a process of COMMAND's still holds
-//! the pipe, a keeper (a fork of become-root that holds nothing else) copies on until the
+//! the pipe, a keeper (become-root started again, holding nothing else) copies on until the
 //! last one closes it.
 
-use super::*;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, fstat};
+
+use super::{SessionError, StateDir, load_named};
+use crate::error::Error;
+use crate::sys;
 
 /// The most a log keeps: past it, become-root moves it to `NAME.log.1` (replacing the one
 /// before) and starts it again, so a session keeps at most twice this much.
@@ -133,35 +147,63 @@ impl Output {
 
     /// The run is over: copy what is left; if a process of COMMAND's still holds the pipe,
     /// leave a keeper to copy the rest, until the last one closes it.
+    ///
+    /// The keeper is this program started again ([`KEEPER`]), not a fork: become-root may
+    /// run threads by now (the forwarder's, for published and live ports), and a fork of a
+    /// process with threads may inherit a lock another held (sys::fork_process). std's
+    /// spawn makes the child with nothing but async-signal-safe calls before its exec.
     pub(super) fn finish(mut self, dir: &StateDir, name: &str) {
         if self.copy(dir, name, None) == Copied::End {
             return;
         }
-        let Ok(Forked::Child) = sys::fork_process() else {
-            return;
-        };
-        // Nothing of the caller's: standard streams to /dev/null, no descriptor but the pipe,
-        // the log and the state directory.
-        sys::stdio_to_null();
-        sys::close_fds_except(&[
-            self.pipe.as_raw_fd(),
-            self.log.as_raw_fd(),
-            dir.fd.as_raw_fd(),
-        ]);
-        let _ = nix::fcntl::fcntl(
-            &self.pipe,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-        );
-        // become-root's signals were blocked for its signalfd: a kill(1) of the keeper works.
-        let _ = nix::sys::signal::sigprocmask(
-            nix::sys::signal::SigmaskHow::SIG_SETMASK,
-            Some(&nix::sys::signal::SigSet::empty()),
-            None,
-        );
-        // Blocking now: each read waits for more, or for the end.
-        while self.copy(dir, name, None) == Copied::Now {}
-        sys::exit_now(0)
+        let started = std::process::Command::new("/proc/self/exe")
+            .arg0("become-root")
+            .env(KEEPER, name)
+            .stdin(self.pipe)
+            .stdout(self.log)
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        // Not waited for: it outlives this process, and its parent is then the subreaper.
+        if let Err(e) = started {
+            crate::error::say!("become-root: the session's log: starting its keeper: {e}");
+        }
     }
+}
+
+/// In the environment of become-root started as a session's log keeper: the session's name.
+/// Standard input is the read end of COMMAND's output, standard output the log.
+pub const KEEPER: &str = "BECOME_ROOT_LOG_KEEPER";
+
+/// Be the log keeper of session `name` (started by a detached session that ends while a
+/// process it left holds its output): copy standard input into the
+/// log, started again past [`LOG_MAX`] as become-root did, until every writer has closed the
+/// pipe. A fresh process of one thread, with standard error on /dev/null.
+pub fn keep_log(name: &OsStr) -> i32 {
+    // Started as /proc/self/exe, whose name ps would show: it is become-root's.
+    let _ = nix::sys::prctl::set_name(c"become-root");
+    // Nothing of the caller's but the pipe and the log: descriptors inherited without
+    // close-on-exec (a jobserver's) are closed.
+    sys::close_fds_except(&[]);
+    let Some(name) = name.to_str() else {
+        return 1;
+    };
+    let Ok(Some(dir)) = StateDir::open(false) else {
+        return 1;
+    };
+    let (Ok(pipe), Ok(log)) = (
+        sys::std_fd(0).try_clone_to_owned(),
+        sys::std_fd(1).try_clone_to_owned(),
+    ) else {
+        return 1;
+    };
+    let mut output = Output::new(File::from(pipe), File::from(log));
+    // Blocking now: each read waits for more, or for the end.
+    let _ = nix::fcntl::fcntl(
+        &output.pipe,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    );
+    while output.copy(&dir, name, None) == Copied::Now {}
+    0
 }
 
 pub(super) fn logs(name: &str, follow: bool) -> Result<(), Error> {

@@ -73,28 +73,13 @@
 //! `--join`, `--stop` and by a new run taking the name. State is changed only under an
 //! flock(2) on the directory.
 #![forbid(unsafe_code)]
-use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, Flock, FlockArg, OFlag, openat, renameat};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::CloneFlags;
-use nix::sys::signal::Signal;
-use nix::sys::stat::{Mode, fstat, stat};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{Gid, Pid, Uid, UnlinkatFlags, getpid, unlinkat};
 
 use crate::error::Error;
-use crate::process::{self, Command};
-use crate::sys::{self, Forked};
-use crate::userns;
 mod create;
 mod join;
 mod list;
@@ -102,13 +87,14 @@ mod logs;
 mod record;
 mod state;
 mod stop;
+mod target;
 
 pub use create::{Again, PortsRecord, Session};
 use join::join;
 use list::list;
 pub use list::{render_json, render_table};
-pub use logs::LOG_MAX;
 use logs::logs;
+pub use logs::{KEEPER, LOG_MAX, keep_log};
 pub use record::*;
 use state::{StateDir, load_named};
 pub use state::{leftovers, report_leftover};
@@ -408,7 +394,8 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use super::check_name;
 
     #[test]
     fn names() {

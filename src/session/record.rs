@@ -1,7 +1,14 @@
 //! Sessions: the processes a session is made of, and its state file (`NAME.session`) as
 //! text: pure, apart from reading /proc.
 
-use super::*;
+use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::stat;
+use nix::unistd::{Uid, getpid};
+
+use super::{KINDS, MAGIC};
 
 // ---- processes ------------------------------------------------------------------------------
 
@@ -326,7 +333,13 @@ pub fn utc(secs: u64) -> String {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::*;
+
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use super::{
+        MAGIC, Proc, Record, outside_uid_of_root, parse_ns_link, parse_stat, state_dir_for, utc,
+    };
 
     #[test]
     fn stat_fields() {

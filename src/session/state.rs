@@ -1,7 +1,21 @@
 //! Sessions: the state directory, opened once and checked, and every change to the state
 //! files in it, relative to its descriptor and under its lock.
 
-use super::*;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, Flock, FlockArg, OFlag, openat, renameat};
+use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, fstat};
+use nix::unistd::{Uid, UnlinkatFlags, getpid, unlinkat};
+
+use super::{Proc, Record, SessionError, check_name, own_namespace, state_dir_location, utc};
+use crate::error::Error;
+use crate::sys;
 
 /// The state directory, opened (not following a symlink) and checked: every later access is
 /// relative to this descriptor, so nothing can swap the directory after the check.

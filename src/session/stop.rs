@@ -1,6 +1,20 @@
 //! Sessions: `--stop`, ending everything in a session.
 
-use super::*;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, openat};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, fstat};
+use nix::unistd::Pid;
+
+use super::{Proc, STOP_GRACE, SessionError, load_named, own_namespace, parse_ns_link};
+use crate::error::Error;
+use crate::process::BOOT_STOP_GRACE;
+use crate::sys;
 
 // ---- --stop ---------------------------------------------------------------------------------
 
@@ -11,6 +25,8 @@ pub(super) struct Doomed {
     pidfd: OwnedFd,
 }
 
+/// `--stop=NAME`: signal the session, kill what is left after the grace period, wait for its
+/// supervisor, and remove its state.
 pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
     let missing = || SessionError::NoSession { name: name.into() };
     let (dir, loaded) = load_named(name)?;
@@ -26,6 +42,34 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
         dir.remove_if_unchanged(name, &loaded.text)?;
         return Err(missing().into());
     }
+    let (supervisor, doomed) = doomed_of(&record);
+    let grace = grace_of(timeout, record.stop_timeout, record.boot);
+    let signo = signal_first(name, record.boot, supervisor.as_ref(), &doomed)?;
+    kill_what_is_left(name, doomed, grace, signo)?;
+    // become-root's background part stops the network helper and removes the state itself
+    // once the holder has ended; if it does not, it dies (and its helpers with it). Either
+    // way --stop returns only once it is gone.
+    if let Some(s) = supervisor {
+        for d in wait_for_exit(vec![s], Instant::now() + Duration::from_secs(2)) {
+            let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);
+            wait_for_exit(vec![d], Instant::now() + Duration::from_secs(2));
+        }
+    }
+    // A detached session's supervisor kept its state as it ended (its status and log): that
+    // too goes with --stop.
+    let text = match dir.load(name)? {
+        Some(now) if now.record.supervisor == record.supervisor && now.record.ended.is_some() => {
+            now.text
+        }
+        _ => loaded.text,
+    };
+    dir.remove_if_unchanged(name, &text)?;
+    Ok(())
+}
+
+/// The session's supervisor, and the processes to end: its holder, then every other member
+/// of its user namespace, each held by a pidfd opened before it is checked.
+fn doomed_of(record: &super::Record) -> (Option<Doomed>, Vec<Doomed>) {
     let open = |proc: &Proc| -> Option<Doomed> {
         let pidfd = sys::pidfd_open(Pid::from_raw(proc.pid)).ok()?;
         // Checked after the pidfd is open: it then surely holds this very process.
@@ -36,8 +80,7 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
     };
     let supervisor = open(&record.supervisor);
     let mut doomed: Vec<Doomed> = record.holder.as_ref().and_then(open).into_iter().collect();
-    let user_ns = record.namespace("user");
-    if let Some(user_ns) = user_ns {
+    if let Some(user_ns) = record.namespace("user") {
         for pid in members(user_ns) {
             if doomed.iter().all(|d| d.pid != pid)
                 && let Ok(pidfd) = sys::pidfd_open(Pid::from_raw(pid))
@@ -47,21 +90,36 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
             }
         }
     }
-    let grace = timeout
-        .or(record.stop_timeout)
+    (supervisor, doomed)
+}
+
+/// How long the session has to end before SIGKILL: --stop-timeout, else what it was started
+/// with, else the default for a booted image or another session.
+fn grace_of(asked: Option<u64>, recorded: Option<u64>, boot: bool) -> Duration {
+    asked
+        .or(recorded)
         .map(Duration::from_secs)
-        .unwrap_or(match record.boot {
+        .unwrap_or(match boot {
             true => BOOT_STOP_GRACE,
             false => STOP_GRACE,
-        });
-    // Signal the session; if not one of its processes could be signalled (EPERM: the state
-    // file names processes that are not the caller's), say so at once instead of waiting.
-    // A booted image (--boot) is stopped as systemd-nspawn stops one, by SIGRTMIN+3 to its
-    // pid 1 alone, which shuts the system down. Its supervisor sends it, as it does on its own
-    // SIGTERM: only once pid 1 has a handler for it, for an init drops the signals it does not
-    // handle and one sent in the first moments of a boot would be lost (process::supervise).
-    let (first, signo): (Vec<&Doomed>, i32) = if doomed.is_empty() || record.boot {
-        match (&supervisor, doomed.first()) {
+        })
+}
+
+/// Signal the session, and return the signal; if not one of its processes could be
+/// signalled (EPERM: the state file names processes that are not the caller's), say so at
+/// once instead of waiting. A booted image (--boot) is stopped as systemd-nspawn stops one,
+/// by SIGRTMIN+3 to its pid 1 alone, which shuts the system down. Its supervisor sends it,
+/// as it does on its own SIGTERM: only once pid 1 has a handler for it, for an init drops
+/// the signals it does not handle and one sent in the first moments of a boot would be lost
+/// (process::supervise).
+fn signal_first(
+    name: &str,
+    boot: bool,
+    supervisor: Option<&Doomed>,
+    doomed: &[Doomed],
+) -> Result<i32, Error> {
+    let (first, signo): (Vec<&Doomed>, i32) = if doomed.is_empty() || boot {
+        match (supervisor, doomed.first()) {
             (Some(s), _) => (vec![s], Signal::SIGTERM as i32),
             // No supervisor: only the image itself is left to ask.
             (None, holder) => (holder.into_iter().collect(), nix::libc::SIGRTMIN() + 3),
@@ -87,6 +145,17 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
         }
         .into());
     }
+    Ok(signo)
+}
+
+/// Wait up to `grace` for `doomed` to end after `signo`, then SIGKILL what is left, saying
+/// so; an error if something survives even that.
+fn kill_what_is_left(
+    name: &str,
+    doomed: Vec<Doomed>,
+    grace: Duration,
+    signo: i32,
+) -> Result<(), Error> {
     let left = wait_for_exit(doomed, Instant::now() + grace);
     if !left.is_empty() {
         let pids: Vec<String> = left.iter().map(|d| d.pid.to_string()).collect();
@@ -108,24 +177,6 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
         }
         .into());
     }
-    // become-root's background part stops the network helper and removes the state itself
-    // once the holder has ended; if it does not, it dies (and its helpers with it). Either
-    // way --stop returns only once it is gone.
-    if let Some(s) = supervisor {
-        for d in wait_for_exit(vec![s], Instant::now() + Duration::from_secs(2)) {
-            let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);
-            wait_for_exit(vec![d], Instant::now() + Duration::from_secs(2));
-        }
-    }
-    // A detached session's supervisor kept its state as it ended (its status and log): that
-    // too goes with --stop.
-    let text = match dir.load(name)? {
-        Some(now) if now.record.supervisor == record.supervisor && now.record.ended.is_some() => {
-            now.text
-        }
-        _ => loaded.text,
-    };
-    dir.remove_if_unchanged(name, &text)?;
     Ok(())
 }
 
@@ -204,4 +255,30 @@ pub(super) fn member_of(pid: i32, user_ns: u64) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{BOOT_STOP_GRACE, STOP_GRACE, grace_of};
+
+    #[test]
+    fn the_grace_a_stop_gives() {
+        let s = Duration::from_secs;
+        // (--stop-timeout, recorded at the start, --boot) -> grace
+        for (asked, recorded, boot, want) in [
+            (None, None, false, STOP_GRACE),
+            (None, None, true, BOOT_STOP_GRACE),
+            (None, Some(7), true, s(7)),
+            (Some(2), Some(7), false, s(2)),
+            (Some(0), None, true, s(0)),
+        ] {
+            assert_eq!(
+                grace_of(asked, recorded, boot),
+                want,
+                "{asked:?} {recorded:?} {boot}"
+            );
+        }
+    }
 }

@@ -1,6 +1,11 @@
 //! Table tests of `subid`: one row per rule.
 
-use super::*;
+use std::path::Path;
+
+use super::{
+    Entry, Field, LineError, NumError, Parsed, SubRange, caller_ranges, parse_getsubids,
+    parse_line, split_lines,
+};
 
 const NAME: &str = "alice";
 const UID: u32 = 1000;
@@ -21,6 +26,7 @@ type Row = (
     Vec<&'static str>,
 );
 
+// long: a table of (input, expected) rows, one per rule
 #[test]
 fn caller_ranges_table() {
     let rows: Vec<Row> = vec![

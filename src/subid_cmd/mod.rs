@@ -9,20 +9,13 @@
 //! grep, diff and most administration tools use.
 #![forbid(unsafe_code)]
 
-use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fmt;
-use std::fs;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::{fmt, fs};
 
-use crate::audit::{self, Accounts, RangeIndex, Table, Which};
-use crate::cli::subid::{
-    AccountFiles, CheckArgs, Cli, Command, NextArgs, ScanArgs, ShowArgs, SubidFiles,
-};
-use crate::options::SubidSource;
+use crate::audit::{self, Accounts, Table, Which};
+use crate::cli::subid::{AccountFiles, CheckArgs, Cli, Command, NextArgs, SubidFiles};
 
 mod scan;
 mod show;

@@ -1,7 +1,16 @@
 //! `subid scan PATH...`: set-user-ID and set-group-ID files owned by subordinate ids, on one
 //! filesystem and without following symbolic links unless asked.
 
-use super::*;
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::{EXIT_FAILURE, EXIT_FOUND, EXIT_OK, Failure, print_out, read_subid_files};
+use crate::audit::{self, RangeIndex};
+use crate::cli::subid::ScanArgs;
 
 /// The allocated ranges of one file, with the file's name for the report.
 pub(super) struct Ranges<'a> {

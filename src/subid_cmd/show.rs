@@ -1,7 +1,13 @@
 //! `subid show [USER]`: a user's ranges as newuidmap grants them, by name or uid, with totals and
 //! the source (files or getsubids).
 
-use super::*;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+
+use super::{EXIT_FOUND, EXIT_OK, Failure, PASSWD, print_out, read_input, read_subid_files};
+use crate::audit::{self, Accounts};
+use crate::cli::subid::ShowArgs;
+use crate::options::SubidSource;
 
 /// Who `show` is about.
 pub(super) struct User {
@@ -93,20 +99,7 @@ pub(super) struct Shown {
 }
 
 pub(super) fn show(args: ShowArgs) -> Result<i32, Failure> {
-    let files_given = args.files.subuid.is_some() || args.files.subgid.is_some();
-    let use_getsubids = match args.subid_source {
-        SubidSource::Getsubids if files_given => {
-            return Err(Failure::new(
-                "usage",
-                "--subuid and --subgid name files, which --subid-source=getsubids does not read",
-            )
-            .hint("leave out --subid-source, or the file options"));
-        }
-        _ if files_given => false,
-        SubidSource::Files => false,
-        SubidSource::Getsubids => true,
-        SubidSource::Auto => crate::userns::nsswitch_has_subid(),
-    };
+    let use_getsubids = uses_getsubids(&args)?;
     let passwd = read_input(args.passwd.as_deref(), PASSWD, true)?;
     let accounts = Accounts::parse(&passwd.text, b"");
     let user = resolve_user(args.user.as_ref(), &accounts, args.passwd.is_some());
@@ -119,95 +112,17 @@ pub(super) fn show(args: ShowArgs) -> Result<i32, Failure> {
             "user    {name} (no such account: lines are matched by their owner field)\n"
         )),
     }
-
-    let mut lists: Vec<(&str, Vec<Shown>)> = Vec::new();
-    let mut problems = Vec::new();
-    if use_getsubids {
-        out.push_str("source  getsubids (libsubid)\n");
-        for (word, groups) in [("uid", false), ("gid", true)] {
-            let ranges = getsubids(&name, groups)?;
-            let shown = ranges
-                .into_iter()
-                .map(|range| Shown {
-                    range,
-                    at: "getsubids".into(),
-                    mapped: true,
-                })
-                .collect();
-            lists.push((word, shown));
-        }
+    let (source, lists, problems) = if use_getsubids {
+        (
+            "source  getsubids (libsubid)\n".to_string(),
+            getsubids_lists(&name)?,
+            Vec::new(),
+        )
     } else {
-        let (subuid, subgid) = read_subid_files(&args.files)?;
-        out.push_str(&format!(
-            "source  files {} and {}\n",
-            subuid.shown, subgid.shown
-        ));
-        let mut names: Vec<&[u8]> = vec![&user.name];
-        names.extend(user.aliases.iter().map(Vec::as_slice));
-        for (word, input) in [("uid", &subuid), ("gid", &subgid)] {
-            let (ranges, bad) = audit::user_ranges(&input.text, &names, user.uid, &accounts);
-            let shown = ranges
-                .into_iter()
-                .map(|r| {
-                    let mut at = format!("{}:{}", input.shown, r.line);
-                    let by_name = r.owner.as_bytes() == user.name.as_slice();
-                    if !by_name {
-                        at.push_str(&format!(" (as {})", r.owner));
-                    }
-                    let by_uid = user.uid.is_some_and(|uid| r.owner == uid.to_string());
-                    Shown {
-                        range: r.range,
-                        at,
-                        mapped: by_name || by_uid,
-                    }
-                })
-                .collect();
-            lists.push((word, shown));
-            problems.extend(
-                bad.into_iter()
-                    .map(|p| format!("warning: {}:{}: {}", input.shown, p.line, p.what)),
-            );
-        }
-    }
-
-    // Columns as wide as their widest entry.
-    let rows: Vec<(&str, String, String, &str)> = lists
-        .iter()
-        .flat_map(|(word, shown)| {
-            shown.iter().map(move |s| {
-                let span = audit::Span {
-                    start: s.range.start.into(),
-                    count: s.range.count.into(),
-                };
-                (
-                    *word,
-                    span.to_string(),
-                    s.range.count.to_string(),
-                    s.at.as_str(),
-                )
-            })
-        })
-        .collect();
-    let range_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-    let count_width = rows.iter().map(|r| r.2.len()).max().unwrap_or(0);
-    let mut totals = Vec::new();
-    for (word, shown) in &lists {
-        if shown.is_empty() {
-            out.push_str(&format!("{word}     none\n"));
-        }
-        for (_, range, count, at) in rows.iter().filter(|r| r.0 == *word) {
-            out.push_str(&format!(
-                "{word}     {range:<range_width$}  {count:>count_width$} ids  {at}\n"
-            ));
-        }
-        let ids: u64 = shown.iter().map(|s| u64::from(s.range.count)).sum();
-        let ranges = match shown.len() {
-            1 => "1 range".to_string(),
-            n => format!("{n} ranges"),
-        };
-        totals.push(format!("{ids} {word}s in {ranges}"));
-    }
-    out.push_str(&format!("total   {}\n", totals.join(", ")));
+        file_lists(&args, &user, &accounts)?
+    };
+    out.push_str(&source);
+    out.push_str(&ranges_text(&lists));
     let gid = match (&args.user, user.is_account) {
         (None, _) => Some(nix::unistd::getgid().as_raw()),
         (Some(_), true) => primary_gid(&passwd.text, &user.name),
@@ -228,7 +143,129 @@ pub(super) fn show(args: ShowArgs) -> Result<i32, Failure> {
     Ok(EXIT_OK)
 }
 
-/// `getsubids [-g] NAME` (shadow), as become-root asks it.
+/// Whether the ranges come from getsubids: --subid-source, else /etc/nsswitch.conf; never
+/// when --subuid or --subgid name files.
+fn uses_getsubids(args: &ShowArgs) -> Result<bool, Failure> {
+    let files_given = args.files.subuid.is_some() || args.files.subgid.is_some();
+    Ok(match args.subid_source {
+        SubidSource::Getsubids if files_given => {
+            return Err(Failure::new(
+                "usage",
+                "--subuid and --subgid name files, which --subid-source=getsubids does not read",
+            )
+            .hint("leave out --subid-source, or the file options"));
+        }
+        _ if files_given => false,
+        SubidSource::Files => false,
+        SubidSource::Getsubids => true,
+        SubidSource::Auto => crate::userns::nsswitch_has_subid(),
+    })
+}
+
+/// The user's uid and gid ranges as getsubids gives them.
+fn getsubids_lists(name: &str) -> Result<Lists, Failure> {
+    let mut lists = Vec::new();
+    for (word, groups) in [("uid", false), ("gid", true)] {
+        let ranges = getsubids(name, groups)?;
+        let shown = ranges
+            .into_iter()
+            .map(|range| Shown {
+                range,
+                at: "getsubids".into(),
+                mapped: true,
+            })
+            .collect();
+        lists.push((word, shown));
+    }
+    Ok(lists)
+}
+
+/// The ranges of each kind (`uid`, `gid`) with where they were found.
+type Lists = Vec<(&'static str, Vec<Shown>)>;
+
+/// The source line, the user's uid and gid ranges in the files (by name, an alias or uid),
+/// and the warnings about their lines.
+fn file_lists(
+    args: &ShowArgs,
+    user: &User,
+    accounts: &Accounts,
+) -> Result<(String, Lists, Vec<String>), Failure> {
+    let (subuid, subgid) = read_subid_files(&args.files)?;
+    let source = format!("source  files {} and {}\n", subuid.shown, subgid.shown);
+    let mut lists = Vec::new();
+    let mut problems = Vec::new();
+    let mut names: Vec<&[u8]> = vec![&user.name];
+    names.extend(user.aliases.iter().map(Vec::as_slice));
+    for (word, input) in [("uid", &subuid), ("gid", &subgid)] {
+        let (ranges, bad) = audit::user_ranges(&input.text, &names, user.uid, accounts);
+        let shown = ranges
+            .into_iter()
+            .map(|r| {
+                let mut at = format!("{}:{}", input.shown, r.line);
+                let by_name = r.owner.as_bytes() == user.name.as_slice();
+                if !by_name {
+                    at.push_str(&format!(" (as {})", r.owner));
+                }
+                let by_uid = user.uid.is_some_and(|uid| r.owner == uid.to_string());
+                Shown {
+                    range: r.range,
+                    at,
+                    mapped: by_name || by_uid,
+                }
+            })
+            .collect();
+        lists.push((word, shown));
+        problems.extend(
+            bad.into_iter()
+                .map(|p| format!("warning: {}:{}: {}", input.shown, p.line, p.what)),
+        );
+    }
+    Ok((source, lists, problems))
+}
+
+/// One line per range, its columns as wide as their widest entry, and the totals.
+fn ranges_text(lists: &[(&str, Vec<Shown>)]) -> String {
+    let rows: Vec<(&str, String, String, &str)> = lists
+        .iter()
+        .flat_map(|(word, shown)| {
+            shown.iter().map(move |s| {
+                let span = audit::Span {
+                    start: s.range.start.into(),
+                    count: s.range.count.into(),
+                };
+                (
+                    *word,
+                    span.to_string(),
+                    s.range.count.to_string(),
+                    s.at.as_str(),
+                )
+            })
+        })
+        .collect();
+    let range_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let count_width = rows.iter().map(|r| r.2.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    let mut totals = Vec::new();
+    for (word, shown) in lists {
+        if shown.is_empty() {
+            out.push_str(&format!("{word}     none\n"));
+        }
+        for (_, range, count, at) in rows.iter().filter(|r| r.0 == *word) {
+            out.push_str(&format!(
+                "{word}     {range:<range_width$}  {count:>count_width$} ids  {at}\n"
+            ));
+        }
+        let ids: u64 = shown.iter().map(|s| u64::from(s.range.count)).sum();
+        let ranges = match shown.len() {
+            1 => "1 range".to_string(),
+            n => format!("{n} ranges"),
+        };
+        totals.push(format!("{ids} {word}s in {ranges}"));
+    }
+    out.push_str(&format!("total   {}\n", totals.join(", ")));
+    out
+}
+
 pub(super) fn getsubids(name: &str, groups: bool) -> Result<Vec<crate::subid::SubRange>, Failure> {
     crate::userns::getsubids(name, groups).map_err(|e| {
         Failure::new("getsubids", e.to_string())

@@ -1,7 +1,15 @@
 //! Descriptors: what a helper or a forked child keeps, and nothing else (close-on-exec sweeps,
 //! close_range(2) with fallbacks, renumbering for helpers, memfds).
 
-use super::*;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use nix::errno::Errno;
+use nix::libc;
+
+use super::borrow_fd;
 
 /// Mark every descriptor from 3 up close-on-exec. Used just before exec in helpers so that
 /// descriptors the caller gave become-root (a make jobserver) never reach newuidmap,

@@ -2,7 +2,16 @@
 //! a generated file bound read-only, read-only recursion; and the probes of these facilities
 //! (kernel.rs).
 
-use super::*;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::libc;
+
+use super::{check_ret, own_fd, pidfd_open};
 
 pub(super) const MOUNT_ATTR_RDONLY: u64 = 0x01;
 

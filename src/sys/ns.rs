@@ -1,7 +1,14 @@
 //! Processes and namespaces by descriptor: pidfds, the nsfs ioctls, and the loopback interface
 //! of the current network namespace.
 
-use super::*;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::{check_ret, own_fd};
 
 /// pidfd_open(2) (Linux 5.3): a descriptor that refers to process `pid` for as long as it is
 /// open, so that a signal sent through it can never reach a process that reused the pid.

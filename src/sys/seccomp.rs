@@ -3,7 +3,12 @@
 //! and socket calls by raw level, name and address bytes (the values come from another
 //! process and are passed on as they are).
 
-use super::*;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::libc;
+
+use super::{Forked, check_ret, exit_now, fork_process, own_fd};
 
 /// One instruction of a classic BPF program (linux/filter.h).
 pub type BpfInstruction = libc::sock_filter;

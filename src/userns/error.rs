@@ -1,7 +1,12 @@
 //! What goes wrong creating the user namespace and writing its maps, and how to fix each: the
 //! diagnosis of unshare's errno from the sysctls and AppArmor's restriction.
 
-use super::*;
+use std::fs;
+use std::path::PathBuf;
+
+use crate::error::Error;
+use crate::idmap::MapError;
+use crate::subid::SubidError;
 
 /// Creating the user namespace and writing its id maps.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -101,6 +106,7 @@ impl From<UsernsError> for Error {
 
 impl UsernsError {
     /// How to fix it, where a fix is known.
+    // long: one arm per error, each with its own fix
     pub fn hint(&self) -> Option<String> {
         let e = self;
         Some(match e {

@@ -2,7 +2,16 @@
 //! helpers that map them, and explicit `--map-users`/`--map-groups` maps checked against
 //! those grants, with errors that name the entry and the grants.
 
-use super::*;
+use std::fs;
+use std::path::Path;
+
+use super::{
+    Caller, SUBGID, UsernsError, Warning, Writer, find_helper, getsubids, nsswitch_has_subid,
+};
+use crate::idmap::{Explicit, Grants, IdMap, MapError};
+use crate::options::SubidSource;
+use crate::subid::{self, SubRange};
+use crate::sys;
 
 /// The caller's ranges in one source, in file order, each with where it comes from.
 #[derive(Debug, Clone, Default)]

@@ -3,7 +3,18 @@
 //! mode), each one's status and stderr checked; or the maps written directly where no helper is
 //! needed.
 
-use super::*;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use nix::sys::statvfs::{FsFlags, statvfs};
+use nix::unistd::Pid;
+
+use super::{HELPER_DIRS, Mapping, UsernsError, Writer};
+use crate::idmap::IdMap;
+use crate::sys;
 
 /// The first `name` on PATH, then in the usual system directories (newuidmap often lives in
 /// an sbin directory that a user's PATH lacks).

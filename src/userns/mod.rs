@@ -7,19 +7,12 @@
 //! or, when the caller is privileged or gets a single mapping, the maps are written directly.
 
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::PathBuf;
 
-use nix::sys::statvfs::{FsFlags, statvfs};
-use nix::unistd::{Gid, Pid, Uid};
+use nix::unistd::{Gid, Uid};
 
-use crate::error::Error;
-use crate::idmap::{Explicit, Grants, IdMap, MapError};
-use crate::options::{MapMode, SubidSource};
-use crate::subid::{self, SubRange, SubidError};
-use crate::sys;
+use crate::idmap::IdMap;
+use crate::options::MapMode;
 
 mod error;
 mod grants;
@@ -292,7 +285,8 @@ pub fn refuse_privileged() -> Result<(), UsernsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use super::{passwd_name_of, plan};
 
     #[test]
     fn passwd_name_rows() {

@@ -1,11 +1,14 @@
 //! The namespace process's steps in order, through the Ops seam, and the map helper's report.
-use super::*;
+use nix::sched::CloneFlags;
+
+use super::{Ops, Plan, Root, decode_report, encode_report, setup_inside, unshare_and_set_up};
+use crate::error::Error;
 use crate::identity::Identity;
 use crate::idmap::IdMap;
-use crate::options::NetMode;
-use crate::options::Propagation;
+use crate::mounts::MountStep;
+use crate::options::{NetMode, Propagation};
 use crate::process::Command;
-use crate::userns::{Planned, Writer};
+use crate::userns::{Mapping, Planned, UsernsError, Writer};
 
 #[derive(Default)]
 struct Recorder(Vec<String>);

@@ -159,8 +159,42 @@ pub fn serve_helper(control: Control, plan: &crate::net::NetPlan, api: std::path
 
 /// One request: read it, check it, have the event loop carry it out. The port changed.
 fn serve_one(conn: &OwnedFd, entries: &mut Vec<Entry>, target: &Target) -> Result<String, String> {
-    // Only the session's own user: the directory is theirs alone (0700), and a socket passed
-    // in is used as a host port of theirs.
+    let (text, passed) = read_request(conn, target)?;
+    let (verb, spec) = text.split_once(' ').ok_or("a request without a spec")?;
+    let asked = ports::parse(spec).map_err(|e| e.to_string())?;
+    match (verb, passed) {
+        ("publish", Some(socket)) => {
+            let bound = adopt(socket, asked)?;
+            if let Some(e) = entries
+                .iter()
+                .find(|e| e.local == bound.local && e.proto == bound.publish.proto)
+            {
+                return Err(format!("{} is published already ({})", e.local, e.shown()));
+            }
+            publish(bound, entries, target)
+        }
+        ("unpublish", None) => match entries.iter().position(|e| unpublishes(&asked, e)) {
+            Some(i) => unpublish(i, entries, target),
+            None => {
+                let ports: Vec<String> = entries.iter().map(Entry::shown).collect();
+                Err(format!(
+                    "{spec} is not published here (the session's ports: {})",
+                    if ports.is_empty() {
+                        "none".into()
+                    } else {
+                        ports.join(", ")
+                    }
+                ))
+            }
+        },
+        _ => Err(format!("a request not understood: {verb}")),
+    }
+}
+
+/// A request's text and the socket passed with it, from the session's own user only (the
+/// directory is theirs alone, 0700, and a socket passed in is used as a host port of
+/// theirs).
+fn read_request(conn: &OwnedFd, target: &Target) -> Result<(String, Option<OwnedFd>), String> {
     let peer = getsockopt(conn, sockopt::PeerCredentials).map_err(|e| e.to_string())?;
     if peer.uid() != nix::unistd::getuid().as_raw() {
         return Err("not the session's user".into());
@@ -199,61 +233,35 @@ fn serve_one(conn: &OwnedFd, entries: &mut Vec<Entry>, target: &Target) -> Resul
         }
     }
     let text = std::str::from_utf8(&bytes[..n]).map_err(|_| "a request that is not text")?;
-    let (verb, spec) = text.split_once(' ').ok_or("a request without a spec")?;
-    let asked = ports::parse(spec).map_err(|e| e.to_string())?;
-    let change = match (verb, passed) {
-        ("publish", Some(socket)) => {
-            let bound = adopt(socket, asked)?;
-            if let Some(e) = entries
-                .iter()
-                .find(|e| e.local == bound.local && e.proto == bound.publish.proto)
-            {
-                return Err(format!("{} is published already ({})", e.local, e.shown()));
-            }
-            Ok(bound)
+    Ok((text.to_string(), passed))
+}
+
+/// Publish `bound` through the target, and record it.
+fn publish(bound: Bound, entries: &mut Vec<Entry>, target: &Target) -> Result<String, String> {
+    let entry = Entry::of(&bound);
+    match target {
+        Target::Forwarder(changes, wake) => {
+            carry_out(changes, wake, |done| Change::Add(bound, done))?
         }
-        ("unpublish", None) => match entries.iter().position(|e| unpublishes(&asked, e)) {
-            Some(i) => Err(i),
-            None => {
-                let ports: Vec<String> = entries.iter().map(Entry::shown).collect();
-                return Err(format!(
-                    "{spec} is not published here (the session's ports: {})",
-                    if ports.is_empty() {
-                        "none".into()
-                    } else {
-                        ports.join(", ")
-                    }
-                ));
-            }
-        },
-        _ => return Err(format!("a request not understood: {verb}")),
-    };
-    match change {
-        Ok(bound) => {
-            let entry = Entry::of(&bound);
-            match target {
-                Target::Forwarder(changes, wake) => {
-                    carry_out(changes, wake, |done| Change::Add(bound, done))?
-                }
-                Target::Slirp4netns(api, plan) => slirp4netns_add(api, plan, bound)?,
-            }
-            let shown = entry.shown();
-            entries.push(entry);
-            Ok(shown)
-        }
-        Err(i) => {
-            let entry = &entries[i];
-            match target {
-                Target::Forwarder(changes, wake) => {
-                    let (local, proto) = (entry.local, entry.proto);
-                    carry_out(changes, wake, |done| Change::Remove(local, proto, done))?
-                }
-                Target::Slirp4netns(api, _) => slirp4netns_remove(api, entry)?,
-            }
-            let entry = entries.remove(i);
-            Ok(entry.shown())
-        }
+        Target::Slirp4netns(api, plan) => slirp4netns_add(api, plan, bound)?,
     }
+    let shown = entry.shown();
+    entries.push(entry);
+    Ok(shown)
+}
+
+/// Stop publishing entry `i` through the target, and forget it.
+fn unpublish(i: usize, entries: &mut Vec<Entry>, target: &Target) -> Result<String, String> {
+    let entry = &entries[i];
+    match target {
+        Target::Forwarder(changes, wake) => {
+            let (local, proto) = (entry.local, entry.proto);
+            carry_out(changes, wake, |done| Change::Remove(local, proto, done))?
+        }
+        Target::Slirp4netns(api, _) => slirp4netns_remove(api, entry)?,
+    }
+    let entry = entries.remove(i);
+    Ok(entry.shown())
 }
 
 /// Send the event loop a change, wake it and wait for its outcome.
@@ -418,7 +426,10 @@ fn socket_for_asking() -> nix::Result<OwnedFd> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::net::SocketAddr;
+
+    use super::{Entry, hostfwd_id, unpublishes};
+    use crate::net::ports::{self, Proto};
 
     #[test]
     fn unpublish_names_the_host_address_port_inside_and_protocol() {

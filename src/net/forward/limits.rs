@@ -101,7 +101,11 @@ pub(super) fn over_limit(client: IpAddr) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::ffi::OsStr;
+    use std::net::IpAddr;
+    use std::time::{Duration, Instant};
+
+    use super::{Clients, PER_CLIENT, client_of, idle_timeout};
 
     #[test]
     fn the_idle_timeout_variable() {

@@ -102,7 +102,9 @@ pub(super) fn bind_to_client(socket: &OwnedFd, client: SocketAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::net::SocketAddr;
+
+    use super::client_for;
 
     #[test]
     fn client_addresses_by_family() {
