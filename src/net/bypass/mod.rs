@@ -130,8 +130,11 @@ pub fn install_inside(channel: OwnedFd) -> Result<(), BypassError> {
     }
     let bytes: Vec<u8> = numbers.iter().flat_map(|n| n.to_ne_bytes()).collect();
     nix::unistd::write(&channel, &bytes).map_err(BypassError::Install)?;
-    // Taken (a byte), or become-root is gone (EOF): either way, closed now.
-    let _ = nix::unistd::read(&channel, &mut [0u8; 1]);
+    // Taken (a byte); EOF: become-root could not use them, says why, and ends the run, which
+    // COMMAND must not outrun.
+    if !matches!(nix::unistd::read(&channel, &mut [0u8; 1]), Ok(1)) {
+        sys::exit_now(crate::error::EXIT_FAILURE);
+    }
     Ok(())
 }
 
@@ -154,7 +157,6 @@ pub fn receive(
             .map(|c| sys::pidfd_getfd(&pidfd, i32::from_ne_bytes([c[0], c[1], c[2], c[3]])))
             .collect()
     });
-    let _ = nix::unistd::write(&channel, b"1");
     let mut fds = taken.map_err(|_| {
         BypassError::Kernel("pidfd_getfd (Linux 5.6), or ptrace access to the namespace process")
     })?;
@@ -169,6 +171,8 @@ pub fn receive(
     let sockets = socket::Sockets::new(fds).ok_or(BypassError::Kernel(
         "SIOCGSKNS (the network namespace of a socket, Linux 4.9)",
     ))?;
+    // Only now may the namespace process go on to COMMAND.
+    let _ = nix::unistd::write(&channel, b"1");
     Ok(Some(Supervisor {
         listener: Some(listener),
         sockets,
