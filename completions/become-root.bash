@@ -23,7 +23,7 @@ _become__root() {
 
     case "${cmd}" in
         become__root)
-            opts="-m -n -p -v -u -i -a -q -h -V --map --map-users --map-groups --subid-source --mount --propagation --net --publish --port-driver --no-client-address --allow-host-loopback --mtu --cidr --ipv6 --dns --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --sysfs --chdir --cap-add --cap-drop --uid --gid --no-new-privs --drop-groups --info-fd --verbose --pid --as-pid-1 --boot --notify-ready --stop-timeout --uts --ipc --cgroup --memory --memory-swap --cpus --pids-limit --all --name --detach --quiet --unpublish --join --list --json --stop --logs --follow --check --help --version"
+            opts="-m -n -p -v -u -i -a -q -h -V --map --map-users --map-groups --subid-source --mount --propagation --net --publish --port-driver --no-client-address --allow-host-loopback --mtu --cidr --ipv6 --dns --bind --ro-bind --tmpfs --copy-up --overlay --overlay-driver --rootfs --sysfs --chdir --cap-add --cap-drop --uid --gid --no-new-privs --drop-groups --info-fd --verbose --pid --as-pid-1 --boot --notify-ready --stop-timeout --uts --ipc --cgroup --memory --memory-swap --cpus --pids-limit --all --name --detach --containers --quiet --unpublish --join --list --json --stop --logs --follow --check --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -65,6 +65,7 @@ complete -c become-root -s i -l ipc -d 'New ipc namespace (System V IPC, POSIX m
 complete -c become-root -l cgroup -d 'A cgroup v2 of the run\'s own (a leaf of your cgroup when it is yours, else a scope of your systemd user manager with Delegate=yes), a cgroup namespace rooted there and a writable cgroup2 at /sys/fs/cgroup inside (implies --mount); removed when the run\'s last process is gone'
 complete -c become-root -s a -l all -d 'Every namespace: mount, net (mode none), pid, uts, ipc and cgroup (a cgroup namespace only: --cgroup makes the run\'s own cgroup too)'
 complete -c become-root -l detach -d 'Return once the namespaces are ready (maps written, mounts done, network up) and keep the session in the background: without COMMAND a pause process holds it until --stop, with COMMAND it lasts as long as COMMAND, whose output goes to NAME.log in the state directory. Needs --name'
+complete -c become-root -l containers -d 'Run COMMAND (default: $SHELL, else /bin/sh) in the containers namespace of --map\'s mode, where podman and buildah always run (one per user and map, made on first use): for a shell, a script or make that runs podman. Filesystem options apply when it is made'
 complete -c become-root -s q -l quiet -d 'Print no warnings (errors are still printed)'
 complete -c become-root -l list -d 'List the running sessions: name, pid, creation time, namespaces, network, state file'
 complete -c become-root -l json -d 'With --list: print one JSON object {"state_dir": ..., "sessions": [...]}'

@@ -2,8 +2,8 @@
 # shellcheck shell=bash
 #
 # A benchmark script sets BENCH_NAME (its file name) and BENCH_SUBIDS (START:COUNT for the test
-# user) and, if it needs it, BENCH_FUSE=1, before sourcing this file. Its life has three stages,
-# chosen by $_BENCH_STAGE:
+# user) and, if it needs them, BENCH_FUSE=1, BENCH_TUN=1 or BENCH_CGROUP=1, before sourcing
+# this file. Its life has three stages, chosen by $_BENCH_STAGE:
 #   top      as whoever ran it: find (or build) the binary, make the temporary directory $dir
 #            (bench_setup), then, as root, enter a private mount namespace (bench_enter); as a
 #            normal user, go straight to measuring;
@@ -148,6 +148,16 @@ bench_world_prepare() {
             mount --bind "$dir/fuse" /dev/fuse
         else
             echo "$BENCH_NAME: no /dev/fuse on this machine; fuse-overlayfs will be left out" >&2
+        fi
+    fi
+    # BENCH_TUN=1: a 0666 /dev/net/tun (the machine's node is 0600), for slirp4netns and
+    # pasta, bound over the real node in this mount namespace only, as the test harness does.
+    if [[ -n ${BENCH_TUN:-} ]]; then
+        if [[ -c /dev/net/tun ]]; then
+            mknod -m 0666 "$dir/tun" c 10 200
+            mount --bind "$dir/tun" /dev/net/tun
+        else
+            echo "$BENCH_NAME: no /dev/net/tun on this machine; networking will fail" >&2
         fi
     fi
     # BENCH_CGROUP=1: the bench user gets a cgroup of its own, as a delegated subtree is (the

@@ -96,6 +96,7 @@ fn become_root(args: Vec<OsString>) -> i32 {
             command,
             chdir: None,
             identity: identity::Asked::default(),
+            quiet: false,
         });
     }
     // So does the plainest run, `become-root COMMAND...` (the most common command line).

@@ -381,40 +381,80 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
         title: "PODMAN AND BUILDAH",
         body: &[
             Para(
-                "podman(1) and buildah(1) work inside with no option: become-root podman run \
-                 --rm IMAGE CMD, become-root buildah from scratch, buildah copy, run and \
-                 commit. A COMMAND named podman or buildah (its basename) gets a mount \
-                 namespace as with --mount, as podman unshare always has one; a run with a \
-                 mount namespace, however it came to have one, sets \
-                 _CONTAINERS_USERNS_CONFIGURED and the caller's ids (ENVIRONMENT). podman and \
-                 buildah then act as the caller's rootless podman does in namespaces of its own: \
-                 the caller's storage (~/.local/share/containers) and runtime directory, no user \
-                 namespace of their own, so a container's uid map is become-root's full map.",
+                "podman(1) and buildah(1) work inside with no option, across calls: \
+                 become-root podman run -d --name web -p 8080:80 IMAGE, then become-root podman \
+                 ps, logs, exec, stop and rm, each a call of its own, as rootless podman's \
+                 own calls are. They run in one user and mount namespace per user and map mode, \
+                 the containers namespace, as rootless podman keeps one for all its calls (its \
+                 pause process): the first become-root podman or become-root buildah makes it \
+                 (a detached session held by a pause process, as --name=NAME --detach --mount \
+                 makes one), and every later one joins it, with no map written. NAME is podman \
+                 for the default map (auto and full: rootless podman's own map, and the \
+                 caller's storage, ~/.local/share/containers), podman-keep-id, podman-single \
+                 or podman-subids for the others, so that no two maps share one. --list shows \
+                 it (running (containers)); --stop=NAME ends it and everything in it (its \
+                 containers, conmon, slirp4netns, pasta, rootlessport), as podman system \
+                 migrate ends podman's own; --check reports it, and says so when /etc/subuid \
+                 or /etc/subgid grant other ids than it maps, which --stop=NAME renews.",
             ),
             Para(
-                "Other runs get no mount namespace unless an option asks for one, and then the \
-                 variables are not set: podman would take become-root's namespaces as made \
-                 for it, and its first mount would fail (mount --make-rshared ... operation not \
+                "podman's runtime state (libpod, containers, crun, runc and netns in the \
+                 runtime directory, $XDG_RUNTIME_DIR else /run/user/UID, and /dev/shm) is on \
+                 tmpfs mounts of the namespace's own: a namespace that ends is to podman what a \
+                 reboot is, and the next call starts afresh, with the containers that ran \
+                 stopped. Under --map=keep-id podman runs as root inside (a subordinate id \
+                 outside) and its containers get the keep-id map: the whole runtime directory \
+                 is a tmpfs of root's there, and podman has a home of its own, \
+                 $XDG_DATA_HOME/become-root/NAME (by default ~/.local/share/become-root/NAME; \
+                 HOME, XDG_CONFIG_HOME and XDG_DATA_HOME point there, with its own storage), \
+                 whose containers.conf chooses the cgroupfs manager and file logs and events. \
+                 podman-single and podman-subids have a home of their own too.",
+            ),
+            Para(
+                "Plain podman shares the default map's namespace: become-root names its pause \
+                 process in podman's pause file ($XDG_RUNTIME_DIR/libpod/tmp/pause.pid, \
+                 removed when it ends), which plain podman joins; and where plain podman's own \
+                 namespace runs, become-root podman joins it instead of making one beside it, \
+                 since two over one storage would each reset the containers the other runs.",
+            ),
+            Para(
+                "--containers [COMMAND] runs COMMAND (default $SHELL) in the containers \
+                 namespace of --map's mode, made if need be: a shell, a script or make that runs \
+                 podman (become-root --containers sh -c 'podman build .'); --join=NAME does \
+                 too once it exists. Filesystem options given with podman, buildah or \
+                 --containers apply when the namespace is made: a later call without them uses \
+                 it as it is, one with others is refused (status 125). Any other option \
+                 (--net, --pid, --name, --uid, a cgroup, ...) makes podman's run one of its \
+                 own, as any run: podman acts in that run's namespaces, and its containers end \
+                 with it; --containers refuses those options. So does real root's become-root \
+                 podman (rootful podman keeps no namespace), and --containers is refused there.",
+            ),
+            Para(
+                "The namespace has a mount namespace, and COMMAND gets \
+                 _CONTAINERS_USERNS_CONFIGURED and the caller's ids (ENVIRONMENT), so that \
+                 podman and buildah make no user namespace of their own and mount at once. A run \
+                 of its own sets them when it has a mount namespace, however it came to have \
+                 one, and not otherwise: podman would take the namespaces as made for it, and \
+                 its first mount would fail (mount --make-rshared ... operation not \
                  permitted); without them podman sees uid 0 and acts as the system's root \
-                 (/var/lib/containers), which fails too. So a shell or script that runs podman \
-                 or buildah needs --mount: become-root -m sh -c 'podman build .'. Every run does \
-                 not get one because a mount namespace costs start-up time: become-root --mount \
-                 true takes 1.12 times as long as become-root true (scripts/bench-startup, \
-                 median of 5 rounds, 1.05 to 1.14), where become-root true is meant to stay \
-                 within 1.05 times a minimal launcher. Under --map=keep-id --uid=0 podman needs \
-                 a runtime directory, a HOME and storage of root's own inside \
-                 (XDG_RUNTIME_DIR, HOME, --root) and --cgroup-manager=cgroupfs: /run/user/UID and the session bus know \
-                 the caller, not root inside.",
+                 (/var/lib/containers). Other runs get no mount namespace unless an option asks \
+                 for one, because it costs start-up time: become-root --mount true takes 1.12 \
+                 times as long as become-root true (scripts/bench-startup, median of 5 rounds, \
+                 1.05 to 1.14).",
             ),
             Para(
                 "On a host with systemd's hybrid cgroup layout (a tmpfs of cgroup v1 \
                  hierarchies at /sys/fs/cgroup, cgroup v2 at /sys/fs/cgroup/unified), crun \
-                 refuses to run a container (\"cgroups in hybrid mode not supported\"). There, \
-                 when COMMAND is podman, buildah or crun and no filesystem option mounts over \
-                 /sys/fs/cgroup, become-root warns (unless --quiet) and names the fixes: \
-                 --tmpfs=/sys/fs/cgroup hides the host's cgroups from COMMAND, and containers \
-                 then run without cgroup limits; or boot the host with \
-                 systemd.unified_cgroup_hierarchy=1, for cgroup v2 alone.",
+                 refuses to run a container (\"cgroups in hybrid mode not supported\"). There \
+                 become-root warns (unless --quiet) where a container runs: podman run, create, \
+                 start, restart, build, pod create, start and clone, kube play, buildah bud, \
+                 build and run, crun run and create, as COMMAND or in the -c script of a shell \
+                 with a mount namespace; never for images, import or ps, nor where \
+                 /sys/fs/cgroup is covered already. It names the fixes: the host's cgroups \
+                 hidden by --tmpfs=/sys/fs/cgroup (for the containers namespace, when it is \
+                 made: become-root --stop=podman, then become-root --tmpfs=/sys/fs/cgroup \
+                 podman ...), and containers then run without cgroup limits; or boot the host \
+                 with systemd.unified_cgroup_hierarchy=1, for cgroup v2 alone.",
             ),
         ],
     },
@@ -531,6 +571,13 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  namespace.",
             ),
             Item(
+                "HOME, XDG_CONFIG_HOME, XDG_DATA_HOME",
+                "In a containers namespace under a map other than rootless podman's own \
+                 (--map=keep-id, single, subids), set for COMMAND to podman's home there and \
+                 its .config and .local/share (PODMAN AND BUILDAH, FILES), so that its storage \
+                 and configuration are never the default map's.",
+            ),
+            Item(
                 "NOTIFY_SOCKET",
                 "The service manager's socket when become-root runs as the main process of a \
                  Type=notify unit (sd_notify(3)). become-root takes it out of the environment \
@@ -563,6 +610,23 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                 "/etc/nsswitch.conf",
                 "With --subid-source=auto, a subid: line here makes become-root ask \
                  getsubids(1) (libsubid, for example SSSD or LDAP) instead of reading the files.",
+            ),
+            Item(
+                "$XDG_RUNTIME_DIR/become-root/ (else /tmp/become-root-UID/)",
+                "The sessions' state: NAME.session and NAME.log, and containers.lock, which a \
+                 become-root making a containers namespace holds.",
+            ),
+            Item(
+                "$XDG_DATA_HOME/become-root/NAME/ (else ~/.local/share/become-root/NAME/)",
+                "The home of podman in containers namespace NAME under a map other than \
+                 rootless podman's own (PODMAN AND BUILDAH): its storage and its \
+                 containers.conf, root's inside.",
+            ),
+            Item(
+                "$XDG_RUNTIME_DIR/libpod/tmp/pause.pid",
+                "podman's pause file: become-root names the containers namespace podman's \
+                 process there while it runs, and joins the process it names otherwise (plain \
+                 podman's own namespace).",
             ),
         ],
     },

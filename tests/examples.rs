@@ -65,6 +65,9 @@ enum Style {
 enum Runs {
     Harness,
     Vm,
+    /// The VM tier, on that Debian release and later only (`runs: vm from Debian N`): what
+    /// needs a later podman, say.
+    VmFrom(u32),
     /// Word for word an example of that document, which runs.
     AsIn(&'static str),
     NotRun(String),
@@ -280,10 +283,14 @@ fn runs(marker: &str) -> Result<Runs, String> {
     let place = marker.split_once(" (").map_or(marker, |(place, _)| place);
     match place.trim() {
         "vm" => Ok(Runs::Vm),
+        place if place.starts_with("vm from Debian ") => place["vm from Debian ".len()..]
+            .parse()
+            .map(Runs::VmFrom)
+            .map_err(|_| format!("runs: {place:?}: say vm from Debian N, N a release number")),
         "harness" => Ok(Runs::Harness),
         "as in README.md" => Ok(Runs::AsIn("README.md")),
         other => Err(format!(
-            "runs: {other:?}: say vm, harness or as in README.md"
+            "runs: {other:?}: say vm, vm from Debian N, harness or as in README.md"
         )),
     }
 }
@@ -503,6 +510,13 @@ fn in_the_harness(example: &Example) -> Result<(), String> {
     }
 }
 
+/// The Debian release this runs on (`VERSION_ID` of /etc/os-release), in the VM tier's guest.
+fn debian_release() -> Option<u32> {
+    let text = fs::read_to_string("/etc/os-release").ok()?;
+    let id = text.lines().find_map(|l| l.strip_prefix("VERSION_ID="))?;
+    id.trim_matches('"').parse().ok()
+}
+
 /// Run `example` as the user running this binary, in a new directory of theirs, which is
 /// removed afterwards as the README says a tree built inside is.
 fn as_this_user(example: &Example) -> Result<(), String> {
@@ -529,7 +543,7 @@ fn as_in(doc: &str, example: &Example, examples: &[Example]) -> Result<(), Strin
         .iter()
         .find(|e| e.doc == doc && e.lines == example.lines)
     {
-        Some(twin) if matches!(twin.runs, Runs::Harness | Runs::Vm) => Ok(()),
+        Some(twin) if matches!(twin.runs, Runs::Harness | Runs::Vm | Runs::VmFrom(_)) => Ok(()),
         Some(twin) => Err(format!("{} is not run either", twin.name())),
         None => Err(format!(
             "{}: {doc} has no example word for word the same",
@@ -572,10 +586,15 @@ fn main() -> ExitCode {
     for example in examples.clone() {
         let name = example.name();
         trials.push(match (&example.runs, in_vm) {
-            (Runs::NotRun(_), _) | (Runs::Vm, false) | (Runs::Harness | Runs::AsIn(_), true) => {
+            (Runs::NotRun(_), _)
+            | (Runs::Vm | Runs::VmFrom(_), false)
+            | (Runs::Harness | Runs::AsIn(_), true) => {
                 continue;
             }
-            (Runs::Vm, true) => common::trial(name, &[], move || as_this_user(&example)),
+            (&Runs::VmFrom(release), true) if debian_release() < Some(release) => continue,
+            (Runs::Vm | Runs::VmFrom(_), true) => {
+                common::trial(name, &[], move || as_this_user(&example))
+            }
             (&Runs::AsIn(doc), false) => {
                 let all = examples.clone();
                 common::trial(name, &[], move || as_in(doc, &example, &all))
@@ -654,7 +673,8 @@ fn signal_reports_read_as_at_a_terminal() -> Result<(), String> {
 
 fn blocks_and_markers_are_read_so() -> Result<(), String> {
     let readme = "text\n\n```console\n$ a\nout\n$ b\n```\n<!-- runs: vm -->\n```sh\nc\n```\n\
-                  ```sh\n# Not run by the tests: it needs root.\nsudo d\n```\n```make\nx:\n```\n";
+                  ```sh\n# Not run by the tests: it needs root.\nsudo d\n```\n```make\nx:\n```\n\
+                  <!-- runs: vm from Debian 12 (pods) -->\n```sh\ne\n```\n";
     let examples = markdown_examples("R", readme)?;
     let got: Vec<(usize, Style, Runs, usize)> = examples
         .iter()
@@ -664,6 +684,7 @@ fn blocks_and_markers_are_read_so() -> Result<(), String> {
         (3, Style::Console, Runs::Harness, 3),
         (9, Style::Script, Runs::Vm, 1),
         (12, Style::Script, Runs::NotRun("it needs root".into()), 2),
+        (20, Style::Script, Runs::VmFrom(12), 1),
     ];
     if got != want {
         return Err(format!("read {got:?}, want {want:?}"));
@@ -681,6 +702,10 @@ fn blocks_and_markers_are_read_so() -> Result<(), String> {
             "a marker on a make block",
         ),
         ("<!-- runs: moon -->\n```sh\nx\n```\n", "an unknown place"),
+        (
+            "<!-- runs: vm from Debian x -->\n```sh\nx\n```\n",
+            "a release not a number",
+        ),
         ("```console\nout\n$ a\n```\n", "output before a command"),
         (
             "<!-- runs: vm -->\n```sh\n# Not run by the tests: x\n```\n",

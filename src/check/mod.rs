@@ -23,6 +23,7 @@ use crate::net::{self, Driver};
 use crate::options::{MapMode, SubidSource};
 use crate::userns;
 
+mod containers;
 mod features;
 mod kernel;
 mod mapping;
@@ -256,6 +257,7 @@ pub fn report(cli: Asked) -> Report {
         ),
     });
     items.extend(leftover_item());
+    items.extend(containers::containers_items(&caller));
     Report { items, ready }
 }
 

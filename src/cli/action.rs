@@ -58,6 +58,7 @@ impl Cli {
                 command: run.command,
                 chdir: run.chdir,
                 identity: run.identity,
+                quiet: run.quiet,
             });
         }
         if self.list {

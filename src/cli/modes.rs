@@ -110,6 +110,7 @@ pub const TAKES: &[(&str, &[Mode])] = &[
     ("info_fd", RUN),
     ("name", RUN),
     ("detach", RUN),
+    ("containers", RUN),
     ("stop_timeout", &[Run, Stop]),
     ("join", &[Join]),
     ("list", &[List]),

@@ -468,7 +468,7 @@ pub(super) fn namespace_child(
     }
     // Sessions: tell become-root the namespaces are ready (a pause process holds here).
     if let Some(session) = session {
-        session.ready_inside()?;
+        session.ready_inside(plan.new_root())?;
     }
     // Last before COMMAND (or its init), after the socket provider was forked: the filter
     // stops the calls of this process and of every process it starts, and of no helper.

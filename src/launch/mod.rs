@@ -24,6 +24,7 @@ use crate::options::{
 };
 use crate::sys;
 
+mod containers;
 mod in_place;
 pub mod inside;
 mod plan;
@@ -320,6 +321,23 @@ pub struct Request {
     #[arg(long, requires = "name", help_heading = "Sessions")]
     pub detach: bool,
 
+    /// Run COMMAND (default: $SHELL, else /bin/sh) in the containers namespace of --map's mode,
+    /// where podman and buildah always run (one per user and map, made on first use): for a
+    /// shell, a script or make that runs podman. Filesystem options apply when it is made
+    #[arg(
+        long,
+        help_heading = "Sessions",
+        conflicts_with_all = [
+            "map_users", "map_groups", "subid_source", "propagation", "net", "publish",
+            "port_driver", "no_client_address", "allow_host_loopback", "mtu",
+            "cidr", "ipv6", "dns", "overlay_driver", "rootfs", "sysfs",
+            "pid", "uts", "ipc", "as_pid_1", "boot", "notify_ready", "stop_timeout", "cgroup",
+            "memory", "memory_swap", "cpus", "pids_limit", "all", "info_fd", "drop_groups",
+            "cap_add", "cap_drop", "uid", "gid", "no_new_privs", "name", "detach",
+        ]
+    )]
+    pub containers: bool,
+
     /// Print no warnings (errors are still printed)
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -351,6 +369,10 @@ pub fn main(request: Request) -> i32 {
 }
 
 fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
+    // podman and buildah (and --containers) run in the containers namespace, made once.
+    if containers::route(&cli)? {
+        return containers::run(cli);
+    }
     let quiet = cli.quiet;
     // Taken out before COMMAND's environment is made (plan): they are become-root's alone.
     let again = sys::take_env_var(supervise::REBOOTED).map(|v| crate::session::Again::parse(&v));
@@ -359,6 +381,15 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
     let (mut plan, warnings) = plan(cli)?;
     plan.again = again;
     plan.notifier = notifier.map(std::sync::Arc::new);
+    launch(plan, &warnings, quiet)
+}
+
+/// Carry out `plan`, after saying what --verbose asks for and the warnings.
+fn launch(
+    mut plan: Plan,
+    warnings: &[crate::userns::Warning],
+    quiet: bool,
+) -> Result<std::convert::Infallible, Error> {
     if plan.verbose {
         let show = |map: &crate::idmap::IdMap| {
             let extents: Vec<String> = map.ranges().iter().map(|r| r.to_string()).collect();
@@ -403,7 +434,7 @@ fn run(cli: Request) -> Result<std::convert::Infallible, Error> {
     }
     plan.command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     if !quiet {
-        for w in &warnings {
+        for w in warnings {
             crate::error::write_stderr(format_args!("{w}"));
         }
     }

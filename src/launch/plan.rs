@@ -133,11 +133,14 @@ impl Plan {
     /// below a new root may be its. Its layers and root lead out of the new root, so it must
     /// run out of COMMAND's reach, which only become-root, outside, can start.
     pub(super) fn fuse_helper(&self) -> bool {
-        let new_root = self
-            .mounts
+        self.new_root() && self.fuse_overlay()
+    }
+
+    /// Whether the run pivots into a root of its own (--rootfs, --boot).
+    pub fn new_root(&self) -> bool {
+        self.mounts
             .iter()
-            .any(|step| matches!(step, MountStep::RootfsSelfBind { .. }));
-        new_root && self.fuse_overlay()
+            .any(|step| matches!(step, MountStep::RootfsSelfBind { .. }))
     }
 
     /// How the maps were made and who COMMAND runs as, for --verbose: "maps: keep-id;
@@ -209,7 +212,12 @@ pub fn plan(mut cli: Request) -> Result<(Plan, Vec<userns::Warning>), Error> {
     // The run's own cgroup2 covers /sys/fs/cgroup too.
     if !asked.own_cgroup {
         let targets: Vec<&Path> = filesystem.specs.iter().map(|spec| spec.target()).collect();
-        warnings.extend(containers::warning_for(&cli.command, &targets));
+        warnings.extend(containers::warning_for(
+            &cli.command,
+            &targets,
+            filesystem.mount_ns,
+            None,
+        ));
     }
     let started = steps::command(&mut cli, &caller, &asked, filesystem.mount_ns)?;
     let options = steps::mount_options(&cli, &asked, filesystem, &started);

@@ -483,7 +483,9 @@ impl<'p> Run<'p> {
             );
             process::read_reports(&mut pipe, &mut helpers);
         }
-        self.helpers = helpers;
+        // Added to the helpers started before supervision (the fuse helper, which waits for
+        // its fuse-overlayfs), not in their place: Drop waits for each before returning.
+        self.helpers.extend(helpers);
         notice_dead_helper(&mut self.helper, &mut self.session); // ended just before COMMAND
         ending
     }

@@ -94,6 +94,7 @@ impl Session {
             ports: Vec::new(),
             ended: None,
             detached: request.detach,
+            containers: request.containers.clone(),
         };
         let (written, caller) = match again {
             Some(again) => match dir.take_over(&record)? {
@@ -223,6 +224,7 @@ impl Session {
     /// for --list and --logs (until --stop removes them or a new session takes the name);
     /// another's state goes when the session is dropped.
     pub fn ended(&mut self, how: String) {
+        self.leave_podman();
         if !self.request.detach {
             return;
         }
@@ -271,11 +273,24 @@ impl Session {
     /// provider) and before COMMAND: say so. A detached session's output (stderr too, from
     /// here on) goes to the pipe to its log, stdout already. Without COMMAND (`--detach`
     /// alone) this process becomes the pause process that holds the namespaces, and never
-    /// returns.
-    pub fn ready_inside(&self) -> Result<(), Error> {
+    /// returns. `new_root`: the run pivoted into a root of its own (--rootfs, --boot).
+    pub fn ready_inside(&self, new_root: bool) -> Result<(), Error> {
         if self.output.is_some() {
             nix::unistd::dup2_stderr(sys::std_fd(1))
                 .map_err(|e| Error::sys("redirecting stderr", e))?;
+        }
+        // A join reads the pause process's /proc/PID/ns (ptrace access, ptrace(2)), which the
+        // kernel denies while it is not dumpable. It is not when setting up changed its ids
+        // outside (--map=keep-id, --map=subids: uid 0 inside is a subordinate id), as any
+        // change of credentials makes a process (commit_creds): every join of such a session
+        // failed with EACCES. An exec'd COMMAND is dumpable again, so this makes the pause no
+        // more reachable than COMMAND would be. Before "ready": a join may come the moment
+        // the caller hears it (it did, on Debian 11's slower guest). Nothing else runs in the
+        // namespaces before then, so nothing can reach the descriptors it still holds for a
+        // moment. Not below a new root: its /proc/PID/exe is become-root's binary outside that
+        // root, which no process inside may open (COMMAND's own executable is inside).
+        if self.request.pause && !new_root {
+            let _ = nix::sys::prctl::set_dumpable(true);
         }
         if let Some(mut ready) = self.ready_w.as_ref() {
             ready
@@ -330,8 +345,33 @@ impl Session {
                     .map_or(0, |d| d.as_secs());
             }
             self.write()?;
+            // A containers namespace of podman's own map is podman's too: plain `podman`
+            // calls join it (containers::namespace). Best effort: without it they make
+            // their own, as before.
+            if let Some(file) = self.podman_pause_file() {
+                let _ = crate::containers::register(&file, holder.pid);
+            }
         }
         Ok(())
+    }
+
+    /// podman's pause file, for a containers namespace of podman's own map.
+    fn podman_pause_file(&self) -> Option<PathBuf> {
+        let containers = self.shared().record.containers.clone()?;
+        let map = <crate::options::MapMode as clap::ValueEnum>::from_str(&containers.map, false);
+        if !crate::containers::shared_with_podman(map.ok()?) {
+            return None;
+        }
+        let places = crate::containers::Places::of_caller(nix::unistd::Uid::current().as_raw());
+        crate::containers::pause_file(&places)
+    }
+
+    /// The namespace ended: podman's pause file no longer names it.
+    fn leave_podman(&self) {
+        let holder = self.shared().record.holder;
+        if let (Some(file), Some(holder)) = (self.podman_pause_file(), holder) {
+            crate::containers::unregister(&file, holder.pid);
+        }
     }
 
     /// The session is ready (a booted image said so): record it and let the caller of
@@ -397,6 +437,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if getpid() == self.owner {
+            self.leave_podman();
             self.unlink_ports_socket();
             if !self.keep {
                 let written = self.shared().written.clone();

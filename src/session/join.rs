@@ -62,7 +62,9 @@ pub(super) fn namespaces_text(kinds: &[&str]) -> String {
 }
 
 /// `--join`: enter the namespaces of a session (or a process) and run COMMAND there, in
-/// `chdir` when given, as `identity`. The steps: find the target, make COMMAND, move into
+/// `chdir` when given, as `identity`. `warn_in`: the name of the containers namespace
+/// COMMAND runs in, for the warning about a cgroup layout crun refuses (None, or a session
+/// that is not one: no warning). The steps: find the target, make COMMAND, move into
 /// the session's cgroup, enter, take ids 0, change directory, then exec COMMAND in place or,
 /// into a pid namespace, as a supervised child.
 pub(super) fn join(
@@ -70,12 +72,14 @@ pub(super) fn join(
     words: Vec<std::ffi::OsString>,
     chdir: Option<&str>,
     identity: &crate::identity::Identity,
+    warn_in: Option<&str>,
 ) -> Result<Infallible, Error> {
     // The join rule: not dumpable until COMMAND is executed. prctl(2) cannot fail for these
     // arguments; if it ever did, the join must not go on exposed.
     nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
     let target = Target::resolve(spec)?;
-    let command = joined_command(words, target.flags)?;
+    let containers = containers_join(&target, &words, warn_in);
+    let command = joined_command(words, target.flags, &containers)?;
     // The caller's directory, looked up again by name inside (where a mount may cover it).
     let here = std::env::current_dir().ok();
     let pid_ns = target.flags.contains(CloneFlags::CLONE_NEWPID);
@@ -87,11 +91,13 @@ pub(super) fn join(
         cwd,
         cgroup,
         boot,
+        containers: _,
     } = target;
     let mover = into_session_cgroup(&label, cgroup.as_ref(), pid_ns)?;
     enter(&label, &pidfd, &kinds, flags)?;
     drop(pidfd);
     take_ids_zero()?;
+    containers.inside(&label)?;
     change_directory(chdir, here, cwd)?;
     if !pid_ns {
         // --uid, --gid, --cap-*, --no-new-privs: last, as in a new run.
@@ -111,10 +117,60 @@ pub(super) fn join(
     in_pid_namespace(command, identity, console, mover)
 }
 
+/// What a join of a containers namespace does more: podman's home there (under another map
+/// than rootless podman's own, its home is its own: containers::namespace), and the warning
+/// for COMMAND that runs a container, which crun refuses on a hybrid host.
+struct ContainersJoin {
+    home: Option<(PathBuf, crate::options::MapMode)>,
+    warn: Option<(String, Vec<std::ffi::OsString>)>,
+}
+
+fn containers_join(
+    target: &Target,
+    words: &[std::ffi::OsString],
+    warn_in: Option<&str>,
+) -> ContainersJoin {
+    let home = target.containers.as_ref().and_then(|c| {
+        let map = <crate::options::MapMode as clap::ValueEnum>::from_str(&c.map, false).ok()?;
+        Some((PathBuf::from(c.home.as_ref()?), map))
+    });
+    let warn = warn_in
+        .filter(|_| target.containers.is_some())
+        .filter(|_| crate::containers::runs_containers(words).is_some())
+        .map(|name| (name.to_string(), words.to_vec()));
+    ContainersJoin { home, warn }
+}
+
+impl ContainersJoin {
+    /// Inside, as root there: podman's home made (so that it is root's there, and podman's
+    /// checks agree), and the warning, read from the namespace's own /sys/fs/cgroup (a
+    /// --tmpfs it was made with covers it).
+    fn inside(&self, label: &str) -> Result<(), Error> {
+        if let Some((home, map)) = &self.home {
+            crate::containers::prepare_home(home, *map).map_err(|e| {
+                Error::sys(
+                    format!("making podman's home {} in {label}", home.display()),
+                    sys::io_errno(&e),
+                )
+            })?;
+        }
+        if let Some((name, words)) = &self.warn
+            && let Some(w) = crate::containers::warning_for(words, &[], true, Some(name))
+        {
+            crate::error::write_stderr(format_args!("{w}"));
+        }
+        Ok(())
+    }
+}
+
 /// COMMAND with a join's environment. podman and buildah are told they are in a configured
-/// user namespace only where they can mount (containers.rs): a session without a mount
-/// namespace (`flags`, those the join enters) shares the caller's mounts.
-fn joined_command(words: Vec<std::ffi::OsString>, flags: CloneFlags) -> Result<Command, Error> {
+/// user namespace only where they can mount (the containers module): a session without a
+/// mount namespace (`flags`, those the join enters) shares the caller's mounts.
+fn joined_command(
+    words: Vec<std::ffi::OsString>,
+    flags: CloneFlags,
+    containers: &ContainersJoin,
+) -> Result<Command, Error> {
     let caller = userns::Caller {
         uid: Uid::current().as_raw(),
         gid: Gid::current().as_raw(),
@@ -122,7 +178,11 @@ fn joined_command(words: Vec<std::ffi::OsString>, flags: CloneFlags) -> Result<C
         nested: None,
     };
     let mount_ns = flags.contains(CloneFlags::CLONE_NEWNS);
-    let mut command = Command::new(words, crate::containers::env(&caller, mount_ns))?;
+    let mut env = crate::containers::env(&caller, mount_ns);
+    if let Some((home, _)) = &containers.home {
+        env.extend(crate::containers::home_env(home));
+    }
+    let mut command = Command::new(words, env)?;
     command.sigchld_ignored = sys::default_signal_was_ignored(Signal::SIGCHLD);
     Ok(command)
 }

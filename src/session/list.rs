@@ -110,8 +110,8 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
             out,
             "{{\"name\":{},\"pid\":{},\"supervisor_pid\":{},\"created\":{},\"created_unix\":{},\
              \"namespaces\":{{{}}},\"net\":{},\"net_down\":{},\"ports\":[{}],\"cgroup\":{},\
-             \"limits\":{},\"detached\":{},\"status\":{},\"ended\":{},\"state_file\":{},\
-             \"log\":{log}}}",
+             \"limits\":{},\"detached\":{},\"containers\":{},\"status\":{},\"ended\":{},\
+             \"state_file\":{},\"log\":{log}}}",
             json_string(&s.name),
             match (&s.ended, s.holder) {
                 (None, Some(h)) => h.pid.to_string(),
@@ -135,6 +135,9 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
             s.cgroup.as_deref().map_or("null".into(), json_string),
             s.limits.as_deref().map_or("null".into(), json_string),
             s.detached,
+            s.containers
+                .as_ref()
+                .map_or("null".into(), |c| json_string(&c.map)),
             json_string(&s.status()),
             s.ended.as_deref().map_or("null".into(), json_string),
             path(&dir.join(StateDir::state_file(&s.name))),
@@ -146,10 +149,10 @@ pub fn render_json(dir: &Path, sessions: &[Record]) -> String {
 
 #[cfg(test)]
 mod tests {
-
     use std::path::Path;
 
     use super::{Record, render_json, render_table};
+    use crate::session::Containers;
     use crate::session::record::tests::record;
 
     #[test]
@@ -185,6 +188,16 @@ mod tests {
         assert!(row.starts_with("build  -  "), "no pid once ended: {row}");
         assert!(row.ends_with("  ended: exited 3"), "{row}");
         assert!(render_json(dir, &[ended]).contains("\"pid\":null,"));
+        let mut podman = record();
+        podman.containers = Some(Containers {
+            map: "auto".into(),
+            home: None,
+            made_with: String::new(),
+        });
+        let row = render_table(&[podman.clone()]);
+        assert!(row.ends_with("  running (containers)\n"), "{row}");
+        let json = render_json(dir, &[podman]);
+        assert!(json.contains("\"containers\":\"auto\","), "{json}");
         let json = render_json(dir, &[record()]);
         assert_eq!(
             json,
@@ -192,7 +205,7 @@ mod tests {
              \"pid\":11,\"supervisor_pid\":10,\"created\":\"2023-11-14T22:13:20Z\",\
              \"created_unix\":1700000000,\"namespaces\":{\"user\":4026532001,\"mnt\":4026532002},\
              \"net\":\"slirp4netns\",\"net_down\":null,\"ports\":[\"127.0.0.1:8080->80/tcp\"],\
-             \"cgroup\":null,\"limits\":null,\"detached\":true,\
+             \"cgroup\":null,\"limits\":null,\"detached\":true,\"containers\":null,\
              \"status\":\"running\",\"ended\":null,\
              \"state_file\":\"/run/user/1000/become-root/build.session\",\
              \"log\":\"/run/user/1000/become-root/build.log\"}]}\n"

@@ -80,6 +80,7 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
 use crate::error::Error;
+pub mod containers;
 mod create;
 mod join;
 mod list;
@@ -175,6 +176,8 @@ pub enum SessionError {
     Ended { name: String, how: String },
     #[error("it has no log: only a --detach session keeps one")]
     NoLog { name: String },
+    #[error("is a session of yours, not become-root's containers namespace")]
+    NotContainers { name: String },
     /// --join=NAME --publish or --unpublish refused: nothing changed.
     #[error("{why}")]
     Ports {
@@ -198,6 +201,7 @@ impl SessionError {
             | SessionError::StillAlive { name, .. }
             | SessionError::Ended { name, .. }
             | SessionError::NoLog { name }
+            | SessionError::NotContainers { name }
             | SessionError::Ports { name, .. } => format!("session {name}"),
             SessionError::NoProcess { pid } => format!("process {pid}"),
             SessionError::NotInUserns { target } | SessionError::Enter { target, .. } => {
@@ -252,6 +256,10 @@ impl SessionError {
                 "its output went where the caller's did; start it with --name={name} --detach \
                  to keep a log"
             ),
+            SessionError::NotContainers { name } => format!(
+                "podman and buildah run in a session of this name (become-root makes it): end \
+                 yours with become-root --stop={name}, and name it otherwise"
+            ),
             SessionError::Ports { hint, .. } => return hint.clone(),
             SessionError::StillAlive { .. } => {
                 "a process that survives SIGKILL is stuck in the kernel (D state, often on a \
@@ -278,6 +286,8 @@ pub struct Request {
     pub detach: bool,
     /// No COMMAND with --detach: hold the namespaces with a pause process.
     pub pause: bool,
+    /// A containers namespace (launch::containers makes them), with what it is made for.
+    pub containers: Option<Containers>,
 }
 
 impl Request {
@@ -298,6 +308,7 @@ impl Request {
             name: name.into(),
             detach,
             pause: detach && no_command,
+            containers: None,
         }))
     }
 }
@@ -311,6 +322,8 @@ pub enum SessionCommand {
         command: Vec<std::ffi::OsString>,
         chdir: Option<String>,
         identity: crate::identity::Asked,
+        /// -q: no warnings.
+        quiet: bool,
     },
     List {
         json: bool,
@@ -344,8 +357,13 @@ pub fn main(command: SessionCommand) -> i32 {
             command,
             chdir,
             identity,
+            quiet,
         } => crate::identity::Identity::from_asked(&identity)
-            .and_then(|identity| join(&spec, command, chdir.as_deref(), &identity))
+            .and_then(|identity| {
+                // A join of a containers namespace by name warns as its calls do.
+                let warn_in = (!quiet).then_some(spec.as_str());
+                join(&spec, command, chdir.as_deref(), &identity, warn_in)
+            })
             .map(|never| match never {}),
         SessionCommand::List { json } => list(json).map(|()| 0),
         SessionCommand::Stop { name, timeout } => stop(&name, timeout).map(|()| 0),

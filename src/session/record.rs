@@ -120,6 +120,19 @@ pub struct Record {
     /// kept for --list and --logs until --stop removes them or a new session takes the name.
     pub ended: Option<String>,
     pub detached: bool,
+    /// A containers namespace (containers::namespace), made by a `become-root podman ...`.
+    pub containers: Option<Containers>,
+}
+
+/// What a containers namespace's record says beyond a session's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Containers {
+    /// The map mode it was made for (`auto`, `keep-id`...).
+    pub map: String,
+    /// podman's own home there, for a map other than rootless podman's own.
+    pub home: Option<String>,
+    /// The filesystem options it was made with, as given (`--tmpfs=/sys/fs/cgroup`).
+    pub made_with: String,
 }
 
 impl Record {
@@ -164,10 +177,22 @@ impl Record {
             let _ = writeln!(out, "ended={}", ended.replace('\n', " "));
         }
         let _ = writeln!(out, "detached={}", if self.detached { "yes" } else { "no" });
+        if let Some(c) = &self.containers {
+            let _ = writeln!(out, "containers={}", c.map);
+            if let Some(home) = &c.home {
+                let _ = writeln!(out, "containers_home={}", home.replace('\n', " "));
+            }
+            let _ = writeln!(
+                out,
+                "containers_made_with={}",
+                c.made_with.replace('\n', " ")
+            );
+        }
         out
     }
 
     /// Parse a state file; unknown keys are ignored (a newer become-root may add some).
+    // long: one match arm per key of the state file, each a line
     pub fn parse(text: &str) -> Result<Record, String> {
         let mut lines = text.lines();
         if lines.next() != Some(MAGIC) {
@@ -192,6 +217,8 @@ impl Record {
         let mut stop_timeout = None;
         let mut ports = Vec::new();
         let mut ended = None;
+        let mut containers = None;
+        let (mut home, mut made_with) = (None, String::new());
         for line in lines {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
@@ -217,6 +244,11 @@ impl Record {
                 "stop_timeout" => stop_timeout = Some(number(key, value)?),
                 "ports" => ports = value.split_whitespace().map(str::to_string).collect(),
                 "ended" => ended = Some(value.to_string()),
+                // (A carriage return that ends the file's last line is not part of a value
+                // become-root wrote.)
+                "containers" => containers = Some(value.trim_end_matches('\r').to_string()),
+                "containers_home" => home = Some(value.trim_end_matches('\r').to_string()),
+                "containers_made_with" => made_with = value.trim_end_matches('\r').to_string(),
                 _ => {}
             }
         }
@@ -236,17 +268,26 @@ impl Record {
             ports,
             ended,
             detached,
+            containers: containers.map(|map| Containers {
+                map,
+                home,
+                made_with,
+            }),
         })
     }
 
     /// What --list says of the session: starting, running, that its network is down, or how
-    /// it ended.
+    /// it ended. A containers namespace says so.
     pub fn status(&self) -> String {
-        match (&self.ended, &self.net_down, self.created) {
+        let status = match (&self.ended, &self.net_down, self.created) {
             (Some(ended), _, _) => format!("ended: {ended}"),
             (None, Some(down), _) => format!("network down: {down}"),
             (None, None, 0) => "starting".into(),
             (None, None, _) => "running".into(),
+        };
+        match self.containers {
+            Some(_) => format!("{status} (containers)"),
+            None => status,
         }
     }
 
@@ -333,12 +374,12 @@ pub fn utc(secs: u64) -> String {
 
 #[cfg(test)]
 pub(super) mod tests {
-
     use std::path::PathBuf;
     use std::time::{Duration, Instant};
 
     use super::{
-        MAGIC, Proc, Record, outside_uid_of_root, parse_ns_link, parse_stat, state_dir_for, utc,
+        Containers, MAGIC, Proc, Record, outside_uid_of_root, parse_ns_link, parse_stat,
+        state_dir_for, utc,
     };
 
     #[test]
@@ -442,6 +483,7 @@ pub(super) mod tests {
             ports: vec!["127.0.0.1:8080->80/tcp".into()],
             ended: None,
             detached: true,
+            containers: None,
         }
     }
 
@@ -457,7 +499,21 @@ pub(super) mod tests {
             detached: false,
             ..r
         };
-        assert_eq!(Record::parse(&starting.render()), Ok(starting));
+        assert_eq!(Record::parse(&starting.render()), Ok(starting.clone()));
+        for home in [
+            None,
+            Some("/home/u/.local/share/become-root/podman-keep-id".into()),
+        ] {
+            let containers = Record {
+                containers: Some(Containers {
+                    map: "keep-id".into(),
+                    home,
+                    made_with: "--tmpfs=/sys/fs/cgroup --bind=/a b:/c".into(),
+                }),
+                ..starting.clone()
+            };
+            assert_eq!(Record::parse(&containers.render()), Ok(containers));
+        }
     }
 
     #[test]

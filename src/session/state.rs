@@ -196,6 +196,7 @@ impl StateDir {
                     ports: Vec::new(),
                     ended: None,
                     detached: false,
+                    containers: None,
                 },
                 text,
             })),

@@ -15,7 +15,7 @@ use nix::sys::stat::{Mode, fstat};
 use nix::unistd::{Pid, Uid};
 
 use super::state::{Loaded, StateDir};
-use super::{KINDS, Record, SessionError, check_name, own_namespace, parse_stat};
+use super::{Containers, KINDS, Record, SessionError, check_name, own_namespace, parse_stat};
 use crate::error::Error;
 use crate::sys;
 
@@ -36,6 +36,8 @@ pub(super) struct Target {
     /// A booted image's session: its processes are the image's, not the caller's (the
     /// terminal rule).
     pub(super) boot: bool,
+    /// A containers namespace's (containers::namespace): what it was made for.
+    pub(super) containers: Option<Containers>,
 }
 
 /// What `--join=NAME|PID` names: a pid, its label for messages, and for a session its state
@@ -63,6 +65,7 @@ impl Target {
         let cgroup = session_cgroup(&proc_dir, record, flags).map_err(|()| gone())?;
         Ok(Target {
             boot: record.is_some_and(|r| r.boot),
+            containers: record.and_then(|r| r.containers.clone()),
             label: located.label,
             pidfd,
             kinds,

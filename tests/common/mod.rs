@@ -145,6 +145,7 @@ fn package_of(tool: &str) -> &'static str {
         "podman" => "podman",
         "buildah" => "buildah",
         "crun" => "crun",
+        "catatonit" => "catatonit",
         "cc" => "gcc",
         _ => "the package that has it",
     }

@@ -1977,7 +1977,9 @@ pub mod mounts {
 /// Session state files, session names and /proc/PID/stat (`become_root::session`).
 pub mod session {
     use super::*;
-    use become_root::session::{Proc, Record, check_name, parse_stat, render_json, render_table};
+    use become_root::session::{
+        Containers, Proc, Record, check_name, parse_stat, render_json, render_table,
+    };
 
     /// The namespace kinds a session records.
     const KINDS: &[&str] = &["user", "mnt", "pid", "net", "uts", "ipc", "cgroup"];
@@ -2063,6 +2065,13 @@ pub mod session {
                 .coin()
                 .then(|| src.string(&['a', ' ', '=', '3', 'ä'], 12)),
             detached: src.coin(),
+            containers: src.coin().then(|| Containers {
+                map: src.pick(&["auto", "keep-id", "single"]).to_string(),
+                home: src
+                    .coin()
+                    .then(|| src.string(&['/', ' ', '=', 'h', 'ä', '.'], 12)),
+                made_with: src.string(&['-', ' ', '=', '/', 't', 'ä', ':'], 16),
+            }),
         }
     }
 
@@ -2078,6 +2087,9 @@ pub mod session {
         b"net=",
         b"net_down=",
         b"detached=",
+        b"containers=",
+        b"containers_home=",
+        b"containers_made_with=",
         b"yes",
         b"build",
         b"user:4026532001",

@@ -12,13 +12,15 @@ vm_packages_common=(
 
 # What a release adds or lacks (passt, hence pasta, came with Debian 12). AppArmor as a
 # desktop install has it (loading, among others, Debian's profile for pasta), on the releases
-# the .deb installs on, where its postinst is tested against AppArmor 3 and 4.
+# the .deb installs on, where its postinst is tested against AppArmor 3 and 4. catatonit, the
+# init of podman's pods (podman recommends it), on the releases whose podman scenarios make
+# pods.
 vm_packages() {
     local release=$1
     printf '%s\n' "${vm_packages_common[@]}"
     case $release in
     bullseye) ;;
-    *) printf '%s\n' passt apparmor ;;
+    *) printf '%s\n' passt apparmor catatonit ;;
     esac
 }
 
