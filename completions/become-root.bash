@@ -50,11 +50,11 @@ _become__root() {
                     return 0
                     ;;
                 --net)
-                    COMPREPLY=($(compgen -W "none slirp4netns pasta auto" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "none slirp4netns pasta auto bypass" -- "${cur}"))
                     return 0
                     ;;
                 -n)
-                    COMPREPLY=($(compgen -W "none slirp4netns pasta auto" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "none slirp4netns pasta auto bypass" -- "${cur}"))
                     return 0
                     ;;
                 --publish)

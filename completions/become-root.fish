@@ -10,10 +10,11 @@ files\t'/etc/subuid and /etc/subgid'
 getsubids\t'the getsubids program (libsubid)'"
 complete -c become-root -l propagation -d 'Mount propagation of / in the new mount namespace: private, or slave to keep receiving mounts made on the host' -r -f -a "private\t'no mount events in either direction'
 slave\t'receive mounts made on the host, send none back'"
-complete -c become-root -s n -l net -d 'New network namespace. MODE (taken only with \'=\', so -n bash runs bash): none (loopback only, the default), slirp4netns, pasta, or auto (pasta when installed, else slirp4netns). A connected mode implies --mount and binds a resolv.conf naming the helper\'s DNS forwarder over /etc/resolv.conf' -r -f -a "none\t'loopback only'
+complete -c become-root -s n -l net -d 'New network namespace. MODE (taken only with \'=\', so -n bash runs bash): none (loopback only, the default), slirp4netns, pasta, auto (pasta when installed, else slirp4netns), or bypass (outbound TCP and UDP sockets become sockets of the host, at its own speed, and slirp4netns, else pasta, carries the rest: see SECURITY). A connected mode implies --mount and binds a resolv.conf naming the helper\'s DNS forwarder over /etc/resolv.conf' -r -f -a "none\t'loopback only'
 slirp4netns\t'user-mode networking by slirp4netns (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3)'
 pasta\t'user-mode networking by pasta (the host\'s own addresses and routes)'
-auto\t'pasta when installed, else slirp4netns'"
+auto\t'pasta when installed, else slirp4netns'
+bypass\t'the namespace\'s outbound TCP and UDP sockets become sockets of the host (seccomp user notification), at the host\'s own speed; slirp4netns (pasta when it is not installed) for the rest'"
 complete -c become-root -s p -l publish -d 'Publish a port of the namespace on the host: [HOST_IP:]HOST_PORT:NS_PORT[/tcp|/udp] (repeatable; HOST_IP defaults to 127.0.0.1, an IPv6 one goes in brackets; HOST_PORT 0 picks a free port and reports it). Connections reach NS_PORT on the namespace\'s loopback. Needs a network namespace: --net (any mode), --boot, --all or --sysfs' -r
 complete -c become-root -l port-driver -d 'Who forwards published ports: builtin (become-root\'s own splice forwarder, any --net mode) or helper (slirp4netns\'s API or pasta\'s own forwarding; needs slirp4netns or pasta, and a server inside listening on all addresses)' -r -f -a "builtin\t'become-root\'s own forwarder: splice(2) between a host socket and one made inside'
 helper\t'the network helper\'s own forwarding (slirp4netns add_hostfwd, pasta -t/-u)'"
@@ -57,7 +58,7 @@ complete -c become-root -l stop -d 'End session NAME and everything in it (SIGTE
 complete -c become-root -l logs -d 'Print the output of detached session NAME (a booted image\'s console), while it runs or after it ended; the last 8 to 16 MiB are kept' -r
 complete -c become-root -s m -l mount -d 'New mount namespace; / is made recursively private (see --propagation)'
 complete -c become-root -l no-client-address -d 'The servers inside see every client of a published TCP port as 127.0.0.1 (by default they see the client\'s own address and port, through become-root\'s forwarder)'
-complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta). Off by default: the host\'s loopback services stay out of reach'
+complete -c become-root -l allow-host-loopback -d 'Let the namespace reach the host\'s loopback (127.0.0.1) through the gateway (10.0.2.2 with slirp4netns, the host\'s gateway address with pasta; with --net=bypass, a connection to the gateway becomes one to the host\'s 127.0.0.1). Off by default: the host\'s loopback services stay out of reach'
 complete -c become-root -l ipv6 -d 'IPv6 inside too: fd00::100/64 with slirp4netns (pasta has IPv6 whenever the host has it)'
 complete -c become-root -l sysfs -d 'A fresh sysfs, read-only, at /sys on the current root, showing the new network namespace\'s devices (the kernel lets a user namespace mount sysfs only there). Implies --net (mode none) unless --net=MODE is given. Mounts below the host\'s /sys (cgroup, ...) are not carried over. With --rootfs, its /sys is fresh anyway'
 complete -c become-root -l no-new-privs -d 'Set no_new_privs for COMMAND: no exec inside gains privilege (set-user-ID bits and file capabilities are ignored)'

@@ -101,6 +101,10 @@ pub enum NetMode {
     Pasta,
     /// pasta when installed, else slirp4netns
     Auto,
+    /// the namespace's outbound TCP and UDP sockets become sockets of the host (seccomp user
+    /// notification), at the host's own speed; slirp4netns (pasta when it is not installed)
+    /// for the rest
+    Bypass,
 }
 
 /// `--notify-ready`: when a booted image counts as ready (a `--detach` caller waits for it).

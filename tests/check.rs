@@ -53,6 +53,7 @@ const ITEMS: &[&str] = &[
     "slirp4netns",
     "pasta",
     "/dev/net/tun",
+    "--net=bypass",
     "--emulate",
     "cgroup",
 ];
@@ -171,6 +172,9 @@ fn ready_setup_is_ok_and_leaves_nothing_behind() {
         assert_eq!(level, "ok", "{what}: {rest}");
         assert!(!rest.contains("; fix: "), "no fix on an ok line: {rest}");
     }
+    // Linux 6.18 has seccomp user notification with ADDFD (issue 24).
+    let (level, rest) = item(&out, "--net=bypass");
+    assert_eq!(level, "ok", "--net=bypass: {rest}");
     // This machine's kernel has every facility; the VM tier sees the warnings of 5.10.
     let (release, _) = become_root::kernel::running();
     assert_level(&out, "kernel", "ok", &[&release, "supports 5.10 and later"]);

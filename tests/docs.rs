@@ -887,6 +887,31 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  once executed, inside, as any process of the session.",
             ),
             Item(
+                "What --net=bypass sockets reach",
+                "With --net=bypass, a seccomp filter installed in the namespace just before \
+                 COMMAND stops connect(2), listen(2), and sendto(2), sendmsg(2) and sendmmsg(2) \
+                 with a destination; become-root, outside in your own network namespace, \
+                 answers them. A TCP or UDP socket that nothing bound, going to an address \
+                 that is neither loopback, link-local, multicast nor the helper's own network, \
+                 is replaced by a socket become-root makes as you, on your network, with the \
+                 options the program set, bound to the device its destination is routed \
+                 through: it reaches exactly what you reach outside, as slirp4netns's and \
+                 pasta's sockets do, never the host's loopback (the device binding keeps \
+                 127.0.0.0/8 and ::1 out of reach even of a datagram sent on again, and \
+                 cannot be undone without CAP_NET_RAW over your network), unless \
+                 --allow-host-loopback, which sends a connection to the gateway to the host's \
+                 127.0.0.1. No privilege is gained: become-root has none, and acts on no \
+                 address a program could change after it was read (it connects its own copy, \
+                 read once from the program's memory and checked against the live \
+                 notification). listen(2) and bind(2) stay inside, so a server inside is \
+                 reached from outside only through --publish; a bypassed socket whose connect \
+                 failed may not listen (EOPNOTSUPP). What become-root cannot decide (another \
+                 family, a 32-bit program, a process it cannot read) continues in the \
+                 namespace, through the helper: it fails closed. io_uring fails with ENOSYS \
+                 there, since its operations pass no filter. Processes that --join a session \
+                 later are not filtered: their sockets are the namespace's.",
+            ),
+            Item(
                 "Hostile input",
                 "fuse-overlayfs is given no path holding ',', ':' or '\\', which its option \
                  string would read as separators; pseudo filesystems (proc, sysfs, devpts, \

@@ -57,6 +57,18 @@ pub(super) fn tun_item(result: Result<(), NetError>) -> Item {
     }
 }
 
+/// Whether --net=bypass can work: seccomp user notification with ADDFD, probed.
+pub(super) fn bypass_item() -> Item {
+    match net::bypass::available() {
+        Ok(()) => Item::ok(
+            "--net=bypass",
+            "seccomp user notification with SECCOMP_IOCTL_NOTIF_ADDFD: outbound sockets can \
+             become the host's",
+        ),
+        Err(e) => Item::warn("--net=bypass", e.to_string(), e.hint()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use nix::errno::Errno;

@@ -30,7 +30,7 @@ mod mapping;
 mod pod;
 mod probe;
 
-use features::{device_item, program_item, tun_item};
+use features::{bypass_item, device_item, program_item, tun_item};
 use kernel::kernel_items;
 use mapping::{helper_items, mapping_item, modes_item, no_new_privs_item, subid_items};
 use pod::{emulate_item, proc_item, seccomp_item, settings_explain};
@@ -260,6 +260,7 @@ fn feature_items(probed: &probe::Probed, cli: &Asked) -> Vec<Item> {
             "--net=pasta needs it, and --net=auto prefers it",
         ),
         tun_item(net::check_tun()),
+        bypass_item(),
         emulate_item(&std::fs::read_to_string("/proc/filesystems").unwrap_or_default()),
     ];
     if let Some((mode, addressing)) = &cli.network {

@@ -426,6 +426,8 @@ pub(super) struct Channels {
     pub(super) fuse: Option<std::os::fd::OwnedFd>,
     /// --cgroup: where it says it made its cgroup namespace.
     pub(super) cgroup_made: Option<std::fs::File>,
+    /// --net=bypass: where it sends its seccomp listener.
+    pub(super) bypass: Option<std::os::fd::OwnedFd>,
 }
 
 /// The cloned namespace process: wait for its maps (and network), set up, then exec COMMAND,
@@ -442,6 +444,7 @@ pub(super) fn namespace_child(
         provider,
         fuse,
         cgroup_made,
+        bypass,
     } = channels;
     // Die with become-root. No race: if become-root died before this line, `go` is at EOF
     // below and we leave; after it, the kernel delivers SIGKILL (to an init, too: it comes from
@@ -473,7 +476,8 @@ pub(super) fn namespace_child(
     // again. Before the socket provider is forked: a provider that held become-root's host
     // ports until it ran its own close would keep them bound after become-root returned
     // (seen under load: the next run's -p of the same port failed).
-    close_all_but(&ending, provider.as_ref(), session);
+    let channels = [provider.as_ref(), bypass.as_ref()];
+    close_all_but(&ending, channels.into_iter().flatten(), session);
     if let Some(channel) = provider {
         net::forward::spawn_provider(channel, plan.pid_namespace(), plan.keep_clients)?;
     }
@@ -483,6 +487,11 @@ pub(super) fn namespace_child(
     // Sessions: tell become-root the namespaces are ready (a pause process holds here).
     if let Some(session) = session {
         session.ready_inside(plan.new_root())?;
+    }
+    // Last before COMMAND (or its init), after the socket provider was forked: the filter
+    // stops the calls of this process and of every process it starts, and of no helper.
+    if let Some(channel) = bypass {
+        net::bypass::install_inside(channel)?;
     }
     if !plan.has_init() {
         return Err(command_in_place(plan, terminal, &ending));
@@ -494,14 +503,14 @@ pub(super) fn namespace_child(
 }
 
 /// Close every descriptor but the pipe to become-root (`ending`), the channel to the socket
-/// provider and the session's own.
-fn close_all_but(
+/// provider and to become-root for --net=bypass, and the session's own.
+fn close_all_but<'a>(
     ending: &std::fs::File,
-    provider: Option<&std::os::fd::OwnedFd>,
+    channels: impl Iterator<Item = &'a std::os::fd::OwnedFd>,
     session: Option<&crate::session::Session>,
 ) {
     let mut keep = vec![ending.as_raw_fd()];
-    keep.extend(provider.map(|c| c.as_raw_fd()));
+    keep.extend(channels.map(|c| c.as_raw_fd()));
     if let Some(session) = session {
         keep.extend(session.fds_inside());
     }

@@ -77,9 +77,11 @@ pub struct Request {
     pub propagation: Propagation,
 
     /// New network namespace. MODE (taken only with '=', so -n bash runs bash): none
-    /// (loopback only, the default), slirp4netns, pasta, or auto (pasta when installed, else
-    /// slirp4netns). A connected mode implies --mount and binds a resolv.conf naming the
-    /// helper's DNS forwarder over /etc/resolv.conf
+    /// (loopback only, the default), slirp4netns, pasta, auto (pasta when installed, else
+    /// slirp4netns), or bypass (outbound TCP and UDP sockets become sockets of the host,
+    /// at its own speed, and slirp4netns, else pasta, carries the rest: see SECURITY). A
+    /// connected mode implies --mount and binds a resolv.conf naming the helper's DNS
+    /// forwarder over /etc/resolv.conf
     #[arg(
         short = 'n',
         long,
@@ -116,7 +118,8 @@ pub struct Request {
     pub no_client_address: bool,
 
     /// Let the namespace reach the host's loopback (127.0.0.1) through the gateway
-    /// (10.0.2.2 with slirp4netns, the host's gateway address with pasta). Off by default:
+    /// (10.0.2.2 with slirp4netns, the host's gateway address with pasta; with --net=bypass,
+    /// a connection to the gateway becomes one to the host's 127.0.0.1). Off by default:
     /// the host's loopback services stay out of reach
     #[arg(long, requires = "net")]
     pub allow_host_loopback: bool,

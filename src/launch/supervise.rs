@@ -4,7 +4,7 @@
 //! ```text
 //! claim the session -> bind the host ports -> clone the namespace process -> write its maps
 //!   -> start the fuse helper -> move it into its own cgroup -> start the network helper
-//!   -> release it -> forward the ports -> ready -> supervise
+//!   -> release it -> take its bypass listener -> forward the ports -> ready -> supervise
 //! ```
 //!
 //! Each step is a method that calls into the module of its concern (session, net::forward,
@@ -77,6 +77,10 @@ struct Run<'p> {
     /// the published ports as the user reaches them.
     observed: Option<crate::info::Observed>,
     ports: Vec<(String, u16, String)>,
+    /// --net=bypass: our end of the channel the namespace process sends its seccomp listener
+    /// on, then the answerer that holds it.
+    bypass_channel: Option<OwnedFd>,
+    bypass: Option<net::bypass::Supervisor>,
 }
 
 /// Supervise: run the steps, then wait for COMMAND, forwarding signals, and end as it ended.
@@ -90,6 +94,7 @@ pub fn supervise(plan: &Plan) -> Result<std::convert::Infallible, Error> {
     run.own_cgroup()?;
     run.start_network()?;
     run.release()?;
+    run.take_bypass()?;
     run.forward_ports();
     run.ready()?;
     let ending = run.supervise();
@@ -117,6 +122,8 @@ impl<'p> Run<'p> {
             driver: plan.connected.as_ref().map(|net| net.driver),
             observed: None,
             ports: Vec::new(),
+            bypass_channel: None,
+            bypass: None,
         }
     }
 
@@ -175,6 +182,10 @@ impl<'p> Run<'p> {
             ),
             false => None,
         };
+        let bypass = match plan.connected.as_ref().is_some_and(|n| n.bypass) {
+            true => Some(net::bypass::channel().map_err(|e| Error::sys("socketpair", e))?),
+            false => None,
+        };
         let mut flags = CloneFlags::CLONE_NEWUSER | plan.namespaces;
         let mut cgroup_made = None;
         if plan.cgroup.is_some() {
@@ -195,6 +206,7 @@ impl<'p> Run<'p> {
                     provider: inside,
                     fuse,
                     cgroup_made: cgroup_made.map(|(_r, w)| w),
+                    bypass: bypass.map(|(_outside, inside)| inside),
                 };
                 exit_with(namespace_child(
                     plan,
@@ -213,6 +225,7 @@ impl<'p> Run<'p> {
                 self.cgroup_made = cgroup_made.map(|(r, _w)| r);
                 self.provider = channel.map(|(outside, _inside)| outside);
                 self.fuse = fuse.map(|(_inside, helper)| helper);
+                self.bypass_channel = bypass.map(|(outside, _inside)| outside);
                 Ok(())
             }
         }
@@ -438,6 +451,7 @@ impl<'p> Run<'p> {
                 .is_some_and(Session::has_log)
                 .then_some(std::time::Duration::from_secs(1)),
             output: output.as_ref().map(|fd| fd.as_fd()),
+            source: self.bypass.as_mut().map(|b| b as &mut dyn process::Source),
         };
         let mut observer = Observer {
             plan,

@@ -98,6 +98,12 @@ impl Cidr {
     pub fn dns(self) -> Ipv4Addr {
         self.host(DNS)
     }
+
+    /// Whether `ip` is in this network.
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX << (32 - self.prefix);
+        u32::from(ip) & mask == u32::from(self.net)
+    }
 }
 
 impl fmt::Display for Cidr {

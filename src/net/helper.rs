@@ -500,6 +500,7 @@ mod tests {
             forwards: forwards.iter().map(|s| parse(s).unwrap()).collect(),
             keep_api: false,
             fallback: None,
+            bypass: false,
         }
     }
 

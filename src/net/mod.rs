@@ -7,6 +7,7 @@
 //! `--allow-host-loopback` asks for it.
 
 pub mod addressing;
+pub mod bypass;
 pub mod forward;
 pub mod helper;
 pub mod ports;
@@ -90,6 +91,9 @@ pub struct NetPlan {
     /// `--net=auto` chose pasta: slirp4netns, when installed, to use if pasta fails to start
     /// (Debian 12's AppArmor profile for pasta, for one, forbids what it needs).
     pub fallback: Option<programs::Found>,
+    /// `--net=bypass`: outbound inet sockets become the host's ([`bypass`]); the helper
+    /// carries the rest (DNS, loopback's gateway, 32-bit programs).
+    pub bypass: bool,
 }
 
 impl NetPlan {
@@ -252,7 +256,10 @@ pub fn plan(
         }
         Some(NetMode::Slirp4netns) => Driver::Slirp4netns,
         Some(NetMode::Pasta) => Driver::Pasta,
-        Some(NetMode::Auto) => {
+        // What --net=bypass leaves to a helper (DNS, mostly) needs no speed: the one that
+        // starts sooner, slirp4netns, when installed.
+        Some(NetMode::Bypass) if Driver::Slirp4netns.find()?.is_some() => Driver::Slirp4netns,
+        Some(NetMode::Auto | NetMode::Bypass) => {
             if Driver::Pasta.find()?.is_some() {
                 Driver::Pasta
             } else if Driver::Slirp4netns.find()?.is_some() {
@@ -267,7 +274,7 @@ pub fn plan(
         package: driver.package().into(),
     })?;
     let fallback = match (mode, driver) {
-        (Some(NetMode::Auto), Driver::Pasta) => Driver::Slirp4netns.find()?,
+        (Some(NetMode::Auto | NetMode::Bypass), Driver::Pasta) => Driver::Slirp4netns.find()?,
         _ => None,
     };
     let (program, from_env) = (program.path, program.from_env);
@@ -281,6 +288,7 @@ pub fn plan(
         forwards: Vec::new(),
         keep_api: false,
         fallback,
+        bypass: mode == Some(NetMode::Bypass),
     }))
 }
 

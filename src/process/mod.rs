@@ -30,7 +30,7 @@ mod parent;
 mod supervise;
 pub use ending::{Ending, read_reports};
 pub use parent::die_with_become_root;
-pub use supervise::{Events, StopWith, Watch, signal_name, supervise};
+pub use supervise::{Events, Source, StopWith, Watch, signal_name, supervise};
 
 /// si_code of signals the kernel sends on its own behalf, notably the terminal's SIGINT,
 /// SIGQUIT, SIGTSTP, SIGHUP and SIGWINCH, which reach the whole foreground process group: the

@@ -131,6 +131,15 @@ pub struct Watch<'a> {
     pub tick: Option<Duration>,
     /// Call [`Events::output`] when this (a pipe of COMMAND's output) is readable.
     pub output: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Descriptors of its own to poll (`--net=bypass`'s seccomp listener).
+    pub source: Option<&'a mut dyn Source>,
+}
+
+/// Something supervision polls for, that answers what it is told at once (it never blocks):
+/// its descriptors, then what poll said of them, in the same order.
+pub trait Source {
+    fn interest(&self) -> Vec<nix::poll::PollFd<'_>>;
+    fn on_events(&mut self, revents: &[nix::poll::PollFlags]);
 }
 
 /// What supervision tells its caller as it happens.
@@ -203,6 +212,7 @@ struct Supervisor<'a, 'e> {
     tick: Option<Duration>,
     next_tick: Option<Instant>,
     output: Option<std::os::fd::BorrowedFd<'a>>,
+    source: Option<&'a mut dyn Source>,
     /// How COMMAND ended, as an init reported it.
     reported: Option<Ending>,
     stopping: Option<Stopping>,
@@ -237,6 +247,7 @@ impl<'a, 'e> Supervisor<'a, 'e> {
             notify,
             tick,
             output,
+            source,
         } = watch;
         Ok(Supervisor {
             child,
@@ -252,6 +263,7 @@ impl<'a, 'e> Supervisor<'a, 'e> {
             notify,
             tick,
             output,
+            source,
             reported: None,
             stopping: None,
             helpers,
@@ -308,6 +320,10 @@ impl<'a, 'e> Supervisor<'a, 'e> {
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
             fds.len() - 1
         });
+        let first_source = fds.len();
+        if let Some(source) = self.source.as_ref() {
+            fds.extend(source.interest());
+        }
         let first_relay = fds.len();
         if let Some(relay) = self.relay.as_ref() {
             fds.extend(relay.interest());
@@ -321,6 +337,9 @@ impl<'a, 'e> Supervisor<'a, 'e> {
             .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
             .collect();
         drop(fds);
+        if let Some(source) = self.source.as_mut() {
+            source.on_events(&revents[first_source..first_relay]);
+        }
         let escaped = self
             .relay
             .as_mut()

@@ -19,11 +19,13 @@ use nix::unistd::Pid;
 mod fd;
 mod mount;
 mod ns;
+mod seccomp;
 mod tty;
 
 pub use fd::*;
 pub use mount::*;
 pub use ns::*;
+pub use seccomp::*;
 pub use tty::*;
 
 /// What `fork_process` and `clone_process` return in each process.

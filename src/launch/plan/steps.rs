@@ -93,6 +93,11 @@ pub(super) fn network(cli: &Request, net: Option<NetMode>) -> Result<Network, Er
         // API socket (pasta has none), with or without -p at its start.
         helper.keep_api = cli.port_driver == PortDriver::Helper && cli.name.is_some();
         net::check_tun()?;
+        // The rest of what --net=bypass needs is found out where it is used: the filter's
+        // install inside, ADDFD by become-root (status 125 naming it either way).
+        if helper.bypass && !net::bypass::filter::SUPPORTED {
+            return Err(net::bypass::BypassError::Architecture.into());
+        }
     }
     Ok(Network {
         connected,
