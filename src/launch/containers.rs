@@ -13,10 +13,9 @@
 use std::convert::Infallible;
 use std::os::unix::fs::DirBuilderExt;
 
-use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 
-use super::{Request, launch, plan};
+use super::{Request, launch, plan, status_of};
 use crate::containers::{self, Places, Setup};
 use crate::error::Error;
 use crate::mounts::MountStep;
@@ -208,19 +207,7 @@ fn make(r: &Request, setup: Setup, made_with: &str) -> Result<(), Error> {
         made_with: made_with.into(),
     };
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
-        Forked::Child => {
-            let code = match make_here(creation, &setup, record) {
-                Ok(never) => match never {},
-                Err(e) => {
-                    if let Some(sig) = e.signal().and_then(|n| Signal::try_from(n).ok()) {
-                        sys::die_of(sig);
-                    }
-                    e.report();
-                    e.exit_code()
-                }
-            };
-            sys::exit_now(code)
-        }
+        Forked::Child => sys::exit_now(status_of(make_here(creation, &setup, record))),
         Forked::Parent(child) => match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, 0)) => Ok(()),
             // It said why; this run ends as it did.

@@ -362,7 +362,13 @@ pub struct Request {
 /// COMMAND has replaced this process, or this process ended the way COMMAND did). A signal
 /// that interrupted the setup (everything made is undone by now) is died of.
 pub fn main(request: Request) -> i32 {
-    match run(request) {
+    status_of(run(request))
+}
+
+/// The exit status of a run that failed (a run that did not never returns), after its error
+/// is said; one a signal interrupted dies of that signal.
+fn status_of(result: Result<std::convert::Infallible, Error>) -> i32 {
+    match result {
         Ok(never) => match never {},
         Err(e) => {
             if let Some(sig) = e.signal().and_then(|n| Signal::try_from(n).ok()) {
