@@ -3,7 +3,7 @@
 //!
 //! The registration is Debian's (qemu-user's binfmt.d files): the ELF header of the
 //! architecture (its class, byte order, e_type EXEC or DYN and e_machine) with the same mask,
-//! and the flags P (argv[0] preserved: QEMU 6.0 and later learn it from AT_FLAGS), O (the
+//! and the flags P (argv\[0\] preserved: QEMU 6.0 and later learn it from AT_FLAGS), O (the
 //! binary is passed open, so an execute-only file runs) and F (the interpreter is opened when
 //! registered, so it runs inside a new root or a chroot, where its path means nothing). No C:
 //! a set-user-ID program inside would lend its ids to the emulator, which the program's user

@@ -112,7 +112,7 @@ const RUNNERS: [Runner; 3] = [
 const SHELLS: [&str; 6] = ["sh", "bash", "dash", "zsh", "ksh", "ash"];
 
 /// podman, buildah or crun, when `command` runs a container: as COMMAND itself, or as a
-/// command of the script of `sh -c SCRIPT` (any of [`SHELLS`]).
+/// command of the script of `sh -c SCRIPT` (any of `SHELLS`).
 pub fn runs_containers(command: &[OsString]) -> Option<&'static str> {
     let (program, args) = command.split_first()?;
     let name = basename(program)?;

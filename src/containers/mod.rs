@@ -1,8 +1,8 @@
 //! podman, buildah and crun inside: the `_CONTAINERS_*` variables that tell podman and
 //! buildah they are already in a user namespace someone else configured, the COMMANDs that
 //! get a mount namespace without asking for one, the containers namespace they run in across
-//! calls ([`namespace`]), which command lines run a container ([`commands`]), and the warning
-//! for a host whose cgroup layout crun refuses ([`cgroups`]).
+//! calls (`namespace`), which command lines run a container (`commands`), and the warning
+//! for a host whose cgroup layout crun refuses (`cgroups`).
 //!
 //! podman and buildah (containers/storage's `unshare` package, podman's `rootless` package)
 //! take `_CONTAINERS_USERNS_CONFIGURED` to mean "the user and mount namespaces are made": they

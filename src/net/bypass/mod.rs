@@ -7,7 +7,7 @@
 //! become-root takes copies (pidfd_getfd(2)). become-root, outside in the host's network namespace, answers each stopped
 //! syscall in its supervision loop ([`Supervisor`]): a connect(2), or a sendto(2)/sendmsg(2)
 //! with a destination, of a TCP or UDP socket that nothing bound, to a destination
-//! [`policy`] sends to the host, gets a socket made on the host ([`socket`]) in place of the
+//! [`policy`] sends to the host, gets a socket made on the host (`socket`) in place of the
 //! namespace's (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SETFD, at the same number).
 //! Everything else, and everything become-root cannot handle, continues in the namespace
 //! (SECCOMP_USER_NOTIF_FLAG_CONTINUE), with the helper's network: it fails closed.
