@@ -95,16 +95,29 @@ fn move_into(dir: &Path, pid: Pid) -> Result<(), Errno> {
         .map_err(|e| sys::io_errno(&e))
 }
 
-/// A scope of the user manager's (`.../become-root-N.scope/payload`): ask it to move `pid`
-/// into `dir`, at or below the payload. None when `own` is no scope's or there is no user
-/// manager.
+/// A cgroup at or below a unit of the user manager's: a scope become-root asked for
+/// (`.../become-root-N.scope/payload`), or a service that runs become-root (a session
+/// started by `systemctl --user`, its leaf below the service's cgroup): ask the user manager
+/// to move `pid` into `dir`, below that unit. A login session's cgroup (root's) and the
+/// unit's have no common ancestor the caller may write to, which a move needs (cgroup v2's
+/// delegation rule); the user manager, which owns its units' cgroups, may. None when `own`
+/// is below no unit of the user manager's, or there is no user manager.
 fn attach_by_user_manager(own: &Path, dir: &Path, pid: Pid) -> Option<Result<(), String>> {
-    let scope = own.parent()?;
-    let unit = scope.file_name()?.to_str()?;
-    if !unit.ends_with(".scope") || own.file_name()? != "payload" {
+    let named = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+    let (unit_dir, unit) = own.ancestors().find_map(|a| {
+        let name = named(a)?;
+        (name.ends_with(".scope") || name.ends_with(".service")).then(|| (a.to_path_buf(), name))
+    })?;
+    // The user manager's own cgroup (user@UID.service) holds its units.
+    let managed = unit_dir
+        .ancestors()
+        .skip(1)
+        .any(|a| named(a).is_some_and(|n| n.starts_with("user@") && n.ends_with(".service")));
+    if !managed {
         return None;
     }
-    let below = dir.strip_prefix(scope).ok()?;
+    let unit = unit.as_str();
+    let below = dir.strip_prefix(&unit_dir).ok()?;
     let busctl = user_manager()?;
     let out = sys::helper_command(&busctl)
         .env("SYSTEMD_COLORS", "0")

@@ -34,8 +34,12 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
     if record.pid_ns != dir.pid_ns {
         return Err(SessionError::ForeignPidNamespace { name: name.into() }.into());
     }
-    // An ended session is removed, with its log: that is all there is to stop.
+    // An ended session is removed, with its log, once its supervisor is gone: it recorded
+    // the end and may still be undoing the run (its helpers, its cgroup).
     if record.ended.is_some() {
+        if let (Some(s), _) = doomed_of(&record) {
+            wait_for_supervisor(s);
+        }
         return Ok(dir.remove_if_unchanged(name, &loaded.text)?);
     }
     if !record.alive() {
@@ -50,10 +54,7 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
     // once the holder has ended; if it does not, it dies (and its helpers with it). Either
     // way --stop returns only once it is gone.
     if let Some(s) = supervisor {
-        for d in wait_for_exit(vec![s], Instant::now() + Duration::from_secs(2)) {
-            let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);
-            wait_for_exit(vec![d], Instant::now() + Duration::from_secs(2));
-        }
+        wait_for_supervisor(s);
     }
     // A detached session's supervisor kept its state as it ended (its status and log): that
     // too goes with --stop.
@@ -65,6 +66,15 @@ pub(super) fn stop(name: &str, timeout: Option<u64>) -> Result<(), Error> {
     };
     dir.remove_if_unchanged(name, &text)?;
     Ok(())
+}
+
+/// Wait for the session's supervisor to end (it undoes the run: helpers, cgroup, state); one
+/// still there after 2 s is killed.
+fn wait_for_supervisor(supervisor: Doomed) {
+    for d in wait_for_exit(vec![supervisor], Instant::now() + Duration::from_secs(2)) {
+        let _ = sys::pidfd_send_signal(&d.pidfd, Signal::SIGKILL);
+        wait_for_exit(vec![d], Instant::now() + Duration::from_secs(2));
+    }
 }
 
 /// The session's supervisor, and the processes to end: its holder, then every other member
