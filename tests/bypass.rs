@@ -19,6 +19,7 @@ common::tests! {
         i24_a_thread_rewriting_the_address_never_reaches_the_host_loopback,
         i24_dns_goes_through_the_helper_s_forwarder,
         i24_exit_status_is_the_command_s,
+        i24_ipv6_connects_and_datagrams_are_bypassed_and_the_v6_loopback_stays_inside,
         i24_bypass_where_a_filter_has_a_listener_already_fails_naming_why;
     [Harness, Tool("slirp4netns"), Tool("python3"), Tool("ip"), Tool("ps")]
         i24_sigkill_of_become_root_leaves_nothing;
@@ -51,6 +52,28 @@ fn world() -> World {
         };
         w.services
             .push(format!("python3 {} {args}", World::helper(script)));
+    }
+    w
+}
+
+/// The host's own IPv6 address, on the same uplink (a documentation prefix, RFC 3849).
+const HOST6: &str = "2001:db8::2";
+
+/// [`world`] with IPv6 too: HOST6 on the uplink, a TCP and a UDP echo server there (9103,
+/// 9104) and a TCP one on the host's ::1 (8997).
+fn world6() -> World {
+    let mut w = world();
+    w.root_setup
+        .push_str(&format!("\nip -6 addr add {HOST6}/64 dev uplink0 nodad"));
+    for (script, address, port) in [
+        ("tcp-echo.py", HOST6, 9103),
+        ("udp-echo.py", HOST6, 9104),
+        ("tcp-echo.py", "::1", 8997),
+    ] {
+        w.services.push(format!(
+            "python3 {} {address} {port} 120",
+            World::helper(script)
+        ));
     }
     w
 }
@@ -136,6 +159,32 @@ fn i24_the_host_loopback_stays_closed_unless_allowed() {
     );
 }
 
+fn i24_ipv6_connects_and_datagrams_are_bypassed_and_the_v6_loopback_stays_inside() {
+    let w = world6();
+    let text = client(&w, &[], &format!("tcp {HOST6} 9103"));
+    assert!(
+        text.contains(&format!("answer hello from {HOST6}\nlocal {HOST6}\n")),
+        "bypassed: {text}"
+    );
+    let text = client(&w, &[], &format!("udp {HOST6} 9104"));
+    for line in [
+        "answer echo: one\n",
+        "answer echo: two\n",
+        "answer echo: three\n",
+        "sent by uplink0\n",
+        &format!("local {HOST6}\n"),
+    ] {
+        assert!(text.contains(line), "{line:?}: {text}");
+    }
+    // ::1 and an IPv4-mapped loopback are the namespace's own, where nothing listens: the
+    // host's servers on them are not reached.
+    for to in ["::1 8997", "::ffff:127.0.0.1 8999"] {
+        let text = client(&w, &[], &format!("tcp {to}"));
+        assert!(text.starts_with("error ECONNREFUSED"), "{to}: {text}");
+    }
+    w.assert_nothing_left();
+}
+
 fn i24_a_server_inside_is_reached_only_through_publish() {
     let w = world();
     // A server inside on 0.0.0.0: listen(2) stays inside, so the host reaches it only
@@ -148,10 +197,11 @@ fn i24_a_server_inside_is_reached_only_through_publish() {
     ] {
         let script = format!(
             r#""$BR" --net=bypass --pid {publish} sh -c 'python3 {echo} 0.0.0.0 8000 30 & {until} sh -c "python3 \"\$BYPASS_CLIENT\" tcp 127.0.0.1 8000 | grep -q answer" && echo serving > {ready}; wait' &
+run=$!
 {until} test -s {ready}
 python3 "$BYPASS_CLIENT" tcp {HOST} 8000
 python3 "$BYPASS_CLIENT" tcp 127.0.0.1 {port}
-kill %1; wait"#,
+kill $run; wait"#,
             echo = World::helper("tcp-echo.py"),
             until = World::until(),
             ready = w.home().join(format!("ready-{port}")).display(),

@@ -3,12 +3,14 @@
 saw, one fact a line:
   sum HOST PORT MB        send MB megabytes (a fixed pseudo-random stream) to a tcp-sha256.py
                           server: "local IP", then "intact" or "corrupt ..."
-  udp HOST PORT           a datagram by sendto(2), then one on a connected socket, then one
-                          by sendmsg(2), to a udp-echo.py server: "answer ..." each, "local
-                          IP" of the connected one, "sent by DEVICE" (the sendmsg socket's)
+  udp HOST PORT           (IPv4 or IPv6) a datagram by sendto(2), then one on a connected
+                          socket, then one by sendmsg(2), to a udp-echo.py server: "answer
+                          ..." each, "local IP" of the connected one, "sent by DEVICE" (the
+                          sendmsg socket's)
   many HOST PORT N        N threads connect at once to a tcp-sha256.py server and send
                           nothing: "answers K" (K right answers), "locals IP,..."
-  tcp HOST PORT           one connection: "answer ..." or "error ERRNO-NAME"
+  tcp HOST PORT           (IPv4 or IPv6) one connection: "answer ..." and "local IP", or
+                          "error ERRNO-NAME"
   udp-after HOST PORT LOHOST LOPORT
                           a datagram to HOST:PORT, then one on the same socket to
                           LOHOST:LOPORT: "answer ..." or "silent"
@@ -30,6 +32,8 @@ import sys
 import threading
 
 cmd, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# An IPv6 HOST (it has a colon) is reached by IPv6 sockets, in the commands that say so.
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def stream(mb):
@@ -51,27 +55,22 @@ if cmd == "sum":
     want = [digest.hexdigest(), str(count)]
     print("intact" if answer == want else f"corrupt {answer} != {want}")
 elif cmd == "udp":
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u = socket.socket(family, socket.SOCK_DGRAM)
     u.settimeout(10)
     u.sendto(b"one", (host, port))
     print("answer", u.recvfrom(100)[0].decode())
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c = socket.socket(family, socket.SOCK_DGRAM)
     c.settimeout(10)
     c.connect((host, port))
     c.send(b"two")
     print("answer", c.recv(100).decode())
     print("local", c.getsockname()[0])
-    m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    m = socket.socket(family, socket.SOCK_DGRAM)
     m.settimeout(10)
     m.sendmsg([b"three"], [], 0, (host, port))
     print("answer", m.recvfrom(100)[0].decode())
     device = m.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16).rstrip(b"\0")
     print("sent by", device.decode() or "nothing")
-    m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    m.settimeout(10)
-    m.sendmsg([b"three"], [], 0, (host, port))
-    print("answer", m.recvfrom(100)[0].decode())
-    print("sent by", m.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16).rstrip(b"\0").decode() or "nothing")
 elif cmd == "many":
     n, answers, locals_, lock = int(sys.argv[4]), [], set(), threading.Lock()
 
@@ -93,11 +92,12 @@ elif cmd == "many":
     print("answers", sum(1 for a in answers if a == nothing))
     print("locals", ",".join(sorted(locals_)))
 elif cmd == "tcp":
-    s = socket.socket()
+    s = socket.socket(family)
     s.settimeout(10)
     try:
         s.connect((host, port))
         print("answer", s.makefile().readline().strip())
+        print("local", s.getsockname()[0])
     except OSError as e:
         print("error", errno.errorcode.get(e.errno, e.errno))
 elif cmd == "udp-after":

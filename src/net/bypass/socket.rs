@@ -146,7 +146,10 @@ pub struct Sockets {
     /// The inode of the run's network namespace and of become-root's own.
     namespace: u64,
     own: u64,
-    /// Per (domain, type): the option values of a fresh socket of the namespace.
+    /// Per (domain, type): a fresh socket of the namespace, until the first replacement of
+    /// that kind reads its option values (read then, not at start, where the ~40 reads per
+    /// template would lengthen every run's start-up for connections it may never make).
+    templates: HashMap<(i32, i32), OwnedFd>,
     defaults: HashMap<(i32, i32), Vec<Option<Value>>>,
     /// The host's interfaces by address, and when that was read.
     devices: HashMap<IpAddr, Device>,
@@ -161,17 +164,16 @@ fn netns_inode(ns: &OwnedFd) -> Option<u64> {
 }
 
 impl Sockets {
-    /// From fresh sockets made in the namespace (one per domain and type it has), which are
-    /// read here and then closed.
-    pub fn new(templates: Vec<OwnedFd>) -> Option<Sockets> {
+    /// From fresh sockets made in the namespace (one per domain and type it has), kept until
+    /// their option values are first needed.
+    pub fn new(fds: Vec<OwnedFd>) -> Option<Sockets> {
         let mut namespace = None;
-        let mut defaults = HashMap::new();
-        for t in &templates {
+        let mut templates = HashMap::new();
+        for t in fds {
             namespace =
-                namespace.or_else(|| sys::socket_netns(t).ok().and_then(|ns| netns_inode(&ns)));
-            if let Some(kind) = Kind::of(t) {
-                let values = OPTIONS.iter().map(|&(l, n)| read_option(t, l, n)).collect();
-                defaults.insert((kind.domain, kind.ty), values);
+                namespace.or_else(|| sys::socket_netns(&t).ok().and_then(|ns| netns_inode(&ns)));
+            if let Some(kind) = Kind::of(&t) {
+                templates.insert((kind.domain, kind.ty), t);
             }
         }
         let own = std::fs::metadata("/proc/self/ns/net").ok().map(|m| {
@@ -181,7 +183,8 @@ impl Sockets {
         Some(Sockets {
             namespace: namespace?,
             own,
-            defaults,
+            templates,
+            defaults: HashMap::new(),
             devices: HashMap::new(),
             devices_read: None,
         })
@@ -227,8 +230,16 @@ impl Sockets {
         Ok(Some(host))
     }
 
-    fn copy_options(&self, from: &OwnedFd, to: &OwnedFd, kind: Kind) {
-        let Some(defaults) = self.defaults.get(&(kind.domain, kind.ty)) else {
+    fn copy_options(&mut self, from: &OwnedFd, to: &OwnedFd, kind: Kind) {
+        let key = (kind.domain, kind.ty);
+        if let Some(t) = self.templates.remove(&key) {
+            let values = OPTIONS
+                .iter()
+                .map(|&(l, n)| read_option(&t, l, n))
+                .collect();
+            self.defaults.insert(key, values);
+        }
+        let Some(defaults) = self.defaults.get(&key) else {
             return;
         };
         for (&(level, name), default) in OPTIONS.iter().zip(defaults) {
