@@ -31,6 +31,7 @@ use crate::session::Session;
 use crate::sys::{self, Forked};
 
 mod events;
+mod network;
 
 pub(super) use events::REBOOTED;
 use events::{Observer, Shutdown, notice_dead_helper};
@@ -81,6 +82,8 @@ struct Run<'p> {
     /// on, then the answerer that holds it.
     bypass_channel: Option<OwnedFd>,
     bypass: Option<net::bypass::Supervisor>,
+    /// --net=bypass: the helper was started but not yet waited for (see start_network).
+    helper_starting: bool,
 }
 
 /// Supervise: run the steps, then wait for COMMAND, forwarding signals, and end as it ended.
@@ -123,6 +126,7 @@ impl<'p> Run<'p> {
             observed: None,
             ports: Vec::new(),
             bypass_channel: None,
+            helper_starting: false,
             bypass: None,
         }
     }
@@ -288,32 +292,6 @@ impl<'p> Run<'p> {
                     "the namespace process ended before it made its cgroup namespace",
                 ));
             }
-        }
-        Ok(())
-    }
-
-    /// Start the network helper against the namespace process and wait until it is ready:
-    /// pasta, or under --net=auto slirp4netns if pasta fails to start.
-    fn start_network(&mut self) -> Result<(), Error> {
-        let Some(planned) = self.plan.connected.as_ref() else {
-            return Ok(());
-        };
-        let child = self.child();
-        let helper = match net::helper::start_ready(planned, child) {
-            Ok(helper) => helper,
-            Err(e) => {
-                let fallback = planned.fall_back().ok_or(e.clone())?;
-                if !self.plan.quiet {
-                    say!("become-root: warning: --net=auto: {e}; using slirp4netns instead");
-                }
-                let helper = net::helper::start_ready(&fallback, child)?;
-                self.driver = Some(fallback.driver);
-                helper
-            }
-        };
-        self.helper = Some(helper);
-        if let (Some(session), Some(driver)) = (self.session.as_mut(), self.driver) {
-            session.network_is(driver.program());
         }
         Ok(())
     }

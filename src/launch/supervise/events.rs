@@ -1,6 +1,5 @@
 //! What supervision tells a supervised run as it happens ([`Observer`], process::Events),
-//! how a booted image's ending is read (a halt, or a reboot that starts the run again), and
-//! --net=bypass's listener, taken from the namespace process and polled by supervision.
+//! and how a booted image's ending is read (a halt, or a reboot that starts the run again).
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -214,31 +213,4 @@ fn exiting(pid: Pid) -> bool {
         .and_then(|(_, rest)| rest.split_whitespace().nth(6))
         .and_then(|f| f.parse::<u64>().ok());
     flags.is_none_or(|f| f & PF_EXITING != 0)
-}
-
-impl Run<'_> {
-    /// --net=bypass: the namespace process sends its seccomp listener just before COMMAND
-    /// runs; a namespace process that ended first failed, and its status says so.
-    pub(super) fn take_bypass(&mut self) -> Result<(), Error> {
-        if let (Some(channel), Some(net)) = (self.bypass_channel.take(), &self.plan.connected) {
-            let policy = net::bypass::Policy {
-                cidr: net.addressing.cidr.unwrap_or(net::addressing::DEFAULT_CIDR),
-                ipv6: net.addressing.ipv6,
-                allow_host_loopback: net.allow_host_loopback,
-            };
-            self.bypass = net::bypass::receive(channel, self.child(), policy)?;
-        }
-        Ok(())
-    }
-}
-
-/// --net=bypass's answerer, polled by supervision.
-impl process::Source for net::bypass::Supervisor {
-    fn interest(&self) -> Vec<nix::poll::PollFd<'_>> {
-        net::bypass::Supervisor::interest(self)
-    }
-
-    fn on_events(&mut self, revents: &[nix::poll::PollFlags]) {
-        net::bypass::Supervisor::on_events(self, revents)
-    }
 }
