@@ -19,6 +19,7 @@ common::tests! {
         i24_a_thread_rewriting_the_address_never_reaches_the_host_loopback,
         i24_dns_goes_through_the_helper_s_forwarder,
         i24_exit_status_is_the_command_s,
+        i24_a_blocking_connect_keeps_its_send_timeout,
         i24_ipv6_connects_and_datagrams_are_bypassed_and_the_v6_loopback_stays_inside,
         i24_bypass_where_a_filter_has_a_listener_already_fails_naming_why;
     [Harness, Tool("slirp4netns"), Tool("python3"), Tool("ip"), Tool("ps")]
@@ -183,6 +184,19 @@ fn i24_ipv6_connects_and_datagrams_are_bypassed_and_the_v6_loopback_stays_inside
         assert!(text.starts_with("error ECONNREFUSED"), "{to}: {text}");
     }
     w.assert_nothing_left();
+}
+
+fn i24_a_blocking_connect_keeps_its_send_timeout() {
+    let w = world();
+    // Nothing holds 192.0.2.77 on the uplink: the connect waits for an ARP answer that never
+    // comes (EHOSTUNREACH after about 3 s). With SO_SNDTIMEO at 1 s, the kernel's blocking
+    // connect returns EINPROGRESS first, the connection going on, and so must a bypassed one.
+    let text = client(&w, &[], "connect-timeout 192.0.2.77 80 1");
+    assert!(text.contains("connect EINPROGRESS\n"), "{text}");
+    assert!(
+        text.contains(&format!("local {HOST}\n")),
+        "bypassed: {text}"
+    );
 }
 
 fn i24_a_server_inside_is_reached_only_through_publish() {

@@ -17,6 +17,9 @@ saw, one fact a line:
   listen-after-refused HOST PORT
                           a non-blocking connect to a closed port, then listen(2):
                           "listen ok" or "listen error ERRNO-NAME"
+  connect-timeout HOST PORT SECONDS
+                          a blocking connect(2) with SO_SNDTIMEO at SECONDS: "connect
+                          ERRNO-NAME" (or "connect ok"), then "local IP"
   race HOST PORT LOHOST LOPORT ROUNDS
                           connect(2) to HOST:PORT while another thread rewrites the address
                           to LOHOST:LOPORT and back (sending nothing): "answers A,..."
@@ -126,6 +129,15 @@ elif cmd == "listen-after-refused":
         print("listen ok")
     except OSError as e:
         print("listen error", errno.errorcode.get(e.errno, e.errno))
+elif cmd == "connect-timeout":
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(sys.argv[4]), 0))
+    try:
+        s.connect((host, port))
+        print("connect ok")
+    except OSError as e:
+        print("connect", errno.errorcode.get(e.errno, e.errno))
+    print("local", s.getsockname()[0])
 elif cmd == "race":
     libc = ctypes.CDLL(None, use_errno=True)
     good = struct.pack("!HH4s8x", 0, port, socket.inet_aton(host))

@@ -13,10 +13,13 @@
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::libc;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use nix::sys::uio::{RemoteIoVec, process_vm_readv};
 use nix::unistd::Pid;
 
@@ -44,6 +47,9 @@ pub enum Answer {
 pub struct Pending {
     pub id: u64,
     pub host: OwnedFd,
+    /// The program's SO_SNDTIMEO, if it set one: when this timer fires, the wait ends as the
+    /// kernel ends a blocking connect that timed out (EINPROGRESS, the connection going on).
+    pub timer: Option<TimerFd>,
     target: Target,
 }
 
@@ -172,6 +178,7 @@ fn connect(
         Ok(()) => finish(listener, n.id, &b.host, b.target, Answer::Value(0)),
         Err(Errno::EINPROGRESS) if blocking && b.kind.tcp() => Answer::Pending(Pending {
             id: n.id,
+            timer: send_timeout(&b.host).and_then(timer),
             host: b.host,
             target: b.target,
         }),
@@ -198,6 +205,42 @@ pub fn complete(listener: &OwnedFd, p: Pending) {
         Err(e) => Answer::Fail(e),
     };
     reply(listener, p.id, answer);
+}
+
+/// A pending connect's SO_SNDTIMEO ran out: its socket goes in place still connecting, and
+/// the program gets EINPROGRESS, as from the kernel's own blocking connect(2) (connect(2),
+/// socket(7) on SO_SNDTIMEO).
+pub fn timed_out(listener: &OwnedFd, p: Pending) {
+    let answer = finish(
+        listener,
+        p.id,
+        &p.host,
+        p.target,
+        Answer::Fail(Errno::EINPROGRESS),
+    );
+    reply(listener, p.id, answer);
+}
+
+/// The send timeout (SO_SNDTIMEO, a struct timeval) of `host`, which carries the program's
+/// options (socket.rs); None when there is none.
+fn send_timeout(host: &OwnedFd) -> Option<Duration> {
+    let mut tv = [0u8; 16];
+    let len = sys::getsockopt_raw(host, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &mut tv).ok()?;
+    if len != tv.len() {
+        return None;
+    }
+    let secs = u64::from_ne_bytes(tv[..8].try_into().ok()?);
+    let micros = u64::from_ne_bytes(tv[8..].try_into().ok()?);
+    let timeout = Duration::from_secs(secs) + Duration::from_micros(micros);
+    (!timeout.is_zero()).then_some(timeout)
+}
+
+fn timer(after: Duration) -> Option<TimerFd> {
+    let flags = TimerFlags::TFD_CLOEXEC | TimerFlags::TFD_NONBLOCK;
+    let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, flags).ok()?;
+    let when = Expiration::OneShot(TimeSpec::from_duration(after));
+    timer.set(when, TimerSetTimeFlags::empty()).ok()?;
+    Some(timer)
 }
 
 /// Install `host` at the program's descriptor, with its file's flags, and answer `answer`;

@@ -193,7 +193,8 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// The descriptors to poll: the listener (readable: a notification), then each pending
-    /// connect's host socket (writable: connected or failed).
+    /// connect's host socket (writable: connected or failed) and its timer, if it has one
+    /// (readable: the program's SO_SNDTIMEO ran out).
     pub fn interest(&self) -> Vec<PollFd<'_>> {
         let mut fds = Vec::new();
         if let Some(listener) = &self.listener {
@@ -201,29 +202,40 @@ impl Supervisor {
         }
         for p in &self.pending {
             fds.push(PollFd::new(p.host.as_fd(), PollFlags::POLLOUT));
+            if let Some(timer) = &p.timer {
+                fds.push(PollFd::new(timer.as_fd(), PollFlags::POLLIN));
+            }
         }
         fds
     }
 
     /// What poll said of [`Supervisor::interest`]'s descriptors, in the same order.
     pub fn on_events(&mut self, revents: &[PollFlags]) {
-        let (listener, pending) = match self.listener {
+        let (listener, mut rest) = match self.listener {
             Some(_) => (
                 revents.first().copied(),
                 revents.get(1..).unwrap_or_default(),
             ),
             None => (None, revents),
         };
-        let done: Vec<usize> = pending
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.is_empty())
-            .map(|(i, _)| i)
-            .collect();
-        for i in done.into_iter().rev() {
+        // Per pending connect: whether its socket is done, else whether its time ran out.
+        let mut ended = Vec::new();
+        for (i, p) in self.pending.iter().enumerate() {
+            let width = 1 + usize::from(p.timer.is_some());
+            let (own, next) = rest.split_at(width.min(rest.len()));
+            rest = next;
+            match own {
+                [socket, ..] if !socket.is_empty() => ended.push((i, false)),
+                [_, timer] if !timer.is_empty() => ended.push((i, true)),
+                _ => {}
+            }
+        }
+        for (i, timed_out) in ended.into_iter().rev() {
             let p = self.pending.remove(i);
-            if let Some(listener) = &self.listener {
-                handle::complete(listener, p);
+            match (&self.listener, timed_out) {
+                (Some(listener), false) => handle::complete(listener, p),
+                (Some(listener), true) => handle::timed_out(listener, p),
+                (None, _) => {}
             }
         }
         match listener {
