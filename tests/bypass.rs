@@ -19,6 +19,7 @@ common::tests! {
         i24_a_thread_rewriting_the_address_never_reaches_the_host_loopback,
         i24_dns_goes_through_the_helper_s_forwarder,
         i24_exit_status_is_the_command_s,
+        i24_a_join_of_a_bypass_session_is_bypassed_as_the_session_is,
         i24_a_blocking_connect_keeps_its_send_timeout,
         i24_ipv6_connects_and_datagrams_are_bypassed_and_the_v6_loopback_stays_inside,
         i24_bypass_where_a_filter_has_a_listener_already_fails_naming_why;
@@ -182,6 +183,50 @@ fn i24_ipv6_connects_and_datagrams_are_bypassed_and_the_v6_loopback_stays_inside
     for to in ["::1 8997", "::ffff:127.0.0.1 8999"] {
         let text = client(&w, &[], &format!("tcp {to}"));
         assert!(text.starts_with("error ECONNREFUSED"), "{to}: {text}");
+    }
+    w.assert_nothing_left();
+}
+
+fn i24_a_join_of_a_bypass_session_is_bypassed_as_the_session_is() {
+    let w = world();
+    // Without and with a pid namespace: the join execs COMMAND itself, or forks it there.
+    for (name, extra) in [("plain", None), ("pid", Some("--pid"))] {
+        let mut argv = vec![format!("--name={name}"), "--detach".into()];
+        argv.extend(
+            ["--net=bypass".to_string()]
+                .into_iter()
+                .chain(extra.map(String::from)),
+        );
+        let out = w.run(&argv);
+        assert_eq!(out.code(), Some(0), "{name}: {out:#?}");
+        let join = format!("--join={name}");
+        let text = w
+            .run(&[
+                join.as_str(),
+                "sh",
+                "-c",
+                &format!("python3 \"$BYPASS_CLIENT\" tcp {HOST} 9101"),
+            ])
+            .ok()
+            .to_string();
+        assert!(
+            text.contains(&format!("answer hello from {HOST}\nlocal {HOST}\n")),
+            "{name}: bypassed: {text}"
+        );
+        // The session's policy holds for the join: its loopback is its own.
+        let text = w
+            .run(&[
+                join.as_str(),
+                "sh",
+                "-c",
+                "python3 \"$BYPASS_CLIENT\" tcp 127.0.0.1 8999",
+            ])
+            .ok()
+            .to_string();
+        assert!(text.starts_with("error ECONNREFUSED"), "{name}: {text}");
+        let out = w.run(&[join.as_str(), "sh", "-c", "exit 7"]);
+        assert_eq!(out.code(), Some(7), "{name}: {out:#?}");
+        assert_eq!(w.run(&[&format!("--stop={name}")]).code(), Some(0));
     }
     w.assert_nothing_left();
 }

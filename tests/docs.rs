@@ -872,8 +872,10 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
             Item(
                 "The join rule",
                 "--join enters a session from the host without handing it anything of the \
-                 host. From its first step until it executes COMMAND the joining process is not \
-                 dumpable (PR_SET_DUMPABLE 0), so its /proc/PID/root, cwd, fd and exe are denied \
+                 host. From its first step until it executes COMMAND (a join of a --net=bypass \
+                 session: until a moment before, once it is wholly inside and holds nothing of \
+                 the host's; see below) the joining process is not dumpable \
+                 (PR_SET_DUMPABLE 0), so its /proc/PID/root, cwd, fd and exe are denied \
                  to every process without CAP_SYS_PTRACE over the host's user namespace, root \
                  inside the session included: before the fix a process inside a session \
                  without --pid, whose /proc is the host's, could open /proc/PID/root of a \
@@ -908,8 +910,11 @@ const BECOME_ROOT_SECTIONS: &[Section] = &[
                  failed may not listen (EOPNOTSUPP). What become-root cannot decide (another \
                  family, a 32-bit program, a process it cannot read) continues in the \
                  namespace, through the helper: it fails closed. io_uring fails with ENOSYS \
-                 there, since its operations pass no filter. Processes that --join a session \
-                 later are not filtered: their sockets are the namespace's.",
+                 there, since its operations pass no filter. A --join=NAME of such a session is filtered alike, and answered by \
+                 the joining become-root, which stays outside until COMMAND ends (it lets its \
+                 own pidfd_getfd(2) of the listener through by being dumpable for the moment \
+                 before execve(2)); a join by pid is not filtered: its sockets are the \
+                 namespace's. A blocking connect keeps the program's SO_SNDTIMEO.",
             ),
             Item(
                 "Hostile input",

@@ -87,6 +87,7 @@ impl Session {
             namespaces: Vec::new(),
             net,
             net_down: None,
+            bypass: None,
             cgroup: None,
             limits: None,
             boot: false,
@@ -121,19 +122,24 @@ impl Session {
             request,
         };
         if session.request.detach {
-            let log = session.open_log(again.is_some())?;
-            // COMMAND's stdin is /dev/null and its stdout the pipe to the log (logs.rs) from
-            // the start, become-root's own until the namespace process is cloned
-            // ([`Session::cloned`]); stderr stays the caller's until the namespaces are ready,
-            // so that a failed setup is reported where the caller sees it.
-            let (pipe_r, pipe_w) = process::pipe()?;
-            let null = File::open("/dev/null")
-                .map_err(|e| Error::sys("opening /dev/null", crate::sys::io_errno(&e)))?;
-            nix::unistd::dup2_stdin(&null).map_err(|e| Error::sys("redirecting stdin", e))?;
-            nix::unistd::dup2_stdout(&pipe_w).map_err(|e| Error::sys("redirecting stdout", e))?;
-            session.output = Some(super::logs::Output::new(pipe_r, log));
+            session.output_to_log(again.is_some())?;
         }
         Ok(Some(session))
+    }
+
+    /// A detached session's: COMMAND's stdin is /dev/null and its stdout the pipe to the log
+    /// (logs.rs) from the start, become-root's own until the namespace process is cloned
+    /// ([`Session::cloned`]); stderr stays the caller's until the namespaces are ready, so
+    /// that a failed setup is reported where the caller sees it.
+    fn output_to_log(&mut self, again: bool) -> Result<(), Error> {
+        let log = self.open_log(again)?;
+        let (pipe_r, pipe_w) = process::pipe()?;
+        let null = File::open("/dev/null")
+            .map_err(|e| Error::sys("opening /dev/null", crate::sys::io_errno(&e)))?;
+        nix::unistd::dup2_stdin(&null).map_err(|e| Error::sys("redirecting stdin", e))?;
+        nix::unistd::dup2_stdout(&pipe_w).map_err(|e| Error::sys("redirecting stdout", e))?;
+        self.output = Some(super::logs::Output::new(pipe_r, log));
+        Ok(())
     }
 
     /// The session's log: a new one, or (`again`, after a reboot) the one it has.
@@ -160,6 +166,11 @@ impl Session {
     /// Record which network helper runs (`--net=auto` may fall back to another).
     pub fn network_is(&mut self, program: &str) {
         self.shared().record.net = Some(program.to_string());
+    }
+
+    /// Record what a --net=bypass session's bypass allows (its joins are bypassed alike).
+    pub fn bypass_is(&mut self, policy: String) {
+        self.shared().record.bypass = Some(policy);
     }
 
     /// Record how --stop ends the session: a booted image (--boot) halts with SIGRTMIN+3 to

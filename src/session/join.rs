@@ -10,6 +10,8 @@
 //!   the joiner was in the session's user namespace (and so ptrace-accessible to root
 //!   there) but not yet in its mount namespace, and reach the host's `/` (D11: through 5 to
 //!   35 of 300 joins with a racing reader). execve(2) makes COMMAND dumpable again, inside.
+//!   A join of a --net=bypass session is dumpable a moment earlier, once it is wholly inside
+//!   and holds nothing of the host's ([`filter`]).
 //! - All namespaces are entered by one setns(2) on a pidfd of the session's process (Linux
 //!   5.8): root and working directory move with the credentials, in one system call.
 //! - The descriptors become-root opened are closed before COMMAND (close-on-exec, and the
@@ -78,6 +80,10 @@ pub(super) fn join(
     // arguments; if it ever did, the join must not go on exposed.
     nix::sys::prctl::set_dumpable(false).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
     let target = Target::resolve(spec)?;
+    let bypass = match target.bypass {
+        Some(policy) => Some(answer_outside(policy)?),
+        None => None,
+    };
     let containers = containers_join(&target, &words, warn_in);
     let command = joined_command(words, target.flags, &containers)?;
     // The caller's directory, looked up again by name inside (where a mount may cover it).
@@ -92,6 +98,7 @@ pub(super) fn join(
         cgroup,
         boot,
         containers: _,
+        bypass: _,
     } = target;
     let mover = into_session_cgroup(&label, cgroup.as_ref(), pid_ns)?;
     enter(&label, &pidfd, &kinds, flags)?;
@@ -101,7 +108,7 @@ pub(super) fn join(
     change_directory(chdir, here, cwd)?;
     if !pid_ns {
         // --uid, --gid, --cap-*, --no-new-privs: last, as in a new run.
-        return Err(match identity.apply() {
+        return Err(match identity.apply().and_then(|()| filter(bypass)) {
             Ok(()) => command.exec(),
             Err(e) => e,
         });
@@ -114,7 +121,71 @@ pub(super) fn join(
         true => process::console::Console::for_terminal()?,
         false => None,
     };
-    in_pid_namespace(command, identity, console, mover)
+    in_pid_namespace(command, identity, console, mover, bypass)
+}
+
+/// A join of a --net=bypass session: this process forks and stays outside, in the caller's
+/// network namespace, to answer the socket calls of the joined COMMAND as the session's
+/// become-root answers its own (net::bypass), and ends as the join does; the child goes on
+/// to join, with the channel to send its filter's listener on ([`filter`]).
+fn answer_outside(policy: crate::net::bypass::Policy) -> Result<Answered, Error> {
+    let (outside, inside) =
+        crate::net::bypass::join_channel().map_err(|e| Error::sys("socketpair", e))?;
+    let (alive_r, alive_w) = process::pipe()?;
+    // Forwarded from here on (signalfd); COMMAND's exec unblocks them.
+    process::block_forwarded_signals()?;
+    let child = match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
+        Forked::Child => {
+            drop((outside, alive_r));
+            // It dies with the answerer: a COMMAND whose listener is gone would get ENOSYS
+            // from every socket call it stops.
+            process::die_with_become_root(&alive_w);
+            return Ok(Answered {
+                channel: inside,
+                alive: alive_w,
+            });
+        }
+        Forked::Parent(child) => child,
+    };
+    drop((inside, alive_w));
+    let mut answerer = match crate::net::bypass::receive(outside, None, policy) {
+        Ok(answerer) => answerer,
+        Err(e) => {
+            // The child waits for our word, and ends without it: COMMAND never runs.
+            let _ = waitpid(child, None);
+            return Err(e.into());
+        }
+    };
+    let watch = process::Watch {
+        source: answerer.as_mut().map(|a| a as &mut dyn process::Source),
+        ..Default::default()
+    };
+    let ending = process::supervise(child, watch, &mut Vec::new(), &mut ())?;
+    drop(alive_r);
+    ending.finish()
+}
+
+/// What the joining child of [`answer_outside`] keeps: the channel to send its listener on,
+/// and the write end of a pipe only the answerer reads (process::parent), to die with it.
+struct Answered {
+    channel: OwnedFd,
+    alive: File,
+}
+
+/// Last before COMMAND of a join of a --net=bypass session: the filter, as in the session's
+/// own namespace process (net::bypass::install_inside). The process that installs it must
+/// let the process outside take copies of its listener (pidfd_getfd(2) asks for ptrace
+/// access, which a process that is not dumpable denies): dumpable again here, a moment
+/// before execve(2) makes it so anyway, once it holds nothing of the host's but the
+/// channel, whose other end takes only this message.
+fn filter(bypass: Option<Answered>) -> Result<(), Error> {
+    if let Some(Answered { channel, alive }) = bypass {
+        // Its ids may have changed (--uid), and the parent-death signal with them (D17).
+        process::die_with_become_root(&alive);
+        nix::sys::prctl::set_dumpable(true).map_err(|e| Error::sys("prctl(PR_SET_DUMPABLE)", e))?;
+        crate::net::bypass::install_inside(channel)?;
+    }
+    Ok(())
 }
 
 /// What a join of a containers namespace does more: podman's home there (under another map
@@ -252,6 +323,7 @@ fn in_pid_namespace(
     identity: &crate::identity::Identity,
     console: Option<process::console::Console>,
     mover: Option<crate::cgroup::Mover>,
+    bypass: Option<Answered>,
 ) -> Result<Infallible, Error> {
     process::block_forwarded_signals()?;
     let (go_r, go_w) = process::pipe()?;
@@ -260,10 +332,10 @@ fn in_pid_namespace(
     match sys::fork_process().map_err(|e| Error::sys("fork", e))? {
         Forked::Child => {
             drop((go_w, alive_r));
-            joined_child(go_r, &alive_w, console.as_ref(), identity, command)
+            joined_child(go_r, &alive_w, console.as_ref(), identity, command, bypass)
         }
         Forked::Parent(child) => {
-            drop(go_r);
+            drop((go_r, bypass));
             if let Some(mover) = mover
                 && let Err(e) = mover.finish(child)
             {
@@ -295,6 +367,7 @@ fn joined_child(
     console: Option<&process::console::Console>,
     identity: &crate::identity::Identity,
     command: Command,
+    bypass: Option<Answered>,
 ) -> ! {
     let mut word = [0u8; 1];
     let go = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
@@ -311,6 +384,7 @@ fn joined_child(
         // clears the parent-death signal, so it is armed again (D17).
         identity.apply()?;
         process::die_with_become_root(alive_w);
+        filter(bypass)?;
         Err(command.exec())
     };
     let Err(e) = start();

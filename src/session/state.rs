@@ -189,6 +189,7 @@ impl StateDir {
                     namespaces: Vec::new(),
                     net: None,
                     net_down: None,
+                    bypass: None,
                     cgroup: None,
                     limits: None,
                     boot: false,

@@ -38,6 +38,8 @@ pub(super) struct Target {
     pub(super) boot: bool,
     /// A containers namespace's (containers::namespace): what it was made for.
     pub(super) containers: Option<Containers>,
+    /// A --net=bypass session's: what its bypass allows, for the join's COMMAND too.
+    pub(super) bypass: Option<crate::net::bypass::Policy>,
 }
 
 /// What `--join=NAME|PID` names: a pid, its label for messages, and for a session its state
@@ -66,6 +68,10 @@ impl Target {
         Ok(Target {
             boot: record.is_some_and(|r| r.boot),
             containers: record.and_then(|r| r.containers.clone()),
+            bypass: record
+                .filter(|_| flags.contains(CloneFlags::CLONE_NEWNET))
+                .and_then(|r| r.bypass.as_deref())
+                .and_then(crate::net::bypass::Policy::parse),
             label: located.label,
             pidfd,
             kinds,

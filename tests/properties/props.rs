@@ -2080,6 +2080,9 @@ pub mod session {
             net_down: src
                 .coin()
                 .then(|| src.string(&['a', ' ', '=', ':', 'ä', '9'], 12)),
+            bypass: src
+                .coin()
+                .then(|| src.string(&['1', '0', '.', '/', ' ', 'i', 'p', '6', '='], 16)),
             cgroup: src
                 .coin()
                 .then(|| src.string(&['/', ' ', '=', 'b', 'ä', '9'], 12)),

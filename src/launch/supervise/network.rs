@@ -29,6 +29,9 @@ impl Run<'_> {
         }
         if let (Some(session), Some(driver)) = (self.session.as_mut(), self.driver) {
             session.network_is(driver.program());
+            if planned.bypass {
+                session.bypass_is(policy_of(planned).describe());
+            }
         }
         Ok(())
     }
@@ -69,12 +72,7 @@ impl Run<'_> {
             self.helper = Some(helper);
         }
         if let (Some(channel), Some(net)) = (self.bypass_channel.take(), &self.plan.connected) {
-            let policy = net::bypass::Policy {
-                cidr: net.addressing.cidr.unwrap_or(net::addressing::DEFAULT_CIDR),
-                ipv6: net.addressing.ipv6,
-                allow_host_loopback: net.allow_host_loopback,
-            };
-            self.bypass = net::bypass::receive(channel, self.child(), policy)?;
+            self.bypass = net::bypass::receive(channel, Some(self.child()), policy_of(net))?;
         }
         Ok(())
     }
@@ -88,5 +86,14 @@ impl process::Source for net::bypass::Supervisor {
 
     fn on_events(&mut self, revents: &[nix::poll::PollFlags]) {
         net::bypass::Supervisor::on_events(self, revents)
+    }
+}
+
+/// What the bypass of a run with network `net` allows.
+fn policy_of(net: &net::NetPlan) -> net::bypass::Policy {
+    net::bypass::Policy {
+        cidr: net.addressing.cidr.unwrap_or(net::addressing::DEFAULT_CIDR),
+        ipv6: net.addressing.ipv6,
+        allow_host_loopback: net.allow_host_loopback,
     }
 }

@@ -138,18 +138,30 @@ pub fn install_inside(channel: OwnedFd) -> Result<(), BypassError> {
     Ok(())
 }
 
-/// become-root's side: copies of the listener and the templates of the namespace process
-/// `child`, once it says their numbers; None when it ended first (it failed, and reports
-/// that itself).
+/// A join's channel (session::join): the sender is a process become-root did not fork
+/// itself (the joined COMMAND, in the session's pid namespace): each message carries its
+/// pid as become-root's pid namespace sees it (SO_PASSCRED, unix(7)).
+pub fn join_channel() -> nix::Result<(OwnedFd, OwnedFd)> {
+    let (outside, inside) = channel()?;
+    nix::sys::socket::setsockopt(&outside, nix::sys::socket::sockopt::PassCred, &true)?;
+    Ok((outside, inside))
+}
+
+/// become-root's side: copies of the listener and the templates of the process that
+/// installed the filter, once it says their numbers: `child`, or with None the sender the
+/// message's credentials name ([`join_channel`]); None when it ended first (it failed, and
+/// reports that itself).
 pub fn receive(
     channel: OwnedFd,
-    child: nix::unistd::Pid,
+    child: Option<nix::unistd::Pid>,
     policy: Policy,
 ) -> Result<Option<Supervisor>, BypassError> {
     let mut bytes = [0u8; 4 * 5];
-    let n = match nix::unistd::read(&channel, &mut bytes) {
-        Ok(n) if n >= 4 => n,
-        _ => return Ok(None),
+    let Some((n, sender)) = read_numbers(&channel, &mut bytes) else {
+        return Ok(None);
+    };
+    let Some(child) = child.or(sender) else {
+        return Ok(None);
     };
     let taken: nix::Result<Vec<OwnedFd>> = sys::pidfd_open(child).and_then(|pidfd| {
         bytes[..n]
@@ -179,6 +191,33 @@ pub fn receive(
         policy,
         pending: Vec::new(),
     }))
+}
+
+/// The numbers the installer sent (at least one) and, when the message carries credentials,
+/// its pid.
+fn read_numbers(channel: &OwnedFd, bytes: &mut [u8]) -> Option<(usize, Option<nix::unistd::Pid>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [std::io::IoSliceMut::new(bytes)];
+    let mut space = nix::cmsg_space!(libc::ucred);
+    let msg = loop {
+        match recvmsg::<()>(
+            channel.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::Error::EINTR) => {}
+            Ok(msg) if msg.bytes >= 4 => break msg,
+            _ => return None,
+        }
+    };
+    let sender = msg.cmsgs().ok()?.find_map(|c| match c {
+        ControlMessageOwned::ScmCredentials(creds) if creds.pid() > 0 => {
+            Some(nix::unistd::Pid::from_raw(creds.pid()))
+        }
+        _ => None,
+    });
+    Some((msg.bytes, sender))
 }
 
 /// become-root's answerer of the namespace's socket calls: the listener, what it knows of

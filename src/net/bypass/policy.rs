@@ -33,6 +33,38 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// The policy in words, as a session's record keeps it for its joins:
+    /// `10.0.2.0/24 ipv6 host-loopback` (the last two only when set).
+    pub fn describe(&self) -> String {
+        let mut words = self.cidr.to_string();
+        if self.ipv6 {
+            words.push_str(" ipv6");
+        }
+        if self.allow_host_loopback {
+            words.push_str(" host-loopback");
+        }
+        words
+    }
+
+    /// [`Policy::describe`]'s words read back; None for anything else.
+    pub fn parse(text: &str) -> Option<Policy> {
+        let mut words = text.split_whitespace();
+        let mut policy = Policy {
+            cidr: Cidr::parse(words.next()?).ok()?,
+            ..Policy::default()
+        };
+        for word in words {
+            match word {
+                "ipv6" => policy.ipv6 = true,
+                "host-loopback" => policy.allow_host_loopback = true,
+                _ => return None,
+            }
+        }
+        Some(policy)
+    }
+}
+
 /// Where a connection or datagram to a destination goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -187,6 +219,23 @@ mod tests {
 
     fn host(s: &str) -> Verdict {
         Verdict::Host(s.parse().unwrap())
+    }
+
+    #[test]
+    fn a_policy_in_words_reads_back_as_itself() {
+        let cidr = Cidr::parse("10.42.0.0/24").unwrap();
+        for (ipv6, allow_host_loopback) in [(false, false), (true, false), (true, true)] {
+            let p = Policy {
+                cidr,
+                ipv6,
+                allow_host_loopback,
+            };
+            assert_eq!(Policy::parse(&p.describe()), Some(p), "{}", p.describe());
+        }
+        assert_eq!(Policy::default().describe(), "10.0.2.0/24");
+        for bad in ["", "10.0.2.0/24 ipv7", "ten ipv6"] {
+            assert_eq!(Policy::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
