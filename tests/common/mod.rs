@@ -951,6 +951,9 @@ impl Drop for World {
             }
         }
         let _ = fs::remove_dir_all(&self.dir);
+        // The state directory a run without XDG_RUNTIME_DIR makes for its user (session::
+        // record's state_dir_for), empty once its sessions are gone: gone with the World.
+        let _ = fs::remove_dir(format!("/tmp/become-root-{}", self.uid));
     }
 }
 
