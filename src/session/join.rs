@@ -174,10 +174,13 @@ struct Answered {
 
 /// Last before COMMAND of a join of a --net=bypass session: the filter, as in the session's
 /// own namespace process (net::bypass::install_inside). The process that installs it must
-/// let the process outside take copies of its listener (pidfd_getfd(2) asks for ptrace
-/// access, which a process that is not dumpable denies): dumpable again here, a moment
-/// before execve(2) makes it so anyway, once it holds nothing of the host's but the
-/// channel, whose other end takes only this message.
+/// let the process outside take copies of its listener: pidfd_getfd(2) asks for
+/// PTRACE_MODE_ATTACH_REALCREDS, which a process that is not dumpable denies to anyone
+/// without CAP_SYS_PTRACE (ptrace(2), "ptrace access mode checking"). So it is dumpable
+/// again here, a moment before execve(2) makes it so anyway: by now it is in every
+/// namespace of the session, its root and directory are the session's (the join rule's D11
+/// window is closed), and it holds nothing of the host's but the channel, whose other end
+/// takes one message and copies only descriptors of this process.
 fn filter(bypass: Option<Answered>) -> Result<(), Error> {
     if let Some(Answered { channel, alive }) = bypass {
         // Its ids may have changed (--uid), and the parent-death signal with them (D17).
