@@ -12,8 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::sys::socket::{
-    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, recvmsg, sendto,
-    setsockopt, socket, sockopt,
+    AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr, sendto, setsockopt, socket, sockopt,
 };
 
 use crate::error::Error;
@@ -73,25 +72,7 @@ impl Listener {
     /// The next message and its sender's pid, without waiting; `None` when there is none.
     pub fn receive(&self) -> Option<(Option<i32>, String)> {
         let mut buf = [0u8; 4096];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!(nix::libc::ucred);
-        let msg = loop {
-            match recvmsg::<()>(
-                self.socket.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(msg) => break msg,
-                Err(nix::Error::EINTR) => {}
-                Err(_) => return None,
-            }
-        };
-        let pid = msg.cmsgs().ok()?.find_map(|c| match c {
-            ControlMessageOwned::ScmCredentials(creds) => Some(creds.pid()),
-            _ => None,
-        });
-        let len = msg.bytes;
+        let (len, pid) = crate::sys::recv_with_sender(&self.socket, &mut buf).ok()?;
         Some((pid, String::from_utf8_lossy(&buf[..len]).into_owned()))
     }
 }

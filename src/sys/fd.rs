@@ -316,3 +316,29 @@ pub fn adopt_pipe(fd: i32) -> Option<OwnedFd> {
     .ok()?;
     Some(owned)
 }
+
+/// One message from unix socket `fd` into `buf` (retried on EINTR): its length and, when the
+/// socket has SO_PASSCRED, the sender's pid as this process's pid namespace sees it
+/// (SCM_CREDENTIALS, unix(7); None where the sender is in no ancestor of it, which the
+/// kernel reports as 0).
+pub fn recv_with_sender(fd: &impl AsRawFd, buf: &mut [u8]) -> nix::Result<(usize, Option<i32>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(libc::ucred);
+    let msg = loop {
+        match recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => {}
+            done => break done?,
+        }
+    };
+    let sender = msg.cmsgs()?.find_map(|c| match c {
+        ControlMessageOwned::ScmCredentials(creds) if creds.pid() > 0 => Some(creds.pid()),
+        _ => None,
+    });
+    Ok((msg.bytes, sender))
+}

@@ -157,8 +157,9 @@ pub fn receive(
     policy: Policy,
 ) -> Result<Option<Supervisor>, BypassError> {
     let mut bytes = [0u8; 4 * 5];
-    let Some((n, sender)) = read_numbers(&channel, &mut bytes) else {
-        return Ok(None);
+    let (n, sender) = match sys::recv_with_sender(&channel, &mut bytes) {
+        Ok((n, sender)) if n >= 4 => (n, sender.map(nix::unistd::Pid::from_raw)),
+        _ => return Ok(None),
     };
     let Some(child) = child.or(sender) else {
         return Ok(None);
@@ -191,33 +192,6 @@ pub fn receive(
         policy,
         pending: Vec::new(),
     }))
-}
-
-/// The numbers the installer sent (at least one) and, when the message carries credentials,
-/// its pid.
-fn read_numbers(channel: &OwnedFd, bytes: &mut [u8]) -> Option<(usize, Option<nix::unistd::Pid>)> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut iov = [std::io::IoSliceMut::new(bytes)];
-    let mut space = nix::cmsg_space!(libc::ucred);
-    let msg = loop {
-        match recvmsg::<()>(
-            channel.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(nix::Error::EINTR) => {}
-            Ok(msg) if msg.bytes >= 4 => break msg,
-            _ => return None,
-        }
-    };
-    let sender = msg.cmsgs().ok()?.find_map(|c| match c {
-        ControlMessageOwned::ScmCredentials(creds) if creds.pid() > 0 => {
-            Some(nix::unistd::Pid::from_raw(creds.pid()))
-        }
-        _ => None,
-    });
-    Some((msg.bytes, sender))
 }
 
 /// become-root's answerer of the namespace's socket calls: the listener, what it knows of
