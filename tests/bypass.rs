@@ -326,6 +326,21 @@ kill -KILL $pid; wait $pid; echo kill=$?"#,
     assert!(out.ok().contains("kill=137"), "{out:#?}");
     let left = w.wait_no_leftovers();
     assert!(left.is_empty(), "left behind: {left:?}");
+    // A join of a bypass session (no pid namespace, so nothing of the session's would end
+    // its COMMAND): its COMMAND dies with the become-root that answers for it.
+    let out = w.run(&["--name=kj", "--detach", "--net=bypass"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let script = format!(
+        r#""$BR" --join=kj sh -c 'exec sleep 301' & pid=$!
+{until} sh -c 'ps -u "$(id -u)" -o args= | grep -qx "sleep 301"'
+kill -KILL $pid; wait $pid; echo kill=$?"#,
+        until = World::until()
+    );
+    let out = w.sh(&script);
+    assert!(out.ok().contains("kill=137"), "{out:#?}");
+    assert_eq!(w.run(&["--stop=kj"]).code(), Some(0));
+    let left = w.wait_no_leftovers();
+    assert!(left.is_empty(), "left behind by the join: {left:?}");
 }
 
 fn i24_bypass_where_a_filter_has_a_listener_already_fails_naming_why() {
